@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "log.h"
+
+void config_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->domid = -1;
+	cfg->tpm_version = TPM_VERSION_2;
+	cfg->log_level = LOG_LVL_INFO;
+	cfg->socket_mode = 0600;
+	cfg->client_timeout_ms = 10000;
+}
+
+int config_parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtol(s, &end, 0);
+	if (errno || *end != '\0' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int config_parse_uuid(const char *s, uint8_t out[16])
+{
+	size_t n = 0;
+
+	if (!s || strlen(s) != 36)
+		return -EINVAL;
+	for (size_t i = 0; i < 36;) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return -EINVAL;
+			i++;
+			continue;
+		}
+		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		out[n++] = (uint8_t)(hi << 4 | lo);
+		i += 2;
+	}
+	return 0;
+}
+
+void config_format_uuid(const uint8_t u[16], char out[37])
+{
+	snprintf(out, 37,
+		 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+		 "%02x%02x%02x%02x%02x%02x",
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9],
+		 u[10], u[11], u[12], u[13], u[14], u[15]);
+}
+
+int config_parse_transport(const char *s, struct transport_spec *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (strcmp(s, "xen-ring") == 0) {
+		out->kind = TRANSPORT_XEN_RING;
+		return 0;
+	}
+	if (strncmp(s, "unix:", 5) == 0) {
+		const char *p = s + 5;
+		/* PATH.ctrl must fit in sun_path too. */
+		if (*p == '\0' || strlen(p) + 5 >= sizeof(out->path))
+			return -EINVAL;
+		out->kind = TRANSPORT_UNIX;
+		strcpy(out->path, p);
+		return 0;
+	}
+	if (strncmp(s, "tcp:", 4) == 0) {
+		const char *hp = s + 4;
+		const char *colon = strrchr(hp, ':');
+		unsigned char buf[sizeof(struct in6_addr)];
+		size_t hlen;
+		long port;
+
+		if (!colon)
+			return -EINVAL;
+		hlen = (size_t)(colon - hp);
+		if (hlen >= 2 && hp[0] == '[' && hp[hlen - 1] == ']') {
+			hp++;
+			hlen -= 2;
+		}
+		if (hlen == 0 || hlen >= sizeof(out->host))
+			return -EINVAL;
+		memcpy(out->host, hp, hlen);
+		out->host[hlen] = '\0';
+		if (inet_pton(AF_INET, out->host, buf) != 1 &&
+		    inet_pton(AF_INET6, out->host, buf) != 1)
+			return -EINVAL;
+		/* The control channel takes port + 1. */
+		if (config_parse_long(colon + 1, 1, 65534, &port))
+			return -EINVAL;
+		out->kind = TRANSPORT_TCP;
+		out->port = (uint16_t)port;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int copy_str(char *dst, size_t dstlen, const char *v)
+{
+	if (strlen(v) >= dstlen)
+		return -ENAMETOOLONG;
+	strcpy(dst, v);
+	return 0;
+}
+
+int config_set(struct config *cfg, const char *key, const char *v, char *err,
+	       size_t errlen)
+{
+	long n;
+	int rc = 0;
+
+	if (!v)
+		v = "";
+	if (strcmp(key, "role") == 0) {
+		if (strcmp(v, "instance") == 0)
+			cfg->role = ROLE_INSTANCE;
+		else if (strcmp(v, "manager") == 0)
+			cfg->role = ROLE_MANAGER;
+		else
+			rc = -EINVAL;
+	} else if (strcmp(key, "domid") == 0) {
+		/* DOMID_FIRST_RESERVED is 0x7ff0. */
+		rc = config_parse_long(v, 0, 0x7fef, &n);
+		if (!rc)
+			cfg->domid = n;
+	} else if (strcmp(key, "uuid") == 0) {
+		rc = config_parse_uuid(v, cfg->uuid);
+		if (!rc)
+			cfg->have_uuid = true;
+	} else if (strcmp(key, "transport") == 0) {
+		rc = config_parse_transport(v, &cfg->transport);
+	} else if (strcmp(key, "state-dir") == 0) {
+		rc = *v ? copy_str(cfg->state_dir, sizeof(cfg->state_dir), v)
+			: -EINVAL;
+	} else if (strcmp(key, "state-key") == 0) {
+		rc = *v ? copy_str(cfg->state_key, sizeof(cfg->state_key), v)
+			: -EINVAL;
+	} else if (strcmp(key, "manager") == 0) {
+		rc = *v ? copy_str(cfg->manager, sizeof(cfg->manager), v)
+			: -EINVAL;
+	} else if (strcmp(key, "tpm-version") == 0) {
+		if (strcmp(v, "2.0") == 0 || strcmp(v, "2") == 0)
+			cfg->tpm_version = TPM_VERSION_2;
+		else if (strcmp(v, "1.2") == 0)
+			cfg->tpm_version = TPM_VERSION_1_2;
+		else
+			rc = -EINVAL;
+	} else if (strcmp(key, "log-level") == 0) {
+		int lvl = log_level_parse(v);
+		if (lvl < 0)
+			rc = -EINVAL;
+		else
+			cfg->log_level = lvl;
+	} else if (strcmp(key, "socket-group") == 0) {
+		rc = copy_str(cfg->socket_group, sizeof(cfg->socket_group), v);
+	} else if (strcmp(key, "socket-mode") == 0) {
+		char *end;
+		errno = 0;
+		unsigned long m = strtoul(v, &end, 8);
+		/* Never world-accessible, never executable. */
+		if (errno || *v == '\0' || *end != '\0' || (m & ~0660UL) ||
+		    !(m & 0600))
+			rc = -EINVAL;
+		else
+			cfg->socket_mode = (unsigned int)m;
+	} else if (strcmp(key, "buffer-size") == 0) {
+		rc = config_parse_long(v, 0, 1 << 20, &n);
+		if (!rc)
+			cfg->buffer_size = (uint32_t)n;
+	} else if (strcmp(key, "client-timeout-ms") == 0) {
+		rc = config_parse_long(v, 10, 3600L * 1000, &n);
+		if (!rc)
+			cfg->client_timeout_ms = n;
+	} else {
+		snprintf(err, errlen, "unknown option '%s'", key);
+		return -EINVAL;
+	}
+	if (rc) {
+		snprintf(err, errlen, "invalid value '%s' for option '%s'", v,
+			 key);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+struct ini_ctx {
+	struct config *cfg;
+	char *err;
+	size_t errlen;
+	int rc;
+};
+
+static int config_ini_entry(void *user, const char *section, const char *name,
+		       const char *value)
+{
+	struct ini_ctx *c = user;
+	char sub[CONFIG_ERR_MAX];
+
+	if (c->rc)
+		return 0;
+	/* "[vtpm-service]" and "[instance]" both hold instance options;
+	 * the manager's section is reserved for its own issue. */
+	if (section[0] && strcmp(section, "vtpm-service") != 0 &&
+	    strcmp(section, "instance") != 0) {
+		snprintf(c->err, c->errlen, "unknown section [%s]", section);
+		c->rc = -EINVAL;
+		return 0;
+	}
+	if (config_set(c->cfg, name, value, sub, sizeof(sub))) {
+		snprintf(c->err, c->errlen, "%s", sub);
+		c->rc = -EINVAL;
+		return 0;
+	}
+	return 1;
+}
+
+int config_load_file(struct config *cfg, const char *path, char *err,
+		     size_t errlen)
+{
+	struct ini_ctx c = { cfg, err, errlen, 0 };
+	int line = ini_parse(path, config_ini_entry, &c);
+
+	if (line == -1) {
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+			 strerror(errno));
+		return -ENOENT;
+	}
+	if (line == -2) {
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -ENOMEM;
+	}
+	if (c.rc) {
+		char tmp[CONFIG_ERR_MAX];
+		snprintf(tmp, sizeof(tmp), "%s", err);
+		snprintf(err, errlen, "%s: %s", path, tmp);
+		return c.rc;
+	}
+	if (line > 0) {
+		snprintf(err, errlen, "%s:%d: syntax error", path, line);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int config_validate(const struct config *cfg, char *err, size_t errlen)
+{
+	if (cfg->role == ROLE_NONE) {
+		snprintf(err, errlen, "--role=instance or --role=manager is required");
+		return -EINVAL;
+	}
+	if (cfg->role != ROLE_INSTANCE)
+		return 0;
+	if (cfg->domid < 0) {
+		snprintf(err, errlen, "--domid N is required for --role=instance");
+		return -EINVAL;
+	}
+	if (cfg->transport.kind == TRANSPORT_NONE) {
+		snprintf(err, errlen,
+			 "--transport unix:PATH, tcp:ADDR:PORT or xen-ring is required");
+		return -EINVAL;
+	}
+	if (!cfg->state_dir[0]) {
+		snprintf(err, errlen, "--state-dir DIR is required");
+		return -EINVAL;
+	}
+	if (!cfg->state_key[0] && !cfg->manager[0]) {
+		snprintf(err, errlen, "--state-key FILE or --manager PATH is required");
+		return -EINVAL;
+	}
+	if (cfg->state_key[0] && cfg->manager[0]) {
+		snprintf(err, errlen, "--state-key and --manager exclude each other");
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,481 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The instance role: one vTPM.  Loads and verifies its state, boots the
+ * engine, serves one transport, and runs every engine job in order.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "keyfile.h"
+#include "log.h"
+#include "statefile.h"
+#include "store.h"
+#include "tpmframe.h"
+#include "vtpm.h"
+
+extern const struct transport_ops unix_socket_transport_ops;
+
+static void run_next(struct vtpm *v);
+
+/* ---- the job queue ---- */
+
+void vtpm_submit(struct vtpm *v, struct vtpm_job *job)
+{
+	job->owner = v;
+	job->next = NULL;
+	job->status = 0;
+	job->rsp = NULL;
+	job->rsp_len = 0;
+	if (v->stopping) {
+		job->status = -ECANCELED;
+		job->done(job);
+		return;
+	}
+	if (v->tail)
+		v->tail->next = job;
+	else
+		v->head = job;
+	v->tail = job;
+	run_next(v);
+}
+
+bool vtpm_withdraw(struct vtpm *v, struct vtpm_job *job)
+{
+	struct vtpm_job **pp = &v->head, *prev = NULL;
+
+	if (v->cur == job)
+		return false;
+	while (*pp) {
+		if (*pp == job) {
+			*pp = job->next;
+			if (v->tail == job)
+				v->tail = prev;
+			return true;
+		}
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	return true;
+}
+
+void vtpm_cancel(struct vtpm *v)
+{
+	if (v->cur && v->cur->kind == VTPM_JOB_CMD && v->cur->offloop)
+		engine_cancel(&v->eng);
+}
+
+static void run_cmd(struct vtpm *v, struct vtpm_job *job)
+{
+	if (job->locality >= 0)
+		v->eng.locality = job->locality;
+	engine_process(&v->eng, job->cmd, job->cmd_len, &job->rsp,
+		       &job->rsp_len);
+}
+
+static void job_work(uv_work_t *w)
+{
+	struct vtpm_job *job = w->data;
+	struct vtpm *v = job->owner;
+
+	if (job->offloop)
+		run_cmd(v, job);
+	job->persist_rc = engine_persist(&v->eng);
+}
+
+static void job_finish(struct vtpm *v, struct vtpm_job *job)
+{
+	static uint8_t failrsp[TPM_HEADER_LEN];
+
+	if (job->persist_rc) {
+		/*
+		 * The TPM changed but the change is not on disk.  Answering
+		 * success would be a lie and carrying on would serve state
+		 * that a restart loses: fail this command and stop; a
+		 * restart resumes from the last durable state.
+		 */
+		log_errx("cannot write state file %s: %s; stopping",
+			 v->eng.state_name, strerror(-job->persist_rc));
+		if (job->kind == VTPM_JOB_CMD) {
+			tpm_error_response(failrsp,
+					   v->eng.version == TPM_VERSION_2,
+					   v->eng.version == TPM_VERSION_2 ? 0x101
+									   : 0x9);
+			job->rsp = failrsp;
+			job->rsp_len = TPM_HEADER_LEN;
+		}
+		job->status = -EIO;
+		v->cur = NULL;
+		job->done(job);
+		vtpm_shutdown(v, 1);
+		return;
+	}
+	v->cur = NULL;
+	job->done(job);
+	run_next(v);
+}
+
+static void job_after_work(uv_work_t *w, int status)
+{
+	struct vtpm_job *job = w->data;
+
+	(void)status;
+	job_finish(job->owner, job);
+}
+
+static void finish_shutdown(struct vtpm *v);
+
+static void run_next(struct vtpm *v)
+{
+	struct vtpm_job *job;
+
+	while (!v->cur && v->head) {
+		job = v->head;
+		v->head = job->next;
+		if (!v->head)
+			v->tail = NULL;
+		v->cur = job;
+		job->persist_rc = 0;
+		if (job->kind == VTPM_JOB_CMD) {
+			job->offloop = !engine_cmd_is_quick(&v->eng, job->cmd,
+							    job->cmd_len);
+			if (!job->offloop)
+				run_cmd(v, job);
+		} else {
+			job->offloop = false;
+			job->call(v, job);
+		}
+		if (job->offloop || v->eng.dirty) {
+			job->work.data = job;
+			uv_queue_work(v->loop, &job->work, job_work,
+				      job_after_work);
+			return;
+		}
+		v->cur = NULL;
+		job->done(job);
+	}
+	if (v->stopping && !v->cur)
+		finish_shutdown(v);
+}
+
+/* ---- shutdown ---- */
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void watermark_work(uv_work_t *w)
+{
+	struct vtpm *v = w->data;
+	uint64_t gen = w == &v->start_mark_work ? v->start_mark_gen
+						: v->eng.meta.generation;
+	int rc = engine_write_watermark(&v->eng, gen);
+
+	if (rc)
+		log_warnx("cannot write generation watermark %s: %s",
+			  v->eng.mark_name, strerror(-rc));
+}
+
+static void final_after(uv_work_t *w, int status)
+{
+	struct vtpm *v = w->data;
+
+	(void)status;
+	engine_power_off(&v->eng);
+	log_info("stopped at state generation %llu",
+		 (unsigned long long)v->eng.meta.generation);
+	uv_walk(v->loop, close_walk_cb, NULL);
+}
+
+static void finish_shutdown(struct vtpm *v)
+{
+	static bool done;
+
+	if (done || !v->transport_stopped || v->start_mark_busy)
+		return;
+	done = true;
+	/* Record how far this vTPM got, so an older file is refused. */
+	v->final_work.data = v;
+	if (v->exit_code == 0)
+		uv_queue_work(v->loop, &v->final_work, watermark_work,
+			      final_after);
+	else
+		final_after(&v->final_work, 0);
+}
+
+static void transport_stopped(struct transport *t)
+{
+	struct vtpm *v = t->vtpm;
+
+	v->transport_stopped = true;
+	if (!v->cur)
+		finish_shutdown(v);
+}
+
+void vtpm_shutdown(struct vtpm *v, int exit_code)
+{
+	struct vtpm_job *job;
+
+	if (exit_code > v->exit_code)
+		v->exit_code = exit_code;
+	if (v->stopping)
+		return;
+	v->stopping = true;
+	/* Queued jobs never started: their clients get no answer. */
+	while ((job = v->head)) {
+		v->head = job->next;
+		job->status = -ECANCELED;
+		job->done(job);
+	}
+	v->tail = NULL;
+	v->transport.ops->stop(&v->transport, transport_stopped);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct vtpm *v = s->data;
+
+	log_info("signal %d: finishing the running command and stopping",
+		 signum);
+	vtpm_shutdown(v, 0);
+}
+
+/* ---- start-up ---- */
+
+static int open_state_dir(const char *path)
+{
+	int fd;
+
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Two processes on one state file would undo each other's writes. */
+static int lock_state(int dirfd, const char *name)
+{
+	char lockname[160];
+	int fd;
+
+	snprintf(lockname, sizeof(lockname), "%s.lock", name);
+	fd = openat(dirfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd; /* held until exit */
+}
+
+static int read_watermark(int dirfd, const char *name,
+			  const struct state_keys *keys, bool *have,
+			  uint8_t uuid[16], uint64_t *gen, char *err,
+			  size_t errlen)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	*have = false;
+	rc = store_read(dirfd, name, 4096, &buf, &len);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
+		return rc;
+	}
+	if (len == WATERMARK_LEN)
+		memcpy(uuid, buf + 8, 16);
+	rc = watermark_decode(keys, buf, len, uuid, gen);
+	free(buf);
+	if (rc) {
+		snprintf(err, errlen, "%s: generation watermark: %s", name,
+			 statefile_strerror(rc));
+		return rc;
+	}
+	*have = true;
+	return 0;
+}
+
+static void set_log_subject(const struct config *cfg, const uint8_t *uuid)
+{
+	char subj[64], us[37];
+
+	if (uuid) {
+		config_format_uuid(uuid, us);
+		snprintf(subj, sizeof(subj), "dom%ld/%s", cfg->domid, us);
+	} else {
+		snprintf(subj, sizeof(subj), "dom%ld", cfg->domid);
+	}
+	log_set_subject(subj);
+}
+
+static void watermark_start_after(uv_work_t *w, int status)
+{
+	struct vtpm *v = w->data;
+
+	(void)status;
+	v->start_mark_busy = false;
+	if (v->stopping && !v->cur)
+		finish_shutdown(v);
+}
+
+int instance_main(const struct config *cfg)
+{
+	static struct vtpm vtpm;
+	struct vtpm *v = &vtpm;
+	struct engine_load_result res;
+	struct statefile_expect exp;
+	struct state_keys keys;
+	uint8_t master[32], wuuid[16];
+	char err[300], name[128], markname[140];
+	uint64_t wgen = 0;
+	bool have_mark;
+	int dirfd, lockfd, rc;
+	uint32_t src;
+
+	set_log_subject(cfg, cfg->have_uuid ? cfg->uuid : NULL);
+	if (cfg->manager[0])
+		fatalx("--manager is not implemented yet (manager role issue); "
+		       "use --state-key FILE");
+	if (cfg->transport.kind == TRANSPORT_XEN_RING)
+		fatalx("--transport xen-ring is not implemented yet");
+
+	rc = keyfile_load(cfg->state_key, master, err, sizeof(err));
+	if (rc)
+		fatalx("state key: %s", err);
+	rc = state_keys_derive(master, &keys);
+	OPENSSL_cleanse(master, sizeof(master));
+	if (rc)
+		fatalx("cannot derive state keys");
+
+	dirfd = open_state_dir(cfg->state_dir);
+	if (dirfd < 0)
+		fatalx("state directory %s: %s", cfg->state_dir,
+		       strerror(-dirfd));
+	if (cfg->have_uuid) {
+		char us[37];
+		config_format_uuid(cfg->uuid, us);
+		snprintf(name, sizeof(name), "vtpm-%s.state", us);
+	} else {
+		snprintf(name, sizeof(name), "vtpm-dom%ld.state", cfg->domid);
+	}
+	snprintf(markname, sizeof(markname), "%s.gen", name);
+	lockfd = lock_state(dirfd, name);
+	if (lockfd < 0)
+		fatalx("%s/%s: %s", cfg->state_dir, name,
+		       lockfd == -EWOULDBLOCK
+			       ? "in use by another vtpm-service process"
+			       : strerror(-lockfd));
+
+	rc = read_watermark(dirfd, markname, &keys, &have_mark, wuuid, &wgen,
+			    err, sizeof(err));
+	if (rc)
+		fatalx("refusing to start: %s/%s", cfg->state_dir, err);
+	memset(&exp, 0, sizeof(exp));
+	exp.family = cfg->tpm_version == TPM_VERSION_2 ? 2 : 1;
+	if (cfg->have_uuid) {
+		exp.check_uuid = 1;
+		memcpy(exp.uuid, cfg->uuid, 16);
+		if (have_mark && memcmp(wuuid, cfg->uuid, 16) != 0)
+			fatalx("refusing to start: %s/%s belongs to another vTPM",
+			       cfg->state_dir, markname);
+	} else if (have_mark) {
+		exp.check_uuid = 1;
+		memcpy(exp.uuid, wuuid, 16);
+	}
+	exp.min_generation = have_mark ? wgen : 0;
+
+	rc = engine_setup(&v->eng, cfg->tpm_version, cfg->buffer_size);
+	if (rc)
+		fatalx("cannot set up libtpms for TPM %s",
+		       cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
+	rc = engine_load(&v->eng, dirfd, name, &keys, &exp, &res);
+	state_keys_wipe(&keys);
+	if (rc)
+		fatalx("refusing to start: state file %s/%s: %s; the file is "
+		       "left untouched",
+		       cfg->state_dir, name, res.detail);
+	if (res.created) {
+		if (!cfg->have_uuid && !exp.check_uuid) {
+			if (RAND_bytes(v->eng.meta.uuid, 16) != 1)
+				fatalx("no randomness for a UUID");
+			v->eng.meta.uuid[6] = (v->eng.meta.uuid[6] & 0x0f) | 0x40;
+			v->eng.meta.uuid[8] = (v->eng.meta.uuid[8] & 0x3f) | 0x80;
+		} else if (!cfg->have_uuid) {
+			memcpy(v->eng.meta.uuid, exp.uuid, 16);
+		}
+	}
+	set_log_subject(cfg, v->eng.meta.uuid);
+	if (res.created)
+		log_info("no state file %s/%s: creating a new TPM %s",
+			 cfg->state_dir, name,
+			 cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
+	else
+		log_info("loaded state file %s/%s, generation %llu",
+			 cfg->state_dir, name,
+			 (unsigned long long)v->eng.meta.generation);
+
+	if (engine_power_on(&v->eng, false))
+		fatalx("the TPM engine failed to start from %s/%s", cfg->state_dir,
+		       name);
+	/* swtpm's not-need-init + startup-clear: usable at once. */
+	src = engine_startup_clear(&v->eng);
+	if (src != 0)
+		log_info("TPM startup returned 0x%x (state resumed)", src);
+	/* The state must be on disk before anyone can depend on it. */
+	rc = engine_persist(&v->eng);
+	if (rc)
+		fatalx("cannot write state file %s/%s: %s", cfg->state_dir, name,
+		       strerror(-rc));
+
+	v->loop = uv_default_loop();
+	v->cfg = cfg;
+	signal(SIGPIPE, SIG_IGN);
+	uv_signal_init(v->loop, &v->sigterm);
+	uv_signal_init(v->loop, &v->sigint);
+	v->sigterm.data = v->sigint.data = v;
+	uv_signal_start(&v->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&v->sigint, on_signal, SIGINT);
+
+	v->transport.ops = &unix_socket_transport_ops;
+	v->transport.vtpm = v;
+	v->transport.loop = v->loop;
+	v->transport.cfg = cfg;
+	rc = v->transport.ops->start(&v->transport);
+	if (rc)
+		fatalx("cannot start transport %s: %s", v->transport.ops->name,
+		       strerror(-rc));
+	sd_notify(0, "READY=1");
+	log_info("ready: TPM %s serving", cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
+
+	/* Raise the floor to what was just loaded, off the loop. */
+	v->start_mark_work.data = v;
+	v->start_mark_gen = v->eng.meta.generation;
+	v->start_mark_busy = true;
+	uv_queue_work(v->loop, &v->start_mark_work, watermark_work,
+		      watermark_start_after);
+
+	uv_run(v->loop, UV_RUN_DEFAULT);
+	uv_loop_close(v->loop);
+	engine_free(&v->eng);
+	close(lockfd);
+	close(dirfd);
+	return v->exit_code;
+}

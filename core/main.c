@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* vtpm-service: option parsing and role dispatch. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "log.h"
+#include "vtpm.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: vtpm-service --role=instance --domid N [--uuid UUID]\n"
+		"                    --transport unix:PATH|tcp:ADDR:PORT|xen-ring\n"
+		"                    --state-key FILE | --manager PATH\n"
+		"                    --state-dir DIR [--tpm-version 2.0|1.2]\n"
+		"                    [--config FILE] [--log-level LEVEL]\n"
+		"                    [--socket-group GROUP] [--socket-mode MODE]\n"
+		"       vtpm-service --role=manager ...   (not implemented yet)\n"
+		"       vtpm-service --help | --version\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "role", required_argument, NULL, 0 },
+		{ "domid", required_argument, NULL, 0 },
+		{ "uuid", required_argument, NULL, 0 },
+		{ "transport", required_argument, NULL, 0 },
+		{ "state-dir", required_argument, NULL, 0 },
+		{ "state-key", required_argument, NULL, 0 },
+		{ "manager", required_argument, NULL, 0 },
+		{ "tpm-version", required_argument, NULL, 0 },
+		{ "log-level", required_argument, NULL, 0 },
+		{ "socket-group", required_argument, NULL, 0 },
+		{ "socket-mode", required_argument, NULL, 0 },
+		{ "buffer-size", required_argument, NULL, 0 },
+		{ "client-timeout-ms", required_argument, NULL, 0 },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct config cfg;
+	char err[CONFIG_ERR_MAX];
+	const char *config_file = NULL;
+	int ch, idx;
+
+	log_init("vtpm-service", LOG_LVL_INFO);
+	config_defaults(&cfg);
+
+	/* First pass: only --config, --help, --version. */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "c:hV", opts, &idx)) != -1) {
+		if (ch == 'c')
+			config_file = optarg;
+		else if (ch == 'h') {
+			usage(stdout);
+			return 0;
+		} else if (ch == 'V') {
+			printf("vtpm-service %s\n", VTPM_SERVICE_VERSION);
+			return 0;
+		}
+	}
+	if (config_file && config_load_file(&cfg, config_file, err, sizeof(err)))
+		fatalx("config: %s", err);
+
+	/* Second pass: the command line wins over the file. */
+	opterr = 1;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "c:hV", opts, &idx)) != -1) {
+		if (ch == 0) {
+			if (config_set(&cfg, opts[idx].name, optarg, err,
+				       sizeof(err)))
+				fatalx("%s", err);
+		} else if (ch == '?') {
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		log_errx("unexpected argument '%s'", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	log_init("vtpm-service", cfg.log_level);
+	if (config_validate(&cfg, err, sizeof(err))) {
+		log_errx("%s", err);
+		usage(stderr);
+		return 2;
+	}
+	switch (cfg.role) {
+	case ROLE_INSTANCE:
+		return instance_main(&cfg);
+	case ROLE_MANAGER:
+		log_errx("--role=manager is not implemented yet");
+		return 3;
+	default:
+		return 2;
+	}
+}

@@ -1,0 +1,726 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * swtpm-compatible sockets: a data socket (TPM frames) and a control
+ * socket (swtpm's CMD_* protocol), on UNIX paths PATH and PATH.ctrl or
+ * on TCP ports P and P+1.  Unlike swtpm, any number of clients may be
+ * connected; their commands are run one at a time in arrival order.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "bytes.h"
+#include "log.h"
+#include "swtpm_ctrl.h"
+#include "tpmframe.h"
+#include "vtpm.h"
+
+#define CTRL_DEADLINE_MS 500
+#define MSSIM_TRAILER_LEN 4
+
+enum conn_kind { CONN_DATA, CONN_CTRL };
+
+struct usock;
+
+struct conn {
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_pipe_t pipe;
+		uv_tcp_t tcp;
+	} h;
+	uv_timer_t timer;
+	enum conn_kind kind;
+	struct usock *us;
+	struct conn *prev, *next;
+	unsigned int id;
+
+	uint8_t *rbuf;
+	size_t rlen, rcap;
+	bool reading;
+
+	struct vtpm_job job;
+	bool job_pending;
+	struct tpmframe frame;       /* data: the frame being served */
+	struct ctrl_req req;         /* ctrl: the request being served */
+	struct ctrl_reply reply;
+
+	uv_write_t wreq;
+	uint8_t *wbuf;
+	bool close_after_write;
+	bool closing;
+	int refs;
+};
+
+struct listener {
+	union {
+		uv_handle_t handle;
+		uv_stream_t stream;
+		uv_pipe_t pipe;
+		uv_tcp_t tcp;
+	} h;
+	enum conn_kind kind;
+	struct usock *us;
+	bool active;
+	char path[112];
+};
+
+struct usock {
+	struct transport *t;
+	struct listener data, ctrl;
+	struct conn *conns;
+	unsigned int next_id;
+	int open_handles;
+	void (*stopped)(struct transport *t);
+	struct log_ratelimit rl;
+};
+
+static void conn_read_start(struct conn *c);
+static void conn_close(struct conn *c);
+
+/* ---- connection lifetime ---- */
+
+static void conn_unref(struct conn *c)
+{
+	struct usock *us = c->us;
+
+	if (--c->refs > 0)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		us->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	free(c->rbuf);
+	free(c->wbuf);
+	free(c->reply.buf);
+	free(c);
+	if (us->stopped && !us->conns && us->open_handles == 0) {
+		void (*cb)(struct transport *) = us->stopped;
+		us->stopped = NULL;
+		cb(us->t);
+	}
+}
+
+static void conn_handle_closed(uv_handle_t *h)
+{
+	conn_unref(h->data);
+}
+
+static void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	uv_close(&c->h.handle, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+	/* A queued command of a gone client is not run at all. */
+	if (c->job_pending && vtpm_withdraw(c->us->t->vtpm, &c->job)) {
+		c->job_pending = false;
+		conn_unref(c);
+	}
+}
+
+/* For a connection whose stream handle was never initialised. */
+static void conn_abort(struct conn *c)
+{
+	c->closing = true;
+	c->refs = 1;
+	uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+}
+
+static struct conn *conn_new(struct usock *us, enum conn_kind kind)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->kind = kind;
+	c->us = us;
+	c->id = ++us->next_id;
+	c->rcap = kind == CONN_DATA
+			  ? MSSIM_HEADER_LEN + us->t->vtpm->eng.buffer_size
+			  : 4 + 12 + 4096;
+	c->rbuf = malloc(c->rcap);
+	if (!c->rbuf) {
+		free(c);
+		return NULL;
+	}
+	c->h.handle.data = c;
+	c->timer.data = c;
+	uv_timer_init(us->t->loop, &c->timer);
+	c->refs = 2; /* the stream handle and the timer */
+	c->next = us->conns;
+	if (us->conns)
+		us->conns->prev = c;
+	us->conns = c;
+	return c;
+}
+
+/* ---- writing ---- */
+
+static void conn_after_write(uv_write_t *w, int status)
+{
+	struct conn *c = w->data;
+
+	free(c->wbuf);
+	c->wbuf = NULL;
+	if (status < 0 || c->close_after_write) {
+		conn_close(c);
+	} else if (!c->closing) {
+		conn_read_start(c);
+	}
+	conn_unref(c);
+}
+
+/* Sends bytes, then resumes reading (or closes). Takes ownership of buf. */
+static void conn_send(struct conn *c, uint8_t *buf, size_t len)
+{
+	uv_buf_t b = uv_buf_init((char *)buf, (unsigned int)len);
+	int n;
+
+	if (c->closing) {
+		free(buf);
+		return;
+	}
+	n = uv_try_write(&c->h.stream, &b, 1);
+	if (n == (int)len) {
+		free(buf);
+		if (c->close_after_write)
+			conn_close(c);
+		else
+			conn_read_start(c);
+		return;
+	}
+	if (n < 0 && n != UV_EAGAIN) {
+		free(buf);
+		conn_close(c);
+		return;
+	}
+	if (n < 0)
+		n = 0;
+	c->wbuf = buf;
+	b = uv_buf_init((char *)buf + n, (unsigned int)(len - (size_t)n));
+	c->wreq.data = c;
+	c->refs++;
+	if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_after_write) < 0) {
+		c->refs--;
+		free(c->wbuf);
+		c->wbuf = NULL;
+		conn_close(c);
+	}
+}
+
+/* ---- data connections ---- */
+
+static void data_job_done(struct vtpm_job *job)
+{
+	struct conn *c = job->data;
+	struct tpmframe *f = &c->frame;
+	uint8_t *out;
+	size_t len, off = 0;
+
+	c->job_pending = false;
+	if (job->status == -ECANCELED || c->closing) {
+		conn_unref(c);
+		return;
+	}
+	len = job->rsp_len + (f->kind == TPMFRAME_MSSIM ? 8 : 0);
+	out = malloc(len);
+	if (!out) {
+		conn_close(c);
+		conn_unref(c);
+		return;
+	}
+	if (f->kind == TPMFRAME_MSSIM) {
+		be32_put(out, job->rsp_len);
+		off = 4;
+	}
+	memcpy(out + off, job->rsp, job->rsp_len);
+	if (f->kind == TPMFRAME_MSSIM)
+		be32_put(out + off + job->rsp_len, 0);
+	/* The frame is answered: drop it from the buffer. */
+	memmove(c->rbuf, c->rbuf + f->consumed, c->rlen - f->consumed);
+	c->rlen -= f->consumed;
+	conn_send(c, out, len);
+	conn_unref(c);
+}
+
+static void conn_stall_timeout(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	log_warnx_rl(&c->us->rl,
+		     "%s client %u: stalled for %ld ms in the middle of a "
+		     "request; closing it",
+		     c->kind == CONN_DATA ? "data" : "control", c->id,
+		     c->kind == CONN_DATA ? c->us->t->cfg->client_timeout_ms
+					  : (long)CTRL_DEADLINE_MS);
+	conn_close(c);
+}
+
+static void data_try_frame(struct conn *c)
+{
+	struct engine *e = &c->us->t->vtpm->eng;
+	int rc;
+
+	rc = tpmframe_parse(c->rbuf, c->rlen, e->buffer_size, &c->frame);
+	if (rc == TPMFRAME_NEED_MORE) {
+		if (c->rlen)
+			uv_timer_start(&c->timer, conn_stall_timeout,
+				       (uint64_t)c->us->t->cfg->client_timeout_ms, 0);
+		else
+			uv_timer_stop(&c->timer);
+		return;
+	}
+	uv_timer_stop(&c->timer);
+	uv_read_stop(&c->h.stream);
+	c->reading = false;
+	if (rc < 0) {
+		/* The stream cannot be resynchronised: answer, then close. */
+		uint8_t *out = malloc(TPM_HEADER_LEN);
+
+		log_warnx_rl(&c->us->rl, "data client %u: %s; closing it",
+			     c->id, tpmframe_strerror(rc));
+		if (!out) {
+			conn_close(c);
+			return;
+		}
+		tpm_error_response(out, e->version == TPM_VERSION_2,
+				   e->version == TPM_VERSION_2 ? 0x142 : 0x19);
+		c->close_after_write = true;
+		conn_send(c, out, TPM_HEADER_LEN);
+		return;
+	}
+	c->job.kind = VTPM_JOB_CMD;
+	c->job.cmd = c->rbuf + c->frame.cmd_off;
+	c->job.cmd_len = c->frame.cmd_len;
+	c->job.locality = c->frame.locality;
+	c->job.done = data_job_done;
+	c->job.data = c;
+	c->job_pending = true;
+	c->refs++;
+	vtpm_submit(c->us->t->vtpm, &c->job);
+}
+
+/* ---- control connections ---- */
+
+static void ctrl_send_reply(struct conn *c)
+{
+	uint8_t *buf = c->reply.buf;
+	size_t len = c->reply.len;
+
+	c->reply.buf = NULL;
+	c->reply.len = 0;
+	c->rlen = 0; /* the request took all buffered bytes */
+	if (!buf) {
+		conn_close(c);
+		return;
+	}
+	conn_send(c, buf, len);
+}
+
+static void ctrl_job_call(struct vtpm *v, struct vtpm_job *job)
+{
+	struct conn *c = job->data;
+
+	if (ctrl_execute(v, &c->req, &c->reply) < 0) {
+		free(c->reply.buf);
+		c->reply.buf = NULL;
+	}
+}
+
+static void ctrl_job_done(struct vtpm_job *job)
+{
+	struct conn *c = job->data;
+
+	c->job_pending = false;
+	if (job->status == -ECANCELED || c->closing) {
+		conn_unref(c);
+		return;
+	}
+	ctrl_send_reply(c);
+	conn_unref(c);
+}
+
+static struct conn *data_conn_adopt(struct usock *us, uv_stream_t *from);
+
+static void ctrl_handle_request(struct conn *c)
+{
+	struct vtpm *v = c->us->t->vtpm;
+	uint32_t code = c->req.code;
+
+	if (code == CTRL_SET_DATAFD) {
+		uint32_t res = CTRL_RES_BAD_PARAMETER;
+
+		if (c->h.handle.type == UV_NAMED_PIPE &&
+		    uv_pipe_pending_count(&c->h.pipe) > 0 &&
+		    data_conn_adopt(c->us, &c->h.stream))
+			res = CTRL_RES_OK;
+		if (ctrl_reply_res(&c->reply, res) == 0)
+			ctrl_send_reply(c);
+		else
+			conn_close(c);
+		return;
+	}
+	if (code == CTRL_SHUTDOWN) {
+		uint32_t res = c->req.body_len ? CTRL_RES_BAD_PARAMETER
+					       : CTRL_RES_OK;
+		if (ctrl_reply_res(&c->reply, res)) {
+			conn_close(c);
+			return;
+		}
+		if (res == CTRL_RES_OK) {
+			log_info("control client %u: SHUTDOWN", c->id);
+			c->close_after_write = true;
+		}
+		ctrl_send_reply(c);
+		if (res == CTRL_RES_OK)
+			vtpm_shutdown(v, 0);
+		return;
+	}
+	if (!ctrl_needs_engine(code)) {
+		if (ctrl_execute(v, &c->req, &c->reply) < 0) {
+			conn_close(c);
+			return;
+		}
+		ctrl_send_reply(c);
+		return;
+	}
+	c->job.kind = VTPM_JOB_CALL;
+	c->job.call = ctrl_job_call;
+	c->job.done = ctrl_job_done;
+	c->job.data = c;
+	c->job_pending = true;
+	c->refs++;
+	vtpm_submit(v, &c->job);
+}
+
+static void ctrl_try_request(struct conn *c)
+{
+	if (!ctrl_frame(c->rbuf, c->rlen, &c->req)) {
+		/* swtpm's rule: a request must be complete 500 ms after its
+		 * first byte, else the connection is closed unanswered. */
+		if (c->rlen && !uv_is_active((uv_handle_t *)&c->timer))
+			uv_timer_start(&c->timer, conn_stall_timeout,
+				       CTRL_DEADLINE_MS, 0);
+		return;
+	}
+	uv_timer_stop(&c->timer);
+	uv_read_stop(&c->h.stream);
+	c->reading = false;
+	ctrl_handle_request(c);
+}
+
+/* ---- reading ---- */
+
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct conn *c = h->data;
+
+	(void)hint;
+	if (c->kind == CONN_CTRL && c->rlen == c->rcap &&
+	    c->rcap < 16 + CTRL_MAX_BLOB) {
+		/* Only SET_STATEBLOB grows past the first buffer. */
+		size_t ncap = c->rcap * 2;
+		uint8_t *n;
+
+		if (ncap > 16 + CTRL_MAX_BLOB)
+			ncap = 16 + CTRL_MAX_BLOB;
+		n = realloc(c->rbuf, ncap);
+		if (n) {
+			c->rbuf = n;
+			c->rcap = ncap;
+		}
+	}
+	*buf = uv_buf_init((char *)c->rbuf + c->rlen,
+			   (unsigned int)(c->rcap - c->rlen));
+}
+
+static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct conn *c = s->data;
+
+	(void)buf;
+	if (n == 0)
+		return;
+	if (n < 0) {
+		if (n != UV_EOF && n != UV_ECONNRESET)
+			log_debug("client %u: read: %s", c->id, uv_strerror((int)n));
+		conn_close(c);
+		return;
+	}
+	c->rlen += (size_t)n;
+	if (c->kind == CONN_DATA) {
+		data_try_frame(c);
+		return;
+	}
+	if (c->rlen == c->rcap && !ctrl_frame(c->rbuf, c->rlen, &c->req)) {
+		log_warnx_rl(&c->us->rl,
+			     "control client %u: request larger than %zu bytes; closing it",
+			     c->id, c->rcap);
+		conn_close(c);
+		return;
+	}
+	ctrl_try_request(c);
+}
+
+static void conn_read_start(struct conn *c)
+{
+	if (c->closing || c->reading)
+		return;
+	/* Bytes already buffered may hold the next request. */
+	if (c->rlen) {
+		if (c->kind == CONN_DATA)
+			data_try_frame(c);
+		else
+			ctrl_try_request(c);
+		if (c->job_pending || c->closing || c->wbuf)
+			return;
+	}
+	if (c->job_pending || c->wbuf)
+		return;
+	if (uv_read_start(&c->h.stream, conn_alloc, conn_on_read) == 0)
+		c->reading = true;
+	else
+		conn_close(c);
+}
+
+/* ---- accepting ---- */
+
+static int conn_init_stream(struct usock *us, struct conn *c,
+			    uv_handle_type type, bool ipc)
+{
+	if (type == UV_TCP)
+		return uv_tcp_init(us->t->loop, &c->h.tcp);
+	return uv_pipe_init(us->t->loop, &c->h.pipe, ipc);
+}
+
+static struct conn *data_conn_adopt(struct usock *us, uv_stream_t *from)
+{
+	uv_handle_type type = uv_pipe_pending_type((uv_pipe_t *)from);
+	struct conn *c;
+
+	if (type != UV_NAMED_PIPE && type != UV_TCP)
+		return NULL;
+	c = conn_new(us, CONN_DATA);
+	if (!c)
+		return NULL;
+	if (conn_init_stream(us, c, type, false)) {
+		conn_abort(c);
+		return NULL;
+	}
+	c->h.handle.data = c;
+	if (uv_accept(from, &c->h.stream)) {
+		conn_close(c);
+		return NULL;
+	}
+	log_debug("data client %u: connected through SET_DATAFD", c->id);
+	conn_read_start(c);
+	return c;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct listener *l = server->data;
+	struct usock *us = l->us;
+	struct conn *c;
+
+	if (status < 0) {
+		log_warnx_rl(&us->rl, "accept: %s", uv_strerror(status));
+		return;
+	}
+	c = conn_new(us, l->kind);
+	if (!c)
+		return;
+	/* The control channel receives the data fd of SET_DATAFD. */
+	if (conn_init_stream(us, c, server->type,
+			     l->kind == CONN_CTRL && server->type == UV_NAMED_PIPE)) {
+		conn_abort(c);
+		return;
+	}
+	c->h.handle.data = c;
+	if (uv_accept(server, &c->h.stream)) {
+		conn_close(c);
+		return;
+	}
+	if (c->h.handle.type == UV_TCP)
+		uv_tcp_nodelay(&c->h.tcp, 1);
+	log_debug("%s client %u: connected",
+		  l->kind == CONN_DATA ? "data" : "control", c->id);
+	conn_read_start(c);
+}
+
+/* Removes a stale socket file, but never a live socket or another file. */
+static int prepare_socket_path(const char *path)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd, rc;
+
+	if (lstat(path, &st) < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (!S_ISSOCK(st.st_mode))
+		return -EEXIST;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	rc = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	close(fd);
+	if (rc == 0)
+		return -EADDRINUSE;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+static int listen_unix(struct usock *us, struct listener *l, const char *path)
+{
+	const struct config *cfg = us->t->cfg;
+	mode_t old;
+	int rc;
+
+	rc = prepare_socket_path(path);
+	if (rc) {
+		log_warnx("socket %s: %s", path,
+			  rc == -EADDRINUSE ? "another server is listening on it"
+			  : rc == -EEXIST   ? "exists and is not a socket"
+					    : strerror(-rc));
+		return rc;
+	}
+	uv_pipe_init(us->t->loop, &l->h.pipe, 0);
+	l->h.handle.data = l;
+	us->open_handles++;
+	l->active = true;
+	snprintf(l->path, sizeof(l->path), "%s", path);
+	/* Created 0600 from the start; no window with a wider mode. */
+	old = umask(0177);
+	rc = uv_pipe_bind(&l->h.pipe, path);
+	umask(old);
+	if (rc)
+		return rc;
+	if (cfg->socket_group[0]) {
+		struct group *g = getgrnam(cfg->socket_group);
+		if (!g) {
+			log_warnx("socket group %s: no such group", cfg->socket_group);
+			return -EINVAL;
+		}
+		if (chown(path, (uid_t)-1, g->gr_gid) < 0)
+			return -errno;
+	}
+	if (cfg->socket_mode != 0600 && chmod(path, cfg->socket_mode) < 0)
+		return -errno;
+	return uv_listen(&l->h.stream, 64,
+			 on_connection);
+}
+
+static int listen_tcp(struct usock *us, struct listener *l, const char *host,
+		      int port)
+{
+	struct sockaddr_storage ss;
+	int rc;
+
+	if (uv_ip4_addr(host, port, (struct sockaddr_in *)&ss) &&
+	    uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss))
+		return -EINVAL;
+	uv_tcp_init(us->t->loop, &l->h.tcp);
+	l->h.handle.data = l;
+	us->open_handles++;
+	l->active = true;
+	rc = uv_tcp_bind(&l->h.tcp, (struct sockaddr *)&ss, 0);
+	if (rc)
+		return rc;
+	return uv_listen(&l->h.stream, 64, on_connection);
+}
+
+static int usock_start(struct transport *t)
+{
+	const struct transport_spec *ts = &t->cfg->transport;
+	struct usock *us = calloc(1, sizeof(*us));
+	char ctrlpath[120];
+	int rc;
+
+	if (!us)
+		return -ENOMEM;
+	t->priv = us;
+	us->t = t;
+	us->data.kind = CONN_DATA;
+	us->ctrl.kind = CONN_CTRL;
+	us->data.us = us->ctrl.us = us;
+	if (ts->kind == TRANSPORT_UNIX) {
+		snprintf(ctrlpath, sizeof(ctrlpath), "%s.ctrl", ts->path);
+		rc = listen_unix(us, &us->ctrl, ctrlpath);
+		if (!rc)
+			rc = listen_unix(us, &us->data, ts->path);
+		if (!rc)
+			log_info("listening on %s (data) and %s (control)",
+				 ts->path, ctrlpath);
+	} else if (ts->kind == TRANSPORT_TCP) {
+		rc = listen_tcp(us, &us->data, ts->host, ts->port);
+		if (!rc)
+			rc = listen_tcp(us, &us->ctrl, ts->host, ts->port + 1);
+		if (!rc)
+			log_info("listening on %s port %u (data) and %u (control)",
+				 ts->host, ts->port, ts->port + 1);
+	} else {
+		rc = -EINVAL;
+	}
+	return rc;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+	struct listener *l = h->data;
+	struct usock *us = l->us;
+
+	if (l->path[0])
+		unlink(l->path);
+	us->open_handles--;
+	if (us->stopped && !us->conns && us->open_handles == 0) {
+		void (*cb)(struct transport *) = us->stopped;
+		us->stopped = NULL;
+		cb(us->t);
+	}
+}
+
+static void usock_stop(struct transport *t, void (*done)(struct transport *t))
+{
+	struct usock *us = t->priv;
+	struct conn *c, *next;
+
+	us->stopped = done;
+	if (us->data.active && !uv_is_closing(&us->data.h.handle))
+		uv_close(&us->data.h.handle, listener_closed);
+	if (us->ctrl.active && !uv_is_closing(&us->ctrl.h.handle))
+		uv_close(&us->ctrl.h.handle, listener_closed);
+	for (c = us->conns; c; c = next) {
+		next = c->next;
+		/* The running command finishes and its client still gets
+		 * the answer; idle clients are cut at once. */
+		if (c->job_pending || c->wbuf) {
+			c->close_after_write = true;
+			uv_read_stop(&c->h.stream);
+			c->reading = false;
+		} else {
+			conn_close(c);
+		}
+	}
+	if (!us->conns && us->open_handles == 0) {
+		us->stopped = NULL;
+		done(t);
+	}
+}
+
+const struct transport_ops unix_socket_transport_ops = {
+	.name = "unix-socket",
+	.start = usock_start,
+	.stop = usock_stop,
+};
