@@ -130,13 +130,48 @@ out:
 	return ok ? 0 : SF_ERR_CRYPTO;
 }
 
+int statefile_seal(const struct state_keys *k, const struct statefile_meta *meta,
+		   const uint8_t *body, size_t bodylen, uint8_t **out,
+		   size_t *outlen)
+{
+	uint8_t *file;
+	int rc;
+
+	if (bodylen > STATEFILE_MAX_BODY)
+		return SF_ERR_FORMAT;
+	file = malloc(STATEFILE_HDR_LEN + bodylen + STATEFILE_TAG_LEN);
+	if (!file)
+		return SF_ERR_NOMEM;
+	memset(file, 0, STATEFILE_HDR_LEN);
+	memcpy(file, STATEFILE_MAGIC, 8);
+	be16_put(file + 8, STATEFILE_VERSION);
+	file[10] = meta->family;
+	memcpy(file + 16, meta->uuid, 16);
+	be64_put(file + 32, meta->generation);
+	if (RAND_bytes(file + NONCE_OFF, NONCE_LEN) != 1) {
+		free(file);
+		return SF_ERR_CRYPTO;
+	}
+	be32_put(file + CTLEN_OFF, (uint32_t)bodylen);
+	rc = gcm(1, k->enc, file + NONCE_OFF, file, STATEFILE_HDR_LEN, body,
+		 bodylen, file + STATEFILE_HDR_LEN,
+		 file + STATEFILE_HDR_LEN + bodylen);
+	if (rc) {
+		free(file);
+		return rc;
+	}
+	*out = file;
+	*outlen = STATEFILE_HDR_LEN + bodylen + STATEFILE_TAG_LEN;
+	return 0;
+}
+
 int statefile_encode(const struct state_keys *k,
 		     const struct statefile_meta *meta,
 		     const struct statefile_blobs *blobs, uint8_t **out,
 		     size_t *outlen)
 {
 	size_t bodylen = 0, off = 0;
-	uint8_t *body, *file;
+	uint8_t *body;
 	int rc;
 
 	for (int i = 1; i < SF_BLOB_COUNT; i++)
@@ -145,12 +180,8 @@ int statefile_encode(const struct state_keys *k,
 	if (bodylen > STATEFILE_MAX_BODY)
 		return SF_ERR_FORMAT;
 	body = malloc(bodylen ? bodylen : 1);
-	file = malloc(STATEFILE_HDR_LEN + bodylen + STATEFILE_TAG_LEN);
-	if (!body || !file) {
-		free(body);
-		free(file);
+	if (!body)
 		return SF_ERR_NOMEM;
-	}
 	for (int i = 1; i < SF_BLOB_COUNT; i++) {
 		if (!blobs->data[i])
 			continue;
@@ -159,31 +190,9 @@ int statefile_encode(const struct state_keys *k,
 		memcpy(body + off + 5, blobs->data[i], blobs->len[i]);
 		off += 5 + blobs->len[i];
 	}
-	memset(file, 0, STATEFILE_HDR_LEN);
-	memcpy(file, STATEFILE_MAGIC, 8);
-	be16_put(file + 8, STATEFILE_VERSION);
-	file[10] = meta->family;
-	memcpy(file + 16, meta->uuid, 16);
-	be64_put(file + 32, meta->generation);
-	if (RAND_bytes(file + NONCE_OFF, NONCE_LEN) != 1) {
-		rc = SF_ERR_CRYPTO;
-		goto fail;
-	}
-	be32_put(file + CTLEN_OFF, (uint32_t)bodylen);
-	rc = gcm(1, k->enc, file + NONCE_OFF, file, STATEFILE_HDR_LEN, body,
-		 bodylen, file + STATEFILE_HDR_LEN,
-		 file + STATEFILE_HDR_LEN + bodylen);
-	if (rc)
-		goto fail;
+	rc = statefile_seal(k, meta, body, bodylen, out, outlen);
 	OPENSSL_cleanse(body, bodylen);
 	free(body);
-	*out = file;
-	*outlen = STATEFILE_HDR_LEN + bodylen + STATEFILE_TAG_LEN;
-	return 0;
-fail:
-	OPENSSL_cleanse(body, bodylen);
-	free(body);
-	free(file);
 	return rc;
 }
 

@@ -90,6 +90,12 @@ int statefile_encode(const struct state_keys *k,
 		     const struct statefile_blobs *blobs, uint8_t **out,
 		     size_t *outlen);
 
+/* Encrypts an already laid out body under a fresh header (encode uses
+ * it; tests use it to build authentic but malformed files). */
+int statefile_seal(const struct state_keys *k, const struct statefile_meta *meta,
+		   const uint8_t *body, size_t bodylen, uint8_t **out,
+		   size_t *outlen);
+
 /* Reads only the plaintext header (no authentication): for messages. */
 int statefile_peek(const uint8_t *buf, size_t len,
 		   struct statefile_meta *meta);

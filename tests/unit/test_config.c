@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "config.h"
+#include "keyfile.h"
+#include "log.h"
+
+static void uuid_parses_canonical_form_only(void **state)
+{
+	uint8_t u[16];
+	char s[37];
+
+	(void)state;
+	assert_int_equal(config_parse_uuid("5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5d", u), 0);
+	config_format_uuid(u, s);
+	assert_string_equal(s, "5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5d");
+	assert_int_equal(config_parse_uuid("5C0BA5E4-3B1F-4E8E-9C2A-6F1D2A3B4C5D", u), 0);
+	assert_int_not_equal(config_parse_uuid("5c0ba5e43b1f4e8e9c2a6f1d2a3b4c5d", u), 0);
+	assert_int_not_equal(config_parse_uuid("5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5", u), 0);
+	assert_int_not_equal(config_parse_uuid("5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5dd", u), 0);
+	assert_int_not_equal(config_parse_uuid("5c0ba5e4x3b1f-4e8e-9c2a-6f1d2a3b4c5d", u), 0);
+	assert_int_not_equal(config_parse_uuid("5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5g", u), 0);
+	assert_int_not_equal(config_parse_uuid("", u), 0);
+}
+
+static void transports_parse_and_bad_ones_do_not(void **state)
+{
+	struct transport_spec t;
+	char longpath[200];
+
+	(void)state;
+	assert_int_equal(config_parse_transport("unix:/run/vtpm/dom1", &t), 0);
+	assert_int_equal(t.kind, TRANSPORT_UNIX);
+	assert_string_equal(t.path, "/run/vtpm/dom1");
+	assert_int_equal(config_parse_transport("tcp:127.0.0.1:2321", &t), 0);
+	assert_int_equal(t.kind, TRANSPORT_TCP);
+	assert_string_equal(t.host, "127.0.0.1");
+	assert_int_equal(t.port, 2321);
+	assert_int_equal(config_parse_transport("tcp:[::1]:2321", &t), 0);
+	assert_string_equal(t.host, "::1");
+	assert_int_equal(config_parse_transport("xen-ring", &t), 0);
+	assert_int_equal(t.kind, TRANSPORT_XEN_RING);
+	assert_int_not_equal(config_parse_transport("unix:", &t), 0);
+	assert_int_not_equal(config_parse_transport("tcp:127.0.0.1", &t), 0);
+	assert_int_not_equal(config_parse_transport("tcp:127.0.0.1:65535", &t), 0);
+	assert_int_not_equal(config_parse_transport("tcp:127.0.0.1:0", &t), 0);
+	assert_int_not_equal(config_parse_transport("tcp:localhost:2321", &t), 0);
+	assert_int_not_equal(config_parse_transport("tcp:127.0.0.1:23x", &t), 0);
+	assert_int_not_equal(config_parse_transport("pipe:/x", &t), 0);
+	memset(longpath, 'a', sizeof(longpath));
+	memcpy(longpath, "unix:/", 6);
+	longpath[110] = '\0';
+	assert_int_not_equal(config_parse_transport(longpath, &t), 0);
+}
+
+static void set_rejects_bad_values_with_a_message(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_MAX];
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_set(&c, "domid", "7", err, sizeof(err)), 0);
+	assert_int_equal(c.domid, 7);
+	assert_int_not_equal(config_set(&c, "domid", "-1", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "domid"));
+	assert_int_not_equal(config_set(&c, "domid", "32752", err, sizeof(err)), 0);
+	assert_int_not_equal(config_set(&c, "domid", "1x", err, sizeof(err)), 0);
+	assert_int_not_equal(config_set(&c, "tpm-version", "3.0", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "tpm-version", "1.2", err, sizeof(err)), 0);
+	assert_int_equal(c.tpm_version, TPM_VERSION_1_2);
+	assert_int_not_equal(config_set(&c, "socket-mode", "0666", err, sizeof(err)), 0);
+	assert_int_not_equal(config_set(&c, "socket-mode", "0700", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "socket-mode", "0660", err, sizeof(err)), 0);
+	assert_int_not_equal(config_set(&c, "role", "bogus", err, sizeof(err)), 0);
+	assert_int_not_equal(config_set(&c, "no-such-key", "1", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "unknown option"));
+	assert_int_not_equal(config_set(&c, "log-level", "loud", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "log-level", "debug", err, sizeof(err)), 0);
+	assert_int_equal(c.log_level, LOG_LVL_DEBUG);
+}
+
+static char *write_tmp(const char *text)
+{
+	static char path[64];
+	int fd;
+
+	strcpy(path, "/tmp/vtpm-test-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void file_then_command_line_wins(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_MAX];
+	char *p = write_tmp("[instance]\nrole = instance\ndomid = 3\n"
+			    "transport = unix:/tmp/x\nstate-dir = /var/lib/x\n"
+			    "state-key = /etc/k\n; comment\n");
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(config_load_file(&c, p, err, sizeof(err)), 0);
+	assert_int_equal(c.domid, 3);
+	assert_int_equal(config_set(&c, "domid", "9", err, sizeof(err)), 0);
+	assert_int_equal(c.domid, 9);
+	assert_string_equal(c.state_dir, "/var/lib/x");
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	unlink(p);
+}
+
+static void bad_files_name_the_problem(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_MAX];
+	char *p;
+
+	(void)state;
+	config_defaults(&c);
+	p = write_tmp("[instance]\ndomid = banana\n");
+	assert_int_not_equal(config_load_file(&c, p, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "banana"));
+	unlink(p);
+	p = write_tmp("[weird]\ndomid = 1\n");
+	assert_int_not_equal(config_load_file(&c, p, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "weird"));
+	unlink(p);
+	p = write_tmp("[instance]\nthis line has no equals sign\n");
+	assert_int_not_equal(config_load_file(&c, p, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, ":2:"));
+	unlink(p);
+	assert_int_not_equal(config_load_file(&c, "/nonexistent/x.conf", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "cannot open"));
+}
+
+static void validate_names_the_missing_option(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_MAX];
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_not_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "--role"));
+	c.role = ROLE_INSTANCE;
+	assert_int_not_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "--domid"));
+	c.domid = 1;
+	assert_int_not_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "--transport"));
+	config_parse_transport("unix:/tmp/s", &c.transport);
+	assert_int_not_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "--state-dir"));
+	strcpy(c.state_dir, "/tmp");
+	assert_int_not_equal(config_validate(&c, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "--state-key"));
+	strcpy(c.state_key, "/k");
+	assert_int_equal(config_validate(&c, err, sizeof(err)), 0);
+	strcpy(c.manager, "/m");
+	assert_int_not_equal(config_validate(&c, err, sizeof(err)), 0);
+}
+
+static void keys_are_32_raw_or_64_hex(void **state)
+{
+	uint8_t key[32], raw[66];
+	char err[200];
+
+	(void)state;
+	for (int i = 0; i < 32; i++)
+		raw[i] = (uint8_t)(0xf0 + i);
+	assert_int_equal(keyfile_parse(raw, 32, key, err, sizeof(err)), 0);
+	assert_memory_equal(key, raw, 32);
+	memcpy(raw, "000102030405060708090a0b0c0d0e0f101112131415161718191A1B1C1D1E1F\n", 65);
+	assert_int_equal(keyfile_parse(raw, 64, key, err, sizeof(err)), 0);
+	assert_int_equal(key[31], 0x1f);
+	assert_int_equal(keyfile_parse(raw, 65, key, err, sizeof(err)), 0);
+	for (size_t n = 0; n < 66; n++) {
+		if (n == 32 || n == 64 || n == 65)
+			continue;
+		assert_int_not_equal(keyfile_parse(raw, n, key, err, sizeof(err)), 0);
+	}
+	raw[5] = 'g';
+	assert_int_not_equal(keyfile_parse(raw, 64, key, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "offset 5"));
+}
+
+static void key_file_readable_by_others_is_refused(void **state)
+{
+	uint8_t key[32];
+	char err[300];
+	char *p = write_tmp("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+
+	(void)state;
+	chmod(p, 0600);
+	assert_int_equal(keyfile_load(p, key, err, sizeof(err)), 0);
+	chmod(p, 0640);
+	assert_int_not_equal(keyfile_load(p, key, err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "group or others"));
+	chmod(p, 0604);
+	assert_int_not_equal(keyfile_load(p, key, err, sizeof(err)), 0);
+	unlink(p);
+	assert_int_not_equal(keyfile_load(p, key, err, sizeof(err)), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(uuid_parses_canonical_form_only),
+		cmocka_unit_test(transports_parse_and_bad_ones_do_not),
+		cmocka_unit_test(set_rejects_bad_values_with_a_message),
+		cmocka_unit_test(file_then_command_line_wins),
+		cmocka_unit_test(bad_files_name_the_problem),
+		cmocka_unit_test(validate_names_the_missing_option),
+		cmocka_unit_test(keys_are_32_raw_or_64_hex),
+		cmocka_unit_test(key_file_readable_by_others_is_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
