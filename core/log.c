@@ -53,12 +53,10 @@ static void log_vemit(int lvl, int errnum, const char *fmt, va_list ap)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	/* One fprintf per line keeps concurrent writers from interleaving. */
-	if (errnum)
-		fprintf(stderr, "<%d>%s[%s]: %s: %s\n", lvl, log_prog,
-			log_subject, msg, strerror(errnum));
-	else
-		fprintf(stderr, "<%d>%s[%s]: %s\n", lvl, log_prog, log_subject,
-			msg);
+	fprintf(stderr, "<%d>%s%s%s%s: %s%s%s\n", lvl, log_prog,
+		log_subject[0] ? "[" : "", log_subject,
+		log_subject[0] ? "]" : "", msg, errnum ? ": " : "",
+		errnum ? strerror(errnum) : "");
 }
 
 #define LOG_BODY(lvl, errnum)                 \

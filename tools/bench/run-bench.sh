@@ -84,6 +84,7 @@ done
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "bad --rounds: $ROUNDS"
 [[ $STARTS =~ ^[1-9][0-9]*$ ]] || die "bad --starts: $STARTS"
 [[ $DURATION =~ ^[0-9]*\.?[0-9]+$ ]] || die "bad --duration: $DURATION"
+DURATION=$(awk -v d="$DURATION" 'BEGIN{printf "%g", d}') # also a valid JSON number
 for l in ${LAYOUTS//,/ }; do
 	case $l in cross|same|none) ;; *) die "bad layout: $l" ;; esac
 done
@@ -97,8 +98,12 @@ if [ -z "$VTPM" ]; then
 	[ -n "$VTPM" ] || VTPM=$(command -v vtpm-service || true)
 	[ -n "$VTPM" ] || die "no vtpm-service found; pass --vtpm PATH (self-check: --vtpm $HERE/swtpm-as-vtpm.sh)"
 fi
-[ -x "$VTPM" ] || VTPM=$(command -v "$VTPM" || true)
-[ -n "$VTPM" ] && [ -x "$VTPM" ] || die "--vtpm: not an executable"
+case $VTPM in
+*/*) ;;
+*) VTPM=$(command -v "$VTPM" || true) ;;
+esac
+[ -n "$VTPM" ] && [ -f "$VTPM" ] && [ -x "$VTPM" ] || die "--vtpm: not an executable"
+VTPM=$(cd "$(dirname "$VTPM")" && pwd)/$(basename "$VTPM")
 command -v "$SWTPM" >/dev/null || die "$SWTPM not found (apt-get install swtpm)"
 command -v taskset >/dev/null || die "taskset not found (util-linux)"
 
@@ -141,7 +146,8 @@ cleanup() {
 		kill -KILL -- "-$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
-	if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then
+	# kept after an error (logs), not after an interrupt
+	if [ "$KEEP" = 1 ] || { [ "$rc" != 0 ] && [ "$rc" != 130 ] && [ "$rc" != 143 ]; }; then
 		note "work dir kept: $W"
 	else
 		rm -rf "$W"
@@ -207,8 +213,13 @@ for name in swtpm vtpm; do
 	PIDS+=("$!")
 done
 for name in swtpm vtpm; do
-	bench cross "$name" -s "${SOCK[$name]}" --connect-wait 10000 ping >/dev/null
-	kill -0 "${PID[$name]}" 2>/dev/null || die "$name exited after start"
+	for i in $(seq 200); do # up to 10 s for the socket; fail early if the server died
+		[ -S "${SOCK[$name]}" ] && break
+		kill -0 "${PID[$name]}" 2>/dev/null || { show_log "$W/$name.log"; die "$name exited at start"; }
+		sleep 0.05
+	done
+	bench cross "$name" -s "${SOCK[$name]}" --connect-wait 1000 ping >/dev/null
+	kill -0 "${PID[$name]}" 2>/dev/null || { show_log "$W/$name.log"; die "$name exited after start"; }
 done
 
 set_layout() { # LAYOUT: pin the running servers for it
@@ -327,7 +338,8 @@ meets() { # RATIO OP LIMIT -> yes/no
 		else if ((op == ">=" && r >= l) || (op == "<=" && r <= l)) print "yes"; else print "no" }'
 }
 
-ROWS=() # metric key|label|unit|better|target op|target limit|target text|fmt
+ROWS=() # metric key|label|unit|better|target op|target limit|target text|fmt[|json]
+# (rows ending in |json go to the JSON file only)
 for layout in ${LAYOUTS//,/ }; do
 	case $layout in
 	cross) where="srv CPU$SERVER_CPU, cli CPU$CLIENT_CPU" ;;
@@ -337,6 +349,9 @@ for layout in ${LAYOUTS//,/ }; do
 	ROWS+=("getrandom_$layout|GetRandom rate ($where)|ops/s|higher|>=|1.0|>=1.0x (aim 1.2x)|%.0f")
 	ROWS+=("pcrextend_$layout|PCR_Extend rate ($where)|ops/s|higher|>=|1.0|>=1.0x (aim 1.2x)|%.0f")
 	ROWS+=("nvwrite_$layout|NV_Write rate ($where)*|ops/s|higher|>=|1.0|>=1.0x (aim 1.2x)|%.0f")
+	for mode in $MODES; do
+		ROWS+=("${mode}_${layout}_p50|$mode median latency ($where)|us|lower|||-|%.1f|json")
+	done
 done
 ROWS+=("start_existing|start to 1st response, existing state|ms|lower|<=|0.5|<=0.5x|%.2f")
 ROWS+=("start_fresh|start to 1st response, fresh state|ms|lower|<=|0.5|<=0.5x|%.2f")
@@ -349,15 +364,16 @@ ROWS+=("state_bytes|state dir size after the run|bytes|-|||-|%.0f")
 printf '\n%-48s %12s %13s %7s %-7s %-18s %s\n' metric swtpm vtpm-service ratio better target met
 json_metrics=""
 for row in "${ROWS[@]}"; do
-	IFS='|' read -r key label unit better op limit ttext fmt <<<"$row"
+	IFS='|' read -r key label unit better op limit ttext fmt only <<<"$row"
 	s=$(median <<<"${SAMPLES[$key|swtpm]}")
 	v=$(median <<<"${SAMPLES[$key|vtpm]}")
 	rt=$(paired_ratio "${SAMPLES[$key|swtpm]}" "${SAMPLES[$key|vtpm]}")
 	rm_=$(ratio "$v" "$s")
 	met="-"
 	[ -n "$op" ] && met=$(meets "$rt" "$op" "$limit")
-	printf "%-48s %12s %13s %6sx %-7s %-18s %s\n" "$label [$unit]" "$(printf "$fmt" "$s")" \
-		"$(printf "$fmt" "$v")" "$rt" "$better" "$ttext" "$met"
+	[ "$only" = json ] ||
+		printf "%-48s %12s %13s %6sx %-7s %-18s %s\n" "$label [$unit]" "$(printf "$fmt" "$s")" \
+			"$(printf "$fmt" "$v")" "$rt" "$better" "$ttext" "$met"
 	js=$(tr ' ' ',' <<<"${SAMPLES[$key|swtpm]}")
 	jv=$(tr ' ' ',' <<<"${SAMPLES[$key|vtpm]}")
 	jt="null"

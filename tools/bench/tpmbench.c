@@ -308,7 +308,7 @@ static int unix_connect(const char *path)
 	sun.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sun.sun_path))
 		fatalx("%s: socket path too long", path);
-	strcpy(sun.sun_path, path);
+	memcpy(sun.sun_path, path, strlen(path) + 1);
 
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -321,7 +321,7 @@ static int unix_connect(const char *path)
 	}
 	/* A hung server must fail the run, not hang it. */
 	tv.tv_sec = timeout_ms / 1000;
-	tv.tv_usec = (timeout_ms % 1000) * 1000;
+	tv.tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000;
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0)
 		fatal("setsockopt");
@@ -331,10 +331,10 @@ static int unix_connect(const char *path)
 static int connect_retry(const char *path, int wait_ms)
 {
 	uint64_t deadline = now_ns() + (uint64_t)wait_ms * 1000000u;
-	int fd;
 
 	for (;;) {
-		fd = unix_connect(path);
+		int fd = unix_connect(path);
+
 		if (fd >= 0)
 			return fd;
 		if (now_ns() > deadline) {
@@ -551,7 +551,7 @@ static double pct_us(const struct samples *s, double p)
 {
 	size_t i = (size_t)(p * (double)(s->n - 1) + 0.5);
 
-	return s->ns[i] / 1000.0;
+	return (double)s->ns[i] / 1000.0;
 }
 
 enum bench_kind { BENCH_GETRANDOM, BENCH_PCREXTEND, BENCH_NVWRITE };
@@ -562,7 +562,7 @@ static void run_loop(const struct opts *o, enum bench_kind kind)
 	struct samples s = { 0 };
 	size_t data_off = 0;
 	const char *what;
-	uint64_t t0, t1, start, elapsed, limit_ns, seq = 0;
+	uint64_t start, elapsed, limit_ns, seq = 0;
 	long i;
 	int fd, started;
 
@@ -620,9 +620,11 @@ static void run_loop(const struct opts *o, enum bench_kind kind)
 			seq++;
 			memcpy(cmd.b + data_off, &seq, sizeof(seq));
 		}
-		t0 = now_ns();
+		uint64_t t0 = now_ns();
+
 		rc_check(tpm_transact(fd, &cmd, &rsp, what), what);
-		t1 = now_ns();
+		uint64_t t1 = now_ns();
+
 		if (kind == BENCH_GETRANDOM)
 			check_getrandom_rsp(&rsp, RANDOM_BYTES);
 		else
@@ -647,7 +649,7 @@ static void run_loop(const struct opts *o, enum bench_kind kind)
 	qsort(s.ns, s.n, sizeof(*s.ns), cmp_u32);
 	printf("mode=%s ops=%zu secs=%.6f rate=%.1f lat_min_us=%.2f lat_p50_us=%.2f "
 	       "lat_p99_us=%.2f lat_max_us=%.2f startup_sent=%d\n",
-	       o->mode, s.n, elapsed / 1e9, (double)s.n / (elapsed / 1e9), pct_us(&s, 0.0),
+	       o->mode, s.n, (double)elapsed / 1e9, (double)s.n / ((double)elapsed / 1e9), pct_us(&s, 0.0),
 	       pct_us(&s, 0.5), pct_us(&s, 0.99), pct_us(&s, 1.0), started);
 	free(s.ns);
 }
@@ -716,7 +718,7 @@ static void run_start(const struct opts *o)
 			cpu_set_t set;
 
 			CPU_ZERO(&set);
-			CPU_SET(o->child_cpu, &set);
+			CPU_SET((size_t)o->child_cpu, &set);
 			if (sched_setaffinity(0, sizeof(set), &set) != 0)
 				fatal("sched_setaffinity(CPU %d)", o->child_cpu);
 		}
@@ -754,7 +756,7 @@ static void run_start(const struct opts *o)
 
 	printf("mode=start connect_ms=%.3f first_response_ms=%.3f connect_attempts=%lu "
 	       "startup_sent=%d\n",
-	       (t_conn - t0) / 1e6, (t_rsp - t0) / 1e6, attempts, started);
+	       (double)(t_conn - t0) / 1e6, (double)(t_rsp - t0) / 1e6, attempts, started);
 }
 
 static void usage(int code)

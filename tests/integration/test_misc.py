@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""The TCP transport with tpm2-tools, sd_notify readiness, the config file
+with the command line winning, a second instance on the same state, and
+stale socket files."""
+
+import os
+import socket
+import subprocess
+import time
+
+from vtpmtest import *
+
+a = args()
+wd = workdir(a, "misc")
+
+
+def free_port_pair():
+    for _ in range(50):
+        s1 = socket.socket()
+        s1.bind(("127.0.0.1", 0))
+        p = s1.getsockname()[1]
+        s2 = socket.socket()
+        try:
+            s2.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+        finally:
+            s1.close()
+            s2.close()
+    raise RuntimeError("no free port pair")
+
+
+# ---- TCP ----
+port = free_port_pair()
+t = Instance(a.vtpm, os.path.join(wd, "tcp"),
+             transport="tcp:127.0.0.1:%d" % port)
+os.makedirs(t.wd, exist_ok=True)
+t.start()
+env = dict(os.environ,
+           TPM2TOOLS_TCTI="swtpm:host=127.0.0.1,port=%d" % port)
+r = subprocess.run(["tpm2_getrandom", "--hex", "8"], env=env,
+                   capture_output=True, timeout=60)
+check(r.returncode == 0 and len(r.stdout.strip()) == 16,
+      "tpm2-tools over tcp:127.0.0.1:PORT (control on PORT+1)",
+      r.stderr)
+check(t.stop() == 0, "TCP instance stops cleanly")
+
+# ---- sd_notify ----
+nd = os.path.join(wd, "notify")
+os.makedirs(nd, exist_ok=True)
+nsock = os.path.join(nd, "notify.sock")
+ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+ns.bind(nsock)
+ns.settimeout(20)
+n = Instance(a.vtpm, nd)
+n.start(wait=False, env=dict(os.environ, NOTIFY_SOCKET=nsock))
+msg = ns.recv(4096)
+check(b"READY=1" in msg, "sends READY=1 to NOTIFY_SOCKET", msg)
+try:
+    s = n.connect()
+    r = transact(s, getrandom(4))
+    s.close()
+    ok = rc_of(r) == 0
+except OSError:
+    ok = False
+check(ok, "the socket already serves when READY=1 arrives")
+n.stop()
+
+# ---- a second process on the same state ----
+d = Instance(a.vtpm, os.path.join(wd, "dup")).start()
+d2 = Instance(a.vtpm, d.wd, key=d.key, sock=os.path.join(d.wd, "other.sock"))
+rc = d2.run_to_exit()
+check(rc not in (0, None) and "in use by another" in d2.log_text(),
+      "a second instance on the same state refuses to start", d2.log_text())
+# ... and on the same socket path (another state dir)
+d3 = Instance(a.vtpm, os.path.join(wd, "dup3"), sock=d.sock)
+os.makedirs(d3.wd, exist_ok=True)
+rc = d3.run_to_exit()
+check(rc not in (0, None) and "another server is listening" in
+      d3.log_text(), "a live socket of another server is not stolen",
+      d3.log_text())
+d.kill()
+# a stale socket left by a killed instance is replaced
+d.start()
+check(d.proc.poll() is None, "a stale socket file from a killed instance "
+      "is replaced")
+d.stop()
+with open(os.path.join(wd, "notasocket"), "w") as f:
+    f.write("x")
+e = Instance(a.vtpm, os.path.join(wd, "e"),
+             sock=os.path.join(wd, "notasocket"))
+os.makedirs(e.wd, exist_ok=True)
+rc = e.run_to_exit()
+check(rc not in (0, None) and "not a socket" in e.log_text(),
+      "an ordinary file at the socket path is never deleted",
+      e.log_text())
+check(open(os.path.join(wd, "notasocket")).read() == "x",
+      "and its contents are intact")
+
+# ---- config file ----
+cd = os.path.join(wd, "conf")
+os.makedirs(cd, exist_ok=True)
+key = make_key(os.path.join(cd, "key"))
+conf = os.path.join(cd, "vtpm.conf")
+with open(conf, "w") as f:
+    f.write("[instance]\nrole = instance\ndomid = 4\n"
+            "transport = unix:%s/wrong.sock\nstate-dir = %s/state\n"
+            "state-key = %s\nlog-level = debug\n" % (cd, cd, key))
+sock = os.path.join(cd, "right.sock")
+p = subprocess.Popen([a.vtpm, "--config", conf, "--transport",
+                      "unix:" + sock], stderr=subprocess.PIPE)
+for _ in range(400):
+    if os.path.exists(sock):
+        break
+    time.sleep(0.01)
+check(os.path.exists(sock) and not os.path.exists(cd + "/wrong.sock"),
+      "the command line wins over the config file")
+socket.socket(socket.AF_UNIX).connect(sock)
+time.sleep(0.1)
+p.terminate()
+err = p.communicate(timeout=20)[1].decode()
+check("<7>" in err and "[dom4/" in err,
+      "options from the config file apply (log-level, domid)", err[:300])
+with open(conf, "a") as f:
+    f.write("bogus-key = 1\n")
+r = subprocess.run([a.vtpm, "--config", conf], capture_output=True,
+                   timeout=20)
+check(r.returncode != 0 and b"bogus-key" in r.stderr,
+      "an unknown key in the config file is a clear error", r.stderr)
+r = subprocess.run([a.vtpm, "--role=manager"], capture_output=True,
+                   timeout=20)
+check(r.returncode != 0 and b"not implemented yet" in r.stderr,
+      "--role=manager says it is not implemented yet", r.stderr)
+finish()

@@ -1,0 +1,288 @@
+# SPDX-License-Identifier: BSD-3-Clause
+"""Shared pieces of the integration tests: start and stop real
+vtpm-service processes, talk raw TPM 2.0 and swtpm control bytes to them,
+and run the real tpm2-tools against them."""
+
+import argparse
+import hashlib
+import os
+import secrets
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+TPM_RS_PW = 0x40000009
+TPM_RH_OWNER = 0x40000001
+
+_results = {"passed": 0, "failed": 0}
+
+
+def args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--vtpm", required=True, help="path of vtpm-service")
+    p.add_argument("--workdir", default=None)
+    return p.parse_args()
+
+
+def check(cond, name, detail=""):
+    if cond:
+        _results["passed"] += 1
+        print("ok   %s" % name, flush=True)
+    else:
+        _results["failed"] += 1
+        print("FAIL %s %s" % (name, detail), flush=True)
+    return cond
+
+
+def finish():
+    print("%d passed, %d failed" % (_results["passed"], _results["failed"]))
+    sys.exit(1 if _results["failed"] or not _results["passed"] else 0)
+
+
+def workdir(a, name):
+    base = a.workdir or tempfile.mkdtemp(prefix="vtpm-%s-" % name)
+    os.makedirs(base, exist_ok=True)
+    return base
+
+
+def make_key(path, raw=False):
+    data = secrets.token_bytes(32)
+    with open(path, "wb") as f:
+        f.write(data if raw else data.hex().encode() + b"\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def sha256_file(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+class Instance:
+    """One vtpm-service --role=instance process."""
+
+    def __init__(self, exe, wd, domid=1, key=None, extra=(), sock=None,
+                 tpm_version=None, uuid=None, transport=None):
+        self.exe = exe
+        self.wd = wd
+        os.makedirs(wd, exist_ok=True)
+        self.domid = domid
+        self.sock = sock or os.path.join(wd, "dom%d.sock" % domid)
+        self.ctrl = self.sock + ".ctrl"
+        self.state_dir = os.path.join(wd, "state")
+        self.key = key or make_key(os.path.join(wd, "key"))
+        self.extra = list(extra)
+        self.tpm_version = tpm_version
+        self.uuid = uuid
+        self.transport = transport or "unix:" + self.sock
+        self.proc = None
+        self.log_path = os.path.join(wd, "dom%d.log" % domid)
+
+    def argv(self):
+        a = [self.exe, "--role=instance", "--domid", str(self.domid),
+             "--transport", self.transport, "--state-key", self.key,
+             "--state-dir", self.state_dir]
+        if self.tpm_version:
+            a += ["--tpm-version", self.tpm_version]
+        if self.uuid:
+            a += ["--uuid", self.uuid]
+        return a + self.extra
+
+    def start(self, wait=True, env=None):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=self.log,
+                                     stderr=subprocess.STDOUT, env=env)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=20.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("instance exited with %d: %s" %
+                                   (self.proc.returncode, self.log_text()))
+            if self.transport.startswith("unix:"):
+                try:
+                    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                    s.connect(self.sock)
+                    s.close()
+                    return
+                except OSError:
+                    pass
+            else:
+                host, port = self.transport[4:].rsplit(":", 1)
+                try:
+                    socket.create_connection((host, int(port)), 0.5).close()
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.005)
+        raise RuntimeError("instance not ready after %.0fs" % timeout)
+
+    def run_to_exit(self, timeout=30):
+        """Start and expect the process to end by itself; returns rc."""
+        self.start(wait=False)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def state_files(self):
+        return sorted(f for f in os.listdir(self.state_dir)
+                      if f.endswith(".state"))
+
+    def state_path(self):
+        return os.path.join(self.state_dir, self.state_files()[0])
+
+    def tools(self, *cmd, check_rc=True, inp=None):
+        env = dict(os.environ, TPM2TOOLS_TCTI="swtpm:path=" + self.sock)
+        r = subprocess.run(list(cmd), env=env, capture_output=True,
+                           input=inp, timeout=60)
+        if check_rc and r.returncode != 0:
+            raise RuntimeError("%s failed (%d): %s" %
+                               (" ".join(cmd), r.returncode,
+                                r.stderr.decode(errors="replace")))
+        return r
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(self.sock)
+        return s
+
+    def connect_ctrl(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(30)
+        s.connect(self.ctrl)
+        return s
+
+
+def recv_exact(s, n):
+    buf = b""
+    while len(buf) < n:
+        chunk = s.recv(n - len(buf))
+        if not chunk:
+            raise EOFError("connection closed after %d of %d bytes" %
+                           (len(buf), n))
+        buf += chunk
+    return buf
+
+
+def recv_tpm(s):
+    hdr = recv_exact(s, 10)
+    size = struct.unpack(">I", hdr[2:6])[0]
+    return hdr + recv_exact(s, size - 10)
+
+
+def transact(s, cmd):
+    s.sendall(cmd)
+    return recv_tpm(s)
+
+
+def rc_of(rsp):
+    return struct.unpack(">I", rsp[6:10])[0]
+
+
+def ctrl(s, code, body=b"", reply_len=4):
+    s.sendall(struct.pack(">I", code) + body)
+    return recv_exact(s, reply_len)
+
+
+# ---- TPM 2.0 commands built by hand (TPM 2.0 Part 3) ----
+
+def cmd(tag, cc, body):
+    return struct.pack(">HII", tag, 10 + len(body), cc) + body
+
+
+def pw_session():
+    # sessionHandle, nonce(0), attributes(continueSession), hmac(0)
+    s = struct.pack(">IHBH", TPM_RS_PW, 0, 1, 0)
+    return struct.pack(">I", len(s)) + s
+
+
+def getrandom(n):
+    return cmd(0x8001, 0x17B, struct.pack(">H", n))
+
+
+def nv_define(index, size):
+    # TPMS_NV_PUBLIC: index, nameAlg sha256, attributes
+    # OWNERWRITE|AUTHWRITE|OWNERREAD|AUTHREAD, no policy, data size.
+    public = struct.pack(">IHIHH", index, 0x000B, 0x00060006, 0, size)
+    body = struct.pack(">I", TPM_RH_OWNER) + pw_session()
+    body += struct.pack(">H", 0)                      # auth (empty)
+    body += struct.pack(">H", len(public)) + public   # TPM2B_NV_PUBLIC
+    return cmd(0x8002, 0x12A, body)
+
+
+def nv_undefine(index):
+    body = struct.pack(">II", TPM_RH_OWNER, index) + pw_session()
+    return cmd(0x8002, 0x122, body)
+
+
+def nv_write(index, data, offset=0):
+    body = struct.pack(">II", TPM_RH_OWNER, index) + pw_session()
+    body += struct.pack(">H", len(data)) + data + struct.pack(">H", offset)
+    return cmd(0x8002, 0x137, body)
+
+
+def nv_read(index, size, offset=0):
+    body = struct.pack(">II", TPM_RH_OWNER, index) + pw_session()
+    body += struct.pack(">HH", size, offset)
+    return cmd(0x8002, 0x14E, body)
+
+
+def nv_read_data(rsp):
+    # header(10) paramSize(4) TPM2B(2+n) ...
+    n = struct.unpack(">H", rsp[14:16])[0]
+    return rsp[16:16 + n]
+
+
+def pcr_extend(pcr, digest):
+    body = struct.pack(">I", pcr) + pw_session()
+    body += struct.pack(">IH", 1, 0x000B) + digest
+    return cmd(0x8002, 0x182, body)
+
+
+def create_primary_rsa():
+    """TPM2_CreatePrimary of an RSA-2048 storage key: slow on purpose
+    (prime generation takes tens to hundreds of milliseconds)."""
+    sensitive = struct.pack(">HH", 0, 0)
+    public = struct.pack(">HHI", 0x0001, 0x000B, 0x00030072)
+    public += struct.pack(">H", 0)                        # authPolicy
+    public += struct.pack(">HHHHHI", 0x0006, 128, 0x0043,  # AES-128-CFB
+                          0x0010, 2048, 0)                # no scheme
+    public += struct.pack(">H", 0)                        # unique
+    body = struct.pack(">I", TPM_RH_OWNER) + pw_session()
+    body += struct.pack(">H", len(sensitive)) + sensitive
+    body += struct.pack(">H", len(public)) + public
+    body += struct.pack(">H", 0) + struct.pack(">I", 0)    # outside, pcrs
+    return cmd(0x8002, 0x131, body)
