@@ -272,6 +272,21 @@ int config_load_file(struct config *cfg, const char *path, char *err,
 	return 0;
 }
 
+int config_load_string(struct config *cfg, const char *text, char *err,
+		       size_t errlen)
+{
+	struct ini_ctx c = { cfg, err, errlen, 0 };
+	int line = ini_parse_string(text, config_ini_entry, &c);
+
+	if (c.rc)
+		return c.rc;
+	if (line != 0) {
+		snprintf(err, errlen, "line %d: syntax error", line);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int config_validate(const struct config *cfg, char *err, size_t errlen)
 {
 	if (cfg->role == ROLE_NONE) {

@@ -65,6 +65,10 @@ int config_set(struct config *cfg, const char *key, const char *value,
 int config_load_file(struct config *cfg, const char *path, char *err,
 		     size_t errlen);
 
+/* Applies INI text from memory (fuzzing, tests); like config_load_file. */
+int config_load_string(struct config *cfg, const char *text, char *err,
+		       size_t errlen);
+
 /* Checks the combination of options for a role; 0 or -EINVAL. */
 int config_validate(const struct config *cfg, char *err, size_t errlen);
 

@@ -45,7 +45,8 @@ int log_level_parse(const char *s)
 	return -1;
 }
 
-static void log_vemit(int lvl, int errnum, const char *fmt, va_list ap)
+static void __attribute__((format(printf, 3, 0)))
+log_vemit(int lvl, int errnum, const char *fmt, va_list ap)
 {
 	char msg[1024];
 

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The control channel end to end: request framing, then execution
+ * against a real libtpms engine (in memory: nothing is persisted).  The
+ * input is a sequence of requests, each prefixed by a u16 length.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "swtpm_ctrl.h"
+#include "vtpm.h"
+
+static struct vtpm v;
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int ready;
+
+	if (!ready) {
+		if (engine_setup(&v.eng, TPM_VERSION_2, 0) ||
+		    engine_power_on(&v.eng, false))
+			abort();
+		engine_startup_clear(&v.eng);
+		ready = 1;
+	}
+	while (size >= 2) {
+		size_t n = (size_t)(data[0] << 8 | data[1]);
+		struct ctrl_req req;
+		struct ctrl_reply rep;
+
+		data += 2;
+		size -= 2;
+		if (n > size)
+			n = size;
+		if (ctrl_frame(data, n, &req) == 1 &&
+		    req.code != CTRL_SHUTDOWN && req.code != CTRL_SET_DATAFD) {
+			if (ctrl_execute(&v, &req, &rep) == 0)
+				free(rep.buf);
+		}
+		data += n;
+		size -= n;
+	}
+	/* Leave the engine running for the next input. */
+	if (!v.eng.running) {
+		engine_power_on(&v.eng, false);
+		engine_startup_clear(&v.eng);
+	}
+	v.eng.dirty = false;
+	return 0;
+}

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* Data-socket framing: any byte stream, any buffer size. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "tpmframe.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct tpmframe f;
+	uint32_t max = 4096;
+	int rc;
+
+	if (size >= 2) {
+		max = 10 + ((uint32_t)data[0] << 8 | data[1]) % 4096;
+		data += 2;
+		size -= 2;
+	}
+	rc = tpmframe_parse(data, size, max, &f);
+	if (rc == 1) {
+		/* The frame must lie inside what was given. */
+		if (f.consumed > size || f.cmd_off + f.cmd_len > f.consumed ||
+		    f.cmd_len < TPM_HEADER_LEN || f.cmd_len > max)
+			abort();
+		(void)tpm_cmd_code(data + f.cmd_off, f.cmd_len);
+	}
+	return 0;
+}
