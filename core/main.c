@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* vtpm-service: option parsing and role dispatch. */
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
 	int ch, idx;
 
 	log_init("vtpm-service", LOG_LVL_INFO);
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
 	config_defaults(&cfg);
 
 	/* First pass: only --config, --help, --version. */

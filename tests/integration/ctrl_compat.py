@@ -128,7 +128,8 @@ class Reply:
         self.end = end
 
     def __add__(self, other):
-        return Reply(self.data + other.data, other.end or self.end)
+        end = "|".join(e for e in (self.end, other.end) if e)
+        return Reply(self.data + other.data, end)
 
     def render(self, ranges=(), limit=None):
         masked = set()
@@ -165,15 +166,28 @@ def mask_get_random_mssim(reply):
     return mask_get_random(reply, prefix=4)
 
 
+# swtpm wraps every blob: 10-byte header (version 2, min_version 1,
+# hdrsize 10, flags 0x0004 MIGRATION_DATA, u32 totlen) + TLV(tag 4
+# MIGRATION_DATA, u32 len) + TLV(tag 1 DATA, u32 len) + libtpms blob
+SWTPM_BLOB_WRAPPER = 22
+
+
 def mask_stateblob(reply):
     """GET_STATEBLOB data: the serialized libtpms state contains per-instance
     random seeds (EPS/SPS/PPS, proofs), clocks and, for volatile state,
     session/context nonces.  Two TPMs never produce equal blobs (two
-    consecutive volatile reads of the same swtpm differ too).  The header
-    (result, state_flags, totlength, length) is compared exactly."""
+    consecutive volatile reads of the same swtpm differ too).  The reply
+    header (result, state_flags, totlength, length) and swtpm's 22-byte
+    blob wrapper (header + TLV tags/lengths, needed for migration between
+    swtpm and vtpm-service) are compared exactly; only the libtpms payload
+    is masked."""
     d = reply.data
     if be32_at(d, 0) == 0 and len(d) > 16:
-        return [(16, len(d))]
+        start = 16 + SWTPM_BLOB_WRAPPER
+        # a read with offset > 0 starts inside the payload: mask it all
+        if d[16:18] != b"\x02\x01":
+            start = 16
+        return [(start, len(d))] if len(d) > start else []
     return []
 
 
@@ -216,8 +230,10 @@ class Conn:
             return None
         return b
 
-    def read_exact(self, n, timeout=READ_TIMEOUT):
+    def read_exact(self, n, timeout=None):
         """Read n bytes; Reply ends with EOF/TIMEOUT if they do not come."""
+        if timeout is None:
+            timeout = READ_TIMEOUT
         buf = b""
         deadline = time.monotonic() + timeout
         while len(buf) < n:
@@ -273,11 +289,19 @@ class Target:
         self._ctrl = None
         self._data = None
         self.blobs = {}
+        self.may_exit = False
 
     def start(self, timeout=15.0):
         self.log = open(self.logpath, "wb")
-        self.proc = subprocess.Popen(self.argv, stdout=self.log,
-                                     stderr=subprocess.STDOUT, env=self.env)
+        try:
+            # own process group, so stop() also ends children it may fork
+            self.proc = subprocess.Popen(self.argv, stdout=self.log,
+                                         stderr=subprocess.STDOUT,
+                                         env=self.env,
+                                         start_new_session=True)
+        except OSError as e:
+            self.proc = None
+            return "cannot execute: %s" % e
         deadline = time.monotonic() + timeout
         ok_data = ok_ctrl = False
         while time.monotonic() < deadline:
@@ -329,13 +353,19 @@ class Target:
     def stop(self):
         self.close_ctrl()
         self.close_data()
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+        if self.proc is not None:
+            pgid = self.proc.pid      # leader of the group made in start()
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
             try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                os.killpg(pgid, signal.SIGKILL)   # leftovers of our child
+            except OSError:
+                pass
         if getattr(self, "log", None):
             self.log.close()
 
@@ -369,7 +399,7 @@ def read_ctrl_reply(conn, code):
                          else conn.read_idle(0.1))
                 ln = be32_at(r.data, 12)
                 if res == 0 and not r.end and ln:
-                    r = r + conn.read_exact(ln, timeout=15)
+                    r = r + conn.read_exact(ln, timeout=3 * READ_TIMEOUT)
     if not r.end:
         r = r + conn.read_idle()
     return r
@@ -411,6 +441,12 @@ class Runner:
         """Run `step(target)` on both targets and compare the Replies."""
         results = []
         for t in (self.a, self.b):
+            rc = t.proc.poll() if t.proc is not None else None
+            if rc is not None and not t.may_exit:
+                # a dead process would make every later check wait for
+                # timeouts; report it at once instead
+                results.append(Reply(b"", "PROCESS-EXITED(%d)" % rc))
+                continue
             try:
                 r = step(t)
             except Exception as e:  # keep going; a crash is a difference
@@ -481,8 +517,6 @@ class Runner:
 
 
 def run_sequence(rn):
-    A, B = rn.a, rn.b
-    both = (A, B)
     digest = bytes(range(32))
 
     # ---------------- data socket basics (TPM running after startup-clear)
@@ -677,18 +711,9 @@ def run_sequence(rn):
     rn.ctrl("ctrl.store_volatile", CMD_STORE_VOLATILE)
     rn.ctrl("ctrl.store_volatile_with_junk", CMD_STORE_VOLATILE, b"x",
             fresh=True)
+    # swtpm 0.7.1 answers SET_DATAFD with 0x1f until the first data client
+    # has disconnected (our startup probe did), then 0x03 without an fd
     rn.ctrl("ctrl.set_datafd_without_fd", CMD_SET_DATAFD)
-
-    def datafd_with_fd(t):
-        c = t.ctrl()
-        x, y = socket.socketpair()
-        try:
-            c.send_fd(u32(CMD_SET_DATAFD), y.fileno())
-            return read_ctrl_reply(c, CMD_SET_DATAFD)
-        finally:
-            x.close()
-            y.close()
-    rn.check("ctrl.set_datafd_with_fd", datafd_with_fd)
     rn.ctrl("ctrl.set_stateblob_while_running", CMD_SET_STATEBLOB,
             struct.pack(">III", 0, BLOB_PERMANENT, 0))
     rn.ctrl("ctrl.init_body_8_bytes", CMD_INIT, u32(0) + u32(0), fresh=True)
@@ -820,6 +845,27 @@ def run_sequence(rn):
             u32(0))
     rn.ctrl("ctrl.get_tpmestablished_after_resume", CMD_GET_TPMESTABLISHED)
 
+    # ---------------- cross migration: each target imports the other's
+    # snapshot (swtpm -> vtpm-service and back), as QEMU migration would
+    rn.ctrl("xmig.stop", CMD_STOP)
+
+    def set_from_other(btype, key):
+        def step(t):
+            other = rn.b if t is rn.a else rn.a
+            blob = other.blobs.get(key, b"")
+            c = t.ctrl()
+            c.send(ctrl_req(CMD_SET_STATEBLOB,
+                            struct.pack(">III", 0, btype, len(blob))) + blob)
+            return read_ctrl_reply(c, CMD_SET_STATEBLOB)
+        return step
+    rn.check("xmig.set_permanent_from_other",
+             set_from_other(BLOB_PERMANENT, "perm"))
+    rn.check("xmig.set_volatile_from_other",
+             set_from_other(BLOB_VOLATILE, "vol"))
+    rn.ctrl("xmig.init", CMD_INIT, u32(0))
+    rn.data("xmig.pcr_read_16_17", cmd_pcr_read(16, 17))
+    rn.data("xmig.get_random", cmd_get_random(8), mask_get_random)
+
     # ---------------- INIT semantics
     rn.ctrl("ctrl.stop_2", CMD_STOP)
     rn.ctrl("ctrl.init_without_blobs", CMD_INIT, u32(0))
@@ -862,8 +908,35 @@ def run_sequence(rn):
         return r
     rn.check("ctrl.one_client_at_a_time", two_ctrl_clients)
 
+    # ---------------- SET_DATAFD with a real fd (QEMU's way); this takes the
+    # data channel away from the listening socket, so it runs last
+    def datafd_with_fd(t):
+        t.close_data()
+        c = t.ctrl()
+        x, y = socket.socketpair()
+        x.settimeout(READ_TIMEOUT)
+        try:
+            c.send_fd(u32(CMD_SET_DATAFD), y.fileno())
+            r = read_ctrl_reply(c, CMD_SET_DATAFD)
+            y.close()
+            if be32_at(r.data, 0) == 0:
+                dc = Conn.__new__(Conn)
+                dc.sock, dc.eof, dc.path = x, False, None
+                dc.send(cmd_pcr_read(16))
+                r = r + read_tpm_reply(dc)
+                dc.send(mssim(cmd_pcr_read(16)))
+                r = r + read_mssim_reply(dc)
+            c.send(u32(CMD_SET_DATAFD))
+            r = r + read_ctrl_reply(c, CMD_SET_DATAFD)
+            return r
+        finally:
+            x.close()
+            y.close()
+    rn.check("ctrl.set_datafd_with_fd_then_commands_over_it", datafd_with_fd)
+
     # ---------------- SHUTDOWN: reply, close, process exits with 0
     def shutdown(t):
+        t.may_exit = True
         t.close_data()
         c = t.ctrl()
         c.send(u32(CMD_SHUTDOWN))
@@ -890,6 +963,7 @@ def make_key(path):
 
 
 def main():
+    global READ_TIMEOUT
     ap = argparse.ArgumentParser(
         description="Compare vtpm-service's swtpm-compatible sockets with "
                     "swtpm 0.7.1, byte for byte.")
@@ -900,8 +974,11 @@ def main():
                     "(default: a new temporary directory)")
     ap.add_argument("--hex-limit", type=int, default=256,
                     help="max bytes shown per side in FAIL lines (0 = all)")
+    ap.add_argument("--timeout", type=float, default=READ_TIMEOUT,
+                    help="seconds to wait for an expected reply (default 5)")
     ap.add_argument("--self-test", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    READ_TIMEOUT = args.timeout
 
     if not args.self_test and not args.vtpm:
         ap.error("--vtpm is required")

@@ -20,6 +20,7 @@ TPM_RS_PW = 0x40000009
 TPM_RH_OWNER = 0x40000001
 
 _results = {"passed": 0, "failed": 0}
+_instances = []
 
 
 def args():
@@ -40,6 +41,15 @@ def check(cond, name, detail=""):
 
 
 def finish():
+    # Sanitizer builds print their findings into the instance logs.
+    for inst in _instances:
+        text = inst.log_text()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                       "runtime error:"):
+            if marker in text:
+                check(False, "no sanitizer report in %s" % inst.log_path,
+                      text[text.index(marker):][:2000])
+                break
     print("%d passed, %d failed" % (_results["passed"], _results["failed"]))
     sys.exit(1 if _results["failed"] or not _results["passed"] else 0)
 
@@ -82,6 +92,7 @@ class Instance:
         self.transport = transport or "unix:" + self.sock
         self.proc = None
         self.log_path = os.path.join(wd, "dom%d.log" % domid)
+        _instances.append(self)
 
     def argv(self):
         a = [self.exe, "--role=instance", "--domid", str(self.domid),
@@ -161,6 +172,11 @@ class Instance:
                       if f.endswith(".state"))
 
     def state_path(self):
+        # The first state write runs right after the socket opens.
+        for _ in range(500):
+            if os.path.isdir(self.state_dir) and self.state_files():
+                break
+            time.sleep(0.01)
         return os.path.join(self.state_dir, self.state_files()[0])
 
     def tools(self, *cmd, check_rc=True, inp=None):

@@ -232,6 +232,18 @@ set_layout() { # LAYOUT: pin the running servers for it
 }
 
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+cpu_busy_pct() { # CPU use of the whole machine over 0.5 s, in percent
+	local a b
+	a=$(head -n1 /proc/stat)
+	sleep 0.5
+	b=$(head -n1 /proc/stat)
+	awk -v a="$a" -v b="$b" 'BEGIN{ n = split(a, x); split(b, y); t = 0
+		for (i = 2; i <= n; i++) t += y[i] - x[i]
+		idle = (y[5] - x[5]) + (y[6] - x[6])
+		printf "%.0f", (t > 0 ? 100 * (t - idle) / t : 0) }'
+}
+BUSY0=$(cpu_busy_pct) # before our servers do anything: other work
+[ "$BUSY0" -lt 20 ] || note "warning: the machine is busy ($BUSY0% CPU in use before the run); figures will be noisy"
 statefs=$(findmnt -n -o FSTYPE -T "$W" 2>/dev/null || stat -f -c %T "$W")
 note "work dir $W (file system: $statefs); swtpm: $("$SWTPM" --version 2>&1 | head -n1)"
 note "vtpm-service: $VTPM"
@@ -389,7 +401,8 @@ Start: fork+exec to first successful GetRandom, child on CPU $SERVER_CPU, client
   "existing" reuses one state dir, "fresh" uses a new empty one per start.
 * NV_Write: vtpm-service fsyncs before answering, swtpm does not; state on $statefs.
 EOF
-echo "Load average: $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end (other work on the machine adds noise)."
+echo "Other load: ${BUSY0}% CPU busy just before the run; load average $LOAD0 at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end."
+[ "$BUSY0" -lt 20 ] || echo "WARNING: the machine was busy before the run started; rerun on an idle machine for figures to trust."
 sent=$(median <<<"${SAMPLES[startup_sent_existing|vtpm]}")
 [ "$sent" = 0 ] || echo "Note: vtpm-service needed TPM2_Startup from the client (counted in its start time)."
 
@@ -402,7 +415,7 @@ if [ -n "$JSON" ]; then
     "rounds": $ROUNDS, "duration_s": $DURATION, "starts": $STARTS,
     "layouts": "$LAYOUTS", "server_cpu": $SERVER_CPU, "client_cpu": $CLIENT_CPU,
     "cpus": $NCPU, "state_fs": "$statefs", "kernel": "$(uname -r)",
-    "loadavg_start": "$LOAD0", "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)"},
+    "cpu_busy_pct_before": $BUSY0, "loadavg_start": "$LOAD0", "loadavg_end": "$(cut -d' ' -f1-3 /proc/loadavg)"},
   "metrics": [
 $json_metrics
   ]

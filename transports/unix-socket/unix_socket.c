@@ -44,6 +44,7 @@ struct conn {
 	uint8_t *rbuf;
 	size_t rlen, rcap;
 	bool reading;
+	bool pumping, repump;
 
 	struct vtpm_job job;
 	bool job_pending;
@@ -166,48 +167,65 @@ static struct conn *conn_new(struct usock *us, enum conn_kind kind)
 
 /* ---- writing ---- */
 
+static void data_pump(struct conn *c);
+
+/* A reply has gone out completely: serve what the client sent next. */
+static void conn_reply_sent(struct conn *c)
+{
+	if (c->close_after_write) {
+		conn_close(c);
+		return;
+	}
+	if (c->closing)
+		return;
+	if (c->kind == CONN_DATA)
+		data_pump(c);
+	else
+		conn_read_start(c);
+}
+
 static void conn_after_write(uv_write_t *w, int status)
 {
 	struct conn *c = w->data;
 
 	free(c->wbuf);
 	c->wbuf = NULL;
-	if (status < 0 || c->close_after_write) {
+	if (status < 0)
 		conn_close(c);
-	} else if (!c->closing) {
-		conn_read_start(c);
-	}
+	else
+		conn_reply_sent(c);
 	conn_unref(c);
 }
 
-/* Sends bytes, then resumes reading (or closes). Takes ownership of buf. */
-static void conn_send(struct conn *c, uint8_t *buf, size_t len)
+/*
+ * Sends a reply.  The common case is one write() that takes it all;
+ * otherwise the rest is copied and queued.  buf stays the caller's.
+ */
+static void conn_send(struct conn *c, const uint8_t *buf, size_t len)
 {
 	uv_buf_t b = uv_buf_init((char *)buf, (unsigned int)len);
 	int n;
 
-	if (c->closing) {
-		free(buf);
+	if (c->closing)
 		return;
-	}
 	n = uv_try_write(&c->h.stream, &b, 1);
 	if (n == (int)len) {
-		free(buf);
-		if (c->close_after_write)
-			conn_close(c);
-		else
-			conn_read_start(c);
+		conn_reply_sent(c);
 		return;
 	}
 	if (n < 0 && n != UV_EAGAIN) {
-		free(buf);
 		conn_close(c);
 		return;
 	}
 	if (n < 0)
 		n = 0;
-	c->wbuf = buf;
-	b = uv_buf_init((char *)buf + n, (unsigned int)(len - (size_t)n));
+	c->wbuf = malloc(len - (size_t)n);
+	if (!c->wbuf) {
+		conn_close(c);
+		return;
+	}
+	memcpy(c->wbuf, buf + n, len - (size_t)n);
+	b = uv_buf_init((char *)c->wbuf, (unsigned int)(len - (size_t)n));
 	c->wreq.data = c;
 	c->refs++;
 	if (uv_write(&c->wreq, &c->h.stream, &b, 1, conn_after_write) < 0) {
@@ -224,32 +242,31 @@ static void data_job_done(struct vtpm_job *job)
 {
 	struct conn *c = job->data;
 	struct tpmframe *f = &c->frame;
-	uint8_t *out;
-	size_t len, off = 0;
 
 	c->job_pending = false;
 	if (job->status == -ECANCELED || c->closing) {
 		conn_unref(c);
 		return;
 	}
-	len = job->rsp_len + (f->kind == TPMFRAME_MSSIM ? 8 : 0);
-	out = malloc(len);
-	if (!out) {
-		conn_close(c);
-		conn_unref(c);
-		return;
-	}
-	if (f->kind == TPMFRAME_MSSIM) {
-		be32_put(out, job->rsp_len);
-		off = 4;
-	}
-	memcpy(out + off, job->rsp, job->rsp_len);
-	if (f->kind == TPMFRAME_MSSIM)
-		be32_put(out + off + job->rsp_len, 0);
 	/* The frame is answered: drop it from the buffer. */
 	memmove(c->rbuf, c->rbuf + f->consumed, c->rlen - f->consumed);
 	c->rlen -= f->consumed;
-	conn_send(c, out, len);
+	if (f->kind == TPMFRAME_MSSIM) {
+		/* Length, response, a zero word: rare, so it is copied. */
+		uint8_t *all = malloc(job->rsp_len + 8);
+
+		if (!all) {
+			conn_close(c);
+		} else {
+			be32_put(all, job->rsp_len);
+			memcpy(all + 4, job->rsp, job->rsp_len);
+			be32_put(all + 4 + job->rsp_len, 0);
+			conn_send(c, all, job->rsp_len + 8);
+			free(all);
+		}
+	} else {
+		conn_send(c, job->rsp, job->rsp_len);
+	}
 	conn_unref(c);
 }
 
@@ -266,48 +283,78 @@ static void conn_stall_timeout(uv_timer_t *t)
 	conn_close(c);
 }
 
-static void data_try_frame(struct conn *c)
+static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf);
+static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+
+/*
+ * Serves the frames buffered on a data connection, one at a time.  Reading
+ * goes on while a command runs (no epoll changes per command); it pauses
+ * only when the buffer is full.  A reply sent at once re-enters here; the
+ * guard turns that recursion into this loop.
+ */
+static void data_pump(struct conn *c)
 {
 	struct engine *e = &c->us->t->vtpm->eng;
 	int rc;
 
-	rc = tpmframe_parse(c->rbuf, c->rlen, e->buffer_size, &c->frame);
-	if (rc == TPMFRAME_NEED_MORE) {
-		if (c->rlen)
-			uv_timer_start(&c->timer, conn_stall_timeout,
-				       (uint64_t)c->us->t->cfg->client_timeout_ms, 0);
-		else
-			uv_timer_stop(&c->timer);
+	if (c->pumping) {
+		c->repump = true;
 		return;
 	}
-	uv_timer_stop(&c->timer);
-	uv_read_stop(&c->h.stream);
-	c->reading = false;
-	if (rc < 0) {
-		/* The stream cannot be resynchronised: answer, then close. */
-		uint8_t *out = malloc(TPM_HEADER_LEN);
-
-		log_warnx_rl(&c->us->rl, "data client %u: %s; closing it",
-			     c->id, tpmframe_strerror(rc));
-		if (!out) {
-			conn_close(c);
-			return;
+	c->pumping = true;
+	do {
+		c->repump = false;
+		if (c->closing || c->job_pending || c->wbuf)
+			break;
+		rc = tpmframe_parse(c->rbuf, c->rlen, e->buffer_size, &c->frame);
+		if (rc == TPMFRAME_NEED_MORE) {
+			if (c->rlen)
+				uv_timer_start(&c->timer, conn_stall_timeout,
+					       (uint64_t)c->us->t->cfg->client_timeout_ms,
+					       0);
+			else if (uv_is_active((uv_handle_t *)&c->timer))
+				uv_timer_stop(&c->timer);
+			if (!c->reading) {
+				if (uv_read_start(&c->h.stream, conn_alloc,
+						  conn_on_read) == 0)
+					c->reading = true;
+				else
+					conn_close(c);
+			}
+			break;
 		}
-		tpm_error_response(out, e->version == TPM_VERSION_2,
-				   e->version == TPM_VERSION_2 ? 0x142 : 0x19);
-		c->close_after_write = true;
-		conn_send(c, out, TPM_HEADER_LEN);
-		return;
-	}
-	c->job.kind = VTPM_JOB_CMD;
-	c->job.cmd = c->rbuf + c->frame.cmd_off;
-	c->job.cmd_len = c->frame.cmd_len;
-	c->job.locality = c->frame.locality;
-	c->job.done = data_job_done;
-	c->job.data = c;
-	c->job_pending = true;
-	c->refs++;
-	vtpm_submit(c->us->t->vtpm, &c->job);
+		if (uv_is_active((uv_handle_t *)&c->timer))
+			uv_timer_stop(&c->timer);
+		if (rc < 0) {
+			/* The stream cannot be resynchronised: answer, then
+			 * close. */
+			uint8_t out[TPM_HEADER_LEN];
+
+			log_warnx_rl(&c->us->rl, "data client %u: %s; closing it",
+				     c->id, tpmframe_strerror(rc));
+			tpm_error_response(out, e->version == TPM_VERSION_2,
+					   e->version == TPM_VERSION_2 ? 0x142
+									: 0x19);
+			c->close_after_write = true;
+			if (c->reading) {
+				uv_read_stop(&c->h.stream);
+				c->reading = false;
+			}
+			conn_send(c, out, TPM_HEADER_LEN);
+			break;
+		}
+		c->job.kind = VTPM_JOB_CMD;
+		c->job.cmd = c->rbuf + c->frame.cmd_off;
+		c->job.cmd_len = c->frame.cmd_len;
+		c->job.locality = c->frame.locality;
+		c->job.done = data_job_done;
+		c->job.data = c;
+		c->job_pending = true;
+		c->refs++;
+		/* A quick command is answered inside vtpm_submit. */
+		vtpm_submit(c->us->t->vtpm, &c->job);
+	} while (!c->closing && !c->job_pending && !c->wbuf);
+	c->pumping = false;
 }
 
 /* ---- control connections ---- */
@@ -325,6 +372,7 @@ static void ctrl_send_reply(struct conn *c)
 		return;
 	}
 	conn_send(c, buf, len);
+	free(buf);
 }
 
 static void ctrl_job_call(struct vtpm *v, struct vtpm_job *job)
@@ -451,6 +499,11 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	(void)buf;
 	if (n == 0)
 		return;
+	if (n == UV_ENOBUFS) {
+		uv_read_stop(s);
+		c->reading = false;
+		return;
+	}
 	if (n < 0) {
 		if (n != UV_EOF && n != UV_ECONNRESET)
 			log_debug("client %u: read: %s", c->id, uv_strerror((int)n));
@@ -459,7 +512,12 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 	c->rlen += (size_t)n;
 	if (c->kind == CONN_DATA) {
-		data_try_frame(c);
+		if (c->rlen == c->rcap) {
+			/* Full: wait until the client's frames are served. */
+			uv_read_stop(s);
+			c->reading = false;
+		}
+		data_pump(c);
 		return;
 	}
 	if (c->rlen == c->rcap && !ctrl_frame(c->rbuf, c->rlen, &c->req)) {
@@ -474,19 +532,20 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 
 static void conn_read_start(struct conn *c)
 {
-	if (c->closing || c->reading)
+	if (c->closing)
 		return;
-	/* Bytes already buffered may hold the next request. */
+	if (c->kind == CONN_DATA) {
+		data_pump(c);
+		return;
+	}
+	/* Control: one request at a time, each one read whole. */
+	if (c->reading || c->job_pending || c->wbuf)
+		return;
 	if (c->rlen) {
-		if (c->kind == CONN_DATA)
-			data_try_frame(c);
-		else
-			ctrl_try_request(c);
-		if (c->job_pending || c->closing || c->wbuf)
+		ctrl_try_request(c);
+		if (c->job_pending || c->closing || c->wbuf || !c->rlen)
 			return;
 	}
-	if (c->job_pending || c->wbuf)
-		return;
 	if (uv_read_start(&c->h.stream, conn_alloc, conn_on_read) == 0)
 		c->reading = true;
 	else

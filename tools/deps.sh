@@ -1,0 +1,31 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Sourced by quickstart.sh and test.sh: installs the Debian 12 packages a
+# purpose needs, and nothing when they are all there already.
+
+DEPS_BUILD="cmake make gcc pkg-config libuv1-dev libtpms-dev libssl-dev
+  libinih-dev libsystemd0"
+DEPS_RUN="tpm2-tools swtpm-tools"
+DEPS_TEST="libcmocka-dev python3 tpm2-tools swtpm swtpm-tools clang
+  qemu-system-x86 busybox-static cpio"
+
+deps_install() {
+	local want="" p missing=""
+	for purpose in "$@"; do
+		case "$purpose" in
+		build) want="$want $DEPS_BUILD" ;;
+		run) want="$want $DEPS_RUN" ;;
+		test) want="$want $DEPS_TEST" ;;
+		esac
+	done
+	for p in $want; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q "install ok installed" || missing="$missing $p"
+	done
+	[ -z "$missing" ] && return 0
+	echo "== installing:$missing"
+	local sudo=""
+	[ "$(id -u)" -eq 0 ] || sudo=sudo
+	$sudo apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q \
+		--no-install-recommends $missing
+}
