@@ -172,7 +172,7 @@ def mask_get_random_mssim(reply):
 SWTPM_BLOB_WRAPPER = 22
 
 
-def mask_stateblob(reply):
+def mask_stateblob(reply, offset=0):
     """GET_STATEBLOB data: the serialized libtpms state contains per-instance
     random seeds (EPS/SPS/PPS, proofs), clocks and, for volatile state,
     session/context nonces.  Two TPMs never produce equal blobs (two
@@ -183,10 +183,8 @@ def mask_stateblob(reply):
     is masked."""
     d = reply.data
     if be32_at(d, 0) == 0 and len(d) > 16:
-        start = 16 + SWTPM_BLOB_WRAPPER
-        # a read with offset > 0 starts inside the payload: mask it all
-        if d[16:18] != b"\x02\x01":
-            start = 16
+        # a read with a request offset starts later in the blob
+        start = 16 + max(SWTPM_BLOB_WRAPPER - offset, 0)
         return [(start, len(d))] if len(d) > start else []
     return []
 
@@ -734,7 +732,7 @@ def run_sequence(rn):
             if keep:
                 t.blobs[keep] = r.data[16:] if be32_at(r.data, 0) == 0 else b""
             return r
-        rn.check(name, step, mask_stateblob)
+        rn.check(name, step, lambda r: mask_stateblob(r, offset))
 
     getblob("ctrl.get_stateblob_permanent", 0, BLOB_PERMANENT, 0)
     getblob("ctrl.get_stateblob_permanent_decrypted_flag", 1,
