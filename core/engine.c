@@ -243,9 +243,14 @@ int engine_power_on(struct engine *e, bool delete_volatile)
 			e->staged = false;
 			e->dirty = false;
 		}
+		e->volatile_once = false;
 		return -EIO;
 	}
 	e->running = true;
+	if (e->volatile_once) {
+		e->volatile_once = false;
+		delete_volatile = true;
+	}
 	if (e->staged) {
 		statefile_blobs_free(&e->backup);
 		e->staged = false;
@@ -396,6 +401,8 @@ int engine_set_blob(struct engine *e, int type, uint8_t *data, uint32_t len)
 		}
 		e->staged = true;
 	}
+	if (type == SF_BLOB_VOLATILE)
+		e->volatile_once = true;
 	return blob_replace(e, type, data, len);
 }
 

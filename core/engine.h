@@ -35,6 +35,9 @@ struct engine {
 	 * have booted a TPM; backup is what to return to if they do not. */
 	bool staged;
 	struct statefile_blobs backup;
+	/* A volatile blob imported by SET_STATEBLOB resumes the next power-on
+	 * only (as in swtpm); one saved by STORE_VOLATILE stays. */
+	bool volatile_once;
 
 	/* Where it goes. */
 	int dirfd;

@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "swtpm_blob.h"
 #include "tpmframe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -16,6 +17,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		max = 10 + ((uint32_t)data[0] << 8 | data[1]) % 4096;
 		data += 2;
 		size -= 2;
+	}
+	{
+		/* The state-blob envelope of SET_STATEBLOB. */
+		const uint8_t *raw;
+		uint32_t rawlen;
+		if (swtpm_blob_unwrap(data, size, &raw, &rawlen) == 0 &&
+		    (raw < data || raw + rawlen > data + size))
+			abort();
 	}
 	rc = tpmframe_parse(data, size, max, &f);
 	if (rc == 1) {

@@ -11,6 +11,7 @@
 
 #include "bytes.h"
 #include "statefile.h"
+#include "swtpm_blob.h"
 #include "vtpm.h"
 
 int ctrl_frame(const uint8_t *buf, size_t len, struct ctrl_req *req)
@@ -117,6 +118,19 @@ static int ctrl_get_stateblob(struct engine *e, const struct ctrl_req *req,
 		e->blobs.len[SF_BLOB_VOLATILE] = 0;
 		e->dirty = true;
 	}
+	/* swtpm's envelope, so that the blob also loads into swtpm. */
+	{
+		uint8_t *wrapped;
+		uint32_t wlen;
+		int rc = swtpm_blob_wrap(blob, blen, &wrapped, &wlen);
+
+		OPENSSL_cleanse(blob, blen);
+		free(blob);
+		if (rc)
+			return -ENOMEM;
+		blob = wrapped;
+		blen = wlen;
+	}
 	n = offset < blen ? blen - offset : 0;
 	if (reply_alloc(out, 16 + (size_t)n)) {
 		OPENSSL_cleanse(blob, blen);
@@ -141,7 +155,8 @@ static int ctrl_set_stateblob(struct engine *e, const struct ctrl_req *req,
 		0, TPMLIB_STATE_PERMANENT, TPMLIB_STATE_VOLATILE,
 		TPMLIB_STATE_SAVE_STATE,
 	};
-	uint32_t flags, type, len;
+	uint32_t flags, type, len, rawlen;
+	const uint8_t *raw;
 	uint8_t *data;
 
 	if (e->running)
@@ -158,11 +173,19 @@ static int ctrl_set_stateblob(struct engine *e, const struct ctrl_req *req,
 		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
 	if (len == 0)
 		return ctrl_reply_res(out, CTRL_RES_OK);
-	data = (uint8_t *)req->body + 12;
-	/* libtpms checks the blob's format and stages it for MainInit. */
-	if (TPMLIB_SetState(st[type], data, len) != TPM_SUCCESS)
+	switch (swtpm_blob_unwrap(req->body + 12, len, &raw, &rawlen)) {
+	case SWTPM_BLOB_OK:
+		break;
+	case SWTPM_BLOB_ERR_ENCRYPTED:
+		return ctrl_reply_res(out, CTRL_RES_KEYNOTFOUND);
+	default:
 		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
-	if (engine_set_blob(e, (int)type, data, len))
+	}
+	data = (uint8_t *)raw;
+	/* libtpms checks the blob's format and stages it for MainInit. */
+	if (TPMLIB_SetState(st[type], data, rawlen) != TPM_SUCCESS)
+		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
+	if (engine_set_blob(e, (int)type, data, rawlen))
 		return ctrl_reply_res(out, CTRL_RES_FAIL);
 	return ctrl_reply_res(out, CTRL_RES_OK);
 }

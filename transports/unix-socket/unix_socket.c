@@ -520,7 +520,8 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		data_pump(c);
 		return;
 	}
-	if (c->rlen == c->rcap && !ctrl_frame(c->rbuf, c->rlen, &c->req)) {
+	if (c->rlen == c->rcap && c->rcap >= 16 + CTRL_MAX_BLOB &&
+	    !ctrl_frame(c->rbuf, c->rlen, &c->req)) {
 		log_warnx_rl(&c->us->rl,
 			     "control client %u: request larger than %zu bytes; closing it",
 			     c->id, c->rcap);
