@@ -19,6 +19,14 @@ void config_defaults(struct config *cfg)
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->socket_mode = 0600;
 	cfg->client_timeout_ms = 10000;
+	strcpy(cfg->hal, "tss-device");
+	strcpy(cfg->tcti, "device:/dev/tpmrm0");
+	strcpy(cfg->control, "/run/vtpm/manager.sock");
+	strcpy(cfg->run_dir, "/run/vtpm");
+	strcpy(cfg->pcrs, "sha256:0,2,4,7");
+	cfg->nv_index = 0x01500500;
+	cfg->counter_interval_s = 60;
+	strcpy(cfg->instance_user, "nobody");
 }
 
 int config_parse_long(const char *s, long min, long max, long *out)
@@ -201,6 +209,34 @@ int config_set(struct config *cfg, const char *key, const char *v, char *err,
 		rc = config_parse_long(v, 10, 3600L * 1000, &n);
 		if (!rc)
 			cfg->client_timeout_ms = n;
+	} else if (strcmp(key, "hal") == 0) {
+		if (strcmp(v, "tss-device") == 0 || strcmp(v, "tis-mmio") == 0)
+			strcpy(cfg->hal, v);
+		else
+			rc = -EINVAL;
+	} else if (strcmp(key, "tcti") == 0) {
+		rc = *v ? copy_str(cfg->tcti, sizeof(cfg->tcti), v) : -EINVAL;
+	} else if (strcmp(key, "control") == 0) {
+		rc = *v ? copy_str(cfg->control, sizeof(cfg->control), v) : -EINVAL;
+	} else if (strcmp(key, "run-dir") == 0) {
+		rc = *v ? copy_str(cfg->run_dir, sizeof(cfg->run_dir), v) : -EINVAL;
+	} else if (strcmp(key, "pcrs") == 0) {
+		rc = copy_str(cfg->pcrs, sizeof(cfg->pcrs), v);
+	} else if (strcmp(key, "nv-index") == 0) {
+		/* The owner's range of NV indices, TPM 2.0 part 2 13.2. */
+		rc = config_parse_long(v, 0x01000000, 0x01bfffff, &n);
+		if (!rc)
+			cfg->nv_index = (uint32_t)n;
+	} else if (strcmp(key, "counter-interval") == 0) {
+		rc = config_parse_long(v, 0, 86400, &n);
+		if (!rc)
+			cfg->counter_interval_s = n;
+	} else if (strcmp(key, "instance-user") == 0) {
+		rc = *v ? copy_str(cfg->instance_user, sizeof(cfg->instance_user), v)
+			: -EINVAL;
+	} else if (strcmp(key, "instance-exe") == 0) {
+		rc = *v ? copy_str(cfg->instance_exe, sizeof(cfg->instance_exe), v)
+			: -EINVAL;
 	} else {
 		snprintf(err, errlen, "unknown option '%s'", key);
 		return -EINVAL;
@@ -228,10 +264,9 @@ static int config_ini_entry(void *user, const char *section, const char *name,
 
 	if (c->rc)
 		return 0;
-	/* "[vtpm-service]" and "[instance]" both hold instance options;
-	 * the manager's section is reserved for its own issue. */
+	/* One namespace of options; the sections only group them. */
 	if (section[0] && strcmp(section, "vtpm-service") != 0 &&
-	    strcmp(section, "instance") != 0) {
+	    strcmp(section, "instance") != 0 && strcmp(section, "manager") != 0) {
 		snprintf(c->err, c->errlen, "unknown section [%s]", section);
 		c->rc = -EINVAL;
 		return 0;
@@ -292,6 +327,17 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 	if (cfg->role == ROLE_NONE) {
 		snprintf(err, errlen, "--role=instance or --role=manager is required");
 		return -EINVAL;
+	}
+	if (cfg->role == ROLE_MANAGER) {
+		if (!cfg->state_dir[0]) {
+			snprintf(err, errlen, "--state-dir DIR is required");
+			return -EINVAL;
+		}
+		if (strcmp(cfg->hal, "tss-device") != 0) {
+			snprintf(err, errlen, "--hal %s is not implemented yet", cfg->hal);
+			return -EINVAL;
+		}
+		return 0;
 	}
 	if (cfg->role != ROLE_INSTANCE)
 		return 0;

@@ -51,6 +51,17 @@ struct config {
 	unsigned int socket_mode;  /* permission bits of the sockets */
 	uint32_t buffer_size;      /* TPM I/O buffer size, 0 = libtpms default */
 	long client_timeout_ms;    /* a stalled half frame is dropped after this */
+
+	/* manager role */
+	char hal[32];              /* tss-device (tis-mmio: later) */
+	char tcti[256];            /* tpm2-tss TCTI of the physical TPM */
+	char control[108];         /* control socket for vtpmctl */
+	char run_dir[200];         /* sockets of the instances it starts */
+	char pcrs[128];            /* PCR selection the root key is sealed to */
+	uint32_t nv_index;         /* the NV counter guarding the key store */
+	long counter_interval_s;   /* at most one counter increment per this */
+	char instance_user[64];    /* instances run as this user (manager as root) */
+	char instance_exe[256];    /* vtpm-service binary for instances */
 };
 
 #define CONFIG_ERR_MAX 256

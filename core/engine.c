@@ -7,6 +7,7 @@
 #include <libtpms/tpm_nvfilename.h>
 #include <libtpms/tpm_tis.h>
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,6 +222,87 @@ int engine_load(struct engine *e, int dirfd, const char *state_name,
 	return 0;
 }
 
+int engine_load_slots(struct engine *e, int dirfd, const char *base,
+		      const struct state_keys *keys,
+		      const struct statefile_expect *exp, bool nostate,
+		      const uint8_t hash[32], struct engine_load_result *res)
+{
+	bool found_any = false;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	e->dirfd = dirfd;
+	e->slots = true;
+	snprintf(e->state_name, sizeof(e->state_name), "%s", base);
+	for (int i = 0; i < 2; i++)
+		snprintf(e->slot_name[i], sizeof(e->slot_name[i]), "%s.%d", base, i);
+	e->keys = *keys;
+	memcpy(e->meta.uuid, exp->uuid, 16);
+	if (nostate) {
+		res->created = true;
+		e->meta.generation = 0;
+		return 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct statefile_meta meta;
+		uint8_t *buf, digest[32];
+		size_t len;
+
+		rc = store_read(dirfd, e->slot_name[i], STATEFILE_HDR_LEN +
+				STATEFILE_MAX_BODY + STATEFILE_TAG_LEN, &buf, &len);
+		if (rc == -ENOENT)
+			continue;
+		if (rc) {
+			res->err = rc;
+			snprintf(res->detail, sizeof(res->detail), "%s: %s",
+				 e->slot_name[i], strerror(-rc));
+			return rc;
+		}
+		found_any = true;
+		SHA256(buf, len, digest);
+		if (CRYPTO_memcmp(digest, hash, 32) != 0) {
+			free(buf);
+			continue;
+		}
+		rc = statefile_decode(keys, buf, len, exp, &meta, &e->blobs);
+		free(buf);
+		if (rc == 0 && meta.generation != exp->min_generation) {
+			statefile_blobs_free(&e->blobs);
+			rc = SF_ERR_STALE;
+		}
+		if (rc) {
+			res->err = rc;
+			snprintf(res->detail, sizeof(res->detail), "%s: %s",
+				 e->slot_name[i], statefile_strerror(rc));
+			return rc;
+		}
+		if (!e->blobs.data[SF_BLOB_PERMANENT]) {
+			statefile_blobs_free(&e->blobs);
+			res->err = SF_ERR_FORMAT;
+			snprintf(res->detail, sizeof(res->detail),
+				 "%s: no permanent state", e->slot_name[i]);
+			return res->err;
+		}
+		e->meta = meta;
+		return 0;
+	}
+	res->err = SF_ERR_STALE;
+	if (found_any)
+		snprintf(res->detail, sizeof(res->detail),
+			 "neither %s nor %s is the state the manager recorded "
+			 "(generation %llu): rollback or replay detected; the "
+			 "files are left untouched",
+			 e->slot_name[0], e->slot_name[1],
+			 (unsigned long long)exp->min_generation);
+	else
+		snprintf(res->detail, sizeof(res->detail),
+			 "%s and %s are missing, but the manager recorded "
+			 "generation %llu of this vTPM",
+			 e->slot_name[0], e->slot_name[1],
+			 (unsigned long long)exp->min_generation);
+	return res->err;
+}
+
 int engine_power_on(struct engine *e, bool delete_volatile)
 {
 	TPM_RESULT r;
@@ -349,7 +431,16 @@ int engine_persist(struct engine *e)
 	rc = statefile_encode(&e->keys, &meta, &e->blobs, &file, &len);
 	if (rc)
 		return -EIO;
-	rc = store_write_atomic(e->dirfd, e->state_name, file, len);
+	rc = store_write_atomic(e->dirfd,
+				e->slots ? e->slot_name[meta.generation & 1]
+					 : e->state_name,
+				file, len);
+	if (rc == 0 && e->after_persist) {
+		uint8_t digest[32];
+
+		SHA256(file, len, digest);
+		rc = e->after_persist(e, meta.generation, digest, e->after_ctx);
+	}
 	free(file);
 	if (rc)
 		return rc;

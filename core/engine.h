@@ -46,6 +46,18 @@ struct engine {
 	struct state_keys keys;
 	struct statefile_meta meta; /* uuid, family, last durable generation */
 
+	/*
+	 * With a manager, the state alternates between two slot files and
+	 * a write counts only once the manager has recorded its hash
+	 * (after_persist): a crash before that leaves the previous slot,
+	 * which is the one the manager's record still names.
+	 */
+	bool slots;
+	char slot_name[2][140];
+	int (*after_persist)(struct engine *e, uint64_t generation,
+			     const uint8_t hash[32], void *ctx);
+	void *after_ctx;
+
 	/* libtpms owns and reuses this buffer across TPMLIB_Process calls. */
 	unsigned char *rbuf;
 	uint32_t rbuf_size;
@@ -55,7 +67,7 @@ struct engine {
 struct engine_load_result {
 	int err;
 	bool created;             /* no file yet: a new vTPM */
-	char detail[256];
+	char detail[512];
 };
 
 /* Chooses the TPM version and registers the callbacks; once per process. */
@@ -70,6 +82,18 @@ int engine_setup(struct engine *e, enum tpm_version v, uint32_t buffer_size);
 int engine_load(struct engine *e, int dirfd, const char *state_name,
 		const struct state_keys *keys, const struct statefile_expect *exp,
 		struct engine_load_result *res);
+
+/*
+ * Manager mode: finds, among the two slot files base.0 and base.1, the one
+ * whose SHA-256 is the manager's record (and whose generation is the
+ * recorded one), and loads it.  nostate: the manager has no state for
+ * this vTPM yet, so a new TPM is made (leftover slots were never
+ * committed and will be overwritten).
+ */
+int engine_load_slots(struct engine *e, int dirfd, const char *base,
+		      const struct state_keys *keys,
+		      const struct statefile_expect *exp, bool nostate,
+		      const uint8_t hash[32], struct engine_load_result *res);
 
 /* TPM_Init: MainInit with the loaded blobs.  delete_volatile drops a
  * stored volatile state after it was used (swtpm's INIT flag). */

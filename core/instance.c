@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "keyfile.h"
+#include "mgrlink.h"
 #include "log.h"
 #include "statefile.h"
 #include "store.h"
@@ -210,7 +211,7 @@ static void finish_shutdown(struct vtpm *v)
 	done = true;
 	/* Record how far this vTPM got, so an older file is refused. */
 	v->final_work.data = v;
-	if (v->exit_code == 0)
+	if (v->exit_code == 0 && !v->managed)
 		uv_queue_work(v->loop, &v->final_work, watermark_work,
 			      final_after);
 	else
@@ -385,60 +386,40 @@ static double ms_since(const struct timespec *t0)
 	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
-int instance_main(const struct config *cfg)
-{
-	static struct vtpm vtpm;
-	struct vtpm *v = &vtpm;
-	struct engine_load_result res;
-	struct statefile_expect exp;
-	struct state_keys keys;
-	uint8_t master[32], wuuid[16];
-	char err[300], name[128], markname[140];
-	uint64_t wgen = 0;
-	bool have_mark;
-	int dirfd, lockfd, rc;
-	uint32_t src;
-	struct timespec t0;
+/* ---- loading: with a state key file ---- */
 
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	/* Engine jobs run one at a time: one worker is all the pool needs,
-	 * and fewer threads mean fewer stacks and malloc arenas per vTPM. */
-	setenv("UV_THREADPOOL_SIZE", "1", 1);
-	mallopt(M_ARENA_MAX, 1);
-	set_log_subject(cfg, cfg->have_uuid ? cfg->uuid : NULL);
-	if (cfg->manager[0])
-		fatalx("--manager is not implemented yet (manager role issue); "
-		       "use --state-key FILE");
-	if (cfg->transport.kind == TRANSPORT_XEN_RING)
-		fatalx("--transport xen-ring is not implemented yet");
+/* Before anything touches the state directory: a refused key creates
+ * nothing. */
+static void read_state_key(const struct config *cfg, struct state_keys *keys)
+{
+	uint8_t master[32];
+	char err[300];
+	int rc;
 
 	rc = keyfile_load(cfg->state_key, master, err, sizeof(err));
 	if (rc)
 		fatalx("state key: %s", err);
-	rc = state_keys_derive(master, &keys);
+	rc = state_keys_derive(master, keys);
 	OPENSSL_cleanse(master, sizeof(master));
 	if (rc)
 		fatalx("cannot derive state keys");
+}
 
-	dirfd = open_state_dir(cfg->state_dir);
-	if (dirfd < 0)
-		fatalx("state directory %s: %s", cfg->state_dir,
-		       strerror(-dirfd));
-	if (cfg->have_uuid) {
-		char us[37];
-		config_format_uuid(cfg->uuid, us);
-		snprintf(name, sizeof(name), "vtpm-%s.state", us);
-	} else {
-		snprintf(name, sizeof(name), "vtpm-dom%ld.state", cfg->domid);
-	}
+static void load_standalone(struct vtpm *v, const struct config *cfg,
+			    int dirfd, const char *name, struct state_keys *kp)
+{
+	struct engine_load_result res;
+	struct statefile_expect exp;
+	struct state_keys keys = *kp;
+	uint8_t wuuid[16];
+	char err[300], markname[140];
+	uint64_t wgen = 0;
+	bool have_mark;
+	int rc;
+
+	state_keys_wipe(kp);
+
 	snprintf(markname, sizeof(markname), "%s.gen", name);
-	lockfd = lock_state(dirfd, name);
-	if (lockfd < 0)
-		fatalx("%s/%s: %s", cfg->state_dir, name,
-		       lockfd == -EWOULDBLOCK
-			       ? "in use by another vtpm-service process"
-			       : strerror(-lockfd));
-
 	rc = read_watermark(dirfd, markname, &keys, &have_mark, wuuid, &wgen,
 			    err, sizeof(err));
 	if (rc)
@@ -461,7 +442,6 @@ int instance_main(const struct config *cfg)
 	if (rc)
 		fatalx("cannot set up libtpms for TPM %s",
 		       cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
-	log_debug("start: %s after %.2f ms", "keys and watermark read", ms_since(&t0));
 	rc = engine_load(&v->eng, dirfd, name, &keys, &exp, &res);
 	state_keys_wipe(&keys);
 	if (rc)
@@ -487,8 +467,163 @@ int instance_main(const struct config *cfg)
 		log_info("loaded state file %s/%s, generation %llu",
 			 cfg->state_dir, name,
 			 (unsigned long long)v->eng.meta.generation);
+}
 
-	log_debug("start: %s after %.2f ms", "state file loaded", ms_since(&t0));
+/* ---- loading: with the manager ---- */
+
+static struct mgrlink manager_link;
+
+/* Runs on the thread pool, right after a state slot is durable. */
+static int save_hash_to_manager(struct engine *e, uint64_t generation,
+				const uint8_t hash[32], void *ctx)
+{
+	struct mgrlink *l = ctx;
+	struct mgr_req req = { .type = MGR_MSG_SAVEHASHKEY };
+	struct mgr_rsp rsp;
+	char err[200];
+	int rc;
+
+	(void)e;
+	req.u.save.generation = generation;
+	memcpy(req.u.save.state_hash, hash, 32);
+	rc = mgrlink_call(l, &req, &rsp, err, sizeof(err));
+	if (rc) {
+		log_errx("SAVEHASHKEY of generation %llu: %s",
+			 (unsigned long long)generation, err);
+		return rc;
+	}
+	if (rsp.status != MGR_SUCCESS) {
+		log_errx("the manager refused generation %llu: %s",
+			 (unsigned long long)generation,
+			 mgrproto_status_str(rsp.status));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* LOADHASHKEY, retried with backoff while the manager is unreachable. */
+static void manager_load_key(const struct config *cfg, struct mgr_rsp *rsp)
+{
+	struct mgr_req req = { .type = MGR_MSG_LOADHASHKEY };
+	bool inherited = strncmp(cfg->manager, "fd:", 3) == 0;
+	unsigned int delay_ms = 100;
+	char err[200];
+
+	for (;;) {
+		int rc = manager_link.fd >= 0
+				 ? 0
+				 : mgrlink_open(cfg->manager, &manager_link, err,
+						sizeof(err));
+		if (rc == 0) {
+			rc = mgrlink_call(&manager_link, &req, rsp, err,
+					  sizeof(err));
+			if (rc == 0)
+				break;
+			if (inherited)
+				fatalx("manager link %s: %s", cfg->manager, err);
+			mgrlink_close(&manager_link);
+		}
+		log_warnx("manager %s unreachable (%s); retrying in %u ms, "
+			  "serving nothing until the state is loaded",
+			  cfg->manager, err, delay_ms);
+		usleep(delay_ms * 1000);
+		if (delay_ms < 10000)
+			delay_ms *= 2;
+	}
+	if (rsp->status != MGR_SUCCESS)
+		fatalx("the manager gives no key for this vTPM: %s",
+		       mgrproto_status_str(rsp->status));
+}
+
+static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
+			 const char *base)
+{
+	struct engine_load_result res;
+	struct statefile_expect exp;
+	struct state_keys keys;
+	struct mgr_rsp rsp;
+	bool nostate;
+	int rc;
+
+	if (!cfg->have_uuid)
+		fatalx("--manager needs --uuid: the vTPM's identity");
+	manager_link.fd = -1;
+	manager_load_key(cfg, &rsp);
+	rc = state_keys_derive(rsp.u.load.state_key, &keys);
+	nostate = rsp.u.load.flags & MGR_LOAD_FLAG_NOSTATE;
+	memset(&exp, 0, sizeof(exp));
+	exp.check_uuid = 1;
+	memcpy(exp.uuid, cfg->uuid, 16);
+	exp.family = cfg->tpm_version == TPM_VERSION_2 ? 2 : 1;
+	exp.min_generation = rsp.u.load.generation;
+	if (rc)
+		fatalx("cannot derive state keys");
+	rc = engine_setup(&v->eng, cfg->tpm_version, cfg->buffer_size);
+	if (rc)
+		fatalx("cannot set up libtpms");
+	rc = engine_load_slots(&v->eng, dirfd, base, &keys, &exp, nostate,
+			       rsp.u.load.state_hash, &res);
+	state_keys_wipe(&keys);
+	mgrproto_rsp_wipe(&rsp);
+	if (rc)
+		fatalx("refusing to start: %s/%s", cfg->state_dir, res.detail);
+	v->eng.after_persist = save_hash_to_manager;
+	v->eng.after_ctx = &manager_link;
+	v->managed = true;
+	if (res.created)
+		log_info("new vTPM: creating a TPM %s in %s",
+			 cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2",
+			 cfg->state_dir);
+	else
+		log_info("loaded %s/%s, generation %llu, matching the manager's "
+			 "record",
+			 cfg->state_dir, base,
+			 (unsigned long long)v->eng.meta.generation);
+}
+
+int instance_main(const struct config *cfg)
+{
+	static struct vtpm vtpm;
+	struct vtpm *v = &vtpm;
+	struct state_keys keys;
+	char name[128];
+	int dirfd, lockfd, rc;
+	uint32_t src;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* Engine jobs run one at a time: one worker is all the pool needs,
+	 * and fewer threads mean fewer stacks and malloc arenas per vTPM. */
+	setenv("UV_THREADPOOL_SIZE", "1", 1);
+	mallopt(M_ARENA_MAX, 1);
+	set_log_subject(cfg, cfg->have_uuid ? cfg->uuid : NULL);
+	if (cfg->transport.kind == TRANSPORT_XEN_RING)
+		fatalx("--transport xen-ring is not implemented yet");
+
+	if (!cfg->manager[0])
+		read_state_key(cfg, &keys);
+	dirfd = open_state_dir(cfg->state_dir);
+	if (dirfd < 0)
+		fatalx("state directory %s: %s", cfg->state_dir,
+		       strerror(-dirfd));
+	if (cfg->have_uuid) {
+		char us[37];
+		config_format_uuid(cfg->uuid, us);
+		snprintf(name, sizeof(name), "vtpm-%s.state", us);
+	} else {
+		snprintf(name, sizeof(name), "vtpm-dom%ld.state", cfg->domid);
+	}
+	lockfd = lock_state(dirfd, name);
+	if (lockfd < 0)
+		fatalx("%s/%s: %s", cfg->state_dir, name,
+		       lockfd == -EWOULDBLOCK
+			       ? "in use by another vtpm-service process"
+			       : strerror(-lockfd));
+	if (cfg->manager[0])
+		load_managed(v, cfg, dirfd, name);
+	else
+		load_standalone(v, cfg, dirfd, name, &keys);
+	log_debug("start: %s after %.2f ms", "state loaded", ms_since(&t0));
 	if (engine_power_on(&v->eng, false))
 		fatalx("the TPM engine failed to start from %s/%s", cfg->state_dir,
 		       name);
@@ -532,16 +667,20 @@ int instance_main(const struct config *cfg)
 	log_debug("start: listening after %.2f ms", ms_since(&t0));
 	log_info("ready: TPM %s serving", cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
 
-	/* Raise the floor to what was just loaded, off the loop. */
-	v->start_mark_work.data = v;
-	v->start_mark_gen = v->eng.meta.generation;
-	v->start_mark_busy = true;
-	uv_queue_work(v->loop, &v->start_mark_work, watermark_work,
-		      watermark_start_after);
+	/* Raise the floor to what was just loaded, off the loop.  With a
+	 * manager, its record is the floor. */
+	if (!v->managed) {
+		v->start_mark_work.data = v;
+		v->start_mark_gen = v->eng.meta.generation;
+		v->start_mark_busy = true;
+		uv_queue_work(v->loop, &v->start_mark_work, watermark_work,
+			      watermark_start_after);
+	}
 
 	uv_run(v->loop, UV_RUN_DEFAULT);
 	uv_loop_close(v->loop);
 	engine_free(&v->eng);
+	mgrlink_close(&manager_link);
 	close(lockfd);
 	close(dirfd);
 	return v->exit_code;

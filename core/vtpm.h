@@ -83,6 +83,7 @@ struct vtpm {
 
 	uv_signal_t sigterm, sigint, sighup;
 	bool stopping;
+	bool managed;          /* keys and freshness come from the manager */
 	bool transport_stopped;
 	int exit_code;
 };

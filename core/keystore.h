@@ -1,0 +1,141 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The manager's key store: every vTPM's state key and the hash of its
+ * latest committed state, in memory and as one file encrypted under the
+ * root key.  Pure functions (no I/O, no TPM); docs/manager-protocol.md
+ * has the format, the freshness rule and the commit protocol.
+ *
+ *   0  8  magic "VTPMKEYS"
+ *   8  2  format version (1)
+ *  10  2  reserved, 0
+ *  12  8  store generation: grows by one with every commit
+ *  20  8  nv_counter: the TPM NV counter value this copy is bound to
+ *  28 12  AES-GCM nonce (random per write)
+ *  40  4  ciphertext length N
+ *  44  N  AES-256-GCM ciphertext of the body
+ *  44+N 16 GCM tag; bytes 0..43 are authenticated as AAD
+ *
+ * Body: u32 next_group_id; u32 group_count; u32 group_id[group_count]
+ * (strictly ascending, group 0 first, each below next_group_id);
+ * u32 record_count; records (97 bytes each, strictly ascending UUIDs):
+ * uuid[16], u32 group, u32 flags, u8 tpm_version, u64 generation,
+ * state_hash[32], state_key[32].  The AES key is
+ * HKDF-SHA256(root key, info "vtpm-service keystore v1").
+ */
+#ifndef VTPM_KEYSTORE_H
+#define VTPM_KEYSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define KEYSTORE_MAGIC "VTPMKEYS"
+#define KEYSTORE_VERSION 1
+#define KEYSTORE_HDR_LEN 44
+#define KEYSTORE_TAG_LEN 16
+#define KEYSTORE_ROOT_KEY_LEN 32
+#define KEYSTORE_REC_LEN 97
+/* The manager protocol lists groups in one frame (MGR_GROUP_LIST_MAX). */
+#define KEYSTORE_MAX_GROUPS 1020
+#define KEYSTORE_MAX_RECORDS 100000
+#define KEYSTORE_MAX_BODY                                                      \
+	(12 + 4 * KEYSTORE_MAX_GROUPS + KEYSTORE_REC_LEN * KEYSTORE_MAX_RECORDS)
+#define KEYSTORE_DEFAULT_GROUP 0
+
+#define KS_REC_NOSTATE 0x1u /* created, no state committed yet */
+#define KS_REC_FLAGS_KNOWN KS_REC_NOSTATE
+
+enum keystore_err {
+	KS_OK = 0,
+	KS_FRESH_PENDING = 1,    /* not an error: see keystore_check_fresh */
+	KS_ERR_TRUNCATED = -1,   /* shorter than its header says */
+	KS_ERR_MAGIC = -2,       /* not a vtpm-service key store */
+	KS_ERR_VERSION = -3,     /* format version we do not know */
+	KS_ERR_AUTH = -4,        /* wrong root key or modified bytes */
+	KS_ERR_FORMAT = -5,      /* authentic but malformed, or trailing bytes */
+	KS_ERR_NOMEM = -6,
+	KS_ERR_CRYPTO = -7,
+	KS_ERR_EXISTS = -8,      /* a vTPM with this UUID exists */
+	KS_ERR_NOT_FOUND = -9,   /* no vTPM with this UUID */
+	KS_ERR_NO_GROUP = -10,   /* no such group */
+	KS_ERR_GROUP_BUSY = -11, /* the group still holds vTPMs */
+	KS_ERR_DEFAULT_GROUP = -12, /* group 0 cannot be deleted */
+	KS_ERR_FULL = -13,       /* record, group or group id limit reached */
+	KS_ERR_INVALID = -14,    /* zero UUID, TPM version, unknown flags */
+	KS_ERR_ROLLBACK = -15,   /* older than the TPM NV counter */
+	KS_ERR_AHEAD = -16,      /* newer than the TPM NV counter can explain */
+};
+
+struct keystore_rec {
+	uint8_t uuid[16];       /* never all zero */
+	uint32_t group;
+	uint32_t flags;         /* KS_REC_* */
+	uint8_t tpm_version;    /* 1 or 2 */
+	uint64_t generation;    /* of the latest committed state */
+	uint8_t state_hash[32]; /* SHA-256 of that state file */
+	uint8_t state_key[32];  /* secret */
+};
+
+/* Records sorted by UUID; groups ascending.  Read them directly; change
+ * them only through the functions below. */
+struct keystore {
+	struct keystore_rec *recs;
+	size_t nrecs, caprecs;
+	uint32_t *groups;
+	size_t ngroups, capgroups;
+	uint32_t next_group_id; /* group ids are never reused */
+};
+
+struct keystore_meta {
+	uint64_t generation;
+	uint64_t nv_counter;
+};
+
+const char *keystore_strerror(int err);
+
+/* An empty store holding the default group 0.  0 or KS_ERR_NOMEM. */
+int keystore_init(struct keystore *ks);
+/* Wipes every key and frees; the store is empty and unusable after. */
+void keystore_free(struct keystore *ks);
+
+/* NULL if absent.  The pointer is valid until the next add or del. */
+struct keystore_rec *keystore_find(const struct keystore *ks,
+				   const uint8_t uuid[16]);
+int keystore_add(struct keystore *ks, const struct keystore_rec *rec);
+int keystore_del(struct keystore *ks, const uint8_t uuid[16]);
+
+int keystore_group_has(const struct keystore *ks, uint32_t id);
+int keystore_group_new(struct keystore *ks, uint32_t *id);
+int keystore_group_del(struct keystore *ks, uint32_t id);
+
+/* Encrypts the store under a fresh nonce; *out is malloc'ed. */
+int keystore_encode(const struct keystore *ks,
+		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+		    uint64_t generation, uint64_t nv_counter, uint8_t **out,
+		    size_t *outlen);
+
+/* Encrypts an already laid out body (encode uses it; tests and fuzzers
+ * use it to build authentic but malformed files). */
+int keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+		  uint64_t generation, uint64_t nv_counter, const uint8_t *body,
+		  size_t bodylen, uint8_t **out, size_t *outlen);
+
+/* Reads only the plaintext header (not authenticated): for messages. */
+int keystore_peek(const uint8_t *buf, size_t len, struct keystore_meta *meta);
+
+/* On success *ks is a new store (keystore_free it); on failure it is
+ * empty and needs no free. */
+int keystore_decode(const uint8_t *buf, size_t len,
+		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+		    struct keystore *ks, struct keystore_meta *meta);
+
+/*
+ * The freshness rule: compares the nv_counter of an authentic store file
+ * with the value read from the TPM NV counter.  0 when equal;
+ * KS_FRESH_PENDING when the file is exactly one ahead (a crash between
+ * the durable write and the increment: the caller finishes the
+ * increment); KS_ERR_ROLLBACK when the file is behind; KS_ERR_AHEAD when
+ * it is further ahead than one commit can explain.
+ */
+int keystore_check_fresh(uint64_t file_counter, uint64_t tpm_counter);
+
+#endif
