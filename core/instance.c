@@ -15,10 +15,10 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include "keyfile.h"
+#include "notify.h"
 #include "mgrlink.h"
 #include "log.h"
 #include "statefile.h"
@@ -352,31 +352,6 @@ static void startup_persist_done(struct vtpm_job *job)
 			  (unsigned long long)job->owner->eng.meta.generation);
 }
 
-/*
- * sd_notify(READY=1) when systemd asked for it.  libsystemd and the seven
- * libraries it pulls in are loaded only then: an instance started by the
- * manager skips their start-up and relocation cost (about 100 KiB of
- * private memory per vTPM).
- */
-static void notify_ready(void)
-{
-	int (*notify)(int, const char *);
-	void *lib;
-
-	if (!getenv("NOTIFY_SOCKET"))
-		return;
-	lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
-	if (!lib) {
-		log_warnx("NOTIFY_SOCKET is set but libsystemd cannot be loaded: %s",
-			  dlerror());
-		return;
-	}
-	notify = (int (*)(int, const char *))dlsym(lib, "sd_notify");
-	if (!notify || notify(0, "READY=1") < 0)
-		log_warnx("sd_notify(READY=1) failed");
-	/* The library stays loaded: systemd may be told more later. */
-}
-
 static double ms_since(const struct timespec *t0)
 {
 	struct timespec t;
@@ -663,7 +638,7 @@ int instance_main(const struct config *cfg)
 		};
 		vtpm_submit(v, &first_persist);
 	}
-	notify_ready();
+	vtpm_notify_ready();
 	log_debug("start: listening after %.2f ms", ms_since(&t0));
 	log_info("ready: TPM %s serving", cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
 

@@ -4,11 +4,34 @@
 #include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <limits.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "log.h"
+#ifdef VTPM_WITH_MANAGER
+#include "manager.h"
+#endif
 #include "vtpm.h"
+
+#ifndef VTPM_WITH_MANAGER
+/* The manager is the sibling image vtpm-service-manager (see CMakeLists). */
+static void exec_manager(char **argv)
+{
+	char path[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
+	char *slash;
+
+	if (n < 0)
+		fatal("/proc/self/exe");
+	path[n] = '\0';
+	slash = strrchr(path, '/');
+	strcpy(slash ? slash + 1 : path, "vtpm-service-manager");
+	execv(path, argv);
+	fatal("cannot run the manager %s", path);
+}
+#endif
 
 static void usage(FILE *f)
 {
@@ -19,7 +42,10 @@ static void usage(FILE *f)
 		"                    --state-dir DIR [--tpm-version 2.0|1.2]\n"
 		"                    [--config FILE] [--log-level LEVEL]\n"
 		"                    [--socket-group GROUP] [--socket-mode MODE]\n"
-		"       vtpm-service --role=manager ...   (not implemented yet)\n"
+		"       vtpm-service --role=manager --state-dir DIR [--tcti TCTI]\n"
+		"                    [--control PATH] [--pcrs sha256:0,2,4,7]\n"
+		"                    [--nv-index IDX] [--counter-interval S]\n"
+		"                    [--instance-user USER] [--run-dir DIR]\n"
 		"       vtpm-service --help | --version\n");
 }
 
@@ -106,8 +132,12 @@ int main(int argc, char **argv)
 	case ROLE_INSTANCE:
 		return instance_main(&cfg);
 	case ROLE_MANAGER:
-		log_errx("--role=manager is not implemented yet");
-		return 3;
+#ifdef VTPM_WITH_MANAGER
+		return manager_main(&cfg);
+#else
+		exec_manager(argv);
+		return 1;
+#endif
 	default:
 		return 2;
 	}

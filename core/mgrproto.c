@@ -259,9 +259,11 @@ static int vtpm_new_req_check(const struct mgr_vtpm_new_req *n)
 	return n->tpm_version == 1 || n->tpm_version == 2 ? 0 : MGR_ERR_RANGE;
 }
 
+/* Lengths first, then values: a payload that does not add up is
+ * reported as such even when its misread fields are also out of range. */
 static int parse_req(struct rd *r, struct mgr_req *q)
 {
-	int rc = 0;
+	int rc;
 
 	switch (q->type) {
 	case MGR_MSG_SAVEHASHKEY:
@@ -275,9 +277,8 @@ static int parse_req(struct rd *r, struct mgr_req *q)
 		rd_bytes(r, q->u.quote.nonce, q->u.quote.nonce_len);
 		rd_bytes(r, q->u.quote.pcr_digest, MGR_HASH_LEN);
 		q->u.quote.pcr_mask = rd_u32(r);
-		if (!r->err)
-			rc = quote_req_check(&q->u.quote);
-		break;
+		rc = rd_end(r);
+		return rc ? rc : quote_req_check(&q->u.quote);
 	case MGR_MSG_GROUP_DEL:
 		q->u.group_del.group_id = rd_u32(r);
 		break;
@@ -289,8 +290,8 @@ static int parse_req(struct rd *r, struct mgr_req *q)
 		q->u.vtpm_new.group_id = rd_u32(r);
 		rd_bytes(r, q->u.vtpm_new.uuid, MGR_UUID_LEN);
 		q->u.vtpm_new.tpm_version = rd_u8(r);
-		rc = vtpm_new_req_check(&q->u.vtpm_new);
-		break;
+		rc = rd_end(r);
+		return rc ? rc : vtpm_new_req_check(&q->u.vtpm_new);
 	case MGR_MSG_VTPM_DEL:
 		rd_bytes(r, q->u.vtpm_del.uuid, MGR_UUID_LEN);
 		break;
@@ -300,9 +301,7 @@ static int parse_req(struct rd *r, struct mgr_req *q)
 	case MGR_MSG_COUNT:
 		break;
 	}
-	if (r->err)
-		return r->err;
-	return rc ? rc : rd_end(r);
+	return rd_end(r);
 }
 
 int mgrproto_decode_req(const uint8_t *buf, size_t len, struct mgr_req *out)
@@ -384,9 +383,10 @@ static int parse_rsp(struct rd *r, struct mgr_rsp *s)
 		rd_bytes(r, s->u.load.state_hash, MGR_HASH_LEN);
 		rd_bytes(r, s->u.load.state_key, MGR_KEY_LEN);
 		s->u.load.flags = rd_u32(r);
-		if (s->u.load.flags & ~MGR_LOAD_FLAGS_KNOWN)
-			return MGR_ERR_RANGE;
-		break;
+		rc = rd_end(r);
+		if (!rc && (s->u.load.flags & ~MGR_LOAD_FLAGS_KNOWN))
+			rc = MGR_ERR_RANGE;
+		return rc;
 	case MGR_MSG_GET_QUOTE:
 		/* A zero length is refused before the payload runs out, so
 		 * the error names the field rather than the end. */

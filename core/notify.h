@@ -1,0 +1,8 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef VTPM_NOTIFY_H
+#define VTPM_NOTIFY_H
+
+/* sd_notify(READY=1) when NOTIFY_SOCKET is set; otherwise nothing. */
+void vtpm_notify_ready(void);
+
+#endif
