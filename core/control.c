@@ -378,6 +378,11 @@ static void remove_tree(const char *dir)
 	rmdir(dir);
 }
 
+static void free_entry(uv_handle_t *h)
+{
+	free(h->data);
+}
+
 static void cmd_delete(struct ctl_conn *c, json_object *req)
 {
 	struct manager *m = c->m;
@@ -405,7 +410,7 @@ static void cmd_delete(struct ctl_conn *c, json_object *req)
 	remove_tree(dir);
 	log_info("vTPM %s deleted", e->uuid_str);
 	if (e->timer_open)
-		uv_close((uv_handle_t *)&e->timer, (uv_close_cb)free);
+		uv_close((uv_handle_t *)&e->timer, free_entry);
 	else
 		free(e);
 	c->refs++;
@@ -509,6 +514,7 @@ static void cmd_status(struct ctl_conn *c)
 	json_object_object_add(o, "vtpms", json_object_new_int((int)m->ks.nrecs));
 	json_object_object_add(o, "running", json_object_new_int(running));
 	json_object_object_add(o, "uptime_s", json_object_new_int64((int64_t)up));
+	hex_add(o, "ak_spki", m->ak_spki, m->ak_spki_len);
 	reply(c, o);
 }
 

@@ -774,7 +774,7 @@ int manager_main(const struct config *cfg)
 	static struct manager mgr;
 	struct manager *m = &mgr;
 	struct vtpm_entry *e;
-	char err[128];
+	char err[256];
 	int lockfd;
 	ssize_t n;
 
@@ -813,6 +813,8 @@ int manager_main(const struct config *cfg)
 	setenv("TSS2_LOG", "all+none", 0);
 
 	unlock_root_key(m);
+	if (tss_hal_ak(m->hal, &m->ak_spki, &m->ak_spki_len, err, sizeof(err)))
+		fatalx("attestation key: %s", err);
 	load_store(m);
 	load_entries(m);
 

@@ -81,6 +81,8 @@ struct manager {
 	struct tss_hal *hal;
 	struct pcr_sel sel;
 	uint8_t *root_key;        /* 32 bytes in an mlock()ed page */
+	uint8_t *ak_spki;         /* the attestation key, for verifiers */
+	size_t ak_spki_len;
 	struct keystore ks;
 	uint64_t store_generation;
 	uint64_t tpm_counter;
