@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -244,6 +245,17 @@ void vtpm_shutdown(struct vtpm *v, int exit_code)
 	}
 	v->tail = NULL;
 	v->transport.ops->stop(&v->transport, transport_stopped);
+}
+
+static void on_link_event(uv_poll_t *p, int status, int events)
+{
+	struct vtpm *v = p->data;
+
+	if (status < 0 || (events & UV_DISCONNECT)) {
+		uv_poll_stop(p);
+		log_warnx("the manager closed its link: stopping");
+		vtpm_shutdown(v, 1);
+	}
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -545,6 +557,13 @@ static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
 	v->eng.after_persist = save_hash_to_manager;
 	v->eng.after_ctx = &manager_link;
 	v->managed = true;
+	/* Started by the manager: do not outlive it.  A new manager starts
+	 * a new instance, which needs this one's state lock. */
+	if (strncmp(cfg->manager, "fd:", 3) == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			fatalx("the manager that started this instance is gone");
+	}
 	if (res.created)
 		log_info("new vTPM: creating a TPM %s in %s",
 			 cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2",
@@ -637,6 +656,12 @@ int instance_main(const struct config *cfg)
 			.done = startup_persist_done,
 		};
 		vtpm_submit(v, &first_persist);
+	}
+	if (v->managed) {
+		/* The manager going away ends this instance's purpose. */
+		uv_poll_init(v->loop, &v->link_poll, manager_link.fd);
+		v->link_poll.data = v;
+		uv_poll_start(&v->link_poll, UV_DISCONNECT, on_link_event);
 	}
 	vtpm_notify_ready();
 	log_debug("start: listening after %.2f ms", ms_since(&t0));

@@ -465,6 +465,7 @@ static void link_handle(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 		mgrproto_encode_status(frame, len, mgrproto_err_status(rc), out);
 		link_send(e, out, sizeof(out));
 		e->busy = false;
+		link_read_start(e);
 		return;
 	}
 	rsp.type = req.type;

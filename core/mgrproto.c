@@ -170,8 +170,8 @@ static int check_payload(size_t len, uint16_t min, uint16_t max)
 	return 0;
 }
 
-/* A reader over a payload whose minimum length the size table has
- * already checked; reads past the end set a sticky error. */
+/* A reader over a payload: a read past its end reads nothing and sets a
+ * sticky error, so a parser checks once, at its end. */
 struct rd {
 	const uint8_t *p;
 	size_t left;

@@ -82,6 +82,7 @@ struct vtpm {
 	bool start_mark_busy;
 
 	uv_signal_t sigterm, sigint, sighup;
+	uv_poll_t link_poll;   /* the manager link, watched for hang-up */
 	bool stopping;
 	bool managed;          /* keys and freshness come from the manager */
 	bool transport_stopped;

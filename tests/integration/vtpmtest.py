@@ -302,3 +302,153 @@ def create_primary_rsa():
     body += struct.pack(">H", len(public)) + public
     body += struct.pack(">H", 0) + struct.pack(">I", 0)    # outside, pcrs
     return cmd(0x8002, 0x131, body)
+
+
+# ---- the manager role, with swtpm standing in for the physical TPM ----
+
+class HardwareTPM:
+    """swtpm as the host's physical TPM."""
+
+    def __init__(self, wd):
+        self.dir = os.path.join(wd, "hwtpm")
+        os.makedirs(self.dir, exist_ok=True)
+        self.sock = os.path.join(self.dir, "s")
+        self.tcti = "swtpm:path=" + self.sock
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            ["swtpm", "socket", "--tpm2", "--tpmstate", "dir=" + self.dir,
+             "--server", "type=unixio,path=" + self.sock,
+             "--ctrl", "type=unixio,path=" + self.sock + ".ctrl",
+             "--flags", "not-need-init,startup-clear"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(500):
+            if os.path.exists(self.sock):
+                return self
+            time.sleep(0.01)
+        raise RuntimeError("swtpm did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def tools(self, *cmd):
+        env = dict(os.environ, TPM2TOOLS_TCTI=self.tcti)
+        return subprocess.run(list(cmd), env=env, capture_output=True,
+                              timeout=60)
+
+
+class Manager:
+    """vtpm-service --role=manager, and vtpmctl to talk to it."""
+
+    def __init__(self, exe, wd, hw, extra=()):
+        self.exe = exe
+        self.ctl_exe = os.path.join(os.path.dirname(exe), "vtpmctl")
+        self.wd = wd
+        self.hw = hw
+        self.state_dir = os.path.join(wd, "mgrstate")
+        self.run_dir = os.path.join(wd, "run")
+        self.control = os.path.join(wd, "ctl.sock")
+        self.log_path = os.path.join(wd, "manager.log")
+        self.extra = list(extra)
+        self.proc = None
+        _instances.append(self)
+
+    def argv(self):
+        return [self.exe, "--role=manager", "--state-dir", self.state_dir,
+                "--tcti", self.hw.tcti, "--control", self.control,
+                "--run-dir", self.run_dir] + self.extra
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.argv(), stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+        if wait:
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                if self.proc.poll() is not None:
+                    raise RuntimeError("manager exited %d: %s" %
+                                       (self.proc.returncode,
+                                        self.log_text()[-2000:]))
+                if os.path.exists(self.control):
+                    try:
+                        s = socket.socket(socket.AF_UNIX)
+                        s.connect(self.control)
+                        s.close()
+                        return self
+                    except OSError:
+                        pass
+                time.sleep(0.02)
+            raise RuntimeError("manager not ready")
+        return self
+
+    def run_to_exit(self, timeout=60):
+        self.start(wait=False)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return None
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if not self.proc or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return None
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def ctl(self, *args, check_rc=True):
+        r = subprocess.run([self.ctl_exe, "--control", self.control] +
+                           list(args), capture_output=True, timeout=60)
+        if check_rc and r.returncode != 0:
+            raise RuntimeError("vtpmctl %s: rc %d: %s%s" %
+                               (" ".join(args), r.returncode,
+                                r.stdout.decode(), r.stderr.decode()))
+        return r
+
+    def ctl_json(self, *args):
+        import json
+        r = self.ctl("--json", *args)
+        return json.loads(r.stdout)
+
+    def vtpm_sock(self, uuid):
+        return os.path.join(self.run_dir, uuid, "tpm")
+
+    def wait_vtpm(self, uuid, timeout=30):
+        """Until the vTPM answers a GetRandom on its socket."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.settimeout(5)
+                s.connect(self.vtpm_sock(uuid))
+                r = transact(s, getrandom(4))
+                s.close()
+                if rc_of(r) == 0:
+                    return True
+            except (OSError, EOFError):
+                pass
+            time.sleep(0.05)
+        return False
+
+    def connect_vtpm(self, uuid):
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(30)
+        s.connect(self.vtpm_sock(uuid))
+        return s
+
+    def vtpm_dir(self, uuid):
+        return os.path.join(self.state_dir, "vtpms", uuid)

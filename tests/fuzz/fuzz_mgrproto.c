@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Manager protocol frames from arbitrary bytes.  The first byte picks the
+ * direction and, for a response, the request type it answers; the rest is
+ * the frame.  Whatever decodes must re-encode to exactly the same bytes
+ * (one encoding per message), and the stream framer must agree with the
+ * decoder about where the frame ends.
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mgrproto.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct mgr_rsp rsp;
+	uint8_t out[MGR_MAX_FRAME];
+	struct mgr_req req;
+	size_t outlen;
+	uint8_t sel;
+	int flen, rc;
+
+	if (size < 1)
+		return 0;
+	sel = data[0];
+	data++;
+	size--;
+
+	flen = mgrproto_frame_len(data, size);
+	if (flen > 0 && ((size_t)flen > size || flen < MGR_HDR_LEN ||
+			 flen > MGR_MAX_FRAME))
+		abort();
+
+	if (sel & 0x80) {
+		enum mgr_msg t = (enum mgr_msg)((sel & 0x7f) % MGR_MSG_COUNT);
+
+		rc = mgrproto_decode_rsp(t, data, size, &rsp);
+		if (rc == 0) {
+			if (rsp.type != t || rsp.status >= MGR_STATUS_COUNT)
+				abort();
+			if (mgrproto_encode_rsp(&rsp, out, &outlen) != 0 ||
+			    outlen != size || memcmp(out, data, size) != 0)
+				abort();
+		}
+		mgrproto_rsp_wipe(&rsp);
+	} else {
+		rc = mgrproto_decode_req(data, size, &req);
+		if (rc == 0) {
+			if (mgrproto_encode_req(&req, out, &outlen) != 0 ||
+			    outlen != size || memcmp(out, data, size) != 0)
+				abort();
+			if (req.type == MGR_MSG_GET_QUOTE) {
+				static const uint8_t uuid[MGR_UUID_LEN];
+				uint8_t qd[MGR_HASH_LEN];
+
+				/* What decoded is always fit for a quote. */
+				if (mgrproto_deepquote_qd(uuid, req.u.quote.pcr_mask,
+							  req.u.quote.pcr_digest,
+							  req.u.quote.nonce,
+							  req.u.quote.nonce_len, qd))
+					abort();
+			}
+		} else {
+			uint8_t st[MGR_HDR_LEN];
+
+			mgrproto_encode_status(data, size, mgrproto_err_status(rc), st);
+		}
+	}
+	/* A frame that decodes is exactly one whole frame to the framer. */
+	if (rc == 0 && flen != (int)size)
+		abort();
+	(void)mgrproto_strerror(rc);
+	return 0;
+}

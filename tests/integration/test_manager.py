@@ -1,0 +1,218 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""The manager role with swtpm as the physical TPM: vTPM keys sealed to
+PCRs, NV survives restarts of manager and instance, PCR change refuses to
+unlock and changes nothing, rollback of a state file or of the key store
+is refused, deep quotes verify (and fail when altered), the link is the
+identity."""
+
+import json
+import os
+import shutil
+import struct
+import subprocess
+import time
+
+from vtpmtest import *
+
+a = args()
+wd = workdir(a, "manager")
+# Instances run as an unprivileged user: it must reach its directories.
+os.chmod(wd, 0o711)
+hw = HardwareTPM(wd).start()
+m = Manager(a.vtpm, wd, hw, extra=["--counter-interval", "0"]).start()
+
+st = m.ctl_json("status")
+check(st["ok"] and st["vtpms"] == 0 and st["pcrs"] == "sha256:0,2,4,7",
+      "a new manager seals a root key and answers status", st)
+check(oct(os.stat(m.control).st_mode & 0o777) == "0o600",
+      "the control socket is mode 0600")
+
+r = m.ctl("create", "--domid", "5")
+uuid = r.stdout.decode().strip()
+check(len(uuid) == 36, "vtpmctl create prints the new vTPM's UUID", uuid)
+j = m.ctl_json("create", "--domid", "6")
+uuid_b = j["uuid"]
+check(len(uuid_b) == 36, "vtpmctl --json create carries the uuid")
+r = m.ctl("create", "--uuid", uuid, check_rc=False)
+check(r.returncode == 4, "creating an existing UUID fails with exit 4",
+      r.returncode)
+r = m.ctl("show", "00000000-0000-4000-8000-000000000000", check_rc=False)
+check(r.returncode == 3, "show of an unknown vTPM exits 3", r.returncode)
+m.ctl("start", uuid)
+m.ctl("start", uuid_b)
+check(m.wait_vtpm(uuid) and m.wait_vtpm(uuid_b), "both vTPMs serve")
+lst = m.ctl_json("list")["vtpms"]
+check(sorted(v["uuid"] for v in lst) == sorted([uuid, uuid_b]) and
+      all(v["state"] == "running" for v in lst),
+      "vtpmctl list shows both running")
+pid = [v["pid"] for v in lst if v["uuid"] == uuid][0]
+with open("/proc/%d/status" % pid) as f:
+    uid_line = [l for l in f if l.startswith("Uid:")][0]
+check(os.geteuid() != 0 or uid_line.split()[1] != "0",
+      "instances run as an unprivileged user", uid_line)
+
+# NV through the vTPM, then restart manager and instances.
+IDX = 0x01500040
+s = m.connect_vtpm(uuid)
+check(rc_of(transact(s, nv_define(IDX, 8))) == 0, "NV define in the vTPM")
+check(rc_of(transact(s, nv_write(IDX, b"managed!"))) == 0, "NV write")
+s.close()
+check(m.stop() == 0, "the manager stops (and its instances) with exit 0")
+check(not os.path.exists(m.vtpm_sock(uuid)),
+      "the instance is gone with its manager")
+m.start()
+check(m.wait_vtpm(uuid), "after a restart the vTPM serves again")
+s = m.connect_vtpm(uuid)
+r = transact(s, nv_read(IDX, 8))
+s.close()
+check(rc_of(r) == 0 and nv_read_data(r) == b"managed!",
+      "NV written before the restart reads back")
+
+# ---- deep quote ----
+q = os.path.join(wd, "quote.json")
+m.ctl("quote", uuid, "--nonce", "0123456789abcdef", "--out", q)
+ak = m.ctl_json("status")["ak_spki"]
+r = m.ctl("verify-quote", q, "--ak-spki", ak, check_rc=False)
+check(r.returncode == 0 and b"quote verifies" in r.stdout,
+      "a deep quote verifies against the hardware TPM's key", r.stdout)
+with open(q) as f:
+    quote = json.load(f)
+failures = []
+for field in ("attest", "signature", "nonce", "vtpm_pcr_digest"):
+    val = quote[field]
+    step = max(2, len(val) // 16 // 2 * 2)
+    for pos in range(0, len(val), step):
+        bad = dict(quote)
+        flipped = "%02x" % (int(val[pos:pos + 2], 16) ^ 0x01)
+        bad[field] = val[:pos] + flipped + val[pos + 2:]
+        path = os.path.join(wd, "bad.json")
+        with open(path, "w") as f:
+            json.dump(bad, f)
+        r = m.ctl("verify-quote", path, "--ak-spki", ak, check_rc=False)
+        if r.returncode == 0 and field != "vtpm_pcr_digest":
+            failures.append("%s byte %d" % (field, pos // 2))
+bad = dict(quote)
+bad["vtpm_pcrs"] = list(quote["vtpm_pcrs"])
+bad["vtpm_pcrs"][3] = "11" + bad["vtpm_pcrs"][3][2:]
+with open(os.path.join(wd, "bad.json"), "w") as f:
+    json.dump(bad, f)
+r = m.ctl("verify-quote", os.path.join(wd, "bad.json"), "--ak-spki", ak,
+          check_rc=False)
+if r.returncode == 0:
+    failures.append("a vTPM PCR value")
+bad = dict(quote)
+bad["uuid"] = uuid_b
+with open(os.path.join(wd, "bad.json"), "w") as f:
+    json.dump(bad, f)
+r = m.ctl("verify-quote", os.path.join(wd, "bad.json"), "--ak-spki", ak,
+          check_rc=False)
+if r.returncode == 0:
+    failures.append("the uuid")
+check(not failures, "an altered quote (any byte of attest, signature or "
+      "nonce, a PCR value, the UUID) fails to verify", failures)
+other_ak = ak[:-20] + "%02x" % (int(ak[-20:-18], 16) ^ 0xff) + ak[-18:]
+r = m.ctl("verify-quote", q, "--ak-spki", other_ak, check_rc=False)
+check(r.returncode == 8, "a quote checked against another key fails")
+
+# ---- rollback of a vTPM state file ----
+vdir = m.vtpm_dir(uuid)
+old = os.path.join(wd, "old-slots")
+shutil.rmtree(old, ignore_errors=True)
+shutil.copytree(vdir, old)
+s = m.connect_vtpm(uuid)
+check(rc_of(transact(s, nv_write(IDX, b"newer---"))) == 0, "write again")
+check(rc_of(transact(s, nv_write(IDX, b"newest--"))) == 0, "and again")
+s.close()
+m.ctl("stop", uuid)
+for f in os.listdir(old):
+    shutil.copy(os.path.join(old, f), os.path.join(vdir, f))
+m.ctl("start", uuid)
+time.sleep(2)
+log = m.log_text()
+check("rollback or replay detected" in log,
+      "an old copy of the vTPM's state is refused (rollback)",
+      log[-1500:])
+check(not m.wait_vtpm(uuid, timeout=2), "and that vTPM serves nothing")
+m.ctl("stop", uuid)
+shutil.rmtree(old)
+
+# ---- another vTPM's key: the link is the identity ----
+check(m.wait_vtpm(uuid_b), "the other vTPM is unaffected")
+for cmd in ("list", "show " + uuid_b, "status"):
+    out = m.ctl("--json", *cmd.split()).stdout.decode()
+    if "key" in out.replace("ak_spki", "").lower():
+        check(False, "no control command shows a state key", out)
+        break
+else:
+    check(True, "no control command shows a state key")
+
+fake = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                    "fake_instance.py")
+fwd = os.path.join(wd, "fake")
+os.makedirs(fwd, exist_ok=True)
+os.chmod(fwd, 0o777)
+m.stop()
+os.environ["FAKE_OUT"] = fwd
+mf = Manager(a.vtpm, wd, hw, extra=["--counter-interval", "0",
+                                    "--instance-exe", fake])
+mf.start()
+mf.ctl("start", uuid_b)
+time.sleep(2)
+mf.ctl("stop", uuid_b)
+res = {}
+for fn in os.listdir(fwd):
+    with open(os.path.join(fwd, fn)) as f:
+        res.update(json.load(f))
+check(res.get("own_status") == 0 and len(res.get("own_key", "")) == 64,
+      "an instance gets its own vTPM's key over its link", res)
+check(res.get("claim_other_status") == 5 and "claim_other_key" not in res,
+      "asking with another vTPM's UUID in the request gets nothing "
+      "(INVALID_REQUEST)", res)
+check(res.get("manage_status") == 3,
+      "management ordinals on a vTPM link are FORBIDDEN", res)
+mf.stop()
+
+# ---- the physical TPM's PCRs changed: refuse, change nothing ----
+m = Manager(a.vtpm, wd, hw, extra=["--counter-interval", "0"])
+
+
+def snapshot():
+    out = {}
+    for root, dirs, files in os.walk(m.state_dir):
+        for fn in files:
+            if not fn.endswith(".lock"):
+                p = os.path.join(root, fn)
+                out[p] = sha256_file(p)
+    return out
+
+
+before = snapshot()
+r = hw.tools("tpm2_pcrextend", "7:sha256=" + "00" * 31 + "07")
+check(r.returncode == 0, "extend PCR 7 of the hardware TPM")
+rc = m.run_to_exit()
+log = m.log_text().splitlines()[-1]
+check(rc not in (0, None) and "PCR 7" in log and "differs" in log,
+      "the manager refuses to unlock, naming PCR 7", log)
+check(snapshot() == before, "state and store files are byte-for-byte "
+      "unchanged")
+
+# Back to the sealed PCR values: a power cycle of the hardware TPM.
+hw.stop()
+hw.start()
+
+# ---- rollback of the key store ----
+m = Manager(a.vtpm, wd, hw, extra=["--counter-interval", "0"]).start()
+store = os.path.join(m.state_dir, "keystore")
+shutil.copy(store, os.path.join(wd, "old-store"))
+m.ctl("create")
+check(m.stop() == 0, "manager stops after a create")
+shutil.copy(os.path.join(wd, "old-store"), store)
+before = snapshot()
+rc = m.run_to_exit()
+log = m.log_text().splitlines()[-1]
+check(rc not in (0, None) and "older copy of the store" in log,
+      "an older copy of the key store is refused (NV counter)", log)
+check(snapshot() == before, "and nothing on disk changed")
+hw.stop()
+finish()

@@ -1,0 +1,756 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#define _GNU_SOURCE
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include "bytes.h"
+#include "keystore.h"
+
+static const uint8_t root_a[32] = { 0x52, 0x4f, 0x4f, 0x54, 1, 2, 3, 4, 5, 6, 7, 8,
+				    9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+				    21, 22, 23, 24, 25, 26, 27, 28 };
+
+static void make_rec(struct keystore_rec *r, uint8_t seed, uint32_t group)
+{
+	memset(r, 0, sizeof(*r));
+	for (int i = 0; i < 16; i++)
+		r->uuid[i] = (uint8_t)(seed * 17 + i);
+	r->group = group;
+	r->flags = seed & 1 ? KS_REC_NOSTATE : 0;
+	r->tpm_version = seed % 3 == 0 ? 1 : 2;
+	r->generation = (uint64_t)seed << 40 | seed;
+	for (int i = 0; i < 32; i++) {
+		r->state_hash[i] = (uint8_t)(seed ^ (0x40 + i));
+		r->state_key[i] = (uint8_t)(seed ^ (0xc0 + i));
+	}
+}
+
+static void assert_rec_equal(const struct keystore_rec *a, const struct keystore_rec *b)
+{
+	assert_memory_equal(a->uuid, b->uuid, 16);
+	assert_int_equal(a->group, b->group);
+	assert_int_equal(a->flags, b->flags);
+	assert_int_equal(a->tpm_version, b->tpm_version);
+	assert_int_equal(a->generation, b->generation);
+	assert_memory_equal(a->state_hash, b->state_hash, 32);
+	assert_memory_equal(a->state_key, b->state_key, 32);
+}
+
+struct fixture {
+	struct keystore ks;
+	uint8_t *file;
+	size_t len;
+};
+
+/* Groups 0, 2, 3 (1 was deleted); five vTPMs added out of order. */
+static int setup(void **state)
+{
+	static const uint8_t seeds[] = { 9, 3, 14, 1, 6 };
+	struct fixture *fx = calloc(1, sizeof(*fx));
+	uint32_t id;
+
+	assert_int_equal(keystore_init(&fx->ks), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(keystore_group_new(&fx->ks, &id), 0);
+	assert_int_equal(keystore_group_del(&fx->ks, 1), 0);
+	for (size_t i = 0; i < sizeof(seeds); i++) {
+		struct keystore_rec r;
+
+		make_rec(&r, seeds[i], i % 2 ? 2 : (i ? 3 : 0));
+		assert_int_equal(keystore_add(&fx->ks, &r), 0);
+	}
+	assert_int_equal(keystore_encode(&fx->ks, root_a, 77, 1000, &fx->file, &fx->len), 0);
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *fx = *state;
+
+	keystore_free(&fx->ks);
+	free(fx->file);
+	free(fx);
+	return 0;
+}
+
+static void round_trip_restores_every_record_and_group(void **state)
+{
+	struct fixture *fx = *state;
+	struct keystore ks;
+	struct keystore_meta m;
+
+	assert_int_equal(fx->len, KEYSTORE_HDR_LEN + 12 + 3 * 4 + 5 * KEYSTORE_REC_LEN +
+					  KEYSTORE_TAG_LEN);
+	assert_int_equal(keystore_decode(fx->file, fx->len, root_a, &ks, &m), 0);
+	assert_int_equal(m.generation, 77);
+	assert_int_equal(m.nv_counter, 1000);
+	assert_int_equal(ks.next_group_id, 4);
+	assert_int_equal(ks.ngroups, 3);
+	assert_int_equal(ks.groups[0], 0);
+	assert_int_equal(ks.groups[1], 2);
+	assert_int_equal(ks.groups[2], 3);
+	assert_int_equal(ks.nrecs, 5);
+	for (size_t i = 0; i < ks.nrecs; i++) {
+		const struct keystore_rec *r = keystore_find(&fx->ks, ks.recs[i].uuid);
+
+		assert_non_null(r);
+		assert_rec_equal(r, &ks.recs[i]);
+		if (i)
+			assert_true(memcmp(ks.recs[i - 1].uuid, ks.recs[i].uuid, 16) < 0);
+	}
+	keystore_free(&ks);
+}
+
+static void empty_store_round_trips(void **state)
+{
+	struct keystore ks, out;
+	struct keystore_meta m;
+	uint8_t *file;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(keystore_init(&ks), 0);
+	assert_int_equal(keystore_encode(&ks, root_a, 0, 0, &file, &len), 0);
+	assert_int_equal(keystore_decode(file, len, root_a, &out, &m), 0);
+	assert_int_equal(out.nrecs, 0);
+	assert_int_equal(out.ngroups, 1);
+	assert_int_equal(out.groups[0], KEYSTORE_DEFAULT_GROUP);
+	assert_int_equal(out.next_group_id, 1);
+	keystore_free(&out);
+	keystore_free(&ks);
+	free(file);
+}
+
+static void many_records_round_trip_sorted(void **state)
+{
+	struct keystore ks, out;
+	struct keystore_meta m;
+	uint8_t *file;
+	size_t len;
+	uint32_t x = 12345;
+
+	(void)state;
+	assert_int_equal(keystore_init(&ks), 0);
+	for (int i = 0; i < 1000; i++) {
+		struct keystore_rec r;
+
+		make_rec(&r, (uint8_t)i, 0);
+		for (int j = 0; j < 16; j++) {
+			x = x * 1103515245u + 12345u;
+			r.uuid[j] = (uint8_t)(x >> 16);
+		}
+		assert_int_equal(keystore_add(&ks, &r), 0);
+	}
+	for (size_t i = 1; i < ks.nrecs; i++)
+		assert_true(memcmp(ks.recs[i - 1].uuid, ks.recs[i].uuid, 16) < 0);
+	assert_int_equal(keystore_encode(&ks, root_a, 1, 2, &file, &len), 0);
+	assert_int_equal(keystore_decode(file, len, root_a, &out, &m), 0);
+	assert_int_equal(out.nrecs, 1000);
+	for (size_t i = 0; i < out.nrecs; i++)
+		assert_rec_equal(&out.recs[i], &ks.recs[i]);
+	keystore_free(&out);
+	keystore_free(&ks);
+	free(file);
+}
+
+/* The format as docs/manager-protocol.md describes it, built with
+ * OpenSSL directly: the documented recipe is what the code reads. */
+static void seal_by_recipe(const uint8_t root[32], const uint8_t hdr[KEYSTORE_HDR_LEN],
+			   const uint8_t *body, size_t n, uint8_t *out)
+{
+	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+	EVP_KDF_CTX *kctx = EVP_KDF_CTX_new(kdf);
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	OSSL_PARAM p[4];
+	uint8_t key[32];
+	int l;
+
+	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
+	p[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)root, 32);
+	p[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+						 "vtpm-service keystore v1", 24);
+	p[3] = OSSL_PARAM_construct_end();
+	assert_int_equal(EVP_KDF_derive(kctx, key, 32, p), 1);
+	memcpy(out, hdr, KEYSTORE_HDR_LEN);
+	be32_put(out + 40, (uint32_t)n);
+	assert_int_equal(EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, out + 28), 1);
+	assert_int_equal(EVP_EncryptUpdate(c, NULL, &l, out, KEYSTORE_HDR_LEN), 1);
+	if (n)
+		assert_int_equal(EVP_EncryptUpdate(c, out + KEYSTORE_HDR_LEN, &l, body, (int)n), 1);
+	assert_int_equal(EVP_EncryptFinal_ex(c, out + KEYSTORE_HDR_LEN + n, &l), 1);
+	assert_int_equal(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16,
+					     out + KEYSTORE_HDR_LEN + n), 1);
+	EVP_CIPHER_CTX_free(c);
+	EVP_KDF_CTX_free(kctx);
+	EVP_KDF_free(kdf);
+}
+
+static void header_by_recipe(uint8_t hdr[KEYSTORE_HDR_LEN], uint16_t version,
+			     uint16_t reserved)
+{
+	memset(hdr, 0, KEYSTORE_HDR_LEN);
+	memcpy(hdr, "VTPMKEYS", 8);
+	be16_put(hdr + 8, version);
+	be16_put(hdr + 10, reserved);
+	be64_put(hdr + 12, 5);
+	be64_put(hdr + 20, 6);
+	memset(hdr + 28, 0x4e, 12);
+}
+
+static void documented_recipe_decodes(void **state)
+{
+	/* next 1, groups {0}, one record. */
+	uint8_t body[12 + 4 + KEYSTORE_REC_LEN] = { 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0,
+						    0, 0, 0, 1 };
+	uint8_t hdr[KEYSTORE_HDR_LEN], file[KEYSTORE_HDR_LEN + sizeof(body) + 16];
+	uint8_t *r = body + 16;
+	struct keystore ks;
+	struct keystore_meta m;
+
+	(void)state;
+	memset(r, 0xab, 16);           /* uuid */
+	be32_put(r + 16, 0);           /* group */
+	be32_put(r + 20, 1);           /* flags: no state yet */
+	r[24] = 2;                     /* TPM 2.0 */
+	be64_put(r + 25, 9);           /* generation */
+	memset(r + 33, 0x11, 32);      /* state hash */
+	memset(r + 65, 0x22, 32);      /* state key */
+	header_by_recipe(hdr, 1, 0);
+	seal_by_recipe(root_a, hdr, body, sizeof(body), file);
+	assert_int_equal(keystore_decode(file, sizeof(file), root_a, &ks, &m), 0);
+	assert_int_equal(m.generation, 5);
+	assert_int_equal(m.nv_counter, 6);
+	assert_int_equal(ks.nrecs, 1);
+	assert_int_equal(ks.recs[0].flags, KS_REC_NOSTATE);
+	assert_int_equal(ks.recs[0].tpm_version, 2);
+	assert_int_equal(ks.recs[0].generation, 9);
+	assert_int_equal(ks.recs[0].state_key[31], 0x22);
+	keystore_free(&ks);
+}
+
+static void authentic_unknown_version_or_reserved_is_refused(void **state)
+{
+	uint8_t body[16] = { 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0 };
+	uint8_t hdr[KEYSTORE_HDR_LEN], file[KEYSTORE_HDR_LEN + sizeof(body) + 16];
+	struct keystore ks;
+	struct keystore_meta m;
+
+	(void)state;
+	header_by_recipe(hdr, 1, 0);
+	seal_by_recipe(root_a, hdr, body, sizeof(body), file);
+	assert_int_equal(keystore_decode(file, sizeof(file), root_a, &ks, &m), 0);
+	keystore_free(&ks);
+	header_by_recipe(hdr, 1, 1);
+	seal_by_recipe(root_a, hdr, body, sizeof(body), file);
+	assert_int_equal(keystore_decode(file, sizeof(file), root_a, &ks, &m),
+			 KS_ERR_VERSION);
+	header_by_recipe(hdr, 2, 0);
+	seal_by_recipe(root_a, hdr, body, sizeof(body), file);
+	assert_int_equal(keystore_decode(file, sizeof(file), root_a, &ks, &m),
+			 KS_ERR_VERSION);
+}
+
+static void keys_do_not_appear_in_the_file(void **state)
+{
+	struct fixture *fx = *state;
+
+	for (size_t i = 0; i < fx->ks.nrecs; i++)
+		assert_null(memmem(fx->file, fx->len, fx->ks.recs[i].state_key, 16));
+}
+
+static void every_flipped_bit_is_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct keystore ks;
+	struct keystore_meta m;
+
+	for (size_t i = 0; i < fx->len; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			int rc;
+
+			fx->file[i] ^= (uint8_t)(1u << bit);
+			rc = keystore_decode(fx->file, fx->len, root_a, &ks, &m);
+			fx->file[i] ^= (uint8_t)(1u << bit);
+			if (rc == 0)
+				fail_msg("flip of byte %zu bit %d was accepted", i, bit);
+			if (i < 8)
+				assert_int_equal(rc, KS_ERR_MAGIC);
+			else if (i < 10)
+				assert_int_equal(rc, KS_ERR_VERSION);
+			else if (i >= 40 && i < 44)
+				assert_true(rc == KS_ERR_TRUNCATED || rc == KS_ERR_FORMAT);
+			else
+				assert_int_equal(rc, KS_ERR_AUTH);
+			assert_int_equal(ks.nrecs, 0);
+			assert_null(ks.recs);
+		}
+	}
+}
+
+static void every_truncation_is_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct keystore ks;
+	struct keystore_meta m;
+
+	for (size_t n = 0; n < fx->len; n++)
+		assert_int_equal(keystore_decode(fx->file, n, root_a, &ks, &m),
+				 KS_ERR_TRUNCATED);
+}
+
+static void trailing_bytes_are_refused(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t *longer = malloc(fx->len + 1);
+	struct keystore ks;
+	struct keystore_meta m;
+
+	memcpy(longer, fx->file, fx->len);
+	longer[fx->len] = 0;
+	assert_int_equal(keystore_decode(longer, fx->len + 1, root_a, &ks, &m),
+			 KS_ERR_FORMAT);
+	free(longer);
+}
+
+static void ciphertext_length_lies_are_refused(void **state)
+{
+	struct fixture *fx = *state;
+	uint32_t ct = be32_get(fx->file + 40);
+	struct keystore ks;
+	struct keystore_meta m;
+
+	be32_put(fx->file + 40, ct + 1);
+	assert_int_equal(keystore_decode(fx->file, fx->len, root_a, &ks, &m),
+			 KS_ERR_TRUNCATED);
+	be32_put(fx->file + 40, ct - 1);
+	assert_int_equal(keystore_decode(fx->file, fx->len, root_a, &ks, &m),
+			 KS_ERR_FORMAT);
+	be32_put(fx->file + 40, KEYSTORE_MAX_BODY + 1);
+	assert_int_equal(keystore_decode(fx->file, fx->len, root_a, &ks, &m),
+			 KS_ERR_FORMAT);
+	be32_put(fx->file + 40, 0xffffffffu);
+	assert_int_equal(keystore_decode(fx->file, fx->len, root_a, &ks, &m),
+			 KS_ERR_FORMAT);
+	be32_put(fx->file + 40, ct);
+	assert_int_equal(keystore_decode(fx->file, fx->len, root_a, &ks, &m), 0);
+	keystore_free(&ks);
+}
+
+static void wrong_root_key_fails_authentication(void **state)
+{
+	struct fixture *fx = *state;
+	uint8_t other[32];
+	struct keystore ks;
+	struct keystore_meta m;
+
+	memcpy(other, root_a, 32);
+	other[31] ^= 1;
+	assert_int_equal(keystore_decode(fx->file, fx->len, other, &ks, &m), KS_ERR_AUTH);
+}
+
+static void peek_reads_the_header_without_the_key(void **state)
+{
+	struct fixture *fx = *state;
+	struct keystore_meta m;
+
+	assert_int_equal(keystore_peek(fx->file, fx->len, &m), 0);
+	assert_int_equal(m.generation, 77);
+	assert_int_equal(m.nv_counter, 1000);
+	assert_int_equal(keystore_peek(fx->file, 43, &m), KS_ERR_TRUNCATED);
+	assert_int_equal(keystore_peek((const uint8_t *)"VTPMSTAT", 8, &m), KS_ERR_MAGIC);
+}
+
+/* A plaintext body, written field by field. */
+struct body {
+	uint8_t b[8192];
+	size_t n;
+};
+
+static void b32(struct body *b, uint32_t v)
+{
+	be32_put(b->b + b->n, v);
+	b->n += 4;
+}
+
+static void brec(struct body *b, uint8_t first, uint32_t group, uint32_t flags,
+		 uint8_t version)
+{
+	uint8_t *p = b->b + b->n;
+
+	memset(p, 0x5a, KEYSTORE_REC_LEN);
+	memset(p, 0, 16);
+	p[0] = first;
+	p[15] = 1;
+	be32_put(p + 16, group);
+	be32_put(p + 20, flags);
+	p[24] = version;
+	b->n += KEYSTORE_REC_LEN;
+}
+
+/* next 3, groups {0, 2}, then what the case adds. */
+static void bgroups(struct body *b)
+{
+	b->n = 0;
+	b32(b, 3);
+	b32(b, 2);
+	b32(b, 0);
+	b32(b, 2);
+}
+
+static int decode_body(const struct body *b)
+{
+	struct keystore ks;
+	struct keystore_meta m;
+	uint8_t *file;
+	size_t len;
+	int rc;
+
+	assert_int_equal(keystore_seal(root_a, 1, 1, b->b, b->n, &file, &len), 0);
+	rc = keystore_decode(file, len, root_a, &ks, &m);
+	if (rc == 0)
+		keystore_free(&ks);
+	else
+		assert_null(ks.recs);
+	free(file);
+	return rc;
+}
+
+/* Bodies that authenticate but lie. */
+static void authentic_malformed_bodies_are_refused(void **state)
+{
+	struct body b;
+
+	(void)state;
+	/* The baseline is well-formed: two records in two groups. */
+	bgroups(&b);
+	b32(&b, 2);
+	brec(&b, 1, 0, 0, 2);
+	brec(&b, 2, 2, KS_REC_NOSTATE, 1);
+	assert_int_equal(decode_body(&b), 0);
+
+#define REFUSED(what)                                                          \
+	do {                                                                   \
+		int rc_ = decode_body(&b);                                     \
+		if (rc_ != KS_ERR_FORMAT)                                      \
+			fail_msg("%s: got %s", what, keystore_strerror(rc_));  \
+	} while (0)
+
+	b.n = 0;
+	REFUSED("empty body");
+	b.n = 0;
+	b32(&b, 1);
+	b32(&b, 1);
+	REFUSED("group list cut short");
+	b.n = 0;
+	b32(&b, 1);
+	b32(&b, 0);
+	b32(&b, 0);
+	REFUSED("no group at all");
+	b.n = 0;
+	b32(&b, 1);
+	b32(&b, 0xffffffffu);
+	b32(&b, 0);
+	b32(&b, 0);
+	REFUSED("group count beyond the body");
+	b.n = 0;
+	b32(&b, 2000);
+	b32(&b, KEYSTORE_MAX_GROUPS + 1);
+	for (uint32_t i = 0; i <= KEYSTORE_MAX_GROUPS && b.n + 4 <= sizeof(b.b); i++)
+		b32(&b, i);
+	REFUSED("more groups than the limit");
+	b.n = 0;
+	b32(&b, 3);
+	b32(&b, 1);
+	b32(&b, 2);
+	b32(&b, 0);
+	REFUSED("default group missing");
+	b.n = 0;
+	b32(&b, 3);
+	b32(&b, 3);
+	b32(&b, 0);
+	b32(&b, 2);
+	b32(&b, 2);
+	b32(&b, 0);
+	REFUSED("duplicate group");
+	b.n = 0;
+	b32(&b, 3);
+	b32(&b, 3);
+	b32(&b, 0);
+	b32(&b, 2);
+	b32(&b, 1);
+	b32(&b, 0);
+	REFUSED("groups out of order");
+	b.n = 0;
+	b32(&b, 2);
+	b32(&b, 2);
+	b32(&b, 0);
+	b32(&b, 2);
+	b32(&b, 0);
+	REFUSED("group id not below next_group_id");
+	bgroups(&b);
+	REFUSED("record count missing");
+	bgroups(&b);
+	b32(&b, 3);
+	brec(&b, 1, 0, 0, 2);
+	brec(&b, 2, 0, 0, 2);
+	REFUSED("record count beyond the body");
+	bgroups(&b);
+	b32(&b, 0xffffffffu);
+	brec(&b, 1, 0, 0, 2);
+	REFUSED("record count far beyond the limit");
+	bgroups(&b);
+	b32(&b, 1);
+	brec(&b, 1, 0, 0, 2);
+	brec(&b, 2, 0, 0, 2);
+	REFUSED("record count short of the body");
+	bgroups(&b);
+	b32(&b, 1);
+	brec(&b, 1, 0, 0, 2);
+	b.b[b.n++] = 0;
+	REFUSED("trailing byte after the records");
+	bgroups(&b);
+	b32(&b, 2);
+	brec(&b, 1, 0, 0, 2);
+	brec(&b, 1, 2, 0, 2);
+	REFUSED("duplicate uuid");
+	bgroups(&b);
+	b32(&b, 2);
+	brec(&b, 2, 0, 0, 2);
+	brec(&b, 1, 0, 0, 2);
+	REFUSED("uuids out of order");
+	bgroups(&b);
+	b32(&b, 1);
+	brec(&b, 0, 0, 0, 2);
+	b.b[b.n - KEYSTORE_REC_LEN + 15] = 0;
+	REFUSED("all-zero uuid");
+	bgroups(&b);
+	b32(&b, 1);
+	brec(&b, 1, 1, 0, 2);
+	REFUSED("record in a deleted group");
+	bgroups(&b);
+	b32(&b, 1);
+	brec(&b, 1, 7, 0, 2);
+	REFUSED("record in an unknown group");
+	bgroups(&b);
+	b32(&b, 1);
+	brec(&b, 1, 0, 0, 3);
+	REFUSED("TPM version 3");
+	bgroups(&b);
+	b32(&b, 1);
+	brec(&b, 1, 0, 0, 0);
+	REFUSED("TPM version 0");
+	bgroups(&b);
+	b32(&b, 1);
+	brec(&b, 1, 0, 2, 2);
+	REFUSED("unknown record flag");
+#undef REFUSED
+}
+
+static void add_find_del(void **state)
+{
+	struct keystore ks;
+	struct keystore_rec r, bad;
+
+	(void)state;
+	assert_int_equal(keystore_init(&ks), 0);
+	make_rec(&r, 5, 0);
+	assert_null(keystore_find(&ks, r.uuid));
+	assert_int_equal(keystore_add(&ks, &r), 0);
+	assert_rec_equal(keystore_find(&ks, r.uuid), &r);
+	assert_int_equal(keystore_add(&ks, &r), KS_ERR_EXISTS);
+	bad = r;
+	bad.uuid[0] ^= 1;
+	bad.group = 1;
+	assert_int_equal(keystore_add(&ks, &bad), KS_ERR_NO_GROUP);
+	bad.group = 0;
+	bad.tpm_version = 3;
+	assert_int_equal(keystore_add(&ks, &bad), KS_ERR_INVALID);
+	bad.tpm_version = 2;
+	bad.flags = 0x80;
+	assert_int_equal(keystore_add(&ks, &bad), KS_ERR_INVALID);
+	bad.flags = 0;
+	memset(bad.uuid, 0, 16);
+	assert_int_equal(keystore_add(&ks, &bad), KS_ERR_INVALID);
+	assert_int_equal(ks.nrecs, 1);
+	assert_int_equal(keystore_del(&ks, bad.uuid), KS_ERR_NOT_FOUND);
+	assert_int_equal(keystore_del(&ks, r.uuid), 0);
+	assert_null(keystore_find(&ks, r.uuid));
+	assert_int_equal(keystore_del(&ks, r.uuid), KS_ERR_NOT_FOUND);
+	keystore_free(&ks);
+}
+
+static void deleted_record_leaves_no_key_behind(void **state)
+{
+	struct keystore ks;
+	struct keystore_rec r;
+	static const uint8_t zero[sizeof(struct keystore_rec)];
+
+	(void)state;
+	assert_int_equal(keystore_init(&ks), 0);
+	for (uint8_t s = 1; s <= 20; s++) {
+		make_rec(&r, s, 0);
+		assert_int_equal(keystore_add(&ks, &r), 0);
+	}
+	make_rec(&r, 3, 0);
+	assert_int_equal(keystore_del(&ks, r.uuid), 0);
+	/* The slot freed at the end of the array is wiped. */
+	assert_memory_equal(&ks.recs[ks.nrecs], zero, sizeof(zero));
+	assert_null(memmem(ks.recs, ks.caprecs * sizeof(*ks.recs), r.state_key, 32));
+	keystore_free(&ks);
+	assert_null(ks.recs);
+	assert_int_equal(ks.nrecs, 0);
+}
+
+static void group_ids_grow_and_are_never_reused(void **state)
+{
+	struct keystore ks, out;
+	struct keystore_meta m;
+	struct keystore_rec r;
+	uint8_t *file;
+	size_t len;
+	uint32_t a, b, c;
+
+	(void)state;
+	assert_int_equal(keystore_init(&ks), 0);
+	assert_true(keystore_group_has(&ks, KEYSTORE_DEFAULT_GROUP));
+	assert_int_equal(keystore_group_new(&ks, &a), 0);
+	assert_int_equal(keystore_group_new(&ks, &b), 0);
+	assert_int_equal(a, 1);
+	assert_int_equal(b, 2);
+	assert_int_equal(keystore_group_del(&ks, b), 0);
+	assert_false(keystore_group_has(&ks, b));
+	assert_int_equal(keystore_group_del(&ks, b), KS_ERR_NO_GROUP);
+	/* Also across a commit and a restart. */
+	assert_int_equal(keystore_encode(&ks, root_a, 1, 1, &file, &len), 0);
+	assert_int_equal(keystore_decode(file, len, root_a, &out, &m), 0);
+	assert_int_equal(keystore_group_new(&out, &c), 0);
+	assert_int_equal(c, 3);
+	/* A group that holds a vTPM stays; the default group always stays. */
+	make_rec(&r, 1, a);
+	assert_int_equal(keystore_add(&out, &r), 0);
+	assert_int_equal(keystore_group_del(&out, a), KS_ERR_GROUP_BUSY);
+	assert_int_equal(keystore_group_del(&out, KEYSTORE_DEFAULT_GROUP),
+			 KS_ERR_DEFAULT_GROUP);
+	assert_int_equal(keystore_del(&out, r.uuid), 0);
+	assert_int_equal(keystore_group_del(&out, a), 0);
+	assert_int_equal(out.ngroups, 2);
+	assert_int_equal(out.groups[0], 0);
+	assert_int_equal(out.groups[1], 3);
+	keystore_free(&out);
+	keystore_free(&ks);
+	free(file);
+}
+
+static void group_limits_are_enforced(void **state)
+{
+	struct keystore ks;
+	uint32_t id;
+
+	(void)state;
+	assert_int_equal(keystore_init(&ks), 0);
+	while (ks.ngroups < KEYSTORE_MAX_GROUPS)
+		assert_int_equal(keystore_group_new(&ks, &id), 0);
+	assert_int_equal(keystore_group_new(&ks, &id), KS_ERR_FULL);
+	keystore_free(&ks);
+
+	assert_int_equal(keystore_init(&ks), 0);
+	ks.next_group_id = UINT32_MAX - 1;
+	assert_int_equal(keystore_group_new(&ks, &id), 0);
+	assert_int_equal(id, UINT32_MAX - 1);
+	assert_int_equal(keystore_group_new(&ks, &id), KS_ERR_FULL);
+	keystore_free(&ks);
+}
+
+static void record_limit_fits_the_body_limit(void **state)
+{
+	struct keystore ks, out;
+	struct keystore_meta m;
+	struct keystore_rec r;
+	uint8_t *file;
+	size_t len;
+	uint32_t id;
+
+	(void)state;
+	assert_int_equal(keystore_init(&ks), 0);
+	while (ks.ngroups < KEYSTORE_MAX_GROUPS)
+		assert_int_equal(keystore_group_new(&ks, &id), 0);
+	make_rec(&r, 1, 0);
+	for (uint32_t i = 0; i < KEYSTORE_MAX_RECORDS; i++) {
+		be32_put(r.uuid + 12, i); /* ascending: appends */
+		assert_int_equal(keystore_add(&ks, &r), 0);
+	}
+	be32_put(r.uuid + 12, KEYSTORE_MAX_RECORDS);
+	assert_int_equal(keystore_add(&ks, &r), KS_ERR_FULL);
+	assert_int_equal(keystore_encode(&ks, root_a, 1, 1, &file, &len), 0);
+	assert_int_equal(len, KEYSTORE_HDR_LEN + KEYSTORE_MAX_BODY + KEYSTORE_TAG_LEN);
+	assert_int_equal(keystore_decode(file, len, root_a, &out, &m), 0);
+	assert_int_equal(out.nrecs, KEYSTORE_MAX_RECORDS);
+	keystore_free(&out);
+	keystore_free(&ks);
+	free(file);
+}
+
+static void freshness_rule(void **state)
+{
+	(void)state;
+	assert_int_equal(keystore_check_fresh(10, 10), 0);
+	assert_int_equal(keystore_check_fresh(11, 10), KS_FRESH_PENDING);
+	assert_int_equal(keystore_check_fresh(9, 10), KS_ERR_ROLLBACK);
+	assert_int_equal(keystore_check_fresh(0, 10), KS_ERR_ROLLBACK);
+	assert_int_equal(keystore_check_fresh(12, 10), KS_ERR_AHEAD);
+	assert_int_equal(keystore_check_fresh(UINT64_MAX, 10), KS_ERR_AHEAD);
+	/* At the ends of the counter's range nothing wraps. */
+	assert_int_equal(keystore_check_fresh(0, UINT64_MAX), KS_ERR_ROLLBACK);
+	assert_int_equal(keystore_check_fresh(UINT64_MAX, UINT64_MAX), 0);
+	assert_int_equal(keystore_check_fresh(UINT64_MAX, UINT64_MAX - 1),
+			 KS_FRESH_PENDING);
+	assert_int_equal(keystore_check_fresh(1, 0), KS_FRESH_PENDING);
+}
+
+static void error_strings_are_distinct(void **state)
+{
+	(void)state;
+	for (int a = KS_ERR_AHEAD; a <= KS_FRESH_PENDING; a++)
+		for (int b = a + 1; b <= KS_FRESH_PENDING; b++)
+			assert_string_not_equal(keystore_strerror(a), keystore_strerror(b));
+	assert_string_equal(keystore_strerror(-100), "unknown error");
+}
+
+int main(void)
+{
+#define FX(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
+	const struct CMUnitTest tests[] = {
+		FX(round_trip_restores_every_record_and_group),
+		cmocka_unit_test(empty_store_round_trips),
+		cmocka_unit_test(many_records_round_trip_sorted),
+		cmocka_unit_test(documented_recipe_decodes),
+		cmocka_unit_test(authentic_unknown_version_or_reserved_is_refused),
+		FX(keys_do_not_appear_in_the_file),
+		FX(every_flipped_bit_is_refused),
+		FX(every_truncation_is_refused),
+		FX(trailing_bytes_are_refused),
+		FX(ciphertext_length_lies_are_refused),
+		FX(wrong_root_key_fails_authentication),
+		FX(peek_reads_the_header_without_the_key),
+		cmocka_unit_test(authentic_malformed_bodies_are_refused),
+		cmocka_unit_test(add_find_del),
+		cmocka_unit_test(deleted_record_leaves_no_key_behind),
+		cmocka_unit_test(group_ids_grow_and_are_never_reused),
+		cmocka_unit_test(group_limits_are_enforced),
+		cmocka_unit_test(record_limit_fits_the_body_limit),
+		cmocka_unit_test(freshness_rule),
+		cmocka_unit_test(error_strings_are_distinct),
+	};
+#undef FX
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
