@@ -24,6 +24,7 @@
 #include "log.h"
 #include "manager.h"
 #include "mgrproto.h"
+#include "store.h"
 
 #define LINE_MAX_BYTES 65536
 
@@ -755,6 +756,133 @@ static void cmd_quote(struct ctl_conn *c, json_object *req)
 	mgr_task_submit(c->m, &q->task);
 }
 
+/* ---- reseal: the planned-upgrade path ---- */
+
+struct reseal_job {
+	struct mgr_task task;
+	struct ctl_conn *c;
+	uint32_t given;              /* PCRs with a predicted value */
+	uint8_t predicted[24][32];
+	uint8_t values[24][32];      /* what the new seal expects */
+	unsigned int n;
+};
+
+static void reseal_work(struct mgr_task *t)
+{
+	struct reseal_job *r = (struct reseal_job *)t;
+	struct manager *m = t->m;
+	uint8_t *blob = NULL, *old = NULL;
+	size_t bloblen, oldlen;
+	unsigned int k = 0;
+	int rc;
+
+	rc = tss_hal_pcr_read(m->hal, &m->sel, r->values, t->err, sizeof(t->err));
+	if (rc) {
+		t->rc = rc;
+		return;
+	}
+	for (unsigned int i = 0; i < 24; i++) {
+		if (!(m->sel.mask & (1u << i)))
+			continue;
+		if (r->given & (1u << i))
+			memcpy(r->values[k], r->predicted[i], 32);
+		k++;
+	}
+	r->n = k;
+	rc = tss_hal_seal(m->hal, m->root_key, KEYSTORE_ROOT_KEY_LEN, &m->sel,
+			  (const uint8_t(*)[32])r->values, &blob, &bloblen,
+			  t->err, sizeof(t->err));
+	if (rc) {
+		t->rc = rc;
+		return;
+	}
+	/* The old seal stays as .prev: it still opens the store if the
+	 * host goes back to the configuration it was sealed to. */
+	rc = store_read(m->dirfd, "rootkey.sealed", TSS_HAL_BLOB_MAX, &old, &oldlen);
+	if (rc == 0)
+		rc = store_write_atomic(m->dirfd, "rootkey.sealed.prev", old, oldlen);
+	free(old);
+	if (rc == 0)
+		rc = store_write_atomic(m->dirfd, "rootkey.sealed", blob, bloblen);
+	free(blob);
+	if (rc) {
+		t->rc = rc;
+		snprintf(t->err, sizeof(t->err), "writing the sealed key: %s",
+			 strerror(-rc));
+	}
+}
+
+static void reseal_done(struct mgr_task *t)
+{
+	struct reseal_job *r = (struct reseal_job *)t;
+	json_object *o, *arr;
+	char hx[65];
+
+	if (t->rc) {
+		reply_error(r->c, CTL_EFAIL, "reseal: %s", t->err);
+	} else {
+		o = ok_object();
+		arr = json_object_new_array();
+		for (unsigned int i = 0; i < r->n; i++) {
+			for (int k = 0; k < 32; k++)
+				sprintf(hx + 2 * k, "%02x", r->values[i][k]);
+			json_object_array_add(arr, json_object_new_string(hx));
+		}
+		json_object_object_add(o, "pcrs",
+				       json_object_new_string(t->m->cfg->pcrs));
+		json_object_object_add(o, "sealed_to", arr);
+		log_info("root key re-sealed (%u predicted PCR values); the "
+			 "previous seal is kept as rootkey.sealed.prev",
+			 (unsigned int)__builtin_popcount(r->given));
+		reply(r->c, o);
+	}
+	conn_unref(r->c);
+	free(r);
+}
+
+/* {"cmd":"reseal","pcr_values":{"7":"<64 hex>", ...}}: values not given
+ * are the current ones. */
+static void cmd_reseal(struct ctl_conn *c, json_object *req)
+{
+	struct reseal_job *r = calloc(1, sizeof(*r));
+	json_object *vals;
+
+	if (!r) {
+		reply_error(c, CTL_EFAIL, "out of memory");
+		return;
+	}
+	if (json_object_object_get_ex(req, "pcr_values", &vals)) {
+		if (!json_object_is_type(vals, json_type_object)) {
+			free(r);
+			reply_error(c, CTL_EINVAL, "pcr_values: {\"N\": \"hex\"}");
+			return;
+		}
+		json_object_object_foreach(vals, key, val) {
+			long pcr;
+			size_t n;
+
+			if (config_parse_long(key, 0, 23, &pcr) ||
+			    !(c->m->sel.mask & (1u << pcr)) ||
+			    !json_object_is_type(val, json_type_string) ||
+			    hex_parse(json_object_get_string(val), r->predicted[pcr],
+				      32, &n) || n != 32) {
+				free(r);
+				reply_error(c, CTL_EINVAL,
+					    "pcr_values: PCR %s is not in %s or its "
+					    "value is not 32 bytes of hex",
+					    key, c->m->cfg->pcrs);
+				return;
+			}
+			r->given |= 1u << pcr;
+		}
+	}
+	r->c = c;
+	c->refs++;
+	r->task.work = reseal_work;
+	r->task.done = reseal_done;
+	mgr_task_submit(c->m, &r->task);
+}
+
 /* ---- the socket ---- */
 
 static void dispatch(struct ctl_conn *c, const char *line)
@@ -788,6 +916,8 @@ static void dispatch(struct ctl_conn *c, const char *line)
 		cmd_status(c);
 	else if (strcmp(cmd, "quote") == 0)
 		cmd_quote(c, req);
+	else if (strcmp(cmd, "reseal") == 0)
+		cmd_reseal(c, req);
 	else
 		reply_error(c, CTL_EINVAL, "unknown command '%s'", cmd);
 	json_object_put(req);

@@ -623,6 +623,25 @@ static void unlock_root_key(struct manager *m)
 		rc = tss_hal_unseal(m->hal, blob, bloblen, secret, &keylen, err,
 				    sizeof(err));
 		free(blob);
+		if (rc == -EACCES && store_read(m->dirfd, ROOTKEY_FILE ".prev",
+						TSS_HAL_BLOB_MAX, &blob,
+						&bloblen) == 0) {
+			/* An upgrade re-sealed the key, but the host booted
+			 * the configuration of before: the old seal opens. */
+			char err2[512];
+			size_t len2 = TSS_HAL_SECRET_MAX;
+
+			if (tss_hal_unseal(m->hal, blob, bloblen, secret, &len2,
+					   err2, sizeof(err2)) == 0) {
+				log_warnx("root key unsealed with the previous "
+					  "seal %s.prev: the host runs the "
+					  "configuration from before the last "
+					  "reseal", ROOTKEY_FILE);
+				keylen = len2;
+				rc = 0;
+			}
+			free(blob);
+		}
 		if (rc)
 			fatalx("refusing to start: cannot unseal the root key "
 			       "%s/%s: %s; nothing was changed on disk",

@@ -36,7 +36,8 @@ static void usage(FILE *f)
 		"         [--tpm-version 2.0|1.2]\n"
 		"  list | status | show U | start U | stop U | delete U\n"
 		"  quote U --nonce HEX [--pcr-mask MASK] [--out FILE]\n"
-		"  verify-quote FILE [--ak-spki HEX]\n");
+		"  verify-quote FILE [--ak-spki HEX]\n"
+		"  reseal [--pcr N=HEX ...]   (seal the root key to predicted PCR values)\n");
 }
 
 static int request(json_object *req, json_object **rsp)
@@ -272,6 +273,34 @@ static int cmd_quote(int argc, char **argv)
 	return 0;
 }
 
+static int cmd_reseal(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pcr", required_argument, NULL, 'p' },
+		{ NULL, 0, NULL, 0 },
+	};
+	json_object *req = json_object_new_object(), *vals, *rsp;
+	int ch, rc;
+
+	vals = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("reseal"));
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		char *eq;
+
+		if (ch != 'p' || !(eq = strchr(optarg, '='))) {
+			fprintf(stderr, "vtpmctl: --pcr N=HEX\n");
+			return EXIT_USAGE;
+		}
+		*eq = '\0';
+		json_object_object_add(vals, optarg, json_object_new_string(eq + 1));
+	}
+	json_object_object_add(req, "pcr_values", vals);
+	rc = request(req, &rsp);
+	json_object_put(req);
+	return rc ? rc : finish(rsp, "*");
+}
+
 static int unhex(const char *s, uint8_t **out, size_t *n)
 {
 	size_t len = strlen(s);
@@ -435,6 +464,8 @@ int main(int argc, char **argv)
 		return cmd_quote(argc, argv);
 	if (strcmp(cmd, "verify-quote") == 0)
 		return cmd_verify(argc, argv);
+	if (strcmp(cmd, "reseal") == 0)
+		return cmd_reseal(argc, argv);
 	if (argc == 2 && (strcmp(cmd, "show") == 0))
 		return simple("show", argv[1], "vtpm");
 	if (argc == 2 && (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 ||

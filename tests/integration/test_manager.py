@@ -173,6 +173,30 @@ check(res.get("manage_status") == 3,
       "management ordinals on a vTPM link are FORBIDDEN", res)
 mf.stop()
 
+# ---- a planned upgrade: re-seal to predicted PCR values ----
+import hashlib
+m = Manager(a.vtpm, wd, hw, extra=["--counter-interval", "0"]).start()
+r = hw.tools("tpm2_pcrread", "sha256:7", "-o", os.path.join(wd, "pcr7"))
+old7 = open(os.path.join(wd, "pcr7"), "rb").read()
+step = bytes([0x0a]) * 32
+new7 = hashlib.sha256(old7 + step).hexdigest()
+r = m.ctl("reseal", "--pcr", "7=" + new7, check_rc=False)
+check(r.returncode == 0, "vtpmctl reseal seals the root key to a predicted "
+      "PCR 7", r.stdout + r.stderr)
+check(m.stop() == 0, "manager stops before the 'upgrade'")
+hw.tools("tpm2_pcrextend", "7:sha256=" + step.hex())
+m.start()
+m.ctl("start", uuid_b)
+check(m.wait_vtpm(uuid_b), "after the upgrade (PCR 7 as predicted) the "
+      "manager unlocks and the vTPMs serve")
+check(m.stop() == 0, "and stops")
+hw.stop()
+hw.start()   # a power cycle: the PCRs of the configuration before
+m.start()
+check("previous seal" in m.log_text(), "booting the old configuration "
+      "again still unlocks, with the previous seal")
+check(m.stop() == 0, "and stops")
+
 # ---- the physical TPM's PCRs changed: refuse, change nothing ----
 m = Manager(a.vtpm, wd, hw, extra=["--counter-interval", "0"])
 

@@ -131,6 +131,10 @@ check(r.returncode != 0 and b"bogus-key" in r.stderr,
       "an unknown key in the config file is a clear error", r.stderr)
 r = subprocess.run([a.vtpm, "--role=manager"], capture_output=True,
                    timeout=20)
-check(r.returncode != 0 and b"not implemented yet" in r.stderr,
-      "--role=manager says it is not implemented yet", r.stderr)
+check(r.returncode == 2 and b"--state-dir" in r.stderr,
+      "--role=manager without --state-dir is a usage error", r.stderr)
+r = subprocess.run([a.vtpm, "--role=manager", "--state-dir", wd + "/m",
+                    "--hal", "tis-mmio"], capture_output=True, timeout=20)
+check(r.returncode == 2 and b"not implemented yet" in r.stderr,
+      "--hal tis-mmio says it is not implemented yet", r.stderr)
 finish()
