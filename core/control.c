@@ -73,6 +73,10 @@ static void conn_close(struct ctl_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	if (c->wait_entry) {
+		c->wait_entry->stop_waiters--;
+		c->wait_entry = NULL;
+	}
 	uv_close((uv_handle_t *)&c->pipe, conn_closed);
 	if (c->wait_open)
 		uv_close((uv_handle_t *)&c->wait, conn_closed);
@@ -393,9 +397,10 @@ static void cmd_delete(struct ctl_conn *c, json_object *req)
 
 	if (!e)
 		return;
-	if (e->state != CHILD_STOPPED || e->proc_open) {
+	if (e->state != CHILD_STOPPED || e->proc_open || e->stop_waiters) {
 		reply_error(c, CTL_EBUSY, "vTPM %s is %s: stop it first",
-			    e->uuid_str, sup_state_name(e->state));
+			    e->uuid_str, e->stop_waiters ? "stopping"
+							: sup_state_name(e->state));
 		return;
 	}
 	rc = keystore_del(&m->ks, e->uuid);
@@ -444,6 +449,8 @@ static void stop_poll(uv_timer_t *t)
 
 	if (e->state == CHILD_STOPPED && !e->proc_open) {
 		uv_timer_stop(t);
+		e->stop_waiters--;
+		c->wait_entry = NULL;
 		c->refs++;
 		mgr_commit(c->m, false, committed_ok, c);
 	}
@@ -464,7 +471,12 @@ static void cmd_stop(struct ctl_conn *c, json_object *req)
 		c->wait_open = true;
 		c->refs++;
 	}
+	if (c->wait_entry) {
+		reply_error(c, CTL_EBUSY, "a stop is already pending here");
+		return;
+	}
 	c->wait_entry = e;
+	e->stop_waiters++;
 	uv_timer_start(&c->wait, stop_poll, 0, 20);
 }
 
@@ -796,12 +808,20 @@ static void reseal_work(struct mgr_task *t)
 		t->rc = rc;
 		return;
 	}
-	/* The old seal stays as .prev: it still opens the store if the
-	 * host goes back to the configuration it was sealed to. */
-	rc = store_read(m->dirfd, "rootkey.sealed", TSS_HAL_BLOB_MAX, &old, &oldlen);
-	if (rc == 0)
-		rc = store_write_atomic(m->dirfd, "rootkey.sealed.prev", old, oldlen);
-	free(old);
+	/*
+	 * The seal that opened this boot configuration stays as .prev, so
+	 * the host can always come back to it.  A main seal that is itself
+	 * only a prediction (an earlier reseal) is simply replaced.
+	 */
+	rc = 0;
+	if (m->main_seal_verified) {
+		rc = store_read(m->dirfd, "rootkey.sealed", TSS_HAL_BLOB_MAX,
+				&old, &oldlen);
+		if (rc == 0)
+			rc = store_write_atomic(m->dirfd, "rootkey.sealed.prev",
+						old, oldlen);
+		free(old);
+	}
 	if (rc == 0)
 		rc = store_write_atomic(m->dirfd, "rootkey.sealed", blob, bloblen);
 	free(blob);
@@ -809,7 +829,9 @@ static void reseal_work(struct mgr_task *t)
 		t->rc = rc;
 		snprintf(t->err, sizeof(t->err), "writing the sealed key: %s",
 			 strerror(-rc));
+		return;
 	}
+	/* Decided on the loop thread in reseal_done. */
 }
 
 static void reseal_done(struct mgr_task *t)
@@ -821,6 +843,8 @@ static void reseal_done(struct mgr_task *t)
 	if (t->rc) {
 		reply_error(r->c, CTL_EFAIL, "reseal: %s", t->err);
 	} else {
+		/* rootkey.sealed is now a prediction until a start opens it. */
+		t->m->main_seal_verified = false;
 		o = ok_object();
 		arr = json_object_new_array();
 		for (unsigned int i = 0; i < r->n; i++) {

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "keystore.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <errno.h>
+#include "aead.h"
 #include "bytes.h"
 #include "mgrproto.h"
 
@@ -245,25 +245,9 @@ int keystore_group_del(struct keystore *ks, uint32_t id)
 static int derive_key(const uint8_t root[KEYSTORE_ROOT_KEY_LEN],
 		      uint8_t out[32])
 {
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	OSSL_PARAM p[4];
-	int ok = 0;
-
-	if (ctx) {
-		p[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-							"SHA256", 0);
-		p[1] = OSSL_PARAM_construct_octet_string(
-			OSSL_KDF_PARAM_KEY, (void *)root, KEYSTORE_ROOT_KEY_LEN);
-		p[2] = OSSL_PARAM_construct_octet_string(
-			OSSL_KDF_PARAM_INFO, (void *)KDF_INFO,
-			sizeof(KDF_INFO) - 1);
-		p[3] = OSSL_PARAM_construct_end();
-		ok = EVP_KDF_derive(ctx, out, 32, p) == 1;
-	}
-	EVP_KDF_CTX_free(ctx);
-	EVP_KDF_free(kdf);
-	return ok ? 0 : KS_ERR_CRYPTO;
+	return aead_hkdf_sha256(root, KEYSTORE_ROOT_KEY_LEN, KDF_INFO, out, 32)
+		       ? KS_ERR_CRYPTO
+		       : 0;
 }
 
 /* AES-256-GCM over one buffer with the header as AAD.  Decryption
@@ -272,39 +256,19 @@ static int aead(int enc, const uint8_t root[KEYSTORE_ROOT_KEY_LEN],
 		const uint8_t *hdr, const uint8_t *in, size_t inlen,
 		uint8_t *out, uint8_t *tag)
 {
-	EVP_CIPHER_CTX *c;
 	uint8_t key[32];
-	int n, rc = KS_ERR_CRYPTO;
+	int rc;
 
 	if (derive_key(root, key))
 		return KS_ERR_CRYPTO;
-	c = EVP_CIPHER_CTX_new();
-	if (!c) {
-		OPENSSL_cleanse(key, sizeof(key));
-		return KS_ERR_NOMEM;
-	}
-	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-	    EVP_CipherInit_ex(c, NULL, NULL, key, hdr + NONCE_OFF, enc) != 1 ||
-	    EVP_CipherUpdate(c, NULL, &n, hdr, KEYSTORE_HDR_LEN) != 1)
-		goto out;
-	if (inlen && EVP_CipherUpdate(c, out, &n, in, (int)inlen) != 1)
-		goto out;
-	if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG,
-					KEYSTORE_TAG_LEN, tag) != 1)
-		goto out;
-	if (EVP_CipherFinal_ex(c, out + inlen, &n) != 1) {
-		rc = enc ? KS_ERR_CRYPTO : KS_ERR_AUTH;
-		goto out;
-	}
-	if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG,
-				       KEYSTORE_TAG_LEN, tag) != 1)
-		goto out;
-	rc = 0;
-out:
-	EVP_CIPHER_CTX_free(c);
+	rc = aead_gcm(enc, key, hdr + NONCE_OFF, hdr, KEYSTORE_HDR_LEN, in,
+		      inlen, out, tag);
 	OPENSSL_cleanse(key, sizeof(key));
-	return rc;
+	if (rc == -EBADMSG)
+		return KS_ERR_AUTH;
+	if (rc == -ENOMEM)
+		return KS_ERR_NOMEM;
+	return rc ? KS_ERR_CRYPTO : 0;
 }
 
 int keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],

@@ -58,6 +58,7 @@ static void task_after(uv_work_t *req, int status)
 	m->cur = NULL;
 	t->done(t);
 	task_run_next(m);
+	mgr_maybe_exit(m);
 }
 
 static void task_run_next(struct manager *m)
@@ -199,9 +200,12 @@ static void commit_start(struct manager *m, bool force)
 		fatalx("out of memory");
 	/* Bounded NV wear: at most one increment per counter-interval, plus
 	 * one for every create, delete and shutdown (force). */
-	c->bind = force || m->cfg->counter_interval_s == 0 ||
+	c->bind = force || m->force_next || m->cfg->counter_interval_s == 0 ||
 		  now - m->last_increment_ms >=
 			  (uint64_t)m->cfg->counter_interval_s * 1000;
+	m->force_next = false;
+	/* One commit at a time (mgr_commit), so the counter is exactly where
+	 * the previous commit left it. */
 	c->file_counter = m->tpm_counter + (c->bind ? 1 : 0);
 	rc = keystore_encode(&m->ks, m->root_key, m->store_generation + 1,
 			     c->file_counter, &c->store, &c->store_len);
@@ -228,10 +232,18 @@ void mgr_commit(struct manager *m, bool force,
 	w->arg = arg;
 	w->next = m->pending;
 	m->pending = w;
-	/* A commit already queued takes the changes made until it runs;
-	 * one in flight has encoded already, so this waits for the next. */
-	if (!m->commit_queued || force)
-		commit_start(m, force);
+	/*
+	 * One commit in flight at a time: it has encoded the store already,
+	 * so later changes wait for the next one, which starts when it is
+	 * done and takes every change made meanwhile (group commit).  Two in
+	 * flight would each bind to the same counter value.
+	 */
+	if (m->commit_queued) {
+		if (force)
+			m->force_next = true;
+		return;
+	}
+	commit_start(m, force);
 }
 
 /* ---- instances.json: the operational part of each vTPM ---- */
@@ -623,6 +635,7 @@ static void unlock_root_key(struct manager *m)
 		rc = tss_hal_unseal(m->hal, blob, bloblen, secret, &keylen, err,
 				    sizeof(err));
 		free(blob);
+		m->main_seal_verified = rc == 0;
 		if (rc == -EACCES && store_read(m->dirfd, ROOTKEY_FILE ".prev",
 						TSS_HAL_BLOB_MAX, &blob,
 						&bloblen) == 0) {
@@ -633,6 +646,7 @@ static void unlock_root_key(struct manager *m)
 
 			if (tss_hal_unseal(m->hal, blob, bloblen, secret, &len2,
 					   err2, sizeof(err2)) == 0) {
+				m->main_seal_verified = false;
 				log_warnx("root key unsealed with the previous "
 					  "seal %s.prev: the host runs the "
 					  "configuration from before the last "
@@ -675,6 +689,8 @@ static void unlock_root_key(struct manager *m)
 	free(blob);
 	if (rc)
 		fatalx("%s/%s: %s", cfg->state_dir, ROOTKEY_FILE, strerror(-rc));
+	m->new_root_key = true;
+	m->main_seal_verified = true;
 	log_info("new root key sealed to PCRs %s in %s/%s", cfg->pcrs,
 		 cfg->state_dir, ROOTKEY_FILE);
 }
@@ -693,6 +709,11 @@ static void load_store(struct manager *m)
 	if (rc)
 		fatalx("NV counter 0x%08x: %s", cfg->nv_index, err);
 	rc = store_read(m->dirfd, KEYSTORE_FILE, 64u << 20, &buf, &len);
+	if (rc == -ENOENT && !m->new_root_key)
+		fatalx("refusing to start: %s/%s is missing but its root key "
+		       "exists: the key store was deleted or moved; an empty "
+		       "store would abandon every vTPM",
+		       cfg->state_dir, KEYSTORE_FILE);
 	if (rc == -ENOENT) {
 		keystore_init(&m->ks);
 		m->store_generation = 0;
@@ -772,6 +793,24 @@ static void on_signal(uv_signal_t *s, int signum)
 	mgr_maybe_exit(m);
 }
 
+/* Instances are not the service systemd waits for: no NOTIFY_SOCKET. */
+static char **instance_environment(void)
+{
+	extern char **environ;
+	size_t n = 0, k = 0;
+	char **env;
+
+	while (environ[n])
+		n++;
+	env = calloc(n + 1, sizeof(*env));
+	if (!env)
+		fatalx("out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (strncmp(environ[i], "NOTIFY_SOCKET=", 14) != 0)
+			env[k++] = environ[i];
+	return env;
+}
+
 static void resolve_instance_user(struct manager *m)
 {
 	const struct passwd *pw;
@@ -828,6 +867,7 @@ int manager_main(const struct config *cfg)
 	}
 	resolve_instance_user(m);
 	setenv("UV_THREADPOOL_SIZE", "1", 1);
+	m->child_env = instance_environment();
 	/* Our own messages name the problem; tpm2-tss's would only repeat
 	 * it in its words (TSS2_LOG=... still overrides). */
 	setenv("TSS2_LOG", "all+none", 0);

@@ -54,6 +54,7 @@ struct vtpm_entry {
 	char transport[160];
 	int tpm_version;          /* 1 or 2 */
 	bool autostart;           /* should be running */
+	unsigned int stop_waiters; /* control clients waiting for it to stop */
 
 	/* supervisor */
 	enum child_state state;
@@ -85,7 +86,11 @@ struct manager {
 	size_t ak_spki_len;
 	struct keystore ks;
 	uint64_t store_generation;
-	uint64_t tpm_counter;
+	uint64_t tpm_counter;     /* the TPM's counter, as last seen */
+	bool force_next;          /* the next commit must bind */
+	bool main_seal_verified;  /* rootkey.sealed opened this boot config */
+	bool new_root_key;        /* sealed at this start: no store yet */
+	char **child_env;         /* environment of instances */
 	uint64_t last_increment_ms;
 	unsigned long increments;
 	uint64_t started_ms;

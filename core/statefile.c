@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "statefile.h"
 
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "aead.h"
 #include "bytes.h"
+#include <errno.h>
 
 #define NONCE_OFF 40
 #define NONCE_LEN 12
@@ -45,36 +45,13 @@ const char *statefile_strerror(int err)
 	return "unknown error";
 }
 
-static int hkdf(const uint8_t *ikm, size_t ikmlen, const char *info,
-		uint8_t *out, size_t outlen)
-{
-	EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-	EVP_KDF_CTX *ctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-	OSSL_PARAM params[4];
-	int ok = 0;
-
-	if (ctx) {
-		params[0] = OSSL_PARAM_construct_utf8_string(
-			OSSL_KDF_PARAM_DIGEST, "SHA256", 0);
-		params[1] = OSSL_PARAM_construct_octet_string(
-			OSSL_KDF_PARAM_KEY, (void *)ikm, ikmlen);
-		params[2] = OSSL_PARAM_construct_octet_string(
-			OSSL_KDF_PARAM_INFO, (void *)info, strlen(info));
-		params[3] = OSSL_PARAM_construct_end();
-		ok = EVP_KDF_derive(ctx, out, outlen, params) == 1;
-	}
-	EVP_KDF_CTX_free(ctx);
-	EVP_KDF_free(kdf);
-	return ok ? 0 : SF_ERR_CRYPTO;
-}
-
 int state_keys_derive(const uint8_t master[STATE_KEY_LEN],
 		      struct state_keys *out)
 {
-	if (hkdf(master, STATE_KEY_LEN, "vtpm-service state v1", out->enc,
-		 sizeof(out->enc)) ||
-	    hkdf(master, STATE_KEY_LEN, "vtpm-service watermark v1",
-		 out->mark, sizeof(out->mark))) {
+	if (aead_hkdf_sha256(master, STATE_KEY_LEN, "vtpm-service state v1",
+			     out->enc, sizeof(out->enc)) ||
+	    aead_hkdf_sha256(master, STATE_KEY_LEN, "vtpm-service watermark v1",
+			     out->mark, sizeof(out->mark))) {
 		state_keys_wipe(out);
 		return SF_ERR_CRYPTO;
 	}
@@ -102,32 +79,13 @@ static int gcm(int enc, const uint8_t key[32], const uint8_t *nonce,
 	       const uint8_t *aad, size_t aadlen, const uint8_t *in,
 	       size_t inlen, uint8_t *out, uint8_t *tag)
 {
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	int len, ok = 0;
+	int rc = aead_gcm(enc, key, nonce, aad, aadlen, in, inlen, out, tag);
 
-	if (!c)
+	if (rc == -EBADMSG)
+		return SF_ERR_AUTH;
+	if (rc == -ENOMEM)
 		return SF_ERR_NOMEM;
-	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-	    EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1 ||
-	    EVP_CipherUpdate(c, NULL, &len, aad, (int)aadlen) != 1)
-		goto out;
-	if (inlen && EVP_CipherUpdate(c, out, &len, in, (int)inlen) != 1)
-		goto out;
-	if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG,
-					STATEFILE_TAG_LEN, tag) != 1)
-		goto out;
-	if (EVP_CipherFinal_ex(c, out + inlen, &len) != 1) {
-		EVP_CIPHER_CTX_free(c);
-		return enc ? SF_ERR_CRYPTO : SF_ERR_AUTH;
-	}
-	if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG,
-				       STATEFILE_TAG_LEN, tag) != 1)
-		goto out;
-	ok = 1;
-out:
-	EVP_CIPHER_CTX_free(c);
-	return ok ? 0 : SF_ERR_CRYPTO;
+	return rc ? SF_ERR_CRYPTO : 0;
 }
 
 int statefile_seal(const struct state_keys *k, const struct statefile_meta *meta,

@@ -220,6 +220,7 @@ int sup_start(struct vtpm_entry *e)
 	memset(&o, 0, sizeof(o));
 	o.file = m->exe;
 	o.args = argv;
+	o.env = m->child_env;
 	o.exit_cb = child_exited;
 	stdio[0].flags = UV_IGNORE;
 	stdio[1].flags = UV_INHERIT_FD;

@@ -197,6 +197,36 @@ check("previous seal" in m.log_text(), "booting the old configuration "
       "again still unlocks, with the previous seal")
 check(m.stop() == 0, "and stops")
 
+# ---- commits that overlap, two predictions in a row, SIGTERM mid-task ----
+m = Manager(a.vtpm, wd, hw, extra=["--counter-interval", "0"]).start()
+procs = [subprocess.Popen([m.ctl_exe, "--control", m.control, "create"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+         for _ in range(6)]
+rcs = [p.wait(60) for p in procs]
+check(rcs == [0] * 6, "six concurrent creates all succeed", rcs)
+wrong = "ab" * 32
+m.ctl("reseal", "--pcr", "7=" + wrong)
+m.ctl("reseal", "--pcr", "7=" + "cd" * 32)
+check(m.stop() == 0, "manager stops after the creates and two reseals")
+m.start()
+check("previous seal" in m.log_text().split("signal 15")[-1],
+      "two wrong predictions in a row: the seal of the running "
+      "configuration still opens (kept as .prev)")
+n = m.ctl_json("status")["vtpms"]
+check(n == 8, "the store holds all vTPMs after overlapping commits", n)
+m.ctl("reseal")           # back to a seal of the current values
+p = subprocess.Popen([m.ctl_exe, "--control", m.control, "reseal"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+time.sleep(0.005)
+m.proc.send_signal(15)
+try:
+    rc = m.proc.wait(30)
+except subprocess.TimeoutExpired:
+    rc = None
+    m.proc.kill()
+p.wait(30)
+check(rc == 0, "SIGTERM while a TPM task runs still stops the manager", rc)
+
 # ---- the physical TPM's PCRs changed: refuse, change nothing ----
 m = Manager(a.vtpm, wd, hw, extra=["--counter-interval", "0"])
 
