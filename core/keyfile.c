@@ -9,16 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int hexnib(uint8_t c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
+#include "bytes.h"
 
 int keyfile_parse(const uint8_t *buf, size_t len, uint8_t key[32], char *err,
 		  size_t errlen)
@@ -38,7 +29,7 @@ int keyfile_parse(const uint8_t *buf, size_t len, uint8_t key[32], char *err,
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < 32; i++) {
-		int hi = hexnib(buf[2 * i]), lo = hexnib(buf[2 * i + 1]);
+		int hi = hex_digit(buf[2 * i]), lo = hex_digit(buf[2 * i + 1]);
 		if (hi < 0 || lo < 0) {
 			OPENSSL_cleanse(key, 32);
 			snprintf(err, errlen,
