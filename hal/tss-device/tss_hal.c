@@ -47,6 +47,7 @@
 
 struct tss_hal {
 	TSS2_TCTI_CONTEXT *tcti;
+	bool own_tcti_ldr;               /* opened with the TCTI loader */
 	ESYS_CONTEXT *esys;
 	ESYS_TR primary;                 /* ESYS_TR_NONE until first use */
 	uint8_t primary_name[TSS_HAL_NAME_LEN];
@@ -351,10 +352,50 @@ static int flush_stale(struct tss_hal *h, char *err, size_t errlen)
 	return 0;
 }
 
+/* ESYS over an open TCTI, and the stale-handle flush; takes the TCTI. */
+static int hal_attach(struct tss_hal *h, const char *what, char *err,
+		      size_t errlen)
+{
+	TSS2_RC rc;
+	int ret;
+
+	rc = Esys_Initialize(&h->esys, h->tcti, NULL);
+	if (rc != TSS2_RC_SUCCESS) {
+		seterr(err, errlen, "TPM at %s: ESYS: %s", what,
+		       Tss2_RC_Decode(rc));
+		tss_hal_close(h);
+		return -ENODEV;
+	}
+	ret = flush_stale(h, err, errlen);
+	if (ret) {
+		char why[200];
+
+		snprintf(why, sizeof(why), "%s", err ? err : "");
+		seterr(err, errlen, "TPM at %s does not answer: %s", what, why);
+		tss_hal_close(h);
+		return ret;
+	}
+	return 0;
+}
+
+static struct tss_hal *hal_new(char *err, size_t errlen)
+{
+	struct tss_hal *h = calloc(1, sizeof(*h));
+
+	if (!h) {
+		seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	h->primary = ESYS_TR_NONE;
+	h->ak = ESYS_TR_NONE;
+	return h;
+}
+
 int tss_hal_open(const char *tcti, struct tss_hal **out, char *err,
 		 size_t errlen)
 {
 	struct tss_hal *h;
+	char what[300];
 	TSS2_RC rc;
 	int ret;
 
@@ -363,13 +404,9 @@ int tss_hal_open(const char *tcti, struct tss_hal **out, char *err,
 	*out = NULL;
 	if (!tcti)
 		tcti = TSS_HAL_TCTI_DEFAULT;
-	h = calloc(1, sizeof(*h));
-	if (!h) {
-		seterr(err, errlen, "out of memory");
+	h = hal_new(err, errlen);
+	if (!h)
 		return -ENOMEM;
-	}
-	h->primary = ESYS_TR_NONE;
-	h->ak = ESYS_TR_NONE;
 	rc = Tss2_TctiLdr_Initialize(tcti, &h->tcti);
 	if (rc != TSS2_RC_SUCCESS) {
 		seterr(err, errlen, "TPM at TCTI \"%s\": cannot open it: %s",
@@ -377,24 +414,34 @@ int tss_hal_open(const char *tcti, struct tss_hal **out, char *err,
 		free(h);
 		return -ENODEV;
 	}
-	rc = Esys_Initialize(&h->esys, h->tcti, NULL);
-	if (rc != TSS2_RC_SUCCESS) {
-		seterr(err, errlen, "TPM at TCTI \"%s\": ESYS: %s", tcti,
-		       Tss2_RC_Decode(rc));
-		Tss2_TctiLdr_Finalize(&h->tcti);
-		free(h);
-		return -ENODEV;
-	}
-	ret = flush_stale(h, err, errlen);
-	if (ret) {
-		char why[200];
-
-		snprintf(why, sizeof(why), "%s", err ? err : "");
-		seterr(err, errlen, "TPM at TCTI \"%s\" does not answer: %s",
-		       tcti, why);
-		tss_hal_close(h);
+	h->own_tcti_ldr = true;
+	snprintf(what, sizeof(what), "TCTI \"%s\"", tcti);
+	ret = hal_attach(h, what, err, errlen);
+	if (ret)
 		return ret;
+	*out = h;
+	return 0;
+}
+
+int tss_hal_open_tcti(TSS2_TCTI_CONTEXT *tcti, const char *what,
+		      struct tss_hal **out, char *err, size_t errlen)
+{
+	struct tss_hal *h;
+	int ret;
+
+	if (!out || !tcti)
+		return -EINVAL;
+	*out = NULL;
+	h = hal_new(err, errlen);
+	if (!h) {
+		Tss2_Tcti_Finalize(tcti);
+		free(tcti);
+		return -ENOMEM;
 	}
+	h->tcti = tcti;
+	ret = hal_attach(h, what, err, errlen);
+	if (ret)
+		return ret;
 	*out = h;
 	return 0;
 }
@@ -408,8 +455,13 @@ void tss_hal_close(struct tss_hal *h)
 		flush(h, &h->primary);
 		Esys_Finalize(&h->esys);
 	}
-	if (h->tcti)
+	if (h->tcti && h->own_tcti_ldr) {
 		Tss2_TctiLdr_Finalize(&h->tcti);
+	} else if (h->tcti) {
+		/* A TCTI handed to tss_hal_open_tcti: malloc'd by its init. */
+		Tss2_Tcti_Finalize(h->tcti);
+		free(h->tcti);
+	}
 	free(h);
 }
 

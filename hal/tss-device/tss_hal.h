@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <tss2/tss2_tcti.h>
 
 #define TSS_HAL_TCTI_DEFAULT "device:/dev/tpmrm0"
 #define TSS_HAL_PCR_COUNT 24     /* PCRs a selection can name: 0..23 */
@@ -59,6 +60,13 @@ int tss_hal_open(const char *tcti, struct tss_hal **out, char *err,
 		 size_t errlen);
 
 /* Flushes our transient objects, finalizes ESYS and the TCTI.  NULL ok. */
+/*
+ * The same over a TCTI that is already open (hal/tis-mmio builds its own);
+ * the HAL takes it over: tss_hal_close finalizes and free()s it.  what
+ * names the TPM in messages.
+ */
+int tss_hal_open_tcti(TSS2_TCTI_CONTEXT *tcti, const char *what,
+		      struct tss_hal **out, char *err, size_t errlen);
 void tss_hal_close(struct tss_hal *h);
 
 /*
