@@ -3,6 +3,7 @@
  * The instance role: one vTPM.  Loads and verifies its state, boots the
  * engine, serves one transport, and runs every engine job in order.
  */
+#define _GNU_SOURCE /* close_range */
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -586,6 +587,14 @@ int instance_main(const struct config *cfg)
 	struct timespec t0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/*
+	 * Started by the manager, an instance holds stdio and its link (fd 3)
+	 * and nothing else.  Whatever else a fork caught (the manager's
+	 * connection to the physical TPM, opened by another thread while it
+	 * spawned us) is closed before anything is opened here.
+	 */
+	if (strncmp(cfg->manager, "fd:3", 5) == 0)
+		close_range(4, ~0U, 0);
 	/* Engine jobs run one at a time: one worker is all the pool needs,
 	 * and fewer threads mean fewer stacks and malloc arenas per vTPM. */
 	setenv("UV_THREADPOOL_SIZE", "1", 1);

@@ -161,6 +161,7 @@ static void commit_done(struct mgr_task *t)
 	struct mgr_commit *w, *next;
 	int rc = t->rc;
 
+	log_debug("key store commit done (rc %d)", rc);
 	OPENSSL_cleanse(c->store, c->store_len);
 	free(c->store);
 	free(c->entries);
@@ -212,6 +213,8 @@ static void commit_start(struct manager *m, bool force)
 	if (rc)
 		fatalx("cannot encode the key store: %s", keystore_strerror(rc));
 	m->store_generation++;
+	log_debug("key store commit %llu queued (bind to counter: %s)",
+		  (unsigned long long)m->store_generation, c->bind ? "yes" : "no");
 	c->entries = entries_json(m);
 	c->waiters = m->pending;
 	m->pending = NULL;

@@ -4,6 +4,7 @@
  * its manager link (fd 3), as an unprivileged user when the manager runs
  * as root; restarted with backoff when they die; stopped with SIGTERM.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -154,6 +155,35 @@ static void child_exited(uv_process_t *p, int64_t status, int sig)
 	uv_timer_start(&e->timer, restart_timer_cb, e->backoff_ms, 0);
 }
 
+/*
+ * Libraries open descriptors without O_CLOEXEC (tpm2-tss's TCTI socket to
+ * the physical TPM among them).  An instance must not inherit them: it
+ * has no business with the TPM, and swtpm, serving one client at a time,
+ * would wait on a connection a child keeps open after the manager closed
+ * its copy.  The stdio and link descriptors are dup2()ed by uv_spawn,
+ * which clears the flag on the child's copies.
+ */
+static void cloexec_all(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		long fd;
+		int fl;
+
+		if (config_parse_long(de->d_name, 3, 1 << 30, &fd) ||
+		    fd == dirfd(d))
+			continue;
+		fl = fcntl((int)fd, F_GETFD);
+		if (fl >= 0 && !(fl & FD_CLOEXEC))
+			fcntl((int)fd, F_SETFD, fl | FD_CLOEXEC);
+	}
+	closedir(d);
+}
+
 int sup_start(struct vtpm_entry *e)
 {
 	struct manager *m = e->m;
@@ -237,6 +267,7 @@ int sup_start(struct vtpm_entry *e)
 		o.gid = m->inst_gid;
 	}
 	e->proc.data = e;
+	cloexec_all();
 	rc = uv_spawn(m->loop, &e->proc, &o);
 	close(fds[1]);
 	if (rc) {
