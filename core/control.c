@@ -345,6 +345,7 @@ static void cmd_create(struct ctl_conn *c, json_object *req)
 	}
 	e->next = m->entries;
 	m->entries = e;
+	m->entries_dirty = true;
 	t = malloc(sizeof(*t));
 	if (!t)
 		fatalx("out of memory");
@@ -411,6 +412,7 @@ static void cmd_delete(struct ctl_conn *c, json_object *req)
 	for (pp = &m->entries; *pp != e; pp = &(*pp)->next)
 		;
 	*pp = e->next;
+	m->entries_dirty = true;
 	/* Without its key the state is noise; remove it too. */
 	snprintf(dir, sizeof(dir), "%s/vtpms/%s", m->cfg->state_dir, e->uuid_str);
 	remove_tree(dir);
@@ -431,6 +433,7 @@ static void cmd_start(struct ctl_conn *c, json_object *req)
 	if (!e)
 		return;
 	e->autostart = true;
+	c->m->entries_dirty = true;
 	e->backoff_ms = 0;
 	rc = sup_start(e);
 	if (rc) {
@@ -463,6 +466,7 @@ static void cmd_stop(struct ctl_conn *c, json_object *req)
 	if (!e)
 		return;
 	e->autostart = false;
+	c->m->entries_dirty = true;
 	sup_stop(e);
 	/* Answer once the instance is gone, so "delete" can follow. */
 	if (!c->wait_open) {

@@ -129,8 +129,12 @@ static void commit_work(struct mgr_task *t)
 			 strerror(-rc));
 		return;
 	}
-	rc = store_write_atomic(m->dirfd, ENTRIES_FILE, (uint8_t *)c->entries,
-				strlen(c->entries));
+	/* instances.json only when it changed: most commits are a vTPM's
+	 * SAVEHASHKEY, and each file costs an fsync. */
+	rc = c->entries ? store_write_atomic(m->dirfd, ENTRIES_FILE,
+					     (uint8_t *)c->entries,
+					     strlen(c->entries))
+			: 0;
 	if (rc) {
 		t->rc = rc;
 		snprintf(t->err, sizeof(t->err), "writing %s: %s", ENTRIES_FILE,
@@ -215,7 +219,10 @@ static void commit_start(struct manager *m, bool force)
 	m->store_generation++;
 	log_debug("key store commit %llu queued (bind to counter: %s)",
 		  (unsigned long long)m->store_generation, c->bind ? "yes" : "no");
-	c->entries = entries_json(m);
+	c->entries = m->entries_dirty || m->store_generation == 1
+			     ? entries_json(m)
+			     : NULL;
+	m->entries_dirty = false;
 	c->waiters = m->pending;
 	m->pending = NULL;
 	m->commit_queued = true;

@@ -101,6 +101,7 @@ struct manager {
 	bool drop_privileges;
 
 	struct vtpm_entry *entries;
+	bool entries_dirty;       /* instances.json must be rewritten */
 
 	/* task queue */
 	struct mgr_task *head, *tail, *cur;
