@@ -718,8 +718,8 @@ cat <<EOF
 
 Where a managed NV_Write's time goes (medians): standalone $(fmt %.0f "$sa50") us = TPM work + one
 atomic replace of the ${SLOT_BYTES}-byte state slot (~$(fmt %.0f "$ATOMIC_US") us here). Under the manager with
-ci=$INTERVAL: +$(fmt %.0f "$(calc "$m6050 - $sa50")") us = SAVEHASHKEY over the link + the commit: two more atomic replaces
-(keystore ${STORE_BYTES} B, instances.json ${ENTRIES_BYTES} B; ~$(fmt %.0f "$(calc "2 * $ATOMIC_US")") us) + thread-pool hops.
+ci=$INTERVAL: +$(fmt %.0f "$(calc "$m6050 - $sa50")") us = SAVEHASHKEY over the link + the commit: one more atomic replace
+(keystore ${STORE_BYTES} B, ~$(fmt %.0f "$ATOMIC_US") us; instances.json only when create/delete/start/stop change it) + thread-pool hops.
 ci=0: another +$(fmt %.0f "$(calc "$m050 - $m6050")") us = TPM2_NV_Increment on the physical TPM (here swtpm via tpm2-tss).
 
 ci=N: vtpm-service --role=manager --counter-interval N; sa: standalone --role=instance --state-key.
