@@ -60,8 +60,7 @@ for _ in $(seq 400); do
 	sleep 0.05
 done
 
-UUID=$(./build/vtpmctl --control "$CTL" --json list |
-	python3 -c 'import json,sys; v=json.load(sys.stdin)["vtpms"]; print(v[0]["uuid"] if v else "")')
+UUID=$(./build/vtpmctl --control "$CTL" list | awk 'NR == 2 { print $1 }')
 if [ -z "$UUID" ]; then
 	UUID=$(./build/vtpmctl --control "$CTL" create --domid 1)
 	echo "== created vTPM $UUID"
