@@ -20,11 +20,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "aead.h"
 #include "log.h"
 #include "notify.h"
 #include "manager.h"
 #include "mgrproto.h"
 #include "store.h"
+#include "tcti_tis.h"
 
 #define ROOTKEY_FILE "rootkey.sealed"
 #define KEYSTORE_FILE "keystore"
@@ -143,6 +145,7 @@ static void commit_work(struct mgr_task *t)
 	}
 	if (c->bind) {
 		rc = tss_hal_counter_increment(m->hal, m->cfg->nv_index,
+					       m->nv_auth, NV_AUTH_LEN,
 					       &c->new_counter, t->err,
 					       sizeof(t->err));
 		if (!rc && c->new_counter != c->file_counter) {
@@ -623,6 +626,19 @@ static uint8_t *locked_key_page(void)
 	return p;
 }
 
+/*
+ * The NV counter's authorization: derived from the root key, so only the
+ * manager that can unseal the store can move the counter (with an empty
+ * one, anyone with TPM access could make every start read as rollback).
+ */
+static void derive_nv_auth(struct manager *m)
+{
+	if (aead_hkdf_sha256(m->root_key, KEYSTORE_ROOT_KEY_LEN,
+			     "vtpm-service nv counter auth v1", m->nv_auth,
+			     NV_AUTH_LEN))
+		fatalx("cannot derive the NV counter's authorization");
+}
+
 static void unlock_root_key(struct manager *m)
 {
 	const struct config *cfg = m->cfg;
@@ -632,13 +648,31 @@ static void unlock_root_key(struct manager *m)
 	char err[512];
 	int rc;
 
-	rc = tss_hal_open(cfg->tcti, &m->hal, err, sizeof(err));
+	if (strcmp(cfg->hal, "tis-mmio") == 0) {
+		/* Our own TCTI on the TPM's register window: no kernel driver.
+		 * --tcti holds its conf ("path=/dev/mem,base=0xfed40000"). */
+		const char *conf = strcmp(cfg->tcti, TSS_HAL_TCTI_DEFAULT) == 0
+					   ? ""
+					   : cfg->tcti;
+		TSS2_TCTI_CONTEXT *tcti;
+
+		rc = tcti_tis_init_mmio(conf, &tcti, err, sizeof(err));
+		if (rc)
+			fatalx("physical TPM (tis-mmio %s): %s", conf, err);
+		log_info("physical TPM through its TIS registers (DID_VID "
+			 "0x%08x)", tcti_tis_did_vid(tcti));
+		rc = tss_hal_open_tcti(tcti, "TIS registers", &m->hal, err,
+				       sizeof(err));
+	} else {
+		rc = tss_hal_open(cfg->tcti, &m->hal, err, sizeof(err));
+	}
 	if (rc)
-		fatalx("physical TPM (%s): %s", cfg->tcti, err);
+		fatalx("physical TPM (%s %s): %s", cfg->hal, cfg->tcti, err);
 	rc = tss_hal_primary(m->hal, err, sizeof(err));
 	if (rc)
 		fatalx("physical TPM: storage primary key: %s", err);
 	m->root_key = locked_key_page();
+	m->nv_auth = m->root_key + KEYSTORE_ROOT_KEY_LEN;
 
 	rc = store_read(m->dirfd, ROOTKEY_FILE, TSS_HAL_BLOB_MAX, &blob, &bloblen);
 	if (rc == 0) {
@@ -692,9 +726,9 @@ static void unlock_root_key(struct manager *m)
 			  NULL, &blob, &bloblen, err, sizeof(err));
 	if (rc)
 		fatalx("cannot seal a new root key: %s", err);
-	rc = tss_hal_counter_define(m->hal, cfg->nv_index, err, sizeof(err));
-	if (rc)
-		fatalx("NV counter 0x%08x: %s", cfg->nv_index, err);
+	/* The sealed key first, then the counter (load_store): a counter
+	 * whose auth derives from a root key that never reached the disk
+	 * would lock every later start out. */
 	rc = store_write_atomic(m->dirfd, ROOTKEY_FILE, blob, bloblen);
 	free(blob);
 	if (rc)
@@ -705,6 +739,39 @@ static void unlock_root_key(struct manager *m)
 		 cfg->state_dir, ROOTKEY_FILE);
 }
 
+/* First start (or one that stopped before its store existed): define the
+ * counter, and write an empty store bound to it before serving. */
+static void first_store(struct manager *m)
+{
+	const struct config *cfg = m->cfg;
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+	int rc;
+
+	rc = tss_hal_counter_define(m->hal, cfg->nv_index, m->nv_auth,
+				    NV_AUTH_LEN, err, sizeof(err));
+	if (rc)
+		fatalx("NV counter 0x%08x: %s", cfg->nv_index, err);
+	rc = tss_hal_counter_read(m->hal, cfg->nv_index, &m->tpm_counter, err,
+				  sizeof(err));
+	if (rc)
+		fatalx("NV counter 0x%08x: %s", cfg->nv_index, err);
+	keystore_init(&m->ks);
+	m->store_generation = 1;
+	rc = keystore_encode(&m->ks, m->root_key, m->store_generation,
+			     m->tpm_counter, &buf, &len);
+	if (rc)
+		fatalx("cannot encode the key store: %s", keystore_strerror(rc));
+	rc = store_write_atomic(m->dirfd, KEYSTORE_FILE, buf, len);
+	free(buf);
+	if (rc)
+		fatalx("%s/%s: %s", cfg->state_dir, KEYSTORE_FILE, strerror(-rc));
+	m->entries_dirty = true;
+	log_info("new key store, bound to NV counter 0x%08x at %llu",
+		 cfg->nv_index, (unsigned long long)m->tpm_counter);
+}
+
 static void load_store(struct manager *m)
 {
 	const struct config *cfg = m->cfg;
@@ -712,25 +779,40 @@ static void load_store(struct manager *m)
 	uint8_t *buf;
 	size_t len;
 	char err[256];
-	int rc;
+	int rc, store_rc;
 
+	derive_nv_auth(m);
+	store_rc = store_read(m->dirfd, KEYSTORE_FILE, 64u << 20, &buf, &len);
+	if (m->new_root_key) {
+		if (store_rc == 0)
+			free(buf);
+		first_store(m);
+		return;
+	}
+	/* The counter must still be ours: same attributes, and only the
+	 * holder of the root key may increment it. */
+	rc = tss_hal_counter_check(m->hal, cfg->nv_index, m->nv_auth,
+				   NV_AUTH_LEN, err, sizeof(err));
+	if ((rc == -ENOENT || rc == -ENODATA) && store_rc == -ENOENT) {
+		/* The sealed key is there, counter and store are not: the
+		 * first start stopped half-way, before anything was served. */
+		log_warnx("finishing an interrupted first start");
+		first_store(m);
+		return;
+	}
+	if (rc)
+		fatalx("refusing to start: NV counter 0x%08x: %s; nothing "
+		       "was changed on disk", cfg->nv_index, err);
 	rc = tss_hal_counter_read(m->hal, cfg->nv_index, &m->tpm_counter, err,
 				  sizeof(err));
 	if (rc)
 		fatalx("NV counter 0x%08x: %s", cfg->nv_index, err);
-	rc = store_read(m->dirfd, KEYSTORE_FILE, 64u << 20, &buf, &len);
-	if (rc == -ENOENT && !m->new_root_key)
+	rc = store_rc;
+	if (rc == -ENOENT)
 		fatalx("refusing to start: %s/%s is missing but its root key "
-		       "exists: the key store was deleted or moved; an empty "
-		       "store would abandon every vTPM",
+		       "and NV counter exist: the key store was deleted or "
+		       "moved; an empty store would abandon every vTPM",
 		       cfg->state_dir, KEYSTORE_FILE);
-	if (rc == -ENOENT) {
-		keystore_init(&m->ks);
-		m->store_generation = 0;
-		log_info("new key store, NV counter 0x%08x at %llu",
-			 cfg->nv_index, (unsigned long long)m->tpm_counter);
-		return;
-	}
 	if (rc)
 		fatalx("%s/%s: %s", cfg->state_dir, KEYSTORE_FILE, strerror(-rc));
 	rc = keystore_decode(buf, len, m->root_key, &m->ks, &meta);
@@ -754,6 +836,7 @@ static void load_store(struct manager *m)
 		/* The last commit wrote its file but did not get to the
 		 * increment: finish it. */
 		rc = tss_hal_counter_increment(m->hal, cfg->nv_index,
+					       m->nv_auth, NV_AUTH_LEN,
 					       &m->tpm_counter, err, sizeof(err));
 		if (rc || m->tpm_counter != meta.nv_counter)
 			fatalx("cannot complete the interrupted commit: %s", err);
@@ -897,8 +980,8 @@ int manager_main(const struct config *cfg)
 	uv_signal_start(&m->sigint, on_signal, SIGINT);
 	if (control_start(m))
 		fatalx("cannot open the control socket %s", cfg->control);
-	if (m->store_generation == 0)
-		mgr_commit(m, true, NULL, NULL);
+	if (m->entries_dirty)
+		mgr_commit(m, false, NULL, NULL);
 	for (e = m->entries; e; e = e->next)
 		if (e->autostart)
 			sup_start(e);
@@ -909,7 +992,7 @@ int manager_main(const struct config *cfg)
 	uv_run(m->loop, UV_RUN_DEFAULT);
 
 	keystore_free(&m->ks);
-	OPENSSL_cleanse(m->root_key, KEYSTORE_ROOT_KEY_LEN);
+	OPENSSL_cleanse(m->root_key, KEYSTORE_ROOT_KEY_LEN + NV_AUTH_LEN);
 	log_info("stopped");
 	return m->exit_code;
 }

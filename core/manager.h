@@ -23,6 +23,8 @@
 struct manager;
 struct mgr_task;
 
+#define NV_AUTH_LEN 32
+
 /* A unit of work that needs the TPM or the store file: run one at a time,
  * in order, on the thread pool (work), then finished on the loop (done). */
 struct mgr_task {
@@ -82,6 +84,7 @@ struct manager {
 	struct tss_hal *hal;
 	struct pcr_sel sel;
 	uint8_t *root_key;        /* 32 bytes in an mlock()ed page */
+	uint8_t *nv_auth;         /* the NV counter's auth, same page */
 	uint8_t *ak_spki;         /* the attestation key, for verifiers */
 	size_t ak_spki_len;
 	struct keystore ks;

@@ -38,9 +38,21 @@
 #define SEAL_ATTRS (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | \
 		    TPMA_OBJECT_ADMINWITHPOLICY)
 
+/*
+ * The key store's counter (docs/sealing.md).  Only its auth value, which
+ * only the manager has, lets a command increment it: AUTHWRITE, and
+ * neither OWNERWRITE nor PPWRITE nor POLICYWRITE.  Reading is harmless:
+ * the auth value or the owner's auth.  NO_DA: a wrong guess does not feed
+ * the TPM's dictionary-attack lockout (nor is the counter blocked while
+ * the TPM is locked out).  No lock attribute (WRITEDEFINE, WRITE_STCLEAR,
+ * READ_STCLEAR, GLOBALLOCK): nobody can lock writes or reads of it.  An
+ * empty authPolicy: TPM2_NV_ChangeAuth, whose role is ADMIN, is impossible.
+ */
 #define COUNTER_ATTRS (((TPMA_NV)TPM2_NT_COUNTER << TPMA_NV_TPM2_NT_SHIFT) | \
-		       TPMA_NV_AUTHREAD | TPMA_NV_AUTHWRITE |                \
-		       TPMA_NV_OWNERREAD | TPMA_NV_OWNERWRITE | TPMA_NV_NO_DA)
+		       TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD |                \
+		       TPMA_NV_OWNERREAD | TPMA_NV_NO_DA)
+/* The counter of releases before it had an auth value: named in errors. */
+#define COUNTER_ATTRS_V0 (COUNTER_ATTRS | TPMA_NV_OWNERWRITE)
 /* Set by the TPM as an index is used, not chosen by whoever defined it. */
 #define NV_STATE_ATTRS (TPMA_NV_WRITTEN | TPMA_NV_WRITELOCKED | \
 			TPMA_NV_READLOCKED)
@@ -1074,6 +1086,33 @@ static int nv_index_check(struct tss_hal *h, uint32_t idx, char *err,
 	return 0;
 }
 
+/*
+ * The TPM drops trailing zero bytes of an authValue (NV_DefineSpace, and
+ * every HMAC over it), so this does too: the HMACs then agree whichever
+ * side trimmed.  What is left must not be empty, or the counter would have
+ * no auth at all: all-zero bytes are refused.  Never names the bytes.
+ */
+static int counter_auth(uint32_t idx, const uint8_t *auth, size_t len,
+			TPM2B_AUTH *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	if (!auth || !len || len > TSS_HAL_COUNTER_AUTH_MAX) {
+		seterr(err, errlen, "NV counter 0x%08x: an auth value of %zu "
+		       "bytes, 1..%d fit", idx, len, TSS_HAL_COUNTER_AUTH_MAX);
+		return -EINVAL;
+	}
+	while (len && !auth[len - 1])
+		len--;
+	if (!len) {
+		seterr(err, errlen, "NV counter 0x%08x: the auth value is all "
+		       "zero bytes, which the TPM takes as no auth at all", idx);
+		return -EINVAL;
+	}
+	out->size = (UINT16)len;
+	memcpy(out->buffer, auth, len);
+	return 0;
+}
+
 static int nv_open(struct tss_hal *h, uint32_t idx, ESYS_TR *tr, char *err,
 		   size_t errlen)
 {
@@ -1091,6 +1130,18 @@ static int nv_open(struct tss_hal *h, uint32_t idx, ESYS_TR *tr, char *err,
 	return tpm_fail(err, errlen, rc, "NV counter 0x%08x", idx);
 }
 
+/* Drops the auth value ESYS keeps with the handle, then the handle. */
+static void nv_close(struct tss_hal *h, ESYS_TR *tr)
+{
+	static const TPM2B_AUTH none;
+
+	if (*tr != ESYS_TR_NONE) {
+		Esys_TR_SetAuth(h->esys, *tr, &none);
+		Esys_TR_Close(h->esys, tr);
+	}
+	*tr = ESYS_TR_NONE;
+}
+
 static bool counter_is_ours(const TPMS_NV_PUBLIC *p)
 {
 	return (p->attributes & ~NV_STATE_ATTRS) == COUNTER_ATTRS &&
@@ -1098,20 +1149,72 @@ static bool counter_is_ours(const TPMS_NV_PUBLIC *p)
 	       !p->authPolicy.size;
 }
 
-static int counter_get(struct tss_hal *h, ESYS_TR tr, uint32_t idx,
-		       uint64_t *value, char *err, size_t errlen)
+/* What is at the index: *ours, and its attributes for messages. */
+static int counter_public(struct tss_hal *h, ESYS_TR tr, uint32_t idx,
+			  bool *ours, TPMA_NV *attrs, char *err,
+			  size_t errlen)
+{
+	TPM2B_NV_PUBLIC *pub = NULL;
+	TSS2_RC rc;
+
+	rc = Esys_NV_ReadPublic(h->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE,
+				ESYS_TR_NONE, &pub, NULL);
+	if (rc != TSS2_RC_SUCCESS)
+		return tpm_fail(err, errlen, rc, "TPM2_NV_ReadPublic of 0x%08x",
+				idx);
+	*ours = counter_is_ours(&pub->nvPublic);
+	*attrs = pub->nvPublic.attributes;
+	Esys_Free(pub);
+	return 0;
+}
+
+/* For messages: says so when attrs are an earlier release's counter. */
+static const char *counter_attrs_why(TPMA_NV attrs)
+{
+	if ((attrs & ~NV_STATE_ATTRS) == COUNTER_ATTRS_V0)
+		return ", the layout of an earlier vtpm-service whose counter "
+		       "anyone could increment";
+	return "";
+}
+
+static bool rc_is_auth_fail(TSS2_RC rc)
+{
+	rc = rc_base(rc);
+	return rc == TPM2_RC_AUTH_FAIL || rc == TPM2_RC_BAD_AUTH;
+}
+
+static int counter_auth_refused(uint32_t idx, const char *what, char *err,
+				size_t errlen)
+{
+	seterr(err, errlen, "NV counter 0x%08x refuses the manager's auth "
+	       "value (%s): it was undefined and defined again by someone "
+	       "else, or with another root key; undefine it (tpm2_nvundefine "
+	       "-C o 0x%08x) or pick another nv-index", idx, what, idx);
+	return -EPERM;
+}
+
+/*
+ * Reads the counter.  auth_handle is the index itself (sess: a salted HMAC
+ * session, the index's auth set on tr) or ESYS_TR_RH_OWNER (sess:
+ * ESYS_TR_PASSWORD, the owner's empty auth: nothing secret).
+ */
+static int counter_get(struct tss_hal *h, ESYS_TR auth_handle, ESYS_TR tr,
+		       ESYS_TR sess, uint32_t idx, uint64_t *value, char *err,
+		       size_t errlen)
 {
 	TPM2B_MAX_NV_BUFFER *d = NULL;
 	uint64_t v = 0;
 	TSS2_RC rc;
 
-	rc = Esys_NV_Read(h->esys, tr, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+	rc = Esys_NV_Read(h->esys, auth_handle, tr, sess, ESYS_TR_NONE,
 			  ESYS_TR_NONE, 8, 0, &d);
 	if (rc_base(rc) == TPM2_RC_NV_UNINITIALIZED) {
 		seterr(err, errlen, "NV counter 0x%08x was never incremented "
 		       "(define it with tss_hal_counter_define)", idx);
 		return -ENODATA;
 	}
+	if (rc_is_auth_fail(rc) && auth_handle != ESYS_TR_RH_OWNER)
+		return counter_auth_refused(idx, "TPM2_NV_Read", err, errlen);
 	if (rc != TSS2_RC_SUCCESS)
 		return tpm_fail(err, errlen, rc, "TPM2_NV_Read of counter "
 				"0x%08x", idx);
@@ -1128,44 +1231,86 @@ static int counter_get(struct tss_hal *h, ESYS_TR tr, uint32_t idx,
 	return 0;
 }
 
-/* Checks what is at the index and makes it readable. */
-static int counter_prime(struct tss_hal *h, ESYS_TR tr, uint32_t idx,
-			 char *err, size_t errlen)
+/*
+ * A session for the counter's auth role: HMAC, salted with the storage
+ * primary.  The auth value never travels, only HMACs keyed with it and
+ * the session key; the salt keeps an eavesdropper from testing guesses
+ * of it offline.  crypt: TPMA_SESSION_DECRYPT where the command's first
+ * parameter is the auth value itself (NV_DefineSpace).
+ */
+static int counter_session(struct tss_hal *h, TPMA_SESSION crypt,
+			   ESYS_TR *sess, char *err, size_t errlen)
 {
-	TPM2B_NV_PUBLIC *pub = NULL;
-	TPMA_NV attrs;
-	bool ours;
-	TSS2_RC rc;
+	int ret = tss_hal_primary(h, err, errlen);
 
-	rc = Esys_NV_ReadPublic(h->esys, tr, ESYS_TR_NONE, ESYS_TR_NONE,
-				ESYS_TR_NONE, &pub, NULL);
-	if (rc != TSS2_RC_SUCCESS)
-		return tpm_fail(err, errlen, rc, "TPM2_NV_ReadPublic of 0x%08x",
-				idx);
-	ours = counter_is_ours(&pub->nvPublic);
-	attrs = pub->nvPublic.attributes;
-	Esys_Free(pub);
-	if (!ours) {
-		seterr(err, errlen, "NV index 0x%08x exists but is not our "
-		       "counter (attributes 0x%08x, want 0x%08x, 8 bytes, no "
-		       "policy): choose another index", idx, attrs,
-		       COUNTER_ATTRS);
-		return -EEXIST;
+	if (ret) {
+		*sess = ESYS_TR_NONE;
+		return ret;
 	}
-	if (attrs & TPMA_NV_WRITTEN)
-		return 0;
-	rc = Esys_NV_Increment(h->esys, tr, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-			       ESYS_TR_NONE);
-	if (rc != TSS2_RC_SUCCESS)
-		return tpm_fail(err, errlen, rc, "TPM2_NV_Increment of counter "
-				"0x%08x", idx);
+	return session_start(h, TPM2_SE_HMAC, crypt, sess, err, errlen);
+}
+
+/* The index, opened, with the auth value set for its auth role. */
+static int counter_open(struct tss_hal *h, uint32_t idx,
+			const TPM2B_AUTH *auth, ESYS_TR *tr, char *err,
+			size_t errlen)
+{
+	TSS2_RC rc;
+	int ret;
+
+	ret = nv_open(h, idx, tr, err, errlen);
+	if (ret)
+		return ret;
+	rc = Esys_TR_SetAuth(h->esys, *tr, auth);
+	if (rc != TSS2_RC_SUCCESS) {
+		nv_close(h, tr);
+		return tpm_fail(err, errlen, rc, "NV counter 0x%08x: set auth",
+				idx);
+	}
 	return 0;
 }
 
-int tss_hal_counter_define(struct tss_hal *h, uint32_t nv_index, char *err,
+/* TPM2_NV_Increment in the index's auth role, then its new value. */
+static int counter_bump(struct tss_hal *h, ESYS_TR tr, uint32_t idx,
+			uint64_t *value, char *err, size_t errlen)
+{
+	ESYS_TR sess;
+	TSS2_RC rc;
+	int ret;
+
+	ret = counter_session(h, 0, &sess, err, errlen);
+	if (ret)
+		return ret;
+	rc = Esys_NV_Increment(h->esys, tr, tr, sess, ESYS_TR_NONE,
+			       ESYS_TR_NONE);
+	if (rc_is_auth_fail(rc))
+		ret = counter_auth_refused(idx, "TPM2_NV_Increment", err,
+					   errlen);
+	else if (rc != TSS2_RC_SUCCESS)
+		ret = tpm_fail(err, errlen, rc, "TPM2_NV_Increment of counter "
+			       "0x%08x", idx);
+	else if (value)
+		ret = counter_get(h, tr, tr, sess, idx, value, err, errlen);
+	flush(h, &sess);
+	return ret;
+}
+
+/* The index handle and the auth value: -EINVAL before any TPM work. */
+static int counter_args(struct tss_hal *h, uint32_t idx, const uint8_t *auth,
+			size_t auth_len, TPM2B_AUTH *a, char *err,
+			size_t errlen)
+{
+	int ret = nv_index_check(h, idx, err, errlen);
+
+	if (!ret)
+		ret = counter_auth(idx, auth, auth_len, a, err, errlen);
+	return ret;
+}
+
+int tss_hal_counter_define(struct tss_hal *h, uint32_t nv_index,
+			   const uint8_t *auth, size_t auth_len, char *err,
 			   size_t errlen)
 {
-	static const TPM2B_AUTH empty_auth;
 	TPM2B_NV_PUBLIC pub = {
 		.nvPublic = {
 			.nvIndex = nv_index,
@@ -1174,25 +1319,93 @@ int tss_hal_counter_define(struct tss_hal *h, uint32_t nv_index, char *err,
 			.dataSize = 8,
 		},
 	};
-	ESYS_TR tr = ESYS_TR_NONE;
+	ESYS_TR tr = ESYS_TR_NONE, sess;
+	TPMA_NV attrs = 0;
+	TPM2B_AUTH a;
+	bool ours = true;
 	TSS2_RC rc;
 	int ret;
 
-	ret = nv_index_check(h, nv_index, err, errlen);
-	if (ret)
-		return ret;
-	rc = Esys_NV_DefineSpace(h->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD,
-				 ESYS_TR_NONE, ESYS_TR_NONE, &empty_auth, &pub,
-				 &tr);
-	if (rc_base(rc) == TPM2_RC_NV_DEFINED)
-		ret = nv_open(h, nv_index, &tr, err, errlen);
-	else if (rc != TSS2_RC_SUCCESS)
-		return tpm_fail(err, errlen, rc, "TPM2_NV_DefineSpace of "
-				"counter 0x%08x", nv_index);
+	ret = counter_args(h, nv_index, auth, auth_len, &a, err, errlen);
 	if (!ret)
-		ret = counter_prime(h, tr, nv_index, err, errlen);
-	if (tr != ESYS_TR_NONE)
-		Esys_TR_Close(h->esys, &tr);
+		ret = counter_session(h, TPMA_SESSION_DECRYPT, &sess, err,
+				      errlen);
+	if (ret)
+		goto out;
+	/* The owner's (empty) auth in the salted session, so that the
+	 * index's auth value, the first parameter, goes encrypted. */
+	rc = Esys_NV_DefineSpace(h->esys, ESYS_TR_RH_OWNER, sess, ESYS_TR_NONE,
+				 ESYS_TR_NONE, &a, &pub, &tr);
+	flush(h, &sess);
+	if (rc_base(rc) == TPM2_RC_NV_DEFINED) {
+		ret = counter_open(h, nv_index, &a, &tr, err, errlen);
+		if (!ret)
+			ret = counter_public(h, tr, nv_index, &ours, &attrs,
+					     err, errlen);
+		if (!ret && !ours) {
+			seterr(err, errlen, "NV index 0x%08x exists but is not "
+			       "our counter (attributes 0x%08x%s; want 0x%08x, 8 "
+			       "bytes, no policy): pick another nv-index, or "
+			       "undefine it (tpm2_nvundefine -C o 0x%08x) if "
+			       "nothing else uses it", nv_index, attrs,
+			       counter_attrs_why(attrs), COUNTER_ATTRS,
+			       nv_index);
+			ret = -EEXIST;
+		}
+	} else if (rc != TSS2_RC_SUCCESS) {
+		ret = tpm_fail(err, errlen, rc, "TPM2_NV_DefineSpace of "
+			       "counter 0x%08x", nv_index);
+	} else {
+		attrs = COUNTER_ATTRS;
+	}
+	/* A counter reads only once incremented: make it readable (this
+	 * also finishes a define that stopped before it). */
+	if (!ret && !(attrs & TPMA_NV_WRITTEN))
+		ret = counter_bump(h, tr, nv_index, NULL, err, errlen);
+	nv_close(h, &tr);
+	if (!ret)
+		ret = tss_hal_counter_check(h, nv_index, auth, auth_len, err,
+					    errlen);
+out:
+	OPENSSL_cleanse(&a, sizeof(a));
+	return ret;
+}
+
+int tss_hal_counter_check(struct tss_hal *h, uint32_t nv_index,
+			  const uint8_t *auth, size_t auth_len, char *err,
+			  size_t errlen)
+{
+	ESYS_TR tr = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+	TPMA_NV attrs;
+	TPM2B_AUTH a;
+	uint64_t v;
+	bool ours;
+	int ret;
+
+	ret = counter_args(h, nv_index, auth, auth_len, &a, err, errlen);
+	if (!ret)
+		ret = counter_open(h, nv_index, &a, &tr, err, errlen);
+	if (!ret)
+		ret = counter_public(h, tr, nv_index, &ours, &attrs, err,
+				     errlen);
+	if (!ret && !ours) {
+		seterr(err, errlen, "NV index 0x%08x is not the manager's "
+		       "counter any more (attributes 0x%08x%s; want 0x%08x, 8 "
+		       "bytes, no policy): someone undefined it and defined "
+		       "another index there", nv_index, attrs,
+		       counter_attrs_why(attrs), COUNTER_ATTRS);
+		ret = -EPERM;
+	}
+	/* Proof of the auth value that changes nothing: a read in the
+	 * index's own role, whose response HMAC only a TPM that holds the
+	 * same auth value can compute. */
+	if (!ret)
+		ret = counter_session(h, 0, &sess, err, errlen);
+	if (!ret)
+		ret = counter_get(h, tr, tr, sess, nv_index, &v, err, errlen);
+	flush(h, &sess);
+	nv_close(h, &tr);
+	OPENSSL_cleanse(&a, sizeof(a));
 	return ret;
 }
 
@@ -1209,33 +1422,29 @@ int tss_hal_counter_read(struct tss_hal *h, uint32_t nv_index,
 		ret = nv_open(h, nv_index, &tr, err, errlen);
 	if (ret)
 		return ret;
-	ret = counter_get(h, tr, nv_index, value, err, errlen);
-	Esys_TR_Close(h->esys, &tr);
+	ret = counter_get(h, ESYS_TR_RH_OWNER, tr, ESYS_TR_PASSWORD, nv_index,
+			  value, err, errlen);
+	nv_close(h, &tr);
 	return ret;
 }
 
 int tss_hal_counter_increment(struct tss_hal *h, uint32_t nv_index,
+			      const uint8_t *auth, size_t auth_len,
 			      uint64_t *new_value, char *err, size_t errlen)
 {
-	ESYS_TR tr;
-	TSS2_RC rc;
+	ESYS_TR tr = ESYS_TR_NONE;
+	TPM2B_AUTH a;
 	int ret;
 
 	if (!new_value)
 		return -EINVAL;
-	ret = nv_index_check(h, nv_index, err, errlen);
+	ret = counter_args(h, nv_index, auth, auth_len, &a, err, errlen);
 	if (!ret)
-		ret = nv_open(h, nv_index, &tr, err, errlen);
-	if (ret)
-		return ret;
-	rc = Esys_NV_Increment(h->esys, tr, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-			       ESYS_TR_NONE);
-	if (rc != TSS2_RC_SUCCESS)
-		ret = tpm_fail(err, errlen, rc, "TPM2_NV_Increment of counter "
-			       "0x%08x", nv_index);
-	else
-		ret = counter_get(h, tr, nv_index, new_value, err, errlen);
-	Esys_TR_Close(h->esys, &tr);
+		ret = counter_open(h, nv_index, &a, &tr, err, errlen);
+	if (!ret)
+		ret = counter_bump(h, tr, nv_index, new_value, err, errlen);
+	nv_close(h, &tr);
+	OPENSSL_cleanse(&a, sizeof(a));
 	return ret;
 }
 

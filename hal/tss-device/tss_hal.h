@@ -125,19 +125,45 @@ int pcr_policy_digest(const struct pcr_sel *sel, const uint8_t (*values)[32],
 		      uint8_t out[32]);
 
 /*
- * Monotonic NV counter at nv_index (0x01xxxxxx), readable and
- * incrementable with the index's own empty auth or owner auth, no DA.
- * Define is idempotent: an existing counter with our attributes is kept
- * (-EEXIST if an index with other attributes is there).  It increments a
- * never-written counter once, so that read always works.
- * Read: -ENOENT if the index is not defined.
+ * The key store's monotonic NV counter at nv_index (0x01xxxxxx):
+ * TPM_NT_COUNTER with AUTHWRITE | AUTHREAD | OWNERREAD | NO_DA, 8 bytes,
+ * no policy.  Only auth, the index's authValue, can increment it (no
+ * OWNERWRITE, no PPWRITE): a process that merely reaches the TPM cannot
+ * move it and make the manager refuse its store as a rollback.  auth: 1..
+ * TSS_HAL_COUNTER_AUTH_MAX bytes, not all zero (the TPM drops trailing
+ * zero bytes, so does this); the manager derives 32 from its root key.
+ * NO_DA means the TPM does not slow down guesses: it must be a key, not a
+ * password.  It never crosses the TPM interface: every use is an HMAC
+ * session salted with the storage primary, and define sends it encrypted.
+ * A wrong auth value: -EPERM (err says the index was re-created).
+ *
+ * define: idempotent.  Defines the index if it is free, else finds ours
+ * there; increments a never-written counter once, so that read works;
+ * then runs tss_hal_counter_check.  -EEXIST if an index with other
+ * attributes is there (err names it: pick another nv-index or undefine
+ * it); -EPERM if ours is there with another auth value.
+ * read: with the owner's (empty) auth, no secret.  -ENOENT if the index is
+ * not defined, -ENODATA if it was never incremented.
+ * increment: *new_value is the value after it.
+ * check, at every start, changes nothing: the index has exactly our
+ * attributes and accepts auth (a TPM2_NV_Read in the index's own role).
+ * -ENOENT if it is missing; -EPERM if someone replaced it (other
+ * attributes, or another auth value), err says which; -ENODATA if it is
+ * ours but was never incremented (a define that stopped: define again).
  */
-int tss_hal_counter_define(struct tss_hal *h, uint32_t nv_index, char *err,
+#define TSS_HAL_COUNTER_AUTH_MAX 32  /* sha256 digest: the nameAlg's size */
+
+int tss_hal_counter_define(struct tss_hal *h, uint32_t nv_index,
+			   const uint8_t *auth, size_t auth_len, char *err,
 			   size_t errlen);
 int tss_hal_counter_read(struct tss_hal *h, uint32_t nv_index,
 			 uint64_t *value, char *err, size_t errlen);
 int tss_hal_counter_increment(struct tss_hal *h, uint32_t nv_index,
+			      const uint8_t *auth, size_t auth_len,
 			      uint64_t *new_value, char *err, size_t errlen);
+int tss_hal_counter_check(struct tss_hal *h, uint32_t nv_index,
+			  const uint8_t *auth, size_t auth_len, char *err,
+			  size_t errlen);
 
 /*
  * Attestation key: a restricted ECC P-256 ECDSA-SHA256 signing key,

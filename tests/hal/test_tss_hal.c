@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,9 @@
 #define SEL_0247 0x95u   /* sha256:0,2,4,7, the manager's default */
 #define TEST_NV_COUNTER 0x01000c0du
 #define TEST_NV_ORDINARY 0x01000c0eu
+#define TEST_NV_REPLACED 0x01000c0fu
+#define TEST_NV_WIRE 0x01000c10u
+#define TEST_NV_ZEROS 0x01000c11u
 
 static char g_dir[64];
 static char g_sock[96];
@@ -543,21 +547,76 @@ static void secret_never_crosses_the_tpm_interface_in_clear(void **state)
 
 /* ---- NV counters -------------------------------------------------------- */
 
+/* The manager derives its counter's auth value from the root key; these
+ * stand in for it. */
+static const uint8_t g_auth[32] = "counter auth: 32 bytes, a key..";
+static const uint8_t g_wrong[32] = "counter auth: 32 bytes, a key.,";
+
+#define DEFINE(idx) OK(tss_hal_counter_define(h, (idx), g_auth, \
+					      sizeof(g_auth), err, sizeof(err)))
+#define CHECK(idx) OK(tss_hal_counter_check(h, (idx), g_auth, \
+					    sizeof(g_auth), err, sizeof(err)))
+#define READ(idx, v) OK(tss_hal_counter_read(h, (idx), (v), err, sizeof(err)))
+
+static uint64_t counter_value(uint32_t idx)
+{
+	struct tss_hal *h = hal_open();
+	uint64_t v;
+
+	READ(idx, &v);
+	tss_hal_close(h);
+	return v;
+}
+
+/*
+ * tpm2-tools, as any other program on the host would use the TPM, with the
+ * HAL closed (the swtpm serves one connection at a time).  Its exit status;
+ * its output goes to tools.log beside the swtpm state.
+ */
+static int tpm2_tool(const char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	char log[96];
+	pid_t pid;
+	int status, rc;
+
+	snprintf(log, sizeof(log), "%s/tools.log", g_dir);
+	setenv("TPM2TOOLS_TCTI", g_tcti, 1);
+	assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+	posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log,
+					 O_WRONLY | O_CREAT | O_APPEND, 0600);
+	posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
+	rc = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *)argv,
+			  environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc)
+		fail_msg("cannot run %s (tpm2-tools; tools/deps.sh installs "
+			 "it): %s", argv[0], strerror(rc));
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+		fail_msg("%s: not found (tpm2-tools; tools/deps.sh installs "
+			 "it)", argv[0]);
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
 static void counter_define_is_idempotent_and_increments_monotonic(void **state)
 {
+	static const uint8_t zeros[32];
 	uint64_t v0, v, prev;
 	struct tss_hal *h;
 
 	(void)state;
 	h = hal_open();
-	OK(tss_hal_counter_define(h, TEST_NV_COUNTER, err, sizeof(err)));
-	OK(tss_hal_counter_read(h, TEST_NV_COUNTER, &v0, err, sizeof(err)));
-	OK(tss_hal_counter_define(h, TEST_NV_COUNTER, err, sizeof(err)));
-	OK(tss_hal_counter_read(h, TEST_NV_COUNTER, &v, err, sizeof(err)));
+	DEFINE(TEST_NV_COUNTER);
+	READ(TEST_NV_COUNTER, &v0);
+	CHECK(TEST_NV_COUNTER);
+	DEFINE(TEST_NV_COUNTER);
+	READ(TEST_NV_COUNTER, &v);
 	assert_int_equal(v, v0);
 	prev = v0;
 	for (int i = 0; i < 5; i++) {
-		OK(tss_hal_counter_increment(h, TEST_NV_COUNTER, &v, err,
+		OK(tss_hal_counter_increment(h, TEST_NV_COUNTER, g_auth,
+					     sizeof(g_auth), &v, err,
 					     sizeof(err)));
 		assert_int_equal(v, prev + 1);
 		prev = v;
@@ -565,16 +624,261 @@ static void counter_define_is_idempotent_and_increments_monotonic(void **state)
 	tss_hal_close(h);
 
 	h = hal_open();
-	OK(tss_hal_counter_define(h, TEST_NV_COUNTER, err, sizeof(err)));
-	OK(tss_hal_counter_read(h, TEST_NV_COUNTER, &v, err, sizeof(err)));
+	CHECK(TEST_NV_COUNTER);
+	DEFINE(TEST_NV_COUNTER);
+	READ(TEST_NV_COUNTER, &v);
 	assert_int_equal(v, prev);
 	assert_int_equal(tss_hal_counter_read(h, TEST_NV_COUNTER + 0x100, &v,
 					      err, sizeof(err)), -ENOENT);
 	assert_non_null(strstr(err, "0x01000d0d"));
+	assert_int_equal(tss_hal_counter_check(h, TEST_NV_COUNTER + 0x100,
+					       g_auth, sizeof(g_auth), err,
+					       sizeof(err)), -ENOENT);
 	assert_int_equal(tss_hal_counter_read(h, 0x81000001, &v, err,
 					      sizeof(err)), -EINVAL);
-	assert_int_equal(tss_hal_counter_define(h, 0x40000001, err,
+	assert_int_equal(tss_hal_counter_define(h, 0x40000001, g_auth,
+						sizeof(g_auth), err,
 						sizeof(err)), -EINVAL);
+
+	/* 1..32 bytes, and not nothing in disguise: the TPM drops trailing
+	 * zeros, so all-zero would be an empty auth that anyone has. */
+	assert_int_equal(tss_hal_counter_define(h, TEST_NV_COUNTER + 0x200,
+						NULL, 32, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(tss_hal_counter_define(h, TEST_NV_COUNTER + 0x200,
+						g_auth, 0, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(tss_hal_counter_define(h, TEST_NV_COUNTER + 0x200,
+						g_auth, 33, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(tss_hal_counter_define(h, TEST_NV_COUNTER + 0x200,
+						zeros, 32, err, sizeof(err)),
+			 -EINVAL);
+	assert_non_null(strstr(err, "all zero"));
+	assert_int_equal(tss_hal_counter_increment(h, TEST_NV_COUNTER, zeros,
+						   1, &v, err, sizeof(err)),
+			 -EINVAL);
+	assert_int_equal(tss_hal_counter_increment(h, TEST_NV_COUNTER, g_auth,
+						   sizeof(g_auth), NULL, err,
+						   sizeof(err)), -EINVAL);
+	READ(TEST_NV_COUNTER, &v);
+	assert_int_equal(v, prev);
+	tss_hal_close(h);
+}
+
+/* An auth value that ends in zero bytes works: the TPM and the HAL both
+ * drop them, so the HMACs agree. */
+static void counter_auth_with_trailing_zero_bytes_works(void **state)
+{
+	uint8_t auth[32];
+	uint64_t v0, v;
+	struct tss_hal *h;
+
+	(void)state;
+	assert_int_equal(RAND_bytes(auth, sizeof(auth)), 1);
+	auth[0] |= 1;
+	memset(auth + 20, 0, 12);
+	h = hal_open();
+	OK(tss_hal_counter_define(h, TEST_NV_ZEROS, auth, sizeof(auth), err,
+				  sizeof(err)));
+	READ(TEST_NV_ZEROS, &v0);
+	OK(tss_hal_counter_increment(h, TEST_NV_ZEROS, auth, sizeof(auth), &v,
+				     err, sizeof(err)));
+	assert_int_equal(v, v0 + 1);
+	OK(tss_hal_counter_check(h, TEST_NV_ZEROS, auth, 21, err,
+				 sizeof(err)));
+	auth[31] = 1;  /* a different value */
+	assert_int_equal(tss_hal_counter_check(h, TEST_NV_ZEROS, auth,
+					       sizeof(auth), err, sizeof(err)),
+			 -EPERM);
+	tss_hal_close(h);
+}
+
+static int lockout_counter(void)
+{
+	TPMS_CAPABILITY_DATA *cap = NULL;
+	TSS2_TCTI_CONTEXT *tcti;
+	ESYS_CONTEXT *esys;
+	TPMI_YES_NO more;
+	int n = -1;
+
+	assert_int_equal(Tss2_TctiLdr_Initialize(g_tcti, &tcti), 0);
+	assert_int_equal(Esys_Initialize(&esys, tcti, NULL), 0);
+	assert_int_equal(Esys_GetCapability(esys, ESYS_TR_NONE, ESYS_TR_NONE,
+					    ESYS_TR_NONE,
+					    TPM2_CAP_TPM_PROPERTIES,
+					    TPM2_PT_LOCKOUT_COUNTER, 1, &more,
+					    &cap), 0);
+	if (cap->data.tpmProperties.count == 1 &&
+	    cap->data.tpmProperties.tpmProperty[0].property ==
+	    TPM2_PT_LOCKOUT_COUNTER)
+		n = (int)cap->data.tpmProperties.tpmProperty[0].value;
+	Esys_Free(cap);
+	Esys_Finalize(&esys);
+	Tss2_TctiLdr_Finalize(&tcti);
+	return n;
+}
+
+static void counter_refuses_a_wrong_auth_value_and_does_not_move(void **state)
+{
+	uint64_t before, v = 0xdead;
+	int lockouts;
+	struct tss_hal *h;
+
+	(void)state;
+	h = hal_open();
+	DEFINE(TEST_NV_COUNTER);
+	tss_hal_close(h);
+	before = counter_value(TEST_NV_COUNTER);
+	lockouts = lockout_counter();
+	assert_true(lockouts >= 0);
+
+	h = hal_open();
+	/* More wrong guesses than swtpm's DA lockout allows: NO_DA. */
+	for (int i = 0; i < 12; i++) {
+		err[0] = '\0';
+		assert_int_equal(tss_hal_counter_increment(h, TEST_NV_COUNTER,
+							   g_wrong,
+							   sizeof(g_wrong), &v,
+							   err, sizeof(err)),
+				 -EPERM);
+		assert_int_equal(v, 0xdead);
+		assert_non_null(strstr(err, "0x01000c0d refuses the "
+				       "manager's auth value"));
+	}
+	assert_int_equal(tss_hal_counter_increment(h, TEST_NV_COUNTER, g_auth,
+						   16, &v, err, sizeof(err)),
+			 -EPERM);
+	assert_int_equal(tss_hal_counter_check(h, TEST_NV_COUNTER, g_wrong,
+					       sizeof(g_wrong), err,
+					       sizeof(err)), -EPERM);
+	assert_int_equal(tss_hal_counter_define(h, TEST_NV_COUNTER, g_wrong,
+						sizeof(g_wrong), err,
+						sizeof(err)), -EPERM);
+	READ(TEST_NV_COUNTER, &v);
+	assert_int_equal(v, before);
+	tss_hal_close(h);
+	/* The failures neither counted towards nor triggered the lockout
+	 * that protects everyone's DA-protected keys. */
+	assert_int_equal(lockout_counter(), lockouts);
+
+	/* And the right value still works. */
+	h = hal_open();
+	CHECK(TEST_NV_COUNTER);
+	OK(tss_hal_counter_increment(h, TEST_NV_COUNTER, g_auth,
+				     sizeof(g_auth), &v, err, sizeof(err)));
+	assert_int_equal(v, before + 1);
+	tss_hal_close(h);
+}
+
+/*
+ * The denial of service this auth value closes: any program that reaches
+ * the TPM, with the owner's (empty) auth, the platform's, or the index's
+ * empty auth, used to be able to increment the counter, and the manager
+ * then refused its store as a rollback.
+ */
+static void others_cannot_increment_the_counter(void **state)
+{
+	char idx[16];
+	const char *const nvread[] = { "tpm2_nvread", "-C", "o", "-s", "8",
+				       idx, NULL };
+	const char *const by_owner[] = { "tpm2_nvincrement", "-C", "o", idx,
+					 NULL };
+	const char *const by_index[] = { "tpm2_nvincrement", idx, NULL };
+	const char *const by_platform[] = { "tpm2_nvincrement", "-C", "p",
+					    idx, NULL };
+	uint64_t before;
+	struct tss_hal *h;
+
+	(void)state;
+	snprintf(idx, sizeof(idx), "0x%08x", TEST_NV_COUNTER);
+	h = hal_open();
+	DEFINE(TEST_NV_COUNTER);
+	tss_hal_close(h);
+	before = counter_value(TEST_NV_COUNTER);
+
+	/* The tools reach the TPM, and the owner may read. */
+	assert_int_equal(tpm2_tool(nvread), 0);
+	assert_int_not_equal(tpm2_tool(by_owner), 0);
+	assert_int_not_equal(tpm2_tool(by_index), 0);
+	assert_int_not_equal(tpm2_tool(by_platform), 0);
+	assert_int_equal(counter_value(TEST_NV_COUNTER), before);
+}
+
+/*
+ * Someone with the owner's auth can still undefine the index and define
+ * one of their own there: check, run at every start, tells.
+ */
+static void check_detects_a_recreated_index(void **state)
+{
+	char idx[16];
+	const char *const undefine[] = { "tpm2_nvundefine", "-C", "o", idx,
+					 NULL };
+	/* Our attributes, but the empty auth (no -p). */
+	const char *const define_ours[] = {
+		"tpm2_nvdefine", "-C", "o", "-s", "8", "-a",
+		"nt=counter|authread|authwrite|ownerread|no_da", idx, NULL };
+	/* The counter of the releases before the auth value. */
+	const char *const define_old[] = {
+		"tpm2_nvdefine", "-C", "o", "-s", "8", "-a",
+		"nt=counter|authread|authwrite|ownerread|ownerwrite|no_da", idx,
+		NULL };
+	struct tss_hal *h;
+	uint64_t v;
+
+	(void)state;
+	snprintf(idx, sizeof(idx), "0x%08x", TEST_NV_REPLACED);
+	h = hal_open();
+	DEFINE(TEST_NV_REPLACED);
+	CHECK(TEST_NV_REPLACED);
+	tss_hal_close(h);
+
+	assert_int_equal(tpm2_tool(undefine), 0);
+	h = hal_open();
+	assert_int_equal(tss_hal_counter_check(h, TEST_NV_REPLACED, g_auth,
+					       sizeof(g_auth), err,
+					       sizeof(err)), -ENOENT);
+	assert_non_null(strstr(err, "0x01000c0f is not defined"));
+	tss_hal_close(h);
+
+	/* Same attributes, another auth value. */
+	assert_int_equal(tpm2_tool(define_ours), 0);
+	h = hal_open();
+	assert_int_equal(tss_hal_counter_check(h, TEST_NV_REPLACED, g_auth,
+					       sizeof(g_auth), err,
+					       sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "0x01000c0f refuses the manager's auth "
+			       "value"));
+	assert_int_equal(tss_hal_counter_define(h, TEST_NV_REPLACED, g_auth,
+						sizeof(g_auth), err,
+						sizeof(err)), -EPERM);
+	assert_int_equal(tss_hal_counter_increment(h, TEST_NV_REPLACED, g_auth,
+						   sizeof(g_auth), &v, err,
+						   sizeof(err)), -EPERM);
+	tss_hal_close(h);
+
+	/* Other attributes: an index anyone could increment. */
+	assert_int_equal(tpm2_tool(undefine), 0);
+	assert_int_equal(tpm2_tool(define_old), 0);
+	h = hal_open();
+	assert_int_equal(tss_hal_counter_check(h, TEST_NV_REPLACED, g_auth,
+					       sizeof(g_auth), err,
+					       sizeof(err)), -EPERM);
+	assert_non_null(strstr(err, "0x01000c0f is not the manager's counter"));
+	assert_non_null(strstr(err, "earlier vtpm-service"));
+	assert_int_equal(tss_hal_counter_define(h, TEST_NV_REPLACED, g_auth,
+						sizeof(g_auth), err,
+						sizeof(err)), -EEXIST);
+	assert_non_null(strstr(err, "0x01000c0f exists but is not our counter"));
+	assert_non_null(strstr(err, "pick another nv-index"));
+	assert_non_null(strstr(err, "tpm2_nvundefine -C o 0x01000c0f"));
+	tss_hal_close(h);
+
+	/* The operator's way out: undefine, define again. */
+	assert_int_equal(tpm2_tool(undefine), 0);
+	h = hal_open();
+	DEFINE(TEST_NV_REPLACED);
+	CHECK(TEST_NV_REPLACED);
 	tss_hal_close(h);
 }
 
@@ -613,13 +917,67 @@ static void counter_define_refuses_an_index_with_other_attributes(void **state)
 	(void)state;
 	define_ordinary_index(TEST_NV_ORDINARY);
 	h = hal_open();
-	assert_int_equal(tss_hal_counter_define(h, TEST_NV_ORDINARY, err,
+	assert_int_equal(tss_hal_counter_define(h, TEST_NV_ORDINARY, g_auth,
+						sizeof(g_auth), err,
 						sizeof(err)), -EEXIST);
 	assert_non_null(strstr(err, "0x01000c0e exists but is not our counter"));
-	assert_int_not_equal(tss_hal_counter_increment(h, TEST_NV_ORDINARY, &v,
-						       err, sizeof(err)), 0);
+	assert_int_equal(tss_hal_counter_check(h, TEST_NV_ORDINARY, g_auth,
+					       sizeof(g_auth), err,
+					       sizeof(err)), -EPERM);
+	assert_int_not_equal(tss_hal_counter_increment(h, TEST_NV_ORDINARY,
+						       g_auth, sizeof(g_auth),
+						       &v, err, sizeof(err)),
+			     0);
 	tss_hal_close(h);
 }
+
+/*
+ * The auth value is never on the wire: define sends it encrypted, and
+ * increment and check only send HMACs keyed with it (pcap TCTI, as for
+ * the sealed secret).
+ */
+static void counter_auth_never_crosses_the_tpm_interface(void **state)
+{
+	uint8_t auth[32], marker[32];
+	char tcti[200], pcap[96];
+	size_t caplen;
+	uint8_t *cap;
+	uint64_t v;
+	struct tss_hal *h = NULL;
+
+	(void)state;
+	assert_int_equal(RAND_bytes(auth, sizeof(auth)), 1);
+	auth[31] |= 1;
+	assert_int_equal(RAND_bytes(marker, sizeof(marker)), 1);
+	snprintf(pcap, sizeof(pcap), "%s/nv-wire.pcap", g_dir);
+	snprintf(tcti, sizeof(tcti), "pcap:%s", g_tcti);
+	setenv("TCTI_PCAP_FILE", pcap, 1);
+	OK(tss_hal_open(tcti, &h, err, sizeof(err)));
+	OK(tss_hal_counter_define(h, TEST_NV_WIRE, auth, sizeof(auth), err,
+				  sizeof(err)));
+	OK(tss_hal_counter_increment(h, TEST_NV_WIRE, auth, sizeof(auth), &v,
+				     err, sizeof(err)));
+	OK(tss_hal_counter_check(h, TEST_NV_WIRE, auth, sizeof(auth), err,
+				 sizeof(err)));
+	assert_int_equal(tss_hal_counter_increment(h, TEST_NV_WIRE, g_wrong,
+						   sizeof(g_wrong), &v, err,
+						   sizeof(err)), -EPERM);
+	OK(tss_hal_pcr_extend(h, 16, marker, err, sizeof(err)));
+	tss_hal_close(h);
+	unsetenv("TCTI_PCAP_FILE");
+
+	cap = slurp(pcap, &caplen);
+	assert_non_null(memmem(cap, caplen, marker, sizeof(marker)));
+	for (size_t i = 0; i + 8 <= sizeof(auth); i++)
+		if (memmem(cap, caplen, auth + i, 8))
+			fail_msg("auth bytes %zu..%zu on the wire", i, i + 7);
+	for (size_t i = 0; i + 8 <= sizeof(g_wrong); i++)
+		if (memmem(cap, caplen, g_wrong + i, 8))
+			fail_msg("wrong auth bytes %zu..%zu on the wire", i,
+				 i + 7);
+	free(cap);
+}
+
 
 /*
  * A TPM without a resource manager keeps what a killed process left
@@ -804,6 +1162,11 @@ int main(void)
 		cmocka_unit_test(secret_never_crosses_the_tpm_interface_in_clear),
 		cmocka_unit_test(counter_define_is_idempotent_and_increments_monotonic),
 		cmocka_unit_test(counter_define_refuses_an_index_with_other_attributes),
+		cmocka_unit_test(counter_auth_with_trailing_zero_bytes_works),
+		cmocka_unit_test(counter_refuses_a_wrong_auth_value_and_does_not_move),
+		cmocka_unit_test(others_cannot_increment_the_counter),
+		cmocka_unit_test(check_detects_a_recreated_index),
+		cmocka_unit_test(counter_auth_never_crosses_the_tpm_interface),
 		cmocka_unit_test(objects_left_by_a_killed_process_do_not_block_open),
 		cmocka_unit_test(ak_public_key_is_the_same_after_reopen),
 		cmocka_unit_test(quote_verifies_and_any_altered_byte_fails),

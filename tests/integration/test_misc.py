@@ -134,7 +134,8 @@ r = subprocess.run([a.vtpm, "--role=manager"], capture_output=True,
 check(r.returncode == 2 and b"--state-dir" in r.stderr,
       "--role=manager without --state-dir is a usage error", r.stderr)
 r = subprocess.run([a.vtpm, "--role=manager", "--state-dir", wd + "/m",
-                    "--hal", "tis-mmio"], capture_output=True, timeout=20)
-check(r.returncode == 2 and b"not implemented yet" in r.stderr,
-      "--hal tis-mmio says it is not implemented yet", r.stderr)
+                    "--hal", "tis-mmio", "--tcti", "path=" + wd + "/nomem"],
+                   capture_output=True, timeout=20)
+check(r.returncode == 1 and b"cannot open" in r.stderr and b"nomem" in r.stderr,
+      "--hal tis-mmio on a missing register window names it", r.stderr)
 finish()
