@@ -341,6 +341,12 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "--state-dir DIR is required");
 		return -EINVAL;
 	}
+	if (cfg->transport.kind == TRANSPORT_XEN_RING && !cfg->have_uuid) {
+		/* The toolstack's uuid node is the vTPM's identity: it must
+		 * be checked against the vTPM this instance holds. */
+		snprintf(err, errlen, "--transport xen-ring needs --uuid");
+		return -EINVAL;
+	}
 	if (!cfg->state_key[0] && !cfg->manager[0]) {
 		snprintf(err, errlen, "--state-key FILE or --manager PATH is required");
 		return -EINVAL;

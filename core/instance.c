@@ -29,6 +29,7 @@
 #include "vtpm.h"
 
 extern const struct transport_ops unix_socket_transport_ops;
+extern const struct transport_ops xen_ring_transport_ops;
 
 static void run_next(struct vtpm *v);
 
@@ -600,8 +601,6 @@ int instance_main(const struct config *cfg)
 	setenv("UV_THREADPOOL_SIZE", "1", 1);
 	mallopt(M_ARENA_MAX, 1);
 	set_log_subject(cfg, cfg->have_uuid ? cfg->uuid : NULL);
-	if (cfg->transport.kind == TRANSPORT_XEN_RING)
-		fatalx("--transport xen-ring is not implemented yet");
 
 	if (!cfg->manager[0])
 		read_state_key(cfg, &keys);
@@ -645,7 +644,9 @@ int instance_main(const struct config *cfg)
 	uv_signal_start(&v->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&v->sigint, on_signal, SIGINT);
 
-	v->transport.ops = &unix_socket_transport_ops;
+	v->transport.ops = cfg->transport.kind == TRANSPORT_XEN_RING
+				   ? &xen_ring_transport_ops
+				   : &unix_socket_transport_ops;
 	v->transport.vtpm = v;
 	v->transport.loop = v->loop;
 	v->transport.cfg = cfg;

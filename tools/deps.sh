@@ -3,7 +3,7 @@
 # purpose needs, and nothing when they are all there already.
 
 DEPS_BUILD="cmake make gcc pkg-config libuv1-dev libtpms-dev libssl-dev
-  libinih-dev libsystemd0 libtss2-dev libjson-c-dev"
+  libinih-dev libsystemd0 libtss2-dev libjson-c-dev libxen-dev"
 DEPS_RUN="tpm2-tools swtpm swtpm-tools"
 DEPS_TEST="libcmocka-dev python3 tpm2-tools swtpm swtpm-tools clang cppcheck
   qemu-system-x86 busybox-static cpio"

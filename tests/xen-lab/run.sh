@@ -1,0 +1,757 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-3-Clause
+# Xen lab: boots a real Xen 4.17 hypervisor, a Debian dom0 and a PV guest
+# inside QEMU (TCG) and drives `xl create` from dom0's /init.
+#
+# Usage:
+#   run.sh [--workdir DIR] [--cache-dir DIR] [--backend-cmd 'CMD']
+#          [--extra-bin PATH]... [--guest-cmd 'CMD'] [--require-vtpm]
+#          [--vtpm-uuid UUID] [--qemu-timeout SECS] [--keep]
+#
+# Phases run by dom0's /init:
+#   1. `xl create` of guest1 (PV, 256 MB) WITHOUT a vtpm line; the guest
+#      prints "XENLAB: guest up", which dom0 reads from xenconsoled's log.
+#   2. `xl create` of guest1 WITH vtpm=["backend=0,uuid=UUID"]. Without
+#      --backend-cmd this reports what xl does when no backend answers
+#      ("XENLAB: vtpm-without-backend: ..."); with it, the guest loads the
+#      stock xen-tpmfront, waits for /dev/tpm0, sends TPM2_GetRandom and
+#      runs --guest-cmd ("XENLAB: vtpm-with-backend: ok|FAIL ...").
+#   Both phases print the xenstore nodes under /local/domain/0/backend/vtpm.
+#
+# --backend-cmd CMD  shell command run by dom0 (sh -c, in the background,
+#                    output prefixed "[backend] ") after Xen's userspace is
+#                    up and before the first `xl create`.
+# --extra-bin PATH   copy PATH (and every library ldd lists for it) into
+#                    /usr/local/bin of dom0 AND of the guest; repeatable.
+# --guest-cmd CMD    shell command the guest runs (sh -c) once /dev/tpm0 is
+#                    there in phase 2; a non-zero status fails phase 2.
+# --require-vtpm     PASS also needs phase 2 to end in "vtpm-with-backend: ok".
+# --cache-dir DIR    extracted packages (default /var/cache/vtpm-tests, or
+#                    $VTPM_E2E_CACHE; shared with tests/e2e/qemu-tpmdev).
+#
+# Exit: 0 PASS, 1 FAIL, 2 usage error, 77 SKIPPED (QEMU/Xen cannot run here).
+set -u
+set -o pipefail
+
+WORKDIR=""
+CACHE_DIR="${VTPM_E2E_CACHE:-}"
+BACKEND_CMD=""
+GUEST_CMD=""
+EXTRA_BINS=()
+REQUIRE_VTPM=0
+VTPM_UUID=5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5d
+QEMU_TIMEOUT=300
+KEEP=0
+RESULT=1   # 0 pass, 1 fail, 77 skipped
+
+XEN_VER=4.17
+XEN_LIBEXEC=/usr/lib/xen-$XEN_VER/bin
+DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs"
+GUEST_MODULES="xen-tpmfront"
+
+usage() { sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; }
+
+need_arg() { [ $# -ge 2 ] || { echo "run.sh: $1 needs an argument" >&2; exit 2; }; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --workdir) need_arg "$@"; WORKDIR=$2; shift 2 ;;
+    --workdir=*) WORKDIR=${1#*=}; shift ;;
+    --cache-dir) need_arg "$@"; CACHE_DIR=$2; shift 2 ;;
+    --cache-dir=*) CACHE_DIR=${1#*=}; shift ;;
+    --backend-cmd) need_arg "$@"; BACKEND_CMD=$2; shift 2 ;;
+    --backend-cmd=*) BACKEND_CMD=${1#*=}; shift ;;
+    --guest-cmd) need_arg "$@"; GUEST_CMD=$2; shift 2 ;;
+    --guest-cmd=*) GUEST_CMD=${1#*=}; shift ;;
+    --extra-bin) need_arg "$@"; EXTRA_BINS+=("$2"); shift 2 ;;
+    --extra-bin=*) EXTRA_BINS+=("${1#*=}"); shift ;;
+    --vtpm-uuid) need_arg "$@"; VTPM_UUID=$2; shift 2 ;;
+    --vtpm-uuid=*) VTPM_UUID=${1#*=}; shift ;;
+    --qemu-timeout) need_arg "$@"; QEMU_TIMEOUT=$2; shift 2 ;;
+    --qemu-timeout=*) QEMU_TIMEOUT=${1#*=}; shift ;;
+    --require-vtpm) REQUIRE_VTPM=1; shift ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+
+for b in "${EXTRA_BINS[@]}"; do
+  [ -f "$b" ] && [ -r "$b" ] || { echo "run.sh: --extra-bin $b: not a readable file" >&2; exit 2; }
+done
+case "$VTPM_UUID" in
+  *,*|*\"*|"") echo "run.sh: bad --vtpm-uuid" >&2; exit 2 ;;
+esac
+case "$QEMU_TIMEOUT" in
+  ''|*[!0-9]*) echo "run.sh: --qemu-timeout must be a number of seconds" >&2; exit 2 ;;
+esac
+
+T_START=$(date +%s.%N)
+elapsed() { awk -v a="$(date +%s.%N)" -v b="$T_START" 'BEGIN{printf "%.1f", a-b}'; }
+log() { printf '[xen-lab %6.1fs] %s\n' "$(elapsed)" "$*"; }
+skip() { echo "SKIPPED: $*"; RESULT=77; exit 77; }
+die() { echo "XENLAB: FAIL $*"; RESULT=1; exit 1; }
+
+CREATED_WORKDIR=0
+if [ -z "$WORKDIR" ]; then
+  WORKDIR=$(mktemp -d /tmp/vtpm-xen-lab.XXXXXX) || { echo "FAIL: mktemp"; exit 1; }
+  CREATED_WORKDIR=1
+else
+  mkdir -p "$WORKDIR" || { echo "FAIL: cannot create workdir $WORKDIR"; exit 1; }
+fi
+WORKDIR=$(cd "$WORKDIR" && pwd)
+SERIAL_LOG="$WORKDIR/serial.log"
+QEMU_ERR="$WORKDIR/qemu.stderr"
+
+# ---------------------------------------------------------------- cleanup
+QEMU_PID=""
+STAMP_PID=""
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM HUP
+  if [ -n "$QEMU_PID" ] && kill -0 "$QEMU_PID" 2>/dev/null; then
+    # QEMU_PID is coreutils timeout, which passes the signal on to QEMU.
+    kill -TERM "$QEMU_PID" 2>/dev/null
+    for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.2; done
+    kill -KILL "$QEMU_PID" 2>/dev/null
+    wait "$QEMU_PID" 2>/dev/null
+  fi
+  if [ -n "$STAMP_PID" ] && kill -0 "$STAMP_PID" 2>/dev/null; then
+    kill -TERM "$STAMP_PID" 2>/dev/null
+    wait "$STAMP_PID" 2>/dev/null
+  fi
+  if [ "$RESULT" != 1 ] && [ "$CREATED_WORKDIR" = 1 ] && [ "$KEEP" = 0 ]; then
+    rm -rf "$WORKDIR"
+  else
+    echo "run.sh: logs kept in $WORKDIR"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "run.sh: interrupted"; exit 130' INT TERM HUP
+
+# ---------------------------------------------------------- prerequisites
+APT_UPDATED=0
+apt_update_once() {
+  [ "$APT_UPDATED" = 1 ] && return 0
+  APT_UPDATED=1
+  log "apt-get update"
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get update -qq >"$WORKDIR/apt-update.log" 2>&1 ||
+    { log "apt-get update failed (see $WORKDIR/apt-update.log)"; return 1; }
+}
+
+busybox_ok() {
+  [ -x /bin/busybox ] || return 1
+  ldd /bin/busybox >/dev/null 2>&1 && return 1   # must be static
+  local applets a
+  applets=" $(/bin/busybox --list 2>/dev/null | tr '\n' ' ') "
+  for a in insmod hexdump timeout tail setsid poweroff; do
+    case "$applets" in *" $a "*) ;; *) return 1 ;; esac
+  done
+}
+
+ensure_pkgs() {
+  local missing=()
+  command -v qemu-system-x86_64 >/dev/null 2>&1 || missing+=(qemu-system-x86)
+  [ -x "$XEN_LIBEXEC/xl" ] && [ -x "$XEN_LIBEXEC/xenstored" ] && [ -x /usr/bin/xenstore ] ||
+    missing+=("xen-utils-$XEN_VER")
+  busybox_ok || missing+=(busybox-static)
+  command -v cpio >/dev/null 2>&1 || missing+=(cpio)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" = 0 ] || skip "missing ${missing[*]} and not root to install them"
+  apt_update_once || true
+  # --no-install-recommends: xen-utils recommends xen-hypervisor and
+  # grub-xen-host, which would make this host's bootloader boot Xen.
+  log "apt-get install -y --no-install-recommends ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive timeout 1200 apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >"$WORKDIR/apt-install.log" 2>&1 || {
+      tail -n 20 "$WORKDIR/apt-install.log"
+      skip "cannot install ${missing[*]}"
+    }
+}
+
+ensure_pkgs
+command -v qemu-system-x86_64 >/dev/null 2>&1 || skip "qemu-system-x86_64 not available"
+qemu-system-x86_64 -version >/dev/null 2>&1 || skip "qemu-system-x86_64 does not run"
+qemu-system-x86_64 -accel help 2>/dev/null | grep -qx tcg || skip "this QEMU has no TCG accelerator"
+busybox_ok || skip "/bin/busybox is not a static busybox with the applets needed"
+for t in "$XEN_LIBEXEC/xl" "$XEN_LIBEXEC/xenstored" "$XEN_LIBEXEC/xenconsoled" \
+         "$XEN_LIBEXEC/xen-init-dom0" /usr/bin/xenstore; do
+  [ -x "$t" ] || skip "$t missing (xen-utils-$XEN_VER)"
+done
+for t in timeout perl gzip cpio dpkg-deb apt-get ldd; do
+  command -v "$t" >/dev/null 2>&1 || skip "$t missing"
+done
+mem_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
+[ -n "$mem_kb" ] && [ "$mem_kb" -lt 1500000 ] &&
+  skip "only $((mem_kb / 1024)) MB of memory available; QEMU needs about 1.1 GB"
+
+# ------------------------------------------------- packages (cached, reused)
+if [ -z "$CACHE_DIR" ]; then
+  if mkdir -p /var/cache/vtpm-tests 2>/dev/null && [ -w /var/cache/vtpm-tests ]; then
+    CACHE_DIR=/var/cache/vtpm-tests
+  else
+    CACHE_DIR="$WORKDIR/cache"
+  fi
+fi
+mkdir -p "$CACHE_DIR" || die "cannot create cache dir $CACHE_DIR"
+CACHE_DIR=$(cd "$CACHE_DIR" && pwd)
+
+# apt_fetch PKG[=VERSION] DIR: downloads the .deb (never installs it) and
+# extracts it into DIR/x.
+apt_fetch() {
+  local spec=$1 dir=$2 deb
+  mkdir -p "$dir" || return 1
+  if ! (cd "$dir" && timeout 900 apt-get download -o APT::Sandbox::User=root "$spec") \
+       >"$WORKDIR/apt-download.log" 2>&1; then
+    apt_update_once || return 1
+    (cd "$dir" && timeout 900 apt-get download -o APT::Sandbox::User=root "$spec") \
+      >"$WORKDIR/apt-download.log" 2>&1 || { tail -n 5 "$WORKDIR/apt-download.log"; return 1; }
+  fi
+  deb=$(ls "$dir"/*.deb 2>/dev/null | head -n 1)
+  [ -n "$deb" ] && mkdir -p "$dir/x" && dpkg-deb -x "$deb" "$dir/x"
+}
+
+# The hypervisor must match the toolstack (libxenctrl checks the domctl
+# interface version), so fetch the version of the installed xen-utils.
+XEN_PKG=xen-hypervisor-$XEN_VER-amd64
+XEN_UTILS_VERSION=$(dpkg-query -W -f='${Version}' "xen-utils-$XEN_VER" 2>/dev/null)
+[ -n "$XEN_UTILS_VERSION" ] || skip "xen-utils-$XEN_VER is not installed as a package"
+XEN_CACHE="$CACHE_DIR/${XEN_PKG}_$XEN_UTILS_VERSION"
+XEN_ELF="$XEN_CACHE/xen.elf"
+if [ ! -s "$XEN_ELF" ]; then
+  log "fetching $XEN_PKG=$XEN_UTILS_VERSION into $XEN_CACHE"
+  dl=$(mktemp -d "$CACHE_DIR/.dl.XXXXXX")
+  if apt_fetch "$XEN_PKG=$XEN_UTILS_VERSION" "$dl"; then
+    gz=$(ls "$dl"/x/boot/xen-*-amd64.gz "$dl"/x/boot/xen-*.gz 2>/dev/null | head -n 1)
+    # QEMU's multiboot loader cannot read a gzipped Xen.
+    if [ -n "$gz" ] && mkdir -p "$XEN_CACHE" && zcat "$gz" >"$XEN_ELF.tmp"; then
+      mv "$XEN_ELF.tmp" "$XEN_ELF"
+    fi
+  fi
+  rm -rf "$dl"
+fi
+[ -s "$XEN_ELF" ] || skip "cannot fetch $XEN_PKG=$XEN_UTILS_VERSION (apt-get download failed)"
+log "hypervisor: $XEN_ELF"
+
+kernel_pkg_name() {
+  apt-cache depends linux-image-amd64 2>/dev/null |
+    awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
+}
+KPKG=$(kernel_pkg_name)
+if [ -z "$KPKG" ]; then apt_update_once || true; KPKG=$(kernel_pkg_name); fi
+[ -n "$KPKG" ] || skip "apt-cache depends linux-image-amd64 names no kernel package"
+
+# The kernel cache is shared with tests/e2e/qemu-tpmdev (KPKG/vmlinuz); the
+# modules this lab needs (and their dependencies) go to KPKG/xenlab-modules.
+KCACHE="$CACHE_DIR/$KPKG"
+KMODS="$KCACHE/xenlab-modules"
+WANT_MODULES="$DOM0_MODULES $GUEST_MODULES"
+
+# ko_depends FILE: the module names FILE depends on (from .modinfo).
+ko_depends() {
+  tr '\0' '\n' <"$1" | sed -n 's/^depends=//p' | head -n 1 | tr ',' ' '
+}
+# find_ko ROOT NAME: path of module NAME (- and _ are the same) under ROOT.
+find_ko() {
+  local n1=${2//_/-} n2=${2//-/_}
+  find "$1" \( -name "$n1.ko" -o -name "$n2.ko" \) -print 2>/dev/null | head -n 1
+}
+
+if [ ! -s "$KCACHE/vmlinuz" ] || [ "$(cat "$KMODS/.stamp" 2>/dev/null)" != "$WANT_MODULES" ]; then
+  log "fetching kernel package $KPKG into $KCACHE"
+  dl=$(mktemp -d "$CACHE_DIR/.dl.XXXXXX")
+  if apt_fetch "$KPKG" "$dl"; then
+    k=$(ls "$dl"/x/boot/vmlinuz-* 2>/dev/null | head -n 1)
+    mroot=$(ls -d "$dl"/x/lib/modules/* 2>/dev/null | head -n 1)
+    if [ -n "$k" ] && [ -n "$mroot" ]; then
+      mkdir -p "$KCACHE"
+      rm -rf "$KMODS.tmp"; mkdir -p "$KMODS.tmp"
+      ok=1
+      todo=$WANT_MODULES
+      while [ -n "${todo// /}" ]; do
+        set -- $todo; m=$1; shift; todo="$*"
+        [ -e "$KMODS.tmp/${m//_/-}.ko" ] || [ -e "$KMODS.tmp/${m//-/_}.ko" ] && continue
+        f=$(find_ko "$mroot" "$m")
+        [ -n "$f" ] || { log "module $m not in $KPKG"; ok=0; break; }
+        cp "$f" "$KMODS.tmp/" || { ok=0; break; }
+        todo="$todo $(ko_depends "$f")"
+      done
+      if [ "$ok" = 1 ]; then
+        basename "$mroot" >"$KMODS.tmp/.release"
+        echo "$WANT_MODULES" >"$KMODS.tmp/.stamp"
+        cp "$dl"/x/boot/config-* "$KCACHE/" 2>/dev/null
+        cp "$k" "$KCACHE/vmlinuz.tmp" && mv "$KCACHE/vmlinuz.tmp" "$KCACHE/vmlinuz"
+        rm -rf "$KMODS" && mv "$KMODS.tmp" "$KMODS"
+      fi
+    fi
+  fi
+  rm -rf "$dl" "$KMODS.tmp"
+fi
+[ -s "$KCACHE/vmlinuz" ] && [ -s "$KMODS/.stamp" ] ||
+  skip "cannot fetch and extract $KPKG (kernel and modules)"
+VMLINUZ="$KCACHE/vmlinuz"
+log "kernel: $VMLINUZ ($(cat "$KMODS/.release")), modules: $KMODS"
+
+# module_order NAME...: file names to insmod, dependencies first.
+module_order() {
+  local m f d seen=" " out=""
+  visit() {
+    local f d
+    f=$(find_ko "$KMODS" "$1")
+    [ -n "$f" ] || { echo "missing module $1" >&2; return 1; }
+    case "$seen" in *" $f "*) return 0 ;; esac
+    seen="$seen$f "
+    for d in $(ko_depends "$f"); do visit "$d" || return 1; done
+    out="$out $(basename "$f")"
+  }
+  for m in "$@"; do visit "$m" || return 1; done
+  echo $out | tr ' ' '\n'
+}
+
+# ------------------------------------------------------------- images
+# copy_bin ROOT SRC [DEST]: SRC to ROOT/DEST (default: same path) plus every
+# library ldd lists, each at the path ldd printed.
+copy_bin() {
+  local root=$1 src=$2 dest=${3:-$2} lib
+  install -D -m 755 "$src" "$root$dest" || return 1
+  # ldd fails on scripts and static binaries: nothing to add then.
+  { ldd "$src" 2>/dev/null || true; } | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' |
+    while read -r lib; do
+      [ -e "$root$lib" ] || install -D -m 755 "$lib" "$root$lib" || exit 1
+    done
+}
+
+libgcc_path() {
+  local p
+  p=$(ldconfig -p 2>/dev/null | awk '$1 == "libgcc_s.so.1" && /x86-64/ { print $NF; exit }')
+  [ -n "$p" ] || p=$(ls /lib/x86_64-linux-gnu/libgcc_s.so.1 /usr/lib/x86_64-linux-gnu/libgcc_s.so.1 2>/dev/null | head -n 1)
+  echo "$p"
+}
+
+base_root() { # ROOT
+  local root=$1
+  rm -rf "$root"
+  mkdir -p "$root"/{bin,sbin,dev,proc,sys,run,tmp,etc/xenlab,lib/modules/xenlab,usr/bin,usr/sbin,usr/local/bin,var/log,var/lib}
+  ln -s ../run "$root/var/run"
+  cp /bin/busybox "$root/bin/busybox"
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
+  printf 'root:x:0:\n' >"$root/etc/group"
+  local b
+  for b in "${EXTRA_BINS[@]}"; do
+    copy_bin "$root" "$b" "/usr/local/bin/$(basename "$b")" || return 1
+  done
+  local g; g=$(libgcc_path)
+  # glibc dlopens libgcc_s for pthread_cancel; without it xl aborts on exit.
+  [ -n "$g" ] && install -D -m 755 "$g" "$root$g"
+  return 0
+}
+
+pack() { # ROOT OUT
+  (cd "$1" && find . | LC_ALL=C sort | cpio -o -H newc --quiet | gzip -1) >"$2"
+}
+
+write_guest_init() {
+  cat >"$1" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+/bin/busybox --install -s /bin
+export PATH=/usr/local/bin:/usr/local/sbin:/usr/bin:/usr/sbin:/bin:/sbin
+up() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$(up)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
+past() { awk -v a="$(up)" -v d="$1" 'BEGIN { exit !(a >= d) }'; }
+M() { echo "XENLAB: $*"; }
+PHASE=${XENLAB_PHASE:-unknown}
+M "guest up phase=$PHASE kernel=$(uname -r) uptime=$(up)s"
+
+# insmod of xen-tpmfront blocks for as long as the driver's probe runs
+# (the probe sends TPM commands), so run it aside and watch.
+(
+  rc=0
+  while read -r ko; do
+    [ -n "$ko" ] || continue
+    insmod "/lib/modules/xenlab/$ko" || { rc=$?; break; }
+  done </etc/xenlab/guest-modules
+  echo "$rc" >/tmp/insmod.rc
+) &
+# plain: until insmod returns; vtpm: until /dev/tpm0 appears. 60 s at most.
+T0=$(up)
+D=$(awk -v a="$T0" 'BEGIN { print a + 60 }')
+while ! past "$D"; do
+  if [ "$PHASE" = vtpm ]; then [ -c /dev/tpm0 ] && break; else [ -e /tmp/insmod.rc ] && break; fi
+  sleep 0.1
+done
+if [ -e /tmp/insmod.rc ]; then
+  M "guest: insmod xen-tpmfront rc=$(cat /tmp/insmod.rc) (returned within $(since "$T0")s)"
+else
+  M "guest: insmod xen-tpmfront still running after $(since "$T0")s"
+fi
+
+getrandom() { # $1 = device; prints the response as hex
+  (
+    exec 3<>"$1" || exit 1
+    printf '\200\001\000\000\000\014\000\000\001\173\000\020' >&3 || exit 1
+    dd bs=4096 count=1 <&3 2>/dev/null | hexdump -v -e '1/1 "%02x"'
+  )
+}
+
+if [ "$PHASE" = vtpm ]; then
+  RES=ok WHY=""
+  bad() { RES=FAIL; [ -n "$WHY" ] || WHY="$*"; }
+  if [ -c /dev/tpm0 ]; then
+    M "guest: /dev/tpm0 present $(since "$T0")s after insmod started"
+    V=$(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null)
+    M "guest: tpm_version_major=$V"
+    R=$(getrandom /dev/tpm0)
+    M "guest: TPM2_GetRandom(16) response=$R"
+    RC=$(echo "$R" | cut -c13-20)
+    [ "$RC" = 00000000 ] && [ ${#R} -eq 56 ] || bad "TPM2_GetRandom rc=${RC:-none}"
+    if [ -s /etc/xenlab/guest-cmd ]; then
+      M "guest: running guest-cmd"
+      sh -c "$(cat /etc/xenlab/guest-cmd)"
+      GRC=$?
+      M "guest: guest-cmd rc=$GRC"
+      [ "$GRC" = 0 ] || bad "guest-cmd rc=$GRC"
+    fi
+  else
+    bad "no /dev/tpm0 after 60 s"
+  fi
+  echo "--- guest dmesg (tpm) ---"
+  dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 30
+  M "guest vtpm-result: $RES${WHY:+ ($WHY)}"
+fi
+M "guest: powering off (uptime $(up)s)"
+sync
+poweroff -f
+sleep 10
+echo o >/proc/sysrq-trigger
+EOF
+  chmod 755 "$1"
+}
+
+write_dom0_init() {
+  cat >"$1" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev
+/bin/busybox mkdir -p /dev/pts
+/bin/busybox mount -t devpts devpts /dev/pts
+/bin/busybox mount -t tmpfs tmpfs /run
+exec </dev/console >/dev/console 2>&1
+/bin/busybox --install -s /bin
+export PATH=/usr/local/bin:/usr/local/sbin:/usr/lib/xen-4.17/bin:/usr/bin:/usr/sbin:/bin:/sbin
+. /etc/xenlab/env
+CR=$(printf '\r')
+up() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$(up)" -v b="$1" 'BEGIN { printf "%.1f", a - b }'; }
+past() { awk -v a="$(up)" -v d="$1" 'BEGIN { exit !(a >= d) }'; }
+deadline() { awk -v a="$(up)" -v s="$1" 'BEGIN { printf "%.2f", a + s }'; }
+M() { echo "XENLAB: $*"; }
+prefix() { while IFS= read -r l; do echo "$1${l%"$CR"}"; done; }
+finish() {
+  M "dom0: powering off (uptime $(up)s)"
+  sync
+  poweroff -f
+  sleep 10
+  echo o >/proc/sysrq-trigger
+  sleep 10
+}
+fatal() { M "dom0: FATAL $*"; finish; }
+GLOG=/var/log/xen/guest-guest1.log
+
+M "dom0: init started (kernel $(uname -r), uptime $(up)s)"
+while read -r ko; do
+  [ -n "$ko" ] || continue
+  insmod "/lib/modules/xenlab/$ko" || fatal "insmod $ko failed"
+done </etc/xenlab/dom0-modules
+mkdir -p /proc/xen /run/xen /run/xenstored /run/lock /var/lib/xen /var/lib/xenstored /var/log/xen
+mount -t xenfs xenfs /proc/xen || fatal "mount xenfs failed"
+
+xenstored --pid-file /run/xenstored.pid || fatal "xenstored failed"
+i=0
+while [ ! -S /run/xenstored/socket ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
+[ -S /run/xenstored/socket ] || fatal "xenstored made no /run/xenstored/socket"
+xen-init-dom0 || fatal "xen-init-dom0 failed"
+xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen ||
+  fatal "xenconsoled failed"
+( tail -n +1 -F "$GLOG" 2>/dev/null | prefix "[guest1] " ) &
+M "dom0: xen userspace up (uptime $(up)s)"
+xl info 2>&1 | grep -E '^(xen_version|xen_commandline|free_memory|nr_cpus)' | prefix "XENLAB: dom0: xl info: "
+
+if [ -s /etc/xenlab/backend-cmd ]; then
+  M "dom0: starting backend: $(cat /etc/xenlab/backend-cmd)"
+  ( setsid sh -c "$(cat /etc/xenlab/backend-cmd)" </dev/null 2>&1 | prefix "[backend] " ) &
+fi
+
+# wait_gone SECS: until guest1 is no longer a domain (else destroy it).
+wait_gone() {
+  local d; d=$(deadline "$1")
+  while xl domid guest1 >/dev/null 2>&1; do
+    if past "$d"; then
+      M "dom0: guest1 still there after $1 s; xl destroy"
+      timeout 30 xl destroy guest1 2>&1 | prefix "[xl] "
+      return 1
+    fi
+    sleep 0.2
+  done
+  return 0
+}
+# wait_log PATTERN SECS: until the guest console log has PATTERN.
+wait_log() {
+  local d; d=$(deadline "$2")
+  while ! grep -q "$1" "$GLOG" 2>/dev/null; do
+    past "$d" && return 1
+    sleep 0.2
+  done
+}
+xs_dump() { # WHEN
+  M "xs: /local/domain/0/backend/vtpm ($1):"
+  xenstore-ls -f -p /local/domain/0/backend/vtpm 2>&1 | prefix "XENLAB: xs:   "
+  for fe in $(xenstore-list /local/domain/0/backend/vtpm 2>/dev/null); do
+    M "xs: /local/domain/$fe/device/vtpm ($1):"
+    xenstore-ls -f -p "/local/domain/$fe/device/vtpm" 2>&1 | prefix "XENLAB: xs:   "
+  done
+}
+guest_diag() {
+  M "dom0: diagnostics"
+  xl list 2>&1 | prefix "[xl list] "
+  tail -n 30 /var/log/xen/xl-guest1.log 2>/dev/null | prefix "[xl-guest1.log] "
+}
+
+# xl_create NAME CFG: runs `xl create CFG` in the background, its output
+# shown live as "[xl] ..." and kept in /tmp/xl-NAME.log (each line after
+# the dom0 uptime at which it came); the status lands
+# in /tmp/xl-NAME.rc. (Not waited for as a pipeline: xl's monitoring child
+# may keep the pipe open.)
+xl_create() {
+  rm -f "/tmp/xl-$1.rc" "/tmp/xl-$1.log"
+  ( ( timeout 120 xl create "$2" 2>&1; echo $? >"/tmp/xl-$1.rc.tmp" ) |
+      while IFS= read -r l; do echo "$(up) $l" >>"/tmp/xl-$1.log"; echo "[xl] $l"; done
+    mv "/tmp/xl-$1.rc.tmp" "/tmp/xl-$1.rc" ) &
+}
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+
+# ---- phase 1: a plain PV guest proves the lab
+T=$(up)
+xl_create plain /etc/xen/guest1-plain.cfg
+while [ ! -e /tmp/xl-plain.rc ]; do sleep 0.1; done
+RC=$(cat /tmp/xl-plain.rc)
+M "plain-guest: xl create rc=$RC after $(since "$T")s (domid $(xl domid guest1 2>/dev/null))"
+if [ "$RC" = 0 ] && wait_log "XENLAB: guest up phase=plain" "$GUEST_WAIT"; then
+  M "plain-guest: up ($(since "$T")s after xl create started)"
+else
+  M "plain-guest: NOT up"
+  guest_diag
+fi
+wait_gone 60 && M "plain-guest: gone ($(since "$T")s after xl create started)"
+
+# ---- phase 2: the same guest with a vtpm device
+if [ "$HAVE_BACKEND" = 1 ]; then LABEL=vtpm-with-backend; else LABEL=vtpm-without-backend; fi
+T=$(up)
+xl_create vtpm /etc/xen/guest1-vtpm.cfg
+SNAP=0 SEEN=""
+# Snapshots: when xl's nodes appear, 9 s later (libxl waits 10 s for
+# InitWait), 13 s later (during the removal that follows a failure).
+while [ ! -e /tmp/xl-vtpm.rc ]; do
+  NOW=$(up)
+  if [ $SNAP = 0 ] && xenstore-list /local/domain/0/backend/vtpm >/dev/null 2>&1; then
+    SEEN=$NOW
+    xs_dump "first seen $(since "$T")s after xl create started"; SNAP=1
+  elif [ $SNAP = 1 ] && ge "$(since "$SEEN")" 9; then
+    xs_dump "$(since "$SEEN")s after they appeared"; SNAP=2
+  elif [ $SNAP = 2 ] && ge "$(since "$SEEN")" 13; then
+    xs_dump "$(since "$SEEN")s after they appeared"; SNAP=3
+  fi
+  sleep 0.2
+done
+RC=$(cat /tmp/xl-vtpm.rc)
+DT=$(since "$T")
+# when LINE: seconds from the vtpm nodes' appearance to the xl line LINE.
+when() {
+  awk -v s="${SEEN:-0}" '{ printf "%.1f", $1 - s; exit }' <<XLEOF
+$1
+XLEOF
+}
+WHY=$(grep 'unable to add vtpm devices' /tmp/xl-vtpm.log | head -n 1)
+[ -n "$WHY" ] || WHY=$(grep -i 'error' /tmp/xl-vtpm.log | head -n 1)
+REM=$(grep 'unable to remove device' /tmp/xl-vtpm.log | head -n 1)
+if xl domid guest1 >/dev/null 2>&1; then DOM="guest1 exists"; else DOM="guest1 no longer exists"; fi
+[ -n "$SEEN" ] && M "dom0: vtpm nodes appeared $(awk -v a="$SEEN" -v b="$T" 'BEGIN { printf "%.1f", a - b }')s after xl create started"
+if [ "$RC" != 0 ]; then
+  xs_dump "after xl create returned"
+  xl list 2>&1 | prefix "[xl list] "
+  M "dom0: xenstore domains: $(xenstore-list /local/domain | tr '\n' ' ')"
+  if [ -n "$WHY" ] && [ -n "$SEEN" ]; then
+    STEPS="'${WHY#* libxl: error: }' $(when "$WHY")s after the nodes appeared"
+    [ -n "$REM" ] && STEPS="$STEPS, '${REM#* libxl: error: }' at $(when "$REM")s"
+  else
+    STEPS="${WHY:-no error line}"
+  fi
+  M "$LABEL: xl create failed rc=$RC after ${DT}s, $DOM; $STEPS"
+else
+  M "dom0: vtpm xl create rc=0 after ${DT}s, $DOM"
+  xs_dump "after xl create returned"
+  if wait_log "XENLAB: guest vtpm-result:" "$GUEST_WAIT"; then
+    R=$(grep "XENLAB: guest vtpm-result:" "$GLOG" | tail -n 1 | tr -d '\r')
+    M "$LABEL: ${R#*vtpm-result: }"
+  else
+    M "$LABEL: FAIL no vtpm-result from the guest within $GUEST_WAIT s"
+    guest_diag
+  fi
+  xs_dump "after the guest's checks"
+  # A guest whose xen-tpmfront probe is stuck cannot power off until the
+  # probe gives up (about 2 minutes): destroy it after 15 s.
+  wait_gone 15 && M "dom0: guest1 gone ($(since "$T")s after xl create started)"
+  xs_dump "after the guest is gone"
+fi
+finish
+EOF
+  chmod 755 "$1"
+}
+
+TB=$(date +%s.%N)
+GROOT="$WORKDIR/guest-root"
+DROOT="$WORKDIR/dom0-root"
+
+base_root "$GROOT" || die "cannot build the guest root"
+GORDER=$(module_order $GUEST_MODULES) || die "guest modules: see above"
+for ko in $GORDER; do cp "$KMODS/$ko" "$GROOT/lib/modules/xenlab/"; done
+echo "$GORDER" >"$GROOT/etc/xenlab/guest-modules"
+[ -n "$GUEST_CMD" ] && printf '%s\n' "$GUEST_CMD" >"$GROOT/etc/xenlab/guest-cmd"
+write_guest_init "$GROOT/init"
+pack "$GROOT" "$WORKDIR/guest-initrd.gz" || die "cannot pack the guest initramfs"
+
+base_root "$DROOT" || die "cannot build the dom0 root"
+for b in xl xenstored xenconsoled xen-init-dom0; do
+  copy_bin "$DROOT" "$XEN_LIBEXEC/$b" || die "cannot copy $XEN_LIBEXEC/$b"
+done
+copy_bin "$DROOT" /usr/bin/xenstore || die "cannot copy /usr/bin/xenstore"
+for l in xenstore-ls xenstore-read xenstore-write xenstore-list xenstore-rm xenstore-exists \
+         xenstore-chmod xenstore-watch; do
+  ln -sf xenstore "$DROOT/usr/bin/$l"
+done
+DORDER=$(module_order $DOM0_MODULES) || die "dom0 modules: see above"
+for ko in $DORDER; do cp "$KMODS/$ko" "$DROOT/lib/modules/xenlab/"; done
+echo "$DORDER" >"$DROOT/etc/xenlab/dom0-modules"
+mkdir -p "$DROOT/etc/xen" "$DROOT/guest"
+: >"$DROOT/etc/xen/xl.conf"
+cp "$VMLINUZ" "$DROOT/guest/vmlinuz"
+cp "$WORKDIR/guest-initrd.gz" "$DROOT/guest/initrd.gz"
+for phase in plain vtpm; do
+  {
+    echo 'name = "guest1"'
+    echo 'type = "pv"'
+    echo 'kernel = "/guest/vmlinuz"'
+    echo 'ramdisk = "/guest/initrd.gz"'
+    echo "extra = \"console=hvc0 XENLAB_PHASE=$phase\""
+    echo 'memory = 256'
+    echo 'vcpus = 1'
+    [ "$phase" = vtpm ] && echo "vtpm = [ \"backend=0,uuid=$VTPM_UUID\" ]"
+  } >"$DROOT/etc/xen/guest1-$phase.cfg"
+done
+HAVE_BACKEND=0
+if [ -n "$BACKEND_CMD" ]; then
+  printf '%s\n' "$BACKEND_CMD" >"$DROOT/etc/xenlab/backend-cmd"
+  HAVE_BACKEND=1
+fi
+printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\n' "$HAVE_BACKEND" 120 >"$DROOT/etc/xenlab/env"
+write_dom0_init "$DROOT/init"
+pack "$DROOT" "$WORKDIR/dom0-initrd.gz" || die "cannot pack the dom0 initramfs"
+log "images built in $(awk -v a="$(date +%s.%N)" -v b="$TB" 'BEGIN{printf "%.1f", a-b}')s:" \
+    "dom0 $(( $(stat -c %s "$WORKDIR/dom0-initrd.gz") / 1024 )) KiB," \
+    "guest $(( $(stat -c %s "$WORKDIR/guest-initrd.gz") / 1024 )) KiB"
+
+# ------------------------------------------------------------------- QEMU
+# Multiboot modules are the comma-separated -initrd list, each followed by
+# its command line: no commas in paths.
+case "$VMLINUZ$WORKDIR" in *,*) die "paths must not contain commas: $VMLINUZ $WORKDIR" ;; esac
+XEN_APPEND="console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all guest_loglvl=all smap=0 smep=0 bootscrub=0"
+QEMU_ARGS=(
+  -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot -nic none
+  -kernel "$XEN_ELF" -append "$XEN_APPEND"
+  -initrd "$VMLINUZ console=hvc0 earlyprintk=xen,$WORKDIR/dom0-initrd.gz"
+)
+printf '%q ' timeout "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" >"$WORKDIR/qemu.cmdline"
+echo >>"$WORKDIR/qemu.cmdline"
+
+# Serial output is timestamped (seconds since QEMU started) on the way in.
+FIFO="$WORKDIR/serial.fifo"
+rm -f "$FIFO"; mkfifo "$FIFO" || die "mkfifo $FIFO"
+perl -MTime::HiRes=time -e '
+  $| = 1; my $t0 = time;
+  while (my $l = <STDIN>) { $l =~ s/\r//g; printf "[%7.2f] %s", time - $t0, $l; }' \
+  <"$FIFO" >"$SERIAL_LOG" &
+STAMP_PID=$!
+log "starting QEMU (timeout ${QEMU_TIMEOUT}s): $(cat "$WORKDIR/qemu.cmdline")"
+TQ=$(date +%s.%N)
+timeout -k 5 "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" </dev/null >"$FIFO" 2>"$QEMU_ERR" &
+QEMU_PID=$!
+wait "$QEMU_PID"
+QRC=$?
+QEMU_PID=""
+QDT=$(awk -v a="$(date +%s.%N)" -v b="$TQ" 'BEGIN{printf "%.1f", a-b}')
+wait "$STAMP_PID" 2>/dev/null
+STAMP_PID=""
+log "QEMU exited with status $QRC after ${QDT}s"
+
+grep -a 'XENLAB:' "$SERIAL_LOG" | grep -av '\[guest1\]'
+echo "--- guest console lines with markers ---"
+grep -a '\[guest1\].*XENLAB:' "$SERIAL_LOG"
+
+# Milestones: the first serial line matching each pattern.
+echo "--- timings (seconds since QEMU start) ---"
+ms() {
+  local t
+  t=$(grep -a -m1 -E "$2" "$SERIAL_LOG" | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
+  printf '  %-44s %s\n' "$1" "${t:--}"
+}
+ms "Xen banner" '\(XEN\) Xen version'
+ms "dom0 kernel starts" 'Linux version [0-9]'
+ms "dom0 /init" 'XENLAB: dom0: init started'
+ms "Xen userspace up" 'XENLAB: dom0: xen userspace up'
+ms "plain xl create returned" 'XENLAB: plain-guest: xl create rc='
+ms "plain guest /init (seen by dom0)" '\[guest1\] XENLAB: guest up phase=plain'
+ms "dom0 saw the plain guest up" 'XENLAB: plain-guest: up'
+ms "plain guest gone" 'XENLAB: plain-guest: gone'
+ms "vtpm nodes first seen" 'XENLAB: xs: .*first seen'
+ms "vtpm xl create outcome" 'XENLAB: vtpm-with(out)?-backend: '
+ms "dom0 power off" 'XENLAB: dom0: powering off'
+printf '  %-44s %s\n' "QEMU exit" "$QDT"
+
+show_logs() {
+  echo "--- QEMU stderr ---"; tail -n 30 "$QEMU_ERR"
+  echo "--- serial log (tail) ---"; tail -n 100 "$SERIAL_LOG"
+}
+
+PLAIN_OK=0
+grep -aq 'XENLAB: plain-guest: up' "$SERIAL_LOG" && PLAIN_OK=1
+VTPM_OK=0
+grep -aq 'XENLAB: vtpm-with-backend: ok' "$SERIAL_LOG" && VTPM_OK=1
+
+if [ "$PLAIN_OK" = 1 ] && { [ "$REQUIRE_VTPM" = 0 ] || [ "$VTPM_OK" = 1 ]; }; then
+  RESULT=0
+  echo "XENLAB: PASS"
+  exit 0
+fi
+
+if ! grep -aq '(XEN) Xen version' "$SERIAL_LOG"; then
+  if [ "$QRC" != 0 ] && [ "$QRC" != 124 ] && [ "$QRC" != 137 ]; then
+    show_logs
+    skip "QEMU exited with status $QRC before Xen printed anything (see $QEMU_ERR)"
+  fi
+  echo "XENLAB: FAIL Xen printed nothing (QEMU status $QRC)"
+elif [ "$QRC" = 124 ] || [ "$QRC" = 137 ]; then
+  echo "XENLAB: FAIL QEMU timed out after ${QEMU_TIMEOUT}s"
+elif ! grep -aq 'XENLAB: dom0: init started' "$SERIAL_LOG"; then
+  echo "XENLAB: FAIL dom0 never reached /init"
+elif [ "$PLAIN_OK" = 0 ]; then
+  echo "XENLAB: FAIL the plain guest did not come up"
+else
+  echo "XENLAB: FAIL --require-vtpm: no 'vtpm-with-backend: ok'"
+fi
+show_logs
+RESULT=1
+exit 1

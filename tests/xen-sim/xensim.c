@@ -1,0 +1,774 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A simulated Xen: see xensim.h.  Single-threaded; the "hypervisor" and
+ * "xenstored" are these data structures, changed synchronously by the
+ * test (guest, toolstack) and by the backend through its xenif.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "xensim.h"
+
+#define PG XENIF_PAGE_SIZE
+#define SIM_PAGES 256
+#define FIRST_REF 8 /* refs 0..7 are reserved in Xen */
+#define MAX_GRANTS SIM_PAGES
+#define MAX_CHANNELS 64
+#define MAX_MAPS 64
+#define MAX_AREAS 512
+
+struct node {
+	char *path;
+	char *val;
+	size_t len;
+	struct node *next;
+};
+
+struct watch {
+	char *path, *token;
+	struct watch *next;
+};
+
+struct wevent {
+	char *path, *token;
+	struct wevent *next;
+};
+
+struct grant {
+	bool used;
+	uint32_t ref, from, to;
+	uint32_t slot;
+};
+
+struct channel {
+	bool used, front_closed;
+	uint32_t front_dom, front_port, remote;
+	struct simif *bound;
+	uint32_t back_port;
+	bool masked, pending;
+	uint64_t received;
+};
+
+struct map {
+	bool used;
+	void *addr;
+	uint32_t count;
+};
+
+struct simif {
+	struct xenif xif;
+	struct xensim *w;
+	uint32_t domid;
+	struct watch *watches;
+	struct wevent *ev_head, *ev_tail;
+	int xs_efd;
+	int ev_efd;
+	uint32_t *queue; /* fired ports, in order */
+	size_t qlen, qcap;
+	struct map maps[MAX_MAPS];
+	struct simif *next;
+};
+
+/* An address range we made (guarded views, tombstones), freed at the end. */
+struct area {
+	void *base;
+	size_t len;
+};
+
+struct xensim {
+	struct node *nodes;
+	struct simif *ifs;
+	int memfd;
+	uint32_t next_slot;
+	struct grant grants[MAX_GRANTS];
+	struct channel ch[MAX_CHANNELS];
+	uint32_t next_front_port, next_back_port;
+	struct area areas[MAX_AREAS];
+	size_t nareas;
+	uint64_t map_calls;
+};
+
+static struct simif *si(struct xenif *x)
+{
+	return (struct simif *)x;
+}
+
+static void area_add(struct xensim *w, void *base, size_t len)
+{
+	if (w->nareas < MAX_AREAS) {
+		w->areas[w->nareas].base = base;
+		w->areas[w->nareas].len = len;
+		w->nareas++;
+	}
+}
+
+/* n pages of the memfd at slots[], between two guard pages. */
+static void *map_guarded(struct xensim *w, const uint32_t *slots, uint32_t n)
+{
+	size_t len = (size_t)(n + 2) * PG;
+	uint8_t *base =
+	    mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (base == MAP_FAILED)
+		return NULL;
+	for (uint32_t i = 0; i < n; i++) {
+		void *p = mmap(base + (size_t)(i + 1) * PG, PG,
+			       PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED,
+			       w->memfd, (off_t)slots[i] * PG);
+		if (p == MAP_FAILED) {
+			munmap(base, len);
+			return NULL;
+		}
+	}
+	return base + PG;
+}
+
+/* ---- xenstore ---- */
+
+static struct node *node_find(struct xensim *w, const char *path)
+{
+	for (struct node *n = w->nodes; n; n = n->next)
+		if (strcmp(n->path, path) == 0)
+			return n;
+	return NULL;
+}
+
+static bool is_below(const char *path, const char *dir)
+{
+	size_t l = strlen(dir);
+
+	return strncmp(path, dir, l) == 0 && path[l] == '/';
+}
+
+static void fire(struct xensim *w, const char *path, bool removal)
+{
+	for (struct simif *s = w->ifs; s; s = s->next) {
+		for (struct watch *wt = s->watches; wt; wt = wt->next) {
+			struct wevent *e;
+			uint64_t one = 1;
+
+			if (strcmp(path, wt->path) != 0 &&
+			    !is_below(path, wt->path) &&
+			    !(removal && is_below(wt->path, path)))
+				continue;
+			e = calloc(1, sizeof(*e));
+			if (!e)
+				abort();
+			e->path = strdup(path);
+			e->token = strdup(wt->token);
+			if (s->ev_tail)
+				s->ev_tail->next = e;
+			else
+				s->ev_head = e;
+			s->ev_tail = e;
+			if (write(s->xs_efd, &one, sizeof(one)) < 0)
+				abort();
+		}
+	}
+}
+
+int xensim_write_raw(struct xensim *w, const char *path, const char *val,
+		     size_t len)
+{
+	struct node *n = node_find(w, path);
+	char *v = malloc(len + 1);
+
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, val, len);
+	v[len] = '\0';
+	if (!n) {
+		n = calloc(1, sizeof(*n));
+		if (!n) {
+			free(v);
+			return -ENOMEM;
+		}
+		n->path = strdup(path);
+		n->next = w->nodes;
+		w->nodes = n;
+	}
+	free(n->val);
+	n->val = v;
+	n->len = len;
+	fire(w, path, false);
+	return 0;
+}
+
+int xensim_write(struct xensim *w, const char *path, const char *val)
+{
+	return xensim_write_raw(w, path, val, strlen(val));
+}
+
+int xensim_rm(struct xensim *w, const char *path)
+{
+	struct node **pp = &w->nodes;
+	bool any = false;
+
+	while (*pp) {
+		struct node *n = *pp;
+
+		if (strcmp(n->path, path) == 0 || is_below(n->path, path)) {
+			*pp = n->next;
+			free(n->path);
+			free(n->val);
+			free(n);
+			any = true;
+		} else {
+			pp = &n->next;
+		}
+	}
+	if (!any)
+		return -ENOENT;
+	fire(w, path, true);
+	return 0;
+}
+
+char *xensim_read(struct xensim *w, const char *path)
+{
+	struct node *n = node_find(w, path);
+
+	return n ? strdup(n->val) : NULL;
+}
+
+static int sx_read(struct xenif *x, const char *path, char **val, size_t *len)
+{
+	struct node *n = node_find(si(x)->w, path);
+	char *v;
+
+	if (!n)
+		return -ENOENT;
+	v = malloc(n->len + 1);
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, n->val, n->len + 1);
+	*val = v;
+	if (len)
+		*len = n->len;
+	return 0;
+}
+
+static int sx_write(struct xenif *x, const char *path, const char *val)
+{
+	return xensim_write(si(x)->w, path, val);
+}
+
+static int sx_rm(struct xenif *x, const char *path)
+{
+	return xensim_rm(si(x)->w, path);
+}
+
+static int sx_watch(struct xenif *x, const char *path, const char *token)
+{
+	struct simif *s = si(x);
+	struct watch *wt = calloc(1, sizeof(*wt));
+	struct wevent *e = calloc(1, sizeof(*e));
+	uint64_t one = 1;
+
+	if (!wt || !e) {
+		free(wt);
+		free(e);
+		return -ENOMEM;
+	}
+	wt->path = strdup(path);
+	wt->token = strdup(token);
+	wt->next = s->watches;
+	s->watches = wt;
+	/* xenstored fires a new watch once, at once. */
+	e->path = strdup(path);
+	e->token = strdup(token);
+	if (s->ev_tail)
+		s->ev_tail->next = e;
+	else
+		s->ev_head = e;
+	s->ev_tail = e;
+	if (write(s->xs_efd, &one, sizeof(one)) < 0)
+		abort();
+	return 0;
+}
+
+static int sx_unwatch(struct xenif *x, const char *path, const char *token)
+{
+	struct simif *s = si(x);
+	struct wevent **ep;
+
+	for (struct watch **pp = &s->watches; *pp; pp = &(*pp)->next) {
+		struct watch *wt = *pp;
+
+		if (strcmp(wt->path, path) || strcmp(wt->token, token))
+			continue;
+		*pp = wt->next;
+		free(wt->path);
+		free(wt->token);
+		free(wt);
+		/* XS_UNWATCH_FILTER: no stale event for it afterwards. */
+		s->ev_tail = NULL;
+		for (ep = &s->ev_head; *ep;) {
+			struct wevent *e = *ep;
+
+			if (strcmp(e->token, token) == 0) {
+				*ep = e->next;
+				free(e->path);
+				free(e->token);
+				free(e);
+			} else {
+				s->ev_tail = e;
+				ep = &e->next;
+			}
+		}
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int sx_xs_fd(struct xenif *x)
+{
+	return si(x)->xs_efd;
+}
+
+static void drain_efd(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		abort();
+}
+
+static int sx_watch_read(struct xenif *x, char **path, char **token)
+{
+	struct simif *s = si(x);
+	struct wevent *e = s->ev_head;
+
+	if (!e) {
+		drain_efd(s->xs_efd);
+		return -EAGAIN;
+	}
+	s->ev_head = e->next;
+	if (!s->ev_head) {
+		s->ev_tail = NULL;
+		drain_efd(s->xs_efd);
+	}
+	*path = e->path;
+	*token = e->token;
+	free(e);
+	return 0;
+}
+
+/* ---- grants ---- */
+
+int xensim_grant(struct xensim *w, uint32_t from, uint32_t to, uint32_t n,
+		 uint32_t *refs, uint8_t **view)
+{
+	uint32_t slots[16];
+	uint8_t *v;
+
+	if (n == 0 || n > 16 || w->next_slot + n > SIM_PAGES)
+		return -ENOSPC;
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t g = w->next_slot + i;
+
+		slots[i] = g;
+		w->grants[g].used = true;
+		w->grants[g].ref = FIRST_REF + g;
+		w->grants[g].from = from;
+		w->grants[g].to = to;
+		w->grants[g].slot = g;
+		refs[i] = FIRST_REF + g;
+	}
+	w->next_slot += n;
+	v = map_guarded(w, slots, n);
+	if (!v)
+		return -ENOMEM;
+	area_add(w, v - PG, (size_t)(n + 2) * PG);
+	memset(v, 0, (size_t)n * PG);
+	*view = v;
+	return 0;
+}
+
+static int sx_gnt_map(struct xenif *x, uint32_t domid, uint32_t count,
+		      const uint32_t *refs, void **addr)
+{
+	struct simif *s = si(x);
+	struct xensim *w = s->w;
+	uint32_t slots[16];
+	struct map *m = NULL;
+	void *v;
+
+	w->map_calls++;
+	if (count == 0 || count > 16)
+		return -EINVAL;
+	for (uint32_t i = 0; i < count; i++) {
+		uint32_t g = refs[i] - FIRST_REF;
+
+		if (refs[i] < FIRST_REF || g >= MAX_GRANTS ||
+		    !w->grants[g].used || w->grants[g].from != domid ||
+		    w->grants[g].to != s->domid)
+			return -EINVAL;
+		slots[i] = w->grants[g].slot;
+	}
+	for (size_t i = 0; i < MAX_MAPS; i++)
+		if (!s->maps[i].used) {
+			m = &s->maps[i];
+			break;
+		}
+	if (!m)
+		return -ENOSPC;
+	v = map_guarded(w, slots, count);
+	if (!v)
+		return -ENOMEM;
+	m->used = true;
+	m->addr = v;
+	m->count = count;
+	*addr = v;
+	return 0;
+}
+
+static int sx_gnt_unmap(struct xenif *x, void *addr, uint32_t count)
+{
+	struct simif *s = si(x);
+
+	for (size_t i = 0; i < MAX_MAPS; i++) {
+		struct map *m = &s->maps[i];
+		uint8_t *base;
+		size_t len;
+
+		if (!m->used || m->addr != addr)
+			continue;
+		if (m->count != count)
+			return -EINVAL;
+		base = (uint8_t *)addr - PG;
+		len = (size_t)(count + 2) * PG;
+		/* A tombstone: any later touch of the area faults. */
+		if (mmap(base, len, PROT_NONE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+			 0) == MAP_FAILED)
+			abort();
+		area_add(s->w, base, len);
+		m->used = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+/* ---- event channels ---- */
+
+static struct channel *ch_front(struct xensim *w, uint32_t dom, uint32_t port)
+{
+	for (size_t i = 0; i < MAX_CHANNELS; i++)
+		if (w->ch[i].used && w->ch[i].front_dom == dom &&
+		    w->ch[i].front_port == port)
+			return &w->ch[i];
+	return NULL;
+}
+
+static struct channel *ch_back(struct simif *s, uint32_t port)
+{
+	for (size_t i = 0; i < MAX_CHANNELS; i++)
+		if (s->w->ch[i].used && s->w->ch[i].bound == s &&
+		    s->w->ch[i].back_port == port)
+			return &s->w->ch[i];
+	return NULL;
+}
+
+static void enqueue(struct simif *s, uint32_t port)
+{
+	uint64_t one = 1;
+
+	if (s->qlen == s->qcap) {
+		size_t ncap = s->qcap ? s->qcap * 2 : 16;
+		uint32_t *q = realloc(s->queue, ncap * sizeof(*q));
+
+		if (!q)
+			abort();
+		s->queue = q;
+		s->qcap = ncap;
+	}
+	s->queue[s->qlen++] = port;
+	if (write(s->ev_efd, &one, sizeof(one)) < 0)
+		abort();
+}
+
+int xensim_evtchn_alloc_unbound(struct xensim *w, uint32_t dom, uint32_t remote,
+				uint32_t *port)
+{
+	for (size_t i = 0; i < MAX_CHANNELS; i++) {
+		struct channel *c = &w->ch[i];
+
+		if (c->used)
+			continue;
+		memset(c, 0, sizeof(*c));
+		c->used = true;
+		c->front_dom = dom;
+		c->front_port = ++w->next_front_port;
+		c->remote = remote;
+		*port = c->front_port;
+		return 0;
+	}
+	return -ENOSPC;
+}
+
+int xensim_evtchn_send(struct xensim *w, uint32_t dom, uint32_t port)
+{
+	struct channel *c = ch_front(w, dom, port);
+
+	if (!c || c->front_closed)
+		return -EINVAL;
+	if (!c->bound)
+		return 0; /* an unbound port: the event is lost */
+	if (c->masked) {
+		c->pending = true;
+		return 0;
+	}
+	c->masked = true;
+	enqueue(c->bound, c->back_port);
+	return 0;
+}
+
+uint64_t xensim_evtchn_received(struct xensim *w, uint32_t dom, uint32_t port)
+{
+	struct channel *c = ch_front(w, dom, port);
+
+	return c ? c->received : 0;
+}
+
+int xensim_evtchn_close(struct xensim *w, uint32_t dom, uint32_t port)
+{
+	struct channel *c = ch_front(w, dom, port);
+
+	if (!c)
+		return -EINVAL;
+	c->front_closed = true;
+	if (!c->bound)
+		c->used = false;
+	return 0;
+}
+
+static int sx_evtchn_bind(struct xenif *x, uint32_t domid, uint32_t remote_port,
+			  uint32_t *local_port)
+{
+	struct simif *s = si(x);
+	struct channel *c = ch_front(s->w, domid, remote_port);
+
+	if (!c || c->front_closed || c->bound || c->remote != s->domid)
+		return -EINVAL;
+	c->bound = s;
+	c->back_port = ++s->w->next_back_port;
+	c->masked = c->pending = false;
+	*local_port = c->back_port;
+	return 0;
+}
+
+static int sx_evtchn_unbind(struct xenif *x, uint32_t port)
+{
+	struct simif *s = si(x);
+	struct channel *c = ch_back(s, port);
+	size_t j = 0;
+
+	if (!c)
+		return -EINVAL;
+	c->bound = NULL;
+	if (c->front_closed)
+		c->used = false;
+	for (size_t i = 0; i < s->qlen; i++)
+		if (s->queue[i] != port)
+			s->queue[j++] = s->queue[i];
+	s->qlen = j;
+	return 0;
+}
+
+static int sx_evtchn_notify(struct xenif *x, uint32_t port)
+{
+	struct channel *c = ch_back(si(x), port);
+
+	if (!c)
+		return -EINVAL;
+	if (!c->front_closed)
+		c->received++;
+	return 0;
+}
+
+static int sx_evtchn_fd(struct xenif *x)
+{
+	return si(x)->ev_efd;
+}
+
+static int sx_evtchn_pending(struct xenif *x, uint32_t *port)
+{
+	struct simif *s = si(x);
+
+	if (s->qlen == 0) {
+		drain_efd(s->ev_efd);
+		return -EAGAIN;
+	}
+	*port = s->queue[0];
+	memmove(s->queue, s->queue + 1, (s->qlen - 1) * sizeof(*s->queue));
+	if (--s->qlen == 0)
+		drain_efd(s->ev_efd);
+	return 0;
+}
+
+static int sx_evtchn_unmask(struct xenif *x, uint32_t port)
+{
+	struct simif *s = si(x);
+	struct channel *c = ch_back(s, port);
+
+	if (!c)
+		return -EINVAL;
+	c->masked = false;
+	if (c->pending) {
+		c->pending = false;
+		c->masked = true;
+		enqueue(s, port);
+	}
+	return 0;
+}
+
+/* ---- handles ---- */
+
+static void sx_close(struct xenif *x)
+{
+	struct simif *s = si(x);
+	struct xensim *w = s->w;
+
+	for (struct simif **pp = &w->ifs; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	while (s->watches) {
+		struct watch *wt = s->watches;
+
+		s->watches = wt->next;
+		free(wt->path);
+		free(wt->token);
+		free(wt);
+	}
+	while (s->ev_head) {
+		struct wevent *e = s->ev_head;
+
+		s->ev_head = e->next;
+		free(e->path);
+		free(e->token);
+		free(e);
+	}
+	for (size_t i = 0; i < MAX_CHANNELS; i++)
+		if (w->ch[i].used && w->ch[i].bound == s)
+			w->ch[i].bound = NULL;
+	for (size_t i = 0; i < MAX_MAPS; i++)
+		if (s->maps[i].used)
+			munmap((uint8_t *)s->maps[i].addr - PG,
+			       (size_t)(s->maps[i].count + 2) * PG);
+	close(s->xs_efd);
+	close(s->ev_efd);
+	free(s->queue);
+	free(s);
+}
+
+static const struct xenif_ops sim_ops = {
+    .name = "xensim",
+    .close = sx_close,
+    .xs_read = sx_read,
+    .xs_write = sx_write,
+    .xs_rm = sx_rm,
+    .xs_watch = sx_watch,
+    .xs_unwatch = sx_unwatch,
+    .xs_fd = sx_xs_fd,
+    .xs_watch_read = sx_watch_read,
+    .gnt_map = sx_gnt_map,
+    .gnt_unmap = sx_gnt_unmap,
+    .evtchn_bind = sx_evtchn_bind,
+    .evtchn_unbind = sx_evtchn_unbind,
+    .evtchn_notify = sx_evtchn_notify,
+    .evtchn_fd = sx_evtchn_fd,
+    .evtchn_pending = sx_evtchn_pending,
+    .evtchn_unmask = sx_evtchn_unmask,
+};
+
+struct xenif *xensim_open(struct xensim *w, uint32_t domid)
+{
+	struct simif *s = calloc(1, sizeof(*s));
+
+	if (!s)
+		return NULL;
+	s->xif.ops = &sim_ops;
+	s->w = w;
+	s->domid = domid;
+	s->xs_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	s->ev_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (s->xs_efd < 0 || s->ev_efd < 0) {
+		if (s->xs_efd >= 0)
+			close(s->xs_efd);
+		if (s->ev_efd >= 0)
+			close(s->ev_efd);
+		free(s);
+		return NULL;
+	}
+	s->next = w->ifs;
+	w->ifs = s;
+	return &s->xif;
+}
+
+struct xensim *xensim_new(void)
+{
+	struct xensim *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return NULL;
+	w->memfd = memfd_create("xensim", MFD_CLOEXEC);
+	if (w->memfd < 0 || ftruncate(w->memfd, (off_t)SIM_PAGES * PG) < 0) {
+		if (w->memfd >= 0)
+			close(w->memfd);
+		free(w);
+		return NULL;
+	}
+	return w;
+}
+
+void xensim_free(struct xensim *w)
+{
+	if (!w)
+		return;
+	while (w->ifs)
+		sx_close(&w->ifs->xif);
+	while (w->nodes) {
+		struct node *n = w->nodes;
+
+		w->nodes = n->next;
+		free(n->path);
+		free(n->val);
+		free(n);
+	}
+	for (size_t i = 0; i < w->nareas; i++)
+		munmap(w->areas[i].base, w->areas[i].len);
+	close(w->memfd);
+	free(w);
+}
+
+size_t xensim_maps_live(struct xensim *w)
+{
+	size_t n = 0;
+
+	for (struct simif *s = w->ifs; s; s = s->next)
+		for (size_t i = 0; i < MAX_MAPS; i++)
+			n += s->maps[i].used;
+	return n;
+}
+
+size_t xensim_binds_live(struct xensim *w)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < MAX_CHANNELS; i++)
+		n += w->ch[i].used && w->ch[i].bound;
+	return n;
+}
+
+uint64_t xensim_map_calls(struct xensim *w)
+{
+	return w->map_calls;
+}
