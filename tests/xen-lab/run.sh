@@ -7,6 +7,7 @@
 #   run.sh [--workdir DIR] [--cache-dir DIR] [--backend-cmd 'CMD']
 #          [--extra-bin PATH]... [--guest-cmd 'CMD'] [--require-vtpm]
 #          [--vtpm-uuid UUID] [--qemu-timeout SECS] [--keep]
+#          [--full] [--backend-per-domain]
 #
 # Phases run by dom0's /init:
 #   1. `xl create` of guest1 (PV, 256 MB) WITHOUT a vtpm line; the guest
@@ -25,7 +26,16 @@
 #                    /usr/local/bin of dom0 AND of the guest; repeatable.
 # --guest-cmd CMD    shell command the guest runs (sh -c) once /dev/tpm0 is
 #                    there in phase 2; a non-zero status fails phase 2.
-# --require-vtpm     PASS also needs phase 2 to end in "vtpm-with-backend: ok".
+# --require-vtpm     PASS also needs phase 2 to end in "vtpm-with-backend: ok"
+#                    (and, with --full, every "XENLAB: check NAME" to be ok).
+# --full             phase 2 goes on (needs --backend-cmd; compiles tpmraw.c):
+#                    PCR_Extend/PCR_Read of PCR 16, NV_DefineSpace/Write/Read
+#                    through /dev/tpm0; guest reboot (NV kept, PCR 16 reset);
+#                    xl vtpm-detach + vtpm-attach (NV still there).
+# --backend-per-domain  run --backend-cmd once per guest domain that gets a
+#                    backend/vtpm/<domid> node, with $DOMID set, and stop it
+#                    (SIGTERM to its session) once that domain is gone. A
+#                    rebooted guest is a new domain with a new domid.
 # --cache-dir DIR    extracted packages (default /var/cache/vtpm-tests, or
 #                    $VTPM_E2E_CACHE; shared with tests/e2e/qemu-tpmdev).
 #
@@ -42,6 +52,8 @@ REQUIRE_VTPM=0
 VTPM_UUID=5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5d
 QEMU_TIMEOUT=300
 KEEP=0
+FULL=0
+BACKEND_PER_DOMAIN=0
 RESULT=1   # 0 pass, 1 fail, 77 skipped
 
 XEN_VER=4.17
@@ -49,7 +61,7 @@ XEN_LIBEXEC=/usr/lib/xen-$XEN_VER/bin
 DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs"
 GUEST_MODULES="xen-tpmfront"
 
-usage() { sed -n '3,32p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,42p' "$0" | sed 's/^# \{0,1\}//'; }
 
 need_arg() { [ $# -ge 2 ] || { echo "run.sh: $1 needs an argument" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -70,6 +82,8 @@ while [ $# -gt 0 ]; do
     --qemu-timeout=*) QEMU_TIMEOUT=${1#*=}; shift ;;
     --require-vtpm) REQUIRE_VTPM=1; shift ;;
     --keep) KEEP=1; shift ;;
+    --full) FULL=1; shift ;;
+    --backend-per-domain) BACKEND_PER_DOMAIN=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -81,6 +95,9 @@ done
 case "$VTPM_UUID" in
   *,*|*\"*|"") echo "run.sh: bad --vtpm-uuid" >&2; exit 2 ;;
 esac
+if [ "$FULL" = 1 ] || [ "$BACKEND_PER_DOMAIN" = 1 ]; then
+  [ -n "$BACKEND_CMD" ] || { echo "run.sh: --full and --backend-per-domain need --backend-cmd" >&2; exit 2; }
+fi
 case "$QEMU_TIMEOUT" in
   ''|*[!0-9]*) echo "run.sh: --qemu-timeout must be a number of seconds" >&2; exit 2 ;;
 esac
@@ -181,6 +198,19 @@ done
 for t in timeout perl gzip cpio dpkg-deb apt-get ldd; do
   command -v "$t" >/dev/null 2>&1 || skip "$t missing"
 done
+if [ "$FULL" = 1 ]; then
+  # tpmraw: raw TPM commands from the guest's shell (busybox has no xxd).
+  SRC_DIR=$(cd "$(dirname "$0")" && pwd)
+  command -v gcc >/dev/null 2>&1 || skip "--full needs gcc to build tpmraw.c"
+  if gcc -static -O2 -o "$WORKDIR/tpmraw" "$SRC_DIR/tpmraw.c" 2>"$WORKDIR/tpmraw.build.log"; then
+    log "tpmraw built (static)"
+  elif gcc -O2 -o "$WORKDIR/tpmraw" "$SRC_DIR/tpmraw.c" 2>>"$WORKDIR/tpmraw.build.log"; then
+    log "tpmraw built (dynamic: no static libc)"
+  else
+    cat "$WORKDIR/tpmraw.build.log"; die "cannot build tpmraw.c"
+  fi
+  EXTRA_BINS+=("$WORKDIR/tpmraw")
+fi
 mem_kb=$(awk '/^MemAvailable:/ {print $2}' /proc/meminfo)
 [ -n "$mem_kb" ] && [ "$mem_kb" -lt 1500000 ] &&
   skip "only $((mem_kb / 1024)) MB of memory available; QEMU needs about 1.1 GB"
@@ -365,6 +395,8 @@ past() { awk -v a="$(up)" -v d="$1" 'BEGIN { exit !(a >= d) }'; }
 M() { echo "XENLAB: $*"; }
 PHASE=${XENLAB_PHASE:-unknown}
 M "guest up phase=$PHASE kernel=$(uname -r) uptime=$(up)s"
+FULL=0
+[ -s /etc/xenlab/guest-full.sh ] && FULL=1 && . /etc/xenlab/guest-full.sh
 
 # insmod of xen-tpmfront blocks for as long as the driver's probe runs
 # (the probe sends TPM commands), so run it aside and watch.
@@ -380,7 +412,10 @@ M "guest up phase=$PHASE kernel=$(uname -r) uptime=$(up)s"
 T0=$(up)
 D=$(awk -v a="$T0" 'BEGIN { print a + 60 }')
 while ! past "$D"; do
-  if [ "$PHASE" = vtpm ]; then [ -c /dev/tpm0 ] && break; else [ -e /tmp/insmod.rc ] && break; fi
+  case "$PHASE" in
+    vtpm*) [ -c /dev/tpm0 ] && break ;;
+    *) [ -e /tmp/insmod.rc ] && break ;;
+  esac
   sleep 0.1
 done
 if [ -e /tmp/insmod.rc ]; then
@@ -408,6 +443,10 @@ if [ "$PHASE" = vtpm ]; then
     M "guest: TPM2_GetRandom(16) response=$R"
     RC=$(echo "$R" | cut -c13-20)
     [ "$RC" = 00000000 ] && [ ${#R} -eq 56 ] || bad "TPM2_GetRandom rc=${RC:-none}"
+    if [ "$FULL" = 1 ]; then
+      full_boot1
+      [ "$FULL_RES" = ok ] || bad "a --full check failed"
+    fi
     if [ -s /etc/xenlab/guest-cmd ]; then
       M "guest: running guest-cmd"
       sh -c "$(cat /etc/xenlab/guest-cmd)"
@@ -421,6 +460,27 @@ if [ "$PHASE" = vtpm ]; then
   echo "--- guest dmesg (tpm) ---"
   dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 30
   M "guest vtpm-result: $RES${WHY:+ ($WHY)}"
+  if [ "$FULL" = 1 ]; then
+    # dom0 has set XENLAB_PHASE=vtpm-reboot for the next boot (xl
+    # config-update); on_reboot="restart" makes xl build the guest again.
+    M "guest: rebooting (reboot -f, uptime $(up)s)"
+    sync
+    reboot -f
+    sleep 10
+    echo b >/proc/sysrq-trigger
+  fi
+fi
+if [ "$PHASE" = vtpm-reboot ]; then
+  if [ -c /dev/tpm0 ]; then
+    check reboot-tpm0 ok "/dev/tpm0 present $(since "$T0")s after insmod started"
+    full_boot2
+    full_detach_attach
+  else
+    check reboot-tpm0 FAIL "no /dev/tpm0 after 60 s"
+  fi
+  echo "--- guest dmesg (tpm) ---"
+  dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 30
+  M "guest full-result: $FULL_RES"
 fi
 M "guest: powering off (uptime $(up)s)"
 sync
@@ -481,9 +541,45 @@ xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen |
 M "dom0: xen userspace up (uptime $(up)s)"
 xl info 2>&1 | grep -E '^(xen_version|xen_commandline|free_memory|nr_cpus)' | prefix "XENLAB: dom0: xl info: "
 
+# start_backend DOMID: --backend-cmd with $DOMID set, in its own session
+# (its id in /run/be/DOMID.pid), output prefixed "[backend dDOMID] ".
+start_backend() {
+  M "dom0: backend/vtpm/$1 appeared; starting the backend for domain $1"
+  ( export DOMID=$1
+    setsid sh -c 'echo $$ >/run/be/$DOMID.pid; exec sh -c "$(cat /etc/xenlab/backend-cmd)"' \
+      </dev/null 2>&1 | prefix "[backend d$1] " ) &
+}
+# The lab's stand-in for a supervisor: one backend per guest domain with a
+# vtpm device, stopped once the domain is gone (not when the device is:
+# vtpm-detach/attach must be handled by the running backend).
+supervise_backends() {
+  local d f pid
+  mkdir -p /run/be
+  while :; do
+    for d in $(xenstore-list /local/domain/0/backend/vtpm 2>/dev/null); do
+      [ -e "/run/be/$d.started" ] && continue
+      : >"/run/be/$d.started"
+      start_backend "$d"
+    done
+    for f in /run/be/*.pid; do
+      [ -e "$f" ] || continue
+      d=${f##*/}; d=${d%.pid}
+      xenstore-exists "/local/domain/$d" 2>/dev/null && continue
+      pid=$(cat "$f"); rm -f "$f"
+      M "dom0: domain $d is gone; stopping its backend (session $pid)"
+      kill -TERM "-$pid" 2>/dev/null
+    done
+    sleep 0.2
+  done
+}
 if [ -s /etc/xenlab/backend-cmd ]; then
-  M "dom0: starting backend: $(cat /etc/xenlab/backend-cmd)"
-  ( setsid sh -c "$(cat /etc/xenlab/backend-cmd)" </dev/null 2>&1 | prefix "[backend] " ) &
+  if [ "$BACKEND_PER_DOMAIN" = 1 ]; then
+    M "dom0: one backend per guest domain: $(cat /etc/xenlab/backend-cmd)"
+    supervise_backends &
+  else
+    M "dom0: starting backend: $(cat /etc/xenlab/backend-cmd)"
+    ( setsid sh -c "$(cat /etc/xenlab/backend-cmd)" </dev/null 2>&1 | prefix "[backend] " ) &
+  fi
 fi
 
 # wait_gone SECS: until guest1 is no longer a domain (else destroy it).
@@ -533,6 +629,71 @@ xl_create() {
     mv "/tmp/xl-$1.rc.tmp" "/tmp/xl-$1.rc" ) &
 }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
+
+check() { # NAME ok|FAIL [DETAIL]
+  M "check $1 $2${3:+ ($3)}"
+}
+# xl_run LOGNAME SECS ARGS...: runs xl ARGS under timeout, shows its output
+# as "[xl] ...", sets XRC and XDT (seconds it took).
+xl_run() {
+  local n=$1 s=$2 t; shift 2
+  t=$(up)
+  timeout "$s" xl "$@" >"/tmp/xl-$n.log" 2>&1
+  XRC=$?
+  XDT=$(since "$t")
+  prefix "[xl $1] " <"/tmp/xl-$n.log"
+}
+# --full, after the guest's first-boot checks: its reboot, then
+# vtpm-detach and vtpm-attach while the rebooted guest runs.
+full_dom0() {
+  local d1=$VTPM_DOMID d2 t be
+  t=$(up)
+  if wait_log "XENLAB: guest up phase=vtpm-reboot" 120; then
+    d2=$(xl domid guest1 2>/dev/null)
+    check reboot ok "guest1 came back $(since "$t")s after its vtpm-result; domid $d1 -> $d2"
+  else
+    check reboot FAIL "no 'guest up phase=vtpm-reboot' within 120 s"
+    guest_diag
+    return 1
+  fi
+  xl list 2>&1 | prefix "[xl list] "
+  if ! wait_log "XENLAB: guest ready-for-detach" 90; then
+    check vtpm-detach FAIL "the rebooted guest never got ready for the detach"
+    guest_diag
+    xs_dump "rebooted guest not ready"
+    return 1
+  fi
+  xs_dump "before vtpm-detach"
+  xl_run list 20 vtpm-list guest1
+  be=/local/domain/0/backend/vtpm/$d2/0
+  xl_run detach 40 vtpm-detach guest1 0
+  if [ "$XRC" = 0 ] && ! xenstore-exists "$be" 2>/dev/null; then
+    check vtpm-detach ok "xl vtpm-detach guest1 0 rc=0 after ${XDT}s; $be removed"
+  else
+    check vtpm-detach FAIL "rc=$XRC after ${XDT}s; $be $(xenstore-exists "$be" 2>/dev/null && echo 'still there (state '"$(xenstore-read "$be/state" 2>/dev/null)"')' || echo removed)"
+  fi
+  xs_dump "after vtpm-detach"
+  M "xs: /local/domain/$d2/device (after vtpm-detach):"
+  xenstore-ls -f -p "/local/domain/$d2/device" 2>&1 | prefix "XENLAB: xs:   "
+  wait_log "XENLAB: check detach-tpm0-gone" 30
+  xl_run attach 40 vtpm-attach guest1 backend=0 "uuid=$VTPM_UUID"
+  if [ "$XRC" = 0 ]; then
+    check vtpm-attach ok "xl vtpm-attach guest1 backend=0 uuid=$VTPM_UUID rc=0 after ${XDT}s"
+  else
+    check vtpm-attach FAIL "rc=$XRC after ${XDT}s"
+    M "dom0: diagnostics: xl -vvv vtpm-attach (a second attempt)"
+    timeout 40 xl -vvv vtpm-attach guest1 backend=0 "uuid=$VTPM_UUID" >/tmp/xl-attach-v.log 2>&1
+    M "dom0: second attempt rc=$?"
+    tail -n 60 /tmp/xl-attach-v.log | prefix "[xl -vvv] "
+  fi
+  xl_run list 20 vtpm-list guest1
+  if wait_log "XENLAB: guest full-result:" 90; then
+    M "dom0: guest $(grep -a "XENLAB: guest full-result:" "$GLOG" | tail -n 1 | tr -d '\r' | sed 's/.*XENLAB: guest //')"
+  else
+    M "dom0: no full-result from the rebooted guest within 90 s"
+  fi
+  xs_dump "after the re-attach"
+}
 
 # ---- phase 1: a plain PV guest proves the lab
 T=$(up)
@@ -593,6 +754,13 @@ if [ "$RC" != 0 ]; then
   M "$LABEL: xl create failed rc=$RC after ${DT}s, $DOM; $STEPS"
 else
   M "dom0: vtpm xl create rc=0 after ${DT}s, $DOM"
+  VTPM_DOMID=$(xl domid guest1 2>/dev/null)
+  if [ "$FULL" = 1 ]; then
+    # The guest's next boot (after its reboot -f) gets XENLAB_PHASE=vtpm-reboot.
+    timeout 30 xl config-update guest1 /etc/xen/guest1-vtpm-reboot.cfg >/tmp/xl-cu.log 2>&1
+    M "dom0: xl config-update guest1 guest1-vtpm-reboot.cfg rc=$?"
+    prefix "[xl] " </tmp/xl-cu.log
+  fi
   xs_dump "after xl create returned"
   if wait_log "XENLAB: guest vtpm-result:" "$GUEST_WAIT"; then
     R=$(grep "XENLAB: guest vtpm-result:" "$GLOG" | tail -n 1 | tr -d '\r')
@@ -602,6 +770,7 @@ else
     guest_diag
   fi
   xs_dump "after the guest's checks"
+  [ "$FULL" = 1 ] && full_dom0
   # A guest whose xen-tpmfront probe is stuck cannot power off until the
   # probe gives up (about 2 minutes): destroy it after 15 s.
   wait_gone 15 && M "dom0: guest1 gone ($(since "$T")s after xl create started)"
@@ -621,6 +790,18 @@ GORDER=$(module_order $GUEST_MODULES) || die "guest modules: see above"
 for ko in $GORDER; do cp "$KMODS/$ko" "$GROOT/lib/modules/xenlab/"; done
 echo "$GORDER" >"$GROOT/etc/xenlab/guest-modules"
 [ -n "$GUEST_CMD" ] && printf '%s\n' "$GUEST_CMD" >"$GROOT/etc/xenlab/guest-cmd"
+if [ "$FULL" = 1 ]; then
+  cp "$(cd "$(dirname "$0")" && pwd)/guest-full.sh" "$GROOT/etc/xenlab/guest-full.sh" ||
+    die "cannot copy guest-full.sh"
+  # Fresh values per run: what PCR 16 must hold after one extend, the NV bytes.
+  hex() { head -c "$1" /dev/urandom | od -An -v -tx1 | tr -d ' \n'; }
+  NVDATA=$(hex 8) PCRDIGEST=$(hex 32)
+  PCREXPECT=$({ head -c 32 /dev/zero; perl -e 'print pack("H*", $ARGV[0])' "$PCRDIGEST"; } |
+              sha256sum | cut -c1-64)
+  printf 'NVDATA=%s\nPCRDIGEST=%s\nPCREXPECT=%s\n' "$NVDATA" "$PCRDIGEST" "$PCREXPECT" \
+    >"$GROOT/etc/xenlab/full.env"
+  log "--full: NV bytes $NVDATA; PCR 16 extend by $PCRDIGEST must give $PCREXPECT"
+fi
 write_guest_init "$GROOT/init"
 pack "$GROOT" "$WORKDIR/guest-initrd.gz" || die "cannot pack the guest initramfs"
 
@@ -640,7 +821,7 @@ mkdir -p "$DROOT/etc/xen" "$DROOT/guest"
 : >"$DROOT/etc/xen/xl.conf"
 cp "$VMLINUZ" "$DROOT/guest/vmlinuz"
 cp "$WORKDIR/guest-initrd.gz" "$DROOT/guest/initrd.gz"
-for phase in plain vtpm; do
+for phase in plain vtpm vtpm-reboot; do
   {
     echo 'name = "guest1"'
     echo 'type = "pv"'
@@ -649,7 +830,10 @@ for phase in plain vtpm; do
     echo "extra = \"console=hvc0 XENLAB_PHASE=$phase\""
     echo 'memory = 256'
     echo 'vcpus = 1'
-    [ "$phase" = vtpm ] && echo "vtpm = [ \"backend=0,uuid=$VTPM_UUID\" ]"
+    case "$phase" in
+      vtpm*) echo 'on_reboot = "restart"'
+             echo "vtpm = [ \"backend=0,uuid=$VTPM_UUID\" ]" ;;
+    esac
   } >"$DROOT/etc/xen/guest1-$phase.cfg"
 done
 HAVE_BACKEND=0
@@ -657,7 +841,8 @@ if [ -n "$BACKEND_CMD" ]; then
   printf '%s\n' "$BACKEND_CMD" >"$DROOT/etc/xenlab/backend-cmd"
   HAVE_BACKEND=1
 fi
-printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\n' "$HAVE_BACKEND" 120 >"$DROOT/etc/xenlab/env"
+printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\n' \
+  "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" >"$DROOT/etc/xenlab/env"
 write_dom0_init "$DROOT/init"
 pack "$DROOT" "$WORKDIR/dom0-initrd.gz" || die "cannot pack the dom0 initramfs"
 log "images built in $(awk -v a="$(date +%s.%N)" -v b="$TB" 'BEGIN{printf "%.1f", a-b}')s:" \
@@ -718,6 +903,14 @@ ms "dom0 saw the plain guest up" 'XENLAB: plain-guest: up'
 ms "plain guest gone" 'XENLAB: plain-guest: gone'
 ms "vtpm nodes first seen" 'XENLAB: xs: .*first seen'
 ms "vtpm xl create outcome" 'XENLAB: vtpm-with(out)?-backend: '
+if [ "$FULL" = 1 ]; then
+  ms "guest reboot -f" '\[guest1\] XENLAB: guest: rebooting'
+  ms "rebooted guest /init" '\[guest1\] XENLAB: guest up phase=vtpm-reboot'
+  ms "rebooted guest ready for vtpm-detach" '\[guest1\] XENLAB: guest ready-for-detach'
+  ms "vtpm-detach done" 'XENLAB: check vtpm-detach '
+  ms "vtpm-attach done" 'XENLAB: check vtpm-attach '
+  ms "guest re-attach checks done" '\[guest1\] XENLAB: guest full-result:'
+fi
 ms "dom0 power off" 'XENLAB: dom0: powering off'
 printf '  %-44s %s\n' "QEMU exit" "$QDT"
 
@@ -730,8 +923,27 @@ PLAIN_OK=0
 grep -aq 'XENLAB: plain-guest: up' "$SERIAL_LOG" && PLAIN_OK=1
 VTPM_OK=0
 grep -aq 'XENLAB: vtpm-with-backend: ok' "$SERIAL_LOG" && VTPM_OK=1
+# --full: every check below must be reported once as ok (guest checks come
+# through dom0's tail of the guest console, prefixed [guest1]).
+FULL_CHECKS="pcr-extend pcr-read nv-define nv-write nv-read reboot reboot-tpm0
+  reboot-getrandom reboot-nv-read reboot-pcr-reset vtpm-detach detach-tpm0-gone
+  vtpm-attach reattach-tpm0 reattach-getrandom reattach-nv-read"
+FULL_OK=1
+if [ "$FULL" = 1 ]; then
+  echo "--- --full checks ---"
+  for c in $FULL_CHECKS; do
+    l=$(grep -a -m1 -E "XENLAB: check $c (ok|FAIL)" "$SERIAL_LOG" | sed 's/.*XENLAB: check //')
+    if [ -z "$l" ]; then
+      echo "XENLAB: check $c FAIL (never reported)"; FULL_OK=0
+    else
+      echo "XENLAB: check $l"
+      case "$l" in "$c ok"*) ;; *) FULL_OK=0 ;; esac
+    fi
+  done
+  [ "$FULL_OK" = 1 ] && echo "XENLAB: --full: all checks ok" || echo "XENLAB: --full: some checks FAILED"
+fi
 
-if [ "$PLAIN_OK" = 1 ] && { [ "$REQUIRE_VTPM" = 0 ] || [ "$VTPM_OK" = 1 ]; }; then
+if [ "$PLAIN_OK" = 1 ] && { [ "$REQUIRE_VTPM" = 0 ] || { [ "$VTPM_OK" = 1 ] && [ "$FULL_OK" = 1 ]; }; }; then
   RESULT=0
   echo "XENLAB: PASS"
   exit 0
@@ -749,8 +961,10 @@ elif ! grep -aq 'XENLAB: dom0: init started' "$SERIAL_LOG"; then
   echo "XENLAB: FAIL dom0 never reached /init"
 elif [ "$PLAIN_OK" = 0 ]; then
   echo "XENLAB: FAIL the plain guest did not come up"
-else
+elif [ "$VTPM_OK" = 0 ]; then
   echo "XENLAB: FAIL --require-vtpm: no 'vtpm-with-backend: ok'"
+else
+  echo "XENLAB: FAIL --require-vtpm --full: a check failed (see above)"
 fi
 show_logs
 RESULT=1

@@ -75,7 +75,7 @@ static void reset_call(struct vtpm *v, struct vtpm_job *job)
 		return;
 	}
 	rc = engine_startup_clear(&v->eng);
-	log_info("xen-ring: guest reconnected: TPM power-cycled (Startup 0x%x)",
+	log_info("xen-ring: guest gone: TPM power-cycled for the next one (Startup rc 0x%x)",
 		 rc);
 }
 

@@ -1,0 +1,124 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Sourced by the xen-lab guest's /init with --full (busybox sh). Raw TPM 2.0
+# checks through /dev/tpm0 with tpmraw. Each check prints one line
+#   XENLAB: check NAME ok|FAIL (detail)
+# The values come from /etc/xenlab/full.env, written by run.sh per run:
+#   NVDATA (8 bytes, hex), PCRDIGEST (32 bytes, hex) and PCREXPECT
+#   (sha256(32 zero bytes || PCRDIGEST), i.e. PCR 16 after one extend).
+
+. /etc/xenlab/full.env
+NVIDX=01500016
+PWSESS=00000009400000090000000000   # authSize 9: TPM_RS_PW, no nonce, no attrs, empty hmac
+ZERO64=0000000000000000000000000000000000000000000000000000000000000000
+# PCR_Extend(16, sha256:PCRDIGEST)
+CMD_PCR_EXTEND="80020000004100000182 00000010 $PWSESS 00000001 000b $PCRDIGEST"
+# PCR_Read(sha256: PCR 16)
+CMD_PCR_READ="80010000001400 00017e 00000001 000b 03 000001"
+# NV_DefineSpace(owner, empty auth, index NVIDX, sha256,
+#   OWNERWRITE|AUTHWRITE|OWNERREAD|AUTHREAD = 0x00060006, 8 bytes)
+CMD_NV_DEFINE="8002 0000002d 0000012a 40000001 $PWSESS 0000 000e $NVIDX 000b 00060006 0000 0008"
+# NV_Write(index auth, NVDATA at offset 0)
+CMD_NV_WRITE="8002 0000002b 00000137 $NVIDX $NVIDX $PWSESS 0008 $NVDATA 0000"
+# NV_Read(index auth, 8 bytes at offset 0)
+CMD_NV_READ="8002 00000023 0000014e $NVIDX $NVIDX $PWSESS 0008 0000"
+CMD_GETRANDOM="8001 0000000c 0000017b 0010"
+
+FULL_RES=ok
+check() { # NAME ok|FAIL [DETAIL]
+  echo "XENLAB: check $1 $2${3:+ ($3)}"
+  [ "$2" = ok ] || FULL_RES=FAIL
+}
+tpmdev() { ls /dev/tpm[0-9]* 2>/dev/null | head -n 1; }
+# tpm CMDHEX: the response hex on stdout (empty on an I/O error). Retries
+# the warnings a TSS retries (YIELDED, NV_RATE, RETRY, NV_UNAVAILABLE).
+tpm() {
+  local r rc n=0 dev
+  dev=$(tpmdev)
+  [ -n "$dev" ] || { echo "guest: tpm: no /dev/tpm*" >&2; return 1; }
+  while :; do
+    r=$(timeout 30 tpmraw -d "$dev" "$1") || { echo "guest: tpmraw failed" >&2; return 1; }
+    rc=$(echo "$r" | cut -c13-20)
+    case "$rc" in
+      00000908|00000920|00000922|00000923)
+        n=$((n + 1))
+        if [ $n -lt 20 ]; then echo "guest: rc=0x$rc, retrying" >&2; sleep 0.2; continue; fi ;;
+    esac
+    echo "$r"
+    return 0
+  done
+}
+rc_of() { echo "$1" | cut -c13-20; }
+ok_rc() { [ "$(rc_of "$1")" = 00000000 ]; }
+
+check_getrandom() { # NAME
+  local r
+  r=$(tpm "$CMD_GETRANDOM")
+  if ok_rc "$r" && [ ${#r} -eq 56 ]; then check "$1" ok "16 bytes ${r#????????????????????????}"
+  else check "$1" FAIL "response '$r'"; fi
+}
+pcr16() { # prints PCR 16 (sha256) or nothing
+  local r
+  r=$(tpm "$CMD_PCR_READ")
+  echo "guest: PCR_Read response $r" >&2
+  ok_rc "$r" && [ ${#r} -eq 124 ] && echo "$r" | cut -c61-124
+}
+check_nv_read() { # NAME
+  local r d
+  r=$(tpm "$CMD_NV_READ")
+  echo "guest: NV_Read response $r"
+  d=$(echo "$r" | cut -c33-48)
+  if ok_rc "$r" && [ ${#r} -eq 58 ] && [ "$d" = "$NVDATA" ]; then check "$1" ok "index 0x$NVIDX = $d"
+  else check "$1" FAIL "rc=0x$(rc_of "$r") data=${d:-none}, want $NVDATA"; fi
+}
+
+# First boot: extend and read PCR 16, define, write and read the NV index.
+full_boot1() {
+  local r p
+  r=$(tpm "$CMD_PCR_EXTEND")
+  echo "guest: PCR_Extend response $r"
+  if ok_rc "$r"; then check pcr-extend ok "PCR 16 sha256 += $PCRDIGEST"
+  else check pcr-extend FAIL "rc=0x$(rc_of "$r")"; fi
+  p=$(pcr16)
+  if [ "$p" = "$PCREXPECT" ]; then check pcr-read ok "PCR 16 = $p"
+  else check pcr-read FAIL "PCR 16 = ${p:-none}, want $PCREXPECT"; fi
+  r=$(tpm "$CMD_NV_DEFINE")
+  echo "guest: NV_DefineSpace response $r"
+  if ok_rc "$r"; then check nv-define ok "index 0x$NVIDX, 8 bytes, attributes 0x00060006"
+  else check nv-define FAIL "rc=0x$(rc_of "$r")"; fi
+  r=$(tpm "$CMD_NV_WRITE")
+  echo "guest: NV_Write response $r"
+  if ok_rc "$r"; then check nv-write ok "$NVDATA"
+  else check nv-write FAIL "rc=0x$(rc_of "$r")"; fi
+  check_nv_read nv-read
+}
+
+# After the reboot: NV kept, PCR 16 reset.
+full_boot2() {
+  local p
+  check_getrandom reboot-getrandom
+  check_nv_read reboot-nv-read
+  p=$(pcr16)
+  if [ "$p" = "$ZERO64" ]; then check reboot-pcr-reset ok "PCR 16 = 0...0"
+  else check reboot-pcr-reset FAIL "PCR 16 = ${p:-none}"; fi
+}
+
+# After the reboot checks: dom0 detaches and re-attaches the vtpm.
+full_detach_attach() { # T0 (uptime when the wait starts)
+  local d t
+  echo "XENLAB: guest ready-for-detach"
+  t=$(up); d=$(awk -v a="$t" 'BEGIN { print a + 60 }')
+  while [ -n "$(tpmdev)" ] && ! past "$d"; do sleep 0.1; done
+  if [ -z "$(tpmdev)" ]; then check detach-tpm0-gone ok "/dev/tpm0 went away $(since "$t")s after ready-for-detach"
+  else check detach-tpm0-gone FAIL "$(tpmdev) still there after 60 s"; fi
+  ls /sys/bus/xen/devices/ 2>/dev/null | tr '\n' ' ' | sed 's/^/guest: xen devices after detach: /'; echo
+  t=$(up); d=$(awk -v a="$t" 'BEGIN { print a + 60 }')
+  while [ -z "$(tpmdev)" ] && ! past "$d"; do sleep 0.1; done
+  if [ -n "$(tpmdev)" ]; then
+    check reattach-tpm0 ok "$(tpmdev) back $(since "$t")s after it went away, no rmmod/insmod"
+    check_getrandom reattach-getrandom
+    check_nv_read reattach-nv-read
+  else
+    check reattach-tpm0 FAIL "no /dev/tpm* within 60 s after the detach"
+    ls /sys/bus/xen/devices/ 2>/dev/null | tr '\n' ' ' | sed 's/^/guest: xen devices: /'; echo
+  fi
+}
