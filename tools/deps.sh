@@ -1,11 +1,15 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Sourced by quickstart.sh and test.sh: installs the Debian 12 packages a
-# purpose needs, and nothing when they are all there already.
+# purpose needs, and nothing when they are all there already.  Recommends
+# are not installed, so everything needed is named here: libc6-dev (only a
+# Recommends of gcc) and libclang-rt-14-dev (clang's fuzzer and sanitizer
+# runtimes, only a Recommends of clang).
 
-DEPS_BUILD="cmake make gcc pkg-config libuv1-dev libtpms-dev libssl-dev
+DEPS_BUILD="cmake make gcc libc6-dev pkg-config libuv1-dev libtpms-dev libssl-dev
   libinih-dev libsystemd0 libtss2-dev libjson-c-dev libxen-dev"
 DEPS_RUN="tpm2-tools swtpm swtpm-tools"
-DEPS_TEST="libcmocka-dev python3 tpm2-tools swtpm swtpm-tools clang cppcheck
+DEPS_TEST="libcmocka-dev python3 tpm2-tools swtpm swtpm-tools clang
+  libclang-rt-14-dev cppcheck
   qemu-system-x86 busybox-static cpio"
 
 deps_install() {
