@@ -222,9 +222,7 @@ static void commit_start(struct manager *m, bool force)
 	m->store_generation++;
 	log_debug("key store commit %llu queued (bind to counter: %s)",
 		  (unsigned long long)m->store_generation, c->bind ? "yes" : "no");
-	c->entries = m->entries_dirty || m->store_generation == 1
-			     ? entries_json(m)
-			     : NULL;
+	c->entries = m->entries_dirty ? entries_json(m) : NULL;
 	m->entries_dirty = false;
 	c->waiters = m->pending;
 	m->pending = NULL;

@@ -125,7 +125,6 @@ void mgr_task_submit(struct manager *m, struct mgr_task *t);
  * force: bind this copy with an NV counter increment now. */
 void mgr_commit(struct manager *m, bool force,
 		void (*cb)(struct manager *m, int rc, void *arg), void *arg);
-int mgr_save_entries(struct manager *m);
 struct vtpm_entry *mgr_entry_find(struct manager *m, const uint8_t uuid[16]);
 void mgr_link_start(struct vtpm_entry *e);
 void mgr_maybe_exit(struct manager *m);

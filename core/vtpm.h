@@ -81,7 +81,7 @@ struct vtpm {
 	uint64_t start_mark_gen;
 	bool start_mark_busy;
 
-	uv_signal_t sigterm, sigint, sighup;
+	uv_signal_t sigterm, sigint;
 	uv_poll_t link_poll;   /* the manager link, watched for hang-up */
 	bool stopping;
 	bool managed;          /* keys and freshness come from the manager */
