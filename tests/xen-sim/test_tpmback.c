@@ -409,6 +409,11 @@ static void initwait_at_once_with_protocol_v2(void **state)
 	assert_non_null(v);
 	assert_string_equal(v, "1");
 	free(v);
+	/* The extra pages we map, offered to frontends that know the node. */
+	v = be_read(W, f, "feature-extra-pages");
+	assert_non_null(v);
+	assert_string_equal(v, "2"); /* be_start configures 2 */
+	free(v);
 	assert_int_equal(W->be[0].tb.state, TPMBACK_INIT_WAIT);
 }
 

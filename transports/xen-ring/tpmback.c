@@ -704,6 +704,15 @@ static bool tb_step(struct tpmback *tb)
 		tb_watch_frontend(tb, true);
 		/* Before InitWait: Linux reads it as soon as it sees 2. */
 		tb_write(tb, "feature-protocol-v2", "1");
+		/* How many extra grant pages we map: a frontend that knows
+		 * this node may set nr_extra_pages up to it; the stock one
+		 * ignores it and uses the single page. */
+		if (tb->cfg.max_extra_pages) {
+			char n[12];
+
+			snprintf(n, sizeof(n), "%u", tb->cfg.max_extra_pages);
+			tb_write(tb, "feature-extra-pages", n);
+		}
 		tb_set_xenbus(tb, XenbusStateInitWait);
 		tb->state = TPMBACK_INIT_WAIT;
 		log_info("dom%u vtpm %u: device %s: InitWait",
