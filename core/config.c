@@ -28,6 +28,7 @@ void config_defaults(struct config *cfg)
 	cfg->nv_index = 0x01500500;
 	cfg->counter_interval_s = 60;
 	strcpy(cfg->instance_user, "nobody");
+	cfg->xen = XEN_AUTO;
 }
 
 int config_parse_long(const char *s, long min, long max, long *out)
@@ -224,6 +225,28 @@ int config_set(struct config *cfg, const char *key, const char *v, char *err,
 	} else if (strcmp(key, "instance-user") == 0) {
 		rc = *v ? copy_str(cfg->instance_user, sizeof(cfg->instance_user), v)
 			: -EINVAL;
+	} else if (strcmp(key, "devid") == 0) {
+		rc = config_parse_long(v, 0, 0xffff, &n);
+		if (!rc)
+			cfg->devid = (uint32_t)n;
+	} else if (strcmp(key, "user") == 0) {
+		rc = *v ? copy_str(cfg->user, sizeof(cfg->user), v) : -EINVAL;
+	} else if (strcmp(key, "xen") == 0) {
+		if (strcmp(v, "off") == 0)
+			cfg->xen = XEN_OFF;
+		else if (strcmp(v, "auto") == 0)
+			cfg->xen = XEN_AUTO;
+		else if (strcmp(v, "on") == 0)
+			cfg->xen = XEN_ON;
+		else
+			rc = -EINVAL;
+	} else if (strcmp(key, "xen-unknown") == 0) {
+		if (strcmp(v, "refuse") == 0)
+			cfg->xen_create_unknown = false;
+		else if (strcmp(v, "create") == 0)
+			cfg->xen_create_unknown = true;
+		else
+			rc = -EINVAL;
 	} else if (strcmp(key, "instance-exe") == 0) {
 		rc = *v ? copy_str(cfg->instance_exe, sizeof(cfg->instance_exe), v)
 			: -EINVAL;

@@ -51,6 +51,9 @@ struct config {
 	unsigned int socket_mode;  /* permission bits of the sockets */
 	uint32_t buffer_size;      /* TPM I/O buffer size, 0 = libtpms default */
 	long client_timeout_ms;    /* a stalled half frame is dropped after this */
+	uint32_t devid;            /* xen-ring: the vtpm device number */
+	char user[64];             /* drop to this user once privileged
+				      handles (Xen devices) are open */
 
 	/* manager role */
 	char hal[32];              /* tss-device (tis-mmio: later) */
@@ -62,7 +65,11 @@ struct config {
 	long counter_interval_s;   /* at most one counter increment per this */
 	char instance_user[64];    /* instances run as this user (manager as root) */
 	char instance_exe[256];    /* vtpm-service binary for instances */
+	int xen;                   /* XEN_OFF / XEN_AUTO / XEN_ON */
+	bool xen_create_unknown;   /* a device naming an unknown UUID creates it */
 };
+
+enum { XEN_OFF = 0, XEN_AUTO, XEN_ON };
 
 #define CONFIG_ERR_MAX 256
 

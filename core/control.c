@@ -269,83 +269,63 @@ static void created(struct manager *m, int rc, void *arg)
 static void cmd_create(struct ctl_conn *c, json_object *req)
 {
 	struct manager *m = c->m;
-	struct keystore_rec rec;
 	struct vtpm_entry *e;
 	struct transport_spec ts;
+	uint8_t uuid[16];
+	char transport[sizeof(e->transport)] = "";
+	long domid = 0;
+	int tpm_version = 2;
 	const char *s;
 	json_object *v;
 	struct ticket *t;
 	int rc;
 
-	memset(&rec, 0, sizeof(rec));
-	e = calloc(1, sizeof(*e));
-	if (!e) {
-		reply_error(c, CTL_EFAIL, "out of memory");
-		return;
-	}
-	e->m = m;
-	e->tpm_version = 2;
 	if ((s = str_arg(req, "uuid"))) {
-		if (config_parse_uuid(s, rec.uuid)) {
-			free(e);
+		if (config_parse_uuid(s, uuid)) {
 			reply_error(c, CTL_EINVAL, "bad uuid '%s'", s);
 			return;
 		}
 	} else {
-		RAND_bytes(rec.uuid, 16);
-		rec.uuid[6] = (rec.uuid[6] & 0x0f) | 0x40;
-		rec.uuid[8] = (rec.uuid[8] & 0x3f) | 0x80;
+		RAND_bytes(uuid, 16);
+		uuid[6] = (uuid[6] & 0x0f) | 0x40;
+		uuid[8] = (uuid[8] & 0x3f) | 0x80;
 	}
 	if (json_object_object_get_ex(req, "domid", &v)) {
 		int64_t d = json_object_get_int64(v);
 		if (d < 0 || d > 0x7fef) {
-			free(e);
 			reply_error(c, CTL_EINVAL, "domid out of range");
 			return;
 		}
-		e->domid = (long)d;
+		domid = (long)d;
 	}
 	if ((s = str_arg(req, "transport"))) {
 		if (config_parse_transport(s, &ts) ||
 		    ts.kind == TRANSPORT_XEN_RING) {
-			free(e);
 			reply_error(c, CTL_EINVAL,
 				    "transport '%s': unix:PATH or tcp:ADDR:PORT "
-				    "(xen-ring is not implemented yet)", s);
+				    "(a vTPM for a Xen guest needs none: it is "
+				    "served on the ring when the toolstack adds "
+				    "a vtpm device naming its UUID)", s);
 			return;
 		}
-		snprintf(e->transport, sizeof(e->transport), "%s", s);
+		snprintf(transport, sizeof(transport), "%s", s);
 	}
 	if ((s = str_arg(req, "tpm_version"))) {
-		if (strcmp(s, "1.2") == 0)
-			e->tpm_version = 1;
-		else if (strcmp(s, "2.0") != 0) {
-			free(e);
+		if (strcmp(s, "1.2") == 0) {
+			tpm_version = 1;
+		} else if (strcmp(s, "2.0") != 0) {
 			reply_error(c, CTL_EINVAL, "tpm_version is 2.0 or 1.2");
 			return;
 		}
 	}
-	rec.group = KEYSTORE_DEFAULT_GROUP;
-	rec.flags = KS_REC_NOSTATE;
-	rec.tpm_version = (uint8_t)e->tpm_version;
-	if (RAND_priv_bytes(rec.state_key, sizeof(rec.state_key)) != 1) {
-		free(e);
-		reply_error(c, CTL_EFAIL, "no randomness");
-		return;
-	}
-	memcpy(e->uuid, rec.uuid, 16);
-	config_format_uuid(e->uuid, e->uuid_str);
-	rc = keystore_add(&m->ks, &rec);
-	OPENSSL_cleanse(&rec, sizeof(rec));
+	rc = mgr_entry_new(m, uuid, tpm_version, &e);
 	if (rc) {
-		free(e);
 		reply_error(c, rc == KS_ERR_EXISTS ? CTL_EEXIST : CTL_EFAIL,
 			    "%s", keystore_strerror(rc));
 		return;
 	}
-	e->next = m->entries;
-	m->entries = e;
-	m->entries_dirty = true;
+	e->domid = domid;
+	snprintf(e->transport, sizeof(e->transport), "%s", transport);
 	t = malloc(sizeof(*t));
 	if (!t)
 		fatalx("out of memory");

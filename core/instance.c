@@ -6,9 +6,11 @@
 #define _GNU_SOURCE /* close_range */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <malloc.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 
 extern const struct transport_ops unix_socket_transport_ops;
 extern const struct transport_ops xen_ring_transport_ops;
+int xen_ring_preopen(void);
 
 static void run_next(struct vtpm *v);
 
@@ -577,6 +580,34 @@ static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
 			 (unsigned long long)v->eng.meta.generation);
 }
 
+/*
+ * --user: what needs privilege (the Xen devices: xenstore, gntdev,
+ * evtchn, root-only on a stock dom0) is opened first, then the process
+ * becomes USER for good, before it reads any state.  The manager starts
+ * xen-ring instances this way.
+ */
+static void drop_privileges(const struct config *cfg)
+{
+	struct passwd *pw;
+
+	if (!cfg->user[0])
+		return;
+	if (cfg->transport.kind == TRANSPORT_XEN_RING && xen_ring_preopen())
+		fatalx("cannot open the Xen devices");
+	pw = getpwnam(cfg->user);
+	if (!pw)
+		fatalx("--user %s: no such user", cfg->user);
+	if (pw->pw_uid == 0)
+		fatalx("--user %s: refusing to run as a privileged user",
+		       cfg->user);
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		fatal("cannot become %s", cfg->user);
+	if (setuid(0) == 0)
+		fatalx("could regain root after dropping to %s", cfg->user);
+	log_debug("running as %s (uid %u)", cfg->user, (unsigned)pw->pw_uid);
+}
+
 int instance_main(const struct config *cfg)
 {
 	static struct vtpm vtpm;
@@ -601,6 +632,7 @@ int instance_main(const struct config *cfg)
 	setenv("UV_THREADPOOL_SIZE", "1", 1);
 	mallopt(M_ARENA_MAX, 1);
 	set_log_subject(cfg, cfg->have_uuid ? cfg->uuid : NULL);
+	drop_privileges(cfg);
 
 	if (!cfg->manager[0])
 		read_state_key(cfg, &keys);

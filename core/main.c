@@ -42,10 +42,12 @@ static void usage(FILE *f)
 		"                    --state-dir DIR [--tpm-version 2.0|1.2]\n"
 		"                    [--config FILE] [--log-level LEVEL]\n"
 		"                    [--socket-group GROUP] [--socket-mode MODE]\n"
+		"                    [--devid N] [--user USER]\n"
 		"       vtpm-service --role=manager --state-dir DIR [--tcti TCTI]\n"
 		"                    [--control PATH] [--pcrs sha256:0,2,4,7]\n"
 		"                    [--nv-index IDX] [--counter-interval S]\n"
 		"                    [--instance-user USER] [--run-dir DIR]\n"
+		"                    [--xen auto|on|off] [--xen-unknown refuse|create]\n"
 		"       vtpm-service --help | --version\n");
 }
 
@@ -74,6 +76,10 @@ int main(int argc, char **argv)
 		{ "counter-interval", required_argument, NULL, 0 },
 		{ "instance-user", required_argument, NULL, 0 },
 		{ "instance-exe", required_argument, NULL, 0 },
+		{ "devid", required_argument, NULL, 0 },
+		{ "user", required_argument, NULL, 0 },
+		{ "xen", required_argument, NULL, 0 },
+		{ "xen-unknown", required_argument, NULL, 0 },
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },

@@ -295,6 +295,42 @@ struct vtpm_entry *mgr_entry_find(struct manager *m, const uint8_t uuid[16])
 	return NULL;
 }
 
+int mgr_entry_new(struct manager *m, const uint8_t uuid[16], int tpm_version,
+		  struct vtpm_entry **out)
+{
+	struct keystore_rec rec;
+	struct vtpm_entry *e = calloc(1, sizeof(*e));
+	int rc;
+
+	*out = NULL;
+	if (!e)
+		return KS_ERR_NOMEM;
+	memset(&rec, 0, sizeof(rec));
+	memcpy(rec.uuid, uuid, 16);
+	rec.group = KEYSTORE_DEFAULT_GROUP;
+	rec.flags = KS_REC_NOSTATE;
+	rec.tpm_version = (uint8_t)tpm_version;
+	if (RAND_priv_bytes(rec.state_key, sizeof(rec.state_key)) != 1) {
+		free(e);
+		return KS_ERR_CRYPTO;
+	}
+	rc = keystore_add(&m->ks, &rec);
+	OPENSSL_cleanse(&rec, sizeof(rec));
+	if (rc) {
+		free(e);
+		return rc;
+	}
+	e->m = m;
+	e->tpm_version = tpm_version;
+	memcpy(e->uuid, uuid, 16);
+	config_format_uuid(e->uuid, e->uuid_str);
+	e->next = m->entries;
+	m->entries = e;
+	m->entries_dirty = true;
+	*out = e;
+	return 0;
+}
+
 static void load_entries(struct manager *m)
 {
 	uint8_t *buf;
@@ -879,6 +915,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	log_info("signal %d: stopping the instances, then the manager", signum);
 	m->stopping = true;
 	control_stop(m);
+	mgr_xen_stop(m);
 	for (e = m->entries; e; e = e->next)
 		sup_stop(e);
 	mgr_maybe_exit(m);
@@ -983,6 +1020,8 @@ int manager_main(const struct config *cfg)
 	for (e = m->entries; e; e = e->next)
 		if (e->autostart)
 			sup_start(e);
+	if (mgr_xen_start(m))
+		fatalx("--xen on: cannot serve Xen vtpm devices");
 	(void)err;
 	vtpm_notify_ready();
 	log_info("ready: %zu vTPMs, control socket %s", m->ks.nrecs,

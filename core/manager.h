@@ -72,6 +72,11 @@ struct vtpm_entry {
 	uint64_t started_ms;
 	int last_exit;
 
+	/* Xen: the vtpm device this vTPM serves (devwatch) */
+	bool xen;                 /* a device names it: serve it there */
+	uint32_t xen_fe, xen_dev; /* frontend domain, device number */
+	bool xen_restart;         /* start again once the old one exited */
+
 	/* manager protocol on the link */
 	uint8_t rbuf[4096];
 	size_t rlen;
@@ -117,6 +122,7 @@ struct manager {
 	bool stopping;
 	int exit_code;
 	void *control;
+	void *xen;                /* struct mgr_xen, when serving Xen guests */
 };
 
 /* manager.c */
@@ -126,6 +132,10 @@ void mgr_task_submit(struct manager *m, struct mgr_task *t);
 void mgr_commit(struct manager *m, bool force,
 		void (*cb)(struct manager *m, int rc, void *arg), void *arg);
 struct vtpm_entry *mgr_entry_find(struct manager *m, const uint8_t uuid[16]);
+/* A new vTPM: a key store record (not yet committed) and its entry.
+ * 0 or a KS_ERR_* code. */
+int mgr_entry_new(struct manager *m, const uint8_t uuid[16], int tpm_version,
+		  struct vtpm_entry **out);
 void mgr_link_start(struct vtpm_entry *e);
 void mgr_maybe_exit(struct manager *m);
 uint64_t mgr_now_ms(void);
@@ -136,6 +146,10 @@ int sup_start(struct vtpm_entry *e);
 void sup_stop(struct vtpm_entry *e);
 bool sup_all_stopped(struct manager *m);
 const char *sup_state_name(enum child_state s);
+
+/* xenmgr.c: serve the vtpm devices the toolstack gives this domain */
+int mgr_xen_start(struct manager *m);
+void mgr_xen_stop(struct manager *m);
 
 /* control.c */
 int control_start(struct manager *m);

@@ -128,6 +128,19 @@ static void child_exited(uv_process_t *p, int64_t status, int sig)
 	e->link_epoch++;
 	if (e->link_open && !uv_is_closing((uv_handle_t *)&e->link))
 		uv_close((uv_handle_t *)&e->link, link_closed);
+	if (e->xen_restart && e->autostart && !m->stopping) {
+		/* It served the guest's previous domain: now the new one. */
+		e->xen_restart = false;
+		e->state = CHILD_STOPPED;
+		log_info("vTPM %s: instance for the previous domain stopped; "
+			 "starting one for domain %u", e->uuid_str, e->xen_fe);
+		if (e->timer_open && !uv_is_closing((uv_handle_t *)&e->timer))
+			uv_timer_stop(&e->timer);
+		if (sup_start(e) < 0)
+			log_warnx("vTPM %s: cannot start an instance for domain %u",
+				  e->uuid_str, e->xen_fe);
+		return;
+	}
 	if (e->state == CHILD_STOPPING || !e->autostart || m->stopping) {
 		log_info("vTPM %s: instance stopped (status %lld%s%s)",
 			 e->uuid_str, (long long)status, sig ? ", signal " : "",
@@ -188,11 +201,11 @@ int sup_start(struct vtpm_entry *e)
 {
 	struct manager *m = e->m;
 	const struct config *cfg = m->cfg;
-	char dir[300], rundir[300], transport[320], domid[24];
+	char dir[300], rundir[300], transport[320], domid[24], devid[16];
 	uv_process_options_t o;
 	uv_stdio_container_t stdio[4];
 	const char *lvl;
-	char *argv[20];
+	char *argv[32];
 	int fds[2], rc, i = 0;
 
 	if (e->state == CHILD_RUNNING || e->state == CHILD_STOPPING)
@@ -214,7 +227,9 @@ int sup_start(struct vtpm_entry *e)
 		log_warnx("vTPM %s: %s: %s", e->uuid_str, dir, strerror(-rc));
 		return rc;
 	}
-	if (e->transport[0]) {
+	if (e->xen) {
+		snprintf(transport, sizeof(transport), "xen-ring");
+	} else if (e->transport[0]) {
 		snprintf(transport, sizeof(transport), "%s", e->transport);
 	} else {
 		if (mkdir(cfg->run_dir, 0755) < 0 && errno != EEXIST)
@@ -245,6 +260,18 @@ int sup_start(struct vtpm_entry *e)
 	argv[i++] = e->tpm_version == 1 ? "1.2" : "2.0";
 	argv[i++] = "--log-level";
 	argv[i++] = (char *)lvl;
+	if (e->xen) {
+		snprintf(domid, sizeof(domid), "%u", e->xen_fe);
+		snprintf(devid, sizeof(devid), "%u", e->xen_dev);
+		argv[i++] = "--devid";
+		argv[i++] = devid;
+		/* The Xen devices are root's: the instance opens them, then
+		 * becomes the instance user itself, before reading state. */
+		if (m->drop_privileges) {
+			argv[i++] = "--user";
+			argv[i++] = (char *)cfg->instance_user;
+		}
+	}
 	argv[i] = NULL;
 
 	memset(&o, 0, sizeof(o));
@@ -261,7 +288,7 @@ int sup_start(struct vtpm_entry *e)
 	stdio[3].data.fd = fds[1];
 	o.stdio = stdio;
 	o.stdio_count = 4;
-	if (m->drop_privileges) {
+	if (m->drop_privileges && !e->xen) {
 		o.flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID;
 		o.uid = m->inst_uid;
 		o.gid = m->inst_gid;

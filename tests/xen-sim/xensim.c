@@ -253,6 +253,66 @@ static int sx_read(struct xenif *x, const char *path, char **val, size_t *len)
 	return 0;
 }
 
+/* Like xs_directory: immediate children, one block (array + strings). */
+static int sx_directory(struct xenif *x, const char *path, char ***names,
+			unsigned int *n)
+{
+	struct xensim *w = si(x)->w;
+	size_t l = strlen(path), count = 0, cap = 0, bytes = 0;
+	bool exists = node_find(w, path) != NULL;
+	const char **kid = NULL;
+	size_t *kl = NULL;
+	char **v, *p;
+
+	*n = 0;
+	for (struct node *nd = w->nodes; nd; nd = nd->next) {
+		const char *c;
+		size_t cl, j;
+
+		if (!is_below(nd->path, path))
+			continue;
+		exists = true;
+		c = nd->path + l + 1;
+		cl = strcspn(c, "/");
+		for (j = 0; j < count; j++)
+			if (kl[j] == cl && memcmp(kid[j], c, cl) == 0)
+				break;
+		if (j < count)
+			continue;
+		if (count == cap) {
+			cap = cap ? 2 * cap : 16;
+			kid = realloc(kid, cap * sizeof(*kid));
+			kl = realloc(kl, cap * sizeof(*kl));
+			if (!kid || !kl)
+				abort();
+		}
+		kid[count] = c;
+		kl[count++] = cl;
+		bytes += cl + 1;
+	}
+	if (!exists) {
+		free(kid);
+		free(kl);
+		return -ENOENT;
+	}
+	v = malloc((count + 1) * sizeof(char *) + bytes + 1);
+	if (!v)
+		abort();
+	p = (char *)(v + count + 1);
+	for (size_t j = 0; j < count; j++) {
+		memcpy(p, kid[j], kl[j]);
+		p[kl[j]] = '\0';
+		v[j] = p;
+		p += kl[j] + 1;
+	}
+	v[count] = NULL;
+	free(kid);
+	free(kl);
+	*names = v;
+	*n = (unsigned int)count;
+	return 0;
+}
+
 static int sx_write(struct xenif *x, const char *path, const char *val)
 {
 	return xensim_write(si(x)->w, path, val);
@@ -679,6 +739,7 @@ static const struct xenif_ops sim_ops = {
     .xs_unwatch = sx_unwatch,
     .xs_fd = sx_xs_fd,
     .xs_watch_read = sx_watch_read,
+    .xs_directory = sx_directory,
     .gnt_map = sx_gnt_map,
     .gnt_unmap = sx_gnt_unmap,
     .evtchn_bind = sx_evtchn_bind,

@@ -130,6 +130,21 @@ static int xr_xs_watch_read(struct xenif *x, char **path, char **token)
 	return 0;
 }
 
+static int xr_xs_directory(struct xenif *x, const char *path, char ***names,
+			   unsigned int *n)
+{
+	char **v;
+
+	errno = 0;
+	*n = 0;
+	/* libxenstore returns one block: the array, then the strings. */
+	v = xs_directory(xr(x)->xs, XBT_NULL, path, n);
+	if (!v)
+		return neg_errno();
+	*names = v;
+	return 0;
+}
+
 static int xr_gnt_map(struct xenif *x, uint32_t domid, uint32_t count,
 		      const uint32_t *refs, void **addr)
 {
@@ -208,6 +223,7 @@ static const struct xenif_ops xen_real_ops = {
     .xs_unwatch = xr_xs_unwatch,
     .xs_fd = xr_xs_fd,
     .xs_watch_read = xr_xs_watch_read,
+    .xs_directory = xr_xs_directory,
     .gnt_map = xr_gnt_map,
     .gnt_unmap = xr_gnt_unmap,
     .evtchn_bind = xr_evtchn_bind,

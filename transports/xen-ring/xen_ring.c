@@ -102,6 +102,39 @@ static const struct tpmback_ops ring_ops = {
 	.power_cycle = ring_power_cycle,
 };
 
+/* Opened before the instance drops its privileges (--user). */
+static struct xenif *preopened;
+
+int xen_ring_preopen(void)
+{
+	int rc;
+
+	if (preopened)
+		return 0;
+	rc = xen_real_open(&preopened);
+	if (rc)
+		log_warnx("xen-ring: cannot open xenstore, grant table or event "
+			  "channels: %s (is this a Xen domain with xenfs and "
+			  "the gntdev/evtchn drivers?)", strerror(-rc));
+	return rc;
+}
+
+/* The domain we run in: the backend domain of the devices we serve. */
+static uint32_t own_domid(struct xenif *xif)
+{
+	char *v = NULL;
+	size_t len = 0;
+	uint32_t id = 0;
+
+	/* A relative path is relative to our own /local/domain/<id>. */
+	if (xif->ops->xs_read(xif, "domid", &v, &len) == 0) {
+		if (tpmback_parse_u32(v, len, 0x7fef, &id))
+			id = 0;
+		free(v);
+	}
+	return id;
+}
+
 static int xring_start(struct transport *t)
 {
 	const struct config *cfg = t->cfg;
@@ -113,17 +146,15 @@ static int xring_start(struct transport *t)
 		return -ENOMEM;
 	t->priv = x;
 	x->t = t;
-	rc = xen_real_open(&x->xif);
-	if (rc) {
-		log_warnx("xen-ring: cannot open xenstore, grant table or event "
-			  "channels: %s (is this a Xen domain with xenfs and "
-			  "the gntdev/evtchn drivers?)", strerror(-rc));
+	rc = xen_ring_preopen();
+	if (rc)
 		return rc;
-	}
+	x->xif = preopened;
+	preopened = NULL;
 	memset(&tc, 0, sizeof(tc));
-	tc.backend_domid = 0;
+	tc.backend_domid = own_domid(x->xif);
 	tc.frontend_domid = (uint32_t)cfg->domid;
-	tc.devid = 0;
+	tc.devid = cfg->devid;
 	tc.have_uuid = cfg->have_uuid;
 	memcpy(tc.uuid, cfg->uuid, 16);
 	tc.max_extra_pages = TPMBACK_MAX_EXTRA_PAGES;
@@ -135,7 +166,8 @@ static int xring_start(struct transport *t)
 		log_warnx("xen-ring: backend for domain %ld: %s", cfg->domid,
 			  strerror(-rc));
 	else
-		log_info("xen-ring: serving domain %ld's vtpm device 0", cfg->domid);
+		log_info("xen-ring: serving domain %ld's vtpm device %u from "
+			 "domain %u", cfg->domid, cfg->devid, tc.backend_domid);
 	return rc;
 }
 

@@ -35,6 +35,10 @@ struct xenif_ops {
 	int (*xs_fd)(struct xenif *x);
 	/* One fired watch, path and token malloc'd; -EAGAIN when none. */
 	int (*xs_watch_read)(struct xenif *x, char **path, char **token);
+	/* The children of path: *names is ONE malloc'd block holding the
+	 * array and the strings (free(*names) frees all), *n entries. */
+	int (*xs_directory)(struct xenif *x, const char *path, char ***names,
+			    unsigned int *n);
 
 	/* Maps `count` grant refs of `domid` read-write at one contiguous
 	 * address; unmap takes that address and the same count. */
