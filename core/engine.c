@@ -365,6 +365,24 @@ uint32_t engine_startup_clear(struct engine *e)
 	return tpm_rsp_code(rsp, rsplen);
 }
 
+uint32_t engine_shutdown_orderly(struct engine *e)
+{
+	/* TPM2_Shutdown(TPM_SU_CLEAR); TPM 1.2: TPM_SaveState. */
+	static const uint8_t shutdown2[] = { 0x80, 0x01, 0, 0, 0, 12,
+					     0,    0,    1, 0x45, 0, 0 };
+	static const uint8_t savestate12[] = { 0x00, 0xc1, 0, 0, 0, 10,
+					       0,    0,    0, 0x98 };
+	const uint8_t *rsp;
+	uint32_t rsplen;
+
+	if (e->version == TPM_VERSION_2)
+		engine_process(e, shutdown2, sizeof(shutdown2), &rsp, &rsplen);
+	else
+		engine_process(e, savestate12, sizeof(savestate12), &rsp,
+			       &rsplen);
+	return tpm_rsp_code(rsp, rsplen);
+}
+
 void engine_process(struct engine *e, const uint8_t *cmd, uint32_t len,
 		    const uint8_t **rsp, uint32_t *rsplen)
 {

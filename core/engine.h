@@ -101,6 +101,9 @@ int engine_power_on(struct engine *e, bool delete_volatile);
 void engine_power_off(struct engine *e);
 
 /* TPM2_Startup(CLEAR) or TPM_Startup(ST_CLEAR); the TPM's own rc. */
+/* An orderly shutdown (TPM2_Shutdown(CLEAR) / TPM_SaveState), as a
+ * platform sends before it powers the TPM down; the response code. */
+uint32_t engine_shutdown_orderly(struct engine *e);
 uint32_t engine_startup_clear(struct engine *e);
 
 /*

@@ -102,6 +102,17 @@ full_boot2() {
   else check reboot-pcr-reset FAIL "PCR 16 = ${p:-none}"; fi
 }
 
+# After the host was powered off and booted again (--host-restart): the
+# vTPM the manager brings back holds the NV index; PCRs start from zero.
+full_host2() {
+  local p
+  check_getrandom host2-getrandom
+  check_nv_read host2-nv-read
+  p=$(pcr16)
+  if [ "$p" = "$ZERO64" ]; then check host2-pcr-reset ok "PCR 16 = 0...0"
+  else check host2-pcr-reset FAIL "PCR 16 = ${p:-none}"; fi
+}
+
 # After the reboot checks: dom0 detaches and re-attaches the vtpm.
 full_detach_attach() { # T0 (uptime when the wait starts)
   local d t

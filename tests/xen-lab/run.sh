@@ -8,6 +8,7 @@
 #          [--extra-bin PATH]... [--guest-cmd 'CMD'] [--require-vtpm]
 #          [--vtpm-uuid UUID] [--qemu-timeout SECS] [--keep]
 #          [--full] [--backend-per-domain]
+#          [--host-tpm] [--state-disk] [--host-restart]
 #
 # Phases run by dom0's /init:
 #   1. `xl create` of guest1 (PV, 256 MB) WITHOUT a vtpm line; the guest
@@ -36,6 +37,16 @@
 #                    backend/vtpm/<domid> node, with $DOMID set, and stop it
 #                    (SIGTERM to its session) once that domain is gone. A
 #                    rebooted guest is a new domain with a new domid.
+# --host-tpm         give dom0 a physical TPM: QEMU's tpm-tis backed by a
+#                    swtpm on the host (dom0's built-in tpm_tis driver makes
+#                    /dev/tpmrm0); its state lives for the whole run.
+# --state-disk       give dom0 a disk (virtio-blk, ext4) mounted on
+#                    /var/lib/vtpm before --backend-cmd starts; it lives
+#                    for the whole run.
+# --host-restart     after the first boot (needs --full, --host-tpm and
+#                    --state-disk), power the host off and boot it again
+#                    with the same disk and TPM: the guest's vTPM must come
+#                    back with its NV data (checks host2-*).
 # --cache-dir DIR    extracted packages (default /var/cache/vtpm-tests, or
 #                    $VTPM_E2E_CACHE; shared with tests/e2e/qemu-tpmdev).
 #
@@ -54,14 +65,18 @@ QEMU_TIMEOUT=300
 KEEP=0
 FULL=0
 BACKEND_PER_DOMAIN=0
+HOST_TPM=0
+STATE_DISK=0
+HOST_RESTART=0
 RESULT=1   # 0 pass, 1 fail, 77 skipped
 
 XEN_VER=4.17
 XEN_LIBEXEC=/usr/lib/xen-$XEN_VER/bin
-DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs"
+# virtio and ext4: the --state-disk (loaded always: they cost nothing).
+DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs virtio_pci virtio_blk ext4 crc32c_generic"
 GUEST_MODULES="xen-tpmfront"
 
-usage() { sed -n '3,42p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,52p' "$0" | sed 's/^# \{0,1\}//'; }
 
 need_arg() { [ $# -ge 2 ] || { echo "run.sh: $1 needs an argument" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -84,6 +99,9 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --full) FULL=1; shift ;;
     --backend-per-domain) BACKEND_PER_DOMAIN=1; shift ;;
+    --host-tpm) HOST_TPM=1; shift ;;
+    --state-disk) STATE_DISK=1; shift ;;
+    --host-restart) HOST_RESTART=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -97,6 +115,10 @@ case "$VTPM_UUID" in
 esac
 if [ "$FULL" = 1 ] || [ "$BACKEND_PER_DOMAIN" = 1 ]; then
   [ -n "$BACKEND_CMD" ] || { echo "run.sh: --full and --backend-per-domain need --backend-cmd" >&2; exit 2; }
+fi
+if [ "$HOST_RESTART" = 1 ]; then
+  [ "$FULL" = 1 ] && [ "$HOST_TPM" = 1 ] && [ "$STATE_DISK" = 1 ] ||
+    { echo "run.sh: --host-restart needs --full, --host-tpm and --state-disk" >&2; exit 2; }
 fi
 case "$QEMU_TIMEOUT" in
   ''|*[!0-9]*) echo "run.sh: --qemu-timeout must be a number of seconds" >&2; exit 2 ;;
@@ -131,6 +153,9 @@ cleanup() {
     for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$QEMU_PID" 2>/dev/null || break; sleep 0.2; done
     kill -KILL "$QEMU_PID" 2>/dev/null
     wait "$QEMU_PID" 2>/dev/null
+  fi
+  if [ -n "${SWTPM_PID:-}" ] && kill -0 "$SWTPM_PID" 2>/dev/null; then
+    kill -TERM "$SWTPM_PID" 2>/dev/null
   fi
   if [ -n "$STAMP_PID" ] && kill -0 "$STAMP_PID" 2>/dev/null; then
     kill -TERM "$STAMP_PID" 2>/dev/null
@@ -173,6 +198,8 @@ ensure_pkgs() {
     missing+=("xen-utils-$XEN_VER")
   busybox_ok || missing+=(busybox-static)
   command -v cpio >/dev/null 2>&1 || missing+=(cpio)
+  [ "$HOST_TPM" = 0 ] || command -v swtpm >/dev/null 2>&1 || missing+=(swtpm)
+  [ "$STATE_DISK" = 0 ] || command -v mkfs.ext4 >/dev/null 2>&1 || missing+=(e2fsprogs)
   [ ${#missing[@]} -eq 0 ] && return 0
   [ "$(id -u)" = 0 ] || skip "missing ${missing[*]} and not root to install them"
   apt_update_once || true
@@ -364,8 +391,10 @@ base_root() { # ROOT
   mkdir -p "$root"/{bin,sbin,dev,proc,sys,run,tmp,etc/xenlab,lib/modules/xenlab,usr/bin,usr/sbin,usr/local/bin,var/log,var/lib}
   ln -s ../run "$root/var/run"
   cp /bin/busybox "$root/bin/busybox"
-  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
-  printf 'root:x:0:\n' >"$root/etc/group"
+  # nobody: the manager's instances drop to it.
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' >"$root/etc/group"
+  printf 'passwd: files\ngroup: files\n' >"$root/etc/nsswitch.conf"
   local b
   for b in "${EXTRA_BINS[@]}"; do
     copy_bin "$root" "$b" "/usr/local/bin/$(basename "$b")" || return 1
@@ -482,6 +511,18 @@ if [ "$PHASE" = vtpm-reboot ]; then
   dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 30
   M "guest full-result: $FULL_RES"
 fi
+if [ "$PHASE" = vtpm-host2 ]; then
+  # The host was powered off and booted again: the same vTPM, NV kept.
+  if [ -c /dev/tpm0 ]; then
+    check host2-tpm0 ok "/dev/tpm0 present $(since "$T0")s after insmod started"
+    full_host2
+  else
+    check host2-tpm0 FAIL "no /dev/tpm0 after 60 s"
+  fi
+  echo "--- guest dmesg (tpm) ---"
+  dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 30
+  M "guest host2-result: $FULL_RES"
+fi
 M "guest: powering off (uptime $(up)s)"
 sync
 poweroff -f
@@ -513,6 +554,16 @@ M() { echo "XENLAB: $*"; }
 prefix() { while IFS= read -r l; do echo "$1${l%"$CR"}"; done; }
 finish() {
   M "dom0: powering off (uptime $(up)s)"
+  # A clean host shutdown: the backend (the manager) first.
+  if [ -s /run/be-session.pid ]; then
+    kill -TERM "-$(cat /run/be-session.pid)" 2>/dev/null
+    i=0
+    while kill -0 "-$(cat /run/be-session.pid)" 2>/dev/null && [ $i -lt 100 ]; do
+      sleep 0.1; i=$((i + 1))
+    done
+    M "dom0: backend stopped after $((i / 10)).$((i % 10))s"
+  fi
+  [ "$STATE_DISK" = 1 ] && umount /var/lib/vtpm
   sync
   poweroff -f
   sleep 10
@@ -522,13 +573,25 @@ finish() {
 fatal() { M "dom0: FATAL $*"; finish; }
 GLOG=/var/log/xen/guest-guest1.log
 
-M "dom0: init started (kernel $(uname -r), uptime $(up)s)"
+XENLAB_BOOT=1
+for a in $(cat /proc/cmdline); do
+  case "$a" in xenlab_boot=*) XENLAB_BOOT=${a#xenlab_boot=} ;; esac
+done
+export XENLAB_BOOT
+M "dom0: init started (kernel $(uname -r), uptime $(up)s, host boot $XENLAB_BOOT)"
 while read -r ko; do
   [ -n "$ko" ] || continue
   insmod "/lib/modules/xenlab/$ko" || fatal "insmod $ko failed"
 done </etc/xenlab/dom0-modules
 mkdir -p /proc/xen /run/xen /run/xenstored /run/lock /var/lib/xen /var/lib/xenstored /var/log/xen
 mount -t xenfs xenfs /proc/xen || fatal "mount xenfs failed"
+if [ "$STATE_DISK" = 1 ]; then
+  i=0
+  while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+  mkdir -p /var/lib/vtpm
+  mount -t ext4 /dev/vda /var/lib/vtpm || fatal "cannot mount the state disk /dev/vda"
+  M "dom0: state disk mounted on /var/lib/vtpm: $(ls /var/lib/vtpm | tr '\n' ' ')"
+fi
 
 xenstored --pid-file /run/xenstored.pid || fatal "xenstored failed"
 i=0
@@ -578,7 +641,8 @@ if [ -s /etc/xenlab/backend-cmd ]; then
     supervise_backends &
   else
     M "dom0: starting backend: $(cat /etc/xenlab/backend-cmd)"
-    ( setsid sh -c "$(cat /etc/xenlab/backend-cmd)" </dev/null 2>&1 | prefix "[backend] " ) &
+    ( setsid sh -c 'echo $$ >/run/be-session.pid; exec sh -c "$(cat /etc/xenlab/backend-cmd)"' \
+        </dev/null 2>&1 | tee -a /tmp/backend.log | prefix "[backend] " ) &
   fi
 fi
 
@@ -694,6 +758,26 @@ full_dom0() {
   fi
   xs_dump "after the re-attach"
 }
+
+# ---- host boot 2 (--host-restart): only the guest's vTPM, back again
+if [ "$XENLAB_BOOT" != 1 ]; then
+  d=$(deadline 90)
+  until grep -q 'dom0-manager: ready' /tmp/backend.log 2>/dev/null || past "$d"; do sleep 0.2; done
+  T=$(up)
+  xl_create host2 /etc/xen/guest1-vtpm-host2.cfg
+  while [ ! -e /tmp/xl-host2.rc ]; do sleep 0.1; done
+  RC=$(cat /tmp/xl-host2.rc)
+  M "host2: xl create rc=$RC after $(since "$T")s"
+  xs_dump "host boot $XENLAB_BOOT, after xl create returned"
+  if [ "$RC" = 0 ] && wait_log "XENLAB: guest host2-result:" "$GUEST_WAIT"; then
+    M "host2: $(grep -a "XENLAB: guest host2-result:" "$GLOG" | tail -n 1 | tr -d '\r' | sed 's/.*XENLAB: guest //')"
+  else
+    M "host2: FAIL no host2-result from the guest"
+    guest_diag
+  fi
+  wait_gone 15
+  finish
+fi
 
 # ---- phase 1: a plain PV guest proves the lab
 T=$(up)
@@ -821,7 +905,7 @@ mkdir -p "$DROOT/etc/xen" "$DROOT/guest"
 : >"$DROOT/etc/xen/xl.conf"
 cp "$VMLINUZ" "$DROOT/guest/vmlinuz"
 cp "$WORKDIR/guest-initrd.gz" "$DROOT/guest/initrd.gz"
-for phase in plain vtpm vtpm-reboot; do
+for phase in plain vtpm vtpm-reboot vtpm-host2; do
   {
     echo 'name = "guest1"'
     echo 'type = "pv"'
@@ -841,8 +925,14 @@ if [ -n "$BACKEND_CMD" ]; then
   printf '%s\n' "$BACKEND_CMD" >"$DROOT/etc/xenlab/backend-cmd"
   HAVE_BACKEND=1
 fi
-printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\n' \
-  "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" >"$DROOT/etc/xenlab/env"
+printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\nSTATE_DISK=%s\n' \
+  "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" "$STATE_DISK" >"$DROOT/etc/xenlab/env"
+if [ "$HOST_TPM" = 1 ]; then
+  # The TCTI tss2-tctildr dlopens for device:/dev/tpmrm0 (ldd cannot see it).
+  t=$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0 2>/dev/null)
+  [ -n "$t" ] || die "--host-tpm: no libtss2-tcti-device.so.0 on the host (libtss2-tcti-device0)"
+  copy_bin "$DROOT" "$(readlink -f "$t")" "$t" || die "cannot copy $t"
+fi
 write_dom0_init "$DROOT/init"
 pack "$DROOT" "$WORKDIR/dom0-initrd.gz" || die "cannot pack the dom0 initramfs"
 log "images built in $(awk -v a="$(date +%s.%N)" -v b="$TB" 'BEGIN{printf "%.1f", a-b}')s:" \
@@ -854,33 +944,72 @@ log "images built in $(awk -v a="$(date +%s.%N)" -v b="$TB" 'BEGIN{printf "%.1f"
 # its command line: no commas in paths.
 case "$VMLINUZ$WORKDIR" in *,*) die "paths must not contain commas: $VMLINUZ $WORKDIR" ;; esac
 XEN_APPEND="console=com1 com1=115200,8n1 dom0_mem=512M,max:512M dom0_max_vcpus=1 loglvl=all guest_loglvl=all smap=0 smep=0 bootscrub=0"
-QEMU_ARGS=(
-  -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot -nic none
-  -kernel "$XEN_ELF" -append "$XEN_APPEND"
-  -initrd "$VMLINUZ console=hvc0 earlyprintk=xen,$WORKDIR/dom0-initrd.gz"
-)
-printf '%q ' timeout "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" >"$WORKDIR/qemu.cmdline"
-echo >>"$WORKDIR/qemu.cmdline"
+if [ "$STATE_DISK" = 1 ]; then
+  rm -f "$WORKDIR/state.img"
+  truncate -s 64M "$WORKDIR/state.img" &&
+    mkfs.ext4 -q -F -L vtpmstate "$WORKDIR/state.img" >"$WORKDIR/mkfs.log" 2>&1 ||
+    { cat "$WORKDIR/mkfs.log"; die "cannot make the state disk"; }
+fi
+HOSTTPM="$WORKDIR/hosttpm"
+rm -rf "$HOSTTPM"; mkdir -p "$HOSTTPM/state"
+# start_host_tpm: the stand-in physical TPM for one boot (its state
+# directory is kept across boots, as a TPM's NV is).
+start_host_tpm() {
+  rm -f "$HOSTTPM/ctrl"
+  # --ctrl only: QEMU hands swtpm the data channel; swtpm exits when QEMU
+  # disconnects. No startup flags: SeaBIOS sends TPM2_Startup.
+  setsid swtpm socket --tpm2 --tpmstate dir="$HOSTTPM/state" \
+    --ctrl type=unixio,path="$HOSTTPM/ctrl" </dev/null >>"$WORKDIR/swtpm.log" 2>&1 &
+  SWTPM_PID=$!
+  for _ in $(seq 100); do [ -S "$HOSTTPM/ctrl" ] && break; sleep 0.05; done
+  [ -S "$HOSTTPM/ctrl" ] || { cat "$WORKDIR/swtpm.log"; die "swtpm did not create $HOSTTPM/ctrl"; }
+}
 
-# Serial output is timestamped (seconds since QEMU started) on the way in.
-FIFO="$WORKDIR/serial.fifo"
-rm -f "$FIFO"; mkfifo "$FIFO" || die "mkfifo $FIFO"
-perl -MTime::HiRes=time -e '
-  $| = 1; my $t0 = time;
-  while (my $l = <STDIN>) { $l =~ s/\r//g; printf "[%7.2f] %s", time - $t0, $l; }' \
-  <"$FIFO" >"$SERIAL_LOG" &
-STAMP_PID=$!
-log "starting QEMU (timeout ${QEMU_TIMEOUT}s): $(cat "$WORKDIR/qemu.cmdline")"
-TQ=$(date +%s.%N)
-timeout -k 5 "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" </dev/null >"$FIFO" 2>"$QEMU_ERR" &
-QEMU_PID=$!
-wait "$QEMU_PID"
-QRC=$?
-QEMU_PID=""
-QDT=$(awk -v a="$(date +%s.%N)" -v b="$TQ" 'BEGIN{printf "%.1f", a-b}')
-wait "$STAMP_PID" 2>/dev/null
-STAMP_PID=""
-log "QEMU exited with status $QRC after ${QDT}s"
+# boot_host N LOG: one boot of the host (Xen + dom0), serial output in LOG;
+# sets QRC (QEMU's status) and QDT (seconds).
+boot_host() {
+  local n=$1 slog=$2 extra="" fifo
+  [ "$n" = 1 ] || extra=" xenlab_boot=$n"
+  QEMU_ARGS=(
+    -accel tcg -cpu max -m 2048 -smp 2 -nographic -no-reboot -nic none
+    -kernel "$XEN_ELF" -append "$XEN_APPEND"
+    -initrd "$VMLINUZ console=hvc0 earlyprintk=xen$extra,$WORKDIR/dom0-initrd.gz"
+  )
+  [ "$STATE_DISK" = 1 ] && QEMU_ARGS+=(-drive "file=$WORKDIR/state.img,format=raw,if=virtio")
+  if [ "$HOST_TPM" = 1 ]; then
+    start_host_tpm
+    QEMU_ARGS+=(-chardev "socket,id=chrtpm,path=$HOSTTPM/ctrl"
+                -tpmdev emulator,id=tpm0,chardev=chrtpm -device tpm-tis,tpmdev=tpm0)
+  fi
+  printf '%q ' timeout "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" >"$WORKDIR/qemu$n.cmdline"
+  echo >>"$WORKDIR/qemu$n.cmdline"
+  # Serial output is timestamped (seconds since QEMU started) on the way in.
+  fifo="$WORKDIR/serial$n.fifo"
+  rm -f "$fifo"; mkfifo "$fifo" || die "mkfifo $fifo"
+  perl -MTime::HiRes=time -e '
+    $| = 1; my $t0 = time;
+    while (my $l = <STDIN>) { $l =~ s/\r//g; printf "[%7.2f] %s", time - $t0, $l; }' \
+    <"$fifo" >"$slog" &
+  STAMP_PID=$!
+  log "host boot $n: starting QEMU (timeout ${QEMU_TIMEOUT}s): $(cat "$WORKDIR/qemu$n.cmdline")"
+  TQ=$(date +%s.%N)
+  timeout -k 5 "$QEMU_TIMEOUT" qemu-system-x86_64 "${QEMU_ARGS[@]}" </dev/null >"$fifo" 2>>"$QEMU_ERR" &
+  QEMU_PID=$!
+  wait "$QEMU_PID"
+  QRC=$?
+  QEMU_PID=""
+  QDT=$(awk -v a="$(date +%s.%N)" -v b="$TQ" 'BEGIN{printf "%.1f", a-b}')
+  wait "$STAMP_PID" 2>/dev/null
+  STAMP_PID=""
+  if [ -n "$SWTPM_PID" ]; then
+    for _ in $(seq 50); do kill -0 "$SWTPM_PID" 2>/dev/null || break; sleep 0.1; done
+    kill "$SWTPM_PID" 2>/dev/null; wait "$SWTPM_PID" 2>/dev/null; SWTPM_PID=""
+  fi
+  log "host boot $n: QEMU exited with status $QRC after ${QDT}s"
+}
+SWTPM_PID=""
+: >"$QEMU_ERR"
+boot_host 1 "$SERIAL_LOG"
 
 grep -a 'XENLAB:' "$SERIAL_LOG" | grep -av '\[guest1\]'
 echo "--- guest console lines with markers ---"
@@ -941,6 +1070,30 @@ if [ "$FULL" = 1 ]; then
     fi
   done
   [ "$FULL_OK" = 1 ] && echo "XENLAB: --full: all checks ok" || echo "XENLAB: --full: some checks FAILED"
+fi
+
+# --host-restart: the host goes down (dom0 stops the manager, unmounts the
+# state disk, powers off) and boots again with the same disk and TPM.
+HOST2_CHECKS="host2-tpm0 host2-getrandom host2-nv-read host2-pcr-reset"
+if [ "$HOST_RESTART" = 1 ]; then
+  B1_QRC=$QRC B1_QDT=$QDT
+  boot_host 2 "$WORKDIR/serial2.log"
+  echo "--- host boot 2 ---"
+  grep -a 'XENLAB:' "$WORKDIR/serial2.log" | grep -av '\[guest1\]'
+  grep -a '\[guest1\].*XENLAB:' "$WORKDIR/serial2.log"
+  echo "--- host boot 2: checks ---"
+  for c in $HOST2_CHECKS; do
+    l=$(grep -a -m1 -E "XENLAB: check $c (ok|FAIL)" "$WORKDIR/serial2.log" | sed 's/.*XENLAB: check //')
+    if [ -z "$l" ]; then
+      echo "XENLAB: check $c FAIL (never reported)"; FULL_OK=0
+    else
+      echo "XENLAB: check $l"
+      case "$l" in "$c ok"*) ;; *) FULL_OK=0 ;; esac
+    fi
+  done
+  printf '  %-44s %s\n' "host boot 2: QEMU exit" "$QDT"
+  [ "$QRC" = 0 ] || { echo "XENLAB: host boot 2: QEMU status $QRC"; FULL_OK=0; }
+  QRC=$B1_QRC QDT=$B1_QDT
 fi
 
 if [ "$PLAIN_OK" = 1 ] && { [ "$REQUIRE_VTPM" = 0 ] || { [ "$VTPM_OK" = 1 ] && [ "$FULL_OK" = 1 ]; }; }; then

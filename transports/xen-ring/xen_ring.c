@@ -63,13 +63,27 @@ static void ring_cancel(struct tpmback *tb)
 	}
 }
 
-/* A guest that reconnects finds its TPM as after a power cycle: PCRs and
- * sessions reset, NV kept.  xen-tpmfront sends no Startup, so we do. */
+/*
+ * A guest that reconnects finds its TPM as after a power cycle: PCRs and
+ * sessions reset, NV kept.  xen-tpmfront sends no Startup, so we do; and
+ * it cannot send a TPM 2.0 Shutdown (it drives every Xen vTPM as a 1.2
+ * one), so the power-down is made orderly here, as a platform would.
+ * Without it each guest reboot counts as a non-orderly shutdown and,
+ * once a DA-protected authorization has been used, raises failedTries:
+ * three reboots lock the guest out (TPM_RC_LOCKOUT), as the Xen lab's
+ * host-restart run showed.  Every state change is durable before its
+ * response here, so the attack the count exists for (cutting power
+ * before a failed try reaches NV) does not apply.
+ */
 static void reset_call(struct vtpm *v, struct vtpm_job *job)
 {
 	uint32_t rc;
 
 	(void)job;
+	rc = engine_shutdown_orderly(&v->eng);
+	if (rc)
+		log_debug("xen-ring: orderly shutdown before the power cycle: "
+			  "rc 0x%x", rc);
 	if (engine_power_on(&v->eng, false)) {
 		log_warnx("xen-ring: the TPM did not power on again");
 		return;
