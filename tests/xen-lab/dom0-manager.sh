@@ -32,6 +32,24 @@ else
   vtpmctl create --uuid "$VTPM_UUID" && say "created vTPM $VTPM_UUID" ||
     say "FAIL vtpmctl create"
 fi
+# A TPM 1.2 vTPM for the guest of the second host boot. Its first start
+# manufactures the TPM (an RSA-2048 endorsement key): about 12 s under
+# TCG, longer than libxl waits for InitWait (10 s), so it is started once
+# here, on its UNIX socket, and stopped again (a known limit: see
+# transports/xen-ring/README.md).
+if ! vtpmctl show "$VTPM12_UUID" >/dev/null 2>&1; then
+  if vtpmctl create --uuid "$VTPM12_UUID" --tpm-version 1.2; then
+    say "created TPM 1.2 vTPM $VTPM12_UUID"
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    vtpmctl start "$VTPM12_UUID"
+    i=0
+    until [ -S "/run/vtpm/$VTPM12_UUID/tpm" ] || [ $i -ge 1200 ]; do sleep 0.1; i=$((i + 1)); done
+    vtpmctl stop "$VTPM12_UUID"
+    say "TPM 1.2 vTPM manufactured in $(awk -v a="$(cut -d' ' -f1 /proc/uptime)" -v b="$t0" 'BEGIN { printf "%.1f", a - b }')s"
+  else
+    say "FAIL vtpmctl create --tpm-version 1.2"
+  fi
+fi
 vtpmctl status | sed 's/^/XENLAB: dom0-manager: status: /'
 say "ready"
 wait $MPID

@@ -4,7 +4,8 @@
 #   XENLAB: check NAME ok|FAIL (detail)
 # The values come from /etc/xenlab/full.env, written by run.sh per run:
 #   NVDATA (8 bytes, hex), PCRDIGEST (32 bytes, hex) and PCREXPECT
-#   (sha256(32 zero bytes || PCRDIGEST), i.e. PCR 16 after one extend).
+#   (sha256(32 zero bytes || PCRDIGEST), i.e. PCR 16 after one extend);
+#   PCR12DIGEST and PCR12EXPECT, the same for a TPM 1.2 (SHA-1).
 
 . /etc/xenlab/full.env
 NVIDX=01500016
@@ -111,6 +112,35 @@ full_host2() {
   p=$(pcr16)
   if [ "$p" = "$ZERO64" ]; then check host2-pcr-reset ok "PCR 16 = 0...0"
   else check host2-pcr-reset FAIL "PCR 16 = ${p:-none}"; fi
+}
+
+# A TPM 1.2 vTPM behind the stock driver (--host-restart, host boot 2):
+# the durations the driver read from the engine, TPM_GetRandom, and
+# TPM_Extend of PCR 16 (SHA-1) with the value the host computed.
+full_tpm12() {
+  local r d ok=1 n
+  d=$(cat /sys/class/tpm/tpm0/durations 2>/dev/null)
+  echo "guest: durations: $d; timeouts: $(cat /sys/class/tpm/tpm0/timeouts 2>/dev/null)"
+  # short, medium, long in microseconds: each must leave a slow durable
+  # write far behind (Xen's own emulator needed 3 s / 3 s / 600 s).
+  set -- $d
+  if [ $# -ge 3 ]; then
+    for n in "$1" "$2" "$3"; do [ "$n" -ge 3000000 ] 2>/dev/null || ok=0; done
+  else
+    ok=0
+  fi
+  if [ $ok = 1 ]; then check tpm12-durations ok "$d (us)"
+  else check tpm12-durations FAIL "'$d'"; fi
+  r=$(tpm "00c1 0000000e 00000046 00000010")
+  if ok_rc "$r" && [ ${#r} -eq 60 ]; then check tpm12-getrandom ok "16 bytes ${r#????????????????????????????}"
+  else check tpm12-getrandom FAIL "response '$r'"; fi
+  r=$(tpm "00c1 00000022 00000014 00000010 $PCR12DIGEST")
+  echo "guest: TPM_Extend response $r"
+  if ok_rc "$r" && [ "${r#????????????????????}" = "$PCR12EXPECT" ]; then
+    check tpm12-pcr-extend ok "PCR 16 = $PCR12EXPECT"
+  else
+    check tpm12-pcr-extend FAIL "response '$r', want PCR 16 = $PCR12EXPECT"
+  fi
 }
 
 # After the reboot checks: dom0 detaches and re-attaches the vtpm.

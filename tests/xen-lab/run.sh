@@ -61,6 +61,7 @@ GUEST_CMD=""
 EXTRA_BINS=()
 REQUIRE_VTPM=0
 VTPM_UUID=5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5d
+VTPM12_UUID=7d1c6a2e-0b5f-4f7e-8a1d-3c2b1a0f9e8d   # the TPM 1.2 one (--host-restart)
 QEMU_TIMEOUT=300
 KEEP=0
 FULL=0
@@ -516,12 +517,26 @@ if [ "$PHASE" = vtpm-host2 ]; then
   if [ -c /dev/tpm0 ]; then
     check host2-tpm0 ok "/dev/tpm0 present $(since "$T0")s after insmod started"
     full_host2
+    # The ring's round trip (tools/bench/run-ring-bench.sh): TPM2_GetRandom(8).
+    for r in 1 2 3; do
+      M "bench ring: $(tpmraw -d /dev/tpm0 -n 500 80010000000c0000017b0008 2>&1)"
+    done
   else
     check host2-tpm0 FAIL "no /dev/tpm0 after 60 s"
   fi
   echo "--- guest dmesg (tpm) ---"
   dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 30
   M "guest host2-result: $FULL_RES"
+fi
+if [ "$PHASE" = vtpm12 ]; then
+  if [ -c /dev/tpm0 ]; then
+    check tpm12-tpm0 ok "/dev/tpm0 present $(since "$T0")s after insmod started, version $(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null)"
+    full_tpm12
+  else
+    check tpm12-tpm0 FAIL "no /dev/tpm0 after 60 s"
+  fi
+  dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 10
+  M "guest vtpm12-result: $FULL_RES"
 fi
 M "guest: powering off (uptime $(up)s)"
 sync
@@ -776,6 +791,31 @@ if [ "$XENLAB_BOOT" != 1 ]; then
     guest_diag
   fi
   wait_gone 15
+  # A TPM 1.2 vTPM through the ring, with the stock driver.
+  T=$(up)
+  xl_create v12 /etc/xen/guest1-vtpm12.cfg
+  while [ ! -e /tmp/xl-v12.rc ]; do sleep 0.1; done
+  RC=$(cat /tmp/xl-v12.rc)
+  M "vtpm12: xl create rc=$RC after $(since "$T")s"
+  if [ "$RC" = 0 ] && wait_log "XENLAB: guest vtpm12-result:" "$GUEST_WAIT"; then
+    M "vtpm12: $(grep -a "XENLAB: guest vtpm12-result:" "$GLOG" | tail -n 1 | tr -d '\r' | sed 's/.*XENLAB: guest //')"
+  else
+    M "vtpm12: FAIL no vtpm12-result from the guest"
+    guest_diag
+  fi
+  wait_gone 15
+  # The same command over a vtpm-service UNIX socket in dom0, nothing else
+  # running (tools/bench/run-ring-bench.sh compares it with the ring's).
+  mkdir -p /tmp/bench && head -c 32 /dev/urandom >/tmp/bench/key && chmod 600 /tmp/bench/key
+  vtpm-service --role=instance --domid 99 --transport unix:/tmp/bench/tpm \
+    --state-key /tmp/bench/key --state-dir /tmp/bench --log-level warning &
+  BPID=$!
+  d=$(deadline 30)
+  while [ ! -S /tmp/bench/tpm ] && ! past "$d"; do sleep 0.1; done
+  for r in 1 2 3; do
+    M "bench unix: $(tpmraw -u /tmp/bench/tpm -n 500 80010000000c0000017b0008 2>&1)"
+  done
+  kill "$BPID"; wait "$BPID"
   finish
 fi
 
@@ -882,7 +922,11 @@ if [ "$FULL" = 1 ]; then
   NVDATA=$(hex 8) PCRDIGEST=$(hex 32)
   PCREXPECT=$({ head -c 32 /dev/zero; perl -e 'print pack("H*", $ARGV[0])' "$PCRDIGEST"; } |
               sha256sum | cut -c1-64)
-  printf 'NVDATA=%s\nPCRDIGEST=%s\nPCREXPECT=%s\n' "$NVDATA" "$PCRDIGEST" "$PCREXPECT" \
+  PCR12DIGEST=$(hex 20)
+  PCR12EXPECT=$({ head -c 20 /dev/zero; perl -e 'print pack("H*", $ARGV[0])' "$PCR12DIGEST"; } |
+                sha1sum | cut -c1-40)
+  printf 'NVDATA=%s\nPCRDIGEST=%s\nPCREXPECT=%s\nPCR12DIGEST=%s\nPCR12EXPECT=%s\n' \
+    "$NVDATA" "$PCRDIGEST" "$PCREXPECT" "$PCR12DIGEST" "$PCR12EXPECT" \
     >"$GROOT/etc/xenlab/full.env"
   log "--full: NV bytes $NVDATA; PCR 16 extend by $PCRDIGEST must give $PCREXPECT"
 fi
@@ -905,7 +949,7 @@ mkdir -p "$DROOT/etc/xen" "$DROOT/guest"
 : >"$DROOT/etc/xen/xl.conf"
 cp "$VMLINUZ" "$DROOT/guest/vmlinuz"
 cp "$WORKDIR/guest-initrd.gz" "$DROOT/guest/initrd.gz"
-for phase in plain vtpm vtpm-reboot vtpm-host2; do
+for phase in plain vtpm vtpm-reboot vtpm-host2 vtpm12; do
   {
     echo 'name = "guest1"'
     echo 'type = "pv"'
@@ -915,6 +959,7 @@ for phase in plain vtpm vtpm-reboot vtpm-host2; do
     echo 'memory = 256'
     echo 'vcpus = 1'
     case "$phase" in
+      vtpm12) echo "vtpm = [ \"backend=0,uuid=$VTPM12_UUID\" ]" ;;
       vtpm*) echo 'on_reboot = "restart"'
              echo "vtpm = [ \"backend=0,uuid=$VTPM_UUID\" ]" ;;
     esac
@@ -925,8 +970,9 @@ if [ -n "$BACKEND_CMD" ]; then
   printf '%s\n' "$BACKEND_CMD" >"$DROOT/etc/xenlab/backend-cmd"
   HAVE_BACKEND=1
 fi
-printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\nSTATE_DISK=%s\n' \
-  "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" "$STATE_DISK" >"$DROOT/etc/xenlab/env"
+printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\nSTATE_DISK=%s\nVTPM12_UUID=%s\n' \
+  "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" "$STATE_DISK" "$VTPM12_UUID" \
+  >"$DROOT/etc/xenlab/env"
 if [ "$HOST_TPM" = 1 ]; then
   # The TCTI tss2-tctildr dlopens for device:/dev/tpmrm0 (ldd cannot see it).
   t=$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0 2>/dev/null)
@@ -1074,7 +1120,8 @@ fi
 
 # --host-restart: the host goes down (dom0 stops the manager, unmounts the
 # state disk, powers off) and boots again with the same disk and TPM.
-HOST2_CHECKS="host2-tpm0 host2-getrandom host2-nv-read host2-pcr-reset"
+HOST2_CHECKS="host2-tpm0 host2-getrandom host2-nv-read host2-pcr-reset
+  tpm12-tpm0 tpm12-durations tpm12-getrandom tpm12-pcr-extend"
 if [ "$HOST_RESTART" = 1 ]; then
   B1_QRC=$QRC B1_QDT=$QDT
   boot_host 2 "$WORKDIR/serial2.log"
