@@ -96,8 +96,12 @@ static void job_work(uv_work_t *w)
 	struct vtpm_job *job = w->data;
 	struct vtpm *v = job->owner;
 
-	if (job->offloop)
-		run_cmd(v, job);
+	if (job->offloop) {
+		if (job->kind == VTPM_JOB_CMD)
+			run_cmd(v, job);
+		else
+			job->call(v, job);
+	}
 	job->persist_rc = engine_persist(&v->eng);
 }
 
@@ -160,8 +164,9 @@ static void run_next(struct vtpm *v)
 			if (!job->offloop)
 				run_cmd(v, job);
 		} else {
-			job->offloop = false;
-			job->call(v, job);
+			job->offloop = job->call_offloop;
+			if (!job->offloop)
+				job->call(v, job);
 		}
 		if (job->offloop || v->eng.dirty) {
 			job->work.data = job;
@@ -367,6 +372,42 @@ static void startup_persist_done(struct vtpm_job *job)
 	if (job->status == 0)
 		log_debug("initial state is durable, generation %llu",
 			  (unsigned long long)job->owner->eng.meta.generation);
+}
+
+/*
+ * Power-on as the first job, on the thread pool: a xen-ring backend must
+ * answer the toolstack (InitWait) within libxl's 10 s, and libtpms takes
+ * seconds to start a TPM 1.2 (and to manufacture a new one: an RSA-2048
+ * endorsement key) on a slow machine.  Guest commands queue behind it.
+ */
+static bool power_failed;
+
+static void power_on_call(struct vtpm *v, struct vtpm_job *job)
+{
+	uint32_t src;
+
+	(void)job;
+	if (engine_power_on(&v->eng, false)) {
+		power_failed = true;
+		return;
+	}
+	src = engine_startup_clear(&v->eng);
+	if (src != 0)
+		log_info("TPM startup returned 0x%x (state resumed)", src);
+}
+
+static void power_on_done(struct vtpm_job *job)
+{
+	struct vtpm *v = job->owner;
+
+	if (power_failed) {
+		log_errx("the TPM engine failed to start from %s/%s",
+			 v->cfg->state_dir, v->eng.state_name);
+		vtpm_shutdown(v, 1);
+		return;
+	}
+	log_info("ready: TPM %s powered on",
+		 v->eng.version == TPM_VERSION_2 ? "2.0" : "1.2");
 }
 
 static double ms_since(const struct timespec *t0)
@@ -616,6 +657,7 @@ int instance_main(const struct config *cfg)
 	char name[128];
 	int dirfd, lockfd, rc;
 	uint32_t src;
+	bool deferred_power;
 	struct timespec t0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -658,15 +700,21 @@ int instance_main(const struct config *cfg)
 	else
 		load_standalone(v, cfg, dirfd, name, &keys);
 	log_debug("start: %s after %.2f ms", "state loaded", ms_since(&t0));
-	if (engine_power_on(&v->eng, false))
-		fatalx("the TPM engine failed to start from %s/%s", cfg->state_dir,
-		       name);
-	log_debug("start: %s after %.2f ms", "engine powered on", ms_since(&t0));
-	/* swtpm's not-need-init + startup-clear: usable at once. */
-	src = engine_startup_clear(&v->eng);
-	if (src != 0)
-		log_info("TPM startup returned 0x%x (state resumed)", src);
-	log_debug("start: %s after %.2f ms", "TPM started", ms_since(&t0));
+	deferred_power = cfg->transport.kind == TRANSPORT_XEN_RING;
+	if (!deferred_power) {
+		if (engine_power_on(&v->eng, false))
+			fatalx("the TPM engine failed to start from %s/%s",
+			       cfg->state_dir, name);
+		log_debug("start: %s after %.2f ms", "engine powered on",
+			  ms_since(&t0));
+		/* swtpm's not-need-init + startup-clear: usable at once. */
+		src = engine_startup_clear(&v->eng);
+		if (src != 0)
+			log_info("TPM startup returned 0x%x (state resumed)",
+				 src);
+		log_debug("start: %s after %.2f ms", "TPM started",
+			  ms_since(&t0));
+	}
 	v->loop = uv_default_loop();
 	v->cfg = cfg;
 	signal(SIGPIPE, SIG_IGN);
@@ -686,6 +734,15 @@ int instance_main(const struct config *cfg)
 	if (rc)
 		fatalx("cannot start transport %s: %s", v->transport.ops->name,
 		       strerror(-rc));
+	if (deferred_power) {
+		static struct vtpm_job power_job = {
+			.kind = VTPM_JOB_CALL,
+			.call = power_on_call,
+			.call_offloop = true,
+			.done = power_on_done,
+		};
+		vtpm_submit(v, &power_job);
+	}
 	/*
 	 * What manufacturing or Startup changed goes to disk as the first
 	 * job, on the thread pool: commands that arrive meanwhile queue

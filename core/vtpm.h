@@ -34,7 +34,9 @@ struct vtpm_job {
 	const uint8_t *cmd;    /* CMD: command bytes, valid until done */
 	uint32_t cmd_len;
 	int locality;          /* CMD: -1 keeps the current locality */
-	vtpm_call_fn call;     /* CALL: runs on the loop thread */
+	vtpm_call_fn call;     /* CALL: runs on the loop thread, or on the
+				  thread pool when call_offloop is set */
+	bool call_offloop;
 	vtpm_job_cb done;      /* runs on the loop thread */
 	void *data;            /* the submitter's */
 

@@ -33,10 +33,11 @@ else
     say "FAIL vtpmctl create"
 fi
 # A TPM 1.2 vTPM for the guest of the second host boot. Its first start
-# manufactures the TPM (an RSA-2048 endorsement key): about 12 s under
-# TCG, longer than libxl waits for InitWait (10 s), so it is started once
-# here, on its UNIX socket, and stopped again (a known limit: see
-# transports/xen-ring/README.md).
+# manufactures the TPM (an RSA-2048 endorsement key): 12-20 s under TCG.
+# A xen-ring instance answers InitWait before it powers the engine on, but
+# the stock driver's probe would wait that long for its first answer; so
+# it is started once here, on its UNIX socket, and stopped again, as an
+# operator would provision a vTPM before its guest first boots.
 if ! vtpmctl show "$VTPM12_UUID" >/dev/null 2>&1; then
   if vtpmctl create --uuid "$VTPM12_UUID" --tpm-version 1.2; then
     say "created TPM 1.2 vTPM $VTPM12_UUID"
