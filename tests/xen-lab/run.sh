@@ -804,6 +804,27 @@ if [ "$XENLAB_BOOT" != 1 ]; then
     guest_diag
   fi
   wait_gone 15
+  # A device naming a UUID the manager does not know is refused, with a
+  # line that names it (written by hand, as xl would, for domain 77).
+  U=0badc0de-0000-4000-8000-00000000bad0
+  for n in frontend-id:77 frontend:/local/domain/77/device/vtpm/0 state:1 "uuid:$U"; do
+    xenstore-write "/local/domain/0/backend/vtpm/77/0/${n%%:*}" "${n#*:}"
+  done
+  d=$(deadline 10)
+  until grep -q "domain 77 vtpm 0 names vTPM $U, which this manager does not know: refused" \
+      /tmp/backend.log || past "$d"; do sleep 0.2; done
+  if grep -q "domain 77 vtpm 0 names vTPM $U, which this manager does not know: refused" /tmp/backend.log; then
+    check unknown-uuid-refused ok "$(grep -m1 "domain 77 vtpm 0 names" /tmp/backend.log | sed 's/.*\]: //')"
+  else
+    check unknown-uuid-refused FAIL "no refusal logged within 10 s"
+  fi
+  st=$(xenstore-read /local/domain/0/backend/vtpm/77/0/state 2>/dev/null)
+  if [ "$st" = 1 ] && ! ps w | grep -v grep | grep -q -- "--domid 77 "; then
+    check unknown-uuid-untouched ok "state still 1, no instance for domain 77"
+  else
+    check unknown-uuid-untouched FAIL "state '$st', instance: $(ps w | grep -v grep | grep -- '--domid 77 ')"
+  fi
+  xenstore-rm /local/domain/0/backend/vtpm/77
   # The same command over a vtpm-service UNIX socket in dom0, nothing else
   # running (tools/bench/run-ring-bench.sh compares it with the ring's).
   mkdir -p /tmp/bench && head -c 32 /dev/urandom >/tmp/bench/key && chmod 600 /tmp/bench/key
@@ -1121,7 +1142,8 @@ fi
 # --host-restart: the host goes down (dom0 stops the manager, unmounts the
 # state disk, powers off) and boots again with the same disk and TPM.
 HOST2_CHECKS="host2-tpm0 host2-getrandom host2-nv-read host2-pcr-reset
-  tpm12-tpm0 tpm12-durations tpm12-getrandom tpm12-pcr-extend"
+  tpm12-tpm0 tpm12-durations tpm12-getrandom tpm12-pcr-extend unknown-uuid-refused
+  unknown-uuid-untouched"
 if [ "$HOST_RESTART" = 1 ]; then
   B1_QRC=$QRC B1_QDT=$QDT
   boot_host 2 "$WORKDIR/serial2.log"

@@ -27,7 +27,9 @@ if ! bash "$ROOT/tests/xen-lab/run.sh" --workdir "$WORK/lab" --qemu-timeout 400 
 	--full --require-vtpm --host-tpm --state-disk --host-restart \
 	--backend-cmd 'exec dom0-manager.sh' >"$WORK/lab.out" 2>&1; then
 	echo "run-ring-bench: the lab run failed:" >&2
-	grep -a 'XENLAB: FAIL\|check .* FAIL' "$WORK/lab.out" | tail -5 >&2
+	grep -a 'XENLAB: FAIL\|check .* FAIL\|SKIPPED' "$WORK/lab.out" | tail -8 >&2
+	cp "$WORK/lab.out" /tmp/ring-bench-lab.out 2>/dev/null &&
+		echo "run-ring-bench: its output is in /tmp/ring-bench-lab.out" >&2
 	exit 1
 fi
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
