@@ -298,11 +298,17 @@ static void cmd_create(struct ctl_conn *c, json_object *req)
 		}
 		domid = (long)d;
 	}
-	if ((s = str_arg(req, "transport"))) {
+	if ((s = str_arg(req, "transport")) &&
+	    strcmp(s, MGR_TRANSPORT_XEN_DOMAIN) == 0) {
+		/* Its instance runs in a domain of its own and asks for its
+		 * key over the ring of a vtpm device naming this UUID. */
+		snprintf(transport, sizeof(transport), "%s", s);
+	} else if (s) {
 		if (config_parse_transport(s, &ts) ||
 		    ts.kind == TRANSPORT_XEN_RING) {
 			reply_error(c, CTL_EINVAL,
-				    "transport '%s': unix:PATH or tcp:ADDR:PORT "
+				    "transport '%s': unix:PATH, tcp:ADDR:PORT or "
+				    "xen-domain "
 				    "(a vTPM for a Xen guest needs none: it is "
 				    "served on the ring when the toolstack adds "
 				    "a vtpm device naming its UUID)", s);
@@ -412,6 +418,12 @@ static void cmd_start(struct ctl_conn *c, json_object *req)
 
 	if (!e)
 		return;
+	if (mgr_entry_is_remote(e)) {
+		reply_error(c, CTL_EBUSY, "vTPM %s runs in its own domain "
+			    "(transport xen-domain): the manager does not start "
+			    "it", e->uuid_str);
+		return;
+	}
 	e->autostart = true;
 	c->m->entries_dirty = true;
 	e->backoff_ms = 0;

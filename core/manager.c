@@ -27,6 +27,7 @@
 #include "mgrproto.h"
 #include "store.h"
 #include "tcti_tis.h"
+#include "tpmback.h"
 
 #define ROOTKEY_FILE "rootkey.sealed"
 #define KEYSTORE_FILE "keystore"
@@ -397,9 +398,17 @@ static void link_after_write(uv_write_t *w, int status)
 
 static void link_send(struct vtpm_entry *e, const uint8_t *buf, size_t len)
 {
-	uv_write_t *w = malloc(sizeof(*w));
-	uint8_t *copy = malloc(len);
+	uv_write_t *w;
+	uint8_t *copy;
 	uv_buf_t b;
+
+	if (e->ring) {
+		/* The ring's page takes the answer (copied there). */
+		tpmback_complete(e->ring, buf, (uint32_t)len);
+		return;
+	}
+	w = malloc(sizeof(*w));
+	copy = malloc(len);
 
 	if (!w || !copy || !e->link_open) {
 		free(w);
@@ -445,9 +454,14 @@ static struct link_ticket *ticket(struct vtpm_entry *e)
 	return t;
 }
 
+static bool link_alive(struct vtpm_entry *e)
+{
+	return e->link_open || e->ring;
+}
+
 static bool ticket_valid(struct link_ticket *t)
 {
-	return t->epoch == t->e->link_epoch && t->e->link_open;
+	return t->epoch == t->e->link_epoch && link_alive(t->e);
 }
 
 static void save_committed(struct manager *m, int rc, void *arg)
@@ -498,7 +512,7 @@ static void quote_done(struct mgr_task *t)
 	}
 	free(q->attest);
 	free(q->sig);
-	if (q->epoch == q->e->link_epoch && q->e->link_open)
+	if (q->epoch == q->e->link_epoch && link_alive(q->e))
 		link_reply(q->e, &rsp);
 	free(q);
 }
@@ -630,8 +644,23 @@ static void link_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	link_handle(e, e->rbuf, (size_t)flen);
 }
 
+void mgr_ring_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
+{
+	e->busy = true;
+	link_handle(e, frame, len);
+}
+
+void mgr_ring_reset(struct vtpm_entry *e)
+{
+	/* A commit or quote in flight answers nobody. */
+	e->link_epoch++;
+	e->busy = false;
+}
+
 static void link_read_start(struct vtpm_entry *e)
 {
+	if (e->ring)
+		return; /* the ring hands over the next request itself */
 	if (e->link_open && !e->busy)
 		uv_read_start((uv_stream_t *)&e->link, link_alloc, link_on_read);
 }

@@ -76,6 +76,10 @@ struct vtpm_entry {
 	bool xen;                 /* a device names it: serve it there */
 	uint32_t xen_fe, xen_dev; /* frontend domain, device number */
 	bool xen_restart;         /* start again once the old one exited */
+	/* The instance runs in its own domain (transport "xen-domain") and
+	 * reaches us over this ring, the backend of its vtpm device: the
+	 * manager protocol instead of a socketpair (xenmgr.c). */
+	struct tpmback *ring;
 
 	/* manager protocol on the link */
 	uint8_t rbuf[4096];
@@ -137,6 +141,11 @@ struct vtpm_entry *mgr_entry_find(struct manager *m, const uint8_t uuid[16]);
 int mgr_entry_new(struct manager *m, const uint8_t uuid[16], int tpm_version,
 		  struct vtpm_entry **out);
 void mgr_link_start(struct vtpm_entry *e);
+/* One manager-protocol request that arrived on e's ring (xenmgr.c); the
+ * answer goes back through tpmback_complete. */
+void mgr_ring_request(struct vtpm_entry *e, const uint8_t *frame, size_t len);
+/* e's ring connection ended: answers still being prepared are dropped. */
+void mgr_ring_reset(struct vtpm_entry *e);
 void mgr_maybe_exit(struct manager *m);
 uint64_t mgr_now_ms(void);
 int manager_main(const struct config *cfg);
@@ -148,6 +157,8 @@ bool sup_all_stopped(struct manager *m);
 const char *sup_state_name(enum child_state s);
 
 /* xenmgr.c: serve the vtpm devices the toolstack gives this domain */
+#define MGR_TRANSPORT_XEN_DOMAIN "xen-domain"
+bool mgr_entry_is_remote(const struct vtpm_entry *e);
 int mgr_xen_start(struct manager *m);
 void mgr_xen_stop(struct manager *m);
 

@@ -18,6 +18,7 @@
 #include "keystore.h"
 #include "log.h"
 #include "manager.h"
+#include "mgrproto.h"
 #include "tpmback.h"
 
 struct mgr_xen {
@@ -57,6 +58,119 @@ static void serve(struct manager *m, struct vtpm_entry *e,
 		break;
 	}
 	(void)m;
+}
+
+/* ---- an instance in its own domain: the manager protocol on a ring ---- */
+
+struct mgr_ring {
+	struct tpmback tb;
+	struct xenif *xif;
+	struct vtpm_entry *e;
+};
+
+bool mgr_entry_is_remote(const struct vtpm_entry *e)
+{
+	return strcmp(e->transport, MGR_TRANSPORT_XEN_DOMAIN) == 0;
+}
+
+static void ring_submit(struct tpmback *tb, const uint8_t *cmd, uint32_t len,
+			unsigned int locality)
+{
+	struct mgr_ring *r = tb->data;
+
+	(void)locality;
+	mgr_ring_request(r->e, cmd, len);
+}
+
+static void ring_cancel(struct tpmback *tb)
+{
+	struct mgr_ring *r = tb->data;
+
+	/* Whatever was being prepared answers nobody now. */
+	mgr_ring_reset(r->e);
+	tpmback_complete(tb, NULL, 0);
+}
+
+static void ring_power_cycle(struct tpmback *tb)
+{
+	struct mgr_ring *r = tb->data;
+
+	mgr_ring_reset(r->e);
+}
+
+static const struct tpmback_ops ring_ops = {
+	.submit = ring_submit,
+	.cancel = ring_cancel,
+	.power_cycle = ring_power_cycle,
+};
+
+static void ring_stopped(struct tpmback *tb)
+{
+	struct mgr_ring *r = tb->data;
+
+	xenif_close(r->xif);
+	free(r);
+}
+
+static void ring_stop(struct vtpm_entry *e)
+{
+	struct mgr_ring *r;
+
+	if (!e->ring)
+		return;
+	r = e->ring->data;
+	mgr_ring_reset(e);
+	if (e->ring->busy)
+		tpmback_complete(e->ring, NULL, 0);
+	e->ring = NULL;
+	tpmback_stop(&r->tb, ring_stopped);
+}
+
+static void serve_ring(struct mgr_xen *x, struct vtpm_entry *e,
+		       const struct devwatch_dev *d)
+{
+	struct tpmback_config tc;
+	struct mgr_ring *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return;
+	r->e = e;
+	/* Its own connection: one uv_poll per xenstore fd. */
+	rc = xen_real_open(&r->xif);
+	if (rc) {
+		log_warnx("vTPM %s: cannot open the Xen devices for domain %u's "
+			  "ring: %s", e->uuid_str, d->fe_domid, strerror(-rc));
+		free(r);
+		return;
+	}
+	memset(&tc, 0, sizeof(tc));
+	tc.backend_domid = x->self;
+	tc.frontend_domid = d->fe_domid;
+	tc.devid = d->devid;
+	tc.have_uuid = true;
+	memcpy(tc.uuid, d->uuid, 16);
+	tc.max_extra_pages = TPMBACK_MAX_EXTRA_PAGES;
+	tc.max_cmd = MGR_MAX_FRAME;
+	rc = tpmback_init(&r->tb, x->m->loop, r->xif, &tc, &ring_ops, r);
+	if (!rc)
+		rc = tpmback_start(&r->tb);
+	if (rc) {
+		log_warnx("vTPM %s: cannot serve domain %u's ring: %s",
+			  e->uuid_str, d->fe_domid, strerror(-rc));
+		xenif_close(r->xif);
+		free(r);
+		return;
+	}
+	e->xen = true;
+	e->xen_fe = d->fe_domid;
+	e->xen_dev = d->devid;
+	e->domid = d->fe_domid;
+	e->ring = &r->tb;
+	mgr_ring_reset(e);
+	log_info("xen: domain %u vtpm %u: the instance of vTPM %s runs there; "
+		 "serving it the manager protocol on the ring", d->fe_domid,
+		 d->devid, e->uuid_str);
 }
 
 struct create_ticket {
@@ -140,6 +254,10 @@ static void dev_added(struct devwatch *w, const struct devwatch_dev *d)
 			  e->transport[0] ? e->transport : "its UNIX socket", us);
 		return;
 	}
+	if (mgr_entry_is_remote(e)) {
+		serve_ring(x, e, d);
+		return;
+	}
 	log_info("xen: domain %u vtpm %u: serving vTPM %s", d->fe_domid,
 		 d->devid, us);
 	serve(m, e, d);
@@ -152,6 +270,14 @@ static void dev_removed(struct devwatch *w, const struct devwatch_dev *d)
 
 	if (!e || !e->xen || e->xen_fe != d->fe_domid || e->xen_dev != d->devid)
 		return;
+	if (e->ring) {
+		log_info("xen: domain %u vtpm %u is gone: the ring of vTPM %s's "
+			 "instance is closed", d->fe_domid, d->devid,
+			 e->uuid_str);
+		e->xen = false;
+		ring_stop(e);
+		return;
+	}
 	log_info("xen: domain %u vtpm %u is gone: stopping vTPM %s",
 		 d->fe_domid, d->devid, e->uuid_str);
 	e->xen = false;
@@ -242,5 +368,7 @@ void mgr_xen_stop(struct manager *m)
 	if (!x || !x->running)
 		return;
 	x->running = false;
+	for (struct vtpm_entry *e = m->entries; e; e = e->next)
+		ring_stop(e);
 	devwatch_stop(&x->dw, dw_stopped);
 }

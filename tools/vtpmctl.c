@@ -32,7 +32,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: vtpmctl [--control PATH] [--json] COMMAND ...\n"
-		"  create [--uuid U] [--domid N] [--transport unix:PATH|tcp:ADDR:PORT]\n"
+		"  create [--uuid U] [--domid N] [--transport unix:PATH|tcp:ADDR:PORT|xen-domain]\n"
 		"         [--tpm-version 2.0|1.2]\n"
 		"  list | status | show U | start U | stop U | delete U\n"
 		"  quote U --nonce HEX [--pcr-mask MASK] [--out FILE]\n"
