@@ -1042,8 +1042,11 @@ static void tb_finish_stop(struct tpmback *tb)
 {
 	char token[64];
 
-	if (tb->busy || tb->state == TPMBACK_STOPPED)
+	/* Once: the owner's cancel may complete (and so get here) from
+	 * inside tpmback_stop, which then calls this again. */
+	if (tb->busy || tb->state == TPMBACK_STOPPED || tb->stop_done)
 		return;
+	tb->stop_done = true;
 	snprintf(token, sizeof(token), "tpmback:be:%u:%u",
 		 tb->cfg.frontend_domid, tb->cfg.devid);
 	tb->xif->ops->xs_unwatch(tb->xif, tb->bpath, token);

@@ -127,6 +127,7 @@ struct tpmback {
 	bool in_reconcile, reconcile_again;
 
 	bool stopping;
+	bool stop_done; /* handles are closing */
 	void (*stopped)(struct tpmback *tb);
 
 	struct log_ratelimit rl;

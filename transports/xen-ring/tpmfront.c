@@ -583,8 +583,10 @@ static bool tf_step(struct tpmfront *tf)
 	if (rc == -EAGAIN)
 		return false;
 	if (rc) {
+		/* A refused device still exists: Closed lets the backend
+		 * drop a ring we had published. */
 		tf_drop(tf, rc == -ENOENT ? "device removed" : "device refused",
-			-ECONNRESET, false);
+			-ECONNRESET, rc != -ENOENT);
 		tf_watch_backend(tf, false);
 		if (rc == -ENOENT && tf->state != TPMFRONT_NO_DEVICE) {
 			if (tf->state != TPMFRONT_REFUSED)
