@@ -778,7 +778,7 @@ static void bogus_backend_nodes_are_refused(void **state)
 {
 	struct world *W = *state;
 	static const char *bad_id[] = {"x", "-1", "00", "32752", "4294967296",
-				       "", " 0", "0x0", "5"};
+				       "", " 0", "0x0", "0\n"};
 	static const char *bad_path[] = {
 	    "/local/domain/0/backend/vtpm/5/1",
 	    "/local/domain/0/backend/vtpm/5/0/",

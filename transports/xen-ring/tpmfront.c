@@ -518,7 +518,8 @@ static void tf_watch_backend(struct tpmfront *tf, bool on)
 
 /*
  * Our device's backend and backend-id, read strictly: backend-id a plain
- * domid (the one configured, if any), backend exactly
+ * domid (the one configured, if any; our own is allowed, a loopback
+ * device as tests/xen-lab's frontprobe uses), backend exactly
  * /local/domain/<backend-id>/backend/vtpm/<self>/<devid>.  0 with
  * *bdom and want[] filled, -ENOENT when there is no device, or -EPERM
  * (refused, logged).
@@ -547,8 +548,6 @@ static int tf_read_device(struct tpmfront *tf, uint32_t *bdom, char *want,
 	} else if (rc) {
 		snprintf(why, sizeof(why), "backend-id is not a domain id (%s)",
 			 strerror(-rc));
-	} else if (id == tf->self) {
-		snprintf(why, sizeof(why), "backend-id names this domain");
 	} else if (tf->cfg.have_backend && id != tf->cfg.backend_domid) {
 		snprintf(why, sizeof(why),
 			 "backend-id is %u, the configured backend is dom%u",
