@@ -24,8 +24,6 @@
 #define HDR_LEN ((uint32_t)sizeof(struct tpmif_shared_page))
 #define MAX_DOMID ((uint32_t)DOMID_FIRST_RESERVED - 1)
 #define MAX_LOCALITY 4
-#define WATCH_DRAIN_MAX 1024
-#define EVTCHN_DRAIN_MAX 64
 #define FLAP_WINDOW_MS 10000
 #define FLAP_QUIET 4
 
@@ -714,129 +712,55 @@ static void on_req_timer(uv_timer_t *t)
 	}
 }
 
-/* ---- libuv glue ---- */
+/* ---- libuv glue (xenloop) ---- */
 
-static void on_xs_more(uv_timer_t *t);
-
-static void tf_drain_watches(struct tpmfront *tf)
+static struct tpmfront *tf_of(struct xenloop *xl)
 {
-	struct xenif *x = tf->xif;
-	char *path, *token;
-	int n, rc;
-
-	for (n = 0; n < WATCH_DRAIN_MAX; n++) {
-		rc = x->ops->xs_watch_read(x, &path, &token);
-		if (rc == -EAGAIN)
-			break;
-		if (rc) {
-			log_warnx_rl(&tf->rl,
-				     "vtpm front %u: reading xenstore "
-				     "watches: %s",
-				     tf->cfg.devid, strerror(-rc));
-			break;
-		}
-		free(path);
-		free(token);
-	}
-	if (n == WATCH_DRAIN_MAX)
-		uv_timer_start(&tf->xs_more_timer, on_xs_more, 0, 0);
-	tf_reconcile(tf);
+	return xl->owner;
 }
 
-static void on_xs_more(uv_timer_t *t)
+static void io_watch(struct xenloop *xl)
 {
-	struct tpmfront *tf = t->data;
-
-	if (!tf->stopping)
-		tf_drain_watches(tf);
+	tf_reconcile(tf_of(xl));
 }
 
-static void on_xs(uv_poll_t *p, int status, int events)
+static bool io_ours(struct xenloop *xl, uint32_t port)
 {
-	struct tpmfront *tf = p->data;
+	struct tpmfront *tf = tf_of(xl);
 
-	(void)events;
-	if (status < 0) {
-		log_warnx_rl(&tf->rl, "vtpm front %u: xenstore fd: %s",
-			     tf->cfg.devid, uv_strerror(status));
-		return;
-	}
-	tf_drain_watches(tf);
+	return tf->have_port && port == tf->port;
 }
 
-static void on_evtchn(uv_poll_t *p, int status, int events);
-
-static void on_storm_over(uv_timer_t *t)
+static void io_event(struct xenloop *xl)
 {
-	struct tpmfront *tf = t->data;
+	struct tpmfront *tf = tf_of(xl);
 
 	if (tf->stopping)
 		return;
-	tf->storm_window_start = uv_now(tf->loop);
-	tf->storm_count = 0;
-	tf->ev_polling = true;
-	uv_poll_start(&tf->ev_poll, UV_READABLE, on_evtchn);
-	/* A response may have come while we were not listening. */
-	tf_check_page(tf);
-}
-
-static void tf_storm(struct tpmfront *tf)
-{
-	uint64_t now = uv_now(tf->loop);
-
-	if (now - tf->storm_window_start >= tf->cfg.storm_window_ms) {
-		tf->storm_window_start = now;
-		tf->storm_count = 0;
-	}
-	if (++tf->storm_count <= tf->cfg.storm_events)
-		return;
-	tf->stats.throttled++;
-	log_warnx_rl(&tf->rl,
-		     "vtpm front %u: more than %u events from dom%u in %u "
-		     "ms; pausing the event channel for %u ms",
-		     tf->cfg.devid, tf->cfg.storm_events, tf->bdom,
-		     tf->cfg.storm_window_ms, tf->cfg.storm_pause_ms);
-	uv_poll_stop(&tf->ev_poll);
-	tf->ev_polling = false;
-	uv_timer_start(&tf->storm_timer, on_storm_over, tf->cfg.storm_pause_ms,
-		       0);
-}
-
-static void on_evtchn(uv_poll_t *p, int status, int events)
-{
-	struct tpmfront *tf = p->data;
-	struct xenif *x = tf->xif;
-	bool ours = false;
-	uint32_t port;
-	int n, rc;
-
-	(void)events;
-	if (status < 0) {
-		log_warnx_rl(&tf->rl, "vtpm front %u: event channel fd: %s",
-			     tf->cfg.devid, uv_strerror(status));
-		return;
-	}
-	for (n = 0; n < EVTCHN_DRAIN_MAX; n++) {
-		rc = x->ops->evtchn_pending(x, &port);
-		if (rc == -EAGAIN)
-			break;
-		if (rc) {
-			log_warnx_rl(&tf->rl,
-				     "vtpm front %u: event channel: %s",
-				     tf->cfg.devid, strerror(-rc));
-			break;
-		}
-		if (tf->have_port && port == tf->port)
-			ours = true;
-		x->ops->evtchn_unmask(x, port);
-	}
-	if (!ours || tf->stopping)
-		return;
 	tf->stats.events++;
 	tf_check_page(tf);
-	if (!tf->stopping)
-		tf_storm(tf);
 }
+
+/* A response may have come while we were not listening. */
+static void io_resumed(struct xenloop *xl)
+{
+	tf_check_page(tf_of(xl));
+}
+
+static void tf_closed_one(struct tpmfront *tf);
+
+static void io_closed(struct xenloop *xl)
+{
+	tf_closed_one(tf_of(xl));
+}
+
+static const struct xenloop_ops io_ops = {
+	.watch = io_watch,
+	.ours = io_ours,
+	.event = io_event,
+	.resumed = io_resumed,
+	.closed = io_closed,
+};
 
 /* ---- lifetime ---- */
 
@@ -857,15 +781,20 @@ int tpmfront_init(struct tpmfront *tf, uv_loop_t *loop, struct xenif *xif,
 	tf->data = data;
 	if (!tf->cfg.cancel_wait_ms)
 		tf->cfg.cancel_wait_ms = 5000;
-	if (!tf->cfg.storm_events)
-		tf->cfg.storm_events = 256;
-	if (!tf->cfg.storm_window_ms)
-		tf->cfg.storm_window_ms = 100;
-	if (!tf->cfg.storm_pause_ms)
-		tf->cfg.storm_pause_ms = 20;
+	{
+		char name[48];
+
+		snprintf(name, sizeof(name), "vtpm front %u", cfg->devid);
+		xenloop_init(&tf->io, loop, xif, &io_ops, tf, name, &tf->rl,
+			     cfg->storm_events, cfg->storm_window_ms,
+			     cfg->storm_pause_ms, &tf->stats.throttled);
+	}
 	tf->rsp = malloc((size_t)(1 + cfg->max_extra_pages) * PAGE);
 	if (!tf->rsp)
 		return -ENOMEM;
+	uv_timer_init(loop, &tf->req_timer);
+	tf->req_timer.data = tf;
+	tf->req_timer_live = true;
 	return 0;
 }
 
@@ -873,7 +802,7 @@ int tpmfront_start(struct tpmfront *tf)
 {
 	struct xenif *x = tf->xif;
 	char token[64];
-	int xfd, efd, rc;
+	int rc;
 
 	rc = x->ops->self_domid(x, &tf->self);
 	if (rc) {
@@ -883,34 +812,9 @@ int tpmfront_start(struct tpmfront *tf)
 	}
 	snprintf(tf->fpath, sizeof(tf->fpath), "/local/domain/%u/device/vtpm/%u",
 		 tf->self, tf->cfg.devid);
-	xfd = x->ops->xs_fd(x);
-	efd = x->ops->evtchn_fd(x);
-	if (xfd < 0)
-		return xfd;
-	if (efd < 0)
-		return efd;
-	rc = uv_poll_init(tf->loop, &tf->xs_poll, xfd);
+	rc = xenloop_start(&tf->io);
 	if (rc)
 		return rc;
-	tf->open_handles++;
-	rc = uv_poll_init(tf->loop, &tf->ev_poll, efd);
-	if (rc) {
-		uv_close((uv_handle_t *)&tf->xs_poll, NULL);
-		tf->open_handles--;
-		return rc;
-	}
-	tf->open_handles++;
-	uv_timer_init(tf->loop, &tf->storm_timer);
-	uv_timer_init(tf->loop, &tf->xs_more_timer);
-	uv_timer_init(tf->loop, &tf->req_timer);
-	tf->open_handles += 3;
-	tf->xs_poll.data = tf->ev_poll.data = tf;
-	tf->storm_timer.data = tf->xs_more_timer.data = tf->req_timer.data = tf;
-	uv_poll_start(&tf->xs_poll, UV_READABLE, on_xs);
-	uv_poll_start(&tf->ev_poll, UV_READABLE, on_evtchn);
-	tf->ev_polling = true;
-	tf->storm_window_start = uv_now(tf->loop);
-
 	snprintf(token, sizeof(token), "tpmfront:fe:%u", tf->cfg.devid);
 	rc = x->ops->xs_watch(x, tf->fpath, token);
 	if (rc) {
@@ -942,12 +846,15 @@ static void tf_stopped(struct tpmfront *tf)
 		cb(tf);
 }
 
-static void tf_handle_closed(uv_handle_t *h)
+static void tf_closed_one(struct tpmfront *tf)
 {
-	struct tpmfront *tf = h->data;
-
-	if (--tf->open_handles == 0)
+	if (--tf->closes == 0)
 		tf_stopped(tf);
+}
+
+static void on_req_timer_closed(uv_handle_t *h)
+{
+	tf_closed_one(h->data);
 }
 
 static void tf_finish_stop(struct tpmfront *tf)
@@ -970,15 +877,13 @@ static void tf_finish_stop(struct tpmfront *tf)
 	if (tf->fpath[0])
 		tf->xif->ops->xs_unwatch(tf->xif, tf->fpath, token);
 	tf_watch_backend(tf, false);
-	if (tf->open_handles == 0) {
-		tf_stopped(tf); /* never started */
-		return;
+	/* tf_stopped once the xenloop's handles and the timer are closed. */
+	tf->closes = tf->req_timer_live ? 2 : 1;
+	if (tf->req_timer_live) {
+		uv_timer_stop(&tf->req_timer);
+		uv_close((uv_handle_t *)&tf->req_timer, on_req_timer_closed);
 	}
-	uv_close((uv_handle_t *)&tf->xs_poll, tf_handle_closed);
-	uv_close((uv_handle_t *)&tf->ev_poll, tf_handle_closed);
-	uv_close((uv_handle_t *)&tf->storm_timer, tf_handle_closed);
-	uv_close((uv_handle_t *)&tf->xs_more_timer, tf_handle_closed);
-	uv_close((uv_handle_t *)&tf->req_timer, tf_handle_closed);
+	xenloop_close(&tf->io);
 }
 
 void tpmfront_stop(struct tpmfront *tf, void (*done)(struct tpmfront *tf))

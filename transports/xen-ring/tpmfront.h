@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "xenif.h"
+#include "xenloop.h"
 
 /* Extra grant pages we may attach after the shared page. */
 #define TPMFRONT_MAX_EXTRA_PAGES 8
@@ -104,12 +105,10 @@ struct tpmfront {
 	bool be_watched;
 	char *refused_why;
 
-	uv_poll_t xs_poll, ev_poll;
-	uv_timer_t storm_timer, xs_more_timer, req_timer;
-	bool ev_polling;
-	int open_handles;
-	uint64_t storm_window_start;
-	unsigned int storm_count;
+	struct xenloop io; /* polls, drains, storm throttle */
+	uv_timer_t req_timer;
+	bool req_timer_live;
+	int closes; /* handles left to close when stopping */
 	uint64_t flap_start;
 	unsigned int flap_count;
 
