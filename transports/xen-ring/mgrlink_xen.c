@@ -101,9 +101,7 @@ int mgrlink_parse_xen(const char *spec, struct mgrlink_xen_spec *out,
 		if (!eq || (size_t)(eq - p) >= sizeof(key) ||
 		    n - (size_t)(eq - p) - 1 >= sizeof(val)) {
 			snprintf(err, errlen,
-				 "manager link '%.60s': options are "
-				 "backend=DOMID and devid=N",
-				 spec);
+				 "the options are backend=DOMID and devid=N");
 			return -EINVAL;
 		}
 		memcpy(key, p, (size_t)(eq - p));
@@ -121,16 +119,12 @@ int mgrlink_parse_xen(const char *spec, struct mgrlink_xen_spec *out,
 			seen_devid = true;
 			out->devid = v;
 		} else {
-			snprintf(err, errlen,
-				 "manager link '%.60s': unknown or repeated "
-				 "option '%s'",
-				 spec, key);
+			snprintf(err, errlen, "unknown or repeated option '%s'",
+				 key);
 			return -EINVAL;
 		}
 		if (rc) {
-			snprintf(err, errlen,
-				 "manager link '%.60s': bad %s '%s'", spec,
-				 key, val);
+			snprintf(err, errlen, "bad %s '%s'", key, val);
 			return -EINVAL;
 		}
 		if (!end)
