@@ -930,6 +930,35 @@ static void event_storm_is_throttled(void **state)
 	assert_true(tpmfront_connected(&W->tf));
 }
 
+/* feature-extra-pages is the backend's: junk means none, a huge value
+ * is capped at ours. */
+static void extra_pages_node_is_bounded(void **state)
+{
+	struct world *W = *state;
+	static const char *vals[] = {"junk", "-1", "01", "4294967296",
+				     "1000"};
+	static const uint32_t want[] = {0, 0, 0, 0, 1};
+
+	hb_init(W, true);
+	wr(W, vals[0], BE "/feature-extra-pages");
+	fe_start(W, 1);
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		wr(W, vals[i], BE "/feature-extra-pages");
+		RUN_UNTIL(W, W->tf.state == TPMFRONT_INITIALISED, 1000);
+		assert_int_equal(W->tf.state, TPMFRONT_INITIALISED);
+		assert_int_equal(W->tf.n_extra, want[i]);
+		assert_int_equal(W->tf.data_off, OFF + 4 * want[i]);
+		assert_int_equal(W->tf.data_cap,
+				 (1 + want[i]) * PG - OFF - 4 * want[i]);
+		/* Closed and back to InitWait: a fresh ring each time. */
+		wr(W, "6", BE "/state");
+		RUN_UNTIL(W, W->tf.state == TPMFRONT_WAIT_BACKEND, 1000);
+		assert_int_equal(xensim_shares_live(W->w), 0);
+		wr(W, "2", BE "/state");
+	}
+	assert_true(W->tf.stats.rejected >= 4);
+}
+
 /* A backend that never answers anything: timeout, cancel, reset, and
  * Closed until the backend comes back to InitWait. */
 static void backend_that_never_answers(void **state)
@@ -1205,6 +1234,7 @@ int main(void)
 	    H(finish_length_beyond_the_area_fails),
 	    H(finish_without_submission_and_garbage_are_ignored),
 	    H(event_storm_is_throttled),
+	    H(extra_pages_node_is_bounded),
 	    H(backend_that_never_answers),
 	    H(backend_closing_fails_and_reconnects),
 	    T(mgrlink_over_the_ring),
