@@ -543,10 +543,12 @@ static void manager_load_key(const struct config *cfg, struct mgr_rsp *rsp)
 	char err[200];
 
 	for (;;) {
-		int rc = manager_link.fd >= 0
+		int rc = mgrlink_is_open(&manager_link)
 				 ? 0
 				 : mgrlink_open(cfg->manager, &manager_link, err,
 						sizeof(err));
+		if (rc == -EINVAL) /* the spec itself: retrying cannot help */
+			fatalx("manager link %s: %s", cfg->manager, err);
 		if (rc == 0) {
 			rc = mgrlink_call(&manager_link, &req, rsp, err,
 					  sizeof(err));
@@ -580,7 +582,7 @@ static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
 
 	if (!cfg->have_uuid)
 		fatalx("--manager needs --uuid: the vTPM's identity");
-	manager_link.fd = -1;
+	mgrlink_init(&manager_link);
 	manager_load_key(cfg, &rsp);
 	rc = state_keys_derive(rsp.u.load.state_key, &keys);
 	nostate = rsp.u.load.flags & MGR_LOAD_FLAG_NOSTATE;
@@ -756,9 +758,11 @@ int instance_main(const struct config *cfg)
 		};
 		vtpm_submit(v, &first_persist);
 	}
-	if (v->managed) {
-		/* The manager going away ends this instance's purpose. */
-		uv_poll_init(v->loop, &v->link_poll, manager_link.fd);
+	if (v->managed && mgrlink_pollfd(&manager_link) >= 0) {
+		/* The manager going away ends this instance's purpose.  (The
+		 * Xen ring has no such fd: a restarted manager backend picks
+		 * the ring up again, and calls fail while it is away.) */
+		uv_poll_init(v->loop, &v->link_poll, mgrlink_pollfd(&manager_link));
 		v->link_poll.data = v;
 		uv_poll_start(&v->link_poll, UV_DISCONNECT, on_link_event);
 	}

@@ -12,14 +12,57 @@
 #include <openssl/crypto.h>
 
 #include "config.h"
+#include "mgrlink_xen.h"
+
+void mgrlink_init(struct mgrlink *l)
+{
+	l->fd = -1;
+	l->timeout_ms = 60000;
+	l->xen = NULL;
+}
+
+bool mgrlink_is_open(const struct mgrlink *l)
+{
+	return l->fd >= 0 || l->xen;
+}
+
+int mgrlink_pollfd(const struct mgrlink *l)
+{
+	return l->fd;
+}
+
+int mgrlink_open_xen(struct mgrlink *l, const char *spec, struct xenif *xif,
+		     char *err, size_t errlen)
+{
+	mgrlink_init(l);
+	return mgrlink_xen_open(&l->xen, spec, xif, false, err, errlen);
+}
 
 int mgrlink_open(const char *spec, struct mgrlink *l, char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
 	int fd;
 
-	l->fd = -1;
-	l->timeout_ms = 60000;
+	mgrlink_init(l);
+	if (mgrlink_spec_is_xen(spec)) {
+		struct mgrlink_xen_spec sp;
+		struct xenif *xif;
+		int rc;
+
+		/* Check the spec before touching Xen: a typo is fatal. */
+		rc = mgrlink_parse_xen(spec, &sp, err, errlen);
+		if (rc)
+			return rc;
+		rc = xen_real_open(&xif);
+		if (rc) {
+			snprintf(err, errlen,
+				 "cannot open xenstore, grant sharing or "
+				 "event channels: %s",
+				 strerror(-rc));
+			return rc;
+		}
+		return mgrlink_xen_open(&l->xen, spec, xif, true, err, errlen);
+	}
 	if (strncmp(spec, "fd:", 3) == 0) {
 		long n;
 
@@ -65,18 +108,13 @@ static int io_wait(int fd, short ev, int timeout_ms)
 	return n == 0 ? -ETIMEDOUT : 0;
 }
 
-int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
-		 struct mgr_rsp *rsp, char *err, size_t errlen)
+/* Sends the frame in buf and reads one answer frame back into buf. */
+static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
+			 size_t *flen_out, char *err, size_t errlen)
 {
-	uint8_t buf[MGR_MAX_FRAME];
-	size_t len, off = 0;
+	size_t off = 0;
 	int rc, flen;
 
-	rc = mgrproto_encode_req(req, buf, &len);
-	if (rc) {
-		snprintf(err, errlen, "encode: %s", mgrproto_strerror(rc));
-		return -EINVAL;
-	}
 	while (off < len) {
 		ssize_t n = send(l->fd, buf + off, len - off, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
@@ -106,7 +144,7 @@ int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
 				 strerror(-rc));
 			return rc;
 		}
-		n = recv(l->fd, buf + off, sizeof(buf) - off, 0);
+		n = recv(l->fd, buf + off, MGR_MAX_FRAME - off, 0);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0) {
@@ -118,10 +156,56 @@ int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
 	/* One request in flight: nothing may follow its answer. */
 	if ((size_t)flen != off) {
 		snprintf(err, errlen, "unexpected bytes after the manager's answer");
-		OPENSSL_cleanse(buf, sizeof(buf));
 		return -EPROTO;
 	}
-	rc = mgrproto_decode_rsp(req->type, buf, (size_t)flen, rsp);
+	*flen_out = (size_t)flen;
+	return 0;
+}
+
+/* The ring carries one frame per response: it must be exactly one. */
+static int xen_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
+			size_t *flen_out, char *err, size_t errlen)
+{
+	size_t n = 0;
+	int rc, flen;
+
+	rc = mgrlink_xen_exchange(l->xen, buf, len, buf, &n, l->timeout_ms,
+				  err, errlen);
+	if (rc)
+		return rc;
+	flen = mgrproto_frame_len(buf, n);
+	if (flen < 0 || (size_t)flen != n) {
+		snprintf(err, errlen, "bad frame from manager: %s",
+			 flen < 0 ? mgrproto_strerror(flen)
+				  : (flen == 0 ? "truncated"
+					       : "bytes after the frame"));
+		return -EPROTO;
+	}
+	*flen_out = n;
+	return 0;
+}
+
+int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
+		 struct mgr_rsp *rsp, char *err, size_t errlen)
+{
+	uint8_t buf[MGR_MAX_FRAME];
+	size_t len, flen = 0;
+	int rc;
+
+	rc = mgrproto_encode_req(req, buf, &len);
+	if (rc) {
+		snprintf(err, errlen, "encode: %s", mgrproto_strerror(rc));
+		return -EINVAL;
+	}
+	if (l->xen)
+		rc = xen_exchange(l, buf, len, &flen, err, errlen);
+	else
+		rc = sock_exchange(l, buf, len, &flen, err, errlen);
+	if (rc) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return rc;
+	}
+	rc = mgrproto_decode_rsp(req->type, buf, flen, rsp);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (rc) {
 		snprintf(err, errlen, "bad answer from manager: %s",
@@ -136,4 +220,7 @@ void mgrlink_close(struct mgrlink *l)
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = -1;
+	if (l->xen)
+		mgrlink_xen_close(l->xen);
+	l->xen = NULL;
 }

@@ -9,6 +9,7 @@
 #          [--vtpm-uuid UUID] [--qemu-timeout SECS] [--keep]
 #          [--full] [--backend-per-domain]
 #          [--host-tpm] [--state-disk] [--host-restart]
+#          [--full] [--backend-per-domain] [--dom0-check 'CMD']
 #
 # Phases run by dom0's /init:
 #   1. `xl create` of guest1 (PV, 256 MB) WITHOUT a vtpm line; the guest
@@ -47,6 +48,10 @@
 #                    --state-disk), power the host off and boot it again
 #                    with the same disk and TPM: the guest's vTPM must come
 #                    back with its NV data (checks host2-*).
+# --dom0-check CMD   shell command dom0 runs (sh -c) once Xen's userspace
+#                    is up, before any backend or guest; PASS then also
+#                    needs it to exit 0 ("XENLAB: check dom0-check ok").
+#                    Its output is prefixed "[dom0-check] ".
 # --cache-dir DIR    extracted packages (default /var/cache/vtpm-tests, or
 #                    $VTPM_E2E_CACHE; shared with tests/e2e/qemu-tpmdev).
 #
@@ -69,6 +74,7 @@ BACKEND_PER_DOMAIN=0
 HOST_TPM=0
 STATE_DISK=0
 HOST_RESTART=0
+DOM0_CHECK=""
 RESULT=1   # 0 pass, 1 fail, 77 skipped
 
 XEN_VER=4.17
@@ -103,6 +109,8 @@ while [ $# -gt 0 ]; do
     --host-tpm) HOST_TPM=1; shift ;;
     --state-disk) STATE_DISK=1; shift ;;
     --host-restart) HOST_RESTART=1; shift ;;
+    --dom0-check) need_arg "$@"; DOM0_CHECK=$2; shift 2 ;;
+    --dom0-check=*) DOM0_CHECK=${1#*=}; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -619,6 +627,14 @@ xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen |
 M "dom0: xen userspace up (uptime $(up)s)"
 xl info 2>&1 | grep -E '^(xen_version|xen_commandline|free_memory|nr_cpus)' | prefix "XENLAB: dom0: xl info: "
 
+if [ -s /etc/xenlab/dom0-check ]; then
+  M "dom0: running the dom0 check: $(cat /etc/xenlab/dom0-check)"
+  timeout 120 sh -c "$(cat /etc/xenlab/dom0-check)" </dev/null >/run/dom0-check.log 2>&1
+  rc=$?
+  prefix "[dom0-check] " </run/dom0-check.log
+  if [ "$rc" = 0 ]; then M "check dom0-check ok"; else M "check dom0-check FAIL rc=$rc"; fi
+fi
+
 # start_backend DOMID: --backend-cmd with $DOMID set, in its own session
 # (its id in /run/be/DOMID.pid), output prefixed "[backend dDOMID] ".
 start_backend() {
@@ -986,6 +1002,9 @@ for phase in plain vtpm vtpm-reboot vtpm-host2 vtpm12; do
     esac
   } >"$DROOT/etc/xen/guest1-$phase.cfg"
 done
+if [ -n "$DOM0_CHECK" ]; then
+  printf '%s\n' "$DOM0_CHECK" >"$DROOT/etc/xenlab/dom0-check"
+fi
 HAVE_BACKEND=0
 if [ -n "$BACKEND_CMD" ]; then
   printf '%s\n' "$BACKEND_CMD" >"$DROOT/etc/xenlab/backend-cmd"
@@ -1165,7 +1184,16 @@ if [ "$HOST_RESTART" = 1 ]; then
   QRC=$B1_QRC QDT=$B1_QDT
 fi
 
-if [ "$PLAIN_OK" = 1 ] && { [ "$REQUIRE_VTPM" = 0 ] || { [ "$VTPM_OK" = 1 ] && [ "$FULL_OK" = 1 ]; }; }; then
+DOM0_CHECK_OK=1
+if [ -n "$DOM0_CHECK" ]; then
+  if grep -aq 'XENLAB: check dom0-check ok' "$SERIAL_LOG"; then
+    echo "XENLAB: check dom0-check ok"
+  else
+    echo "XENLAB: check dom0-check FAIL"; DOM0_CHECK_OK=0
+  fi
+fi
+
+if [ "$PLAIN_OK" = 1 ] && [ "$DOM0_CHECK_OK" = 1 ] && { [ "$REQUIRE_VTPM" = 0 ] || { [ "$VTPM_OK" = 1 ] && [ "$FULL_OK" = 1 ]; }; }; then
   RESULT=0
   echo "XENLAB: PASS"
   exit 0
@@ -1183,6 +1211,8 @@ elif ! grep -aq 'XENLAB: dom0: init started' "$SERIAL_LOG"; then
   echo "XENLAB: FAIL dom0 never reached /init"
 elif [ "$PLAIN_OK" = 0 ]; then
   echo "XENLAB: FAIL the plain guest did not come up"
+elif [ "$DOM0_CHECK_OK" = 0 ]; then
+  echo "XENLAB: FAIL --dom0-check did not pass (see [dom0-check] above)"
 elif [ "$VTPM_OK" = 0 ]; then
   echo "XENLAB: FAIL --require-vtpm: no 'vtpm-with-backend: ok'"
 else

@@ -52,6 +52,7 @@ struct be {
 	struct tpmback tb;
 	struct xenif *x;
 	enum engine_mode mode;
+	bool cancel_aborts; /* cancel ends the command at once */
 	unsigned int submits, cancels, power_cycles;
 	uint8_t last[40000];
 	uint32_t last_len;
@@ -87,7 +88,12 @@ static void eng_submit(struct tpmback *tb, const uint8_t *cmd, uint32_t len,
 
 static void eng_cancel(struct tpmback *tb)
 {
-	((struct be *)tb->data)->cancels++;
+	struct be *b = tb->data;
+
+	b->cancels++;
+	/* As xen_ring.c does for a job withdrawn before it started. */
+	if (b->cancel_aborts)
+		tpmback_complete(tb, NULL, 0);
 }
 
 static void eng_power_cycle(struct tpmback *tb)
@@ -990,12 +996,12 @@ static void event_storm_is_throttled_and_others_unaffected(void **state)
 {
 	struct world *W = *state;
 	struct storm s = {.W = W};
-	struct tpmback_config *c;
+	struct xenloop *c;
 	uint64_t ev, t0, ms;
 
 	be_start(W, 0, 5, UUID_A);
 	be_start(W, 1, 6, UUID_A);
-	c = &W->be[0].tb.cfg;
+	c = &W->be[0].tb.io; /* the throttle's settings, after the start */
 	c->storm_events = 50;
 	c->storm_window_ms = 100;
 	c->storm_pause_ms = 50;
@@ -1034,7 +1040,7 @@ static void event_storm_is_throttled_and_others_unaffected(void **state)
 	usleep(60 * 1000);
 	uv_run(&W->loop, UV_RUN_NOWAIT);
 	uv_update_time(&W->loop);
-	for (int i = 0; i < 20 && W->be[0].tb.ev_polling == false; i++) {
+	for (int i = 0; i < 20 && W->be[0].tb.io.ev_polling == false; i++) {
 		usleep(10 * 1000);
 		uv_run(&W->loop, UV_RUN_NOWAIT);
 	}
@@ -1153,6 +1159,28 @@ static void stop_waits_for_the_command_in_flight(void **state)
 	assert_be_state(W, f, "4");
 }
 
+/* The owner's cancel completing inside tpmback_stop used to finish the
+ * stop twice (uv_close on a closing handle: abort). */
+static void stop_when_cancel_completes_at_once(void **state)
+{
+	struct world *W = *state;
+	struct fe *f = &W->fe[0];
+
+	be_start(W, 0, 5, UUID_A);
+	connect_guest(W, 0);
+	W->be[0].mode = ENG_DEFER;
+	W->be[0].cancel_aborts = true;
+	fe_submit(W, f, CMD, sizeof(CMD));
+	turn(W);
+	assert_true(W->be[0].tb.busy);
+	tpmback_stop(&W->be[0].tb, be_stopped);
+	assert_int_equal(W->be[0].cancels, 1);
+	assert_int_equal(shr(f)->state, TPMIF_STATE_IDLE);
+	turns(W, 2);
+	assert_true(W->be[0].stopped);
+	assert_int_equal(xensim_maps_live(W->w), 0);
+}
+
 /* The guards are real: touching the page after the mapping faults. */
 static void backend_mapping_is_fenced_by_guard_pages(void **state)
 {
@@ -1211,6 +1239,7 @@ int main(void)
 	    T(frontend_vanishing_mid_command),
 	    T(reconnect_while_the_old_command_runs),
 	    T(stop_waits_for_the_command_in_flight),
+	    T(stop_when_cancel_completes_at_once),
 	    T(backend_mapping_is_fenced_by_guard_pages),
 #undef T
 	};

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +17,7 @@
 #include "xensim.h"
 
 #define PG XENIF_PAGE_SIZE
-#define SIM_PAGES 256
+#define SIM_PAGES 1024
 #define FIRST_REF 8 /* refs 0..7 are reserved in Xen */
 #define MAX_GRANTS SIM_PAGES
 #define MAX_CHANNELS 64
@@ -49,6 +50,9 @@ struct grant {
 struct channel {
 	bool used, front_closed;
 	uint32_t front_dom, front_port, remote;
+	/* The frontend end: a xenif (tpmfront) or, when NULL, the test. */
+	struct simif *front_if;
+	bool f_masked, f_pending;
 	struct simif *bound;
 	uint32_t back_port;
 	bool masked, pending;
@@ -59,6 +63,13 @@ struct map {
 	bool used;
 	void *addr;
 	uint32_t count;
+};
+
+/* Pages this domain shared (gnt_share): grants[first .. first+count). */
+struct share {
+	bool used;
+	void *addr;
+	uint32_t count, first;
 };
 
 struct simif {
@@ -72,6 +83,7 @@ struct simif {
 	uint32_t *queue; /* fired ports, in order */
 	size_t qlen, qcap;
 	struct map maps[MAX_MAPS];
+	struct share shares[MAX_MAPS];
 	struct simif *next;
 };
 
@@ -92,7 +104,17 @@ struct xensim {
 	struct area areas[MAX_AREAS];
 	size_t nareas;
 	uint64_t map_calls;
+	/* Frontend and backend may run on two threads (the mgrlink test):
+	 * one lock around every call, recursive for xensim_free. */
+	pthread_mutex_t lock;
 };
+
+#define LOCKED(w, expr)                                                  \
+	do {                                                             \
+		pthread_mutex_lock(&(w)->lock);                          \
+		expr;                                                    \
+		pthread_mutex_unlock(&(w)->lock);                        \
+	} while (0)
 
 static struct simif *si(struct xenif *x)
 {
@@ -173,7 +195,7 @@ static void fire(struct xensim *w, const char *path, bool removal)
 	}
 }
 
-int xensim_write_raw(struct xensim *w, const char *path, const char *val,
+static int sim_write_raw(struct xensim *w, const char *path, const char *val,
 		     size_t len)
 {
 	struct node *n = node_find(w, path);
@@ -200,12 +222,12 @@ int xensim_write_raw(struct xensim *w, const char *path, const char *val,
 	return 0;
 }
 
-int xensim_write(struct xensim *w, const char *path, const char *val)
+static int sim_write(struct xensim *w, const char *path, const char *val)
 {
-	return xensim_write_raw(w, path, val, strlen(val));
+	return sim_write_raw(w, path, val, strlen(val));
 }
 
-int xensim_rm(struct xensim *w, const char *path)
+static int sim_rm(struct xensim *w, const char *path)
 {
 	struct node **pp = &w->nodes;
 	bool any = false;
@@ -229,7 +251,7 @@ int xensim_rm(struct xensim *w, const char *path)
 	return 0;
 }
 
-char *xensim_read(struct xensim *w, const char *path)
+static char *sim_read(struct xensim *w, const char *path)
 {
 	struct node *n = node_find(w, path);
 
@@ -315,12 +337,12 @@ static int sx_directory(struct xenif *x, const char *path, char ***names,
 
 static int sx_write(struct xenif *x, const char *path, const char *val)
 {
-	return xensim_write(si(x)->w, path, val);
+	return sim_write(si(x)->w, path, val);
 }
 
 static int sx_rm(struct xenif *x, const char *path)
 {
-	return xensim_rm(si(x)->w, path);
+	return sim_rm(si(x)->w, path);
 }
 
 static int sx_watch(struct xenif *x, const char *path, const char *token)
@@ -421,7 +443,7 @@ static int sx_watch_read(struct xenif *x, char **path, char **token)
 
 /* ---- grants ---- */
 
-int xensim_grant(struct xensim *w, uint32_t from, uint32_t to, uint32_t n,
+static int sim_grant(struct xensim *w, uint32_t from, uint32_t to, uint32_t n,
 		 uint32_t *refs, uint8_t **view)
 {
 	uint32_t slots[16];
@@ -515,6 +537,66 @@ static int sx_gnt_unmap(struct xenif *x, void *addr, uint32_t count)
 	return -EINVAL;
 }
 
+/* A frontend shares pages: the grants any backend maps by ref. */
+static int sx_gnt_share(struct xenif *x, uint32_t domid, uint32_t count,
+			uint32_t *refs, void **addr)
+{
+	struct simif *s = si(x);
+	struct share *sh = NULL;
+	uint8_t *view;
+	uint32_t first = s->w->next_slot;
+	int rc;
+
+	for (size_t i = 0; i < MAX_MAPS; i++)
+		if (!s->shares[i].used) {
+			sh = &s->shares[i];
+			break;
+		}
+	if (!sh)
+		return -ENOSPC;
+	rc = sim_grant(s->w, s->domid, domid, count, refs, &view);
+	if (rc)
+		return rc;
+	sh->used = true;
+	sh->addr = view;
+	sh->count = count;
+	sh->first = first;
+	*addr = view;
+	return 0;
+}
+
+/* Ends the grants (a later gnt_map of them fails) and leaves our view a
+ * PROT_NONE tombstone; a backend's mapping keeps the pages, as Xen's
+ * gntalloc keeps them until the mapper lets go. */
+static int sx_gnt_unshare(struct xenif *x, void *addr, uint32_t count)
+{
+	struct simif *s = si(x);
+
+	for (size_t i = 0; i < MAX_MAPS; i++) {
+		struct share *sh = &s->shares[i];
+
+		if (!sh->used || sh->addr != addr)
+			continue;
+		if (sh->count != count)
+			return -EINVAL;
+		for (uint32_t g = sh->first; g < sh->first + count; g++)
+			s->w->grants[g].used = false;
+		if (mmap((uint8_t *)addr - PG, (size_t)(count + 2) * PG,
+			 PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+			 0) == MAP_FAILED)
+			abort();
+		sh->used = false;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static int sx_self_domid(struct xenif *x, uint32_t *domid)
+{
+	*domid = si(x)->domid;
+	return 0;
+}
+
 /* ---- event channels ---- */
 
 static struct channel *ch_front(struct xensim *w, uint32_t dom, uint32_t port)
@@ -523,15 +605,6 @@ static struct channel *ch_front(struct xensim *w, uint32_t dom, uint32_t port)
 		if (w->ch[i].used && w->ch[i].front_dom == dom &&
 		    w->ch[i].front_port == port)
 			return &w->ch[i];
-	return NULL;
-}
-
-static struct channel *ch_back(struct simif *s, uint32_t port)
-{
-	for (size_t i = 0; i < MAX_CHANNELS; i++)
-		if (s->w->ch[i].used && s->w->ch[i].bound == s &&
-		    s->w->ch[i].back_port == port)
-			return &s->w->ch[i];
 	return NULL;
 }
 
@@ -553,8 +626,8 @@ static void enqueue(struct simif *s, uint32_t port)
 		abort();
 }
 
-int xensim_evtchn_alloc_unbound(struct xensim *w, uint32_t dom, uint32_t remote,
-				uint32_t *port)
+static int sim_evtchn_alloc_unbound(struct xensim *w, uint32_t dom,
+				    uint32_t remote, uint32_t *port)
 {
 	for (size_t i = 0; i < MAX_CHANNELS; i++) {
 		struct channel *c = &w->ch[i];
@@ -572,40 +645,125 @@ int xensim_evtchn_alloc_unbound(struct xensim *w, uint32_t dom, uint32_t remote,
 	return -ENOSPC;
 }
 
-int xensim_evtchn_send(struct xensim *w, uint32_t dom, uint32_t port)
+/* The frontend end fires: the bound backend end gets it, coalesced. */
+static void to_back(struct channel *c)
+{
+	if (!c->bound)
+		return; /* an unbound port: the event is lost */
+	if (c->masked) {
+		c->pending = true;
+		return;
+	}
+	c->masked = true;
+	enqueue(c->bound, c->back_port);
+}
+
+/* The backend end fires: a frontend xenif gets it, coalesced; the test
+ * (no xenif) only counts it. */
+static void to_front(struct channel *c)
+{
+	if (c->front_closed)
+		return;
+	c->received++;
+	if (!c->front_if)
+		return;
+	if (c->f_masked) {
+		c->f_pending = true;
+		return;
+	}
+	c->f_masked = true;
+	enqueue(c->front_if, c->front_port);
+}
+
+static int sim_evtchn_send(struct xensim *w, uint32_t dom, uint32_t port)
 {
 	struct channel *c = ch_front(w, dom, port);
 
 	if (!c || c->front_closed)
 		return -EINVAL;
-	if (!c->bound)
-		return 0; /* an unbound port: the event is lost */
-	if (c->masked) {
-		c->pending = true;
-		return 0;
-	}
-	c->masked = true;
-	enqueue(c->bound, c->back_port);
+	to_back(c);
 	return 0;
 }
 
-uint64_t xensim_evtchn_received(struct xensim *w, uint32_t dom, uint32_t port)
+static uint64_t sim_evtchn_received(struct xensim *w, uint32_t dom,
+				    uint32_t port)
 {
 	struct channel *c = ch_front(w, dom, port);
 
 	return c ? c->received : 0;
 }
 
-int xensim_evtchn_close(struct xensim *w, uint32_t dom, uint32_t port)
+static void purge_queue(struct simif *s, uint32_t port)
+{
+	size_t j = 0;
+
+	for (size_t i = 0; i < s->qlen; i++)
+		if (s->queue[i] != port)
+			s->queue[j++] = s->queue[i];
+	s->qlen = j;
+}
+
+static void front_close(struct channel *c)
+{
+	c->front_closed = true;
+	if (c->front_if)
+		purge_queue(c->front_if, c->front_port);
+	c->front_if = NULL;
+	if (!c->bound)
+		c->used = false;
+}
+
+static int sim_evtchn_close(struct xensim *w, uint32_t dom, uint32_t port)
 {
 	struct channel *c = ch_front(w, dom, port);
 
 	if (!c)
 		return -EINVAL;
-	c->front_closed = true;
-	if (!c->bound)
-		c->used = false;
+	front_close(c);
 	return 0;
+}
+
+/* A port of this xenif, either end; *front says which. */
+static struct channel *ch_local(struct simif *s, uint32_t port, bool *front)
+{
+	for (size_t i = 0; i < MAX_CHANNELS; i++) {
+		struct channel *c = &s->w->ch[i];
+
+		if (!c->used)
+			continue;
+		if (c->bound == s && c->back_port == port) {
+			*front = false;
+			return c;
+		}
+		if (c->front_if == s && c->front_port == port) {
+			*front = true;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+/* Ports of a xenif, bound or allocated, come from one counter. */
+static int sx_evtchn_alloc_unbound(struct xenif *x, uint32_t domid,
+				   uint32_t *local_port)
+{
+	struct simif *s = si(x);
+
+	for (size_t i = 0; i < MAX_CHANNELS; i++) {
+		struct channel *c = &s->w->ch[i];
+
+		if (c->used)
+			continue;
+		memset(c, 0, sizeof(*c));
+		c->used = true;
+		c->front_dom = s->domid;
+		c->front_port = ++s->w->next_back_port;
+		c->front_if = s;
+		c->remote = domid;
+		*local_port = c->front_port;
+		return 0;
+	}
+	return -ENOSPC;
 }
 
 static int sx_evtchn_bind(struct xenif *x, uint32_t domid, uint32_t remote_port,
@@ -626,29 +784,33 @@ static int sx_evtchn_bind(struct xenif *x, uint32_t domid, uint32_t remote_port,
 static int sx_evtchn_unbind(struct xenif *x, uint32_t port)
 {
 	struct simif *s = si(x);
-	struct channel *c = ch_back(s, port);
-	size_t j = 0;
+	bool front;
+	struct channel *c = ch_local(s, port, &front);
 
 	if (!c)
 		return -EINVAL;
+	if (front) {
+		front_close(c);
+		return 0;
+	}
 	c->bound = NULL;
 	if (c->front_closed)
 		c->used = false;
-	for (size_t i = 0; i < s->qlen; i++)
-		if (s->queue[i] != port)
-			s->queue[j++] = s->queue[i];
-	s->qlen = j;
+	purge_queue(s, port);
 	return 0;
 }
 
 static int sx_evtchn_notify(struct xenif *x, uint32_t port)
 {
-	struct channel *c = ch_back(si(x), port);
+	bool front;
+	struct channel *c = ch_local(si(x), port, &front);
 
 	if (!c)
 		return -EINVAL;
-	if (!c->front_closed)
-		c->received++;
+	if (front)
+		to_back(c);
+	else
+		to_front(c);
 	return 0;
 }
 
@@ -675,14 +837,18 @@ static int sx_evtchn_pending(struct xenif *x, uint32_t *port)
 static int sx_evtchn_unmask(struct xenif *x, uint32_t port)
 {
 	struct simif *s = si(x);
-	struct channel *c = ch_back(s, port);
+	bool front;
+	struct channel *c = ch_local(s, port, &front);
+	bool *masked, *pending;
 
 	if (!c)
 		return -EINVAL;
-	c->masked = false;
-	if (c->pending) {
-		c->pending = false;
-		c->masked = true;
+	masked = front ? &c->f_masked : &c->masked;
+	pending = front ? &c->f_pending : &c->pending;
+	*masked = false;
+	if (*pending) {
+		*pending = false;
+		*masked = true;
 		enqueue(s, port);
 	}
 	return 0;
@@ -716,41 +882,106 @@ static void sx_close(struct xenif *x)
 		free(e->token);
 		free(e);
 	}
-	for (size_t i = 0; i < MAX_CHANNELS; i++)
-		if (w->ch[i].used && w->ch[i].bound == s)
-			w->ch[i].bound = NULL;
-	for (size_t i = 0; i < MAX_MAPS; i++)
+	for (size_t i = 0; i < MAX_CHANNELS; i++) {
+		struct channel *c = &w->ch[i];
+
+		if (c->used && c->front_if == s)
+			front_close(c);
+		if (c->used && c->bound == s) {
+			c->bound = NULL;
+			if (c->front_closed)
+				c->used = false;
+		}
+	}
+	for (size_t i = 0; i < MAX_MAPS; i++) {
 		if (s->maps[i].used)
 			munmap((uint8_t *)s->maps[i].addr - PG,
 			       (size_t)(s->maps[i].count + 2) * PG);
+		if (s->shares[i].used)
+			for (uint32_t g = s->shares[i].first;
+			     g < s->shares[i].first + s->shares[i].count; g++)
+				w->grants[g].used = false;
+	}
 	close(s->xs_efd);
 	close(s->ev_efd);
 	free(s->queue);
 	free(s);
 }
 
+/* ---- the table: every call under the world's lock ---- */
+
+#define W_OF(x) (si(x)->w)
+
+static void lk_close(struct xenif *x)
+{
+	struct xensim *w = W_OF(x);
+
+	LOCKED(w, sx_close(x));
+}
+
+#define LK(name, params, args)                                           \
+	static int lk_##name params                                      \
+	{                                                                \
+		struct xensim *w = W_OF(x);                              \
+		int rc;                                                  \
+                                                                         \
+		LOCKED(w, rc = sx_##name args);                          \
+		return rc;                                               \
+	}
+
+LK(read, (struct xenif * x, const char *p, char **v, size_t *l), (x, p, v, l))
+LK(write, (struct xenif * x, const char *p, const char *v), (x, p, v))
+LK(rm, (struct xenif * x, const char *p), (x, p))
+LK(watch, (struct xenif * x, const char *p, const char *t), (x, p, t))
+LK(unwatch, (struct xenif * x, const char *p, const char *t), (x, p, t))
+LK(xs_fd, (struct xenif * x), (x))
+LK(watch_read, (struct xenif * x, char **p, char **t), (x, p, t))
+LK(directory, (struct xenif * x, const char *p, char ***v, unsigned int *n),
+   (x, p, v, n))
+LK(gnt_map,
+   (struct xenif * x, uint32_t d, uint32_t n, const uint32_t *r, void **a),
+   (x, d, n, r, a))
+LK(gnt_unmap, (struct xenif * x, void *a, uint32_t n), (x, a, n))
+LK(evtchn_bind, (struct xenif * x, uint32_t d, uint32_t r, uint32_t *l),
+   (x, d, r, l))
+LK(evtchn_unbind, (struct xenif * x, uint32_t p), (x, p))
+LK(evtchn_notify, (struct xenif * x, uint32_t p), (x, p))
+LK(evtchn_fd, (struct xenif * x), (x))
+LK(evtchn_pending, (struct xenif * x, uint32_t *p), (x, p))
+LK(evtchn_unmask, (struct xenif * x, uint32_t p), (x, p))
+LK(gnt_share, (struct xenif * x, uint32_t d, uint32_t n, uint32_t *r, void **a),
+   (x, d, n, r, a))
+LK(gnt_unshare, (struct xenif * x, void *a, uint32_t n), (x, a, n))
+LK(evtchn_alloc_unbound, (struct xenif * x, uint32_t d, uint32_t *p),
+   (x, d, p))
+LK(self_domid, (struct xenif * x, uint32_t *d), (x, d))
+
 static const struct xenif_ops sim_ops = {
     .name = "xensim",
-    .close = sx_close,
-    .xs_read = sx_read,
-    .xs_write = sx_write,
-    .xs_rm = sx_rm,
-    .xs_watch = sx_watch,
-    .xs_unwatch = sx_unwatch,
-    .xs_fd = sx_xs_fd,
-    .xs_watch_read = sx_watch_read,
-    .xs_directory = sx_directory,
-    .gnt_map = sx_gnt_map,
-    .gnt_unmap = sx_gnt_unmap,
-    .evtchn_bind = sx_evtchn_bind,
-    .evtchn_unbind = sx_evtchn_unbind,
-    .evtchn_notify = sx_evtchn_notify,
-    .evtchn_fd = sx_evtchn_fd,
-    .evtchn_pending = sx_evtchn_pending,
-    .evtchn_unmask = sx_evtchn_unmask,
+    .close = lk_close,
+    .xs_read = lk_read,
+    .xs_write = lk_write,
+    .xs_rm = lk_rm,
+    .xs_watch = lk_watch,
+    .xs_unwatch = lk_unwatch,
+    .xs_fd = lk_xs_fd,
+    .xs_watch_read = lk_watch_read,
+    .xs_directory = lk_directory,
+    .gnt_map = lk_gnt_map,
+    .gnt_unmap = lk_gnt_unmap,
+    .evtchn_bind = lk_evtchn_bind,
+    .evtchn_unbind = lk_evtchn_unbind,
+    .evtchn_notify = lk_evtchn_notify,
+    .evtchn_fd = lk_evtchn_fd,
+    .evtchn_pending = lk_evtchn_pending,
+    .evtchn_unmask = lk_evtchn_unmask,
+    .gnt_share = lk_gnt_share,
+    .gnt_unshare = lk_gnt_unshare,
+    .evtchn_alloc_unbound = lk_evtchn_alloc_unbound,
+    .self_domid = lk_self_domid,
 };
 
-struct xenif *xensim_open(struct xensim *w, uint32_t domid)
+static struct xenif *sim_open(struct xensim *w, uint32_t domid)
 {
 	struct simif *s = calloc(1, sizeof(*s));
 
@@ -787,6 +1018,14 @@ struct xensim *xensim_new(void)
 		free(w);
 		return NULL;
 	}
+	{
+		pthread_mutexattr_t a;
+
+		pthread_mutexattr_init(&a);
+		pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+		pthread_mutex_init(&w->lock, &a);
+		pthread_mutexattr_destroy(&a);
+	}
 	return w;
 }
 
@@ -794,8 +1033,10 @@ void xensim_free(struct xensim *w)
 {
 	if (!w)
 		return;
+	pthread_mutex_lock(&w->lock);
 	while (w->ifs)
 		sx_close(&w->ifs->xif);
+	pthread_mutex_unlock(&w->lock);
 	while (w->nodes) {
 		struct node *n = w->nodes;
 
@@ -807,10 +1048,11 @@ void xensim_free(struct xensim *w)
 	for (size_t i = 0; i < w->nareas; i++)
 		munmap(w->areas[i].base, w->areas[i].len);
 	close(w->memfd);
+	pthread_mutex_destroy(&w->lock);
 	free(w);
 }
 
-size_t xensim_maps_live(struct xensim *w)
+static size_t sim_maps_live(struct xensim *w)
 {
 	size_t n = 0;
 
@@ -820,7 +1062,7 @@ size_t xensim_maps_live(struct xensim *w)
 	return n;
 }
 
-size_t xensim_binds_live(struct xensim *w)
+static size_t sim_binds_live(struct xensim *w)
 {
 	size_t n = 0;
 
@@ -829,7 +1071,63 @@ size_t xensim_binds_live(struct xensim *w)
 	return n;
 }
 
-uint64_t xensim_map_calls(struct xensim *w)
+static uint64_t sim_map_calls(struct xensim *w)
 {
 	return w->map_calls;
 }
+
+static size_t sim_shares_live(struct xensim *w)
+{
+	size_t n = 0;
+
+	for (struct simif *s = w->ifs; s; s = s->next)
+		for (size_t i = 0; i < MAX_MAPS; i++)
+			n += s->shares[i].used;
+	return n;
+}
+
+static size_t sim_front_ports_live(struct xensim *w)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < MAX_CHANNELS; i++)
+		n += w->ch[i].used && w->ch[i].front_if;
+	return n;
+}
+
+/* ---- the public calls: each under the world's lock ---- */
+
+#define PUB(type, name, params, args)                                    \
+	type xensim_##name params                                        \
+	{                                                                \
+		type r;                                                  \
+                                                                         \
+		LOCKED(w, r = sim_##name args);                          \
+		return r;                                                \
+	}
+
+PUB(struct xenif *, open, (struct xensim * w, uint32_t domid), (w, domid))
+PUB(int, write, (struct xensim * w, const char *p, const char *v), (w, p, v))
+PUB(int, write_raw,
+    (struct xensim * w, const char *p, const char *v, size_t len),
+    (w, p, v, len))
+PUB(int, rm, (struct xensim * w, const char *p), (w, p))
+PUB(char *, read, (struct xensim * w, const char *p), (w, p))
+PUB(int, grant,
+    (struct xensim * w, uint32_t from, uint32_t to, uint32_t n, uint32_t *refs,
+     uint8_t **view),
+    (w, from, to, n, refs, view))
+PUB(int, evtchn_alloc_unbound,
+    (struct xensim * w, uint32_t dom, uint32_t remote, uint32_t *port),
+    (w, dom, remote, port))
+PUB(int, evtchn_send, (struct xensim * w, uint32_t dom, uint32_t port),
+    (w, dom, port))
+PUB(uint64_t, evtchn_received, (struct xensim * w, uint32_t dom, uint32_t port),
+    (w, dom, port))
+PUB(int, evtchn_close, (struct xensim * w, uint32_t dom, uint32_t port),
+    (w, dom, port))
+PUB(size_t, maps_live, (struct xensim * w), (w))
+PUB(size_t, binds_live, (struct xensim * w), (w))
+PUB(uint64_t, map_calls, (struct xensim * w), (w))
+PUB(size_t, shares_live, (struct xensim * w), (w))
+PUB(size_t, front_ports_live, (struct xensim * w), (w))

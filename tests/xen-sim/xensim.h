@@ -14,6 +14,12 @@
  *
  * Event channels behave like Linux's /dev/xen/evtchn: a port that fired
  * stays masked until the backend unmasks it, so notifications coalesce.
+ *
+ * A frontend can be a xenif too (the real tpmfront): its gnt_share grants
+ * pages that a backend's gnt_map finds, and its evtchn_alloc_unbound
+ * makes a port a backend binds; notify on either end wakes the other.
+ * Every call takes one lock, so a frontend and a backend may run on two
+ * threads, each with its own xenif.
  */
 #ifndef VTPM_XENSIM_H
 #define VTPM_XENSIM_H
@@ -28,7 +34,7 @@ struct xensim;
 struct xensim *xensim_new(void);
 void xensim_free(struct xensim *w);
 
-/* A backend's connection, as domain `domid`. */
+/* A backend's or frontend's connection, as domain `domid`. */
 struct xenif *xensim_open(struct xensim *w, uint32_t domid);
 
 /* ---- toolstack and guest: xenstore ---- */
@@ -61,5 +67,8 @@ int xensim_evtchn_close(struct xensim *w, uint32_t dom, uint32_t port);
 size_t xensim_maps_live(struct xensim *w);  /* mapped areas */
 size_t xensim_binds_live(struct xensim *w); /* bound ports */
 uint64_t xensim_map_calls(struct xensim *w);
+/* ... and what frontends hold: shared areas, allocated ports. */
+size_t xensim_shares_live(struct xensim *w);
+size_t xensim_front_ports_live(struct xensim *w);
 
 #endif

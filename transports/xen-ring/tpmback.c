@@ -25,8 +25,6 @@
 #define HDR_LEN ((uint32_t)sizeof(struct tpmif_shared_page))
 #define MAX_PORT ((uint32_t)EVTCHN_FIFO_NR_CHANNELS - 1)
 #define MAX_LOCALITY 4
-#define WATCH_DRAIN_MAX 1024 /* watch events per callback, then yield */
-#define EVTCHN_DRAIN_MAX 64
 #define FLAP_WINDOW_MS 10000
 #define FLAP_QUIET 4 /* connects per window logged at info */
 
@@ -797,140 +795,58 @@ static void tb_reconcile(struct tpmback *tb)
 	tb->in_reconcile = false;
 }
 
-/* ---- libuv glue ---- */
+/* ---- libuv glue (xenloop) ---- */
 
-static void on_xs_more(uv_timer_t *t);
-
-static void tb_drain_watches(struct tpmback *tb)
+static struct tpmback *tb_of(struct xenloop *xl)
 {
-	struct xenif *x = tb->xif;
-	char *path, *token;
-	int n, rc;
-
-	for (n = 0; n < WATCH_DRAIN_MAX; n++) {
-		rc = x->ops->xs_watch_read(x, &path, &token);
-		if (rc == -EAGAIN)
-			break;
-		if (rc) {
-			log_warnx_rl(&tb->rl,
-				     "dom%u vtpm %u: reading xenstore "
-				     "watches: %s",
-				     tb->cfg.frontend_domid, tb->cfg.devid,
-				     strerror(-rc));
-			break;
-		}
-		/* The path says little: reconcile reads what is there now. */
-		free(path);
-		free(token);
-	}
-	/* More than a burst: finish on the next turn, as libxenstore may
-	 * not flag its fd readable again for events already queued. */
-	if (n == WATCH_DRAIN_MAX)
-		uv_timer_start(&tb->xs_more_timer, on_xs_more, 0, 0);
-	tb_reconcile(tb);
+	return xl->owner;
 }
 
-static void on_xs_more(uv_timer_t *t)
+static void io_watch(struct xenloop *xl)
 {
-	struct tpmback *tb = t->data;
-
-	if (!tb->stopping)
-		tb_drain_watches(tb);
+	tb_reconcile(tb_of(xl));
 }
 
-static void on_xs(uv_poll_t *p, int status, int events)
+static bool io_ours(struct xenloop *xl, uint32_t port)
 {
-	struct tpmback *tb = p->data;
+	struct tpmback *tb = tb_of(xl);
 
-	(void)events;
-	if (status < 0) {
-		log_warnx_rl(&tb->rl, "dom%u vtpm %u: xenstore fd: %s",
-			     tb->cfg.frontend_domid, tb->cfg.devid,
-			     uv_strerror(status));
-		return;
-	}
-	tb_drain_watches(tb);
+	return tb->bound && port == tb->local_port;
 }
 
-static void on_evtchn(uv_poll_t *p, int status, int events);
-
-static void on_storm_over(uv_timer_t *t)
+static void io_event(struct xenloop *xl)
 {
-	struct tpmback *tb = t->data;
+	struct tpmback *tb = tb_of(xl);
 
 	if (tb->stopping)
 		return;
-	tb->storm_window_start = uv_now(tb->loop);
-	tb->storm_count = 0;
-	tb->ev_polling = true;
-	uv_poll_start(&tb->ev_poll, UV_READABLE, on_evtchn);
-	/* A request may have come in while we were not listening. */
-	tb_check_page(tb);
-}
-
-/* A guest notifying in a tight loop gets its channel paused, so it
- * cannot keep this loop (or the machine) busy. */
-static bool tb_storm(struct tpmback *tb)
-{
-	uint64_t now = uv_now(tb->loop);
-
-	if (now - tb->storm_window_start >= tb->cfg.storm_window_ms) {
-		tb->storm_window_start = now;
-		tb->storm_count = 0;
-	}
-	if (++tb->storm_count <= tb->cfg.storm_events)
-		return false;
-	tb->stats.throttled++;
-	log_warnx_rl(&tb->rl,
-		     "dom%u vtpm %u: more than %u events in %u ms; "
-		     "pausing its event channel for %u ms",
-		     tb->cfg.frontend_domid, tb->cfg.devid,
-		     tb->cfg.storm_events, tb->cfg.storm_window_ms,
-		     tb->cfg.storm_pause_ms);
-	uv_poll_stop(&tb->ev_poll);
-	tb->ev_polling = false;
-	uv_timer_start(&tb->storm_timer, on_storm_over, tb->cfg.storm_pause_ms,
-		       0);
-	return true;
-}
-
-static void on_evtchn(uv_poll_t *p, int status, int events)
-{
-	struct tpmback *tb = p->data;
-	struct xenif *x = tb->xif;
-	bool ours = false;
-	uint32_t port;
-	int n, rc;
-
-	(void)events;
-	if (status < 0) {
-		log_warnx_rl(&tb->rl, "dom%u vtpm %u: event channel fd: %s",
-			     tb->cfg.frontend_domid, tb->cfg.devid,
-			     uv_strerror(status));
-		return;
-	}
-	for (n = 0; n < EVTCHN_DRAIN_MAX; n++) {
-		rc = x->ops->evtchn_pending(x, &port);
-		if (rc == -EAGAIN)
-			break;
-		if (rc) {
-			log_warnx_rl(&tb->rl,
-				     "dom%u vtpm %u: event channel: "
-				     "%s",
-				     tb->cfg.frontend_domid, tb->cfg.devid,
-				     strerror(-rc));
-			break;
-		}
-		if (tb->bound && port == tb->local_port)
-			ours = true;
-		x->ops->evtchn_unmask(x, port);
-	}
-	if (!ours || tb->stopping)
-		return;
 	tb->stats.events++;
 	tb_check_page(tb);
-	tb_storm(tb);
 }
+
+/* A request may have come in while we were not listening. */
+static void io_resumed(struct xenloop *xl)
+{
+	struct tpmback *tb = tb_of(xl);
+
+	if (!tb->stopping)
+		tb_check_page(tb);
+}
+
+static void tb_stopped(struct tpmback *tb);
+
+static void io_closed(struct xenloop *xl)
+{
+	tb_stopped(tb_of(xl));
+}
+
+static const struct xenloop_ops io_ops = {
+	.watch = io_watch,
+	.ours = io_ours,
+	.event = io_event,
+	.resumed = io_resumed,
+	.closed = io_closed,
+};
 
 /* ---- lifetime ---- */
 
@@ -947,12 +863,15 @@ int tpmback_init(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,
 	tb->cfg = *cfg;
 	tb->ops = ops;
 	tb->data = data;
-	if (!tb->cfg.storm_events)
-		tb->cfg.storm_events = 256;
-	if (!tb->cfg.storm_window_ms)
-		tb->cfg.storm_window_ms = 100;
-	if (!tb->cfg.storm_pause_ms)
-		tb->cfg.storm_pause_ms = 20;
+	{
+		char name[48];
+
+		snprintf(name, sizeof(name), "dom%u vtpm %u",
+			 cfg->frontend_domid, cfg->devid);
+		xenloop_init(&tb->io, loop, xif, &io_ops, tb, name, &tb->rl,
+			     cfg->storm_events, cfg->storm_window_ms,
+			     cfg->storm_pause_ms, &tb->stats.throttled);
+	}
 	snprintf(tb->bpath, sizeof(tb->bpath),
 		 "/local/domain/%u/backend/vtpm/%u/%u", cfg->backend_domid,
 		 cfg->frontend_domid, cfg->devid);
@@ -970,35 +889,11 @@ int tpmback_start(struct tpmback *tb)
 {
 	struct xenif *x = tb->xif;
 	char token[64];
-	int xfd, efd, rc;
+	int rc;
 
-	xfd = x->ops->xs_fd(x);
-	efd = x->ops->evtchn_fd(x);
-	if (xfd < 0)
-		return xfd;
-	if (efd < 0)
-		return efd;
-	rc = uv_poll_init(tb->loop, &tb->xs_poll, xfd);
+	rc = xenloop_start(&tb->io);
 	if (rc)
 		return rc;
-	tb->open_handles++;
-	rc = uv_poll_init(tb->loop, &tb->ev_poll, efd);
-	if (rc) {
-		uv_close((uv_handle_t *)&tb->xs_poll, NULL);
-		tb->open_handles--;
-		return rc;
-	}
-	tb->open_handles++;
-	uv_timer_init(tb->loop, &tb->storm_timer);
-	uv_timer_init(tb->loop, &tb->xs_more_timer);
-	tb->open_handles += 2;
-	tb->xs_poll.data = tb->ev_poll.data = tb;
-	tb->storm_timer.data = tb->xs_more_timer.data = tb;
-	uv_poll_start(&tb->xs_poll, UV_READABLE, on_xs);
-	uv_poll_start(&tb->ev_poll, UV_READABLE, on_evtchn);
-	tb->ev_polling = true;
-	tb->storm_window_start = uv_now(tb->loop);
-
 	snprintf(token, sizeof(token), "tpmback:be:%u:%u",
 		 tb->cfg.frontend_domid, tb->cfg.devid);
 	rc = x->ops->xs_watch(x, tb->bpath, token);
@@ -1030,34 +925,22 @@ static void tb_stopped(struct tpmback *tb)
 		cb(tb);
 }
 
-static void tb_handle_closed(uv_handle_t *h)
-{
-	struct tpmback *tb = h->data;
-
-	if (--tb->open_handles == 0)
-		tb_stopped(tb);
-}
-
 static void tb_finish_stop(struct tpmback *tb)
 {
 	char token[64];
 
-	if (tb->busy || tb->state == TPMBACK_STOPPED)
+	/* Once: the owner's cancel may complete (and so get here) from
+	 * inside tpmback_stop, which then calls this again. */
+	if (tb->busy || tb->state == TPMBACK_STOPPED || tb->stop_done)
 		return;
+	tb->stop_done = true;
 	snprintf(token, sizeof(token), "tpmback:be:%u:%u",
 		 tb->cfg.frontend_domid, tb->cfg.devid);
 	tb->xif->ops->xs_unwatch(tb->xif, tb->bpath, token);
 	tb_watch_frontend(tb, false);
 	/* Leave the xenbus state: a restarted backend picks the guest up. */
 	tb_release(tb);
-	if (tb->open_handles == 0) {
-		tb_stopped(tb); /* never started */
-		return;
-	}
-	uv_close((uv_handle_t *)&tb->xs_poll, tb_handle_closed);
-	uv_close((uv_handle_t *)&tb->ev_poll, tb_handle_closed);
-	uv_close((uv_handle_t *)&tb->storm_timer, tb_handle_closed);
-	uv_close((uv_handle_t *)&tb->xs_more_timer, tb_handle_closed);
+	xenloop_close(&tb->io); /* tb_stopped when its handles are closed */
 }
 
 void tpmback_stop(struct tpmback *tb, void (*done)(struct tpmback *tb))

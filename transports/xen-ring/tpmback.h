@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "xenif.h"
+#include "xenloop.h"
 
 /* Extra grant pages a frontend may attach to the shared page. */
 #define TPMBACK_MAX_EXTRA_PAGES 8
@@ -98,12 +99,7 @@ struct tpmback {
 	bool fe_watched;
 	char *refused_why; /* logged once per distinct reason */
 
-	uv_poll_t xs_poll, ev_poll;
-	uv_timer_t storm_timer, xs_more_timer;
-	bool ev_polling;
-	int open_handles;
-	uint64_t storm_window_start;
-	unsigned int storm_count;
+	struct xenloop io; /* polls, drains, storm throttle */
 	uint64_t flap_start;
 	unsigned int flap_count;
 
@@ -127,6 +123,7 @@ struct tpmback {
 	bool in_reconcile, reconcile_again;
 
 	bool stopping;
+	bool stop_done; /* handles are closing */
 	void (*stopped)(struct tpmback *tb);
 
 	struct log_ratelimit rl;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * xenif on the real Xen libraries: libxenstore, libxengnttab and
- * libxenevtchn.  Each call is one library call turned into 0/-errno.
+ * xenif on the real Xen libraries: libxenstore, libxengnttab (grant
+ * mapping, and xengntshr for sharing) and libxenevtchn.  Each call is one
+ * library call turned into 0/-errno.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,13 +14,16 @@
 #include <xenevtchn.h>
 #include <xengnttab.h>
 #include <xenstore.h>
+#include <xen/xen.h>
 
+#include "tpmback.h"
 #include "xenif.h"
 
 struct xen_real {
 	struct xenif xif;
 	struct xs_handle *xs;
 	xengnttab_handle *gnt;
+	xengntshr_handle *gsh; /* opened on first share: a backend needs none */
 	xenevtchn_handle *evt;
 };
 
@@ -39,6 +43,8 @@ static void xr_close(struct xenif *x)
 
 	if (r->evt)
 		xenevtchn_close(r->evt);
+	if (r->gsh)
+		xengntshr_close(r->gsh);
 	if (r->gnt)
 		xengnttab_close(r->gnt);
 	if (r->xs)
@@ -213,6 +219,67 @@ static int xr_evtchn_unmask(struct xenif *x, uint32_t port)
 	return xenevtchn_unmask(xr(x)->evt, port) < 0 ? neg_errno() : 0;
 }
 
+static int xr_gnt_share(struct xenif *x, uint32_t domid, uint32_t count,
+			uint32_t *refs, void **addr)
+{
+	struct xen_real *r = xr(x);
+	void *p;
+
+	if (count == 0 || count > 64)
+		return -EINVAL;
+	if (!r->gsh) {
+		/* /dev/xen/gntalloc: the frontend side of grants. */
+		errno = 0;
+		r->gsh = xengntshr_open(NULL, 0);
+		if (!r->gsh)
+			return neg_errno();
+	}
+	errno = 0;
+	p = xengntshr_share_pages(r->gsh, domid, (int)count, refs, 1);
+	if (!p)
+		return neg_errno();
+	*addr = p;
+	return 0;
+}
+
+static int xr_gnt_unshare(struct xenif *x, void *addr, uint32_t count)
+{
+	struct xen_real *r = xr(x);
+
+	if (!r->gsh)
+		return -EINVAL;
+	errno = 0;
+	return xengntshr_unshare(r->gsh, addr, count) < 0 ? neg_errno() : 0;
+}
+
+static int xr_evtchn_alloc_unbound(struct xenif *x, uint32_t domid,
+				   uint32_t *local_port)
+{
+	xenevtchn_port_or_error_t p;
+
+	errno = 0;
+	p = xenevtchn_bind_unbound_port(xr(x)->evt, domid);
+	if (p < 0)
+		return neg_errno();
+	*local_port = (uint32_t)p;
+	return 0;
+}
+
+/* A relative path is our own /local/domain/<id>: "domid" is there in
+ * every domain, dom0 included. */
+static int xr_self_domid(struct xenif *x, uint32_t *domid)
+{
+	char *v = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = xr_xs_read(x, "domid", &v, &len);
+	if (rc == 0)
+		rc = tpmback_parse_u32(v, len, DOMID_FIRST_RESERVED - 1, domid);
+	free(v);
+	return rc;
+}
+
 static const struct xenif_ops xen_real_ops = {
     .name = "xen",
     .close = xr_close,
@@ -232,6 +299,10 @@ static const struct xenif_ops xen_real_ops = {
     .evtchn_fd = xr_evtchn_fd,
     .evtchn_pending = xr_evtchn_pending,
     .evtchn_unmask = xr_evtchn_unmask,
+    .gnt_share = xr_gnt_share,
+    .gnt_unshare = xr_gnt_unshare,
+    .evtchn_alloc_unbound = xr_evtchn_alloc_unbound,
+    .self_domid = xr_self_domid,
 };
 
 int xen_real_open(struct xenif **out)

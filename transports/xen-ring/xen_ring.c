@@ -133,19 +133,13 @@ int xen_ring_preopen(void)
 	return rc;
 }
 
-/* The domain we run in: the backend domain of the devices we serve. */
+/* The domain we run in (0 when xenstore has no "domid" for us). */
 static uint32_t own_domid(struct xenif *xif)
 {
-	char *v = NULL;
-	size_t len = 0;
 	uint32_t id = 0;
 
-	/* A relative path is relative to our own /local/domain/<id>. */
-	if (xif->ops->xs_read(xif, "domid", &v, &len) == 0) {
-		if (tpmback_parse_u32(v, len, 0x7fef, &id))
-			id = 0;
-		free(v);
-	}
+	if (xif->ops->self_domid(xif, &id))
+		id = 0;
 	return id;
 }
 

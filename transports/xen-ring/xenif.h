@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Every Xen call the vTPM backend makes, behind one thin table: xenstore
- * (read, write, rm, watch), grant mapping and event channels.  xen_real.c
- * implements it on libxenstore, libxengnttab and libxenevtchn;
- * tests/xen-sim/xensim.c implements it in memory, so the real backend
- * (tpmback.c) runs in CI without a hypervisor.
+ * Every Xen call the vTPM backend and frontend make, behind one thin
+ * table: xenstore (read, write, rm, watch), grant mapping and sharing, and
+ * event channels.  xen_real.c implements it on libxenstore, libxengnttab
+ * (xengnttab and xengntshr) and libxenevtchn; tests/xen-sim/xensim.c
+ * implements it in memory, so the real backend (tpmback.c) and frontend
+ * (tpmfront.c) run in CI without a hypervisor.
  *
  * Every call returns 0 or a negative errno.  Both pollable fds are
  * level-triggered: readable while something is pending, so a caller
@@ -56,6 +57,20 @@ struct xenif_ops {
 	 * none. */
 	int (*evtchn_pending)(struct xenif *x, uint32_t *port);
 	int (*evtchn_unmask)(struct xenif *x, uint32_t port);
+
+	/* ---- what a frontend needs ---- */
+	/* Shares `count` fresh zeroed pages with `domid`, which may write
+	 * them: refs[i] names page i, *addr is our contiguous mapping of
+	 * all of them.  unshare takes that address and the same count. */
+	int (*gnt_share)(struct xenif *x, uint32_t domid, uint32_t count,
+			 uint32_t *refs, void **addr);
+	int (*gnt_unshare)(struct xenif *x, void *addr, uint32_t count);
+	/* A fresh local port that `domid` may bind (evtchn_bind there);
+	 * pending/unmask/notify/unbind then work on it as on a bound one. */
+	int (*evtchn_alloc_unbound)(struct xenif *x, uint32_t domid,
+				    uint32_t *local_port);
+	/* The id of the domain we run in. */
+	int (*self_domid)(struct xenif *x, uint32_t *domid);
 };
 
 /* An implementation embeds this first in its own handle. */
