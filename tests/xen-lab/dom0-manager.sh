@@ -32,6 +32,13 @@ else
   vtpmctl create --uuid "$VTPM_UUID" && say "created vTPM $VTPM_UUID" ||
     say "FAIL vtpmctl create"
 fi
+# --chain: a vTPM whose instance runs in the instance domain (vtpmdom) and
+# asks for its key over the ring of vtpmdom's vtpm device.
+if [ "${CHAIN:-0}" = 1 ] && ! vtpmctl show "$CHAIN_UUID" >/dev/null 2>&1; then
+  vtpmctl create --uuid "$CHAIN_UUID" --transport xen-domain &&
+    say "created vTPM $CHAIN_UUID (its instance runs in its own domain)" ||
+    say "FAIL vtpmctl create --transport xen-domain"
+fi
 # A TPM 1.2 vTPM for the guest of the second host boot. Its first start
 # manufactures the TPM (an RSA-2048 endorsement key): 12-20 s under TCG.
 # A xen-ring instance answers InitWait before it powers the engine on, but

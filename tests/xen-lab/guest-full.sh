@@ -143,6 +143,31 @@ full_tpm12() {
   fi
 }
 
+# --chain: guest1 served by the instance domain (its key from the manager
+# over a ring): raw TPM 2.0 as on the first boot, and tpm2-tools.
+tools() { TPM2TOOLS_TCTI=device:$(tpmdev) timeout 60 tpm2 "$@"; }
+full_chain1() {
+  local r p
+  check_getrandom chain1-getrandom
+  r=$(tools getrandom 8 --hex 2>&1)
+  if [ ${#r} -eq 16 ]; then check chain1-tools-getrandom ok "tpm2 getrandom 8: $r"
+  else check chain1-tools-getrandom FAIL "'$r'"; fi
+  full_boot1
+  p=$(tools pcrread sha256:16 2>&1 | tr -d ' \n' | sed -n 's/.*16:0x\([0-9A-Fa-f]*\).*/\1/p' |
+      tr 'A-F' 'a-f')
+  if [ "$p" = "$PCREXPECT" ]; then check chain1-tools-pcrread ok "tpm2 pcrread sha256:16 = $p"
+  else check chain1-tools-pcrread FAIL "'$(tools pcrread sha256:16 2>&1 | tr '\n' ' ')'"; fi
+}
+# After the instance domain was destroyed and created again.
+full_chain2() {
+  local p
+  check_getrandom chain2-getrandom
+  check_nv_read chain2-nv-read
+  p=$(pcr16)
+  if [ "$p" = "$ZERO64" ]; then check chain2-pcr-reset ok "PCR 16 = 0...0"
+  else check chain2-pcr-reset FAIL "PCR 16 = ${p:-none}"; fi
+}
+
 # After the reboot checks: dom0 detaches and re-attaches the vtpm.
 full_detach_attach() { # T0 (uptime when the wait starts)
   local d t
