@@ -7,7 +7,7 @@
 #   run.sh [--workdir DIR] [--cache-dir DIR] [--backend-cmd 'CMD']
 #          [--extra-bin PATH]... [--guest-cmd 'CMD'] [--require-vtpm]
 #          [--vtpm-uuid UUID] [--qemu-timeout SECS] [--keep]
-#          [--full] [--backend-per-domain]
+#          [--full] [--backend-per-domain] [--guest-kmod PATH.ko]
 #
 # Phases run by dom0's /init:
 #   1. `xl create` of guest1 (PV, 256 MB) WITHOUT a vtpm line; the guest
@@ -36,6 +36,10 @@
 #                    backend/vtpm/<domid> node, with $DOMID set, and stop it
 #                    (SIGTERM to its session) once that domain is gone. A
 #                    rebooted guest is a new domain with a new domid.
+# --guest-kmod KO    (with --full) the guest loads KO (kmod/'s vtpm_front.ko)
+#                    instead of xen-tpmfront; guest-kmod.sh and dom0-kmod.sh
+#                    add tpm2-tools, hwrng, big-command, reload, benchmark
+#                    and xl save/restore checks (see README.md).
 # --cache-dir DIR    extracted packages (default /var/cache/vtpm-tests, or
 #                    $VTPM_E2E_CACHE; shared with tests/e2e/qemu-tpmdev).
 #
@@ -54,6 +58,8 @@ QEMU_TIMEOUT=300
 KEEP=0
 FULL=0
 BACKEND_PER_DOMAIN=0
+GUEST_KMOD=""
+GUEST_MEM=256
 RESULT=1   # 0 pass, 1 fail, 77 skipped
 
 XEN_VER=4.17
@@ -61,7 +67,7 @@ XEN_LIBEXEC=/usr/lib/xen-$XEN_VER/bin
 DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs"
 GUEST_MODULES="xen-tpmfront"
 
-usage() { sed -n '3,42p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,46p' "$0" | sed 's/^# \{0,1\}//'; }
 
 need_arg() { [ $# -ge 2 ] || { echo "run.sh: $1 needs an argument" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -84,6 +90,7 @@ while [ $# -gt 0 ]; do
     --keep) KEEP=1; shift ;;
     --full) FULL=1; shift ;;
     --backend-per-domain) BACKEND_PER_DOMAIN=1; shift ;;
+    --guest-kmod) need_arg "$@"; GUEST_KMOD=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -97,6 +104,10 @@ case "$VTPM_UUID" in
 esac
 if [ "$FULL" = 1 ] || [ "$BACKEND_PER_DOMAIN" = 1 ]; then
   [ -n "$BACKEND_CMD" ] || { echo "run.sh: --full and --backend-per-domain need --backend-cmd" >&2; exit 2; }
+fi
+if [ -n "$GUEST_KMOD" ]; then
+  [ "$FULL" = 1 ] && [ -f "$GUEST_KMOD" ] || { echo "run.sh: --guest-kmod needs --full and a .ko file" >&2; exit 2; }
+  GUEST_MEM=128   # xl save writes the guest's memory to dom0's tmpfs
 fi
 case "$QEMU_TIMEOUT" in
   ''|*[!0-9]*) echo "run.sh: --qemu-timeout must be a number of seconds" >&2; exit 2 ;;
@@ -397,6 +408,8 @@ PHASE=${XENLAB_PHASE:-unknown}
 M "guest up phase=$PHASE kernel=$(uname -r) uptime=$(up)s"
 FULL=0
 [ -s /etc/xenlab/guest-full.sh ] && FULL=1 && . /etc/xenlab/guest-full.sh
+KMOD=0
+[ -s /etc/xenlab/guest-kmod.sh ] && . /etc/xenlab/guest-kmod.sh
 
 # insmod of xen-tpmfront blocks for as long as the driver's probe runs
 # (the probe sends TPM commands), so run it aside and watch.
@@ -445,6 +458,7 @@ if [ "$PHASE" = vtpm ]; then
     [ "$RC" = 00000000 ] && [ ${#R} -eq 56 ] || bad "TPM2_GetRandom rc=${RC:-none}"
     if [ "$FULL" = 1 ]; then
       full_boot1
+      [ "$KMOD" = 1 ] && kmod_boot1
       [ "$FULL_RES" = ok ] || bad "a --full check failed"
     fi
     if [ -s /etc/xenlab/guest-cmd ]; then
@@ -475,6 +489,7 @@ if [ "$PHASE" = vtpm-reboot ]; then
     check reboot-tpm0 ok "/dev/tpm0 present $(since "$T0")s after insmod started"
     full_boot2
     full_detach_attach
+    [ "$KMOD" = 1 ] && kmod_save_restore
   else
     check reboot-tpm0 FAIL "no /dev/tpm0 after 60 s"
   fi
@@ -687,6 +702,7 @@ full_dom0() {
     tail -n 60 /tmp/xl-attach-v.log | prefix "[xl -vvv] "
   fi
   xl_run list 20 vtpm-list guest1
+  [ -s /etc/xenlab/dom0-kmod.sh ] && . /etc/xenlab/dom0-kmod.sh && kmod_dom0
   if wait_log "XENLAB: guest full-result:" 90; then
     M "dom0: guest $(grep -a "XENLAB: guest full-result:" "$GLOG" | tail -n 1 | tr -d '\r' | sed 's/.*XENLAB: guest //')"
   else
@@ -802,6 +818,21 @@ if [ "$FULL" = 1 ]; then
     >"$GROOT/etc/xenlab/full.env"
   log "--full: NV bytes $NVDATA; PCR 16 extend by $PCRDIGEST must give $PCREXPECT"
 fi
+if [ -n "$GUEST_KMOD" ]; then
+  # The stock driver stays in the image (for the benchmark), not in the boot list.
+  XL_DIR=$(cd "$(dirname "$0")" && pwd)
+  mv "$GROOT/etc/xenlab/guest-modules" "$GROOT/etc/xenlab/stock-modules"
+  cp "$GUEST_KMOD" "$GROOT/lib/modules/xenlab/vtpm_front.ko" || die "cannot copy $GUEST_KMOD"
+  echo vtpm_front.ko >"$GROOT/etc/xenlab/guest-modules"
+  cp "$XL_DIR/guest-kmod.sh" "$GROOT/etc/xenlab/" || die "cannot copy guest-kmod.sh"
+  # tpm2-tools: the multi-call tpm2, its tpm2_* links and the dlopen'ed TCTI.
+  T2=$(command -v tpm2) || die "--guest-kmod needs tpm2-tools (tpm2)"
+  copy_bin "$GROOT" "$T2" /usr/bin/tpm2 || die "cannot copy $T2"
+  for l in /usr/bin/tpm2_*; do ln -sf tpm2 "$GROOT/usr/bin/${l##*/}"; done
+  for l in $(ldconfig -p | awk '/libtss2-tcti-device.so.0 .*x86-64/ { print $NF }'); do
+    copy_bin "$GROOT" "$(readlink -f "$l")" "$l" || die "cannot copy $l"
+  done
+fi
 write_guest_init "$GROOT/init"
 pack "$GROOT" "$WORKDIR/guest-initrd.gz" || die "cannot pack the guest initramfs"
 
@@ -828,7 +859,7 @@ for phase in plain vtpm vtpm-reboot; do
     echo 'kernel = "/guest/vmlinuz"'
     echo 'ramdisk = "/guest/initrd.gz"'
     echo "extra = \"console=hvc0 XENLAB_PHASE=$phase\""
-    echo 'memory = 256'
+    echo "memory = $GUEST_MEM"
     echo 'vcpus = 1'
     case "$phase" in
       vtpm*) echo 'on_reboot = "restart"'
@@ -841,6 +872,7 @@ if [ -n "$BACKEND_CMD" ]; then
   printf '%s\n' "$BACKEND_CMD" >"$DROOT/etc/xenlab/backend-cmd"
   HAVE_BACKEND=1
 fi
+[ -n "$GUEST_KMOD" ] && { cp "$XL_DIR/dom0-kmod.sh" "$DROOT/etc/xenlab/" || die "cannot copy dom0-kmod.sh"; }
 printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\n' \
   "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" >"$DROOT/etc/xenlab/env"
 write_dom0_init "$DROOT/init"
@@ -928,6 +960,10 @@ grep -aq 'XENLAB: vtpm-with-backend: ok' "$SERIAL_LOG" && VTPM_OK=1
 FULL_CHECKS="pcr-extend pcr-read nv-define nv-write nv-read reboot reboot-tpm0
   reboot-getrandom reboot-nv-read reboot-pcr-reset vtpm-detach detach-tpm0-gone
   vtpm-attach reattach-tpm0 reattach-getrandom reattach-nv-read"
+[ -n "$GUEST_KMOD" ] && FULL_CHECKS="$FULL_CHECKS kmod-loaded kmod-tpm2 kmod-extra-pages
+  tools-getrandom tools-createprimary tools-create-load tools-seal-unseal tools-pcr tools-nv
+  hwrng big-command kmod-rmmod kmod-reload xl-save xl-restore restore-tpm0
+  restore-getrandom restore-nv-read"
 FULL_OK=1
 if [ "$FULL" = 1 ]; then
   echo "--- --full checks ---"
