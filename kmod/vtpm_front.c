@@ -651,6 +651,8 @@ static const struct xenbus_device_id vtpm_ids[] = {
 MODULE_DEVICE_TABLE(xenbus, vtpm_ids);
 
 static struct xenbus_driver vtpm_driver = {
+	/* Not "vtpm" (the default): xen-tpmfront's driver has that name. */
+	.name = KBUILD_MODNAME,
 	.ids = vtpm_ids,
 	.probe = vtpm_probe,
 	.remove = vtpm_remove,

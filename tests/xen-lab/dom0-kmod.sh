@@ -15,7 +15,7 @@ kmod_dom0() {
 	d1=$(xl domid guest1 2>/dev/null)
 	# The image holds the guest's memory: a tmpfs of its own, sized for it.
 	mkdir -p /run/save
-	mount -t tmpfs -o size=300m tmpfs /run/save
+	mount -t tmpfs -o size=280m tmpfs /run/save
 	xl_run save 180 save guest1 /run/save/guest1.save
 	if [ "$XRC" = 0 ] && ! xl domid guest1 >/dev/null 2>&1; then
 		check xl-save ok "xl save guest1 rc=0 after ${XDT}s, $(($(stat -c %s /run/save/guest1.save) / 1024)) KiB, domain $d1 gone"

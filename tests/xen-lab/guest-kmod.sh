@@ -65,7 +65,7 @@ kmod_driver_checks() {
 	else
 		check kmod-tpm2 FAIL "tpm_version_major=${v:-none}, tpmrm0 $([ -c /dev/tpmrm0 ] && echo present || echo missing)"
 	fi
-	ring=$(dmesg | grep 'vtpm_front' | grep 'ring of' | tail -n 1)
+	ring=$(dmesg | grep 'vtpm_front vtpm-0: ring of' | tail -n 1)
 	case "$ring" in
 	*"ring of 2 page(s), up to 4096 bytes"*)
 		check kmod-extra-pages ok "${ring#*: }" ;;
@@ -170,9 +170,11 @@ kmod_reload_checks() {
 	local t stock
 	kmod_bench vtpm_front
 	t=$(up)
+	# xenbus holds a module reference per bound device: unbind, then rmmod.
+	echo vtpm-0 >/sys/bus/xen/drivers/vtpm_front/unbind
 	rmmod vtpm_front
 	if [ $? = 0 ] && kmod_wait_dev GONE /dev/tpm0 30 && kmod_wait_dev GONE /dev/tpmrm0 5; then
-		check kmod-rmmod ok "rmmod vtpm_front rc=0, /dev/tpm0 and /dev/tpmrm0 gone after $(since "$t")s"
+		check kmod-rmmod ok "unbind + rmmod vtpm_front rc=0, /dev/tpm0 and /dev/tpmrm0 gone after $(since "$t")s"
 	else
 		check kmod-rmmod FAIL "rmmod or /dev/tpm0 still there"
 	fi
@@ -187,6 +189,7 @@ kmod_reload_checks() {
 		else
 			M "guest: xen-tpmfront brought no /dev/tpm0"
 		fi
+		echo vtpm-0 >/sys/bus/xen/drivers/vtpm/unbind
 		rmmod xen_tpmfront
 		kmod_wait_dev GONE /dev/tpm0 30 || M "guest: /dev/tpm0 still there after rmmod xen_tpmfront"
 	fi

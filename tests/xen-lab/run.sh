@@ -107,7 +107,7 @@ if [ "$FULL" = 1 ] || [ "$BACKEND_PER_DOMAIN" = 1 ]; then
 fi
 if [ -n "$GUEST_KMOD" ]; then
   [ "$FULL" = 1 ] && [ -f "$GUEST_KMOD" ] || { echo "run.sh: --guest-kmod needs --full and a .ko file" >&2; exit 2; }
-  GUEST_MEM=128   # xl save writes the guest's memory to dom0's tmpfs
+  GUEST_MEM=192   # room for tpm2-tools; xl save writes it all to dom0's tmpfs
 fi
 case "$QEMU_TIMEOUT" in
   ''|*[!0-9]*) echo "run.sh: --qemu-timeout must be a number of seconds" >&2; exit 2 ;;
