@@ -46,8 +46,9 @@ if [ -z "$CP" ]; then
 fi
 echo "== $CP --no-tree --strict"
 # CamelCase CHECKs come from Xen's own XenbusState* names.
-perl "$CP" --no-tree --strict --ignore CAMELCASE -f "$SRC/vtpm_front.c" "$SRC/vtpm_core.h" \
-  2>/dev/null | tee "$LOG"
+# (from OUT: checkpatch leaves a .checkpatch-camelcase.* cache in its cwd)
+(cd "$OUT" && perl "$CP" --no-tree --strict --ignore CAMELCASE -f "$SRC/vtpm_front.c" \
+  "$SRC/vtpm_core.h" 2>/dev/null) | tee "$LOG"
 if grep -E '^(ERROR|WARNING|CHECK):' "$LOG" >/dev/null; then
   echo "FAIL: checkpatch reported problems"
   exit 1
