@@ -204,13 +204,32 @@ kmod_reload_checks() {
 	kmod_bench vtpm_front-reloaded
 }
 
+# The kernel's own TPM 2.0 selftests (tools/testing/selftests/tpm2), when
+# run.sh --extra-bin copied their bundle (kmod-selftests-bundle.sh) in.
+# Reported, not a check: the counts are the suite's.
+kmod_selftests() {
+	local b=/usr/local/bin/tpm2-selftests.tar r
+	[ -f "$b" ] || return 0
+	tar -C / -xf "$b" && rm -f "$b" || { M "selftests: cannot unpack $b"; return 0; }
+	cd /opt/tpm2-selftests || return 0
+	PYTHONHOME=/usr PYTHONDONTWRITEBYTECODE=1 timeout 900 /usr/bin/python3.11 -m unittest -v \
+		tpm2_tests.SmokeTest tpm2_tests.SpaceTest tpm2_tests.AsyncTest >/tmp/selftests.log 2>&1
+	r=$?
+	cd /
+	sed 's/^/guest: selftests: /' /tmp/selftests.log | tail -n 60
+	M "selftests: rc=$r, $(grep -c ' \.\.\. ok$' /tmp/selftests.log) ok," \
+	  "$(grep -c ' \.\.\. FAIL$' /tmp/selftests.log) failed," \
+	  "$(grep -c ' \.\.\. ERROR$' /tmp/selftests.log) errors," \
+	  "$(grep -c ' \.\.\. skipped' /tmp/selftests.log) skipped; $(grep '^Ran ' /tmp/selftests.log)"
+}
+
 kmod_boot1() {
 	kmod_driver_checks
 	kmod_tools_checks
 	kmod_hwrng_check
 	kmod_big_check
 	kmod_reload_checks
-	[ -s /etc/xenlab/guest-kmod-extra.sh ] && . /etc/xenlab/guest-kmod-extra.sh
+	kmod_selftests
 	return 0
 }
 

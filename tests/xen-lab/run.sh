@@ -872,7 +872,10 @@ if [ -n "$BACKEND_CMD" ]; then
   printf '%s\n' "$BACKEND_CMD" >"$DROOT/etc/xenlab/backend-cmd"
   HAVE_BACKEND=1
 fi
-[ -n "$GUEST_KMOD" ] && { cp "$XL_DIR/dom0-kmod.sh" "$DROOT/etc/xenlab/" || die "cannot copy dom0-kmod.sh"; }
+if [ -n "$GUEST_KMOD" ]; then   # xl save/restore run libxl-save-helper
+  cp "$XL_DIR/dom0-kmod.sh" "$DROOT/etc/xenlab/" || die "cannot copy dom0-kmod.sh"
+  copy_bin "$DROOT" "$XEN_LIBEXEC/libxl-save-helper" || die "cannot copy libxl-save-helper"
+fi
 printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\n' \
   "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" >"$DROOT/etc/xenlab/env"
 write_dom0_init "$DROOT/init"
