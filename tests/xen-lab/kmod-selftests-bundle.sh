@@ -3,11 +3,12 @@
 # Packs the Linux kernel's TPM 2.0 selftests (tools/testing/selftests/tpm2,
 # from a kernel source tree such as Debian's linux-source-6.1) with the
 # python3.11 interpreter, the part of its standard library they import and
-# the shared libraries of both, into one tar that run.sh --extra-bin copies
-# into the xen-lab guest; guest-kmod.sh unpacks it at / and runs the tests
-# (SmokeTest, SpaceTest, AsyncTest) through vtpm_front.
+# the shared libraries of both, into one tar.gz that run.sh --extra-bin
+# copies into the xen-lab guest (name it tpm2-selftests.tgz); guest-kmod.sh
+# unpacks it in a tmpfs and runs the tests (SmokeTest, SpaceTest,
+# AsyncTest) through vtpm_front.
 #
-# Usage: kmod-selftests-bundle.sh KERNEL_SRC_DIR OUT.tar
+# Usage: kmod-selftests-bundle.sh KERNEL_SRC_DIR OUT.tgz
 set -eu
 KSRC=$1 OUT=$2
 ST=$KSRC/tools/testing/selftests/tpm2
@@ -43,6 +44,6 @@ chmod 755 "$R$PY"
 # Landmarks python looks for to find its prefix.
 for f in /usr/lib/python3.11/os.py /usr/lib/python3.11/encodings/__init__.py; do add "$f"; done
 mkdir -p "$R/usr/lib/python3.11/lib-dynload"
-tar -C "$R" -cf "$OUT" .
-echo "$OUT: $(tar -tf "$OUT" | grep -c '\.py$') python files," \
+tar -C "$R" -czf "$OUT" .
+echo "$OUT: $(tar -tzf "$OUT" | grep -c '\.py$') python files," \
      "$(( $(stat -c %s "$OUT") / 1024 )) KiB"
