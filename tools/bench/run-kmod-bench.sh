@@ -4,14 +4,15 @@
 # vtpm_front against the stock xen-tpmfront, same backend (vtpm-service
 # --transport xen-ring), same guest boot: tests/xen-lab/run.sh --guest-kmod
 # makes the guest time N round trips with tools/bench/tpmrtt through
-# vtpm_front, unbind + rmmod it, insmod xen-tpmfront and time again, then
-# rmmod that and insmod vtpm_front and time a third time.
+# vtpm_front, unbind + rmmod it, insmod xen-tpmfront and time again, swap
+# back, three times over, and once more through vtpm_front at the end.
 # Everything runs under QEMU TCG (no KVM here): absolute figures are those
 # of an emulated CPU; the ratio is the point.
 #
 #   run-kmod-bench.sh [--rounds R] [--selftests KERNEL_SRC_DIR]
 #
-# N = 200 round trips per timing (BENCH_N in tests/xen-lab/guest-kmod.sh).
+# N = 200 round trips per timing, 3 interleaved cycles per boot (BENCH_N,
+# BENCH_CYCLES in tests/xen-lab/guest-kmod.sh).
 #
 # --selftests also runs the kernel's TPM 2.0 selftests in the first round.
 # A benchmark: it fails only when a lab run fails.
