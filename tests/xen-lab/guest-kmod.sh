@@ -255,7 +255,10 @@ kmod_boot1() {
 }
 
 kmod_save_restore() {
-	local t d
+	local t d p
+	# PCR 16 is 0 after the reboot: extend it once, to see what a restore keeps.
+	tpm "$CMD_PCR_EXTEND" >/dev/null
+	M "guest: PCR 16 before the save: $(pcr16)"
 	echo "XENLAB: guest ready-for-save"
 	t=$(up)
 	d=$(awk -v a="$t" 'BEGIN { print a + 180 }')
@@ -279,5 +282,8 @@ kmod_save_restore() {
 		check restore-getrandom FAIL "tpm2_getrandom after the restore"
 	fi
 	check_nv_read restore-nv-read
-	M "guest: PCR 16 after the restore: $(pcr16)"
+	p=$(pcr16)
+	if [ "$p" = "$PCREXPECT" ]; then p="$p (kept)"
+	elif [ "$p" = "$ZERO64" ]; then p="$p (reset: the backend started the TPM afresh)"; fi
+	M "guest: PCR 16 after the restore: $p"
 }
