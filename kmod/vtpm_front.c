@@ -133,7 +133,7 @@ static int vtpm_send(struct tpm_chip *chip, u8 *buf, size_t count)
 		return -EINVAL;
 
 	mutex_lock(&vf->ring_lock);
-	if (!vf->online) {
+	if (!READ_ONCE(vf->online)) {
 		rc = -ENODEV;
 		goto out;
 	}
@@ -192,7 +192,7 @@ static int vtpm_recv(struct tpm_chip *chip, u8 *buf, size_t count)
 	u8 st;
 
 	mutex_lock(&vf->ring_lock);
-	if (!vf->online) {
+	if (!READ_ONCE(vf->online)) {
 		rc = -ENODEV;
 		goto out;
 	}
@@ -227,7 +227,7 @@ static void vtpm_cancel(struct tpm_chip *chip)
 	struct vtpm_front *vf = dev_get_drvdata(&chip->dev);
 
 	mutex_lock(&vf->ring_lock);
-	if (vf->online) {
+	if (READ_ONCE(vf->online)) {
 		WRITE_ONCE(vtpm_shr(vf)->state, VTPM_STATE_CANCEL);
 		vtpm_notify(vf);
 	}
@@ -240,7 +240,7 @@ static u8 vtpm_status(struct tpm_chip *chip)
 	u8 status = VTPM_STATUS_IDLE | VTPM_STATUS_CANCELED;
 
 	mutex_lock(&vf->ring_lock);
-	if (vf->online) {
+	if (READ_ONCE(vf->online)) {
 		switch (vtpm_page_state(vf)) {
 		case VTPM_STATE_IDLE:
 			break;
