@@ -115,6 +115,13 @@ kmod_tools_checks() {
 	else
 		check tools-pcr FAIL "tpm2_pcrextend/pcrread failed"
 	fi
+	# The kernel's own TPM 2.0 PCR read (tpm2_pcr_read) behind sysfs.
+	p=$(tr 'A-F' 'a-f' </sys/class/tpm/tpm0/pcr-sha256/23 2>/dev/null)
+	if [ "$p" = "$want" ]; then
+		check sysfs-pcr ok "/sys/class/tpm/tpm0/pcr-sha256/23 = $p"
+	else
+		check sysfs-pcr FAIL "/sys/class/tpm/tpm0/pcr-sha256/23 = ${p:-unreadable}, want $want"
+	fi
 	head -c 32 /dev/urandom >nvdata
 	if t2 nvdefine tpm2_nvdefine -C o -s 32 -a "ownerread|ownerwrite|authread|authwrite" $KMOD_NV &&
 	   t2 nvwrite tpm2_nvwrite -C o -i nvdata $KMOD_NV &&

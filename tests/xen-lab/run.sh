@@ -964,8 +964,8 @@ FULL_CHECKS="pcr-extend pcr-read nv-define nv-write nv-read reboot reboot-tpm0
   reboot-getrandom reboot-nv-read reboot-pcr-reset vtpm-detach detach-tpm0-gone
   vtpm-attach reattach-tpm0 reattach-getrandom reattach-nv-read"
 [ -n "$GUEST_KMOD" ] && FULL_CHECKS="$FULL_CHECKS kmod-loaded kmod-tpm2 kmod-extra-pages
-  tools-getrandom tools-createprimary tools-create-load tools-seal-unseal tools-pcr tools-nv
-  hwrng big-command kmod-rmmod kmod-reload xl-save xl-restore restore-tpm0
+  tools-getrandom tools-createprimary tools-create-load tools-seal-unseal tools-pcr sysfs-pcr
+  tools-nv hwrng big-command kmod-rmmod kmod-reload xl-save xl-restore restore-tpm0
   restore-getrandom restore-nv-read"
 FULL_OK=1
 if [ "$FULL" = 1 ]; then
