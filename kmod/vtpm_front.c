@@ -418,11 +418,12 @@ out:
 /* ---- the TPM on the ring ---- */
 
 /*
- * Sends a command with one 16-bit parameter (Startup, Shutdown) and returns
- * the TPM's response code, or a negative errno.
+ * Sends a command made of a header and an optional 16-bit parameter
+ * (Startup, Shutdown, SaveState); returns the TPM's response code, or a
+ * negative errno.
  */
 static int vtpm_simple_cmd(struct tpm_chip *chip, u16 tag, u32 ordinal,
-			   u16 param, const char *desc)
+			   const u16 *param)
 {
 	struct tpm_buf buf;
 	int rc;
@@ -430,21 +431,30 @@ static int vtpm_simple_cmd(struct tpm_chip *chip, u16 tag, u32 ordinal,
 	rc = tpm_buf_init(&buf, tag, ordinal);
 	if (rc)
 		return rc;
-	tpm_buf_append_u16(&buf, param);
-	rc = tpm_transmit_cmd(chip, &buf, 0, desc);
+	if (param)
+		tpm_buf_append_u16(&buf, *param);
+	rc = tpm_transmit_cmd(chip, &buf, 0, NULL);
 	tpm_buf_destroy(&buf);
 	return rc;
 }
 
-#define VTPM_TPM1_TAG_RQU	0x00c1
-#define VTPM_TPM1_ORD_STARTUP	0x0099
-#define VTPM_TPM1_ORD_SAVESTATE	0x0098
-#define VTPM_TPM1_ST_CLEAR	0x0001
-#define VTPM_TPM1_ST_STATE	0x0002
+#define VTPM_TPM1_TAG_RQU		0x00c1
+#define VTPM_TPM1_ORD_STARTUP		0x0099
+#define VTPM_TPM1_ORD_SAVESTATE		0x0098
+#define VTPM_TPM1_ST_CLEAR		0x0001
+#define VTPM_TPM1_ST_STATE		0x0002
+#define VTPM_TPM1_INVALID_POSTINIT	0x0026
+
+/* The TPM answered Startup with "already started". */
+static bool vtpm_started_already(bool tpm2, int rc)
+{
+	return rc == (tpm2 ? TPM2_RC_INITIALIZE : VTPM_TPM1_INVALID_POSTINIT);
+}
 
 /*
  * After a restore the backend serves a TPM that was powered off: resume
- * it with the state saved at suspend, or start it afresh.
+ * it with the state saved at suspend, or start it afresh. A backend that
+ * started it already answers "initialize"; it is left as it is.
  */
 static void vtpm_restart(struct vtpm_front *vf)
 {
@@ -452,23 +462,28 @@ static void vtpm_restart(struct vtpm_front *vf)
 	bool tpm2 = chip->flags & TPM_CHIP_FLAG_TPM2;
 	u16 tag = tpm2 ? TPM2_ST_NO_SESSIONS : VTPM_TPM1_TAG_RQU;
 	u32 ord = tpm2 ? TPM2_CC_STARTUP : VTPM_TPM1_ORD_STARTUP;
+	u16 su_state = tpm2 ? TPM2_SU_STATE : VTPM_TPM1_ST_STATE;
+	u16 su_clear = tpm2 ? TPM2_SU_CLEAR : VTPM_TPM1_ST_CLEAR;
+	const char *how = "resumed";
 	int rc;
 
 	if (tpm_try_get_ops(chip))
 		return;
-	rc = vtpm_simple_cmd(chip, tag, ord,
-			     tpm2 ? TPM2_SU_STATE : VTPM_TPM1_ST_STATE, NULL);
-	if (rc > 0 && !(tpm2 && rc == TPM2_RC_INITIALIZE))
-		rc = vtpm_simple_cmd(chip, tag, ord,
-				     tpm2 ? TPM2_SU_CLEAR : VTPM_TPM1_ST_CLEAR,
-				     NULL);
+	rc = vtpm_simple_cmd(chip, tag, ord, &su_state);
+	if (rc > 0 && !vtpm_started_already(tpm2, rc)) {
+		how = "started afresh";
+		rc = vtpm_simple_cmd(chip, tag, ord, &su_clear);
+	}
 	tpm_put_ops(chip);
-	if (rc < 0 || (rc > 0 && !(tpm2 && rc == TPM2_RC_INITIALIZE)))
-		dev_warn(&vf->xdev->dev, "restarting the TPM after a restore: %d\n",
-			 rc);
+	if (vtpm_started_already(tpm2, rc))
+		how = "already running";
+	else if (rc)
+		how = NULL;
+	if (how)
+		dev_info(&vf->xdev->dev, "TPM %s after the restore\n", how);
 	else
-		dev_info(&vf->xdev->dev, "TPM %s after the restore\n",
-			 rc ? "already running" : "resumed");
+		dev_warn(&vf->xdev->dev, "restarting the TPM after the restore failed: %d\n",
+			 rc);
 }
 
 static int vtpm_register(struct vtpm_front *vf)
@@ -613,6 +628,7 @@ static int vtpm_suspend(struct xenbus_device *xdev)
 	struct vtpm_front *vf = dev_get_drvdata(&xdev->dev);
 	struct tpm_chip *chip = vf->chip;
 	bool tpm2 = chip->flags & TPM_CHIP_FLAG_TPM2;
+	u16 su_state = TPM2_SU_STATE;
 	int rc;
 
 	if (!vf->registered || tpm_try_get_ops(chip))
@@ -620,10 +636,10 @@ static int vtpm_suspend(struct xenbus_device *xdev)
 	/* Let the TPM keep its state across the save (TPM Resume). */
 	if (tpm2)
 		rc = vtpm_simple_cmd(chip, TPM2_ST_NO_SESSIONS, TPM2_CC_SHUTDOWN,
-				     TPM2_SU_STATE, NULL);
+				     &su_state);
 	else
 		rc = vtpm_simple_cmd(chip, VTPM_TPM1_TAG_RQU,
-				     VTPM_TPM1_ORD_SAVESTATE, 0, NULL);
+				     VTPM_TPM1_ORD_SAVESTATE, NULL);
 	tpm_put_ops(chip);
 	if (rc)
 		dev_warn(&xdev->dev, "saving the TPM state: %d\n", rc);

@@ -277,10 +277,11 @@ kmod_save_restore() {
 		return
 	fi
 	dmesg | grep -i 'tpm\|vtpm\|xen.*suspend\|xen.*resum' | tail -n 15 | sed 's/^/guest: dmesg: /'
-	if [ -c /dev/tpm0 ] && [ -c /dev/tpmrm0 ]; then
+	if [ -c /dev/tpm0 ] && [ -c /dev/tpmrm0 ] &&
+	   ! dmesg | grep -q 'vtpm_front.*after the restore failed'; then
 		check restore-tpm0 ok "$(dmesg | grep 'vtpm_front.*after the restore' | tail -n 1 | sed 's/.*vtpm_front [^:]*: //'); /dev/tpm0 and /dev/tpmrm0 kept"
 	else
-		check restore-tpm0 FAIL "/dev/tpm0 or /dev/tpmrm0 missing after the restore"
+		check restore-tpm0 FAIL "/dev/tpm0 or /dev/tpmrm0 missing, or the TPM restart failed"
 	fi
 	mkdir -p "$KMOD_TMP"
 	if t2 restore-getrandom tpm2_getrandom --hex 16; then
