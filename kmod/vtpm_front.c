@@ -16,6 +16,7 @@
  * nodes) is checked before use.
  */
 
+#include <linux/atomic.h>
 #include <linux/device.h>
 #include <linux/err.h>
 #include <linux/interrupt.h>
@@ -71,6 +72,13 @@ struct vtpm_front {
 	size_t data_cap;	/* bytes from data_off to the ring's end */
 	evtchn_port_t evtchn;
 	int irq;
+	/*
+	 * Events we asked for (each SUBMIT or CANCEL) and not yet seen. An
+	 * event beyond them is spurious: a backend storming us gets its EOIs
+	 * delayed. Not the page state: the guest may have read a response
+	 * and submitted the next command before the first event is handled.
+	 */
+	atomic_t kicks;
 	u8 locality;
 };
 
@@ -97,6 +105,7 @@ static bool vtpm_settled(struct vtpm_front *vf)
 
 static void vtpm_notify(struct vtpm_front *vf)
 {
+	atomic_inc(&vf->kicks);
 	wmb();	/* the page state before the event that announces it */
 	notify_remote_via_evtchn(vf->evtchn);
 }
@@ -294,14 +303,12 @@ static const struct tpm_class_ops vtpm_ops = {
 static irqreturn_t vtpm_interrupt(int irq, void *dev_id)
 {
 	struct vtpm_front *vf = dev_id;
-	unsigned int eoi = XEN_EOI_FLAG_SPURIOUS;
-	u8 st = vtpm_page_state(vf);
+	unsigned int eoi = 0;
 
-	/* Only the backend's IDLE or FINISH ends a wait. */
-	if (st == VTPM_STATE_IDLE || st == VTPM_STATE_FINISH) {
-		eoi = 0;
-		wake_up_interruptible_all(&vf->waitq);
-	}
+	if (atomic_dec_if_positive(&vf->kicks) < 0)
+		eoi = XEN_EOI_FLAG_SPURIOUS;
+	/* The waiters check the page state themselves. */
+	wake_up_interruptible_all(&vf->waitq);
 	xen_irq_lateeoi(irq, eoi);
 	return IRQ_HANDLED;
 }
@@ -389,6 +396,7 @@ static int vtpm_ring_setup(struct vtpm_front *vf)
 	for (i = 0; i < n; i++)
 		shr->extra_pages[i] = vf->grefs[1 + i];
 
+	atomic_set(&vf->kicks, 0);
 	rc = xenbus_alloc_evtchn(xdev, &vf->evtchn);
 	if (rc)
 		goto out;
