@@ -7,9 +7,9 @@
 #   run.sh [--workdir DIR] [--cache-dir DIR] [--backend-cmd 'CMD']
 #          [--extra-bin PATH]... [--guest-cmd 'CMD'] [--require-vtpm]
 #          [--vtpm-uuid UUID] [--qemu-timeout SECS] [--keep]
-#          [--full] [--backend-per-domain]
-#          [--host-tpm] [--state-disk] [--host-restart] [--chain]
 #          [--full] [--backend-per-domain] [--dom0-check 'CMD']
+#          [--guest-kmod PATH.ko]
+#          [--host-tpm] [--state-disk] [--host-restart] [--chain]
 #
 # Phases run by dom0's /init:
 #   1. `xl create` of guest1 (PV, 256 MB) WITHOUT a vtpm line; the guest
@@ -59,6 +59,10 @@
 #                    is up, before any backend or guest; PASS then also
 #                    needs it to exit 0 ("XENLAB: check dom0-check ok").
 #                    Its output is prefixed "[dom0-check] ".
+# --guest-kmod KO    (with --full) the guest loads KO (kmod/'s vtpm_front.ko)
+#                    instead of xen-tpmfront; guest-kmod.sh and dom0-kmod.sh
+#                    add tpm2-tools, hwrng, big-command, reload, benchmark
+#                    and xl save/restore checks (see README.md).
 # --cache-dir DIR    extracted packages (default /var/cache/vtpm-tests, or
 #                    $VTPM_E2E_CACHE; shared with tests/e2e/qemu-tpmdev).
 #
@@ -84,6 +88,8 @@ HOST_RESTART=0
 CHAIN=0
 CHAIN_UUID=3e0c5a7b-9d1f-4c2e-8b6a-5f4e3d2c1b0a   # the vTPM of --chain
 DOM0_CHECK=""
+GUEST_KMOD=""
+GUEST_MEM=256
 RESULT=1   # 0 pass, 1 fail, 77 skipped
 
 XEN_VER=4.17
@@ -94,7 +100,7 @@ DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs virtio_pci vi
 IDOM_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-blkfront ext4 crc32c_generic"
 GUEST_MODULES="xen-tpmfront"
 
-usage() { sed -n '3,63p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,69p' "$0" | sed 's/^# \{0,1\}//'; }
 
 need_arg() { [ $# -ge 2 ] || { echo "run.sh: $1 needs an argument" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -123,6 +129,7 @@ while [ $# -gt 0 ]; do
     --chain) CHAIN=1; shift ;;
     --dom0-check) need_arg "$@"; DOM0_CHECK=$2; shift 2 ;;
     --dom0-check=*) DOM0_CHECK=${1#*=}; shift ;;
+    --guest-kmod) need_arg "$@"; GUEST_KMOD=$2; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -144,6 +151,10 @@ fi
 if [ "$HOST_RESTART" = 1 ]; then
   [ "$FULL" = 1 ] && [ "$HOST_TPM" = 1 ] && [ "$STATE_DISK" = 1 ] ||
     { echo "run.sh: --host-restart needs --full, --host-tpm and --state-disk" >&2; exit 2; }
+fi
+if [ -n "$GUEST_KMOD" ]; then
+  [ "$FULL" = 1 ] && [ -f "$GUEST_KMOD" ] || { echo "run.sh: --guest-kmod needs --full and a .ko file" >&2; exit 2; }
+  GUEST_MEM=192   # room for tpm2-tools; xl save writes it all to dom0's tmpfs
 fi
 case "$QEMU_TIMEOUT" in
   ''|*[!0-9]*) echo "run.sh: --qemu-timeout must be a number of seconds" >&2; exit 2 ;;
@@ -460,6 +471,8 @@ if [ "$PHASE" = idom ]; then
 fi
 FULL=0
 [ -s /etc/xenlab/guest-full.sh ] && FULL=1 && . /etc/xenlab/guest-full.sh
+KMOD=0
+[ -s /etc/xenlab/guest-kmod.sh ] && . /etc/xenlab/guest-kmod.sh
 
 # insmod of xen-tpmfront blocks for as long as the driver's probe runs
 # (the probe sends TPM commands), so run it aside and watch.
@@ -508,6 +521,7 @@ if [ "$PHASE" = vtpm ]; then
     [ "$RC" = 00000000 ] && [ ${#R} -eq 56 ] || bad "TPM2_GetRandom rc=${RC:-none}"
     if [ "$FULL" = 1 ]; then
       full_boot1
+      [ "$KMOD" = 1 ] && kmod_boot1
       [ "$FULL_RES" = ok ] || bad "a --full check failed"
     fi
     if [ -s /etc/xenlab/guest-cmd ]; then
@@ -538,6 +552,7 @@ if [ "$PHASE" = vtpm-reboot ]; then
     check reboot-tpm0 ok "/dev/tpm0 present $(since "$T0")s after insmod started"
     full_boot2
     full_detach_attach
+    [ "$KMOD" = 1 ] && kmod_save_restore
   else
     check reboot-tpm0 FAIL "no /dev/tpm0 after 60 s"
   fi
@@ -819,6 +834,7 @@ full_dom0() {
     tail -n 60 /tmp/xl-attach-v.log | prefix "[xl -vvv] "
   fi
   xl_run list 20 vtpm-list guest1
+  [ -s /etc/xenlab/dom0-kmod.sh ] && . /etc/xenlab/dom0-kmod.sh && kmod_dom0
   if wait_log "XENLAB: guest full-result:" 90; then
     M "dom0: guest $(grep -a "XENLAB: guest full-result:" "$GLOG" | tail -n 1 | tr -d '\r' | sed 's/.*XENLAB: guest //')"
   else
@@ -1088,6 +1104,21 @@ if [ "$CHAIN" = 1 ]; then
     copy_bin "$GROOT" "$(readlink -f "$l")" "$l" || die "cannot copy $l"
   done
 fi
+if [ -n "$GUEST_KMOD" ]; then
+  # The stock driver stays in the image (for the benchmark), not in the boot list.
+  XL_DIR=$(cd "$(dirname "$0")" && pwd)
+  mv "$GROOT/etc/xenlab/guest-modules" "$GROOT/etc/xenlab/stock-modules"
+  cp "$GUEST_KMOD" "$GROOT/lib/modules/xenlab/vtpm_front.ko" || die "cannot copy $GUEST_KMOD"
+  echo vtpm_front.ko >"$GROOT/etc/xenlab/guest-modules"
+  cp "$XL_DIR/guest-kmod.sh" "$GROOT/etc/xenlab/" || die "cannot copy guest-kmod.sh"
+  # tpm2-tools: the multi-call tpm2, its tpm2_* links and the dlopen'ed TCTI.
+  T2=$(command -v tpm2) || die "--guest-kmod needs tpm2-tools (tpm2)"
+  copy_bin "$GROOT" "$T2" /usr/bin/tpm2 || die "cannot copy $T2"
+  for l in /usr/bin/tpm2_*; do ln -sf tpm2 "$GROOT/usr/bin/${l##*/}"; done
+  for l in $(ldconfig -p | awk '/libtss2-tcti-device.so.0 .*x86-64/ { print $NF }'); do
+    copy_bin "$GROOT" "$(readlink -f "$l")" "$l" || die "cannot copy $l"
+  done
+fi
 write_guest_init "$GROOT/init"
 pack "$GROOT" "$WORKDIR/guest-initrd.gz" || die "cannot pack the guest initramfs"
 
@@ -1114,7 +1145,7 @@ for phase in plain vtpm vtpm-reboot vtpm-host2 vtpm12 vtpm-chain1 vtpm-chain2; d
     echo 'kernel = "/guest/vmlinuz"'
     echo 'ramdisk = "/guest/initrd.gz"'
     echo "extra = \"console=hvc0 XENLAB_PHASE=$phase\""
-    echo 'memory = 256'
+    echo "memory = $GUEST_MEM"
     echo 'vcpus = 1'
     case "$phase" in
       vtpm12) echo "vtpm = [ \"backend=0,uuid=$VTPM12_UUID\" ]" ;;
@@ -1172,6 +1203,10 @@ if [ "$HOST_TPM" = 1 ]; then
   t=$(ls /usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0 2>/dev/null)
   [ -n "$t" ] || die "--host-tpm: no libtss2-tcti-device.so.0 on the host (libtss2-tcti-device0)"
   copy_bin "$DROOT" "$(readlink -f "$t")" "$t" || die "cannot copy $t"
+fi
+if [ -n "$GUEST_KMOD" ]; then   # xl save/restore run libxl-save-helper
+  cp "$XL_DIR/dom0-kmod.sh" "$DROOT/etc/xenlab/" || die "cannot copy dom0-kmod.sh"
+  copy_bin "$DROOT" "$XEN_LIBEXEC/libxl-save-helper" || die "cannot copy libxl-save-helper"
 fi
 write_dom0_init "$DROOT/init"
 pack "$DROOT" "$WORKDIR/dom0-initrd.gz" || die "cannot pack the dom0 initramfs"
@@ -1316,6 +1351,10 @@ if [ "$CHAIN" = 1 ]; then
     chain-idom-restarted chain2-tpm0 chain2-getrandom chain2-nv-read chain2-pcr-reset"
   PLAIN_OK=1 VTPM_OK=1
 fi
+[ -n "$GUEST_KMOD" ] && FULL_CHECKS="$FULL_CHECKS kmod-loaded kmod-tpm2 kmod-extra-pages
+  tools-getrandom tools-createprimary tools-create-load tools-seal-unseal tools-pcr sysfs-pcr
+  tools-nv hwrng big-command kmod-rmmod kmod-reload xl-save xl-restore restore-tpm0
+  restore-getrandom restore-nv-read"
 FULL_OK=1
 if [ "$FULL" = 1 ]; then
   echo "--- --full checks ---"
