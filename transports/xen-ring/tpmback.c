@@ -634,7 +634,9 @@ static int tb_frontend_state(struct tpmback *tb)
 	int rc;
 
 	rc = tb_read_u32(tb, tb->fpath, "state", XenbusStateReconfigured, &st);
-	if (rc == -ENOENT)
+	/* Gone, or (EACCES) its domain is gone and xenstore no longer lets
+	 * a driver domain read the node: no frontend either way. */
+	if (rc == -ENOENT || rc == -EACCES)
 		return XenbusStateUnknown;
 	if (rc) {
 		tb->stats.rejected++;
