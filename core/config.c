@@ -149,9 +149,13 @@ int config_set(struct config *cfg, const char *key, const char *v, char *err,
 			rc = -EINVAL;
 	} else if (strcmp(key, "domid") == 0) {
 		/* DOMID_FIRST_RESERVED is 0x7ff0. */
-		rc = config_parse_long(v, 0, 0x7fef, &n);
-		if (!rc)
-			cfg->domid = n;
+		if (strcmp(v, "any") == 0) {
+			cfg->domid = CONFIG_DOMID_ANY;
+		} else {
+			rc = config_parse_long(v, 0, 0x7fef, &n);
+			if (!rc)
+				cfg->domid = n;
+		}
 	} else if (strcmp(key, "uuid") == 0) {
 		rc = config_parse_uuid(v, cfg->uuid);
 		if (!rc)
@@ -351,8 +355,13 @@ int config_validate(const struct config *cfg, char *err, size_t errlen)
 	}
 	if (cfg->role != ROLE_INSTANCE)
 		return 0;
-	if (cfg->domid < 0) {
+	if (cfg->domid == -1) {
 		snprintf(err, errlen, "--domid N is required for --role=instance");
+		return -EINVAL;
+	}
+	if (cfg->domid == CONFIG_DOMID_ANY &&
+	    cfg->transport.kind != TRANSPORT_XEN_RING) {
+		snprintf(err, errlen, "--domid any is for --transport xen-ring");
 		return -EINVAL;
 	}
 	if (cfg->transport.kind == TRANSPORT_NONE) {

@@ -71,6 +71,10 @@ struct config {
 
 enum { XEN_OFF = 0, XEN_AUTO, XEN_ON };
 
+/* --domid any (xen-ring only): the device that names --uuid, whichever
+ * domain it belongs to. */
+#define CONFIG_DOMID_ANY (-2L)
+
 #define CONFIG_ERR_MAX 256
 
 void config_defaults(struct config *cfg);

@@ -342,7 +342,10 @@ static void set_log_subject(const struct config *cfg, const uint8_t *uuid)
 {
 	char subj[64], us[37];
 
-	if (uuid) {
+	if (uuid && cfg->domid == CONFIG_DOMID_ANY) {
+		config_format_uuid(uuid, us);
+		snprintf(subj, sizeof(subj), "dom*/%s", us);
+	} else if (uuid) {
 		config_format_uuid(uuid, us);
 		snprintf(subj, sizeof(subj), "dom%ld/%s", cfg->domid, us);
 	} else {

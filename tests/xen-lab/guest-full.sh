@@ -158,14 +158,15 @@ full_chain1() {
   if [ "$p" = "$PCREXPECT" ]; then check chain1-tools-pcrread ok "tpm2 pcrread sha256:16 = $p"
   else check chain1-tools-pcrread FAIL "'$(tools pcrread sha256:16 2>&1 | tr '\n' ' ')'"; fi
 }
-# After the instance domain was destroyed and created again.
-full_chain2() {
+# guest1 again, as a new domain: served by the same instance (chainb), or
+# after the instance domain was destroyed and created again (chain2).
+full_chain2() { # PREFIX
   local p
-  check_getrandom chain2-getrandom
-  check_nv_read chain2-nv-read
+  check_getrandom "$1-getrandom"
+  check_nv_read "$1-nv-read"
   p=$(pcr16)
-  if [ "$p" = "$ZERO64" ]; then check chain2-pcr-reset ok "PCR 16 = 0...0"
-  else check chain2-pcr-reset FAIL "PCR 16 = ${p:-none}"; fi
+  if [ "$p" = "$ZERO64" ]; then check "$1-pcr-reset" ok "PCR 16 = 0...0"
+  else check "$1-pcr-reset" FAIL "PCR 16 = ${p:-none}"; fi
 }
 
 # After the reboot checks: dom0 detaches and re-attaches the vtpm.

@@ -4,11 +4,11 @@
 # when XENLAB_PHASE=idom (busybox sh, a PV domU): the role of a
 # vtpm-stubdom. Its own vtpm device (backend dom0, uuid $XENLAB_UUID) is
 # its link to the manager; its disk (xvda, ext4) holds the vTPM's state;
-# for each guest domain whose vtpm device names this domain as backend it
-# runs
+# it runs one
 #   vtpm-service --role=instance --manager xen-ring --transport xen-ring
-#                --domid F --uuid $XENLAB_UUID
-# and stops it when that device is gone. The instance takes its key (and
+#                --domid any --uuid $XENLAB_UUID
+# which serves whichever guest's vtpm device (backend: this domain) names
+# that UUID, and the next one once that device is gone. The instance takes its key (and
 # the hash of its last state) from the manager over the ring; the manager
 # knows it by the uuid node the toolstack wrote, not by anything it says.
 set -u
@@ -22,30 +22,8 @@ mount -t ext4 /dev/xvda /var/lib/vtpm || { M "FAIL cannot mount /dev/xvda"; exit
 SELF=$(xenstore-read domid) || { M "FAIL no xenstore (domid)"; exit 1; }
 M "domain $SELF, state disk holds: $(ls /var/lib/vtpm | tr '\n' ' ')"
 M "link to the manager: $(xenstore-read device/vtpm/0/backend 2>/dev/null) uuid $U"
-mkdir -p /run/inst
 M "ready"
-while :; do
-  for f in $(xenstore-list "/local/domain/$SELF/backend/vtpm" 2>/dev/null); do
-    [ -e "/run/inst/$f.pid" ] && continue
-    M "backend/vtpm/$f appeared: starting the instance for domain $f"
-    vtpm-service --role=instance --manager xen-ring --transport xen-ring \
-      --domid "$f" --uuid "$U" --state-dir "/var/lib/vtpm/$U" --log-level info 2>&1 |
-      sed "s/^/[inst d$f] /" &
-    # The pipeline's pid is sed's; the instance is found by its --domid.
-    echo started >"/run/inst/$f.pid"
-  done
-  for p in /run/inst/*.pid; do
-    [ -e "$p" ] || continue
-    f=${p##*/}; f=${f%.pid}
-    # A domU cannot read other domains' nodes: the guest is gone when the
-    # toolstack removed its device from our backend directory.
-    xenstore-exists "/local/domain/$SELF/backend/vtpm/$f" 2>/dev/null && continue
-    rm -f "$p"
-    M "domain $f is gone: stopping its instance"
-    for pid in $(ps w | grep "vtpm-service --role=instance" | grep -- "--domid $f " |
-                 grep -v grep | awk '{ print $1 }'); do
-      kill -TERM "$pid"
-    done
-  done
-  sleep 0.2
-done
+# One instance serves whichever guest's vtpm device names $U (a rebooted
+# guest is a new domain): --domid any.
+exec vtpm-service --role=instance --manager xen-ring --transport xen-ring \
+  --domid any --uuid "$U" --state-dir "/var/lib/vtpm/$U" --log-level info

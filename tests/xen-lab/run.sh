@@ -576,10 +576,10 @@ if [ "$PHASE" = vtpm-host2 ]; then
   dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 30
   M "guest host2-result: $FULL_RES"
 fi
-if [ "$PHASE" = vtpm-chain1 ] || [ "$PHASE" = vtpm-chain2 ]; then
+if [ "$PHASE" = vtpm-chain1 ] || [ "$PHASE" = vtpm-chainb ] || [ "$PHASE" = vtpm-chain2 ]; then
   if [ -c /dev/tpm0 ]; then
     check "${PHASE#vtpm-}-tpm0" ok "/dev/tpm0 present $(since "$T0")s after insmod started"
-    if [ "$PHASE" = vtpm-chain1 ]; then full_chain1; else full_chain2; fi
+    if [ "$PHASE" = vtpm-chain1 ]; then full_chain1; else full_chain2 "${PHASE#vtpm-}"; fi
   else
     check "${PHASE#vtpm-}-tpm0" FAIL "no /dev/tpm0 after 60 s"
   fi
@@ -894,6 +894,8 @@ if [ "$CHAIN" = 1 ]; then
   until grep -q 'dom0-manager: ready' /tmp/backend.log 2>/dev/null || past "$d"; do sleep 0.2; done
   if start_idom 1; then
     chain_guest 1
+    # guest1 again: a new domain (new domid) for the same instance.
+    chain_guest b
     # The instance domain goes away (destroyed, not shut down: what it
     # acknowledged must already be on its disk) and comes back.
     T=$(up)
@@ -1138,7 +1140,7 @@ mkdir -p "$DROOT/etc/xen" "$DROOT/guest"
 : >"$DROOT/etc/xen/xl.conf"
 cp "$VMLINUZ" "$DROOT/guest/vmlinuz"
 cp "$WORKDIR/guest-initrd.gz" "$DROOT/guest/initrd.gz"
-for phase in plain vtpm vtpm-reboot vtpm-host2 vtpm12 vtpm-chain1 vtpm-chain2; do
+for phase in plain vtpm vtpm-reboot vtpm-host2 vtpm12 vtpm-chain1 vtpm-chainb vtpm-chain2; do
   {
     echo 'name = "guest1"'
     echo 'type = "pv"'
@@ -1347,8 +1349,9 @@ FULL_CHECKS="pcr-extend pcr-read nv-define nv-write nv-read reboot reboot-tpm0
 if [ "$CHAIN" = 1 ]; then
   # The chain replaces the phases: its checks are the ones that count.
   FULL_CHECKS="chain1-tpm0 chain1-getrandom chain1-tools-getrandom pcr-extend pcr-read
-    nv-define nv-write nv-read chain1-tools-pcrread chain-idom-destroyed
-    chain-idom-restarted chain2-tpm0 chain2-getrandom chain2-nv-read chain2-pcr-reset"
+    nv-define nv-write nv-read chain1-tools-pcrread chainb-tpm0 chainb-getrandom
+    chainb-nv-read chainb-pcr-reset chain-idom-destroyed chain-idom-restarted chain2-tpm0
+    chain2-getrandom chain2-nv-read chain2-pcr-reset"
   PLAIN_OK=1 VTPM_OK=1
 fi
 [ -n "$GUEST_KMOD" ] && FULL_CHECKS="$FULL_CHECKS kmod-loaded kmod-tpm2 kmod-extra-pages

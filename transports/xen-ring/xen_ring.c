@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "devwatch.h"
 #include "engine.h"
 #include "log.h"
 #include "tpmback.h"
@@ -21,7 +22,21 @@ struct xring {
 	struct vtpm_job job;
 	struct vtpm_job reset;
 	bool job_pending;
+	bool reset_pending;
 	void (*stopped)(struct transport *t);
+
+	/* --domid any: serve whichever device names our UUID */
+	bool any;
+	struct xenif *wxif;	 /* devwatch's own connection */
+	struct devwatch dw;
+	bool dw_running;
+	uint32_t self;
+	bool tb_active, tb_stopping;
+	struct devwatch_dev cur;	 /* the device tb serves */
+	bool have_next;
+	struct devwatch_dev next; /* named us while tb was busy */
+	bool stopping;
+	struct log_ratelimit rl;
 };
 
 static void cmd_done(struct vtpm_job *job)
@@ -95,12 +110,18 @@ static void reset_call(struct vtpm *v, struct vtpm_job *job)
 
 static void reset_done(struct vtpm_job *job)
 {
-	(void)job;
+	struct xring *x = job->data;
+
+	x->reset_pending = false;
 }
 
 static void ring_power_cycle(struct tpmback *tb)
 {
 	struct xring *x = tb->data;
+
+	if (x->reset_pending)
+		return; /* one queued reset serves both */
+	x->reset_pending = true;
 
 	x->reset.kind = VTPM_JOB_CALL;
 	x->reset.call = reset_call;
@@ -116,8 +137,9 @@ static const struct tpmback_ops ring_ops = {
 	.power_cycle = ring_power_cycle,
 };
 
-/* Opened before the instance drops its privileges (--user). */
-static struct xenif *preopened;
+/* Opened before the instance drops its privileges (--user); the second
+ * is devwatch's, for --domid any. */
+static struct xenif *preopened, *preopened_watch;
 
 int xen_ring_preopen(void)
 {
@@ -126,6 +148,13 @@ int xen_ring_preopen(void)
 	if (preopened)
 		return 0;
 	rc = xen_real_open(&preopened);
+	if (!rc) {
+		rc = xen_real_open(&preopened_watch);
+		if (rc) {
+			xenif_close(preopened);
+			preopened = NULL;
+		}
+	}
 	if (rc)
 		log_warnx("xen-ring: cannot open xenstore, grant table or event "
 			  "channels: %s (is this a Xen domain with xenfs and "
@@ -141,6 +170,149 @@ static uint32_t own_domid(struct xenif *xif)
 	if (xif->ops->self_domid(xif, &id))
 		id = 0;
 	return id;
+}
+
+/* ---- --domid any: the device that names our UUID, whoever its guest is ---- */
+
+static void any_serve(struct xring *x, const struct devwatch_dev *d)
+{
+	const struct config *cfg = x->t->cfg;
+	struct tpmback_config tc;
+	int rc;
+
+	memset(&tc, 0, sizeof(tc));
+	tc.backend_domid = x->self;
+	tc.frontend_domid = d->fe_domid;
+	tc.devid = d->devid;
+	tc.have_uuid = true;
+	memcpy(tc.uuid, cfg->uuid, 16);
+	tc.max_extra_pages = TPMBACK_MAX_EXTRA_PAGES;
+	tc.max_cmd = x->t->vtpm->eng.buffer_size;
+	rc = tpmback_init(&x->tb, x->t->loop, x->xif, &tc, &ring_ops, x);
+	if (!rc)
+		rc = tpmback_start(&x->tb);
+	if (rc) {
+		log_warnx("xen-ring: cannot serve domain %u's vtpm device %u: %s",
+			  d->fe_domid, d->devid, strerror(-rc));
+		return;
+	}
+	x->tb_active = true;
+	x->cur = *d;
+	log_info("xen-ring: serving domain %u's vtpm device %u", d->fe_domid,
+		 d->devid);
+}
+
+static void any_closed(struct xring *x);
+
+static void any_tb_stopped(struct tpmback *tb)
+{
+	struct xring *x = tb->data;
+
+	x->tb_active = false;
+	x->tb_stopping = false;
+	if (x->stopping) {
+		any_closed(x);
+		return;
+	}
+	if (x->have_next) {
+		x->have_next = false;
+		any_serve(x, &x->next);
+	}
+}
+
+static bool same_dev(const struct devwatch_dev *a, const struct devwatch_dev *b)
+{
+	return a->fe_domid == b->fe_domid && a->devid == b->devid;
+}
+
+static void any_added(struct devwatch *w, const struct devwatch_dev *d)
+{
+	struct xring *x = w->data;
+	const struct config *cfg = x->t->cfg;
+	char us[37];
+
+	if (memcmp(d->uuid, cfg->uuid, 16) != 0) {
+		config_format_uuid(d->uuid, us);
+		log_warnx_rl(&x->rl, "xen-ring: domain %u vtpm %u names vTPM %s, "
+			     "not this one: not served here", d->fe_domid,
+			     d->devid, us);
+		return;
+	}
+	if (x->tb_active || x->tb_stopping) {
+		/* A rebooted guest's new device may come while the old one
+		 * is still being closed: it is served next. */
+		x->next = *d;
+		x->have_next = true;
+		if (!x->tb_stopping)
+			log_warnx("xen-ring: domain %u vtpm %u names this vTPM, "
+				  "which serves domain %u: it waits (one vTPM, "
+				  "one device)", d->fe_domid, d->devid,
+				  x->cur.fe_domid);
+		return;
+	}
+	any_serve(x, d);
+}
+
+static void any_removed(struct devwatch *w, const struct devwatch_dev *d)
+{
+	struct xring *x = w->data;
+
+	if (x->have_next && same_dev(&x->next, d))
+		x->have_next = false;
+	if (!x->tb_active || x->tb_stopping || !same_dev(&x->cur, d))
+		return;
+	log_info("xen-ring: domain %u's vtpm device %u is gone", d->fe_domid,
+		 d->devid);
+	x->tb_stopping = true;
+	tpmback_stop(&x->tb, any_tb_stopped);
+}
+
+static const struct devwatch_ops any_ops = {
+	.added = any_added,
+	.removed = any_removed,
+};
+
+static int xring_start_any(struct xring *x)
+{
+	int rc;
+
+	x->any = true;
+	x->wxif = preopened_watch;
+	preopened_watch = NULL;
+	x->self = own_domid(x->xif);
+	rc = devwatch_start(&x->dw, x->t->loop, x->wxif, x->self, &any_ops, x);
+	if (rc) {
+		log_warnx("xen-ring: cannot watch /local/domain/%u/backend/vtpm: "
+			  "%s", x->self, strerror(-rc));
+		return rc;
+	}
+	x->dw_running = true;
+	log_info("xen-ring: serving whichever vtpm device of domain %u names "
+		 "this vTPM", x->self);
+	return 0;
+}
+
+static void any_dw_stopped(struct devwatch *w)
+{
+	struct xring *x = w->data;
+
+	x->dw_running = false;
+	any_closed(x);
+}
+
+/* Both the watch and the backend are down: the transport is stopped. */
+static void any_closed(struct xring *x)
+{
+	void (*cb)(struct transport *) = x->stopped;
+
+	if (x->dw_running || x->tb_active || x->tb_stopping)
+		return;
+	xenif_close(x->xif);
+	xenif_close(x->wxif);
+	x->xif = x->wxif = NULL;
+	x->stopped = NULL;
+	if (cb)
+		cb(x->t);
 }
 
 static int xring_start(struct transport *t)
@@ -159,6 +331,10 @@ static int xring_start(struct transport *t)
 		return rc;
 	x->xif = preopened;
 	preopened = NULL;
+	if (cfg->domid == CONFIG_DOMID_ANY)
+		return xring_start_any(x);
+	xenif_close(preopened_watch);
+	preopened_watch = NULL;
 	memset(&tc, 0, sizeof(tc));
 	tc.backend_domid = own_domid(x->xif);
 	tc.frontend_domid = (uint32_t)cfg->domid;
@@ -195,7 +371,19 @@ static void xring_stop(struct transport *t, void (*done)(struct transport *t))
 	struct xring *x = t->priv;
 
 	x->stopped = done;
-	tpmback_stop(&x->tb, xring_stopped);
+	if (!x->any) {
+		tpmback_stop(&x->tb, xring_stopped);
+		return;
+	}
+	x->stopping = true;
+	x->have_next = false;
+	if (x->dw_running)
+		devwatch_stop(&x->dw, any_dw_stopped);
+	if (x->tb_active && !x->tb_stopping) {
+		x->tb_stopping = true;
+		tpmback_stop(&x->tb, any_tb_stopped);
+	}
+	any_closed(x);
 }
 
 const struct transport_ops xen_ring_transport_ops = {
