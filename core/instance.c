@@ -32,7 +32,7 @@
 
 extern const struct transport_ops unix_socket_transport_ops;
 extern const struct transport_ops xen_ring_transport_ops;
-int xen_ring_preopen(void);
+int xen_ring_preopen(bool watch);
 
 static void run_next(struct vtpm *v);
 
@@ -638,7 +638,8 @@ static void drop_privileges(const struct config *cfg)
 
 	if (!cfg->user[0])
 		return;
-	if (cfg->transport.kind == TRANSPORT_XEN_RING && xen_ring_preopen())
+	if (cfg->transport.kind == TRANSPORT_XEN_RING &&
+	    xen_ring_preopen(cfg->domid == CONFIG_DOMID_ANY))
 		fatalx("cannot open the Xen devices");
 	pw = getpwnam(cfg->user);
 	if (!pw)

@@ -300,16 +300,6 @@ static bool xen_present(void)
 	       access("/var/run/xenstored/socket", F_OK) == 0;
 }
 
-/* The domain we run in (0 when xenstore has no "domid" for us). */
-static uint32_t own_domid(struct xenif *xif)
-{
-	uint32_t id = 0;
-
-	if (xif->ops->self_domid(xif, &id))
-		id = 0;
-	return id;
-}
-
 int mgr_xen_start(struct manager *m)
 {
 	struct mgr_xen *x;
@@ -330,7 +320,7 @@ int mgr_xen_start(struct manager *m)
 		free(x);
 		return m->cfg->xen == XEN_ON ? rc : 0;
 	}
-	x->self = own_domid(x->xif);
+	x->self = xenif_self_domid(x->xif);
 	m->xen = x;
 	rc = devwatch_start(&x->dw, m->loop, x->xif, x->self, &dw_ops, x);
 	if (rc) {

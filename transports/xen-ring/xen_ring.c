@@ -141,14 +141,14 @@ static const struct tpmback_ops ring_ops = {
  * is devwatch's, for --domid any. */
 static struct xenif *preopened, *preopened_watch;
 
-int xen_ring_preopen(void)
+int xen_ring_preopen(bool watch)
 {
 	int rc;
 
 	if (preopened)
 		return 0;
 	rc = xen_real_open(&preopened);
-	if (!rc) {
+	if (!rc && watch) {
 		rc = xen_real_open(&preopened_watch);
 		if (rc) {
 			xenif_close(preopened);
@@ -160,16 +160,6 @@ int xen_ring_preopen(void)
 			  "channels: %s (is this a Xen domain with xenfs and "
 			  "the gntdev/evtchn drivers?)", strerror(-rc));
 	return rc;
-}
-
-/* The domain we run in (0 when xenstore has no "domid" for us). */
-static uint32_t own_domid(struct xenif *xif)
-{
-	uint32_t id = 0;
-
-	if (xif->ops->self_domid(xif, &id))
-		id = 0;
-	return id;
 }
 
 /* ---- --domid any: the device that names our UUID, whoever its guest is ---- */
@@ -279,7 +269,7 @@ static int xring_start_any(struct xring *x)
 	x->any = true;
 	x->wxif = preopened_watch;
 	preopened_watch = NULL;
-	x->self = own_domid(x->xif);
+	x->self = xenif_self_domid(x->xif);
 	rc = devwatch_start(&x->dw, x->t->loop, x->wxif, x->self, &any_ops, x);
 	if (rc) {
 		log_warnx("xen-ring: cannot watch /local/domain/%u/backend/vtpm: "
@@ -326,17 +316,15 @@ static int xring_start(struct transport *t)
 		return -ENOMEM;
 	t->priv = x;
 	x->t = t;
-	rc = xen_ring_preopen();
+	rc = xen_ring_preopen(cfg->domid == CONFIG_DOMID_ANY);
 	if (rc)
 		return rc;
 	x->xif = preopened;
 	preopened = NULL;
 	if (cfg->domid == CONFIG_DOMID_ANY)
 		return xring_start_any(x);
-	xenif_close(preopened_watch);
-	preopened_watch = NULL;
 	memset(&tc, 0, sizeof(tc));
-	tc.backend_domid = own_domid(x->xif);
+	tc.backend_domid = xenif_self_domid(x->xif);
 	tc.frontend_domid = (uint32_t)cfg->domid;
 	tc.devid = cfg->devid;
 	tc.have_uuid = cfg->have_uuid;

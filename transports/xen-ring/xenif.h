@@ -81,6 +81,16 @@ struct xenif {
 /* The real one (xen_real.c): 0 or -errno, *out freed with xenif_close. */
 int xen_real_open(struct xenif **out);
 
+/* The domain we run in; 0 (dom0) when xenstore has no "domid" for us. */
+static inline uint32_t xenif_self_domid(struct xenif *x)
+{
+	uint32_t id = 0;
+
+	if (x->ops->self_domid(x, &id))
+		id = 0;
+	return id;
+}
+
 static inline void xenif_close(struct xenif *x)
 {
 	if (x)
