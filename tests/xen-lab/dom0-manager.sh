@@ -17,8 +17,11 @@ while [ ! -c /dev/tpmrm0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 say "physical TPM: /dev/tpmrm0 ($(cat /sys/class/tpm/tpm0/tpm_version_major 2>/dev/null))"
 mkdir -p /var/lib/vtpm /run/vtpm
 say "state directory holds: $(ls /var/lib/vtpm 2>/dev/null | tr '\n' ' ')"
+# --chain also checks --xen-unknown create (the other runs check refuse).
+UNKNOWN=refuse
+[ "${CHAIN:-0}" = 1 ] && UNKNOWN=create
 vtpm-service --role=manager --state-dir /var/lib/vtpm \
-  --tcti device:/dev/tpmrm0 --xen on --log-level info &
+  --tcti device:/dev/tpmrm0 --xen on --xen-unknown "$UNKNOWN" --log-level info &
 MPID=$!
 i=0
 while [ ! -S /run/vtpm/manager.sock ] && [ $i -lt 600 ]; do

@@ -909,6 +909,31 @@ if [ "$CHAIN" = 1 ]; then
     fi
   fi
   timeout 60 xl destroy vtpmdom 2>&1 | prefix "[xl] "
+  # --xen-unknown create: a device naming a UUID the manager does not know
+  # (written by hand, as xl would, for domain 77) gets a new vTPM and an
+  # instance, which answers InitWait; removing the device stops it.
+  U=0badc0de-0000-4000-8000-00000000c0de
+  for n in frontend-id:77 frontend:/local/domain/77/device/vtpm/0 state:1 "uuid:$U"; do
+    xenstore-write "/local/domain/0/backend/vtpm/77/0/${n%%:*}" "${n#*:}"
+  done
+  d=$(deadline 30)
+  until [ "$(xenstore-read /local/domain/0/backend/vtpm/77/0/state 2>/dev/null)" = 2 ] || past "$d"; do
+    sleep 0.2
+  done
+  st=$(xenstore-read /local/domain/0/backend/vtpm/77/0/state 2>/dev/null)
+  if grep -q "domain 77 vtpm 0: created vTPM $U (xen-unknown=create)" /tmp/backend.log && [ "$st" = 2 ]; then
+    check chain-unknown-created ok "vTPM $U created; its instance answered InitWait"
+  else
+    check chain-unknown-created FAIL "state '$st'; $(grep -m1 'domain 77' /tmp/backend.log)"
+  fi
+  xenstore-rm /local/domain/0/backend/vtpm/77
+  d=$(deadline 20)
+  until grep -q "domain 77 vtpm 0 is gone: stopping vTPM $U" /tmp/backend.log || past "$d"; do sleep 0.2; done
+  if grep -q "domain 77 vtpm 0 is gone: stopping vTPM $U" /tmp/backend.log; then
+    check chain-unknown-stopped ok "device removed: instance stopped"
+  else
+    check chain-unknown-stopped FAIL "no stop logged within 20 s"
+  fi
   finish
 fi
 
@@ -1351,7 +1376,7 @@ if [ "$CHAIN" = 1 ]; then
   FULL_CHECKS="chain1-tpm0 chain1-getrandom chain1-tools-getrandom pcr-extend pcr-read
     nv-define nv-write nv-read chain1-tools-pcrread chainb-tpm0 chainb-getrandom
     chainb-nv-read chainb-pcr-reset chain-idom-destroyed chain-idom-restarted chain2-tpm0
-    chain2-getrandom chain2-nv-read chain2-pcr-reset"
+    chain2-getrandom chain2-nv-read chain2-pcr-reset chain-unknown-created chain-unknown-stopped"
   PLAIN_OK=1 VTPM_OK=1
 fi
 [ -n "$GUEST_KMOD" ] && FULL_CHECKS="$FULL_CHECKS kmod-loaded kmod-tpm2 kmod-extra-pages
