@@ -1,5 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* vtpm-service: option parsing and role dispatch. */
+/*
+ * vtpm-service: option parsing and role dispatch, and the one file that
+ * sees both roles and the transports: it wires the instance to the
+ * transports it may serve on.  Built twice (CMakeLists.txt): the instance
+ * image (vtpm-service) and the manager image (vtpm-service-manager); each
+ * execs the other for the role it does not carry.
+ */
 #include <getopt.h>
 #include <openssl/crypto.h>
 #include <stdio.h>
@@ -8,16 +14,22 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "log.h"
+#include "lib/log.h"
+#include "proto/config.h"
 #ifdef VTPM_WITH_MANAGER
-#include "manager.h"
+#include "manager/manager.h"
+#define SIBLING "vtpm-service"
+#else
+#include "instance/mgrlink.h"
+#include "instance/vtpm.h"
+#include "unix-socket/unix_socket.h"
+#include "xen-ring/mgrlink_xen.h"
+#include "xen-ring/xen_ring.h"
+#define SIBLING "vtpm-service-manager"
 #endif
-#include "vtpm.h"
 
-#ifndef VTPM_WITH_MANAGER
-/* The manager is the sibling image vtpm-service-manager (see CMakeLists). */
-static void exec_manager(char **argv)
+/* The other role is the sibling image in the same directory. */
+static void exec_sibling(char **argv)
 {
 	char path[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 32);
@@ -27,11 +39,10 @@ static void exec_manager(char **argv)
 		fatal("/proc/self/exe");
 	path[n] = '\0';
 	slash = strrchr(path, '/');
-	strcpy(slash ? slash + 1 : path, "vtpm-service-manager");
+	strcpy(slash ? slash + 1 : path, SIBLING);
 	execv(path, argv);
-	fatal("cannot run the manager %s", path);
+	fatal("cannot run %s", path);
 }
-#endif
 
 static void usage(FILE *f)
 {
@@ -135,13 +146,24 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	switch (cfg.role) {
-	case ROLE_INSTANCE:
-		return instance_main(&cfg);
-	case ROLE_MANAGER:
 #ifdef VTPM_WITH_MANAGER
+	case ROLE_MANAGER:
 		return manager_main(&cfg);
+	case ROLE_INSTANCE:
+		exec_sibling(argv);
+		return 1;
 #else
-		exec_manager(argv);
+	case ROLE_INSTANCE: {
+		static const struct instance_transports transports = {
+			.unix_socket = &unix_socket_transport_ops,
+			.xen_ring = &xen_ring_transport_ops,
+		};
+
+		mgrlink_set_dialer(mgrlink_xen_dial);
+		return instance_main(&cfg, &transports);
+	}
+	case ROLE_MANAGER:
+		exec_sibling(argv);
 		return 1;
 #endif
 	default:

@@ -14,9 +14,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "mgrproto.h"
-#include "tss_hal.h"
+#include "proto/config.h"
+#include "proto/mgrproto.h"
+#include "tss-device/tss_hal.h"
 
 /* Exit codes (vtpmctl(8)); 2..6 are the manager's own codes. */
 enum {

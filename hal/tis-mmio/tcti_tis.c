@@ -5,7 +5,7 @@
  * the other TCTI entry points, init.  docs/tis-mmio.md has the protocol
  * summary and what each failure means.
  */
-#include "tcti_tis.h"
+#include "tis-mmio/tcti_tis.h"
 
 #include <endian.h>
 #include <errno.h>

@@ -5,7 +5,9 @@
  * primaries, PCRs, the sealed blob (pure), seal/unseal, NV counters,
  * attestation key and quotes.  docs/sealing.md explains the why.
  */
-#include "tss_hal.h"
+#include "tss-device/tss_hal.h"
+#include "tis-mmio/tcti_tis.h"
+#include "lib/log.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -456,6 +458,26 @@ int tss_hal_open_tcti(TSS2_TCTI_CONTEXT *tcti, const char *what,
 		return ret;
 	*out = h;
 	return 0;
+}
+
+int tss_hal_open_by_name(const char *hal, const char *tcti,
+			 struct tss_hal **out, char *err, size_t errlen)
+{
+	TSS2_TCTI_CONTEXT *tis;
+	int rc;
+
+	if (strcmp(hal, "tis-mmio") != 0)
+		return tss_hal_open(tcti, out, err, errlen);
+	/* Our own TCTI on the TPM's register window: no kernel driver.
+	 * tcti holds its conf ("path=/dev/mem,base=0xfed40000"). */
+	if (!tcti || strcmp(tcti, TSS_HAL_TCTI_DEFAULT) == 0)
+		tcti = "";
+	rc = tcti_tis_init_mmio(tcti, &tis, err, errlen);
+	if (rc)
+		return rc;
+	log_info("physical TPM through its TIS registers (DID_VID 0x%08x)",
+		 tcti_tis_did_vid(tis));
+	return tss_hal_open_tcti(tis, "TIS registers", out, err, errlen);
 }
 
 void tss_hal_close(struct tss_hal *h)

@@ -65,6 +65,14 @@ int tss_hal_open(const char *tcti, struct tss_hal **out, char *err,
  * the HAL takes it over: tss_hal_close finalizes and free()s it.  what
  * names the TPM in messages.
  */
+/*
+ * Opens the physical TPM the manager's --hal and --tcti name: "tss"
+ * (tcti through the TCTI loader), or "tis-mmio" (our own TCTI on the
+ * TPM's register window, tcti its conf, the default TCTI meaning "").
+ */
+int tss_hal_open_by_name(const char *hal, const char *tcti,
+			 struct tss_hal **out, char *err, size_t errlen);
+
 int tss_hal_open_tcti(TSS2_TCTI_CONTEXT *tcti, const char *what,
 		      struct tss_hal **out, char *err, size_t errlen);
 void tss_hal_close(struct tss_hal *h);

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "swtpm_ctrl.h"
-#include "vtpm.h"
+#include "unix-socket/swtpm_ctrl.h"
+#include "instance/vtpm.h"
 
 static struct vtpm v;
 

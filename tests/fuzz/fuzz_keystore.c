@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "keystore.h"
+#include "proto/keystore.h"
 
 static void same_store(const struct keystore *a, const struct keystore *b)
 {

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "statefile.h"
+#include "proto/statefile.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tcti_tis.h"
+#include "tis-mmio/tcti_tis.h"
 #include "tis_model.h"
 
 #define HDR 8

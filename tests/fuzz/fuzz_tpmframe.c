@@ -4,8 +4,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "swtpm_blob.h"
-#include "tpmframe.h"
+#include "proto/swtpm_blob.h"
+#include "proto/tpmframe.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -36,7 +36,7 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
-#include "tss_hal.h"
+#include "tss-device/tss_hal.h"
 
 #define SEL_0247 0x95u   /* sha256:0,2,4,7, the manager's default */
 #define TEST_NV_COUNTER 0x01000c0du

@@ -30,7 +30,7 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_rc.h>
 
-#include "tcti_tis.h"
+#include "tis-mmio/tcti_tis.h"
 #include "tis_model.h"
 
 /* Distinct values, so an elapsed time also says which timeout fired. */

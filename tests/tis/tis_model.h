@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tcti_tis.h"
+#include "tis-mmio/tcti_tis.h"
 
 #define TIS_MODEL_DID_VID 0x00011014u /* what QEMU's tpm-tis reports */
 #define TIS_MODEL_RSP_MAX (TIS_BUFFER_MAX + 256)

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "bytes.h"
-#include "swtpm_blob.h"
+#include "lib/bytes.h"
+#include "proto/swtpm_blob.h"
 
 static void wrap_matches_swtpm_layout(void **state)
 {

@@ -10,9 +10,10 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "config.h"
-#include "keyfile.h"
-#include "log.h"
+#include "proto/config.h"
+#include "lib/hex.h"
+#include "proto/keyfile.h"
+#include "lib/log.h"
 
 static void uuid_parses_canonical_form_only(void **state)
 {
@@ -21,7 +22,7 @@ static void uuid_parses_canonical_form_only(void **state)
 
 	(void)state;
 	assert_int_equal(config_parse_uuid("5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5d", u), 0);
-	config_format_uuid(u, s);
+	uuid_format(u, s);
 	assert_string_equal(s, "5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5d");
 	assert_int_equal(config_parse_uuid("5C0BA5E4-3B1F-4E8E-9C2A-6F1D2A3B4C5D", u), 0);
 	assert_int_not_equal(config_parse_uuid("5c0ba5e43b1f4e8e9c2a6f1d2a3b4c5d", u), 0);

@@ -7,8 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "bytes.h"
-#include "swtpm_ctrl.h"
+#include "lib/bytes.h"
+#include "unix-socket/swtpm_ctrl.h"
 
 static size_t req(uint8_t *b, uint32_t code, const uint8_t *body, size_t n)
 {

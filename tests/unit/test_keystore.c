@@ -12,8 +12,8 @@
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 
-#include "bytes.h"
-#include "keystore.h"
+#include "lib/bytes.h"
+#include "proto/keystore.h"
 
 static const uint8_t root_a[32] = { 0x52, 0x4f, 0x4f, 0x54, 1, 2, 3, 4, 5, 6, 7, 8,
 				    9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,

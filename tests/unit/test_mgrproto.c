@@ -7,8 +7,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "bytes.h"
-#include "mgrproto.h"
+#include "lib/bytes.h"
+#include "proto/mgrproto.h"
 
 /* Decoded responses are large (a quote holds two 4 KiB blobs). */
 static struct mgr_rsp rsp_a, rsp_b;

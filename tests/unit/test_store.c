@@ -12,7 +12,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "store.h"
+#include "lib/store.h"
 
 static void atomic_write_replaces_and_leaves_no_temp(void **state)
 {

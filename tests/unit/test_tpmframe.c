@@ -6,8 +6,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "bytes.h"
-#include "tpmframe.h"
+#include "lib/bytes.h"
+#include "proto/tpmframe.h"
 
 static const uint8_t getrandom[] = { 0x80, 0x01, 0, 0, 0, 12, 0, 0, 1, 0x7b, 0, 16 };
 

@@ -18,12 +18,12 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "log.h"
-#include "mgrlink.h"
-#include "mgrproto.h"
-#include "tpmback.h"
-#include "tpmfront.h"
-#include "xenif.h"
+#include "lib/log.h"
+#include "instance/mgrlink.h"
+#include "proto/mgrproto.h"
+#include "tpmif/tpmback.h"
+#include "tpmif/tpmfront.h"
+#include "xenbus/xenif.h"
 
 #define DEVID 7u
 #define BE "/local/domain/0/backend/vtpm/0/7"

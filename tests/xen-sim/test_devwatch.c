@@ -18,9 +18,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "config.h"
-#include "devwatch.h"
-#include "log.h"
+#include "proto/config.h"
+#include "lib/hex.h"
+#include "tpmif/devwatch.h"
+#include "lib/log.h"
 #include "xensim.h"
 
 static const char UUID_A[] = "4a1e0b8e-2f33-4c6a-9d2e-0123456789ab";
@@ -52,7 +53,7 @@ static void record(struct devwatch *w, char kind, const struct devwatch_dev *d)
 	W->ev[W->nev].kind = kind;
 	W->ev[W->nev].fe = d->fe_domid;
 	W->ev[W->nev].dev = d->devid;
-	config_format_uuid(d->uuid, W->ev[W->nev].uuid);
+	uuid_format(d->uuid, W->ev[W->nev].uuid);
 	W->nev++;
 }
 

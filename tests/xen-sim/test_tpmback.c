@@ -26,8 +26,9 @@
 
 #include <xen/io/tpmif.h>
 
-#include "log.h"
-#include "tpmback.h"
+#include "lib/log.h"
+#include "lib/hex.h"
+#include "tpmif/tpmback.h"
 #include "xensim.h"
 
 #define BDOM 0u
@@ -283,7 +284,7 @@ static void be_start(struct world *W, int i, uint32_t fdom, const char *uuid)
 	if (uuid) {
 		cfg.have_uuid = true;
 		assert_int_equal(
-		    tpmback_parse_uuid(uuid, strlen(uuid), cfg.uuid), 0);
+		    uuid_parse(uuid, strlen(uuid), cfg.uuid), 0);
 	}
 	b->x = xensim_open(W->w, BDOM);
 	assert_non_null(b->x);
@@ -363,18 +364,18 @@ static void parse_u32_is_strict(void **state)
 				    "4294967296", "99999999999", "abc"};
 
 	(void)state;
-	assert_int_equal(tpmback_parse_u32("0", 1, 10, &v), 0);
+	assert_int_equal(dec_parse_u32("0", 1, 10, &v), 0);
 	assert_int_equal(v, 0);
-	assert_int_equal(tpmback_parse_u32("4294967295", 10, UINT32_MAX, &v),
+	assert_int_equal(dec_parse_u32("4294967295", 10, UINT32_MAX, &v),
 			 0);
 	assert_int_equal(v, UINT32_MAX);
-	assert_int_equal(tpmback_parse_u32("11", 2, 10, &v), -ERANGE);
+	assert_int_equal(dec_parse_u32("11", 2, 10, &v), -ERANGE);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_int_not_equal(
-		    tpmback_parse_u32(bad[i], strlen(bad[i]), UINT32_MAX, &v),
+		    dec_parse_u32(bad[i], strlen(bad[i]), UINT32_MAX, &v),
 		    0);
 	/* A NUL inside the value is junk, not a shorter number. */
-	assert_int_not_equal(tpmback_parse_u32("12\0"
+	assert_int_not_equal(dec_parse_u32("12\0"
 					       "3",
 					       4, UINT32_MAX, &v),
 			     0);
@@ -385,16 +386,16 @@ static void parse_uuid_is_strict(void **state)
 	uint8_t u[16];
 
 	(void)state;
-	assert_int_equal(tpmback_parse_uuid(UUID_A, 36, u), 0);
+	assert_int_equal(uuid_parse(UUID_A, 36, u), 0);
 	assert_int_equal(u[0], 0x4a);
 	assert_int_equal(u[15], 0xab);
 	assert_int_not_equal(
-	    tpmback_parse_uuid("4a1e0b8e2f334c6a9d2e0123456789ab", 32, u), 0);
+	    uuid_parse("4a1e0b8e2f334c6a9d2e0123456789ab", 32, u), 0);
 	assert_int_not_equal(
-	    tpmback_parse_uuid("4a1e0b8e-2f33-4c6a-9d2e-0123456789ag", 36, u),
+	    uuid_parse("4a1e0b8e-2f33-4c6a-9d2e-0123456789ag", 36, u),
 	    0);
 	assert_int_not_equal(
-	    tpmback_parse_uuid("4a1e0b8e-2f33-4c6a-9d2e_0123456789ab", 36, u),
+	    uuid_parse("4a1e0b8e-2f33-4c6a-9d2e_0123456789ab", 36, u),
 	    0);
 }
 

@@ -25,11 +25,12 @@
 
 #include <xen/io/tpmif.h>
 
-#include "log.h"
-#include "mgrlink.h"
-#include "mgrproto.h"
-#include "tpmback.h"
-#include "tpmfront.h"
+#include "lib/log.h"
+#include "instance/mgrlink.h"
+#include "xen-ring/mgrlink_xen.h"
+#include "proto/mgrproto.h"
+#include "tpmif/tpmback.h"
+#include "tpmif/tpmfront.h"
 #include "xensim.h"
 
 #define BDOM 0u

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "xenif.h"
+#include "xenbus/xenif.h"
 
 struct xensim;
 

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-#include "swtpm_ctrl.h"
+#include "unix-socket/swtpm_ctrl.h"
 
 #include <errno.h>
 #include <libtpms/tpm_error.h>
@@ -9,10 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bytes.h"
-#include "statefile.h"
-#include "swtpm_blob.h"
-#include "vtpm.h"
+#include "lib/bytes.h"
+#include "proto/statefile.h"
+#include "proto/swtpm_blob.h"
+#include "instance/vtpm.h"
 
 int ctrl_frame(const uint8_t *buf, size_t len, struct ctrl_req *req)
 {

@@ -15,11 +15,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "bytes.h"
-#include "log.h"
-#include "swtpm_ctrl.h"
-#include "tpmframe.h"
-#include "vtpm.h"
+#include "lib/bytes.h"
+#include "lib/log.h"
+#include "unix-socket/swtpm_ctrl.h"
+#include "proto/tpmframe.h"
+#include "instance/vtpm.h"
+#include "unix-socket/unix_socket.h"
 
 #define CTRL_DEADLINE_MS 500
 #define MSSIM_TRAILER_LEN 4

@@ -21,11 +21,12 @@
 
 #include <xen/xen.h>
 
-#include "log.h"
-#include "mgrlink.h"
-#include "mgrlink_xen.h"
-#include "tpmback.h"
-#include "tpmfront.h"
+#include "lib/log.h"
+#include "lib/hex.h"
+#include "instance/mgrlink.h"
+#include "xen-ring/mgrlink_xen.h"
+#include "tpmif/tpmback.h"
+#include "tpmif/tpmfront.h"
 
 #define CANCEL_WAIT_MS 5000
 #define EXTRA_PAGES 1 /* a 4096-byte frame needs 8 bytes past one page */
@@ -109,13 +110,13 @@ int mgrlink_parse_xen(const char *spec, struct mgrlink_xen_spec *out,
 		memcpy(val, eq + 1, n - (size_t)(eq - p) - 1);
 		val[n - (size_t)(eq - p) - 1] = '\0';
 		if (strcmp(key, "backend") == 0 && !seen_backend) {
-			rc = tpmback_parse_u32(val, strlen(val),
+			rc = dec_parse_u32(val, strlen(val),
 					       DOMID_FIRST_RESERVED - 1, &v);
 			seen_backend = true;
 			out->have_backend = true;
 			out->backend = v;
 		} else if (strcmp(key, "devid") == 0 && !seen_devid) {
-			rc = tpmback_parse_u32(val, strlen(val), INT32_MAX, &v);
+			rc = dec_parse_u32(val, strlen(val), INT32_MAX, &v);
 			seen_devid = true;
 			out->devid = v;
 		} else {
@@ -445,4 +446,67 @@ void mgrlink_xen_close(struct mgrlink_xen *x)
 	uv_async_send(&x->wake);
 	uv_thread_join(&x->thr);
 	lx_free(x);
+}
+
+static int frames_exchange(struct mgrlink_frames *f, const uint8_t *req,
+			   size_t req_len, uint8_t *rsp, size_t *rsp_len,
+			   int timeout_ms, char *err, size_t errlen)
+{
+	return mgrlink_xen_exchange((struct mgrlink_xen *)f, req, req_len, rsp,
+				    rsp_len, timeout_ms, err, errlen);
+}
+
+static void frames_close(struct mgrlink_frames *f)
+{
+	mgrlink_xen_close((struct mgrlink_xen *)f);
+}
+
+static const struct mgrlink_frames_ops xen_frames_ops = {
+	.exchange = frames_exchange,
+	.close = frames_close,
+};
+
+static int attach(struct mgrlink *l, const char *spec, struct xenif *xif,
+		  bool own_xif, char *err, size_t errlen)
+{
+	struct mgrlink_xen *x = NULL;
+	int rc;
+
+	mgrlink_init(l);
+	rc = mgrlink_xen_open(&x, spec, xif, own_xif, err, errlen);
+	if (rc)
+		return rc;
+	l->frames = (struct mgrlink_frames *)x;
+	l->frames_ops = &xen_frames_ops;
+	return 0;
+}
+
+int mgrlink_open_xen(struct mgrlink *l, const char *spec, struct xenif *xif,
+		     char *err, size_t errlen)
+{
+	return attach(l, spec, xif, false, err, errlen);
+}
+
+int mgrlink_xen_dial(const char *spec, struct mgrlink *l, char *err,
+		     size_t errlen)
+{
+	struct mgrlink_xen_spec sp;
+	struct xenif *xif;
+	int rc;
+
+	if (!mgrlink_spec_is_xen(spec))
+		return 1;
+	/* Check the spec before touching Xen: a typo is fatal. */
+	rc = mgrlink_parse_xen(spec, &sp, err, errlen);
+	if (rc)
+		return rc;
+	rc = xen_real_open(&xif);
+	if (rc) {
+		snprintf(err, errlen,
+			 "cannot open xenstore, grant sharing or event "
+			 "channels: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	return attach(l, spec, xif, true, err, errlen);
 }

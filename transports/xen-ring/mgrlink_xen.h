@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The Xen-ring variant of core/mgrlink (mgrlink_xen.c), for mgrlink.c.
+ * The Xen-ring variant of the instance's manager link (core/instance/
+ * mgrlink.h): a tpmfront on its own thread and libuv loop; a call hands
+ * its frame to that thread and waits for the answer.  main() registers
+ * mgrlink_xen_dial so that "xen-ring..." specs reach it.
  */
 #ifndef VTPM_MGRLINK_XEN_H
 #define VTPM_MGRLINK_XEN_H
@@ -9,8 +12,31 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "mgrlink.h"
-#include "xenif.h"
+#include "instance/mgrlink.h"
+#include "xenbus/xenif.h"
+
+struct mgrlink_xen;
+
+/* What "xen-ring..." says; -EINVAL (err filled) when it is malformed. */
+struct mgrlink_xen_spec {
+	bool have_backend;
+	uint32_t backend;
+	uint32_t devid;
+};
+int mgrlink_parse_xen(const char *spec, struct mgrlink_xen_spec *out,
+		      char *err, size_t errlen);
+/* Does spec name the ring ("xen-ring" alone or with options)? */
+bool mgrlink_spec_is_xen(const char *spec);
+
+/* The dialer for mgrlink_set_dialer: claims "xen-ring..." specs and opens
+ * the real Xen devices. */
+int mgrlink_xen_dial(const char *spec, struct mgrlink *l, char *err,
+		     size_t errlen);
+
+/* The ring variant on a given xenif (tests: a simulated Xen).  The link
+ * uses xif on its own thread and does not close it. */
+int mgrlink_open_xen(struct mgrlink *l, const char *spec, struct xenif *xif,
+		     char *err, size_t errlen);
 
 /* Parses spec, starts the link thread and its tpmfront; xif is closed
  * with the link when own_xif (and on failure).  0 or -errno, err set. */

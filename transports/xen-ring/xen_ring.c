@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "devwatch.h"
-#include "engine.h"
-#include "log.h"
-#include "tpmback.h"
-#include "vtpm.h"
+#include "tpmif/devwatch.h"
+#include "lib/hex.h"
+#include "instance/engine.h"
+#include "lib/log.h"
+#include "tpmif/tpmback.h"
+#include "instance/vtpm.h"
+#include "xen-ring/xen_ring.h"
 
 struct xring {
 	struct transport *t;
@@ -141,7 +143,7 @@ static const struct tpmback_ops ring_ops = {
  * is devwatch's, for --domid any. */
 static struct xenif *preopened, *preopened_watch;
 
-int xen_ring_preopen(bool watch)
+static int xen_ring_preopen(bool watch)
 {
 	int rc;
 
@@ -222,7 +224,7 @@ static void any_added(struct devwatch *w, const struct devwatch_dev *d)
 	char us[37];
 
 	if (memcmp(d->uuid, cfg->uuid, 16) != 0) {
-		config_format_uuid(d->uuid, us);
+		uuid_format(d->uuid, us);
 		log_warnx_rl(&x->rl, "xen-ring: domain %u vtpm %u names vTPM %s, "
 			     "not this one: not served here", d->fe_domid,
 			     d->devid, us);
@@ -374,8 +376,14 @@ static void xring_stop(struct transport *t, void (*done)(struct transport *t))
 	any_closed(x);
 }
 
+static int xring_preopen(const struct config *cfg)
+{
+	return xen_ring_preopen(cfg->domid == CONFIG_DOMID_ANY);
+}
+
 const struct transport_ops xen_ring_transport_ops = {
 	.name = "xen-ring",
 	.start = xring_start,
 	.stop = xring_stop,
+	.preopen = xring_preopen,
 };

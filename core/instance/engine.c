@@ -1,0 +1,560 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "instance/engine.h"
+
+#include <errno.h>
+#include <libtpms/tpm_error.h>
+#include <libtpms/tpm_library.h>
+#include <libtpms/tpm_nvfilename.h>
+#include <libtpms/tpm_tis.h>
+#include <openssl/crypto.h>
+#include <openssl/sha.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/bytes.h"
+#include "lib/log.h"
+#include "lib/store.h"
+#include "proto/tpmframe.h"
+
+#define TPM_RC_FAILURE_2 0x101u
+#define TPM_FAIL_12 0x9u
+
+/* libtpms callbacks carry no user pointer: one engine per process. */
+static struct engine *the_engine;
+
+static int blob_of_name(const char *name)
+{
+	if (strcmp(name, TPM_PERMANENT_ALL_NAME) == 0)
+		return SF_BLOB_PERMANENT;
+	if (strcmp(name, TPM_VOLATILESTATE_NAME) == 0)
+		return SF_BLOB_VOLATILE;
+	if (strcmp(name, TPM_SAVESTATE_NAME) == 0)
+		return SF_BLOB_SAVESTATE;
+	return -1;
+}
+
+static TPM_RESULT cb_nvram_init(void)
+{
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT cb_nvram_loaddata(unsigned char **data, uint32_t *length,
+				    uint32_t tpm_number, const char *name)
+{
+	struct engine *e = the_engine;
+	int t = blob_of_name(name);
+
+	(void)tpm_number;
+	*data = NULL;
+	*length = 0;
+	if (t < 0 || !e->blobs.data[t])
+		return TPM_RETRY; /* "no such state": libtpms starts fresh */
+	*data = malloc(e->blobs.len[t] ? e->blobs.len[t] : 1);
+	if (!*data)
+		return TPM_FAIL;
+	memcpy(*data, e->blobs.data[t], e->blobs.len[t]);
+	*length = e->blobs.len[t];
+	return TPM_SUCCESS;
+}
+
+static int blob_replace(struct engine *e, int t, const uint8_t *data,
+			uint32_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+
+	if (!copy)
+		return -ENOMEM;
+	memcpy(copy, data, len);
+	if (e->blobs.data[t]) {
+		OPENSSL_cleanse(e->blobs.data[t], e->blobs.len[t]);
+		free(e->blobs.data[t]);
+	}
+	e->blobs.data[t] = copy;
+	e->blobs.len[t] = len;
+	e->dirty = true;
+	return 0;
+}
+
+static TPM_RESULT cb_nvram_storedata(const unsigned char *data,
+				     uint32_t length, uint32_t tpm_number,
+				     const char *name)
+{
+	struct engine *e = the_engine;
+	int t = blob_of_name(name);
+
+	(void)tpm_number;
+	if (t < 0) {
+		log_warnx("engine: libtpms stored unknown state '%s'", name);
+		return TPM_FAIL;
+	}
+	return blob_replace(e, t, data, length) ? TPM_FAIL : TPM_SUCCESS;
+}
+
+static TPM_RESULT cb_nvram_deletename(uint32_t tpm_number, const char *name,
+				      TPM_BOOL must_exist)
+{
+	struct engine *e = the_engine;
+	int t = blob_of_name(name);
+
+	(void)tpm_number;
+	if (t < 0 || !e->blobs.data[t])
+		return must_exist ? TPM_FAIL : TPM_SUCCESS;
+	OPENSSL_cleanse(e->blobs.data[t], e->blobs.len[t]);
+	free(e->blobs.data[t]);
+	e->blobs.data[t] = NULL;
+	e->blobs.len[t] = 0;
+	e->dirty = true;
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT cb_io_init(void)
+{
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT cb_io_getlocality(TPM_MODIFIER_INDICATOR *loc,
+				    uint32_t tpm_number)
+{
+	(void)tpm_number;
+	*loc = (TPM_MODIFIER_INDICATOR)the_engine->locality;
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT cb_io_getphysicalpresence(TPM_BOOL *pp, uint32_t tpm_number)
+{
+	(void)tpm_number;
+	*pp = 0;
+	return TPM_SUCCESS;
+}
+
+int engine_setup(struct engine *e, enum tpm_version v, uint32_t buffer_size)
+{
+	static struct libtpms_callbacks cbs = {
+		.sizeOfStruct = sizeof(struct libtpms_callbacks),
+		.tpm_nvram_init = cb_nvram_init,
+		.tpm_nvram_loaddata = cb_nvram_loaddata,
+		.tpm_nvram_storedata = cb_nvram_storedata,
+		.tpm_nvram_deletename = cb_nvram_deletename,
+		.tpm_io_init = cb_io_init,
+		.tpm_io_getlocality = cb_io_getlocality,
+		.tpm_io_getphysicalpresence = cb_io_getphysicalpresence,
+	};
+	uint32_t minsz, maxsz;
+
+	memset(e, 0, sizeof(*e));
+	e->version = v;
+	e->dirfd = -1;
+	the_engine = e;
+	if (TPMLIB_ChooseTPMVersion(v == TPM_VERSION_2 ? TPMLIB_TPM_VERSION_2
+						       : TPMLIB_TPM_VERSION_1_2))
+		return -ENOTSUP;
+	if (TPMLIB_RegisterCallbacks(&cbs))
+		return -EINVAL;
+	e->buffer_size = TPMLIB_SetBufferSize(buffer_size, &minsz, &maxsz);
+	e->meta.family = v == TPM_VERSION_2 ? 2 : 1;
+	return 0;
+}
+
+int engine_load(struct engine *e, int dirfd, const char *state_name,
+		const struct state_keys *keys, const struct statefile_expect *exp,
+		struct engine_load_result *res)
+{
+	struct statefile_meta meta;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	e->dirfd = dirfd;
+	snprintf(e->state_name, sizeof(e->state_name), "%s", state_name);
+	snprintf(e->mark_name, sizeof(e->mark_name), "%s.gen", state_name);
+	e->keys = *keys;
+	if (exp->check_uuid)
+		memcpy(e->meta.uuid, exp->uuid, 16);
+
+	rc = store_read(dirfd, state_name, STATEFILE_HDR_LEN +
+			STATEFILE_MAX_BODY + STATEFILE_TAG_LEN, &buf, &len);
+	if (rc == -ENOENT) {
+		if (exp->min_generation > 0) {
+			res->err = SF_ERR_STALE;
+			snprintf(res->detail, sizeof(res->detail),
+				 "state file is missing, but generation %llu "
+				 "of it was seen (its watermark %s exists)",
+				 (unsigned long long)exp->min_generation,
+				 e->mark_name);
+			return res->err;
+		}
+		res->created = true;
+		e->meta.generation = 0;
+		return 0;
+	}
+	if (rc) {
+		res->err = rc;
+		snprintf(res->detail, sizeof(res->detail), "cannot read: %s",
+			 strerror(-rc));
+		return rc;
+	}
+	rc = statefile_decode(keys, buf, len, exp, &meta, &e->blobs);
+	free(buf);
+	if (rc) {
+		res->err = rc;
+		if (rc == SF_ERR_STALE)
+			snprintf(res->detail, sizeof(res->detail),
+				 "%s: file has generation %llu, generation "
+				 "%llu was already seen",
+				 statefile_strerror(rc),
+				 (unsigned long long)meta.generation,
+				 (unsigned long long)exp->min_generation);
+		else
+			snprintf(res->detail, sizeof(res->detail), "%s",
+				 statefile_strerror(rc));
+		return rc;
+	}
+	if (!e->blobs.data[SF_BLOB_PERMANENT]) {
+		statefile_blobs_free(&e->blobs);
+		res->err = SF_ERR_FORMAT;
+		snprintf(res->detail, sizeof(res->detail),
+			 "authentic state file without permanent state");
+		return res->err;
+	}
+	e->meta = meta;
+	return 0;
+}
+
+int engine_load_slots(struct engine *e, int dirfd, const char *base,
+		      const struct state_keys *keys,
+		      const struct statefile_expect *exp, bool nostate,
+		      const uint8_t hash[32], struct engine_load_result *res)
+{
+	bool found_any = false;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	e->dirfd = dirfd;
+	e->slots = true;
+	snprintf(e->state_name, sizeof(e->state_name), "%s", base);
+	for (int i = 0; i < 2; i++)
+		snprintf(e->slot_name[i], sizeof(e->slot_name[i]), "%s.%d", base, i);
+	e->keys = *keys;
+	memcpy(e->meta.uuid, exp->uuid, 16);
+	if (nostate) {
+		res->created = true;
+		e->meta.generation = 0;
+		return 0;
+	}
+	for (int i = 0; i < 2; i++) {
+		struct statefile_meta meta;
+		uint8_t *buf, digest[32];
+		size_t len;
+
+		rc = store_read(dirfd, e->slot_name[i], STATEFILE_HDR_LEN +
+				STATEFILE_MAX_BODY + STATEFILE_TAG_LEN, &buf, &len);
+		if (rc == -ENOENT)
+			continue;
+		if (rc) {
+			res->err = rc;
+			snprintf(res->detail, sizeof(res->detail), "%s: %s",
+				 e->slot_name[i], strerror(-rc));
+			return rc;
+		}
+		found_any = true;
+		SHA256(buf, len, digest);
+		if (CRYPTO_memcmp(digest, hash, 32) != 0) {
+			free(buf);
+			continue;
+		}
+		rc = statefile_decode(keys, buf, len, exp, &meta, &e->blobs);
+		free(buf);
+		if (rc == 0 && meta.generation != exp->min_generation) {
+			statefile_blobs_free(&e->blobs);
+			rc = SF_ERR_STALE;
+		}
+		if (rc) {
+			res->err = rc;
+			snprintf(res->detail, sizeof(res->detail), "%s: %s",
+				 e->slot_name[i], statefile_strerror(rc));
+			return rc;
+		}
+		if (!e->blobs.data[SF_BLOB_PERMANENT]) {
+			statefile_blobs_free(&e->blobs);
+			res->err = SF_ERR_FORMAT;
+			snprintf(res->detail, sizeof(res->detail),
+				 "%s: no permanent state", e->slot_name[i]);
+			return res->err;
+		}
+		e->meta = meta;
+		return 0;
+	}
+	res->err = SF_ERR_STALE;
+	if (found_any)
+		snprintf(res->detail, sizeof(res->detail),
+			 "neither %s nor %s is the state the manager recorded "
+			 "(generation %llu): rollback or replay detected; the "
+			 "files are left untouched",
+			 e->slot_name[0], e->slot_name[1],
+			 (unsigned long long)exp->min_generation);
+	else
+		snprintf(res->detail, sizeof(res->detail),
+			 "%s and %s are missing, but the manager recorded "
+			 "generation %llu of this vTPM",
+			 e->slot_name[0], e->slot_name[1],
+			 (unsigned long long)exp->min_generation);
+	return res->err;
+}
+
+int engine_power_on(struct engine *e, bool delete_volatile)
+{
+	TPM_RESULT r;
+
+	if (e->running) {
+		TPMLIB_Terminate();
+		e->running = false;
+	}
+	r = TPMLIB_MainInit();
+	if (r != TPM_SUCCESS) {
+		log_warnx("engine: TPMLIB_MainInit failed: 0x%x", r);
+		if (e->staged) {
+			/* The imported blobs do not boot: forget them, the
+			 * file on disk still holds the previous state. */
+			log_warnx("engine: discarding the state blobs set "
+				  "through the control channel");
+			statefile_blobs_free(&e->blobs);
+			e->blobs = e->backup;
+			memset(&e->backup, 0, sizeof(e->backup));
+			e->staged = false;
+			e->dirty = false;
+		}
+		e->volatile_once = false;
+		return -EIO;
+	}
+	e->running = true;
+	if (e->volatile_once) {
+		e->volatile_once = false;
+		delete_volatile = true;
+	}
+	if (e->staged) {
+		statefile_blobs_free(&e->backup);
+		e->staged = false;
+	}
+	if (delete_volatile && e->blobs.data[SF_BLOB_VOLATILE])
+		cb_nvram_deletename(0, TPM_VOLATILESTATE_NAME, 0);
+	return 0;
+}
+
+void engine_power_off(struct engine *e)
+{
+	if (e->running)
+		TPMLIB_Terminate();
+	e->running = false;
+}
+
+uint32_t engine_startup_clear(struct engine *e)
+{
+	static const uint8_t startup2[] = { 0x80, 0x01, 0, 0, 0, 12,
+					    0,    0,    1, 0x44, 0, 0 };
+	static const uint8_t startup12[] = { 0x00, 0xc1, 0, 0, 0,    12,
+					     0,    0,    0, 0x99, 0, 1 };
+	const uint8_t *rsp;
+	uint32_t rsplen;
+
+	if (e->version == TPM_VERSION_2)
+		engine_process(e, startup2, sizeof(startup2), &rsp, &rsplen);
+	else
+		engine_process(e, startup12, sizeof(startup12), &rsp, &rsplen);
+	return tpm_rsp_code(rsp, rsplen);
+}
+
+uint32_t engine_shutdown_orderly(struct engine *e)
+{
+	/* TPM2_Shutdown(TPM_SU_CLEAR); TPM 1.2: TPM_SaveState. */
+	static const uint8_t shutdown2[] = { 0x80, 0x01, 0, 0, 0, 12,
+					     0,    0,    1, 0x45, 0, 0 };
+	static const uint8_t savestate12[] = { 0x00, 0xc1, 0, 0, 0, 10,
+					       0,    0,    0, 0x98 };
+	const uint8_t *rsp;
+	uint32_t rsplen;
+
+	if (e->version == TPM_VERSION_2)
+		engine_process(e, shutdown2, sizeof(shutdown2), &rsp, &rsplen);
+	else
+		engine_process(e, savestate12, sizeof(savestate12), &rsp,
+			       &rsplen);
+	return tpm_rsp_code(rsp, rsplen);
+}
+
+void engine_process(struct engine *e, const uint8_t *cmd, uint32_t len,
+		    const uint8_t **rsp, uint32_t *rsplen)
+{
+	static uint8_t errbuf[TPM_HEADER_LEN];
+	uint32_t resp_size = 0;
+	TPM_RESULT r;
+
+	if (!e->running) {
+		/* swtpm answers a stopped TPM this way too. */
+		tpm_error_response(errbuf, e->version == TPM_VERSION_2,
+				   e->version == TPM_VERSION_2 ? TPM_RC_FAILURE_2
+							       : TPM_FAIL_12);
+		*rsp = errbuf;
+		*rsplen = TPM_HEADER_LEN;
+		return;
+	}
+	/* libtpms reads, never writes, the command buffer. */
+	r = TPMLIB_Process(&e->rbuf, &resp_size, &e->rbuf_size,
+			   (unsigned char *)cmd, len);
+	if (r != TPM_SUCCESS || resp_size < TPM_HEADER_LEN) {
+		tpm_error_response(errbuf, e->version == TPM_VERSION_2,
+				   e->version == TPM_VERSION_2 ? TPM_RC_FAILURE_2
+							       : TPM_FAIL_12);
+		*rsp = errbuf;
+		*rsplen = TPM_HEADER_LEN;
+		return;
+	}
+	*rsp = e->rbuf;
+	*rsplen = resp_size;
+}
+
+bool engine_cmd_is_quick(const struct engine *e, const uint8_t *cmd,
+			 uint32_t len)
+{
+	/* Commands with no key generation and no asymmetric crypto. */
+	static const uint32_t quick2[] = {
+		0x122, 0x12a, 0x134, 0x136, 0x137, 0x13c, 0x13d, 0x144,
+		0x145, 0x146, 0x14e, 0x161, 0x162, 0x165, 0x169, 0x173,
+		0x17a, 0x17b, 0x17c, 0x17d, 0x17e, 0x181, 0x182, 0x18a,
+	};
+	static const uint32_t quick12[] = { 0x14, 0x15, 0x46, 0x65, 0x99 };
+	uint32_t cc = tpm_cmd_code(cmd, len);
+	const uint32_t *list = e->version == TPM_VERSION_2 ? quick2 : quick12;
+	size_t n = e->version == TPM_VERSION_2
+			   ? sizeof(quick2) / sizeof(quick2[0])
+			   : sizeof(quick12) / sizeof(quick12[0]);
+
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == cc)
+			return true;
+	return false;
+}
+
+int engine_persist(struct engine *e)
+{
+	struct statefile_meta meta = e->meta;
+	uint8_t *file;
+	size_t len;
+	int rc;
+
+	if (!e->dirty || e->staged)
+		return 0;
+	meta.generation = e->meta.generation + 1;
+	rc = statefile_encode(&e->keys, &meta, &e->blobs, &file, &len);
+	if (rc)
+		return -EIO;
+	rc = store_write_atomic(e->dirfd,
+				e->slots ? e->slot_name[meta.generation & 1]
+					 : e->state_name,
+				file, len);
+	if (rc == 0 && e->after_persist) {
+		uint8_t digest[32];
+
+		SHA256(file, len, digest);
+		rc = e->after_persist(e, meta.generation, digest, e->after_ctx);
+	}
+	free(file);
+	if (rc)
+		return rc;
+	e->meta.generation = meta.generation;
+	e->dirty = false;
+	return 0;
+}
+
+int engine_write_watermark(struct engine *e, uint64_t generation)
+{
+	uint8_t buf[WATERMARK_LEN];
+
+	watermark_encode(&e->keys, e->meta.uuid, generation, buf);
+	return store_write_atomic(e->dirfd, e->mark_name, buf, sizeof(buf));
+}
+
+int engine_store_volatile(struct engine *e)
+{
+	unsigned char *buf = NULL;
+	uint32_t len = 0;
+	int rc;
+
+	if (!e->running)
+		return -EINVAL;
+	if (TPMLIB_VolatileAll_Store(&buf, &len) != TPM_SUCCESS)
+		return -EIO;
+	rc = blob_replace(e, SF_BLOB_VOLATILE, buf, len);
+	OPENSSL_cleanse(buf, len);
+	free(buf);
+	return rc;
+}
+
+int engine_set_blob(struct engine *e, int type, uint8_t *data, uint32_t len)
+{
+	if (e->running || type < 1 || type >= SF_BLOB_COUNT)
+		return -EINVAL;
+	if (!e->staged) {
+		for (int i = 1; i < SF_BLOB_COUNT; i++) {
+			uint32_t n = e->blobs.len[i];
+			if (!e->blobs.data[i])
+				continue;
+			e->backup.data[i] = malloc(n ? n : 1);
+			if (!e->backup.data[i]) {
+				statefile_blobs_free(&e->backup);
+				return -ENOMEM;
+			}
+			memcpy(e->backup.data[i], e->blobs.data[i], n);
+			e->backup.len[i] = n;
+		}
+		e->staged = true;
+	}
+	if (type == SF_BLOB_VOLATILE)
+		e->volatile_once = true;
+	return blob_replace(e, type, data, len);
+}
+
+int engine_get_blob(struct engine *e, int type, uint8_t **data,
+		    uint32_t *len)
+{
+	unsigned char *buf = NULL;
+	uint32_t blen = 0;
+
+	if (type < 1 || type >= SF_BLOB_COUNT)
+		return -EINVAL;
+	if (type == SF_BLOB_VOLATILE && e->running) {
+		if (TPMLIB_VolatileAll_Store(&buf, &blen) != TPM_SUCCESS)
+			return -EIO;
+		*data = buf;
+		*len = blen;
+		return 0;
+	}
+	if (!e->blobs.data[type]) {
+		*data = NULL;
+		*len = 0;
+		return 0;
+	}
+	*data = malloc(e->blobs.len[type] ? e->blobs.len[type] : 1);
+	if (!*data)
+		return -ENOMEM;
+	memcpy(*data, e->blobs.data[type], e->blobs.len[type]);
+	*len = e->blobs.len[type];
+	return 0;
+}
+
+void engine_cancel(struct engine *e)
+{
+	if (e->running)
+		TPMLIB_CancelCommand();
+}
+
+void engine_free(struct engine *e)
+{
+	engine_power_off(e);
+	statefile_blobs_free(&e->blobs);
+	statefile_blobs_free(&e->backup);
+	state_keys_wipe(&e->keys);
+	free(e->rbuf);
+	e->rbuf = NULL;
+}

@@ -1,0 +1,795 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The instance role: one vTPM.  Loads and verifies its state, boots the
+ * engine, serves one transport, and runs every engine job in order.
+ */
+#define _GNU_SOURCE /* close_range */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <malloc.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "proto/keyfile.h"
+#include "lib/hex.h"
+#include "lib/notify.h"
+#include "instance/mgrlink.h"
+#include "lib/log.h"
+#include "proto/statefile.h"
+#include "lib/store.h"
+#include "proto/tpmframe.h"
+#include "instance/vtpm.h"
+
+
+static void run_next(struct vtpm *v);
+
+/* ---- the job queue ---- */
+
+void vtpm_submit(struct vtpm *v, struct vtpm_job *job)
+{
+	job->owner = v;
+	job->next = NULL;
+	job->status = 0;
+	job->rsp = NULL;
+	job->rsp_len = 0;
+	if (v->stopping) {
+		job->status = -ECANCELED;
+		job->done(job);
+		return;
+	}
+	if (v->tail)
+		v->tail->next = job;
+	else
+		v->head = job;
+	v->tail = job;
+	run_next(v);
+}
+
+bool vtpm_withdraw(struct vtpm *v, struct vtpm_job *job)
+{
+	struct vtpm_job **pp = &v->head, *prev = NULL;
+
+	if (v->cur == job)
+		return false;
+	while (*pp) {
+		if (*pp == job) {
+			*pp = job->next;
+			if (v->tail == job)
+				v->tail = prev;
+			return true;
+		}
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	return true;
+}
+
+void vtpm_cancel(struct vtpm *v)
+{
+	if (v->cur && v->cur->kind == VTPM_JOB_CMD && v->cur->offloop)
+		engine_cancel(&v->eng);
+}
+
+static void run_cmd(struct vtpm *v, struct vtpm_job *job)
+{
+	if (job->locality >= 0)
+		v->eng.locality = job->locality;
+	engine_process(&v->eng, job->cmd, job->cmd_len, &job->rsp,
+		       &job->rsp_len);
+}
+
+static void job_work(uv_work_t *w)
+{
+	struct vtpm_job *job = w->data;
+	struct vtpm *v = job->owner;
+
+	if (job->offloop) {
+		if (job->kind == VTPM_JOB_CMD)
+			run_cmd(v, job);
+		else
+			job->call(v, job);
+	}
+	job->persist_rc = engine_persist(&v->eng);
+}
+
+static void job_finish(struct vtpm *v, struct vtpm_job *job)
+{
+	static uint8_t failrsp[TPM_HEADER_LEN];
+
+	if (job->persist_rc) {
+		/*
+		 * The TPM changed but the change is not on disk.  Answering
+		 * success would be a lie and carrying on would serve state
+		 * that a restart loses: fail this command and stop; a
+		 * restart resumes from the last durable state.
+		 */
+		log_errx("cannot write state file %s: %s; stopping",
+			 v->eng.state_name, strerror(-job->persist_rc));
+		if (job->kind == VTPM_JOB_CMD) {
+			tpm_error_response(failrsp,
+					   v->eng.version == TPM_VERSION_2,
+					   v->eng.version == TPM_VERSION_2 ? 0x101
+									   : 0x9);
+			job->rsp = failrsp;
+			job->rsp_len = TPM_HEADER_LEN;
+		}
+		job->status = -EIO;
+		v->cur = NULL;
+		job->done(job);
+		vtpm_shutdown(v, 1);
+		return;
+	}
+	v->cur = NULL;
+	job->done(job);
+	run_next(v);
+}
+
+static void job_after_work(uv_work_t *w, int status)
+{
+	struct vtpm_job *job = w->data;
+
+	(void)status;
+	job_finish(job->owner, job);
+}
+
+static void finish_shutdown(struct vtpm *v);
+
+static void run_next(struct vtpm *v)
+{
+	struct vtpm_job *job;
+
+	while (!v->cur && v->head) {
+		job = v->head;
+		v->head = job->next;
+		if (!v->head)
+			v->tail = NULL;
+		v->cur = job;
+		job->persist_rc = 0;
+		if (job->kind == VTPM_JOB_CMD) {
+			job->offloop = !engine_cmd_is_quick(&v->eng, job->cmd,
+							    job->cmd_len);
+			if (!job->offloop)
+				run_cmd(v, job);
+		} else {
+			job->offloop = job->call_offloop;
+			if (!job->offloop)
+				job->call(v, job);
+		}
+		if (job->offloop || v->eng.dirty) {
+			job->work.data = job;
+			uv_queue_work(v->loop, &job->work, job_work,
+				      job_after_work);
+			return;
+		}
+		v->cur = NULL;
+		job->done(job);
+	}
+	if (v->stopping && !v->cur)
+		finish_shutdown(v);
+}
+
+/* ---- shutdown ---- */
+
+static void close_walk_cb(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+static void watermark_work(uv_work_t *w)
+{
+	struct vtpm *v = w->data;
+	uint64_t gen = w == &v->start_mark_work ? v->start_mark_gen
+						: v->eng.meta.generation;
+	int rc = engine_write_watermark(&v->eng, gen);
+
+	if (rc)
+		log_warnx("cannot write generation watermark %s: %s",
+			  v->eng.mark_name, strerror(-rc));
+}
+
+static void final_after(uv_work_t *w, int status)
+{
+	struct vtpm *v = w->data;
+
+	(void)status;
+	engine_power_off(&v->eng);
+	log_info("stopped at state generation %llu",
+		 (unsigned long long)v->eng.meta.generation);
+	uv_walk(v->loop, close_walk_cb, NULL);
+}
+
+static void finish_shutdown(struct vtpm *v)
+{
+	static bool done;
+
+	if (done || !v->transport_stopped || v->start_mark_busy)
+		return;
+	done = true;
+	/* Record how far this vTPM got, so an older file is refused. */
+	v->final_work.data = v;
+	if (v->exit_code == 0 && !v->managed)
+		uv_queue_work(v->loop, &v->final_work, watermark_work,
+			      final_after);
+	else
+		final_after(&v->final_work, 0);
+}
+
+static void transport_stopped(struct transport *t)
+{
+	struct vtpm *v = t->vtpm;
+
+	v->transport_stopped = true;
+	if (!v->cur)
+		finish_shutdown(v);
+}
+
+void vtpm_shutdown(struct vtpm *v, int exit_code)
+{
+	struct vtpm_job *job;
+
+	if (exit_code > v->exit_code)
+		v->exit_code = exit_code;
+	if (v->stopping)
+		return;
+	v->stopping = true;
+	/* Queued jobs never started: their clients get no answer. */
+	while ((job = v->head)) {
+		v->head = job->next;
+		job->status = -ECANCELED;
+		job->done(job);
+	}
+	v->tail = NULL;
+	v->transport.ops->stop(&v->transport, transport_stopped);
+}
+
+static void on_link_event(uv_poll_t *p, int status, int events)
+{
+	struct vtpm *v = p->data;
+
+	if (status < 0 || (events & UV_DISCONNECT)) {
+		uv_poll_stop(p);
+		log_warnx("the manager closed its link: stopping");
+		vtpm_shutdown(v, 1);
+	}
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+	struct vtpm *v = s->data;
+
+	log_info("signal %d: finishing the running command and stopping",
+		 signum);
+	vtpm_shutdown(v, 0);
+}
+
+/* ---- start-up ---- */
+
+static int open_state_dir(const char *path)
+{
+	int fd;
+
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Two processes on one state file would undo each other's writes. */
+static int lock_state(int dirfd, const char *name)
+{
+	char lockname[160];
+	int fd;
+
+	snprintf(lockname, sizeof(lockname), "%s.lock", name);
+	fd = openat(dirfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd; /* held until exit */
+}
+
+static int read_watermark(int dirfd, const char *name,
+			  const struct state_keys *keys, bool *have,
+			  uint8_t uuid[16], uint64_t *gen, char *err,
+			  size_t errlen)
+{
+	uint8_t *buf;
+	size_t len;
+	int rc;
+
+	*have = false;
+	rc = store_read(dirfd, name, 4096, &buf, &len);
+	if (rc == -ENOENT)
+		return 0;
+	if (rc) {
+		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
+		return rc;
+	}
+	if (len == WATERMARK_LEN)
+		memcpy(uuid, buf + 8, 16);
+	rc = watermark_decode(keys, buf, len, uuid, gen);
+	free(buf);
+	if (rc) {
+		snprintf(err, errlen, "%s: generation watermark: %s", name,
+			 statefile_strerror(rc));
+		return rc;
+	}
+	*have = true;
+	return 0;
+}
+
+static void set_log_subject(const struct config *cfg, const uint8_t *uuid)
+{
+	char subj[64], us[37];
+
+	if (uuid && cfg->domid == CONFIG_DOMID_ANY) {
+		uuid_format(uuid, us);
+		snprintf(subj, sizeof(subj), "dom*/%s", us);
+	} else if (uuid) {
+		uuid_format(uuid, us);
+		snprintf(subj, sizeof(subj), "dom%ld/%s", cfg->domid, us);
+	} else {
+		snprintf(subj, sizeof(subj), "dom%ld", cfg->domid);
+	}
+	log_set_subject(subj);
+}
+
+static void watermark_start_after(uv_work_t *w, int status)
+{
+	struct vtpm *v = w->data;
+
+	(void)status;
+	v->start_mark_busy = false;
+	if (v->stopping && !v->cur)
+		finish_shutdown(v);
+}
+
+static void startup_persist_call(struct vtpm *v, struct vtpm_job *job)
+{
+	(void)v;
+	(void)job;
+}
+
+static void startup_persist_done(struct vtpm_job *job)
+{
+	if (job->status == 0)
+		log_debug("initial state is durable, generation %llu",
+			  (unsigned long long)job->owner->eng.meta.generation);
+}
+
+/*
+ * Power-on as the first job, on the thread pool: a xen-ring backend must
+ * answer the toolstack (InitWait) within libxl's 10 s, and libtpms takes
+ * seconds to start a TPM 1.2 (and to manufacture a new one: an RSA-2048
+ * endorsement key) on a slow machine.  Guest commands queue behind it.
+ */
+static bool power_failed;
+
+static void power_on_call(struct vtpm *v, struct vtpm_job *job)
+{
+	uint32_t src;
+
+	(void)job;
+	if (engine_power_on(&v->eng, false)) {
+		power_failed = true;
+		return;
+	}
+	src = engine_startup_clear(&v->eng);
+	if (src != 0)
+		log_info("TPM startup returned 0x%x (state resumed)", src);
+}
+
+static void power_on_done(struct vtpm_job *job)
+{
+	struct vtpm *v = job->owner;
+
+	if (power_failed) {
+		log_errx("the TPM engine failed to start from %s/%s",
+			 v->cfg->state_dir, v->eng.state_name);
+		vtpm_shutdown(v, 1);
+		return;
+	}
+	log_info("ready: TPM %s powered on",
+		 v->eng.version == TPM_VERSION_2 ? "2.0" : "1.2");
+}
+
+static double ms_since(const struct timespec *t0)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)(t.tv_sec - t0->tv_sec) * 1e3 +
+	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
+}
+
+/* ---- loading: with a state key file ---- */
+
+/* Before anything touches the state directory: a refused key creates
+ * nothing. */
+static void read_state_key(const struct config *cfg, struct state_keys *keys)
+{
+	uint8_t master[32];
+	char err[300];
+	int rc;
+
+	rc = keyfile_load(cfg->state_key, master, err, sizeof(err));
+	if (rc)
+		fatalx("state key: %s", err);
+	rc = state_keys_derive(master, keys);
+	OPENSSL_cleanse(master, sizeof(master));
+	if (rc)
+		fatalx("cannot derive state keys");
+}
+
+static void load_standalone(struct vtpm *v, const struct config *cfg,
+			    int dirfd, const char *name, struct state_keys *kp)
+{
+	struct engine_load_result res;
+	struct statefile_expect exp;
+	struct state_keys keys = *kp;
+	uint8_t wuuid[16];
+	char err[300], markname[140];
+	uint64_t wgen = 0;
+	bool have_mark;
+	int rc;
+
+	state_keys_wipe(kp);
+
+	snprintf(markname, sizeof(markname), "%s.gen", name);
+	rc = read_watermark(dirfd, markname, &keys, &have_mark, wuuid, &wgen,
+			    err, sizeof(err));
+	if (rc)
+		fatalx("refusing to start: %s/%s", cfg->state_dir, err);
+	memset(&exp, 0, sizeof(exp));
+	exp.family = cfg->tpm_version == TPM_VERSION_2 ? 2 : 1;
+	if (cfg->have_uuid) {
+		exp.check_uuid = 1;
+		memcpy(exp.uuid, cfg->uuid, 16);
+		if (have_mark && memcmp(wuuid, cfg->uuid, 16) != 0)
+			fatalx("refusing to start: %s/%s belongs to another vTPM",
+			       cfg->state_dir, markname);
+	} else if (have_mark) {
+		exp.check_uuid = 1;
+		memcpy(exp.uuid, wuuid, 16);
+	}
+	exp.min_generation = have_mark ? wgen : 0;
+
+	rc = engine_setup(&v->eng, cfg->tpm_version, cfg->buffer_size);
+	if (rc)
+		fatalx("cannot set up libtpms for TPM %s",
+		       cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
+	rc = engine_load(&v->eng, dirfd, name, &keys, &exp, &res);
+	state_keys_wipe(&keys);
+	if (rc)
+		fatalx("refusing to start: state file %s/%s: %s; the file is "
+		       "left untouched",
+		       cfg->state_dir, name, res.detail);
+	if (res.created) {
+		if (!cfg->have_uuid && !exp.check_uuid) {
+			if (RAND_bytes(v->eng.meta.uuid, 16) != 1)
+				fatalx("no randomness for a UUID");
+			v->eng.meta.uuid[6] = (v->eng.meta.uuid[6] & 0x0f) | 0x40;
+			v->eng.meta.uuid[8] = (v->eng.meta.uuid[8] & 0x3f) | 0x80;
+		} else if (!cfg->have_uuid) {
+			memcpy(v->eng.meta.uuid, exp.uuid, 16);
+		}
+	}
+	set_log_subject(cfg, v->eng.meta.uuid);
+	if (res.created)
+		log_info("no state file %s/%s: creating a new TPM %s",
+			 cfg->state_dir, name,
+			 cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
+	else
+		log_info("loaded state file %s/%s, generation %llu",
+			 cfg->state_dir, name,
+			 (unsigned long long)v->eng.meta.generation);
+}
+
+/* ---- loading: with the manager ---- */
+
+static struct mgrlink manager_link;
+
+/* Runs on the thread pool, right after a state slot is durable. */
+static int save_hash_to_manager(struct engine *e, uint64_t generation,
+				const uint8_t hash[32], void *ctx)
+{
+	struct mgrlink *l = ctx;
+	struct mgr_req req = { .type = MGR_MSG_SAVEHASHKEY };
+	struct mgr_rsp rsp;
+	char err[200];
+	int rc;
+
+	(void)e;
+	req.u.save.generation = generation;
+	memcpy(req.u.save.state_hash, hash, 32);
+	rc = mgrlink_call(l, &req, &rsp, err, sizeof(err));
+	if (rc) {
+		log_errx("SAVEHASHKEY of generation %llu: %s",
+			 (unsigned long long)generation, err);
+		return rc;
+	}
+	if (rsp.status != MGR_SUCCESS) {
+		log_errx("the manager refused generation %llu: %s",
+			 (unsigned long long)generation,
+			 mgrproto_status_str(rsp.status));
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* LOADHASHKEY, retried with backoff while the manager is unreachable. */
+static void manager_load_key(const struct config *cfg, struct mgr_rsp *rsp)
+{
+	struct mgr_req req = { .type = MGR_MSG_LOADHASHKEY };
+	bool inherited = strncmp(cfg->manager, "fd:", 3) == 0;
+	unsigned int delay_ms = 100;
+	char err[200];
+
+	for (;;) {
+		int rc = mgrlink_is_open(&manager_link)
+				 ? 0
+				 : mgrlink_open(cfg->manager, &manager_link, err,
+						sizeof(err));
+		if (rc == -EINVAL) /* the spec itself: retrying cannot help */
+			fatalx("manager link %s: %s", cfg->manager, err);
+		if (rc == 0) {
+			rc = mgrlink_call(&manager_link, &req, rsp, err,
+					  sizeof(err));
+			if (rc == 0)
+				break;
+			if (inherited)
+				fatalx("manager link %s: %s", cfg->manager, err);
+			mgrlink_close(&manager_link);
+		}
+		log_warnx("manager %s unreachable (%s); retrying in %u ms, "
+			  "serving nothing until the state is loaded",
+			  cfg->manager, err, delay_ms);
+		usleep(delay_ms * 1000);
+		if (delay_ms < 10000)
+			delay_ms *= 2;
+	}
+	if (rsp->status != MGR_SUCCESS)
+		fatalx("the manager gives no key for this vTPM: %s",
+		       mgrproto_status_str(rsp->status));
+}
+
+static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
+			 const char *base)
+{
+	struct engine_load_result res;
+	struct statefile_expect exp;
+	struct state_keys keys;
+	struct mgr_rsp rsp;
+	bool nostate;
+	int rc;
+
+	if (!cfg->have_uuid)
+		fatalx("--manager needs --uuid: the vTPM's identity");
+	mgrlink_init(&manager_link);
+	manager_load_key(cfg, &rsp);
+	rc = state_keys_derive(rsp.u.load.state_key, &keys);
+	nostate = rsp.u.load.flags & MGR_LOAD_FLAG_NOSTATE;
+	memset(&exp, 0, sizeof(exp));
+	exp.check_uuid = 1;
+	memcpy(exp.uuid, cfg->uuid, 16);
+	exp.family = cfg->tpm_version == TPM_VERSION_2 ? 2 : 1;
+	exp.min_generation = rsp.u.load.generation;
+	if (rc)
+		fatalx("cannot derive state keys");
+	rc = engine_setup(&v->eng, cfg->tpm_version, cfg->buffer_size);
+	if (rc)
+		fatalx("cannot set up libtpms");
+	rc = engine_load_slots(&v->eng, dirfd, base, &keys, &exp, nostate,
+			       rsp.u.load.state_hash, &res);
+	state_keys_wipe(&keys);
+	mgrproto_rsp_wipe(&rsp);
+	if (rc)
+		fatalx("refusing to start: %s/%s", cfg->state_dir, res.detail);
+	v->eng.after_persist = save_hash_to_manager;
+	v->eng.after_ctx = &manager_link;
+	v->managed = true;
+	/* Started by the manager: do not outlive it.  A new manager starts
+	 * a new instance, which needs this one's state lock. */
+	if (strncmp(cfg->manager, "fd:", 3) == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() == 1)
+			fatalx("the manager that started this instance is gone");
+	}
+	if (res.created)
+		log_info("new vTPM: creating a TPM %s in %s",
+			 cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2",
+			 cfg->state_dir);
+	else
+		log_info("loaded %s/%s, generation %llu, matching the manager's "
+			 "record",
+			 cfg->state_dir, base,
+			 (unsigned long long)v->eng.meta.generation);
+}
+
+/*
+ * --user: what needs privilege (the Xen devices: xenstore, gntdev,
+ * evtchn, root-only on a stock dom0) is opened first, then the process
+ * becomes USER for good, before it reads any state.  The manager starts
+ * xen-ring instances this way.
+ */
+static void drop_privileges(const struct config *cfg,
+			    const struct transport_ops *ops)
+{
+	struct passwd *pw;
+
+	if (!cfg->user[0])
+		return;
+	if (ops->preopen && ops->preopen(cfg))
+		fatalx("cannot open the devices of transport %s", ops->name);
+	pw = getpwnam(cfg->user);
+	if (!pw)
+		fatalx("--user %s: no such user", cfg->user);
+	if (pw->pw_uid == 0)
+		fatalx("--user %s: refusing to run as a privileged user",
+		       cfg->user);
+	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0)
+		fatal("cannot become %s", cfg->user);
+	if (setuid(0) == 0)
+		fatalx("could regain root after dropping to %s", cfg->user);
+	log_debug("running as %s (uid %u)", cfg->user, (unsigned)pw->pw_uid);
+}
+
+int instance_main(const struct config *cfg,
+		  const struct instance_transports *transports)
+{
+	static struct vtpm vtpm;
+	struct vtpm *v = &vtpm;
+	struct state_keys keys;
+	char name[128];
+	int dirfd, lockfd, rc;
+	uint32_t src;
+	bool deferred_power;
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/*
+	 * Started by the manager, an instance holds stdio and its link (fd 3)
+	 * and nothing else.  Whatever else a fork caught (the manager's
+	 * connection to the physical TPM, opened by another thread while it
+	 * spawned us) is closed before anything is opened here.
+	 */
+	if (strncmp(cfg->manager, "fd:3", 5) == 0)
+		close_range(4, ~0U, 0);
+	/* Engine jobs run one at a time: one worker is all the pool needs,
+	 * and fewer threads mean fewer stacks and malloc arenas per vTPM. */
+	setenv("UV_THREADPOOL_SIZE", "1", 1);
+	mallopt(M_ARENA_MAX, 1);
+	set_log_subject(cfg, cfg->have_uuid ? cfg->uuid : NULL);
+	drop_privileges(cfg, cfg->transport.kind == TRANSPORT_XEN_RING
+				     ? transports->xen_ring
+				     : transports->unix_socket);
+
+	if (!cfg->manager[0])
+		read_state_key(cfg, &keys);
+	dirfd = open_state_dir(cfg->state_dir);
+	if (dirfd < 0)
+		fatalx("state directory %s: %s", cfg->state_dir,
+		       strerror(-dirfd));
+	if (cfg->have_uuid) {
+		char us[37];
+		uuid_format(cfg->uuid, us);
+		snprintf(name, sizeof(name), "vtpm-%s.state", us);
+	} else {
+		snprintf(name, sizeof(name), "vtpm-dom%ld.state", cfg->domid);
+	}
+	lockfd = lock_state(dirfd, name);
+	if (lockfd < 0)
+		fatalx("%s/%s: %s", cfg->state_dir, name,
+		       lockfd == -EWOULDBLOCK
+			       ? "in use by another vtpm-service process"
+			       : strerror(-lockfd));
+	if (cfg->manager[0])
+		load_managed(v, cfg, dirfd, name);
+	else
+		load_standalone(v, cfg, dirfd, name, &keys);
+	log_debug("start: %s after %.2f ms", "state loaded", ms_since(&t0));
+	deferred_power = cfg->transport.kind == TRANSPORT_XEN_RING;
+	if (!deferred_power) {
+		if (engine_power_on(&v->eng, false))
+			fatalx("the TPM engine failed to start from %s/%s",
+			       cfg->state_dir, name);
+		log_debug("start: %s after %.2f ms", "engine powered on",
+			  ms_since(&t0));
+		/* swtpm's not-need-init + startup-clear: usable at once. */
+		src = engine_startup_clear(&v->eng);
+		if (src != 0)
+			log_info("TPM startup returned 0x%x (state resumed)",
+				 src);
+		log_debug("start: %s after %.2f ms", "TPM started",
+			  ms_since(&t0));
+	}
+	v->loop = uv_default_loop();
+	v->cfg = cfg;
+	signal(SIGPIPE, SIG_IGN);
+	uv_signal_init(v->loop, &v->sigterm);
+	uv_signal_init(v->loop, &v->sigint);
+	v->sigterm.data = v->sigint.data = v;
+	uv_signal_start(&v->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&v->sigint, on_signal, SIGINT);
+
+	v->transport.ops = cfg->transport.kind == TRANSPORT_XEN_RING
+				   ? transports->xen_ring
+				   : transports->unix_socket;
+	v->transport.vtpm = v;
+	v->transport.loop = v->loop;
+	v->transport.cfg = cfg;
+	rc = v->transport.ops->start(&v->transport);
+	if (rc)
+		fatalx("cannot start transport %s: %s", v->transport.ops->name,
+		       strerror(-rc));
+	if (deferred_power) {
+		static struct vtpm_job power_job = {
+			.kind = VTPM_JOB_CALL,
+			.call = power_on_call,
+			.call_offloop = true,
+			.done = power_on_done,
+		};
+		vtpm_submit(v, &power_job);
+	}
+	/*
+	 * What manufacturing or Startup changed goes to disk as the first
+	 * job, on the thread pool: commands that arrive meanwhile queue
+	 * behind it, so none is answered before that state is durable.
+	 */
+	if (v->eng.dirty) {
+		static struct vtpm_job first_persist = {
+			.kind = VTPM_JOB_CALL,
+			.call = startup_persist_call,
+			.done = startup_persist_done,
+		};
+		vtpm_submit(v, &first_persist);
+	}
+	if (v->managed && mgrlink_pollfd(&manager_link) >= 0) {
+		/* The manager going away ends this instance's purpose.  (The
+		 * Xen ring has no such fd: a restarted manager backend picks
+		 * the ring up again, and calls fail while it is away.) */
+		uv_poll_init(v->loop, &v->link_poll, mgrlink_pollfd(&manager_link));
+		v->link_poll.data = v;
+		uv_poll_start(&v->link_poll, UV_DISCONNECT, on_link_event);
+	}
+	vtpm_notify_ready();
+	log_debug("start: listening after %.2f ms", ms_since(&t0));
+	log_info("ready: TPM %s serving", cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
+
+	/* Raise the floor to what was just loaded, off the loop.  With a
+	 * manager, its record is the floor. */
+	if (!v->managed) {
+		v->start_mark_work.data = v;
+		v->start_mark_gen = v->eng.meta.generation;
+		v->start_mark_busy = true;
+		uv_queue_work(v->loop, &v->start_mark_work, watermark_work,
+			      watermark_start_after);
+	}
+
+	uv_run(v->loop, UV_RUN_DEFAULT);
+	uv_loop_close(v->loop);
+	engine_free(&v->eng);
+	mgrlink_close(&manager_link);
+	close(lockfd);
+	close(dirfd);
+	return v->exit_code;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The instance's end of the manager protocol: a blocking request/response
+ * link, used only from engine jobs on the thread pool and before the loop
+ * starts, never from the loop thread.
+ *
+ * Two variants behind one API: a UNIX socket (inherited or connected),
+ * and a frame link that a transport provides (the Xen vTPM ring, where
+ * this domain is the frontend of a vtpm device whose backend is the
+ * manager's domain: transports/xen-ring/mgrlink_xen.c).  The instance
+ * does not know the ring: main() registers its dialer.
+ */
+#ifndef VTPM_MGRLINK_H
+#define VTPM_MGRLINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/mgrproto.h"
+
+struct mgrlink_frames;
+
+/* A link that carries exactly one manager frame each way per call. */
+struct mgrlink_frames_ops {
+	/* One frame out, one frame back (rsp holds MGR_MAX_FRAME). */
+	int (*exchange)(struct mgrlink_frames *f, const uint8_t *req,
+			size_t req_len, uint8_t *rsp, size_t *rsp_len,
+			int timeout_ms, char *err, size_t errlen);
+	void (*close)(struct mgrlink_frames *f);
+};
+
+struct mgrlink {
+	int fd;			 /* the socket variant, else -1 */
+	int timeout_ms;		 /* per call (and per connection wait) */
+	struct mgrlink_frames *frames; /* the frame variant, else NULL */
+	const struct mgrlink_frames_ops *frames_ops;
+};
+
+/*
+ * A dialer claims the specs of a frame link: 1 when spec is not its own,
+ * else 0 with l->frames and l->frames_ops set, or a negative errno with
+ * err filled (-EINVAL: the spec itself is wrong).
+ */
+typedef int (*mgrlink_dialer)(const char *spec, struct mgrlink *l, char *err,
+			      size_t errlen);
+void mgrlink_set_dialer(mgrlink_dialer d);
+
+/* Not open: fd -1, no ring. */
+void mgrlink_init(struct mgrlink *l);
+
+/*
+ * spec: "fd:N" (a socket inherited from the manager), a UNIX socket path,
+ * or whatever the registered dialer claims ("xen-ring[:backend=DOMID]
+ * [,devid=N]").  0 or negative errno with err filled; -EINVAL means the
+ * spec itself is wrong (retrying cannot help).
+ */
+int mgrlink_open(const char *spec, struct mgrlink *l, char *err, size_t errlen);
+
+bool mgrlink_is_open(const struct mgrlink *l);
+
+/* An fd that reports the manager hanging up (POLLHUP), or -1: the ring
+ * has none, a backend restart is ridden out instead. */
+int mgrlink_pollfd(const struct mgrlink *l);
+
+/* One round trip.  0 when a response of the request's type was decoded
+ * (its status may still be an error); negative errno otherwise. */
+int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
+		 struct mgr_rsp *rsp, char *err, size_t errlen);
+
+void mgrlink_close(struct mgrlink *l);
+
+#endif

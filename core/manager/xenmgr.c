@@ -1,0 +1,361 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The manager on a Xen host: one xen-ring instance per vtpm device the
+ * toolstack gives this domain (backend/vtpm/<F>/<D>), started when the
+ * device appears and stopped when it goes away.  The vTPM is the one the
+ * device's `uuid` node names (the toolstack wrote it from the guest's
+ * xl.cfg); nothing the guest writes chooses it.  A UUID the manager does
+ * not know is refused, or created with --xen-unknown=create.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "proto/config.h"
+#include "lib/hex.h"
+#include "tpmif/devwatch.h"
+#include "proto/keystore.h"
+#include "lib/log.h"
+#include "manager/manager.h"
+#include "proto/mgrproto.h"
+#include "tpmif/tpmback.h"
+
+struct mgr_xen {
+	struct manager *m;
+	struct xenif *xif;
+	struct devwatch dw;
+	uint32_t self;
+	bool running;
+};
+
+static void serve(struct manager *m, struct vtpm_entry *e,
+		  const struct devwatch_dev *d)
+{
+	e->xen = true;
+	e->xen_fe = d->fe_domid;
+	e->xen_dev = d->devid;
+	e->domid = d->fe_domid;
+	e->autostart = true;
+	e->backoff_ms = 0;
+	switch (e->state) {
+	case CHILD_RUNNING:
+		/* Still serving the guest's previous domain (a reboot makes
+		 * a new domain): restart for this one. */
+		e->xen_restart = true;
+		sup_stop(e);
+		break;
+	case CHILD_STOPPING:
+		e->xen_restart = true;
+		break;
+	case CHILD_BACKOFF:
+		sup_stop(e); /* cancels the timer: start now */
+		/* fall through */
+	case CHILD_STOPPED:
+		if (sup_start(e) < 0)
+			log_warnx("vTPM %s: cannot start an instance for "
+				  "domain %u", e->uuid_str, d->fe_domid);
+		break;
+	}
+	(void)m;
+}
+
+/* ---- an instance in its own domain: the manager protocol on a ring ---- */
+
+struct mgr_ring {
+	struct tpmback tb;
+	struct xenif *xif;
+	struct vtpm_entry *e;
+};
+
+bool mgr_entry_is_remote(const struct vtpm_entry *e)
+{
+	return strcmp(e->transport, MGR_TRANSPORT_XEN_DOMAIN) == 0;
+}
+
+static void ring_submit(struct tpmback *tb, const uint8_t *cmd, uint32_t len,
+			unsigned int locality)
+{
+	struct mgr_ring *r = tb->data;
+
+	(void)locality;
+	mgr_ring_request(r->e, cmd, len);
+}
+
+static void ring_cancel(struct tpmback *tb)
+{
+	struct mgr_ring *r = tb->data;
+
+	/* Whatever was being prepared answers nobody now. */
+	mgr_ring_reset(r->e);
+	tpmback_complete(tb, NULL, 0);
+}
+
+static void ring_power_cycle(struct tpmback *tb)
+{
+	struct mgr_ring *r = tb->data;
+
+	mgr_ring_reset(r->e);
+}
+
+static const struct tpmback_ops ring_ops = {
+	.submit = ring_submit,
+	.cancel = ring_cancel,
+	.power_cycle = ring_power_cycle,
+};
+
+static void ring_stopped(struct tpmback *tb)
+{
+	struct mgr_ring *r = tb->data;
+
+	xenif_close(r->xif);
+	free(r);
+}
+
+static void ring_stop(struct vtpm_entry *e)
+{
+	struct mgr_ring *r;
+
+	if (!e->ring)
+		return;
+	r = e->ring->data;
+	mgr_ring_reset(e);
+	if (e->ring->busy)
+		tpmback_complete(e->ring, NULL, 0);
+	e->ring = NULL;
+	tpmback_stop(&r->tb, ring_stopped);
+}
+
+static void serve_ring(struct mgr_xen *x, struct vtpm_entry *e,
+		       const struct devwatch_dev *d)
+{
+	struct tpmback_config tc;
+	struct mgr_ring *r = calloc(1, sizeof(*r));
+	int rc;
+
+	if (!r)
+		return;
+	r->e = e;
+	/* Its own connection: one uv_poll per xenstore fd. */
+	rc = xen_real_open(&r->xif);
+	if (rc) {
+		log_warnx("vTPM %s: cannot open the Xen devices for domain %u's "
+			  "ring: %s", e->uuid_str, d->fe_domid, strerror(-rc));
+		free(r);
+		return;
+	}
+	memset(&tc, 0, sizeof(tc));
+	tc.backend_domid = x->self;
+	tc.frontend_domid = d->fe_domid;
+	tc.devid = d->devid;
+	tc.have_uuid = true;
+	memcpy(tc.uuid, d->uuid, 16);
+	tc.max_extra_pages = TPMBACK_MAX_EXTRA_PAGES;
+	tc.max_cmd = MGR_MAX_FRAME;
+	rc = tpmback_init(&r->tb, x->m->loop, r->xif, &tc, &ring_ops, r);
+	if (!rc)
+		rc = tpmback_start(&r->tb);
+	if (rc) {
+		log_warnx("vTPM %s: cannot serve domain %u's ring: %s",
+			  e->uuid_str, d->fe_domid, strerror(-rc));
+		xenif_close(r->xif);
+		free(r);
+		return;
+	}
+	e->xen = true;
+	e->xen_fe = d->fe_domid;
+	e->xen_dev = d->devid;
+	e->domid = d->fe_domid;
+	e->ring = &r->tb;
+	mgr_ring_reset(e);
+	log_info("xen: domain %u vtpm %u: the instance of vTPM %s runs there; "
+		 "serving it the manager protocol on the ring", d->fe_domid,
+		 d->devid, e->uuid_str);
+}
+
+struct create_ticket {
+	struct vtpm_entry *e;
+	struct devwatch_dev d;
+};
+
+static void created(struct manager *m, int rc, void *arg)
+{
+	struct create_ticket *t = arg;
+	struct mgr_xen *x = m->xen;
+
+	if (rc) {
+		log_warnx("vTPM %s: cannot commit the key store; domain %u's "
+			  "device is not served", t->e->uuid_str, t->d.fe_domid);
+	} else if (x && x->running && !m->stopping) {
+		/* Still there? */
+		for (unsigned int i = 0; i < x->dw.ndevs; i++)
+			if (x->dw.devs[i].fe_domid == t->d.fe_domid &&
+			    x->dw.devs[i].devid == t->d.devid &&
+			    memcmp(x->dw.devs[i].uuid, t->e->uuid, 16) == 0) {
+				serve(m, t->e, &t->d);
+				break;
+			}
+	}
+	free(t);
+}
+
+static void dev_added(struct devwatch *w, const struct devwatch_dev *d)
+{
+	struct mgr_xen *x = w->data;
+	struct manager *m = x->m;
+	struct vtpm_entry *e = mgr_entry_find(m, d->uuid);
+	char us[37];
+
+	uuid_format(d->uuid, us);
+	if (m->stopping)
+		return;
+	if (!e) {
+		struct create_ticket *t;
+		int rc;
+
+		if (!m->cfg->xen_create_unknown) {
+			log_warnx("xen: domain %u vtpm %u names vTPM %s, which "
+				  "this manager does not know: refused (create "
+				  "it with `vtpmctl create --uuid %s`, or set "
+				  "xen-unknown=create)",
+				  d->fe_domid, d->devid, us, us);
+			return;
+		}
+		rc = mgr_entry_new(m, d->uuid, 2, &e);
+		if (rc) {
+			log_warnx("xen: domain %u vtpm %u: cannot create vTPM "
+				  "%s: %s", d->fe_domid, d->devid, us,
+				  keystore_strerror(rc));
+			return;
+		}
+		log_info("xen: domain %u vtpm %u: created vTPM %s "
+			 "(xen-unknown=create)", d->fe_domid, d->devid, us);
+		t = malloc(sizeof(*t));
+		if (!t)
+			fatalx("out of memory");
+		t->e = e;
+		t->d = *d;
+		/* A new key: bound to the counter before it is used. */
+		mgr_commit(m, true, created, t);
+		return;
+	}
+	if (e->xen && (e->xen_fe != d->fe_domid || e->xen_dev != d->devid)) {
+		log_warnx("xen: domain %u vtpm %u names vTPM %s, which already "
+			  "serves domain %u vtpm %u: refused (one vTPM, one "
+			  "device)", d->fe_domid, d->devid, us, e->xen_fe,
+			  e->xen_dev);
+		return;
+	}
+	if (!e->xen && (e->state == CHILD_RUNNING || e->state == CHILD_BACKOFF ||
+			e->state == CHILD_STOPPING)) {
+		log_warnx("xen: domain %u vtpm %u names vTPM %s, which runs on "
+			  "%s: refused (`vtpmctl stop %s` first)",
+			  d->fe_domid, d->devid, us,
+			  e->transport[0] ? e->transport : "its UNIX socket", us);
+		return;
+	}
+	if (mgr_entry_is_remote(e)) {
+		serve_ring(x, e, d);
+		return;
+	}
+	log_info("xen: domain %u vtpm %u: serving vTPM %s", d->fe_domid,
+		 d->devid, us);
+	serve(m, e, d);
+}
+
+static void dev_removed(struct devwatch *w, const struct devwatch_dev *d)
+{
+	struct mgr_xen *x = w->data;
+	struct vtpm_entry *e = mgr_entry_find(x->m, d->uuid);
+
+	if (!e || !e->xen || e->xen_fe != d->fe_domid || e->xen_dev != d->devid)
+		return;
+	if (e->ring) {
+		log_info("xen: domain %u vtpm %u is gone: the ring of vTPM %s's "
+			 "instance is closed", d->fe_domid, d->devid,
+			 e->uuid_str);
+		e->xen = false;
+		ring_stop(e);
+		return;
+	}
+	log_info("xen: domain %u vtpm %u is gone: stopping vTPM %s",
+		 d->fe_domid, d->devid, e->uuid_str);
+	e->xen = false;
+	e->xen_restart = false;
+	e->autostart = false;
+	sup_stop(e);
+}
+
+static const struct devwatch_ops dw_ops = {
+	.added = dev_added,
+	.removed = dev_removed,
+};
+
+/* Is this a Xen domain with xenstore reachable? */
+static bool xen_present(void)
+{
+	return access("/dev/xen/xenbus", F_OK) == 0 ||
+	       access("/proc/xen/xenbus", F_OK) == 0 ||
+	       access("/run/xenstored/socket", F_OK) == 0 ||
+	       access("/var/run/xenstored/socket", F_OK) == 0;
+}
+
+int mgr_xen_start(struct manager *m)
+{
+	struct mgr_xen *x;
+	int rc;
+
+	if (m->cfg->xen == XEN_OFF ||
+	    (m->cfg->xen == XEN_AUTO && !xen_present()))
+		return 0;
+	x = calloc(1, sizeof(*x));
+	if (!x)
+		return -ENOMEM;
+	x->m = m;
+	rc = xen_real_open(&x->xif);
+	if (rc) {
+		log_warnx("xen: cannot open xenstore, grant table or event "
+			  "channels: %s%s", strerror(-rc),
+			  m->cfg->xen == XEN_AUTO ? "; not serving Xen guests" : "");
+		free(x);
+		return m->cfg->xen == XEN_ON ? rc : 0;
+	}
+	x->self = xenif_self_domid(x->xif);
+	m->xen = x;
+	rc = devwatch_start(&x->dw, m->loop, x->xif, x->self, &dw_ops, x);
+	if (rc) {
+		log_warnx("xen: cannot watch /local/domain/%u/backend/vtpm: %s",
+			  x->self, strerror(-rc));
+		m->xen = NULL;
+		xenif_close(x->xif);
+		free(x);
+		return m->cfg->xen == XEN_ON ? rc : 0;
+	}
+	x->running = true;
+	log_info("xen: serving the vtpm devices of domain %u "
+		 "(/local/domain/%u/backend/vtpm; unknown UUIDs %s)", x->self,
+		 x->self, m->cfg->xen_create_unknown ? "are created" : "refused");
+	return 0;
+}
+
+static void dw_stopped(struct devwatch *w)
+{
+	struct mgr_xen *x = w->data;
+
+	xenif_close(x->xif);
+	x->m->xen = NULL;
+	free(x);
+}
+
+void mgr_xen_stop(struct manager *m)
+{
+	struct mgr_xen *x = m->xen;
+
+	if (!x || !x->running)
+		return;
+	x->running = false;
+	for (struct vtpm_entry *e = m->entries; e; e = e->next)
+		ring_stop(e);
+	devwatch_stop(&x->dw, dw_stopped);
+}

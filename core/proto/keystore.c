@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "proto/keystore.h"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <errno.h>
+#include "lib/aead.h"
+#include "lib/bytes.h"
+#include "proto/mgrproto.h"
+
+#define GEN_OFF 12
+#define NVC_OFF 20
+#define NONCE_OFF 28
+#define NONCE_LEN 12
+#define CTLEN_OFF 40
+#define KDF_INFO "vtpm-service keystore v1"
+
+_Static_assert(KEYSTORE_MAX_GROUPS <= MGR_GROUP_LIST_MAX,
+	       "every group must fit one GROUP_LIST response");
+_Static_assert(KEYSTORE_MAX_BODY < 0x7fffffff, "GCM lengths are ints");
+
+const char *keystore_strerror(int err)
+{
+	switch (err) {
+	case KS_OK:
+		return "ok";
+	case KS_FRESH_PENDING:
+		return "one commit ahead of the TPM counter (increment pending)";
+	case KS_ERR_TRUNCATED:
+		return "truncated (shorter than its header says)";
+	case KS_ERR_MAGIC:
+		return "not a vtpm-service key store (bad magic)";
+	case KS_ERR_VERSION:
+		return "unknown key store format version";
+	case KS_ERR_AUTH:
+		return "authentication failed (wrong root key, or the file was modified)";
+	case KS_ERR_FORMAT:
+		return "malformed key store contents";
+	case KS_ERR_NOMEM:
+		return "out of memory";
+	case KS_ERR_CRYPTO:
+		return "crypto library failure";
+	case KS_ERR_EXISTS:
+		return "a vTPM with this UUID already exists";
+	case KS_ERR_NOT_FOUND:
+		return "no vTPM with this UUID";
+	case KS_ERR_NO_GROUP:
+		return "no such group";
+	case KS_ERR_GROUP_BUSY:
+		return "the group still holds vTPMs";
+	case KS_ERR_DEFAULT_GROUP:
+		return "the default group cannot be deleted";
+	case KS_ERR_FULL:
+		return "key store limit reached (records, groups or group ids)";
+	case KS_ERR_INVALID:
+		return "invalid record (zero UUID, TPM version or flags)";
+	case KS_ERR_ROLLBACK:
+		return "key store older than the TPM NV counter (rollback)";
+	case KS_ERR_AHEAD:
+		return "key store further ahead of the TPM NV counter than one commit";
+	}
+	return "unknown error";
+}
+
+/* Moves an array into a bigger block, wiping the old one: realloc would
+ * leave keys behind in freed memory. */
+static int grow(void **arr, size_t *cap, size_t need, size_t elsize)
+{
+	size_t ncap = *cap ? *cap : 8;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	n = calloc(ncap, elsize);
+	if (!n)
+		return KS_ERR_NOMEM;
+	if (*arr) {
+		memcpy(n, *arr, *cap * elsize);
+		OPENSSL_cleanse(*arr, *cap * elsize);
+		free(*arr);
+	}
+	*arr = n;
+	*cap = ncap;
+	return 0;
+}
+
+int keystore_init(struct keystore *ks)
+{
+	memset(ks, 0, sizeof(*ks));
+	if (grow((void **)&ks->groups, &ks->capgroups, 1, sizeof(uint32_t)))
+		return KS_ERR_NOMEM;
+	ks->groups[0] = KEYSTORE_DEFAULT_GROUP;
+	ks->ngroups = 1;
+	ks->next_group_id = KEYSTORE_DEFAULT_GROUP + 1;
+	return 0;
+}
+
+void keystore_free(struct keystore *ks)
+{
+	if (ks->recs) {
+		OPENSSL_cleanse(ks->recs, ks->caprecs * sizeof(*ks->recs));
+		free(ks->recs);
+	}
+	free(ks->groups);
+	memset(ks, 0, sizeof(*ks));
+}
+
+/* Index of the first record whose UUID is not below uuid. */
+static size_t rec_lower_bound(const struct keystore *ks, const uint8_t uuid[16])
+{
+	size_t lo = 0, hi = ks->nrecs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(ks->recs[mid].uuid, uuid, 16) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+struct keystore_rec *keystore_find(const struct keystore *ks,
+				   const uint8_t uuid[16])
+{
+	size_t i = rec_lower_bound(ks, uuid);
+
+	if (i < ks->nrecs && memcmp(ks->recs[i].uuid, uuid, 16) == 0)
+		return &ks->recs[i];
+	return NULL;
+}
+
+static int groups_contain(const uint32_t *groups, size_t n, uint32_t id)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (groups[mid] == id)
+			return 1;
+		if (groups[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
+}
+
+int keystore_group_has(const struct keystore *ks, uint32_t id)
+{
+	return groups_contain(ks->groups, ks->ngroups, id);
+}
+
+static int uuid_is_zero(const uint8_t uuid[16])
+{
+	static const uint8_t zero[16];
+
+	return memcmp(uuid, zero, 16) == 0;
+}
+
+static int rec_valid(const struct keystore_rec *r)
+{
+	return !uuid_is_zero(r->uuid) &&
+	       (r->tpm_version == 1 || r->tpm_version == 2) &&
+	       !(r->flags & ~KS_REC_FLAGS_KNOWN);
+}
+
+int keystore_add(struct keystore *ks, const struct keystore_rec *rec)
+{
+	size_t i;
+
+	if (!rec_valid(rec))
+		return KS_ERR_INVALID;
+	if (!keystore_group_has(ks, rec->group))
+		return KS_ERR_NO_GROUP;
+	i = rec_lower_bound(ks, rec->uuid);
+	if (i < ks->nrecs && memcmp(ks->recs[i].uuid, rec->uuid, 16) == 0)
+		return KS_ERR_EXISTS;
+	if (ks->nrecs >= KEYSTORE_MAX_RECORDS)
+		return KS_ERR_FULL;
+	if (grow((void **)&ks->recs, &ks->caprecs, ks->nrecs + 1,
+		 sizeof(*ks->recs)))
+		return KS_ERR_NOMEM;
+	memmove(&ks->recs[i + 1], &ks->recs[i],
+		(ks->nrecs - i) * sizeof(*ks->recs));
+	ks->recs[i] = *rec;
+	ks->nrecs++;
+	return 0;
+}
+
+int keystore_del(struct keystore *ks, const uint8_t uuid[16])
+{
+	struct keystore_rec *r = keystore_find(ks, uuid);
+	size_t i;
+
+	if (!r)
+		return KS_ERR_NOT_FOUND;
+	i = (size_t)(r - ks->recs);
+	memmove(r, r + 1, (ks->nrecs - i - 1) * sizeof(*r));
+	ks->nrecs--;
+	OPENSSL_cleanse(&ks->recs[ks->nrecs], sizeof(*r));
+	return 0;
+}
+
+int keystore_group_new(struct keystore *ks, uint32_t *id)
+{
+	if (ks->ngroups >= KEYSTORE_MAX_GROUPS || ks->next_group_id == UINT32_MAX)
+		return KS_ERR_FULL;
+	if (grow((void **)&ks->groups, &ks->capgroups, ks->ngroups + 1,
+		 sizeof(uint32_t)))
+		return KS_ERR_NOMEM;
+	/* Ids only grow, so appending keeps the array sorted. */
+	*id = ks->next_group_id++;
+	ks->groups[ks->ngroups++] = *id;
+	return 0;
+}
+
+int keystore_group_del(struct keystore *ks, uint32_t id)
+{
+	size_t i;
+
+	if (!keystore_group_has(ks, id))
+		return KS_ERR_NO_GROUP;
+	if (id == KEYSTORE_DEFAULT_GROUP)
+		return KS_ERR_DEFAULT_GROUP;
+	for (i = 0; i < ks->nrecs; i++)
+		if (ks->recs[i].group == id)
+			return KS_ERR_GROUP_BUSY;
+	for (i = 0; ks->groups[i] != id; i++)
+		;
+	memmove(&ks->groups[i], &ks->groups[i + 1],
+		(ks->ngroups - i - 1) * sizeof(uint32_t));
+	ks->ngroups--;
+	return 0;
+}
+
+static int derive_key(const uint8_t root[KEYSTORE_ROOT_KEY_LEN],
+		      uint8_t out[32])
+{
+	return aead_hkdf_sha256(root, KEYSTORE_ROOT_KEY_LEN, KDF_INFO, out, 32)
+		       ? KS_ERR_CRYPTO
+		       : 0;
+}
+
+/* AES-256-GCM over one buffer with the header as AAD.  Decryption
+ * returns KS_ERR_AUTH when the tag does not verify. */
+static int aead(int enc, const uint8_t root[KEYSTORE_ROOT_KEY_LEN],
+		const uint8_t *hdr, const uint8_t *in, size_t inlen,
+		uint8_t *out, uint8_t *tag)
+{
+	uint8_t key[32];
+	int rc;
+
+	if (derive_key(root, key))
+		return KS_ERR_CRYPTO;
+	rc = aead_gcm(enc, key, hdr + NONCE_OFF, hdr, KEYSTORE_HDR_LEN, in,
+		      inlen, out, tag);
+	OPENSSL_cleanse(key, sizeof(key));
+	if (rc == -EBADMSG)
+		return KS_ERR_AUTH;
+	if (rc == -ENOMEM)
+		return KS_ERR_NOMEM;
+	return rc ? KS_ERR_CRYPTO : 0;
+}
+
+int keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+		  uint64_t generation, uint64_t nv_counter, const uint8_t *body,
+		  size_t bodylen, uint8_t **out, size_t *outlen)
+{
+	size_t total = KEYSTORE_HDR_LEN + bodylen + KEYSTORE_TAG_LEN;
+	uint8_t *file;
+	int rc;
+
+	if (bodylen > KEYSTORE_MAX_BODY)
+		return KS_ERR_FORMAT;
+	file = malloc(total);
+	if (!file)
+		return KS_ERR_NOMEM;
+	memset(file, 0, KEYSTORE_HDR_LEN);
+	memcpy(file, KEYSTORE_MAGIC, 8);
+	be16_put(file + 8, KEYSTORE_VERSION);
+	be64_put(file + GEN_OFF, generation);
+	be64_put(file + NVC_OFF, nv_counter);
+	if (RAND_bytes(file + NONCE_OFF, NONCE_LEN) != 1) {
+		free(file);
+		return KS_ERR_CRYPTO;
+	}
+	be32_put(file + CTLEN_OFF, (uint32_t)bodylen);
+	rc = aead(1, root_key, file, body, bodylen, file + KEYSTORE_HDR_LEN,
+		  file + KEYSTORE_HDR_LEN + bodylen);
+	if (rc) {
+		free(file);
+		return rc;
+	}
+	*out = file;
+	*outlen = total;
+	return 0;
+}
+
+static void put_rec(uint8_t *p, const struct keystore_rec *r)
+{
+	memcpy(p, r->uuid, 16);
+	be32_put(p + 16, r->group);
+	be32_put(p + 20, r->flags);
+	p[24] = r->tpm_version;
+	be64_put(p + 25, r->generation);
+	memcpy(p + 33, r->state_hash, 32);
+	memcpy(p + 65, r->state_key, 32);
+}
+
+static void get_rec(const uint8_t *p, struct keystore_rec *r)
+{
+	memcpy(r->uuid, p, 16);
+	r->group = be32_get(p + 16);
+	r->flags = be32_get(p + 20);
+	r->tpm_version = p[24];
+	r->generation = be64_get(p + 25);
+	memcpy(r->state_hash, p + 33, 32);
+	memcpy(r->state_key, p + 65, 32);
+}
+
+int keystore_encode(const struct keystore *ks,
+		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+		    uint64_t generation, uint64_t nv_counter, uint8_t **out,
+		    size_t *outlen)
+{
+	size_t bodylen = 12 + 4 * ks->ngroups + KEYSTORE_REC_LEN * ks->nrecs;
+	uint8_t *body, *p;
+	int rc;
+
+	if (ks->ngroups > KEYSTORE_MAX_GROUPS || ks->nrecs > KEYSTORE_MAX_RECORDS)
+		return KS_ERR_FULL;
+	body = malloc(bodylen);
+	if (!body)
+		return KS_ERR_NOMEM;
+	p = body;
+	be32_put(p, ks->next_group_id);
+	be32_put(p + 4, (uint32_t)ks->ngroups);
+	p += 8;
+	for (size_t i = 0; i < ks->ngroups; i++, p += 4)
+		be32_put(p, ks->groups[i]);
+	be32_put(p, (uint32_t)ks->nrecs);
+	p += 4;
+	for (size_t i = 0; i < ks->nrecs; i++, p += KEYSTORE_REC_LEN)
+		put_rec(p, &ks->recs[i]);
+	rc = keystore_seal(root_key, generation, nv_counter, body, bodylen, out,
+			   outlen);
+	OPENSSL_cleanse(body, bodylen);
+	free(body);
+	return rc;
+}
+
+int keystore_peek(const uint8_t *buf, size_t len, struct keystore_meta *meta)
+{
+	if (len < 8)
+		return KS_ERR_TRUNCATED;
+	if (memcmp(buf, KEYSTORE_MAGIC, 8) != 0)
+		return KS_ERR_MAGIC;
+	if (len < KEYSTORE_HDR_LEN)
+		return KS_ERR_TRUNCATED;
+	if (be16_get(buf + 8) != KEYSTORE_VERSION)
+		return KS_ERR_VERSION;
+	meta->generation = be64_get(buf + GEN_OFF);
+	meta->nv_counter = be64_get(buf + NVC_OFF);
+	return 0;
+}
+
+/* The groups part of the body; *off moves past it. */
+static int parse_groups(const uint8_t *body, size_t len, size_t *off,
+			struct keystore *ks)
+{
+	uint32_t count;
+
+	if (len < 8)
+		return KS_ERR_FORMAT;
+	ks->next_group_id = be32_get(body);
+	count = be32_get(body + 4);
+	*off = 8;
+	if (count == 0 || count > KEYSTORE_MAX_GROUPS ||
+	    count > (len - *off) / 4)
+		return KS_ERR_FORMAT;
+	if (grow((void **)&ks->groups, &ks->capgroups, count, sizeof(uint32_t)))
+		return KS_ERR_NOMEM;
+	for (uint32_t i = 0; i < count; i++, *off += 4) {
+		uint32_t id = be32_get(body + *off);
+
+		if (i == 0 ? id != KEYSTORE_DEFAULT_GROUP : id <= ks->groups[i - 1])
+			return KS_ERR_FORMAT;
+		if (id >= ks->next_group_id)
+			return KS_ERR_FORMAT;
+		ks->groups[i] = id;
+	}
+	ks->ngroups = count;
+	return 0;
+}
+
+static int parse_body(const uint8_t *body, size_t len, struct keystore *ks)
+{
+	size_t off;
+	uint32_t count;
+	int rc;
+
+	rc = parse_groups(body, len, &off, ks);
+	if (rc)
+		return rc;
+	if (len - off < 4)
+		return KS_ERR_FORMAT;
+	count = be32_get(body + off);
+	off += 4;
+	/* Exact: fewer bytes than the count is a lie, more is trailing. */
+	if (count > KEYSTORE_MAX_RECORDS ||
+	    (size_t)count * KEYSTORE_REC_LEN != len - off)
+		return KS_ERR_FORMAT;
+	if (count && grow((void **)&ks->recs, &ks->caprecs, count,
+			  sizeof(*ks->recs)))
+		return KS_ERR_NOMEM;
+	for (uint32_t i = 0; i < count; i++, off += KEYSTORE_REC_LEN) {
+		struct keystore_rec *r = &ks->recs[i];
+
+		get_rec(body + off, r);
+		ks->nrecs = i + 1; /* so that a failure wipes it */
+		/* Strictly ascending UUIDs: no duplicates, one encoding. */
+		if (!rec_valid(r) ||
+		    (i && memcmp(ks->recs[i - 1].uuid, r->uuid, 16) >= 0) ||
+		    !keystore_group_has(ks, r->group))
+			return KS_ERR_FORMAT;
+	}
+	return 0;
+}
+
+int keystore_decode(const uint8_t *buf, size_t len,
+		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+		    struct keystore *ks, struct keystore_meta *meta)
+{
+	uint32_t ctlen;
+	uint8_t *body;
+	int rc;
+
+	memset(ks, 0, sizeof(*ks));
+	rc = keystore_peek(buf, len, meta);
+	if (rc)
+		return rc;
+	ctlen = be32_get(buf + CTLEN_OFF);
+	if (ctlen > KEYSTORE_MAX_BODY)
+		return KS_ERR_FORMAT;
+	if (len < KEYSTORE_HDR_LEN + (size_t)ctlen + KEYSTORE_TAG_LEN)
+		return KS_ERR_TRUNCATED;
+	if (len > KEYSTORE_HDR_LEN + (size_t)ctlen + KEYSTORE_TAG_LEN)
+		return KS_ERR_FORMAT;
+	body = malloc(ctlen ? ctlen : 1);
+	if (!body)
+		return KS_ERR_NOMEM;
+	rc = aead(0, root_key, buf, buf + KEYSTORE_HDR_LEN, ctlen, body,
+		  (uint8_t *)(buf + KEYSTORE_HDR_LEN + ctlen));
+	if (rc)
+		goto out;
+	/* The reserved field is authenticated: nonzero means a newer
+	 * writer, not a damaged file. */
+	if (be16_get(buf + 10) != 0) {
+		rc = KS_ERR_VERSION;
+		goto out;
+	}
+	rc = parse_body(body, ctlen, ks);
+out:
+	OPENSSL_cleanse(body, ctlen);
+	free(body);
+	if (rc)
+		keystore_free(ks);
+	return rc;
+}
+
+int keystore_check_fresh(uint64_t file_counter, uint64_t tpm_counter)
+{
+	if (file_counter == tpm_counter)
+		return 0;
+	if (file_counter < tpm_counter)
+		return KS_ERR_ROLLBACK;
+	/* file_counter > tpm_counter here, so the difference cannot wrap. */
+	return file_counter - tpm_counter == 1 ? KS_FRESH_PENDING : KS_ERR_AHEAD;
+}

@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * xenif on the real Xen libraries: libxenstore, libxengnttab (grant
+ * mapping, and xengntshr for sharing) and libxenevtchn.  Each call is one
+ * library call turned into 0/-errno.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include <xenevtchn.h>
+#include <xengnttab.h>
+#include <xenstore.h>
+#include <xen/xen.h>
+
+#include "lib/hex.h"
+#include "xenbus/xenif.h"
+
+struct xen_real {
+	struct xenif xif;
+	struct xs_handle *xs;
+	xengnttab_handle *gnt;
+	xengntshr_handle *gsh; /* opened on first share: a backend needs none */
+	xenevtchn_handle *evt;
+};
+
+static struct xen_real *xr(struct xenif *x)
+{
+	return (struct xen_real *)x;
+}
+
+static int neg_errno(void)
+{
+	return errno ? -errno : -EIO;
+}
+
+static void xr_close(struct xenif *x)
+{
+	struct xen_real *r = xr(x);
+
+	if (r->evt)
+		xenevtchn_close(r->evt);
+	if (r->gsh)
+		xengntshr_close(r->gsh);
+	if (r->gnt)
+		xengnttab_close(r->gnt);
+	if (r->xs)
+		xs_close(r->xs);
+	free(r);
+}
+
+static int xr_xs_read(struct xenif *x, const char *path, char **val,
+		      size_t *len)
+{
+	unsigned int n = 0;
+	char *v, *out;
+
+	errno = 0;
+	v = xs_read(xr(x)->xs, XBT_NULL, path, &n);
+	if (!v)
+		return neg_errno();
+	/* libxenstore NUL-terminates, but say so here rather than trust it. */
+	out = malloc((size_t)n + 1);
+	if (!out) {
+		free(v);
+		return -ENOMEM;
+	}
+	memcpy(out, v, n);
+	out[n] = '\0';
+	free(v);
+	*val = out;
+	if (len)
+		*len = n;
+	return 0;
+}
+
+static int xr_xs_write(struct xenif *x, const char *path, const char *val)
+{
+	errno = 0;
+	if (!xs_write(xr(x)->xs, XBT_NULL, path, val,
+		      (unsigned int)strlen(val)))
+		return neg_errno();
+	return 0;
+}
+
+static int xr_xs_rm(struct xenif *x, const char *path)
+{
+	errno = 0;
+	if (!xs_rm(xr(x)->xs, XBT_NULL, path))
+		return neg_errno();
+	return 0;
+}
+
+static int xr_xs_watch(struct xenif *x, const char *path, const char *token)
+{
+	errno = 0;
+	if (!xs_watch(xr(x)->xs, path, token))
+		return neg_errno();
+	return 0;
+}
+
+static int xr_xs_unwatch(struct xenif *x, const char *path, const char *token)
+{
+	errno = 0;
+	if (!xs_unwatch(xr(x)->xs, path, token))
+		return neg_errno();
+	return 0;
+}
+
+static int xr_xs_fd(struct xenif *x)
+{
+	int fd = xs_fileno(xr(x)->xs);
+
+	return fd < 0 ? neg_errno() : fd;
+}
+
+static int xr_xs_watch_read(struct xenif *x, char **path, char **token)
+{
+	char **vec;
+
+	errno = 0;
+	vec = xs_check_watch(xr(x)->xs);
+	if (!vec)
+		return errno == EAGAIN || errno == 0 ? -EAGAIN : -errno;
+	*path = strdup(vec[XS_WATCH_PATH]);
+	*token = strdup(vec[XS_WATCH_TOKEN]);
+	free(vec);
+	if (!*path || !*token) {
+		free(*path);
+		free(*token);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int xr_xs_directory(struct xenif *x, const char *path, char ***names,
+			   unsigned int *n)
+{
+	char **v;
+
+	errno = 0;
+	*n = 0;
+	/* libxenstore returns one block: the array, then the strings. */
+	v = xs_directory(xr(x)->xs, XBT_NULL, path, n);
+	if (!v)
+		return neg_errno();
+	*names = v;
+	return 0;
+}
+
+static int xr_gnt_map(struct xenif *x, uint32_t domid, uint32_t count,
+		      const uint32_t *refs, void **addr)
+{
+	void *p;
+
+	errno = 0;
+	p = xengnttab_map_domain_grant_refs(
+	    xr(x)->gnt, count, domid, (uint32_t *)refs, PROT_READ | PROT_WRITE);
+	if (!p)
+		return neg_errno();
+	*addr = p;
+	return 0;
+}
+
+static int xr_gnt_unmap(struct xenif *x, void *addr, uint32_t count)
+{
+	int rc = xengnttab_unmap(xr(x)->gnt, addr, count);
+
+	return rc < 0 ? neg_errno() : 0;
+}
+
+static int xr_evtchn_bind(struct xenif *x, uint32_t domid, uint32_t remote_port,
+			  uint32_t *local_port)
+{
+	xenevtchn_port_or_error_t p;
+
+	errno = 0;
+	p = xenevtchn_bind_interdomain(xr(x)->evt, domid, remote_port);
+	if (p < 0)
+		return neg_errno();
+	*local_port = (uint32_t)p;
+	return 0;
+}
+
+static int xr_evtchn_unbind(struct xenif *x, uint32_t port)
+{
+	return xenevtchn_unbind(xr(x)->evt, port) < 0 ? neg_errno() : 0;
+}
+
+static int xr_evtchn_notify(struct xenif *x, uint32_t port)
+{
+	return xenevtchn_notify(xr(x)->evt, port) < 0 ? neg_errno() : 0;
+}
+
+static int xr_evtchn_fd(struct xenif *x)
+{
+	int fd = xenevtchn_fd(xr(x)->evt);
+
+	return fd < 0 ? neg_errno() : fd;
+}
+
+static int xr_evtchn_pending(struct xenif *x, uint32_t *port)
+{
+	xenevtchn_port_or_error_t p;
+
+	errno = 0;
+	p = xenevtchn_pending(xr(x)->evt);
+	if (p < 0)
+		return errno == EAGAIN || errno == 0 ? -EAGAIN : -errno;
+	*port = (uint32_t)p;
+	return 0;
+}
+
+static int xr_evtchn_unmask(struct xenif *x, uint32_t port)
+{
+	return xenevtchn_unmask(xr(x)->evt, port) < 0 ? neg_errno() : 0;
+}
+
+static int xr_gnt_share(struct xenif *x, uint32_t domid, uint32_t count,
+			uint32_t *refs, void **addr)
+{
+	struct xen_real *r = xr(x);
+	void *p;
+
+	if (count == 0 || count > 64)
+		return -EINVAL;
+	if (!r->gsh) {
+		/* /dev/xen/gntalloc: the frontend side of grants. */
+		errno = 0;
+		r->gsh = xengntshr_open(NULL, 0);
+		if (!r->gsh)
+			return neg_errno();
+	}
+	errno = 0;
+	p = xengntshr_share_pages(r->gsh, domid, (int)count, refs, 1);
+	if (!p)
+		return neg_errno();
+	*addr = p;
+	return 0;
+}
+
+static int xr_gnt_unshare(struct xenif *x, void *addr, uint32_t count)
+{
+	struct xen_real *r = xr(x);
+
+	if (!r->gsh)
+		return -EINVAL;
+	errno = 0;
+	return xengntshr_unshare(r->gsh, addr, count) < 0 ? neg_errno() : 0;
+}
+
+static int xr_evtchn_alloc_unbound(struct xenif *x, uint32_t domid,
+				   uint32_t *local_port)
+{
+	xenevtchn_port_or_error_t p;
+
+	errno = 0;
+	p = xenevtchn_bind_unbound_port(xr(x)->evt, domid);
+	if (p < 0)
+		return neg_errno();
+	*local_port = (uint32_t)p;
+	return 0;
+}
+
+/* A relative path is our own /local/domain/<id>: "domid" is there in
+ * every domain, dom0 included. */
+static int xr_self_domid(struct xenif *x, uint32_t *domid)
+{
+	char *v = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = xr_xs_read(x, "domid", &v, &len);
+	if (rc == 0)
+		rc = dec_parse_u32(v, len, DOMID_FIRST_RESERVED - 1, domid);
+	free(v);
+	return rc;
+}
+
+static const struct xenif_ops xen_real_ops = {
+    .name = "xen",
+    .close = xr_close,
+    .xs_read = xr_xs_read,
+    .xs_write = xr_xs_write,
+    .xs_rm = xr_xs_rm,
+    .xs_watch = xr_xs_watch,
+    .xs_unwatch = xr_xs_unwatch,
+    .xs_fd = xr_xs_fd,
+    .xs_watch_read = xr_xs_watch_read,
+    .xs_directory = xr_xs_directory,
+    .gnt_map = xr_gnt_map,
+    .gnt_unmap = xr_gnt_unmap,
+    .evtchn_bind = xr_evtchn_bind,
+    .evtchn_unbind = xr_evtchn_unbind,
+    .evtchn_notify = xr_evtchn_notify,
+    .evtchn_fd = xr_evtchn_fd,
+    .evtchn_pending = xr_evtchn_pending,
+    .evtchn_unmask = xr_evtchn_unmask,
+    .gnt_share = xr_gnt_share,
+    .gnt_unshare = xr_gnt_unshare,
+    .evtchn_alloc_unbound = xr_evtchn_alloc_unbound,
+    .self_domid = xr_self_domid,
+};
+
+int xen_real_open(struct xenif **out)
+{
+	struct xen_real *r = calloc(1, sizeof(*r));
+	int fd, fl, rc;
+
+	if (!r)
+		return -ENOMEM;
+	r->xif.ops = &xen_real_ops;
+	/* No stale event for a watch once xs_unwatch has returned. */
+	errno = 0;
+	r->xs = xs_open(XS_UNWATCH_FILTER);
+	if (!r->xs)
+		goto fail;
+	errno = 0;
+	r->gnt = xengnttab_open(NULL, 0);
+	if (!r->gnt)
+		goto fail;
+	errno = 0;
+	r->evt = xenevtchn_open(NULL, 0);
+	if (!r->evt)
+		goto fail;
+	/* The loop drains pending ports until EAGAIN: never block there. */
+	fd = xenevtchn_fd(r->evt);
+	fl = fd < 0 ? -1 : fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		goto fail;
+	*out = &r->xif;
+	return 0;
+fail:
+	rc = neg_errno();
+	xr_close(&r->xif);
+	return rc;
+}
