@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The TPM constants this code reads or writes itself, named once (TPM 2.0
+ * Part 2, TPM 1.2 Part 2): tags, command codes and response codes.  The
+ * engine and the transports use these names, never bare numbers.
+ */
+#ifndef VTPM_PROTO_TPMCODES_H
+#define VTPM_PROTO_TPMCODES_H
+
+/* TPM 2.0 tags */
+#define TPM2_ST_NO_SESSIONS 0x8001u
+#define TPM2_ST_SESSIONS 0x8002u
+
+/* TPM 2.0 command codes */
+#define TPM2_CC_NV_UndefineSpace 0x00000122u
+#define TPM2_CC_NV_DefineSpace 0x0000012Au
+#define TPM2_CC_NV_Write 0x00000137u
+#define TPM2_CC_Startup 0x00000144u
+#define TPM2_CC_Shutdown 0x00000145u
+#define TPM2_CC_GetRandom 0x0000017Bu
+#define TPM2_CC_PCR_Extend 0x00000182u
+#define TPM2_CC_PCR_Read 0x0000017Eu
+
+/* TPM 2.0 startup and shutdown types */
+#define TPM2_SU_CLEAR 0x0000u
+#define TPM2_SU_STATE 0x0001u
+
+/* TPM 2.0 response codes */
+#define TPM2_RC_SUCCESS 0x000u
+#define TPM2_RC_BAD_TAG 0x01Eu
+#define TPM2_RC_INITIALIZE 0x100u
+#define TPM2_RC_FAILURE 0x101u
+#define TPM2_RC_COMMAND_SIZE 0x142u
+#define TPM2_RC_COMMAND_CODE 0x143u
+#define TPM2_RC_NV_DEFINED 0x14Cu
+#define TPM2_RC_LOCALITY 0x907u
+#define TPM2_RC_YIELDED 0x908u
+#define TPM2_RC_CANCELED 0x909u
+#define TPM2_RC_TESTING 0x90Au
+#define TPM2_RC_NV_RATE 0x920u
+#define TPM2_RC_LOCKOUT 0x921u
+#define TPM2_RC_RETRY 0x922u
+#define TPM2_RC_NV_UNAVAILABLE 0x923u
+
+/* TPM 1.2 tags, ordinals and return codes */
+#define TPM12_TAG_RQU_COMMAND 0x00C1u
+#define TPM12_TAG_RSP_COMMAND 0x00C4u
+#define TPM12_ORD_SaveState 0x00000098u
+#define TPM12_ORD_Startup 0x00000099u
+#define TPM12_ST_CLEAR 0x0001u
+#define TPM12_SUCCESS 0x00u
+#define TPM12_FAIL 0x09u
+#define TPM12_BAD_PARAM_SIZE 0x19u
+#define TPM12_INVALID_POSTINIT 0x26u
+
+#endif
