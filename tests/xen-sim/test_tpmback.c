@@ -1002,7 +1002,7 @@ static void event_storm_is_throttled_and_others_unaffected(void **state)
 
 	be_start(W, 0, 5, UUID_A);
 	be_start(W, 1, 6, UUID_A);
-	c = &W->be[0].tb.io; /* the throttle's settings, after the start */
+	c = &W->be[0].tb.xb.io; /* the throttle's settings, after the start */
 	c->storm_events = 50;
 	c->storm_window_ms = 100;
 	c->storm_pause_ms = 50;
@@ -1041,7 +1041,7 @@ static void event_storm_is_throttled_and_others_unaffected(void **state)
 	usleep(60 * 1000);
 	uv_run(&W->loop, UV_RUN_NOWAIT);
 	uv_update_time(&W->loop);
-	for (int i = 0; i < 20 && W->be[0].tb.io.ev_polling == false; i++) {
+	for (int i = 0; i < 20 && W->be[0].tb.xb.io.ev_polling == false; i++) {
 		usleep(10 * 1000);
 		uv_run(&W->loop, UV_RUN_NOWAIT);
 	}

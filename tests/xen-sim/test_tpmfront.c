@@ -638,10 +638,10 @@ static void stale_connection_is_closed_first(void **state)
 
 	connect_both(W, 0, 0);
 	/* The process dies: no stop, its xenif is closed by the kernel. */
-	uv_close((uv_handle_t *)&W->tf.io.xs_poll, NULL);
-	uv_close((uv_handle_t *)&W->tf.io.ev_poll, NULL);
-	uv_close((uv_handle_t *)&W->tf.io.storm_timer, NULL);
-	uv_close((uv_handle_t *)&W->tf.io.xs_more_timer, NULL);
+	uv_close((uv_handle_t *)&W->tf.xb.io.xs_poll, NULL);
+	uv_close((uv_handle_t *)&W->tf.xb.io.ev_poll, NULL);
+	uv_close((uv_handle_t *)&W->tf.xb.io.storm_timer, NULL);
+	uv_close((uv_handle_t *)&W->tf.xb.io.xs_more_timer, NULL);
 	uv_close((uv_handle_t *)&W->tf.req_timer, NULL);
 	free(W->tf.rsp);
 	xenif_close(W->fx);

@@ -26,8 +26,6 @@
 #define HDR_LEN ((uint32_t)sizeof(struct tpmif_shared_page))
 #define MAX_PORT ((uint32_t)EVTCHN_FIFO_NR_CHANNELS - 1)
 #define MAX_LOCALITY 4
-#define FLAP_WINDOW_MS 10000
-#define FLAP_QUIET 4 /* connects per window logged at info */
 
 _Static_assert(sizeof(struct tpmif_shared_page) == 8,
 	       "the packet starts at 8 + 4 * nr_extra_pages");
@@ -55,64 +53,6 @@ const char *tpmback_state_name(enum tpmback_state s)
 		return "stopped";
 	}
 	return "?";
-}
-
-/* ---- xenstore helpers ---- */
-
-static int tb_read(struct tpmback *tb, const char *dir, const char *node,
-		   char **val, size_t *len)
-{
-	char path[160];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, node);
-	return tb->xif->ops->xs_read(tb->xif, path, val, len);
-}
-
-static int tb_write(struct tpmback *tb, const char *node, const char *val)
-{
-	char path[160];
-	int rc;
-
-	snprintf(path, sizeof(path), "%s/%s", tb->bpath, node);
-	rc = tb->xif->ops->xs_write(tb->xif, path, val);
-	if (rc)
-		log_warnx_rl(&tb->rl, "dom%u vtpm %u: cannot write %s: %s",
-			     tb->cfg.frontend_domid, tb->cfg.devid, path,
-			     strerror(-rc));
-	return rc;
-}
-
-/*
- * Our xenbus state, written only when the node holds something else: our
- * own write fires our own watch, and the toolstack writes this node too
- * (1 at creation, 5 when it detaches the device).
- */
-static void tb_set_xenbus(struct tpmback *tb, int st)
-{
-	char want[4], *cur = NULL;
-	size_t len = 0;
-	int same;
-
-	snprintf(want, sizeof(want), "%d", st);
-	same = tb_read(tb, tb->bpath, "state", &cur, &len) == 0 &&
-	       strcmp(cur, want) == 0;
-	free(cur);
-	if (!same)
-		tb_write(tb, "state", want);
-}
-
-static int tb_read_u32(struct tpmback *tb, const char *dir, const char *node,
-		       uint32_t max, uint32_t *out)
-{
-	char *v = NULL;
-	size_t len = 0;
-	int rc;
-
-	rc = tb_read(tb, dir, node, &v, &len);
-	if (rc == 0)
-		rc = dec_parse_u32(v, len, max, out);
-	free(v);
-	return rc;
 }
 
 /* ---- shared page access: each load and store exactly once ---- */
@@ -210,38 +150,10 @@ static void tb_disconnect(struct tpmback *tb, const char *why)
 	tb->state = TPMBACK_INIT_WAIT;
 	if (tb->busy && tb->ops->cancel)
 		tb->ops->cancel(tb);
-	if (tb->flap_count <= FLAP_QUIET)
-		log_info("dom%u vtpm %u: disconnected (%s): power cycle",
-			 tb->cfg.frontend_domid, tb->cfg.devid, why);
-	else
-		log_debug("dom%u vtpm %u: disconnected (%s): power cycle",
-			  tb->cfg.frontend_domid, tb->cfg.devid, why);
+	xenbus_log_disconnect(&tb->xb, "disconnected (%s): power cycle", why);
 	tb->stats.power_cycles++;
 	if (tb->ops->power_cycle)
 		tb->ops->power_cycle(tb);
-}
-
-/* A guest reconnecting in a loop gets one rate-limited line, not one
- * line per reconnect. */
-static void tb_log_connect(struct tpmback *tb)
-{
-	uint64_t now = uv_now(tb->loop);
-
-	if (tb->flap_count == 0 || now - tb->flap_start >= FLAP_WINDOW_MS) {
-		tb->flap_start = now;
-		tb->flap_count = 0;
-	}
-	if (++tb->flap_count <= FLAP_QUIET)
-		log_info("dom%u vtpm %u: connected (ring-ref %u, event "
-			 "channel %u)",
-			 tb->cfg.frontend_domid, tb->cfg.devid, tb->ring_ref,
-			 tb->local_port);
-	else
-		log_warnx_rl(&tb->rl,
-			     "dom%u vtpm %u: %u connects within "
-			     "%u s: the frontend is flapping its state",
-			     tb->cfg.frontend_domid, tb->cfg.devid,
-			     tb->flap_count, FLAP_WINDOW_MS / 1000);
 }
 
 /* Frontend Initialised or Connected: map, bind, Connected, serve. */
@@ -249,11 +161,9 @@ static void tb_connect(struct tpmback *tb)
 {
 	struct xenif *x = tb->xif;
 	uint32_t F = tb->cfg.frontend_domid, ref, port;
-	char *v = NULL;
-	size_t len = 0;
 	int rc;
 
-	rc = tb_read_u32(tb, tb->fpath, "ring-ref", UINT32_MAX, &ref);
+	rc = xenbus_read_u32(&tb->xb, tb->xb.peer, "ring-ref", UINT32_MAX, &ref);
 	if (rc == 0 && ref < GNTTAB_NR_RESERVED_ENTRIES)
 		rc = -ERANGE;
 	if (rc) {
@@ -263,7 +173,8 @@ static void tb_connect(struct tpmback *tb)
 			     F, tb->cfg.devid, strerror(-rc));
 		return;
 	}
-	rc = tb_read_u32(tb, tb->fpath, "event-channel", MAX_PORT, &port);
+	rc = xenbus_read_u32(&tb->xb, tb->xb.peer, "event-channel", MAX_PORT,
+			     &port);
 	if (rc == 0 && port == 0)
 		rc = -ERANGE;
 	if (rc) {
@@ -273,9 +184,7 @@ static void tb_connect(struct tpmback *tb)
 			     F, tb->cfg.devid, strerror(-rc));
 		return;
 	}
-	rc = tb_read(tb, tb->fpath, "feature-protocol-v2", &v, &len);
-	if (rc || len != 1 || v[0] != '1') {
-		free(v);
+	if (!xenbus_read_is(&tb->xb, tb->xb.peer, "feature-protocol-v2", "1")) {
 		log_warnx_rl(&tb->rl,
 			     "dom%u vtpm %u: the frontend does not "
 			     "speak vTPM protocol v2 (feature-protocol-v2 "
@@ -283,7 +192,6 @@ static void tb_connect(struct tpmback *tb)
 			     F, tb->cfg.devid);
 		return;
 	}
-	free(v);
 	rc = x->ops->gnt_map(x, F, 1, &ref, &tb->page);
 	if (rc) {
 		tb->page = NULL;
@@ -307,9 +215,10 @@ static void tb_connect(struct tpmback *tb)
 	tb->ring_ref = ref;
 	tb->state = TPMBACK_CONNECTED;
 	tb->stats.connects++;
-	tb_write(tb, "ready", "1");
-	tb_set_xenbus(tb, XenbusStateConnected);
-	tb_log_connect(tb);
+	xenbus_write(&tb->xb, "ready", "1");
+	xenbus_switch_state(&tb->xb, XenbusStateConnected);
+	xenbus_log_connect(&tb->xb, "connected (ring-ref %u, event channel %u)",
+			   tb->ring_ref, tb->local_port);
 	/* Linux sends commands in its probe, right after state 3: its
 	 * notify came before our bind and is lost, so look now. */
 	tb_check_page(tb);
@@ -501,15 +410,16 @@ static int tb_accept_device(struct tpmback *tb, const char *frontend,
 	int rc;
 
 	why[0] = '\0';
-	if (flen != strlen(tb->fpath) || strcmp(frontend, tb->fpath) != 0) {
+	if (flen != strlen(tb->xb.peer) || strcmp(frontend, tb->xb.peer) != 0) {
 		snprintf(why, sizeof(why), "frontend is \"%.60s\", not %s",
-			 frontend, tb->fpath);
-	} else if (tb_read_u32(tb, tb->bpath, "frontend-id", UINT32_MAX,
-			       &fid) ||
+			 frontend, tb->xb.peer);
+	} else if (xenbus_read_u32(&tb->xb, tb->xb.self, "frontend-id",
+				   UINT32_MAX, &fid) ||
 		   fid != tb->cfg.frontend_domid) {
 		snprintf(why, sizeof(why), "frontend-id is not %u",
 			 tb->cfg.frontend_domid);
-	} else if ((rc = tb_read(tb, tb->bpath, "uuid", &v, &len)) != 0) {
+	} else if ((rc = xenbus_read(&tb->xb, tb->xb.self, "uuid", &v, &len)) !=
+		   0) {
 		snprintf(why, sizeof(why), "no uuid node (%s)", strerror(-rc));
 	} else if (uuid_parse(v, len, tb->uuid) != 0) {
 		snprintf(why, sizeof(why), "uuid \"%.40s\" is malformed", v);
@@ -525,88 +435,30 @@ static int tb_accept_device(struct tpmback *tb, const char *frontend,
 	}
 	free(v);
 	if (why[0]) {
-		/* Once per distinct reason: the watch fires on every write. */
-		if (!tb->refused_why || strcmp(tb->refused_why, why) != 0) {
-			log_warnx("dom%u vtpm %u: refusing the device: %s",
-				  tb->cfg.frontend_domid, tb->cfg.devid, why);
-			free(tb->refused_why);
-			tb->refused_why = strdup(why);
-		}
+		xenbus_refuse(&tb->xb, "refusing the device: %s", why);
 		return -EPERM;
 	}
-	free(tb->refused_why);
-	tb->refused_why = NULL;
+	xenbus_accept(&tb->xb);
 	uuid_format(tb->uuid, tb->uuid_str);
 	return 0;
-}
-
-static void tb_watch_frontend(struct tpmback *tb, bool on)
-{
-	char token[64];
-	int rc;
-
-	if (tb->fe_watched == on)
-		return;
-	snprintf(token, sizeof(token), "tpmback:fe:%u:%u",
-		 tb->cfg.frontend_domid, tb->cfg.devid);
-	if (on)
-		rc = tb->xif->ops->xs_watch(tb->xif, tb->fpath, token);
-	else
-		rc = tb->xif->ops->xs_unwatch(tb->xif, tb->fpath, token);
-	if (rc && on) {
-		log_warnx_rl(&tb->rl, "dom%u vtpm %u: cannot watch %s: %s",
-			     tb->cfg.frontend_domid, tb->cfg.devid, tb->fpath,
-			     strerror(-rc));
-		return;
-	}
-	tb->fe_watched = on;
-}
-
-/* The frontend's xenbus state; -1 when the node holds junk. */
-static int tb_frontend_state(struct tpmback *tb)
-{
-	uint32_t st;
-	int rc;
-
-	rc = tb_read_u32(tb, tb->fpath, "state", XenbusStateReconfigured, &st);
-	/* Gone, or (EACCES) its domain is gone and xenstore no longer lets
-	 * a driver domain read the node: no frontend either way. */
-	if (rc == -ENOENT || rc == -EACCES)
-		return XenbusStateUnknown;
-	if (rc) {
-		tb->stats.rejected++;
-		log_warnx_rl(&tb->rl,
-			     "dom%u vtpm %u: frontend state node "
-			     "holds junk (%s); ignored",
-			     tb->cfg.frontend_domid, tb->cfg.devid,
-			     strerror(-rc));
-		return -1;
-	}
-	return (int)st;
 }
 
 /* The toolstack sets online=0 when it removes the device (xl
  * vtpm-detach) and then waits for our state to reach Closed. */
 static bool tb_detaching(struct tpmback *tb)
 {
-	char *v = NULL;
-	size_t len = 0;
-	bool off;
-
-	off = tb_read(tb, tb->bpath, "online", &v, &len) == 0 &&
-	      strcmp(v, "0") == 0;
-	free(v);
-	return off;
+	return xenbus_read_is(&tb->xb, tb->xb.self, "online", "0");
 }
 
 /* One pass; returns true when another pass is needed at once. */
-static bool tb_step(struct tpmback *tb)
+static bool tb_step(struct xenbus_dev *xb)
 {
+	struct tpmback *tb = xb->owner;
 	char *fe = NULL;
 	size_t flen = 0;
 	int rc, fst;
 
-	rc = tb_read(tb, tb->bpath, "frontend", &fe, &flen);
+	rc = xenbus_read(xb, xb->self, "frontend", &fe, &flen);
 	if (rc) {
 		free(fe);
 		if (rc != -ENOENT) {
@@ -619,13 +471,12 @@ static bool tb_step(struct tpmback *tb)
 		/* Removed (xl vtpm-detach, domain destroyed), or not yet. */
 		if (tb->state != TPMBACK_NO_DEVICE) {
 			tb_disconnect(tb, "device removed");
-			tb_watch_frontend(tb, false);
+			xenbus_watch_peer(xb, false);
 			if (tb->state != TPMBACK_REFUSED)
 				log_info("dom%u vtpm %u: device removed",
 					 tb->cfg.frontend_domid, tb->cfg.devid);
 			tb->state = TPMBACK_NO_DEVICE;
-			free(tb->refused_why);
-			tb->refused_why = NULL;
+			xenbus_accept(xb);
 		}
 		return false;
 	}
@@ -636,19 +487,16 @@ static bool tb_step(struct tpmback *tb)
 			tb->state = TPMBACK_REFUSED;
 			return false;
 		}
-		tb_watch_frontend(tb, true);
+		xenbus_watch_peer(xb, true);
 		/* Before InitWait: Linux reads it as soon as it sees 2. */
-		tb_write(tb, "feature-protocol-v2", "1");
+		xenbus_write(xb, "feature-protocol-v2", "1");
 		/* How many extra grant pages we map: a frontend that knows
 		 * this node may set nr_extra_pages up to it; the stock one
 		 * ignores it and uses the single page. */
-		if (tb->cfg.max_extra_pages) {
-			char n[12];
-
-			snprintf(n, sizeof(n), "%u", tb->cfg.max_extra_pages);
-			tb_write(tb, "feature-extra-pages", n);
-		}
-		tb_set_xenbus(tb, XenbusStateInitWait);
+		if (tb->cfg.max_extra_pages)
+			xenbus_write_u32(xb, "feature-extra-pages",
+					 tb->cfg.max_extra_pages);
+		xenbus_switch_state(xb, XenbusStateInitWait);
 		tb->state = TPMBACK_INIT_WAIT;
 		log_info("dom%u vtpm %u: device %s: InitWait",
 			 tb->cfg.frontend_domid, tb->cfg.devid, tb->uuid_str);
@@ -656,7 +504,9 @@ static bool tb_step(struct tpmback *tb)
 		free(fe);
 	}
 
-	fst = tb_frontend_state(tb);
+	/* Unreadable (EACCES): its domain is gone and xenstore no longer
+	 * lets a driver domain read the node: no frontend either way. */
+	fst = xenbus_peer_state(xb, true);
 	if (fst < 0)
 		return false;
 	if (tb_detaching(tb)) {
@@ -667,7 +517,7 @@ static bool tb_step(struct tpmback *tb)
 		     fst == XenbusStateConnected))
 			return false;
 		tb_disconnect(tb, "device detached");
-		tb_set_xenbus(tb, XenbusStateClosed);
+		xenbus_switch_state(xb, XenbusStateClosed);
 		tb->state = TPMBACK_CLOSED;
 		return false;
 	}
@@ -688,10 +538,10 @@ static bool tb_step(struct tpmback *tb)
 				      ? "frontend vanished"
 				      : "frontend closed");
 		if (fst == XenbusStateClosing) {
-			tb_set_xenbus(tb, XenbusStateClosing);
+			xenbus_switch_state(xb, XenbusStateClosing);
 			tb->state = TPMBACK_CLOSING;
 		} else {
-			tb_set_xenbus(tb, XenbusStateInitWait);
+			xenbus_switch_state(xb, XenbusStateInitWait);
 			tb->state = TPMBACK_INIT_WAIT;
 		}
 		break;
@@ -699,12 +549,12 @@ static bool tb_step(struct tpmback *tb)
 		if (fst == XenbusStateClosing)
 			break;
 		/* Closed, or a new frontend already: ready for it. */
-		tb_set_xenbus(tb, XenbusStateInitWait);
+		xenbus_switch_state(xb, XenbusStateInitWait);
 		tb->state = TPMBACK_INIT_WAIT;
 		return true;
 	case TPMBACK_CLOSED:
 		/* The toolstack put the device back online. */
-		tb_set_xenbus(tb, XenbusStateInitWait);
+		xenbus_switch_state(xb, XenbusStateInitWait);
 		tb->state = TPMBACK_INIT_WAIT;
 		return true;
 	default:
@@ -715,82 +565,73 @@ static bool tb_step(struct tpmback *tb)
 
 static void tb_reconcile(struct tpmback *tb)
 {
-	int passes = 0;
-
-	if (tb->stopping || tb->state == TPMBACK_STOPPED)
-		return;
-	if (tb->in_reconcile) {
-		tb->reconcile_again = true;
-		return;
-	}
-	tb->in_reconcile = true;
-	do {
-		tb->reconcile_again = false;
-		if (tb_step(tb))
-			tb->reconcile_again = true;
-	} while (tb->reconcile_again && !tb->stopping && ++passes < 4);
-	tb->in_reconcile = false;
+	xenbus_reconcile(&tb->xb);
 }
 
-/* ---- libuv glue (xenloop) ---- */
+/* ---- the xenbus layer's callbacks ---- */
 
-static struct tpmback *tb_of(struct xenloop *xl)
+static bool xb_ours(struct xenbus_dev *xb, uint32_t port)
 {
-	return xl->owner;
-}
-
-static void io_watch(struct xenloop *xl)
-{
-	tb_reconcile(tb_of(xl));
-}
-
-static bool io_ours(struct xenloop *xl, uint32_t port)
-{
-	struct tpmback *tb = tb_of(xl);
+	struct tpmback *tb = xb->owner;
 
 	return tb->bound && port == tb->local_port;
 }
 
-static void io_event(struct xenloop *xl)
+/* Our port fired, or a request may have come in while we were not
+ * listening (a storm pause ended). */
+static void xb_event(struct xenbus_dev *xb, bool resumed)
 {
-	struct tpmback *tb = tb_of(xl);
+	struct tpmback *tb = xb->owner;
 
 	if (tb->stopping)
 		return;
-	tb->stats.events++;
+	if (!resumed)
+		tb->stats.events++;
 	tb_check_page(tb);
 }
 
-/* A request may have come in while we were not listening. */
-static void io_resumed(struct xenloop *xl)
-{
-	struct tpmback *tb = tb_of(xl);
+static void tb_stopped(struct xenbus_dev *xb);
 
-	if (!tb->stopping)
-		tb_check_page(tb);
-}
-
-static void tb_stopped(struct tpmback *tb);
-
-static void io_closed(struct xenloop *xl)
-{
-	tb_stopped(tb_of(xl));
-}
-
-static const struct xenloop_ops io_ops = {
-	.watch = io_watch,
-	.ours = io_ours,
-	.event = io_event,
-	.resumed = io_resumed,
-	.closed = io_closed,
+static const struct xenbus_ops xb_ops = {
+	.step = tb_step,
+	.ours = xb_ours,
+	.event = xb_event,
+	.closed = tb_stopped,
 };
 
 /* ---- lifetime ---- */
+
+void tpmback_config_init(struct tpmback_config *cfg, uint32_t backend_domid,
+			 uint32_t fe_domid, uint32_t devid,
+			 const uint8_t uuid[16])
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->backend_domid = backend_domid;
+	cfg->frontend_domid = fe_domid;
+	cfg->devid = devid;
+	cfg->have_uuid = uuid != NULL;
+	if (uuid)
+		memcpy(cfg->uuid, uuid, 16);
+	cfg->max_extra_pages = TPMBACK_MAX_EXTRA_PAGES;
+}
 
 int tpmback_init(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,
 		 const struct tpmback_config *cfg,
 		 const struct tpmback_ops *ops, void *data)
 {
+	char name[48], path[96], token[64];
+	struct xenbus_setup xs = {
+	    .name = name,
+	    .peer_role = "frontend",
+	    .rl = &tb->rl,
+	    .rejected = &tb->stats.rejected,
+	    .throttled = &tb->stats.throttled,
+	    .stopping = &tb->stopping,
+	    .storm_events = cfg->storm_events,
+	    .storm_window_ms = cfg->storm_window_ms,
+	    .storm_pause_ms = cfg->storm_pause_ms,
+	};
+
 	memset(tb, 0, sizeof(*tb));
 	if (!ops || !ops->submit || !xif ||
 	    cfg->max_extra_pages > TPMBACK_MAX_EXTRA_PAGES)
@@ -800,21 +641,19 @@ int tpmback_init(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,
 	tb->cfg = *cfg;
 	tb->ops = ops;
 	tb->data = data;
-	{
-		char name[48];
-
-		snprintf(name, sizeof(name), "dom%u vtpm %u",
-			 cfg->frontend_domid, cfg->devid);
-		xenloop_init(&tb->io, loop, xif, &io_ops, tb, name, &tb->rl,
-			     cfg->storm_events, cfg->storm_window_ms,
-			     cfg->storm_pause_ms, &tb->stats.throttled);
-	}
-	snprintf(tb->bpath, sizeof(tb->bpath),
-		 "/local/domain/%u/backend/vtpm/%u/%u", cfg->backend_domid,
-		 cfg->frontend_domid, cfg->devid);
-	snprintf(tb->fpath, sizeof(tb->fpath),
-		 "/local/domain/%u/device/vtpm/%u", cfg->frontend_domid,
+	snprintf(name, sizeof(name), "dom%u vtpm %u", cfg->frontend_domid,
 		 cfg->devid);
+	xenbus_init(&tb->xb, loop, xif, &xb_ops, tb, &xs);
+	snprintf(path, sizeof(path), "/local/domain/%u/backend/vtpm/%u/%u",
+		 cfg->backend_domid, cfg->frontend_domid, cfg->devid);
+	snprintf(token, sizeof(token), "tpmback:be:%u:%u", cfg->frontend_domid,
+		 cfg->devid);
+	xenbus_set_self(&tb->xb, path, token);
+	snprintf(path, sizeof(path), "/local/domain/%u/device/vtpm/%u",
+		 cfg->frontend_domid, cfg->devid);
+	snprintf(token, sizeof(token), "tpmback:fe:%u:%u", cfg->frontend_domid,
+		 cfg->devid);
+	xenbus_set_peer(&tb->xb, path, token);
 	/* The largest command the mapped area can hold, allocated once. */
 	tb->cmd = malloc((size_t)(1 + cfg->max_extra_pages) * PAGE);
 	if (!tb->cmd)
@@ -824,38 +663,44 @@ int tpmback_init(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,
 
 int tpmback_start(struct tpmback *tb)
 {
-	struct xenif *x = tb->xif;
-	char token[64];
 	int rc;
 
-	rc = xenloop_start(&tb->io);
+	rc = xenbus_start(&tb->xb);
 	if (rc)
 		return rc;
-	snprintf(token, sizeof(token), "tpmback:be:%u:%u",
-		 tb->cfg.frontend_domid, tb->cfg.devid);
-	rc = x->ops->xs_watch(x, tb->bpath, token);
-	if (rc) {
-		log_warnx("dom%u vtpm %u: cannot watch %s: %s",
-			  tb->cfg.frontend_domid, tb->cfg.devid, tb->bpath,
-			  strerror(-rc));
-		return rc;
-	}
 	log_info("dom%u vtpm %u: watching %s", tb->cfg.frontend_domid,
-		 tb->cfg.devid, tb->bpath);
+		 tb->cfg.devid, tb->xb.self);
 	/* A device already there gets InitWait now, not on the first event. */
 	tb_reconcile(tb);
 	return 0;
 }
 
-static void tb_stopped(struct tpmback *tb)
+int tpmback_serve(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,
+		  const struct tpmback_config *cfg,
+		  const struct tpmback_ops *ops, void *data)
 {
+	int rc;
+
+	rc = tpmback_init(tb, loop, xif, cfg, ops, data);
+	if (!rc)
+		rc = tpmback_start(tb);
+	if (rc) {
+		/* A failed start leaves no handle open: nothing to wait for. */
+		free(tb->cmd);
+		tb->cmd = NULL;
+		xenbus_accept(&tb->xb);
+	}
+	return rc;
+}
+
+static void tb_stopped(struct xenbus_dev *xb)
+{
+	struct tpmback *tb = xb->owner;
 	void (*cb)(struct tpmback *);
 
 	tb->state = TPMBACK_STOPPED;
 	free(tb->cmd);
 	tb->cmd = NULL;
-	free(tb->refused_why);
-	tb->refused_why = NULL;
 	cb = tb->stopped;
 	tb->stopped = NULL;
 	if (cb)
@@ -864,20 +709,14 @@ static void tb_stopped(struct tpmback *tb)
 
 static void tb_finish_stop(struct tpmback *tb)
 {
-	char token[64];
-
 	/* Once: the owner's cancel may complete (and so get here) from
 	 * inside tpmback_stop, which then calls this again. */
 	if (tb->busy || tb->state == TPMBACK_STOPPED || tb->stop_done)
 		return;
 	tb->stop_done = true;
-	snprintf(token, sizeof(token), "tpmback:be:%u:%u",
-		 tb->cfg.frontend_domid, tb->cfg.devid);
-	tb->xif->ops->xs_unwatch(tb->xif, tb->bpath, token);
-	tb_watch_frontend(tb, false);
 	/* Leave the xenbus state: a restarted backend picks the guest up. */
 	tb_release(tb);
-	xenloop_close(&tb->io); /* tb_stopped when its handles are closed */
+	xenbus_close(&tb->xb); /* tb_stopped when its handles are closed */
 }
 
 void tpmback_stop(struct tpmback *tb, void (*done)(struct tpmback *tb))

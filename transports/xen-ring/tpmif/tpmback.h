@@ -20,8 +20,8 @@
 #include <uv.h>
 
 #include "lib/log.h"
+#include "xenbus/xenbus.h"
 #include "xenbus/xenif.h"
-#include "xenbus/xenloop.h"
 
 /* Extra grant pages a frontend may attach to the shared page. */
 #define TPMBACK_MAX_EXTRA_PAGES 8
@@ -93,15 +93,11 @@ struct tpmback {
 	struct tpmback_stats stats;
 
 	/* private */
-	char bpath[96], fpath[96];
+	/* xenstore, watches, polls: our directory (self) is the backend's,
+	 * the other end (peer) is the frontend's */
+	struct xenbus_dev xb;
 	char uuid_str[37];
 	uint8_t uuid[16];
-	bool fe_watched;
-	char *refused_why; /* logged once per distinct reason */
-
-	struct xenloop io; /* polls, drains, storm throttle */
-	uint64_t flap_start;
-	unsigned int flap_count;
 
 	/* the connection */
 	uint32_t conn_gen; /* bumped on every disconnect */
@@ -120,7 +116,6 @@ struct tpmback {
 	uint32_t data_off; /* snapshot of 8 + 4 * nr_extra_pages */
 	uint32_t data_cap; /* bytes from data_off to the area's end */
 	uint8_t *cmd;
-	bool in_reconcile, reconcile_again;
 
 	bool stopping;
 	bool stop_done; /* handles are closing */
@@ -128,6 +123,25 @@ struct tpmback {
 
 	struct log_ratelimit rl;
 };
+
+/*
+ * The one way every owner configures a backend: this domain (backend_domid)
+ * serves frontend domain fe_domid's device devid, as the vTPM named uuid
+ * (NULL: whatever uuid the toolstack wrote), mapping as many extra pages
+ * as a frontend may attach.  max_cmd (0, no limit but the pages) and the
+ * storm settings (0, the defaults) are left for the caller.
+ */
+void tpmback_config_init(struct tpmback_config *cfg, uint32_t backend_domid,
+			 uint32_t fe_domid, uint32_t devid,
+			 const uint8_t uuid[16]);
+
+/*
+ * tpmback_init then tpmback_start: 0, or -errno with nothing left
+ * running or allocated (the caller may free tb at once).
+ */
+int tpmback_serve(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,
+		  const struct tpmback_config *cfg,
+		  const struct tpmback_ops *ops, void *data);
 
 /* 0 or -errno (a bad config).  Nothing is started yet. */
 int tpmback_init(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,

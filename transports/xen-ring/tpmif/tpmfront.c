@@ -17,16 +17,12 @@
 #include <xen/io/xenbus.h>
 #include <xen/xen.h>
 
-#include "tpmif/tpmback.h" /* tpmback_parse_u32: the strict decimal parser */
 #include "tpmif/tpmfront.h"
-#include "lib/hex.h"
 
 #define PAGE XENIF_PAGE_SIZE
 #define HDR_LEN ((uint32_t)sizeof(struct tpmif_shared_page))
 #define MAX_DOMID ((uint32_t)DOMID_FIRST_RESERVED - 1)
 #define MAX_LOCALITY 4
-#define FLAP_WINDOW_MS 10000
-#define FLAP_QUIET 4
 
 _Static_assert(sizeof(struct tpmif_shared_page) == 8,
 	       "the packet starts at 8 + 4 * nr_extra_pages");
@@ -54,117 +50,16 @@ const char *tpmfront_state_name(enum tpmfront_state s)
 	return "?";
 }
 
-/* ---- xenstore helpers ---- */
-
-static int tf_read(struct tpmfront *tf, const char *dir, const char *node,
-		   char **val, size_t *len)
-{
-	char path[160];
-
-	snprintf(path, sizeof(path), "%s/%s", dir, node);
-	return tf->xif->ops->xs_read(tf->xif, path, val, len);
-}
-
-static int tf_read_u32(struct tpmfront *tf, const char *dir, const char *node,
-		       uint32_t max, uint32_t *out)
-{
-	char *v = NULL;
-	size_t len = 0;
-	int rc;
-
-	rc = tf_read(tf, dir, node, &v, &len);
-	if (rc == 0)
-		rc = dec_parse_u32(v, len, max, out);
-	free(v);
-	return rc;
-}
-
-static int tf_write(struct tpmfront *tf, const char *node, const char *val)
-{
-	char path[160];
-	int rc;
-
-	snprintf(path, sizeof(path), "%s/%s", tf->fpath, node);
-	rc = tf->xif->ops->xs_write(tf->xif, path, val);
-	if (rc)
-		log_warnx_rl(&tf->rl, "vtpm front %u: cannot write %s: %s",
-			     tf->cfg.devid, path, strerror(-rc));
-	return rc;
-}
-
 /* Is our device directory still there?  Writing into a removed one would
  * make it again, owned by us. */
 static bool tf_device_exists(struct tpmfront *tf)
 {
-	char *v = NULL;
-	size_t len = 0;
-	int rc = tf_read(tf, tf->fpath, "backend", &v, &len);
-
-	free(v);
-	return rc == 0;
-}
-
-/* Our xenbus state, written only when the node holds something else. */
-static void tf_set_xenbus(struct tpmfront *tf, int st)
-{
-	char want[4], *cur = NULL;
-	size_t len = 0;
-	int same;
-
-	snprintf(want, sizeof(want), "%d", st);
-	same = tf_read(tf, tf->fpath, "state", &cur, &len) == 0 &&
-	       strcmp(cur, want) == 0;
-	free(cur);
-	if (!same)
-		tf_write(tf, "state", want);
-}
-
-/* The backend's xenbus state: Unknown when absent, -1 for junk. */
-static int tf_backend_state(struct tpmfront *tf)
-{
-	uint32_t st;
-	int rc;
-
-	rc = tf_read_u32(tf, tf->bpath, "state", XenbusStateReconfigured, &st);
-	if (rc == -ENOENT)
-		return XenbusStateUnknown;
-	if (rc) {
-		tf->stats.rejected++;
-		log_warnx_rl(&tf->rl,
-			     "vtpm front %u: backend state node holds junk "
-			     "(%s); ignored",
-			     tf->cfg.devid, strerror(-rc));
-		return -1;
-	}
-	return (int)st;
+	return xenbus_exists(&tf->xb, tf->xb.self, "backend");
 }
 
 static bool tf_backend_v2(struct tpmfront *tf)
 {
-	char *v = NULL;
-	size_t len = 0;
-	bool ok;
-
-	ok = tf_read(tf, tf->bpath, "feature-protocol-v2", &v, &len) == 0 &&
-	     len == 1 && v[0] == '1';
-	free(v);
-	return ok;
-}
-
-static void tf_refuse(struct tpmfront *tf, const char *why)
-{
-	/* Once per distinct reason: the watch fires on every write. */
-	if (!tf->refused_why || strcmp(tf->refused_why, why) != 0) {
-		log_warnx("vtpm front %u: %s", tf->cfg.devid, why);
-		free(tf->refused_why);
-		tf->refused_why = strdup(why);
-	}
-}
-
-static void tf_accepted(struct tpmfront *tf)
-{
-	free(tf->refused_why);
-	tf->refused_why = NULL;
+	return xenbus_read_is(&tf->xb, tf->xb.peer, "feature-protocol-v2", "1");
 }
 
 /* ---- the shared page: each backend-written field loaded once ---- */
@@ -385,13 +280,9 @@ static void tf_drop(struct tpmfront *tf, const char *why, int status,
 	tf_release(tf);
 	tf->state = TPMFRONT_WAIT_BACKEND;
 	if (say_closed && tf_device_exists(tf))
-		tf_set_xenbus(tf, XenbusStateClosed);
-	if (tf->flap_count <= FLAP_QUIET)
-		log_info("vtpm front %u: disconnected from dom%u (%s)",
-			 tf->cfg.devid, tf->bdom, why);
-	else
-		log_debug("vtpm front %u: disconnected from dom%u (%s)",
-			  tf->cfg.devid, tf->bdom, why);
+		xenbus_switch_state(&tf->xb, XenbusStateClosed);
+	xenbus_log_disconnect(&tf->xb, "disconnected from dom%u (%s)", tf->bdom,
+			      why);
 	tf_complete(tf, status, NULL, 0);
 	tf_state_changed(tf);
 }
@@ -401,16 +292,16 @@ static void tf_publish(struct tpmfront *tf)
 {
 	struct xenif *x = tf->xif;
 	uint32_t be_extra = 0, n;
-	char v[16];
 	int rc;
 
 	if (!tf_backend_v2(tf)) {
-		tf_refuse(tf, "the backend does not speak vTPM protocol v2 "
-			      "(feature-protocol-v2 is not \"1\"); waiting");
+		xenbus_refuse(&tf->xb, "the backend does not speak vTPM "
+				       "protocol v2 (feature-protocol-v2 is not "
+				       "\"1\"); waiting");
 		return;
 	}
-	rc = tf_read_u32(tf, tf->bpath, "feature-extra-pages", UINT32_MAX,
-			 &be_extra);
+	rc = xenbus_read_u32(&tf->xb, tf->xb.peer, "feature-extra-pages",
+			     UINT32_MAX, &be_extra);
 	if (rc == -ENOENT) {
 		be_extra = 0;
 	} else if (rc) {
@@ -451,20 +342,18 @@ static void tf_publish(struct tpmfront *tf)
 	tf_shr(tf)->nr_extra_pages = (uint8_t)n;
 	memcpy(tf->area + HDR_LEN, &tf->refs[1], 4 * n);
 	tf->state = TPMFRONT_INITIALISED;
-	snprintf(v, sizeof(v), "%u", tf->refs[0]);
-	rc = tf_write(tf, "ring-ref", v);
-	snprintf(v, sizeof(v), "%u", tf->port);
+	rc = xenbus_write_u32(&tf->xb, "ring-ref", tf->refs[0]);
 	if (!rc)
-		rc = tf_write(tf, "event-channel", v);
+		rc = xenbus_write_u32(&tf->xb, "event-channel", tf->port);
 	if (!rc)
-		rc = tf_write(tf, "feature-protocol-v2", "1");
+		rc = xenbus_write(&tf->xb, "feature-protocol-v2", "1");
 	if (!rc)
-		rc = tf_write(tf, "state", "3");
+		rc = xenbus_write(&tf->xb, "state", "3");
 	if (rc) {
 		tf_drop(tf, "cannot publish the ring", -ECONNRESET, false);
 		return;
 	}
-	tf_accepted(tf);
+	xenbus_accept(&tf->xb);
 	log_debug("vtpm front %u: ring-ref %u (+%u extra), event channel %u "
 		  "published for dom%u",
 		  tf->cfg.devid, tf->refs[0], n, tf->port, tf->bdom);
@@ -472,47 +361,14 @@ static void tf_publish(struct tpmfront *tf)
 
 static void tf_connected(struct tpmfront *tf)
 {
-	uint64_t now = uv_now(tf->loop);
-
-	tf_set_xenbus(tf, XenbusStateConnected);
+	xenbus_switch_state(&tf->xb, XenbusStateConnected);
 	tf->state = TPMFRONT_CONNECTED;
 	tf->stats.connects++;
-	if (tf->flap_count == 0 || now - tf->flap_start >= FLAP_WINDOW_MS) {
-		tf->flap_start = now;
-		tf->flap_count = 0;
-	}
-	if (++tf->flap_count <= FLAP_QUIET)
-		log_info("vtpm front %u: connected to dom%u (ring-ref %u, "
-			 "event channel %u, %u bytes per message)",
-			 tf->cfg.devid, tf->bdom, tf->refs[0], tf->port,
-			 tf->data_cap);
-	else
-		log_warnx_rl(&tf->rl,
-			     "vtpm front %u: %u connects within %u s: the "
-			     "backend is flapping its state",
-			     tf->cfg.devid, tf->flap_count,
-			     FLAP_WINDOW_MS / 1000);
+	xenbus_log_connect(&tf->xb,
+			   "connected to dom%u (ring-ref %u, event channel "
+			   "%u, %u bytes per message)",
+			   tf->bdom, tf->refs[0], tf->port, tf->data_cap);
 	tf_state_changed(tf);
-}
-
-static void tf_watch_backend(struct tpmfront *tf, bool on)
-{
-	char token[64];
-	int rc;
-
-	if (tf->be_watched == on)
-		return;
-	snprintf(token, sizeof(token), "tpmfront:be:%u", tf->cfg.devid);
-	if (on)
-		rc = tf->xif->ops->xs_watch(tf->xif, tf->bpath, token);
-	else
-		rc = tf->xif->ops->xs_unwatch(tf->xif, tf->bpath, token);
-	if (rc && on) {
-		log_warnx_rl(&tf->rl, "vtpm front %u: cannot watch %s: %s",
-			     tf->cfg.devid, tf->bpath, strerror(-rc));
-		return;
-	}
-	tf->be_watched = on;
 }
 
 /*
@@ -531,7 +387,7 @@ static int tf_read_device(struct tpmfront *tf, uint32_t *bdom, char *want,
 	uint32_t id;
 	int rc;
 
-	rc = tf_read(tf, tf->fpath, "backend", &be, &blen);
+	rc = xenbus_read(&tf->xb, tf->xb.self, "backend", &be, &blen);
 	if (rc) {
 		free(be);
 		if (rc != -ENOENT)
@@ -541,7 +397,7 @@ static int tf_read_device(struct tpmfront *tf, uint32_t *bdom, char *want,
 		return rc == -ENOENT ? -ENOENT : -EAGAIN;
 	}
 	why[0] = '\0';
-	rc = tf_read_u32(tf, tf->fpath, "backend-id", MAX_DOMID, &id);
+	rc = xenbus_read_u32(&tf->xb, tf->xb.self, "backend-id", MAX_DOMID, &id);
 	if (rc == -ENOENT) {
 		snprintf(why, sizeof(why), "no backend-id node");
 	} else if (rc) {
@@ -560,10 +416,7 @@ static int tf_read_device(struct tpmfront *tf, uint32_t *bdom, char *want,
 	}
 	free(be);
 	if (why[0]) {
-		char msg[240];
-
-		snprintf(msg, sizeof(msg), "refusing the device: %s", why);
-		tf_refuse(tf, msg);
+		xenbus_refuse(&tf->xb, "refusing the device: %s", why);
 		return -EPERM;
 	}
 	*bdom = id;
@@ -571,9 +424,10 @@ static int tf_read_device(struct tpmfront *tf, uint32_t *bdom, char *want,
 }
 
 /* One pass; returns true when another pass is needed at once. */
-static bool tf_step(struct tpmfront *tf)
+static bool tf_step(struct xenbus_dev *xb)
 {
-	char want[96];
+	struct tpmfront *tf = xb->owner;
+	char want[96], token[64];
 	uint32_t bdom;
 	int rc, bst;
 
@@ -585,36 +439,37 @@ static bool tf_step(struct tpmfront *tf)
 		 * drop a ring we had published. */
 		tf_drop(tf, rc == -ENOENT ? "device removed" : "device refused",
 			-ECONNRESET, rc != -ENOENT);
-		tf_watch_backend(tf, false);
+		xenbus_watch_peer(xb, false);
 		if (rc == -ENOENT && tf->state != TPMFRONT_NO_DEVICE) {
 			if (tf->state != TPMFRONT_REFUSED)
 				log_info("vtpm front %u: no device", tf->cfg.devid);
-			tf_accepted(tf);
+			xenbus_accept(xb);
 		}
 		tf->state = rc == -ENOENT ? TPMFRONT_NO_DEVICE : TPMFRONT_REFUSED;
 		return false;
 	}
 	if (tf->stopping)
 		return false;
-	if (tf->be_watched && strcmp(want, tf->bpath) != 0) {
+	if (xb->peer_watched && strcmp(want, xb->peer) != 0) {
 		/* The toolstack moved the device to another backend. */
 		tf_drop(tf, "backend changed", -ECONNRESET, true);
-		tf_watch_backend(tf, false);
+		xenbus_watch_peer(xb, false);
 	}
 	if (tf->stopping)
 		return false;
-	if (!tf->be_watched) {
-		snprintf(tf->bpath, sizeof(tf->bpath), "%s", want);
+	if (!xb->peer_watched) {
+		snprintf(token, sizeof(token), "tpmfront:be:%u", tf->cfg.devid);
+		xenbus_set_peer(xb, want, token);
 		tf->bdom = bdom;
-		tf_watch_backend(tf, true);
+		xenbus_watch_peer(xb, true);
 	}
 	if (tf->state == TPMFRONT_NO_DEVICE || tf->state == TPMFRONT_REFUSED) {
-		tf_accepted(tf);
+		xenbus_accept(xb);
 		tf->state = TPMFRONT_WAIT_BACKEND;
 		log_info("vtpm front %u: device found, backend dom%u",
 			 tf->cfg.devid, tf->bdom);
 	}
-	bst = tf_backend_state(tf);
+	bst = xenbus_peer_state(xb, false);
 	if (bst < 0)
 		return false;
 	switch (tf->state) {
@@ -626,7 +481,7 @@ static bool tf_step(struct tpmfront *tf)
 			   bst == XenbusStateClosing) {
 			/* It still holds a ring of ours (an earlier run):
 			 * Closed makes it let go and return to InitWait. */
-			tf_set_xenbus(tf, XenbusStateClosed);
+			xenbus_switch_state(&tf->xb, XenbusStateClosed);
 		}
 		break;
 	case TPMFRONT_INITIALISED:
@@ -666,21 +521,7 @@ static bool tf_step(struct tpmfront *tf)
 
 static void tf_reconcile(struct tpmfront *tf)
 {
-	int passes = 0;
-
-	if (tf->stopping || tf->state == TPMFRONT_STOPPED)
-		return;
-	if (tf->in_reconcile) {
-		tf->reconcile_again = true;
-		return;
-	}
-	tf->in_reconcile = true;
-	do {
-		tf->reconcile_again = false;
-		if (tf_step(tf))
-			tf->reconcile_again = true;
-	} while (tf->reconcile_again && !tf->stopping && ++passes < 4);
-	tf->in_reconcile = false;
+	xenbus_reconcile(&tf->xb);
 }
 
 /* ---- timers ---- */
@@ -713,54 +554,40 @@ static void on_req_timer(uv_timer_t *t)
 	}
 }
 
-/* ---- libuv glue (xenloop) ---- */
+/* ---- the xenbus layer's callbacks ---- */
 
-static struct tpmfront *tf_of(struct xenloop *xl)
+static bool xb_ours(struct xenbus_dev *xb, uint32_t port)
 {
-	return xl->owner;
-}
-
-static void io_watch(struct xenloop *xl)
-{
-	tf_reconcile(tf_of(xl));
-}
-
-static bool io_ours(struct xenloop *xl, uint32_t port)
-{
-	struct tpmfront *tf = tf_of(xl);
+	struct tpmfront *tf = xb->owner;
 
 	return tf->have_port && port == tf->port;
 }
 
-static void io_event(struct xenloop *xl)
+/* Our port fired, or a response may have come while we were not
+ * listening (a storm pause ended). */
+static void xb_event(struct xenbus_dev *xb, bool resumed)
 {
-	struct tpmfront *tf = tf_of(xl);
+	struct tpmfront *tf = xb->owner;
 
 	if (tf->stopping)
 		return;
-	tf->stats.events++;
+	if (!resumed)
+		tf->stats.events++;
 	tf_check_page(tf);
-}
-
-/* A response may have come while we were not listening. */
-static void io_resumed(struct xenloop *xl)
-{
-	tf_check_page(tf_of(xl));
 }
 
 static void tf_closed_one(struct tpmfront *tf);
 
-static void io_closed(struct xenloop *xl)
+static void xb_closed(struct xenbus_dev *xb)
 {
-	tf_closed_one(tf_of(xl));
+	tf_closed_one(xb->owner);
 }
 
-static const struct xenloop_ops io_ops = {
-	.watch = io_watch,
-	.ours = io_ours,
-	.event = io_event,
-	.resumed = io_resumed,
-	.closed = io_closed,
+static const struct xenbus_ops xb_ops = {
+	.step = tf_step,
+	.ours = xb_ours,
+	.event = xb_event,
+	.closed = xb_closed,
 };
 
 /* ---- lifetime ---- */
@@ -769,6 +596,19 @@ int tpmfront_init(struct tpmfront *tf, uv_loop_t *loop, struct xenif *xif,
 		  const struct tpmfront_config *cfg,
 		  void (*on_state)(struct tpmfront *tf), void *data)
 {
+	char name[48];
+	struct xenbus_setup xs = {
+	    .name = name,
+	    .peer_role = "backend",
+	    .rl = &tf->rl,
+	    .rejected = &tf->stats.rejected,
+	    .throttled = &tf->stats.throttled,
+	    .stopping = &tf->stopping,
+	    .storm_events = cfg->storm_events,
+	    .storm_window_ms = cfg->storm_window_ms,
+	    .storm_pause_ms = cfg->storm_pause_ms,
+	};
+
 	memset(tf, 0, sizeof(*tf));
 	if (!xif || !xif->ops->gnt_share || !xif->ops->evtchn_alloc_unbound ||
 	    !xif->ops->self_domid ||
@@ -782,14 +622,8 @@ int tpmfront_init(struct tpmfront *tf, uv_loop_t *loop, struct xenif *xif,
 	tf->data = data;
 	if (!tf->cfg.cancel_wait_ms)
 		tf->cfg.cancel_wait_ms = 5000;
-	{
-		char name[48];
-
-		snprintf(name, sizeof(name), "vtpm front %u", cfg->devid);
-		xenloop_init(&tf->io, loop, xif, &io_ops, tf, name, &tf->rl,
-			     cfg->storm_events, cfg->storm_window_ms,
-			     cfg->storm_pause_ms, &tf->stats.throttled);
-	}
+	snprintf(name, sizeof(name), "vtpm front %u", cfg->devid);
+	xenbus_init(&tf->xb, loop, xif, &xb_ops, tf, &xs);
 	tf->rsp = malloc((size_t)(1 + cfg->max_extra_pages) * PAGE);
 	if (!tf->rsp)
 		return -ENOMEM;
@@ -802,7 +636,7 @@ int tpmfront_init(struct tpmfront *tf, uv_loop_t *loop, struct xenif *xif,
 int tpmfront_start(struct tpmfront *tf)
 {
 	struct xenif *x = tf->xif;
-	char token[64];
+	char path[96], token[64];
 	int rc;
 
 	rc = x->ops->self_domid(x, &tf->self);
@@ -811,20 +645,15 @@ int tpmfront_start(struct tpmfront *tf)
 			  tf->cfg.devid, strerror(-rc));
 		return rc;
 	}
-	snprintf(tf->fpath, sizeof(tf->fpath), "/local/domain/%u/device/vtpm/%u",
+	snprintf(path, sizeof(path), "/local/domain/%u/device/vtpm/%u",
 		 tf->self, tf->cfg.devid);
-	rc = xenloop_start(&tf->io);
+	snprintf(token, sizeof(token), "tpmfront:fe:%u", tf->cfg.devid);
+	xenbus_set_self(&tf->xb, path, token);
+	rc = xenbus_start(&tf->xb);
 	if (rc)
 		return rc;
-	snprintf(token, sizeof(token), "tpmfront:fe:%u", tf->cfg.devid);
-	rc = x->ops->xs_watch(x, tf->fpath, token);
-	if (rc) {
-		log_warnx("vtpm front %u: cannot watch %s: %s", tf->cfg.devid,
-			  tf->fpath, strerror(-rc));
-		return rc;
-	}
 	log_info("vtpm front %u: dom%u watching %s", tf->cfg.devid, tf->self,
-		 tf->fpath);
+		 tf->xb.self);
 	tf_reconcile(tf);
 	return 0;
 }
@@ -839,8 +668,6 @@ static void tf_stopped(struct tpmfront *tf)
 			       (size_t)(1 + tf->cfg.max_extra_pages) * PAGE);
 	free(tf->rsp);
 	tf->rsp = NULL;
-	free(tf->refused_why);
-	tf->refused_why = NULL;
 	cb = tf->stopped;
 	tf->stopped = NULL;
 	if (cb)
@@ -860,7 +687,6 @@ static void on_req_timer_closed(uv_handle_t *h)
 
 static void tf_finish_stop(struct tpmfront *tf)
 {
-	char token[64];
 	bool published = tf->state == TPMFRONT_INITIALISED ||
 			 tf->state == TPMFRONT_CONNECTED;
 
@@ -870,21 +696,18 @@ static void tf_finish_stop(struct tpmfront *tf)
 	if (published && tf_device_exists(tf)) {
 		/* Closing then Closed: the backend unmaps and waits for the
 		 * next frontend at InitWait. */
-		tf_set_xenbus(tf, XenbusStateClosing);
-		tf_set_xenbus(tf, XenbusStateClosed);
+		xenbus_switch_state(&tf->xb, XenbusStateClosing);
+		xenbus_switch_state(&tf->xb, XenbusStateClosed);
 	}
 	tf_release(tf);
-	snprintf(token, sizeof(token), "tpmfront:fe:%u", tf->cfg.devid);
-	if (tf->fpath[0])
-		tf->xif->ops->xs_unwatch(tf->xif, tf->fpath, token);
-	tf_watch_backend(tf, false);
-	/* tf_stopped once the xenloop's handles and the timer are closed. */
+	/* tf_stopped once the xenbus layer's handles and the timer are
+	 * closed; it unwatches both directories. */
 	tf->closes = tf->req_timer_live ? 2 : 1;
 	if (tf->req_timer_live) {
 		uv_timer_stop(&tf->req_timer);
 		uv_close((uv_handle_t *)&tf->req_timer, on_req_timer_closed);
 	}
-	xenloop_close(&tf->io);
+	xenbus_close(&tf->xb);
 }
 
 void tpmfront_stop(struct tpmfront *tf, void (*done)(struct tpmfront *tf))

@@ -24,8 +24,8 @@
 #include <uv.h>
 
 #include "lib/log.h"
+#include "xenbus/xenbus.h"
 #include "xenbus/xenif.h"
-#include "xenbus/xenloop.h"
 
 /* Extra grant pages we may attach after the shared page. */
 #define TPMFRONT_MAX_EXTRA_PAGES 8
@@ -100,17 +100,14 @@ struct tpmfront {
 
 	/* private */
 	uint32_t self;
-	char fpath[96], bpath[96];
+	/* xenstore, watches, polls: our directory (self) is the device's,
+	 * the other end (peer) is the backend's */
+	struct xenbus_dev xb;
 	uint32_t bdom;
-	bool be_watched;
-	char *refused_why;
 
-	struct xenloop io; /* polls, drains, storm throttle */
 	uv_timer_t req_timer;
 	bool req_timer_live;
 	int closes; /* handles left to close when stopping */
-	uint64_t flap_start;
-	unsigned int flap_count;
 
 	/* the connection */
 	uint8_t *area; /* 1 + n_extra shared pages, contiguous */
@@ -129,7 +126,6 @@ struct tpmfront {
 	void *cb_arg;
 	uint8_t *rsp; /* (1 + max_extra_pages) pages, wiped after use */
 
-	bool in_reconcile, reconcile_again;
 	bool stopping;
 	void (*stopped)(struct tpmfront *tf);
 
