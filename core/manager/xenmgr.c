@@ -145,17 +145,9 @@ static void serve_ring(struct mgr_xen *x, struct vtpm_entry *e,
 		free(r);
 		return;
 	}
-	memset(&tc, 0, sizeof(tc));
-	tc.backend_domid = x->self;
-	tc.frontend_domid = d->fe_domid;
-	tc.devid = d->devid;
-	tc.have_uuid = true;
-	memcpy(tc.uuid, d->uuid, 16);
-	tc.max_extra_pages = TPMBACK_MAX_EXTRA_PAGES;
+	tpmback_config_init(&tc, x->self, d->fe_domid, d->devid, d->uuid);
 	tc.max_cmd = MGR_MAX_FRAME;
-	rc = tpmback_init(&r->tb, x->m->loop, r->xif, &tc, &ring_ops, r);
-	if (!rc)
-		rc = tpmback_start(&r->tb);
+	rc = tpmback_serve(&r->tb, x->m->loop, r->xif, &tc, &ring_ops, r);
 	if (rc) {
 		log_warnx("vTPM %s: cannot serve domain %u's ring: %s",
 			  e->uuid_str, d->fe_domid, strerror(-rc));

@@ -272,25 +272,18 @@ static void turns(struct world *W, int n)
 
 static void be_start(struct world *W, int i, uint32_t fdom, const char *uuid)
 {
-	struct tpmback_config cfg = {
-	    .backend_domid = BDOM,
-	    .frontend_domid = fdom,
-	    .devid = 0,
-	    .max_extra_pages = 2,
-	    .max_cmd = 0,
-	};
+	struct tpmback_config cfg;
 	struct be *b = &W->be[i];
+	uint8_t u[16];
 
-	if (uuid) {
-		cfg.have_uuid = true;
-		assert_int_equal(
-		    uuid_parse(uuid, strlen(uuid), cfg.uuid), 0);
-	}
+	if (uuid)
+		assert_int_equal(uuid_parse(uuid, strlen(uuid), u), 0);
+	tpmback_config_init(&cfg, BDOM, fdom, 0, uuid ? u : NULL);
+	cfg.max_extra_pages = 2;
 	b->x = xensim_open(W->w, BDOM);
 	assert_non_null(b->x);
 	assert_int_equal(
-	    tpmback_init(&b->tb, &W->loop, b->x, &cfg, &eng_ops, b), 0);
-	assert_int_equal(tpmback_start(&b->tb), 0);
+	    tpmback_serve(&b->tb, &W->loop, b->x, &cfg, &eng_ops, b), 0);
 	W->fe[i].dom = fdom;
 	W->fe[i].devid = 0;
 }

@@ -190,19 +190,16 @@ static void toolstack_add(struct world *W)
 
 static void be_start(struct world *W, unsigned int max_extra)
 {
-	struct tpmback_config cfg = {
-	    .backend_domid = BDOM,
-	    .frontend_domid = FDOM,
-	    .max_extra_pages = max_extra,
-	};
+	struct tpmback_config cfg;
 	struct be *b = &W->be;
 
+	tpmback_config_init(&cfg, BDOM, FDOM, 0, NULL);
+	cfg.max_extra_pages = max_extra;
 	b->stopped = false;
 	b->x = xensim_open(W->w, BDOM);
 	assert_non_null(b->x);
-	assert_int_equal(tpmback_init(&b->tb, &W->loop, b->x, &cfg, &eng_ops, b),
-			 0);
-	assert_int_equal(tpmback_start(&b->tb), 0);
+	assert_int_equal(
+	    tpmback_serve(&b->tb, &W->loop, b->x, &cfg, &eng_ops, b), 0);
 }
 
 static void be_stopped(struct tpmback *tb)
@@ -1086,15 +1083,12 @@ static void mgr_thread(void *arg)
 {
 	struct mgr_backend *m = arg;
 	struct world *W = m->W;
-	struct tpmback_config cfg = {
-	    .backend_domid = BDOM,
-	    .frontend_domid = FDOM,
-	    .max_extra_pages = 1,
-	};
+	struct tpmback_config cfg;
 
+	tpmback_config_init(&cfg, BDOM, FDOM, 0, NULL);
+	cfg.max_extra_pages = 1;
 	W->be.x = xensim_open(W->w, BDOM);
-	if (tpmback_init(&W->be.tb, &W->loop, W->be.x, &cfg, &mgr_ops, m) ||
-	    tpmback_start(&W->be.tb))
+	if (tpmback_serve(&W->be.tb, &W->loop, W->be.x, &cfg, &mgr_ops, m))
 		abort();
 	uv_async_init(&W->loop, &m->stop, mgr_stop_cb);
 	m->stop.data = m;

@@ -139,22 +139,28 @@ static const struct tpmback_ops ring_ops = {
 	.power_cycle = ring_power_cycle,
 };
 
-/* Opened before the instance drops its privileges (--user); the second
- * is devwatch's, for --domid any. */
-static struct xenif *preopened, *preopened_watch;
+/*
+ * Opened before the instance drops its privileges (--user), which happens
+ * before any transport exists (transport_ops.preopen takes only the
+ * config): so this is the one file-level state here, handed over to the
+ * transport at its start.  watch is devwatch's, for --domid any.
+ */
+static struct {
+	struct xenif *xif, *watch;
+} preopened;
 
 static int xen_ring_preopen(bool watch)
 {
 	int rc;
 
-	if (preopened)
+	if (preopened.xif)
 		return 0;
-	rc = xen_real_open(&preopened);
+	rc = xen_real_open(&preopened.xif);
 	if (!rc && watch) {
-		rc = xen_real_open(&preopened_watch);
+		rc = xen_real_open(&preopened.watch);
 		if (rc) {
-			xenif_close(preopened);
-			preopened = NULL;
+			xenif_close(preopened.xif);
+			preopened.xif = NULL;
 		}
 	}
 	if (rc)
@@ -164,34 +170,35 @@ static int xen_ring_preopen(bool watch)
 	return rc;
 }
 
-/* ---- --domid any: the device that names our UUID, whoever its guest is ---- */
-
-static void any_serve(struct xring *x, const struct devwatch_dev *d)
+/* The one backend of this transport: domain fe's vtpm device devid, as
+ * the vTPM --uuid names (when given; --domid any needs it). */
+static int xring_serve(struct xring *x, uint32_t fe, uint32_t devid)
 {
 	const struct config *cfg = x->t->cfg;
 	struct tpmback_config tc;
 	int rc;
 
-	memset(&tc, 0, sizeof(tc));
-	tc.backend_domid = x->self;
-	tc.frontend_domid = d->fe_domid;
-	tc.devid = d->devid;
-	tc.have_uuid = true;
-	memcpy(tc.uuid, cfg->uuid, 16);
-	tc.max_extra_pages = TPMBACK_MAX_EXTRA_PAGES;
+	tpmback_config_init(&tc, x->self, fe, devid,
+			    x->any || cfg->have_uuid ? cfg->uuid : NULL);
 	tc.max_cmd = x->t->vtpm->eng.buffer_size;
-	rc = tpmback_init(&x->tb, x->t->loop, x->xif, &tc, &ring_ops, x);
-	if (!rc)
-		rc = tpmback_start(&x->tb);
+	rc = tpmback_serve(&x->tb, x->t->loop, x->xif, &tc, &ring_ops, x);
 	if (rc) {
 		log_warnx("xen-ring: cannot serve domain %u's vtpm device %u: %s",
-			  d->fe_domid, d->devid, strerror(-rc));
-		return;
+			  fe, devid, strerror(-rc));
+		return rc;
 	}
 	x->tb_active = true;
-	x->cur = *d;
-	log_info("xen-ring: serving domain %u's vtpm device %u", d->fe_domid,
-		 d->devid);
+	log_info("xen-ring: serving domain %u's vtpm device %u from domain %u",
+		 fe, devid, x->self);
+	return 0;
+}
+
+/* ---- --domid any: the device that names our UUID, whoever its guest is ---- */
+
+static void any_serve(struct xring *x, const struct devwatch_dev *d)
+{
+	if (xring_serve(x, d->fe_domid, d->devid) == 0)
+		x->cur = *d;
 }
 
 static void any_closed(struct xring *x);
@@ -269,9 +276,8 @@ static int xring_start_any(struct xring *x)
 	int rc;
 
 	x->any = true;
-	x->wxif = preopened_watch;
-	preopened_watch = NULL;
-	x->self = xenif_self_domid(x->xif);
+	x->wxif = preopened.watch;
+	preopened.watch = NULL;
 	rc = devwatch_start(&x->dw, x->t->loop, x->wxif, x->self, &any_ops, x);
 	if (rc) {
 		log_warnx("xen-ring: cannot watch /local/domain/%u/backend/vtpm: "
@@ -310,7 +316,6 @@ static void any_closed(struct xring *x)
 static int xring_start(struct transport *t)
 {
 	const struct config *cfg = t->cfg;
-	struct tpmback_config tc;
 	struct xring *x = calloc(1, sizeof(*x));
 	int rc;
 
@@ -321,28 +326,12 @@ static int xring_start(struct transport *t)
 	rc = xen_ring_preopen(cfg->domid == CONFIG_DOMID_ANY);
 	if (rc)
 		return rc;
-	x->xif = preopened;
-	preopened = NULL;
+	x->xif = preopened.xif;
+	preopened.xif = NULL;
+	x->self = xenif_self_domid(x->xif);
 	if (cfg->domid == CONFIG_DOMID_ANY)
 		return xring_start_any(x);
-	memset(&tc, 0, sizeof(tc));
-	tc.backend_domid = xenif_self_domid(x->xif);
-	tc.frontend_domid = (uint32_t)cfg->domid;
-	tc.devid = cfg->devid;
-	tc.have_uuid = cfg->have_uuid;
-	memcpy(tc.uuid, cfg->uuid, 16);
-	tc.max_extra_pages = TPMBACK_MAX_EXTRA_PAGES;
-	tc.max_cmd = t->vtpm->eng.buffer_size;
-	rc = tpmback_init(&x->tb, t->loop, x->xif, &tc, &ring_ops, x);
-	if (!rc)
-		rc = tpmback_start(&x->tb);
-	if (rc)
-		log_warnx("xen-ring: backend for domain %ld: %s", cfg->domid,
-			  strerror(-rc));
-	else
-		log_info("xen-ring: serving domain %ld's vtpm device %u from "
-			 "domain %u", cfg->domid, cfg->devid, tc.backend_domid);
-	return rc;
+	return xring_serve(x, (uint32_t)cfg->domid, cfg->devid);
 }
 
 static void xring_stopped(struct tpmback *tb)

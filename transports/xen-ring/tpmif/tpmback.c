@@ -570,31 +570,17 @@ static void tb_reconcile(struct tpmback *tb)
 
 /* ---- the xenbus layer's callbacks ---- */
 
-static bool xb_ours(struct xenbus_dev *xb, uint32_t port)
-{
-	struct tpmback *tb = xb->owner;
-
-	return tb->bound && port == tb->local_port;
-}
-
 /* Our port fired, or a request may have come in while we were not
  * listening (a storm pause ended). */
-static void xb_event(struct xenbus_dev *xb, bool resumed)
+static void xb_event(struct xenbus_dev *xb)
 {
-	struct tpmback *tb = xb->owner;
-
-	if (tb->stopping)
-		return;
-	if (!resumed)
-		tb->stats.events++;
-	tb_check_page(tb);
+	tb_check_page(xb->owner);
 }
 
 static void tb_stopped(struct xenbus_dev *xb);
 
 static const struct xenbus_ops xb_ops = {
 	.step = tb_step,
-	.ours = xb_ours,
 	.event = xb_event,
 	.closed = tb_stopped,
 };
@@ -626,6 +612,9 @@ int tpmback_init(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,
 	    .rl = &tb->rl,
 	    .rejected = &tb->stats.rejected,
 	    .throttled = &tb->stats.throttled,
+	    .events = &tb->stats.events,
+	    .port = &tb->local_port,
+	    .bound = &tb->bound,
 	    .stopping = &tb->stopping,
 	    .storm_events = cfg->storm_events,
 	    .storm_window_ms = cfg->storm_window_ms,

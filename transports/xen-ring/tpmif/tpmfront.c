@@ -556,24 +556,11 @@ static void on_req_timer(uv_timer_t *t)
 
 /* ---- the xenbus layer's callbacks ---- */
 
-static bool xb_ours(struct xenbus_dev *xb, uint32_t port)
-{
-	struct tpmfront *tf = xb->owner;
-
-	return tf->have_port && port == tf->port;
-}
-
 /* Our port fired, or a response may have come while we were not
  * listening (a storm pause ended). */
-static void xb_event(struct xenbus_dev *xb, bool resumed)
+static void xb_event(struct xenbus_dev *xb)
 {
-	struct tpmfront *tf = xb->owner;
-
-	if (tf->stopping)
-		return;
-	if (!resumed)
-		tf->stats.events++;
-	tf_check_page(tf);
+	tf_check_page(xb->owner);
 }
 
 static void tf_closed_one(struct tpmfront *tf);
@@ -585,7 +572,6 @@ static void xb_closed(struct xenbus_dev *xb)
 
 static const struct xenbus_ops xb_ops = {
 	.step = tf_step,
-	.ours = xb_ours,
 	.event = xb_event,
 	.closed = xb_closed,
 };
@@ -603,6 +589,9 @@ int tpmfront_init(struct tpmfront *tf, uv_loop_t *loop, struct xenif *xif,
 	    .rl = &tf->rl,
 	    .rejected = &tf->stats.rejected,
 	    .throttled = &tf->stats.throttled,
+	    .events = &tf->stats.events,
+	    .port = &tf->port,
+	    .bound = &tf->have_port,
 	    .stopping = &tf->stopping,
 	    .storm_events = cfg->storm_events,
 	    .storm_window_ms = cfg->storm_window_ms,

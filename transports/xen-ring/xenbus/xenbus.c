@@ -29,21 +29,27 @@ static bool io_ours(struct xenloop *xl, uint32_t port)
 {
 	struct xenbus_dev *d = dev_of(xl);
 
-	return d->ops->ours(d, port);
+	return *d->bound && port == *d->port;
 }
 
 static void io_event(struct xenloop *xl)
 {
 	struct xenbus_dev *d = dev_of(xl);
 
-	d->ops->event(d, false);
+	if (*d->stopping)
+		return;
+	if (d->events)
+		(*d->events)++;
+	d->ops->event(d);
 }
 
+/* A storm pause ended: look, as something may have come meanwhile. */
 static void io_resumed(struct xenloop *xl)
 {
 	struct xenbus_dev *d = dev_of(xl);
 
-	d->ops->event(d, true);
+	if (!*d->stopping)
+		d->ops->event(d);
 }
 
 static void io_closed(struct xenloop *xl)
@@ -77,7 +83,10 @@ void xenbus_init(struct xenbus_dev *d, uv_loop_t *loop, struct xenif *xif,
 	d->peer_role = s->peer_role;
 	d->rl = s->rl;
 	d->rejected = s->rejected;
+	d->events = s->events;
 	d->stopping = s->stopping;
+	d->port = s->port;
+	d->bound = s->bound;
 	xenloop_init(&d->io, loop, xif, &io_ops, d, d->name, s->rl,
 		     s->storm_events, s->storm_window_ms, s->storm_pause_ms,
 		     s->throttled);
@@ -265,14 +274,20 @@ int xenbus_peer_state(struct xenbus_dev *d, bool unreadable_is_gone)
 
 /* ---- the log ---- */
 
+/* buf (an array) := the variadic function's fmt and arguments */
+#define FORMAT_ARGS(buf, fmt)                                                  \
+	do {                                                                   \
+		va_list ap_;                                                   \
+		va_start(ap_, fmt);                                            \
+		vsnprintf(buf, sizeof(buf), fmt, ap_);                         \
+		va_end(ap_);                                                   \
+	} while (0)
+
 void xenbus_refuse(struct xenbus_dev *d, const char *fmt, ...)
 {
 	char why[256];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
-	va_end(ap);
+	FORMAT_ARGS(why, fmt);
 	if (d->refused_why && strcmp(d->refused_why, why) == 0)
 		return;
 	log_warnx("%s: %s", d->name, why);
@@ -290,7 +305,6 @@ void xenbus_log_connect(struct xenbus_dev *d, const char *fmt, ...)
 {
 	uint64_t now = uv_now(d->loop);
 	char msg[200];
-	va_list ap;
 
 	if (d->flap_count == 0 || now - d->flap_start >= XENBUS_FLAP_WINDOW_MS) {
 		d->flap_start = now;
@@ -304,20 +318,15 @@ void xenbus_log_connect(struct xenbus_dev *d, const char *fmt, ...)
 			     XENBUS_FLAP_WINDOW_MS / 1000, d->peer_role);
 		return;
 	}
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	FORMAT_ARGS(msg, fmt);
 	log_info("%s: %s", d->name, msg);
 }
 
 void xenbus_log_disconnect(struct xenbus_dev *d, const char *fmt, ...)
 {
 	char msg[200];
-	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
+	FORMAT_ARGS(msg, fmt);
 	if (d->flap_count <= XENBUS_FLAP_QUIET)
 		log_info("%s: %s", d->name, msg);
 	else

@@ -39,11 +39,9 @@ struct xenbus_ops {
 	/* One pass of the owner's state machine over what xenstore holds
 	 * now; true when another pass is needed at once. */
 	bool (*step)(struct xenbus_dev *d);
-	/* Is this port the owner's connection? */
-	bool (*ours)(struct xenbus_dev *d, uint32_t port);
-	/* Our port fired (resumed false), or a storm pause ended and
-	 * something may have come meanwhile (resumed true). */
-	void (*event)(struct xenbus_dev *d, bool resumed);
+	/* Our port fired, or a storm pause ended and something may have
+	 * come meanwhile.  Not called while the owner is stopping. */
+	void (*event)(struct xenbus_dev *d);
 	/* Every handle is closed (after xenbus_close). */
 	void (*closed)(struct xenbus_dev *d);
 };
@@ -54,7 +52,11 @@ struct xenbus_setup {
 	struct log_ratelimit *rl;
 	uint64_t *rejected;    /* the owner's count of junk the peer wrote */
 	uint64_t *throttled;   /* the owner's count of storm pauses */
+	uint64_t *events;      /* the owner's count of wake-ups on its port */
 	const bool *stopping;  /* the owner's: while set, no pass runs */
+	/* The owner's event channel: its port while *bound. */
+	const uint32_t *port;
+	const bool *bound;
 	/* The storm throttle (xenloop.h); 0 takes its default. */
 	unsigned int storm_events, storm_window_ms, storm_pause_ms;
 };
@@ -68,8 +70,10 @@ struct xenbus_dev {
 	char name[48];
 	const char *peer_role;
 	struct log_ratelimit *rl;
-	uint64_t *rejected;
+	uint64_t *rejected, *events;
 	const bool *stopping;
+	const uint32_t *port;
+	const bool *bound;
 
 	/* xenbus_set_self / xenbus_set_peer */
 	char self[96], self_token[64];
