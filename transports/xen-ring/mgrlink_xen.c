@@ -25,7 +25,6 @@
 #include "lib/hex.h"
 #include "instance/mgrlink.h"
 #include "xen-ring/mgrlink_xen.h"
-#include "tpmif/tpmback.h"
 #include "tpmif/tpmfront.h"
 
 #define CANCEL_WAIT_MS 5000

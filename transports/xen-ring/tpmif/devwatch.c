@@ -10,7 +10,6 @@
 
 #include "tpmif/devwatch.h"
 #include "lib/hex.h"
-#include "tpmif/tpmback.h"
 
 #define TOKEN "vtpm-devwatch"
 /* Domain ids above this are reserved (DOMID_FIRST_RESERVED - 1). */
@@ -151,37 +150,33 @@ static void settle_cb(uv_timer_t *t)
 	devwatch_rescan(t->data);
 }
 
-static void xs_cb(uv_poll_t *p, int status, int events)
+/* Our watch fired (xenloop drained the events): rescan once they settle. */
+static void io_watch(struct xenloop *xl)
 {
-	struct devwatch *w = p->data;
-	bool ours = false;
-	int budget = 4096;
+	struct devwatch *w = xl->owner;
 
-	(void)events;
-	if (status < 0) {
-		log_warnx_rl(&w->rl, "xen: xenstore watch: %s",
-			     uv_strerror(status));
-		return;
-	}
-	while (budget-- > 0) {
-		char *path = NULL, *token = NULL;
-
-		if (w->xif->ops->xs_watch_read(w->xif, &path, &token))
-			break;
-		if (strcmp(token, TOKEN) == 0)
-			ours = true;
-		free(path);
-		free(token);
-	}
-	if (ours && !w->stopping && !uv_is_active((uv_handle_t *)&w->timer))
+	if (!w->stopping && !uv_is_active((uv_handle_t *)&w->timer))
 		uv_timer_start(&w->timer, settle_cb, DEVWATCH_SETTLE_MS, 0);
 }
+
+static void one_closed(struct devwatch *w);
+
+static void io_closed(struct xenloop *xl)
+{
+	one_closed(xl->owner);
+}
+
+/* The xenstore side only: no event channel. */
+static const struct xenloop_ops io_ops = {
+	.watch = io_watch,
+	.closed = io_closed,
+};
 
 int devwatch_start(struct devwatch *w, uv_loop_t *loop, struct xenif *xif,
 		   uint32_t backend_domid, const struct devwatch_ops *ops,
 		   void *data)
 {
-	int fd, rc;
+	int rc;
 
 	memset(w, 0, sizeof(*w));
 	w->loop = loop;
@@ -192,27 +187,27 @@ int devwatch_start(struct devwatch *w, uv_loop_t *loop, struct xenif *xif,
 		return -EINVAL;
 	snprintf(w->base, sizeof(w->base), "/local/domain/%u/backend/vtpm",
 		 backend_domid);
-	fd = xif->ops->xs_fd(xif);
-	if (fd < 0)
-		return fd;
+	xenloop_init(&w->io, loop, xif, &io_ops, w, "xen", &w->rl, 0, 0, 0,
+		     NULL);
+	w->io.token = TOKEN;
 	rc = xif->ops->xs_watch(xif, w->base, TOKEN);
 	if (rc)
 		return rc;
-	uv_poll_init(loop, &w->poll, fd);
-	w->poll.data = w;
+	rc = xenloop_start(&w->io);
+	if (rc) {
+		xif->ops->xs_unwatch(xif, w->base, TOKEN);
+		return rc;
+	}
 	uv_timer_init(loop, &w->timer);
 	w->timer.data = w;
-	w->open_handles = 2;
-	uv_poll_start(&w->poll, UV_READABLE, xs_cb);
+	w->open_handles = 2; /* the timer and the xenloop */
 	/* The devices that are already there. */
 	devwatch_rescan(w);
 	return 0;
 }
 
-static void closed(uv_handle_t *h)
+static void one_closed(struct devwatch *w)
 {
-	struct devwatch *w = h->data;
-
 	if (--w->open_handles == 0) {
 		free(w->devs);
 		w->devs = NULL;
@@ -222,6 +217,11 @@ static void closed(uv_handle_t *h)
 	}
 }
 
+static void timer_closed(uv_handle_t *h)
+{
+	one_closed(h->data);
+}
+
 void devwatch_stop(struct devwatch *w, void (*done)(struct devwatch *w))
 {
 	if (w->stopping)
@@ -229,6 +229,6 @@ void devwatch_stop(struct devwatch *w, void (*done)(struct devwatch *w))
 	w->stopping = true;
 	w->stopped = done;
 	w->xif->ops->xs_unwatch(w->xif, w->base, TOKEN);
-	uv_close((uv_handle_t *)&w->poll, closed);
-	uv_close((uv_handle_t *)&w->timer, closed);
+	xenloop_close(&w->io);
+	uv_close((uv_handle_t *)&w->timer, timer_closed);
 }

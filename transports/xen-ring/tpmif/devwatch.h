@@ -20,6 +20,7 @@
 
 #include "lib/log.h"
 #include "xenbus/xenif.h"
+#include "xenbus/xenloop.h"
 
 #define DEVWATCH_MAX_DEVICES 1024
 
@@ -49,7 +50,7 @@ struct devwatch {
 	uint64_t rescans;
 
 	/* private */
-	uv_poll_t poll;
+	struct xenloop io; /* the xenstore poll and its bounded drain */
 	uv_timer_t timer;
 	int open_handles;
 	bool stopping;

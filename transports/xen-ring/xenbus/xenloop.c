@@ -38,6 +38,7 @@ static void drain_watches(struct xenloop *xl)
 {
 	struct xenif *x = xl->xif;
 	char *path, *token;
+	bool ours = !xl->token;
 	int n, rc;
 
 	for (n = 0; n < WATCH_DRAIN_MAX; n++) {
@@ -50,6 +51,8 @@ static void drain_watches(struct xenloop *xl)
 			break;
 		}
 		/* The path says little: the owner reads what is there now. */
+		if (xl->token && strcmp(token, xl->token) == 0)
+			ours = true;
 		free(path);
 		free(token);
 	}
@@ -57,7 +60,8 @@ static void drain_watches(struct xenloop *xl)
 	 * not flag its fd readable again for events already queued. */
 	if (n == WATCH_DRAIN_MAX)
 		uv_timer_start(&xl->xs_more_timer, on_xs_more, 0, 0);
-	xl->ops->watch(xl);
+	if (ours)
+		xl->ops->watch(xl);
 }
 
 static void on_xs_more(uv_timer_t *t)
@@ -155,33 +159,41 @@ static void on_evtchn(uv_poll_t *p, int status, int events)
 int xenloop_start(struct xenloop *xl)
 {
 	struct xenif *x = xl->xif;
-	int xfd, efd, rc;
+	int xfd, efd = -1, rc;
 
+	xl->evtchn = xl->ops->event != NULL;
 	xfd = x->ops->xs_fd(x);
-	efd = x->ops->evtchn_fd(x);
 	if (xfd < 0)
 		return xfd;
-	if (efd < 0)
-		return efd;
+	if (xl->evtchn) {
+		efd = x->ops->evtchn_fd(x);
+		if (efd < 0)
+			return efd;
+	}
 	rc = uv_poll_init(xl->loop, &xl->xs_poll, xfd);
 	if (rc)
 		return rc;
 	xl->open_handles++;
-	rc = uv_poll_init(xl->loop, &xl->ev_poll, efd);
-	if (rc) {
-		uv_close((uv_handle_t *)&xl->xs_poll, NULL);
-		xl->open_handles--;
-		return rc;
+	if (xl->evtchn) {
+		rc = uv_poll_init(xl->loop, &xl->ev_poll, efd);
+		if (rc) {
+			uv_close((uv_handle_t *)&xl->xs_poll, NULL);
+			xl->open_handles--;
+			return rc;
+		}
+		xl->open_handles++;
+		uv_timer_init(xl->loop, &xl->storm_timer);
+		xl->open_handles++;
+		xl->ev_poll.data = xl->storm_timer.data = xl;
 	}
-	xl->open_handles++;
-	uv_timer_init(xl->loop, &xl->storm_timer);
 	uv_timer_init(xl->loop, &xl->xs_more_timer);
-	xl->open_handles += 2;
-	xl->xs_poll.data = xl->ev_poll.data = xl;
-	xl->storm_timer.data = xl->xs_more_timer.data = xl;
+	xl->open_handles++;
+	xl->xs_poll.data = xl->xs_more_timer.data = xl;
 	uv_poll_start(&xl->xs_poll, UV_READABLE, on_xs);
-	uv_poll_start(&xl->ev_poll, UV_READABLE, on_evtchn);
-	xl->ev_polling = true;
+	if (xl->evtchn) {
+		uv_poll_start(&xl->ev_poll, UV_READABLE, on_evtchn);
+		xl->ev_polling = true;
+	}
 	xl->storm_window_start = uv_now(xl->loop);
 	return 0;
 }
@@ -204,7 +216,9 @@ void xenloop_close(struct xenloop *xl)
 		return;
 	}
 	uv_close((uv_handle_t *)&xl->xs_poll, on_closed);
-	uv_close((uv_handle_t *)&xl->ev_poll, on_closed);
-	uv_close((uv_handle_t *)&xl->storm_timer, on_closed);
 	uv_close((uv_handle_t *)&xl->xs_more_timer, on_closed);
+	if (xl->evtchn) {
+		uv_close((uv_handle_t *)&xl->ev_poll, on_closed);
+		uv_close((uv_handle_t *)&xl->storm_timer, on_closed);
+	}
 }

@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The libuv side that tpmback and tpmfront share: a uv_poll on the
- * xenstore watch fd and one on the event-channel fd of one xenif, the
+ * The libuv side that tpmback, tpmfront and devwatch share: a uv_poll on
+ * the xenstore watch fd and one on the event-channel fd of one xenif, the
  * drains of both (bounded per callback), and the event-storm throttle (a
  * peer notifying in a tight loop gets the channel paused, so it cannot
- * keep the loop, or the machine, busy).  Nothing here blocks.
+ * keep the loop, or the machine, busy).  An owner with no event channel
+ * (devwatch) leaves ours/event/resumed NULL and gets the xenstore side
+ * only.  Nothing here blocks.
  */
 #ifndef VTPM_XENLOOP_H
 #define VTPM_XENLOOP_H
@@ -21,6 +23,7 @@ struct xenloop;
 struct xenloop_ops {
 	/* Watches fired (all read and dropped): look at xenstore now. */
 	void (*watch)(struct xenloop *xl);
+	/* The event channel side; all three NULL: none is polled. */
 	/* Is this port the owner's connection? */
 	bool (*ours)(struct xenloop *xl, uint32_t port);
 	/* Our port fired. */
@@ -41,10 +44,14 @@ struct xenloop {
 	struct log_ratelimit *rl;
 	unsigned int storm_events, storm_window_ms, storm_pause_ms;
 	uint64_t *throttled; /* the owner's counter of pauses */
+	/* Set after init when the xif carries other watches too: only
+	 * events with this token call ops->watch (NULL: every event). */
+	const char *token;
 
 	/* private */
 	uv_poll_t xs_poll, ev_poll;
 	uv_timer_t storm_timer, xs_more_timer;
+	bool evtchn; /* the event channel side is polled */
 	bool ev_polling;
 	bool closing;
 	int open_handles;
