@@ -19,16 +19,11 @@
 #include <xen/io/tpmif.h>
 #include <xen/io/xenbus.h>
 
+#include "tpmif/ring.h"
 #include "tpmif/tpmback.h"
 #include "lib/hex.h"
 
-#define PAGE XENIF_PAGE_SIZE
-#define HDR_LEN ((uint32_t)sizeof(struct tpmif_shared_page))
 #define MAX_PORT ((uint32_t)EVTCHN_FIFO_NR_CHANNELS - 1)
-#define MAX_LOCALITY 4
-
-_Static_assert(sizeof(struct tpmif_shared_page) == 8,
-	       "the packet starts at 8 + 4 * nr_extra_pages");
 
 static void tb_reconcile(struct tpmback *tb);
 static void tb_check_page(struct tpmback *tb);
@@ -62,11 +57,6 @@ static struct tpmif_shared_page *tb_shr(struct tpmback *tb)
 	return tb->page;
 }
 
-static uint8_t shr_state(struct tpmback *tb)
-{
-	return __atomic_load_n(&tb_shr(tb)->state, __ATOMIC_RELAXED);
-}
-
 static void tb_notify(struct tpmback *tb)
 {
 	int rc = tb->xif->ops->evtchn_notify(tb->xif, tb->local_port);
@@ -80,21 +70,19 @@ static void tb_notify(struct tpmback *tb)
 /* The backend writes only IDLE or FINISH, after its data, then notifies. */
 static void tb_set_page_state(struct tpmback *tb, uint8_t st)
 {
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	__atomic_store_n(&tb_shr(tb)->state, st, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	tpmif_state_store(tb_shr(tb), st);
 	tb_notify(tb);
 }
 
 /*
- * The packet area: page[off .. PAGE) then the extra pages, as though
+ * The packet area: page[off .. TPMIF_PAGE) then the extra pages, as though
  * they sat right after the first.  off and len were checked against the
  * mapped size before either copy is called.
  */
 static void area_copy_in(struct tpmback *tb, uint8_t *dst, uint32_t off,
 			 uint32_t len)
 {
-	uint32_t first = PAGE - off < len ? PAGE - off : len;
+	uint32_t first = TPMIF_PAGE - off < len ? TPMIF_PAGE - off : len;
 
 	memcpy(dst, (const uint8_t *)tb->page + off, first);
 	if (len > first)
@@ -104,7 +92,7 @@ static void area_copy_in(struct tpmback *tb, uint8_t *dst, uint32_t off,
 static void area_copy_out(struct tpmback *tb, uint32_t off, const uint8_t *src,
 			  uint32_t len)
 {
-	uint32_t first = PAGE - off < len ? PAGE - off : len;
+	uint32_t first = TPMIF_PAGE - off < len ? TPMIF_PAGE - off : len;
 
 	memcpy((uint8_t *)tb->page + off, src, first);
 	if (len > first)
@@ -283,16 +271,16 @@ static void tb_take_request(struct tpmback *tb)
 			  tb->cfg.max_extra_pages);
 		return;
 	}
-	off = HDR_LEN + 4 * n;
+	off = TPMIF_HDR_LEN + 4 * n;
 	/* The refs are on our mapped page (off <= 8 + 4 * 8): copy once. */
-	memcpy(refs, (const uint8_t *)tb->page + HDR_LEN, 4 * n);
+	memcpy(refs, (const uint8_t *)tb->page + TPMIF_HDR_LEN, 4 * n);
 	rc = tb_map_extra(tb, n, refs);
 	if (rc) {
 		tb_reject(tb, "cannot map its %u extra pages: %s", n,
 			  strerror(-rc));
 		return;
 	}
-	cap = PAGE - off + n * PAGE;
+	cap = TPMIF_PAGE - off + n * TPMIF_PAGE;
 	if (len == 0 || len > cap) {
 		tb_reject(tb, "length %u, the mapped area holds %u", len, cap);
 		return;
@@ -302,8 +290,8 @@ static void tb_take_request(struct tpmback *tb)
 			  tb->cfg.max_cmd);
 		return;
 	}
-	if (loc > MAX_LOCALITY) {
-		tb_reject(tb, "locality %u, at most %u", loc, MAX_LOCALITY);
+	if (loc > TPMIF_MAX_LOCALITY) {
+		tb_reject(tb, "locality %u, at most %u", loc, TPMIF_MAX_LOCALITY);
 		return;
 	}
 	area_copy_in(tb, tb->cmd, off, len);
@@ -323,9 +311,7 @@ static void tb_check_page(struct tpmback *tb)
 
 	if (tb->state != TPMBACK_CONNECTED || tb->stopping)
 		return;
-	st = shr_state(tb);
-	/* Read the rest of the page only after the state. */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	st = tpmif_state_load(tb_shr(tb));
 	if (tb->busy) {
 		/* SUBMIT is ours until we answer; CANCEL asks us to hurry. */
 		if (st == TPMIF_STATE_CANCEL && tb->ops->cancel &&
@@ -644,7 +630,7 @@ int tpmback_init(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,
 		 cfg->devid);
 	xenbus_set_peer(&tb->xb, path, token);
 	/* The largest command the mapped area can hold, allocated once. */
-	tb->cmd = malloc((size_t)(1 + cfg->max_extra_pages) * PAGE);
+	tb->cmd = malloc((size_t)(1 + cfg->max_extra_pages) * TPMIF_PAGE);
 	if (!tb->cmd)
 		return -ENOMEM;
 	return 0;

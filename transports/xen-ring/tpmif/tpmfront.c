@@ -17,15 +17,10 @@
 #include <xen/io/xenbus.h>
 #include <xen/xen.h>
 
+#include "tpmif/ring.h"
 #include "tpmif/tpmfront.h"
 
-#define PAGE XENIF_PAGE_SIZE
-#define HDR_LEN ((uint32_t)sizeof(struct tpmif_shared_page))
 #define MAX_DOMID ((uint32_t)DOMID_FIRST_RESERVED - 1)
-#define MAX_LOCALITY 4
-
-_Static_assert(sizeof(struct tpmif_shared_page) == 8,
-	       "the packet starts at 8 + 4 * nr_extra_pages");
 
 static void tf_reconcile(struct tpmfront *tf);
 static void tf_check_page(struct tpmfront *tf);
@@ -82,9 +77,7 @@ static void tf_notify(struct tpmfront *tf)
  * response, so that a stale FINISH is never read twice. */
 static void tf_set_page_state(struct tpmfront *tf, uint8_t st, bool notify)
 {
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	__atomic_store_n(&tf_shr(tf)->state, st, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	tpmif_state_store(tf_shr(tf), st);
 	if (notify)
 		tf_notify(tf);
 }
@@ -131,12 +124,12 @@ int tpmfront_submit(struct tpmfront *tf, const uint8_t *cmd, uint32_t len,
 		return -EBUSY;
 	if (len == 0 || len > tf->data_cap)
 		return -EMSGSIZE;
-	if (locality > MAX_LOCALITY)
+	if (locality > TPMIF_MAX_LOCALITY)
 		return -EINVAL;
 	shr = tf_shr(tf);
 	/* The header is ours to write: set all of it, every time. */
 	shr->nr_extra_pages = (uint8_t)tf->n_extra;
-	memcpy(tf->area + HDR_LEN, &tf->refs[1], 4 * tf->n_extra);
+	memcpy(tf->area + TPMIF_HDR_LEN, &tf->refs[1], 4 * tf->n_extra);
 	shr->locality = (uint8_t)locality;
 	shr->pad = 0;
 	memcpy(tf->area + tf->data_off, cmd, len);
@@ -178,9 +171,7 @@ static void tf_check_page(struct tpmfront *tf)
 	if (tf->state != TPMFRONT_CONNECTED || tf->stopping)
 		return;
 	shr = tf_shr(tf);
-	st = __atomic_load_n(&shr->state, __ATOMIC_RELAXED);
-	/* Read the rest of the page only after the state. */
-	__atomic_thread_fence(__ATOMIC_ACQUIRE);
+	st = tpmif_state_load(shr);
 	if (st > TPMIF_STATE_CANCEL) {
 		tf->stats.rejected++;
 		log_warnx_rl(&tf->rl,
@@ -326,8 +317,8 @@ static void tf_publish(struct tpmfront *tf)
 	}
 	tf->area_pages = 1 + n;
 	tf->n_extra = n;
-	tf->data_off = HDR_LEN + 4 * n;
-	tf->data_cap = (1 + n) * PAGE - tf->data_off;
+	tf->data_off = TPMIF_HDR_LEN + 4 * n;
+	tf->data_cap = (1 + n) * TPMIF_PAGE - tf->data_off;
 	rc = x->ops->evtchn_alloc_unbound(x, tf->bdom, &tf->port);
 	if (rc) {
 		log_warnx_rl(&tf->rl,
@@ -338,9 +329,9 @@ static void tf_publish(struct tpmfront *tf)
 		return;
 	}
 	tf->have_port = true;
-	memset(tf->area, 0, HDR_LEN);
+	memset(tf->area, 0, TPMIF_HDR_LEN);
 	tf_shr(tf)->nr_extra_pages = (uint8_t)n;
-	memcpy(tf->area + HDR_LEN, &tf->refs[1], 4 * n);
+	memcpy(tf->area + TPMIF_HDR_LEN, &tf->refs[1], 4 * n);
 	tf->state = TPMFRONT_INITIALISED;
 	rc = xenbus_write_u32(&tf->xb, "ring-ref", tf->refs[0]);
 	if (!rc)
@@ -613,7 +604,7 @@ int tpmfront_init(struct tpmfront *tf, uv_loop_t *loop, struct xenif *xif,
 		tf->cfg.cancel_wait_ms = 5000;
 	snprintf(name, sizeof(name), "vtpm front %u", cfg->devid);
 	xenbus_init(&tf->xb, loop, xif, &xb_ops, tf, &xs);
-	tf->rsp = malloc((size_t)(1 + cfg->max_extra_pages) * PAGE);
+	tf->rsp = malloc((size_t)(1 + cfg->max_extra_pages) * TPMIF_PAGE);
 	if (!tf->rsp)
 		return -ENOMEM;
 	uv_timer_init(loop, &tf->req_timer);
@@ -654,7 +645,7 @@ static void tf_stopped(struct tpmfront *tf)
 	tf->state = TPMFRONT_STOPPED;
 	if (tf->rsp)
 		explicit_bzero(tf->rsp,
-			       (size_t)(1 + tf->cfg.max_extra_pages) * PAGE);
+			       (size_t)(1 + tf->cfg.max_extra_pages) * TPMIF_PAGE);
 	free(tf->rsp);
 	tf->rsp = NULL;
 	cb = tf->stopped;
