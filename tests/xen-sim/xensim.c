@@ -14,6 +14,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "lib/list.h"
 #include "xensim.h"
 
 #define PG XENIF_PAGE_SIZE
@@ -28,17 +29,17 @@ struct node {
 	char *path;
 	char *val;
 	size_t len;
-	struct node *next;
+	struct list_node link; /* xensim.nodes, newest first */
 };
 
 struct watch {
 	char *path, *token;
-	struct watch *next;
+	struct list_node link; /* simif.watches, newest first */
 };
 
 struct wevent {
 	char *path, *token;
-	struct wevent *next;
+	struct list_node link; /* simif.events, in order */
 };
 
 struct grant {
@@ -76,15 +77,15 @@ struct simif {
 	struct xenif xif;
 	struct xensim *w;
 	uint32_t domid;
-	struct watch *watches;
-	struct wevent *ev_head, *ev_tail;
+	struct list_node watches;
+	struct list_node events; /* fired, not yet read */
 	int xs_efd;
 	int ev_efd;
 	uint32_t *queue; /* fired ports, in order */
 	size_t qlen, qcap;
 	struct map maps[MAX_MAPS];
 	struct share shares[MAX_MAPS];
-	struct simif *next;
+	struct list_node link; /* xensim.ifs, newest first */
 };
 
 /* An address range we made (guarded views, tombstones), freed at the end. */
@@ -94,8 +95,8 @@ struct area {
 };
 
 struct xensim {
-	struct node *nodes;
-	struct simif *ifs;
+	struct list_node nodes;
+	struct list_node ifs;
 	int memfd;
 	uint32_t next_slot;
 	struct grant grants[MAX_GRANTS];
@@ -155,10 +156,55 @@ static void *map_guarded(struct xensim *w, const uint32_t *slots, uint32_t n)
 
 static struct node *node_find(struct xensim *w, const char *path)
 {
-	for (struct node *n = w->nodes; n; n = n->next)
+	struct list_node *pos, *tmp;
+
+	list_for_each_safe(pos, tmp, &w->nodes) {
+		struct node *n = list_item(pos, struct node, link);
+
 		if (strcmp(n->path, path) == 0)
 			return n;
+	}
 	return NULL;
+}
+
+static void node_free(struct node *n)
+{
+	list_remove(&n->link);
+	free(n->path);
+	free(n->val);
+	free(n);
+}
+
+static void watch_free(struct watch *wt)
+{
+	list_remove(&wt->link);
+	free(wt->path);
+	free(wt->token);
+	free(wt);
+}
+
+static void wevent_free(struct wevent *e)
+{
+	list_remove(&e->link);
+	free(e->path);
+	free(e->token);
+	free(e);
+}
+
+/* Queues a fired watch for s and flags its fd readable. */
+static int wevent_push(struct simif *s, const char *path, const char *token)
+{
+	struct wevent *e = calloc(1, sizeof(*e));
+	uint64_t one = 1;
+
+	if (!e)
+		return -ENOMEM;
+	e->path = strdup(path);
+	e->token = strdup(token);
+	list_push_back(&s->events, &e->link);
+	if (write(s->xs_efd, &one, sizeof(one)) < 0)
+		abort();
+	return 0;
 }
 
 static bool is_below(const char *path, const char *dir)
@@ -170,26 +216,19 @@ static bool is_below(const char *path, const char *dir)
 
 static void fire(struct xensim *w, const char *path, bool removal)
 {
-	for (struct simif *s = w->ifs; s; s = s->next) {
-		for (struct watch *wt = s->watches; wt; wt = wt->next) {
-			struct wevent *e;
-			uint64_t one = 1;
+	struct list_node *ip, *it, *wp, *wtmp;
+
+	list_for_each_safe(ip, it, &w->ifs) {
+		struct simif *s = list_item(ip, struct simif, link);
+
+		list_for_each_safe(wp, wtmp, &s->watches) {
+			struct watch *wt = list_item(wp, struct watch, link);
 
 			if (strcmp(path, wt->path) != 0 &&
 			    !is_below(path, wt->path) &&
 			    !(removal && is_below(wt->path, path)))
 				continue;
-			e = calloc(1, sizeof(*e));
-			if (!e)
-				abort();
-			e->path = strdup(path);
-			e->token = strdup(wt->token);
-			if (s->ev_tail)
-				s->ev_tail->next = e;
-			else
-				s->ev_head = e;
-			s->ev_tail = e;
-			if (write(s->xs_efd, &one, sizeof(one)) < 0)
+			if (wevent_push(s, path, wt->token))
 				abort();
 		}
 	}
@@ -212,8 +251,7 @@ static int sim_write_raw(struct xensim *w, const char *path, const char *val,
 			return -ENOMEM;
 		}
 		n->path = strdup(path);
-		n->next = w->nodes;
-		w->nodes = n;
+		list_push_front(&w->nodes, &n->link);
 	}
 	free(n->val);
 	n->val = v;
@@ -229,20 +267,15 @@ static int sim_write(struct xensim *w, const char *path, const char *val)
 
 static int sim_rm(struct xensim *w, const char *path)
 {
-	struct node **pp = &w->nodes;
+	struct list_node *pos, *tmp;
 	bool any = false;
 
-	while (*pp) {
-		struct node *n = *pp;
+	list_for_each_safe(pos, tmp, &w->nodes) {
+		struct node *n = list_item(pos, struct node, link);
 
 		if (strcmp(n->path, path) == 0 || is_below(n->path, path)) {
-			*pp = n->next;
-			free(n->path);
-			free(n->val);
-			free(n);
+			node_free(n);
 			any = true;
-		} else {
-			pp = &n->next;
 		}
 	}
 	if (!any)
@@ -284,10 +317,12 @@ static int sx_directory(struct xenif *x, const char *path, char ***names,
 	bool exists = node_find(w, path) != NULL;
 	const char **kid = NULL;
 	size_t *kl = NULL;
+	struct list_node *pos, *tmp;
 	char **v, *p;
 
 	*n = 0;
-	for (struct node *nd = w->nodes; nd; nd = nd->next) {
+	list_for_each_safe(pos, tmp, &w->nodes) {
+		struct node *nd = list_item(pos, struct node, link);
 		const char *c;
 		size_t cl, j;
 
@@ -349,27 +384,14 @@ static int sx_watch(struct xenif *x, const char *path, const char *token)
 {
 	struct simif *s = si(x);
 	struct watch *wt = calloc(1, sizeof(*wt));
-	struct wevent *e = calloc(1, sizeof(*e));
-	uint64_t one = 1;
 
-	if (!wt || !e) {
-		free(wt);
-		free(e);
+	if (!wt)
 		return -ENOMEM;
-	}
 	wt->path = strdup(path);
 	wt->token = strdup(token);
-	wt->next = s->watches;
-	s->watches = wt;
+	list_push_front(&s->watches, &wt->link);
 	/* xenstored fires a new watch once, at once. */
-	e->path = strdup(path);
-	e->token = strdup(token);
-	if (s->ev_tail)
-		s->ev_tail->next = e;
-	else
-		s->ev_head = e;
-	s->ev_tail = e;
-	if (write(s->xs_efd, &one, sizeof(one)) < 0)
+	if (wevent_push(s, path, token))
 		abort();
 	return 0;
 }
@@ -377,31 +399,20 @@ static int sx_watch(struct xenif *x, const char *path, const char *token)
 static int sx_unwatch(struct xenif *x, const char *path, const char *token)
 {
 	struct simif *s = si(x);
-	struct wevent **ep;
+	struct list_node *pos, *tmp, *ep, *etmp;
 
-	for (struct watch **pp = &s->watches; *pp; pp = &(*pp)->next) {
-		struct watch *wt = *pp;
+	list_for_each_safe(pos, tmp, &s->watches) {
+		struct watch *wt = list_item(pos, struct watch, link);
 
 		if (strcmp(wt->path, path) || strcmp(wt->token, token))
 			continue;
-		*pp = wt->next;
-		free(wt->path);
-		free(wt->token);
-		free(wt);
+		watch_free(wt);
 		/* XS_UNWATCH_FILTER: no stale event for it afterwards. */
-		s->ev_tail = NULL;
-		for (ep = &s->ev_head; *ep;) {
-			struct wevent *e = *ep;
+		list_for_each_safe(ep, etmp, &s->events) {
+			struct wevent *e = list_item(ep, struct wevent, link);
 
-			if (strcmp(e->token, token) == 0) {
-				*ep = e->next;
-				free(e->path);
-				free(e->token);
-				free(e);
-			} else {
-				s->ev_tail = e;
-				ep = &e->next;
-			}
+			if (strcmp(e->token, token) == 0)
+				wevent_free(e);
 		}
 		return 0;
 	}
@@ -424,17 +435,16 @@ static void drain_efd(int fd)
 static int sx_watch_read(struct xenif *x, char **path, char **token)
 {
 	struct simif *s = si(x);
-	struct wevent *e = s->ev_head;
+	struct list_node *first = list_pop_front(&s->events);
+	struct wevent *e;
 
-	if (!e) {
+	if (!first) {
 		drain_efd(s->xs_efd);
 		return -EAGAIN;
 	}
-	s->ev_head = e->next;
-	if (!s->ev_head) {
-		s->ev_tail = NULL;
+	e = list_item(first, struct wevent, link);
+	if (list_empty(&s->events))
 		drain_efd(s->xs_efd);
-	}
 	*path = e->path;
 	*token = e->token;
 	free(e);
@@ -861,27 +871,13 @@ static void sx_close(struct xenif *x)
 	struct simif *s = si(x);
 	struct xensim *w = s->w;
 
-	for (struct simif **pp = &w->ifs; *pp; pp = &(*pp)->next)
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
-	while (s->watches) {
-		struct watch *wt = s->watches;
+	struct list_node *n;
 
-		s->watches = wt->next;
-		free(wt->path);
-		free(wt->token);
-		free(wt);
-	}
-	while (s->ev_head) {
-		struct wevent *e = s->ev_head;
-
-		s->ev_head = e->next;
-		free(e->path);
-		free(e->token);
-		free(e);
-	}
+	list_remove(&s->link);
+	while ((n = list_first(&s->watches)))
+		watch_free(list_item(n, struct watch, link));
+	while ((n = list_first(&s->events)))
+		wevent_free(list_item(n, struct wevent, link));
 	for (size_t i = 0; i < MAX_CHANNELS; i++) {
 		struct channel *c = &w->ch[i];
 
@@ -1000,8 +996,9 @@ static struct xenif *sim_open(struct xensim *w, uint32_t domid)
 		free(s);
 		return NULL;
 	}
-	s->next = w->ifs;
-	w->ifs = s;
+	list_init(&s->watches);
+	list_init(&s->events);
+	list_push_front(&w->ifs, &s->link);
 	return &s->xif;
 }
 
@@ -1011,6 +1008,8 @@ struct xensim *xensim_new(void)
 
 	if (!w)
 		return NULL;
+	list_init(&w->nodes);
+	list_init(&w->ifs);
 	w->memfd = memfd_create("xensim", MFD_CLOEXEC);
 	if (w->memfd < 0 || ftruncate(w->memfd, (off_t)SIM_PAGES * PG) < 0) {
 		if (w->memfd >= 0)
@@ -1031,20 +1030,16 @@ struct xensim *xensim_new(void)
 
 void xensim_free(struct xensim *w)
 {
+	struct list_node *n;
+
 	if (!w)
 		return;
 	pthread_mutex_lock(&w->lock);
-	while (w->ifs)
-		sx_close(&w->ifs->xif);
+	while ((n = list_first(&w->ifs)))
+		sx_close(&list_item(n, struct simif, link)->xif);
 	pthread_mutex_unlock(&w->lock);
-	while (w->nodes) {
-		struct node *n = w->nodes;
-
-		w->nodes = n->next;
-		free(n->path);
-		free(n->val);
-		free(n);
-	}
+	while ((n = list_first(&w->nodes)))
+		node_free(list_item(n, struct node, link));
 	for (size_t i = 0; i < w->nareas; i++)
 		munmap(w->areas[i].base, w->areas[i].len);
 	close(w->memfd);
@@ -1054,11 +1049,12 @@ void xensim_free(struct xensim *w)
 
 static size_t sim_maps_live(struct xensim *w)
 {
+	struct list_node *pos, *tmp;
 	size_t n = 0;
 
-	for (struct simif *s = w->ifs; s; s = s->next)
+	list_for_each_safe(pos, tmp, &w->ifs)
 		for (size_t i = 0; i < MAX_MAPS; i++)
-			n += s->maps[i].used;
+			n += list_item(pos, struct simif, link)->maps[i].used;
 	return n;
 }
 
@@ -1078,11 +1074,12 @@ static uint64_t sim_map_calls(struct xensim *w)
 
 static size_t sim_shares_live(struct xensim *w)
 {
+	struct list_node *pos, *tmp;
 	size_t n = 0;
 
-	for (struct simif *s = w->ifs; s; s = s->next)
+	list_for_each_safe(pos, tmp, &w->ifs)
 		for (size_t i = 0; i < MAX_MAPS; i++)
-			n += s->shares[i].used;
+			n += list_item(pos, struct simif, link)->shares[i].used;
 	return n;
 }
 
