@@ -4,7 +4,8 @@
  * against the simulated xenstore: strict reads of values a peer wrote
  * (junk, huge, NUL inside, missing), our writes, switching state only when
  * it changes, the peer's state, refusing once per reason, the flap count,
- * the reconcile trigger (re-entry, the pass cap, stopping), and a start
+ * the reconcile trigger (re-entry, the pass cap, stopping), the xenloop
+ * token filter, the one tpmback setup, and a start
  * that fails leaving nothing open.  A thin wrapper around the simulated
  * xenif counts writes and makes calls fail on demand.
  */
@@ -559,6 +560,65 @@ static void a_failed_start_leaves_nothing_open(void **state)
 	assert_true(W->d.peer_watched);
 }
 
+/* ---- xenloop on its own: the xenstore side only, one token ---- */
+
+struct xs_only {
+	unsigned int watches;
+	bool closed;
+};
+
+static void xo_watch(struct xenloop *xl)
+{
+	((struct xs_only *)xl->owner)->watches++;
+}
+
+static void xo_closed(struct xenloop *xl)
+{
+	((struct xs_only *)xl->owner)->closed = true;
+}
+
+static const struct xenloop_ops xo_ops = {
+	.watch = xo_watch,
+	.closed = xo_closed,
+};
+
+static void turns(struct world *W, int n)
+{
+	while (n-- > 0)
+		uv_run(&W->loop, UV_RUN_NOWAIT);
+}
+
+static void xenloop_wakes_its_owner_only_for_its_token(void **state)
+{
+	struct world *W = *state;
+	struct xenif *x = xensim_open(W->sim, 0);
+	struct xs_only o = {0};
+	struct xenloop xl;
+
+	assert_non_null(x);
+	xenloop_init(&xl, &W->loop, x, &xo_ops, &o, "xs-only", &W->rl, 0, 0, 0,
+		     NULL);
+	xl.token = "mine";
+	assert_int_equal(x->ops->xs_watch(x, "/a", "other"), 0);
+	assert_int_equal(xenloop_start(&xl), 0);
+	assert_false(xl.evtchn); /* no event channel polled */
+	turns(W, 3);
+	assert_int_equal(o.watches, 0); /* "other" fired at once: not ours */
+	assert_int_equal(x->ops->xs_watch(x, "/b", "mine"), 0);
+	turns(W, 3);
+	assert_int_equal(o.watches, 1);
+	put(W, "/a/x", "1");
+	turns(W, 3);
+	assert_int_equal(o.watches, 1);
+	put(W, "/b/x", "1");
+	turns(W, 3);
+	assert_int_equal(o.watches, 2);
+	xenloop_close(&xl);
+	turns(W, 3);
+	assert_true(o.closed);
+	xenif_close(x);
+}
+
 /* ---- the one tpmback setup (tpmif, on this layer) ---- */
 
 static void tpmback_config_init_is_the_one_default(void **state)
@@ -638,6 +698,7 @@ int main(void)
 	    T(reconcile_stops_with_its_owner),
 	    T(start_watches_and_a_watch_runs_a_pass),
 	    T(a_failed_start_leaves_nothing_open),
+	    T(xenloop_wakes_its_owner_only_for_its_token),
 	    T(tpmback_config_init_is_the_one_default),
 	    T(a_backend_that_cannot_start_leaves_nothing_behind),
 #undef T
