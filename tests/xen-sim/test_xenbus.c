@@ -112,17 +112,17 @@ static int spy_unmask(struct xenif *x, uint32_t port)
 }
 
 static const struct xenif_ops spy_ops = {
-	.name = "spy",
-	.close = spy_close,
-	.xs_read = spy_read,
-	.xs_write = spy_write,
-	.xs_watch = spy_watch,
-	.xs_unwatch = spy_unwatch,
-	.xs_fd = spy_xs_fd,
-	.xs_watch_read = spy_watch_read,
-	.evtchn_fd = spy_ev_fd,
-	.evtchn_pending = spy_pending,
-	.evtchn_unmask = spy_unmask,
+    .name = "spy",
+    .close = spy_close,
+    .xs_read = spy_read,
+    .xs_write = spy_write,
+    .xs_watch = spy_watch,
+    .xs_unwatch = spy_unwatch,
+    .xs_fd = spy_xs_fd,
+    .xs_watch_read = spy_watch_read,
+    .evtchn_fd = spy_ev_fd,
+    .evtchn_pending = spy_pending,
+    .evtchn_unmask = spy_unmask,
 };
 
 /* ---- the world ---- */
@@ -173,9 +173,9 @@ static void w_closed(struct xenbus_dev *d)
 }
 
 static const struct xenbus_ops w_ops = {
-	.step = w_step,
-	.event = w_event,
-	.closed = w_closed,
+    .step = w_step,
+    .event = w_event,
+    .closed = w_closed,
 };
 
 static int setup(void **state)
@@ -242,8 +242,8 @@ static void read_u32_takes_only_plain_decimals_in_range(void **state)
 {
 	struct world *W = *state;
 	static const char *const junk[] = {
-	    "",	  "x",	 "4x",	 "-1",	  "+1", " 1", "1 ", "01",
-	    "0x10", "1e3", "1.0", "\t7", "１",
+	    "",	  "x",	  "4x",	 "-1",	"+1",  " 1", "1 ",
+	    "01", "0x10", "1e3", "1.0", "\t7", "１",
 	};
 	uint32_t v = 77;
 
@@ -290,15 +290,17 @@ static void read_u32_refuses_a_nul_inside_and_missing_nodes(void **state)
 	struct world *W = *state;
 	uint32_t v = 77;
 
-	put_raw(W, PEER "/n", "4\0" "2", 3);
+	put_raw(W, PEER "/n",
+		"4\0"
+		"2",
+		3);
 	assert_int_equal(xenbus_read_u32(&W->d, PEER, "n", 100, &v), -EINVAL);
 	put_raw(W, PEER "/n", "4\0", 2);
 	assert_int_equal(xenbus_read_u32(&W->d, PEER, "n", 100, &v), -EINVAL);
 	assert_int_equal(xenbus_read_u32(&W->d, PEER, "none", 100, &v),
 			 -ENOENT);
-	assert_int_equal(xenbus_read_u32(&W->d, "/local/domain/99", "n", 100,
-					 &v),
-			 -ENOENT);
+	assert_int_equal(
+	    xenbus_read_u32(&W->d, "/local/domain/99", "n", 100, &v), -ENOENT);
 	assert_int_equal(v, 77);
 }
 
@@ -578,8 +580,8 @@ static void xo_closed(struct xenloop *xl)
 }
 
 static const struct xenloop_ops xo_ops = {
-	.watch = xo_watch,
-	.closed = xo_closed,
+    .watch = xo_watch,
+    .closed = xo_closed,
 };
 
 static void turns(struct world *W, int n)
@@ -661,9 +663,9 @@ static void a_backend_that_cannot_start_leaves_nothing_behind(void **state)
 	assert_non_null(tb);
 	tpmback_config_init(&c, 0, 5, 0, NULL);
 	W->spy->watch_err = -ENOSPC;
-	assert_int_equal(tpmback_serve(tb, &W->loop, &W->spy->base, &c,
-				       &be_ops, NULL),
-			 -ENOSPC);
+	assert_int_equal(
+	    tpmback_serve(tb, &W->loop, &W->spy->base, &c, &be_ops, NULL),
+	    -ENOSPC);
 	W->spy->watch_err = 0;
 	/* No handle in the loop, nothing allocated: free at once. */
 	assert_int_equal(uv_loop_alive(&W->loop), 0);
@@ -671,9 +673,9 @@ static void a_backend_that_cannot_start_leaves_nothing_behind(void **state)
 	free(tb);
 	c.max_extra_pages = TPMBACK_MAX_EXTRA_PAGES + 1;
 	tb = calloc(1, sizeof(*tb));
-	assert_int_equal(tpmback_serve(tb, &W->loop, &W->spy->base, &c,
-				       &be_ops, NULL),
-			 -EINVAL);
+	assert_int_equal(
+	    tpmback_serve(tb, &W->loop, &W->spy->base, &c, &be_ops, NULL),
+	    -EINVAL);
 	assert_null(tb->cmd);
 	free(tb);
 }

@@ -34,8 +34,7 @@ static inline uint8_t tpmif_state_load(struct tpmif_shared_page *shr)
 
 /* A new state, after everything written before it and before anything
  * written after it (the notify). */
-static inline void tpmif_state_store(struct tpmif_shared_page *shr,
-				     uint8_t st)
+static inline void tpmif_state_store(struct tpmif_shared_page *shr, uint8_t st)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	__atomic_store_n(&shr->state, st, __ATOMIC_RELAXED);

@@ -61,11 +61,11 @@ static void io_closed(struct xenloop *xl)
 }
 
 static const struct xenloop_ops io_ops = {
-	.watch = io_watch,
-	.ours = io_ours,
-	.event = io_event,
-	.resumed = io_resumed,
-	.closed = io_closed,
+    .watch = io_watch,
+    .ours = io_ours,
+    .event = io_event,
+    .resumed = io_resumed,
+    .closed = io_closed,
 };
 
 /* ---- lifetime ---- */
@@ -257,8 +257,7 @@ int xenbus_peer_state(struct xenbus_dev *d, bool unreadable_is_gone)
 	uint32_t st;
 	int rc;
 
-	rc = xenbus_read_u32(d, d->peer, "state", XenbusStateReconfigured,
-			     &st);
+	rc = xenbus_read_u32(d, d->peer, "state", XenbusStateReconfigured, &st);
 	if (rc == -ENOENT || (rc == -EACCES && unreadable_is_gone))
 		return XenbusStateUnknown;
 	if (rc) {
@@ -306,7 +305,8 @@ void xenbus_log_connect(struct xenbus_dev *d, const char *fmt, ...)
 	uint64_t now = uv_now(d->loop);
 	char msg[200];
 
-	if (d->flap_count == 0 || now - d->flap_start >= XENBUS_FLAP_WINDOW_MS) {
+	if (d->flap_count == 0 ||
+	    now - d->flap_start >= XENBUS_FLAP_WINDOW_MS) {
 		d->flap_start = now;
 		d->flap_count = 0;
 	}

@@ -50,10 +50,10 @@ struct xenbus_setup {
 	const char *name;      /* what log lines start with: "dom5 vtpm 0" */
 	const char *peer_role; /* "frontend" or "backend" */
 	struct log_ratelimit *rl;
-	uint64_t *rejected;    /* the owner's count of junk the peer wrote */
-	uint64_t *throttled;   /* the owner's count of storm pauses */
-	uint64_t *events;      /* the owner's count of wake-ups on its port */
-	const bool *stopping;  /* the owner's: while set, no pass runs */
+	uint64_t *rejected;   /* the owner's count of junk the peer wrote */
+	uint64_t *throttled;  /* the owner's count of storm pauses */
+	uint64_t *events;     /* the owner's count of wake-ups on its port */
+	const bool *stopping; /* the owner's: while set, no pass runs */
 	/* The owner's event channel: its port while *bound. */
 	const uint32_t *port;
 	const bool *bound;
@@ -152,7 +152,7 @@ int xenbus_peer_state(struct xenbus_dev *d, bool unreadable_is_gone);
 /* A refusal, logged once per distinct reason (the watch fires on every
  * write, and a refused device stays refused until something changes). */
 void xenbus_refuse(struct xenbus_dev *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* The device is accepted: the next refusal is logged again. */
 void xenbus_accept(struct xenbus_dev *d);
@@ -161,11 +161,11 @@ void xenbus_accept(struct xenbus_dev *d);
  * XENBUS_FLAP_QUIET times in XENBUS_FLAP_WINDOW_MS, one rate-limited
  * warning instead. */
 void xenbus_log_connect(struct xenbus_dev *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* A disconnect: at info, at debug while the peer flaps. */
 void xenbus_log_disconnect(struct xenbus_dev *d, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 /* ---- the state machine ---- */
 
