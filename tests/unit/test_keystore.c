@@ -14,6 +14,7 @@
 
 #include "lib/bytes.h"
 #include "proto/keystore.h"
+#include "proto/statefile.h"
 
 static const uint8_t root_a[32] = { 0x52, 0x4f, 0x4f, 0x54, 1, 2, 3, 4, 5, 6, 7, 8,
 				    9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
@@ -719,11 +720,38 @@ static void freshness_rule(void **state)
 
 static void error_strings_are_distinct(void **state)
 {
+	static const int ok[] = { KS_OK, KS_FRESH_PENDING };
+
 	(void)state;
-	for (int a = KS_ERR_AHEAD; a <= KS_FRESH_PENDING; a++)
-		for (int b = a + 1; b <= KS_FRESH_PENDING; b++)
+	for (int a = KS_ERR_LAST; a <= KS_ERR_TRUNCATED; a++) {
+		assert_string_not_equal(keystore_strerror(a), "unknown error");
+		for (size_t i = 0; i < 2; i++)
+			assert_string_not_equal(keystore_strerror(a),
+						keystore_strerror(ok[i]));
+		for (int b = a + 1; b <= KS_ERR_TRUNCATED; b++)
 			assert_string_not_equal(keystore_strerror(a), keystore_strerror(b));
+	}
+	assert_string_not_equal(keystore_strerror(KS_OK),
+				keystore_strerror(KS_FRESH_PENDING));
 	assert_string_equal(keystore_strerror(-100), "unknown error");
+}
+
+/* No result is a negative errno (the kernel's are -4095..-1) or a state
+ * file verdict; the errors stay negative, which keystore_check_fresh's
+ * callers rely on (KS_FRESH_PENDING is positive and not an error). */
+static void errors_are_their_own_domain(void **state)
+{
+	(void)state;
+	for (int a = KS_ERR_LAST; a <= KS_ERR_TRUNCATED; a++) {
+		assert_true(a < -4095);
+		assert_true(keystore_is_err(a));
+		assert_false(statefile_is_err(a));
+	}
+	for (int a = SF_ERR_LAST; a <= SF_ERR_TRUNCATED; a++)
+		assert_false(keystore_is_err(a));
+	for (int e = 0; e <= 4095; e++)
+		assert_false(keystore_is_err(-e));
+	assert_false(keystore_is_err(KS_FRESH_PENDING));
 }
 
 int main(void)
@@ -750,6 +778,7 @@ int main(void)
 		cmocka_unit_test(record_limit_fits_the_body_limit),
 		cmocka_unit_test(freshness_rule),
 		cmocka_unit_test(error_strings_are_distinct),
+		cmocka_unit_test(errors_are_their_own_domain),
 	};
 #undef FX
 	return cmocka_run_group_tests(tests, NULL, NULL);
