@@ -48,6 +48,8 @@ enum envelope_fail {
 	ENV_FAIL_COUNT, /* one past the last */
 };
 
+/* A descriptor whose hdr_len or max_body is out of its bounds is refused
+ * by seal and open with its err[ENV_CRYPTO] (a bug, not a bad file). */
 struct envelope_fmt {
 	const char *magic;      /* ENVELOPE_MAGIC_LEN characters */
 	uint16_t version;

@@ -107,7 +107,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elsize)
 	return 0;
 }
 
-int keystore_init(struct keystore *ks)
+enum keystore_err keystore_init(struct keystore *ks)
 {
 	memset(ks, 0, sizeof(*ks));
 	if (grow((void **)&ks->groups, &ks->capgroups, 1, sizeof(uint32_t)))
@@ -190,7 +190,8 @@ static int rec_valid(const struct keystore_rec *r)
 	       !(r->flags & ~KS_REC_FLAGS_KNOWN);
 }
 
-int keystore_add(struct keystore *ks, const struct keystore_rec *rec)
+enum keystore_err keystore_add(struct keystore *ks,
+			       const struct keystore_rec *rec)
 {
 	size_t i;
 
@@ -213,7 +214,7 @@ int keystore_add(struct keystore *ks, const struct keystore_rec *rec)
 	return 0;
 }
 
-int keystore_del(struct keystore *ks, const uint8_t uuid[16])
+enum keystore_err keystore_del(struct keystore *ks, const uint8_t uuid[16])
 {
 	struct keystore_rec *r = keystore_find(ks, uuid);
 	size_t i;
@@ -227,7 +228,7 @@ int keystore_del(struct keystore *ks, const uint8_t uuid[16])
 	return 0;
 }
 
-int keystore_group_new(struct keystore *ks, uint32_t *id)
+enum keystore_err keystore_group_new(struct keystore *ks, uint32_t *id)
 {
 	if (ks->ngroups >= KEYSTORE_MAX_GROUPS || ks->next_group_id == UINT32_MAX)
 		return KS_ERR_FULL;
@@ -240,7 +241,7 @@ int keystore_group_new(struct keystore *ks, uint32_t *id)
 	return 0;
 }
 
-int keystore_group_del(struct keystore *ks, uint32_t id)
+enum keystore_err keystore_group_del(struct keystore *ks, uint32_t id)
 {
 	size_t i;
 
@@ -259,9 +260,10 @@ int keystore_group_del(struct keystore *ks, uint32_t id)
 	return 0;
 }
 
-int keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		  uint64_t generation, uint64_t nv_counter, const uint8_t *body,
-		  size_t bodylen, uint8_t **out, size_t *outlen)
+enum keystore_err keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				uint64_t generation, uint64_t nv_counter,
+				const uint8_t *body, size_t bodylen,
+				uint8_t **out, size_t *outlen)
 {
 	uint8_t hdr[KEYSTORE_HDR_LEN] = { 0 }, key[AEAD_KEY_LEN];
 	int rc;
@@ -298,10 +300,10 @@ static void get_rec(const uint8_t *p, struct keystore_rec *r)
 	memcpy(r->state_key, p + 65, 32);
 }
 
-int keystore_encode(const struct keystore *ks,
-		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		    uint64_t generation, uint64_t nv_counter, uint8_t **out,
-		    size_t *outlen)
+enum keystore_err keystore_encode(const struct keystore *ks,
+				  const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				  uint64_t generation, uint64_t nv_counter,
+				  uint8_t **out, size_t *outlen)
 {
 	size_t bodylen = 12 + 4 * ks->ngroups + KEYSTORE_REC_LEN * ks->nrecs;
 	uint8_t *body, *p;
@@ -329,7 +331,8 @@ int keystore_encode(const struct keystore *ks,
 	return rc;
 }
 
-int keystore_peek(const uint8_t *buf, size_t len, struct keystore_meta *meta)
+enum keystore_err keystore_peek(const uint8_t *buf, size_t len,
+				struct keystore_meta *meta)
 {
 	int rc = envelope_peek(&ks_fmt, buf, len);
 
@@ -403,9 +406,10 @@ static int parse_body(const uint8_t *body, size_t len, struct keystore *ks)
 	return 0;
 }
 
-int keystore_decode(const uint8_t *buf, size_t len,
-		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		    struct keystore *ks, struct keystore_meta *meta)
+enum keystore_err keystore_decode(const uint8_t *buf, size_t len,
+				  const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				  struct keystore *ks,
+				  struct keystore_meta *meta)
 {
 	uint8_t key[AEAD_KEY_LEN], *body = NULL;
 	size_t bodylen = 0;
@@ -433,7 +437,8 @@ int keystore_decode(const uint8_t *buf, size_t len,
 	return rc;
 }
 
-int keystore_check_fresh(uint64_t file_counter, uint64_t tpm_counter)
+enum keystore_err keystore_check_fresh(uint64_t file_counter,
+				       uint64_t tpm_counter)
 {
 	if (file_counter == tpm_counter)
 		return 0;

@@ -113,40 +113,44 @@ struct keystore_meta {
 const char *keystore_strerror(int err);
 
 /* An empty store holding the default group 0.  0 or KS_ERR_NOMEM. */
-int keystore_init(struct keystore *ks);
+enum keystore_err keystore_init(struct keystore *ks);
 /* Wipes every key and frees; the store is empty and unusable after. */
 void keystore_free(struct keystore *ks);
 
 /* NULL if absent.  The pointer is valid until the next add or del. */
 struct keystore_rec *keystore_find(const struct keystore *ks,
 				   const uint8_t uuid[16]);
-int keystore_add(struct keystore *ks, const struct keystore_rec *rec);
-int keystore_del(struct keystore *ks, const uint8_t uuid[16]);
+enum keystore_err keystore_add(struct keystore *ks,
+			       const struct keystore_rec *rec);
+enum keystore_err keystore_del(struct keystore *ks, const uint8_t uuid[16]);
 
 int keystore_group_has(const struct keystore *ks, uint32_t id);
-int keystore_group_new(struct keystore *ks, uint32_t *id);
-int keystore_group_del(struct keystore *ks, uint32_t id);
+enum keystore_err keystore_group_new(struct keystore *ks, uint32_t *id);
+enum keystore_err keystore_group_del(struct keystore *ks, uint32_t id);
 
 /* Encrypts the store under a fresh nonce; *out is malloc'ed. */
-int keystore_encode(const struct keystore *ks,
-		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		    uint64_t generation, uint64_t nv_counter, uint8_t **out,
-		    size_t *outlen);
+enum keystore_err keystore_encode(const struct keystore *ks,
+				  const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				  uint64_t generation, uint64_t nv_counter,
+				  uint8_t **out, size_t *outlen);
 
 /* Encrypts an already laid out body (encode uses it; tests and fuzzers
  * use it to build authentic but malformed files). */
-int keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		  uint64_t generation, uint64_t nv_counter, const uint8_t *body,
-		  size_t bodylen, uint8_t **out, size_t *outlen);
+enum keystore_err keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				uint64_t generation, uint64_t nv_counter,
+				const uint8_t *body, size_t bodylen,
+				uint8_t **out, size_t *outlen);
 
 /* Reads only the plaintext header (not authenticated): for messages. */
-int keystore_peek(const uint8_t *buf, size_t len, struct keystore_meta *meta);
+enum keystore_err keystore_peek(const uint8_t *buf, size_t len,
+				struct keystore_meta *meta);
 
 /* On success *ks is a new store (keystore_free it); on failure it is
  * empty and needs no free. */
-int keystore_decode(const uint8_t *buf, size_t len,
-		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		    struct keystore *ks, struct keystore_meta *meta);
+enum keystore_err keystore_decode(const uint8_t *buf, size_t len,
+				  const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				  struct keystore *ks,
+				  struct keystore_meta *meta);
 
 /*
  * The freshness rule: compares the nv_counter of an authentic store file
@@ -156,6 +160,7 @@ int keystore_decode(const uint8_t *buf, size_t len,
  * increment); KS_ERR_ROLLBACK when the file is behind; KS_ERR_AHEAD when
  * it is further ahead than one commit can explain.
  */
-int keystore_check_fresh(uint64_t file_counter, uint64_t tpm_counter);
+enum keystore_err keystore_check_fresh(uint64_t file_counter,
+				       uint64_t tpm_counter);
 
 #endif
