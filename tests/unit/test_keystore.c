@@ -398,15 +398,44 @@ static void brec(struct body *b, uint8_t first, uint32_t group, uint32_t flags,
 	b->n += KEYSTORE_REC_LEN;
 }
 
+/* A body made anew of n u32 words. */
+static void bwords(struct body *b, const uint32_t *w, size_t n)
+{
+	b->n = 0;
+	for (size_t i = 0; i < n; i++)
+		b32(b, w[i]);
+}
+
+#define BWORDS(b, ...)                                                         \
+	bwords(b, (const uint32_t[]){ __VA_ARGS__ },                            \
+	       sizeof((const uint32_t[]){ __VA_ARGS__ }) / sizeof(uint32_t))
+
 /* next 3, groups {0, 2}, then what the case adds. */
 static void bgroups(struct body *b)
 {
-	b->n = 0;
-	b32(b, 3);
-	b32(b, 2);
-	b32(b, 0);
-	b32(b, 2);
+	BWORDS(b, 3, 2, 0, 2);
 }
+
+struct rec_spec {
+	uint8_t first; /* of the UUID; its last byte is 1 */
+	uint32_t group, flags;
+	uint8_t version;
+};
+
+/* Groups {0, 2}, a record count, then records. */
+static void brecs(struct body *b, uint32_t count, const struct rec_spec *r,
+		  size_t n)
+{
+	bgroups(b);
+	b32(b, count);
+	for (size_t i = 0; i < n; i++)
+		brec(b, r[i].first, r[i].group, r[i].flags, r[i].version);
+}
+
+#define BRECS(b, count, ...)                                                   \
+	brecs(b, count, (const struct rec_spec[]){ __VA_ARGS__ },               \
+	      sizeof((const struct rec_spec[]){ __VA_ARGS__ }) /                \
+		      sizeof(struct rec_spec))
 
 static int decode_body(const struct body *b)
 {
@@ -433,10 +462,7 @@ static void authentic_malformed_bodies_are_refused(void **state)
 
 	(void)state;
 	/* The baseline is well-formed: two records in two groups. */
-	bgroups(&b);
-	b32(&b, 2);
-	brec(&b, 1, 0, 0, 2);
-	brec(&b, 2, 2, KS_REC_NOSTATE, 1);
+	BRECS(&b, 2, { 1, 0, 0, 2 }, { 2, 2, KS_REC_NOSTATE, 1 });
 	assert_int_equal(decode_body(&b), 0);
 
 #define REFUSED(what)                                                          \
@@ -448,111 +474,51 @@ static void authentic_malformed_bodies_are_refused(void **state)
 
 	b.n = 0;
 	REFUSED("empty body");
-	b.n = 0;
-	b32(&b, 1);
-	b32(&b, 1);
+	BWORDS(&b, 1, 1);
 	REFUSED("group list cut short");
-	b.n = 0;
-	b32(&b, 1);
-	b32(&b, 0);
-	b32(&b, 0);
+	BWORDS(&b, 1, 0, 0);
 	REFUSED("no group at all");
-	b.n = 0;
-	b32(&b, 1);
-	b32(&b, 0xffffffffu);
-	b32(&b, 0);
-	b32(&b, 0);
+	BWORDS(&b, 1, 0xffffffffu, 0, 0);
 	REFUSED("group count beyond the body");
-	b.n = 0;
-	b32(&b, 2000);
-	b32(&b, KEYSTORE_MAX_GROUPS + 1);
+	BWORDS(&b, 2000, KEYSTORE_MAX_GROUPS + 1);
 	for (uint32_t i = 0; i <= KEYSTORE_MAX_GROUPS && b.n + 4 <= sizeof(b.b); i++)
 		b32(&b, i);
 	REFUSED("more groups than the limit");
-	b.n = 0;
-	b32(&b, 3);
-	b32(&b, 1);
-	b32(&b, 2);
-	b32(&b, 0);
+	BWORDS(&b, 3, 1, 2, 0);
 	REFUSED("default group missing");
-	b.n = 0;
-	b32(&b, 3);
-	b32(&b, 3);
-	b32(&b, 0);
-	b32(&b, 2);
-	b32(&b, 2);
-	b32(&b, 0);
+	BWORDS(&b, 3, 3, 0, 2, 2, 0);
 	REFUSED("duplicate group");
-	b.n = 0;
-	b32(&b, 3);
-	b32(&b, 3);
-	b32(&b, 0);
-	b32(&b, 2);
-	b32(&b, 1);
-	b32(&b, 0);
+	BWORDS(&b, 3, 3, 0, 2, 1, 0);
 	REFUSED("groups out of order");
-	b.n = 0;
-	b32(&b, 2);
-	b32(&b, 2);
-	b32(&b, 0);
-	b32(&b, 2);
-	b32(&b, 0);
+	BWORDS(&b, 2, 2, 0, 2, 0);
 	REFUSED("group id not below next_group_id");
 	bgroups(&b);
 	REFUSED("record count missing");
-	bgroups(&b);
-	b32(&b, 3);
-	brec(&b, 1, 0, 0, 2);
-	brec(&b, 2, 0, 0, 2);
+	BRECS(&b, 3, { 1, 0, 0, 2 }, { 2, 0, 0, 2 });
 	REFUSED("record count beyond the body");
-	bgroups(&b);
-	b32(&b, 0xffffffffu);
-	brec(&b, 1, 0, 0, 2);
+	BRECS(&b, 0xffffffffu, { 1, 0, 0, 2 });
 	REFUSED("record count far beyond the limit");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 0, 2);
-	brec(&b, 2, 0, 0, 2);
+	BRECS(&b, 1, { 1, 0, 0, 2 }, { 2, 0, 0, 2 });
 	REFUSED("record count short of the body");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 0, 2);
+	BRECS(&b, 1, { 1, 0, 0, 2 });
 	b.b[b.n++] = 0;
 	REFUSED("trailing byte after the records");
-	bgroups(&b);
-	b32(&b, 2);
-	brec(&b, 1, 0, 0, 2);
-	brec(&b, 1, 2, 0, 2);
+	BRECS(&b, 2, { 1, 0, 0, 2 }, { 1, 2, 0, 2 });
 	REFUSED("duplicate uuid");
-	bgroups(&b);
-	b32(&b, 2);
-	brec(&b, 2, 0, 0, 2);
-	brec(&b, 1, 0, 0, 2);
+	BRECS(&b, 2, { 2, 0, 0, 2 }, { 1, 0, 0, 2 });
 	REFUSED("uuids out of order");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 0, 0, 0, 2);
+	BRECS(&b, 1, { 0, 0, 0, 2 });
 	b.b[b.n - KEYSTORE_REC_LEN + 15] = 0;
 	REFUSED("all-zero uuid");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 1, 0, 2);
+	BRECS(&b, 1, { 1, 1, 0, 2 });
 	REFUSED("record in a deleted group");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 7, 0, 2);
+	BRECS(&b, 1, { 1, 7, 0, 2 });
 	REFUSED("record in an unknown group");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 0, 3);
+	BRECS(&b, 1, { 1, 0, 0, 3 });
 	REFUSED("TPM version 3");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 0, 0);
+	BRECS(&b, 1, { 1, 0, 0, 0 });
 	REFUSED("TPM version 0");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 2, 2);
+	BRECS(&b, 1, { 1, 0, 2, 2 });
 	REFUSED("unknown record flag");
 #undef REFUSED
 }
