@@ -743,6 +743,30 @@ static void encoders_refuse_what_decoders_refuse(void **state)
 	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_RANGE);
 }
 
+/* The encoder's cursor refuses a message too big for one frame before it
+ * writes past the frame (issue 11: one cursor reads and writes). */
+static void encoder_never_writes_past_the_frame(void **state)
+{
+	uint8_t buf[MGR_MAX_FRAME + 64];
+	size_t len = 0;
+
+	(void)state;
+	sample_rsp(MGR_MSG_GET_QUOTE, &rsp_a);
+	rsp_a.u.quote.attest_len = MGR_QUOTE_BLOB_MAX;
+	rsp_a.u.quote.sig_len = MGR_QUOTE_BLOB_MAX;
+	memset(buf, 0xee, sizeof(buf));
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_RANGE);
+	assert_int_equal(len, 0);
+	for (size_t i = MGR_MAX_FRAME; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0xee);
+	/* Exactly one full frame is fine. */
+	rsp_a.u.quote.sig_len = MGR_MAX_PAYLOAD - 4 - MGR_QUOTE_BLOB_MAX;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), 0);
+	assert_int_equal(len, MGR_MAX_FRAME);
+	for (size_t i = MGR_MAX_FRAME; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0xee);
+}
+
 static void load_flags_beyond_nostate_are_refused(void **state)
 {
 	uint8_t buf[MGR_MAX_FRAME];
@@ -898,6 +922,7 @@ int main(void)
 		cmocka_unit_test(oversized_counts_and_lengths_are_refused),
 		cmocka_unit_test(duplicate_list_entries_are_refused),
 		cmocka_unit_test(encoders_refuse_what_decoders_refuse),
+		cmocka_unit_test(encoder_never_writes_past_the_frame),
 		cmocka_unit_test(load_flags_beyond_nostate_are_refused),
 		cmocka_unit_test(status_reply_follows_the_request_tag),
 		cmocka_unit_test(frame_len_follows_a_stream),
