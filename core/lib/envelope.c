@@ -19,8 +19,8 @@ int envelope_key(const struct envelope_fmt *f, const uint8_t *ikm,
 		 size_t ikmlen, uint8_t key[AEAD_KEY_LEN])
 {
 	return aead_hkdf_sha256(ikm, ikmlen, f->kdf_info, key, AEAD_KEY_LEN)
-		       ? f->err[ENV_CRYPTO]
-		       : 0;
+		   ? f->err[ENV_CRYPTO]
+		   : 0;
 }
 
 /* A format that would let the length arithmetic below wrap is a bug of
@@ -45,10 +45,9 @@ static int gcm(const struct envelope_fmt *f, int enc,
 	return rc ? f->err[ENV_CRYPTO] : 0;
 }
 
-int envelope_seal(const struct envelope_fmt *f,
-		  const uint8_t key[AEAD_KEY_LEN], const uint8_t *hdr,
-		  const uint8_t *body, size_t bodylen, uint8_t **out,
-		  size_t *outlen)
+int envelope_seal(const struct envelope_fmt *f, const uint8_t key[AEAD_KEY_LEN],
+		  const uint8_t *hdr, const uint8_t *body, size_t bodylen,
+		  uint8_t **out, size_t *outlen)
 {
 	size_t total;
 	uint8_t *file;
@@ -85,8 +84,7 @@ int envelope_seal(const struct envelope_fmt *f,
 	return 0;
 }
 
-int envelope_peek(const struct envelope_fmt *f, const uint8_t *buf,
-		  size_t len)
+int envelope_peek(const struct envelope_fmt *f, const uint8_t *buf, size_t len)
 {
 	if (len < ENVELOPE_MAGIC_LEN)
 		return f->err[ENV_TRUNCATED];
@@ -99,9 +97,9 @@ int envelope_peek(const struct envelope_fmt *f, const uint8_t *buf,
 	return 0;
 }
 
-int envelope_open(const struct envelope_fmt *f,
-		  const uint8_t key[AEAD_KEY_LEN], const uint8_t *buf,
-		  size_t len, uint8_t **body, size_t *bodylen)
+int envelope_open(const struct envelope_fmt *f, const uint8_t key[AEAD_KEY_LEN],
+		  const uint8_t *buf, size_t len, uint8_t **body,
+		  size_t *bodylen)
 {
 	uint8_t tag[ENVELOPE_TAG_LEN];
 	uint32_t ctlen;

@@ -29,8 +29,8 @@
 #include "lib/aead.h"
 
 #define ENVELOPE_MAGIC_LEN 8
-#define ENVELOPE_PREFIX_LEN 10  /* magic and version */
-#define ENVELOPE_SUFFIX_LEN 16  /* nonce and ciphertext length */
+#define ENVELOPE_PREFIX_LEN 10 /* magic and version */
+#define ENVELOPE_SUFFIX_LEN 16 /* nonce and ciphertext length */
 #define ENVELOPE_MIN_HDR (ENVELOPE_PREFIX_LEN + ENVELOPE_SUFFIX_LEN)
 #define ENVELOPE_TAG_LEN AEAD_TAG_LEN
 /* The GCM calls take int lengths. */
@@ -38,7 +38,7 @@
 
 /* The ways an envelope fails; the index of envelope_fmt.err. */
 enum envelope_fail {
-	ENV_TRUNCATED, /* shorter than 8 bytes, its header or its length field */
+	ENV_TRUNCATED, /* shorter than the magic, header or length field */
 	ENV_MAGIC,     /* another magic */
 	ENV_VERSION,   /* another format version */
 	ENV_FORMAT,    /* length field over the limit, or bytes after the tag */
@@ -51,11 +51,11 @@ enum envelope_fail {
 /* A descriptor whose hdr_len or max_body is out of its bounds is refused
  * by seal and open with its err[ENV_CRYPTO] (a bug, not a bad file). */
 struct envelope_fmt {
-	const char *magic;      /* ENVELOPE_MAGIC_LEN characters */
+	const char *magic; /* ENVELOPE_MAGIC_LEN characters */
 	uint16_t version;
-	uint16_t hdr_len;       /* H, at least ENVELOPE_MIN_HDR */
-	uint32_t max_body;      /* at most ENVELOPE_MAX_BODY_LIMIT */
-	const char *kdf_info;   /* HKDF info of the AES key */
+	uint16_t hdr_len;	 /* H, at least ENVELOPE_MIN_HDR */
+	uint32_t max_body;	 /* at most ENVELOPE_MAX_BODY_LIMIT */
+	const char *kdf_info;	 /* HKDF info of the AES key */
 	int err[ENV_FAIL_COUNT]; /* the format's code for each failure */
 };
 
@@ -69,18 +69,16 @@ int envelope_key(const struct envelope_fmt *f, const uint8_t *ikm,
  * from it; magic, version, a fresh nonce and the length are written
  * here.  *out (malloc'ed) gets H + bodylen + 16 bytes.
  */
-int envelope_seal(const struct envelope_fmt *f,
-		  const uint8_t key[AEAD_KEY_LEN], const uint8_t *hdr,
-		  const uint8_t *body, size_t bodylen, uint8_t **out,
-		  size_t *outlen);
+int envelope_seal(const struct envelope_fmt *f, const uint8_t key[AEAD_KEY_LEN],
+		  const uint8_t *hdr, const uint8_t *body, size_t bodylen,
+		  uint8_t **out, size_t *outlen);
 
 /*
  * Checks only the plaintext header (magic, length, version); no
  * authentication.  0 means buf holds f->hdr_len header bytes whose
  * fields can be read for messages.
  */
-int envelope_peek(const struct envelope_fmt *f, const uint8_t *buf,
-		  size_t len);
+int envelope_peek(const struct envelope_fmt *f, const uint8_t *buf, size_t len);
 
 /*
  * Checks the whole envelope and decrypts it: the header as envelope_peek,
@@ -90,9 +88,9 @@ int envelope_peek(const struct envelope_fmt *f, const uint8_t *buf,
  * byte) holds *bodylen bytes of plaintext: free it with
  * envelope_body_free.  On failure *body is NULL.
  */
-int envelope_open(const struct envelope_fmt *f,
-		  const uint8_t key[AEAD_KEY_LEN], const uint8_t *buf,
-		  size_t len, uint8_t **body, size_t *bodylen);
+int envelope_open(const struct envelope_fmt *f, const uint8_t key[AEAD_KEY_LEN],
+		  const uint8_t *buf, size_t len, uint8_t **body,
+		  size_t *bodylen);
 
 /* Wipes and frees a body of envelope_open (NULL is fine). */
 void envelope_body_free(uint8_t *body, size_t bodylen);
