@@ -28,16 +28,16 @@ int keyfile_parse(const uint8_t *buf, size_t len, uint8_t key[32], char *err,
 			 len);
 		return -EINVAL;
 	}
-	for (size_t i = 0; i < 32; i++) {
-		int hi = hex_digit(buf[2 * i]), lo = hex_digit(buf[2 * i + 1]);
-		if (hi < 0 || lo < 0) {
-			OPENSSL_cleanse(key, 32);
-			snprintf(err, errlen,
-				 "64-character key has a non-hex character at offset %zu",
-				 hi < 0 ? 2 * i : 2 * i + 1);
-			return -EINVAL;
-		}
-		key[i] = (uint8_t)(hi << 4 | lo);
+	if (hex_decode((const char *)buf, 64, key, 32) != 0) {
+		size_t off = 0;
+
+		while (hex_digit(buf[off]) >= 0)
+			off++;
+		OPENSSL_cleanse(key, 32);
+		snprintf(err, errlen,
+			 "64-character key has a non-hex character at offset %zu",
+			 off);
+		return -EINVAL;
 	}
 	return 0;
 }

@@ -2,26 +2,43 @@
 #include "proto/keystore.h"
 
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <errno.h>
-#include "lib/aead.h"
 #include "lib/bytes.h"
+#include "lib/envelope.h"
 #include "proto/mgrproto.h"
 
+/* The key store's own header fields, between the envelope's version and
+ * its nonce (keystore.h has the whole layout). */
+#define RESERVED_OFF 10
 #define GEN_OFF 12
 #define NVC_OFF 20
-#define NONCE_OFF 28
-#define NONCE_LEN 12
-#define CTLEN_OFF 40
-#define KDF_INFO "vtpm-service keystore v1"
 
 _Static_assert(KEYSTORE_MAX_GROUPS <= MGR_GROUP_LIST_MAX,
 	       "every group must fit one GROUP_LIST response");
-_Static_assert(KEYSTORE_MAX_BODY < 0x7fffffff, "GCM lengths are ints");
+_Static_assert(KEYSTORE_MAX_BODY <= ENVELOPE_MAX_BODY_LIMIT,
+	       "GCM lengths are ints");
+_Static_assert(KEYSTORE_TAG_LEN == ENVELOPE_TAG_LEN, "one GCM tag");
+_Static_assert(NVC_OFF + 8 == KEYSTORE_HDR_LEN - ENVELOPE_SUFFIX_LEN,
+	       "the nonce follows the NV counter");
+
+static const struct envelope_fmt ks_fmt = {
+	.magic = KEYSTORE_MAGIC,
+	.version = KEYSTORE_VERSION,
+	.hdr_len = KEYSTORE_HDR_LEN,
+	.max_body = KEYSTORE_MAX_BODY,
+	.kdf_info = "vtpm-service keystore v1",
+	.err = {
+		[ENV_TRUNCATED] = KS_ERR_TRUNCATED,
+		[ENV_MAGIC] = KS_ERR_MAGIC,
+		[ENV_VERSION] = KS_ERR_VERSION,
+		[ENV_FORMAT] = KS_ERR_FORMAT,
+		[ENV_AUTH] = KS_ERR_AUTH,
+		[ENV_NOMEM] = KS_ERR_NOMEM,
+		[ENV_CRYPTO] = KS_ERR_CRYPTO,
+	},
+};
 
 const char *keystore_strerror(int err)
 {
@@ -90,7 +107,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elsize)
 	return 0;
 }
 
-int keystore_init(struct keystore *ks)
+enum keystore_err keystore_init(struct keystore *ks)
 {
 	memset(ks, 0, sizeof(*ks));
 	if (grow((void **)&ks->groups, &ks->capgroups, 1, sizeof(uint32_t)))
@@ -173,7 +190,8 @@ static int rec_valid(const struct keystore_rec *r)
 	       !(r->flags & ~KS_REC_FLAGS_KNOWN);
 }
 
-int keystore_add(struct keystore *ks, const struct keystore_rec *rec)
+enum keystore_err keystore_add(struct keystore *ks,
+			       const struct keystore_rec *rec)
 {
 	size_t i;
 
@@ -196,7 +214,7 @@ int keystore_add(struct keystore *ks, const struct keystore_rec *rec)
 	return 0;
 }
 
-int keystore_del(struct keystore *ks, const uint8_t uuid[16])
+enum keystore_err keystore_del(struct keystore *ks, const uint8_t uuid[16])
 {
 	struct keystore_rec *r = keystore_find(ks, uuid);
 	size_t i;
@@ -210,7 +228,7 @@ int keystore_del(struct keystore *ks, const uint8_t uuid[16])
 	return 0;
 }
 
-int keystore_group_new(struct keystore *ks, uint32_t *id)
+enum keystore_err keystore_group_new(struct keystore *ks, uint32_t *id)
 {
 	if (ks->ngroups >= KEYSTORE_MAX_GROUPS || ks->next_group_id == UINT32_MAX)
 		return KS_ERR_FULL;
@@ -223,7 +241,7 @@ int keystore_group_new(struct keystore *ks, uint32_t *id)
 	return 0;
 }
 
-int keystore_group_del(struct keystore *ks, uint32_t id)
+enum keystore_err keystore_group_del(struct keystore *ks, uint32_t id)
 {
 	size_t i;
 
@@ -242,67 +260,22 @@ int keystore_group_del(struct keystore *ks, uint32_t id)
 	return 0;
 }
 
-static int derive_key(const uint8_t root[KEYSTORE_ROOT_KEY_LEN],
-		      uint8_t out[32])
+enum keystore_err keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				uint64_t generation, uint64_t nv_counter,
+				const uint8_t *body, size_t bodylen,
+				uint8_t **out, size_t *outlen)
 {
-	return aead_hkdf_sha256(root, KEYSTORE_ROOT_KEY_LEN, KDF_INFO, out, 32)
-		       ? KS_ERR_CRYPTO
-		       : 0;
-}
-
-/* AES-256-GCM over one buffer with the header as AAD.  Decryption
- * returns KS_ERR_AUTH when the tag does not verify. */
-static int aead(int enc, const uint8_t root[KEYSTORE_ROOT_KEY_LEN],
-		const uint8_t *hdr, const uint8_t *in, size_t inlen,
-		uint8_t *out, uint8_t *tag)
-{
-	uint8_t key[32];
+	uint8_t hdr[KEYSTORE_HDR_LEN] = { 0 }, key[AEAD_KEY_LEN];
 	int rc;
 
-	if (derive_key(root, key))
-		return KS_ERR_CRYPTO;
-	rc = aead_gcm(enc, key, hdr + NONCE_OFF, hdr, KEYSTORE_HDR_LEN, in,
-		      inlen, out, tag);
+	be64_put(hdr + GEN_OFF, generation);
+	be64_put(hdr + NVC_OFF, nv_counter);
+	rc = envelope_key(&ks_fmt, root_key, KEYSTORE_ROOT_KEY_LEN, key);
+	if (!rc)
+		rc = envelope_seal(&ks_fmt, key, hdr, body, bodylen, out,
+				   outlen);
 	OPENSSL_cleanse(key, sizeof(key));
-	if (rc == -EBADMSG)
-		return KS_ERR_AUTH;
-	if (rc == -ENOMEM)
-		return KS_ERR_NOMEM;
-	return rc ? KS_ERR_CRYPTO : 0;
-}
-
-int keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		  uint64_t generation, uint64_t nv_counter, const uint8_t *body,
-		  size_t bodylen, uint8_t **out, size_t *outlen)
-{
-	size_t total = KEYSTORE_HDR_LEN + bodylen + KEYSTORE_TAG_LEN;
-	uint8_t *file;
-	int rc;
-
-	if (bodylen > KEYSTORE_MAX_BODY)
-		return KS_ERR_FORMAT;
-	file = malloc(total);
-	if (!file)
-		return KS_ERR_NOMEM;
-	memset(file, 0, KEYSTORE_HDR_LEN);
-	memcpy(file, KEYSTORE_MAGIC, 8);
-	be16_put(file + 8, KEYSTORE_VERSION);
-	be64_put(file + GEN_OFF, generation);
-	be64_put(file + NVC_OFF, nv_counter);
-	if (RAND_bytes(file + NONCE_OFF, NONCE_LEN) != 1) {
-		free(file);
-		return KS_ERR_CRYPTO;
-	}
-	be32_put(file + CTLEN_OFF, (uint32_t)bodylen);
-	rc = aead(1, root_key, file, body, bodylen, file + KEYSTORE_HDR_LEN,
-		  file + KEYSTORE_HDR_LEN + bodylen);
-	if (rc) {
-		free(file);
-		return rc;
-	}
-	*out = file;
-	*outlen = total;
-	return 0;
+	return rc;
 }
 
 static void put_rec(uint8_t *p, const struct keystore_rec *r)
@@ -327,10 +300,10 @@ static void get_rec(const uint8_t *p, struct keystore_rec *r)
 	memcpy(r->state_key, p + 65, 32);
 }
 
-int keystore_encode(const struct keystore *ks,
-		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		    uint64_t generation, uint64_t nv_counter, uint8_t **out,
-		    size_t *outlen)
+enum keystore_err keystore_encode(const struct keystore *ks,
+				  const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				  uint64_t generation, uint64_t nv_counter,
+				  uint8_t **out, size_t *outlen)
 {
 	size_t bodylen = 12 + 4 * ks->ngroups + KEYSTORE_REC_LEN * ks->nrecs;
 	uint8_t *body, *p;
@@ -358,16 +331,13 @@ int keystore_encode(const struct keystore *ks,
 	return rc;
 }
 
-int keystore_peek(const uint8_t *buf, size_t len, struct keystore_meta *meta)
+enum keystore_err keystore_peek(const uint8_t *buf, size_t len,
+				struct keystore_meta *meta)
 {
-	if (len < 8)
-		return KS_ERR_TRUNCATED;
-	if (memcmp(buf, KEYSTORE_MAGIC, 8) != 0)
-		return KS_ERR_MAGIC;
-	if (len < KEYSTORE_HDR_LEN)
-		return KS_ERR_TRUNCATED;
-	if (be16_get(buf + 8) != KEYSTORE_VERSION)
-		return KS_ERR_VERSION;
+	int rc = envelope_peek(&ks_fmt, buf, len);
+
+	if (rc)
+		return rc;
 	meta->generation = be64_get(buf + GEN_OFF);
 	meta->nv_counter = be64_get(buf + NVC_OFF);
 	return 0;
@@ -436,48 +406,39 @@ static int parse_body(const uint8_t *body, size_t len, struct keystore *ks)
 	return 0;
 }
 
-int keystore_decode(const uint8_t *buf, size_t len,
-		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		    struct keystore *ks, struct keystore_meta *meta)
+enum keystore_err keystore_decode(const uint8_t *buf, size_t len,
+				  const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				  struct keystore *ks,
+				  struct keystore_meta *meta)
 {
-	uint32_t ctlen;
-	uint8_t *body;
+	uint8_t key[AEAD_KEY_LEN], *body = NULL;
+	size_t bodylen = 0;
 	int rc;
 
 	memset(ks, 0, sizeof(*ks));
 	rc = keystore_peek(buf, len, meta);
 	if (rc)
 		return rc;
-	ctlen = be32_get(buf + CTLEN_OFF);
-	if (ctlen > KEYSTORE_MAX_BODY)
-		return KS_ERR_FORMAT;
-	if (len < KEYSTORE_HDR_LEN + (size_t)ctlen + KEYSTORE_TAG_LEN)
-		return KS_ERR_TRUNCATED;
-	if (len > KEYSTORE_HDR_LEN + (size_t)ctlen + KEYSTORE_TAG_LEN)
-		return KS_ERR_FORMAT;
-	body = malloc(ctlen ? ctlen : 1);
-	if (!body)
-		return KS_ERR_NOMEM;
-	rc = aead(0, root_key, buf, buf + KEYSTORE_HDR_LEN, ctlen, body,
-		  (uint8_t *)(buf + KEYSTORE_HDR_LEN + ctlen));
+	rc = envelope_key(&ks_fmt, root_key, KEYSTORE_ROOT_KEY_LEN, key);
+	if (!rc)
+		rc = envelope_open(&ks_fmt, key, buf, len, &body, &bodylen);
+	OPENSSL_cleanse(key, sizeof(key));
 	if (rc)
-		goto out;
+		return rc;
 	/* The reserved field is authenticated: nonzero means a newer
 	 * writer, not a damaged file. */
-	if (be16_get(buf + 10) != 0) {
+	if (be16_get(buf + RESERVED_OFF) != 0)
 		rc = KS_ERR_VERSION;
-		goto out;
-	}
-	rc = parse_body(body, ctlen, ks);
-out:
-	OPENSSL_cleanse(body, ctlen);
-	free(body);
+	else
+		rc = parse_body(body, bodylen, ks);
+	envelope_body_free(body, bodylen);
 	if (rc)
 		keystore_free(ks);
 	return rc;
 }
 
-int keystore_check_fresh(uint64_t file_counter, uint64_t tpm_counter)
+enum keystore_err keystore_check_fresh(uint64_t file_counter,
+				       uint64_t tpm_counter)
 {
 	if (file_counter == tpm_counter)
 		return 0;

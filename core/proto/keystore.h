@@ -20,7 +20,9 @@
  * u32 record_count; records (97 bytes each, strictly ascending UUIDs):
  * uuid[16], u32 group, u32 flags, u8 tpm_version, u64 generation,
  * state_hash[32], state_key[32].  The AES key is
- * HKDF-SHA256(root key, info "vtpm-service keystore v1").
+ * HKDF-SHA256(root key, info "vtpm-service keystore v1").  Magic, version,
+ * nonce, length, ciphertext and tag are the sealed-file envelope of
+ * lib/envelope.h, shared with the state file.
  */
 #ifndef VTPM_KEYSTORE_H
 #define VTPM_KEYSTORE_H
@@ -44,26 +46,42 @@
 #define KS_REC_NOSTATE 0x1u /* created, no state committed yet */
 #define KS_REC_FLAGS_KNOWN KS_REC_NOSTATE
 
+/*
+ * Results of this file's functions: their own domain, never a negative
+ * errno.  The errors lie below -4095 (the kernel's MAX_ERRNO) and apart
+ * from the state file's SF_ERR_*, so no -errno and no other domain's code
+ * can equal one, while a test for "< 0" still reads them as failures
+ * (keystore_check_fresh relies on it: KS_FRESH_PENDING is positive).  Use
+ * the names, never the numbers.
+ */
+#define KS_ERR_BASE (-5200)
 enum keystore_err {
 	KS_OK = 0,
-	KS_FRESH_PENDING = 1,    /* not an error: see keystore_check_fresh */
-	KS_ERR_TRUNCATED = -1,   /* shorter than its header says */
-	KS_ERR_MAGIC = -2,       /* not a vtpm-service key store */
-	KS_ERR_VERSION = -3,     /* format version we do not know */
-	KS_ERR_AUTH = -4,        /* wrong root key or modified bytes */
-	KS_ERR_FORMAT = -5,      /* authentic but malformed, or trailing bytes */
-	KS_ERR_NOMEM = -6,
-	KS_ERR_CRYPTO = -7,
-	KS_ERR_EXISTS = -8,      /* a vTPM with this UUID exists */
-	KS_ERR_NOT_FOUND = -9,   /* no vTPM with this UUID */
-	KS_ERR_NO_GROUP = -10,   /* no such group */
-	KS_ERR_GROUP_BUSY = -11, /* the group still holds vTPMs */
-	KS_ERR_DEFAULT_GROUP = -12, /* group 0 cannot be deleted */
-	KS_ERR_FULL = -13,       /* record, group or group id limit reached */
-	KS_ERR_INVALID = -14,    /* zero UUID, TPM version, unknown flags */
-	KS_ERR_ROLLBACK = -15,   /* older than the TPM NV counter */
-	KS_ERR_AHEAD = -16,      /* newer than the TPM NV counter can explain */
+	KS_FRESH_PENDING = 1, /* not an error: see keystore_check_fresh */
+	KS_ERR_TRUNCATED = KS_ERR_BASE - 1, /* shorter than its header says */
+	KS_ERR_MAGIC = KS_ERR_BASE - 2,     /* not a vtpm-service key store */
+	KS_ERR_VERSION = KS_ERR_BASE - 3,   /* format version we do not know */
+	KS_ERR_AUTH = KS_ERR_BASE - 4,      /* wrong root key or modified bytes */
+	KS_ERR_FORMAT = KS_ERR_BASE - 5,    /* authentic but malformed, or
+					     * trailing bytes */
+	KS_ERR_NOMEM = KS_ERR_BASE - 6,
+	KS_ERR_CRYPTO = KS_ERR_BASE - 7,
+	KS_ERR_EXISTS = KS_ERR_BASE - 8,    /* a vTPM with this UUID exists */
+	KS_ERR_NOT_FOUND = KS_ERR_BASE - 9, /* no vTPM with this UUID */
+	KS_ERR_NO_GROUP = KS_ERR_BASE - 10, /* no such group */
+	KS_ERR_GROUP_BUSY = KS_ERR_BASE - 11,    /* the group still holds vTPMs */
+	KS_ERR_DEFAULT_GROUP = KS_ERR_BASE - 12, /* group 0 cannot be deleted */
+	KS_ERR_FULL = KS_ERR_BASE - 13,    /* record, group or group id limit */
+	KS_ERR_INVALID = KS_ERR_BASE - 14, /* zero UUID, TPM version, flags */
+	KS_ERR_ROLLBACK = KS_ERR_BASE - 15, /* older than the TPM NV counter */
+	KS_ERR_AHEAD = KS_ERR_BASE - 16, /* newer than the NV counter explains */
+	KS_ERR_LAST = KS_ERR_AHEAD,      /* the lowest */
 };
+
+static inline int keystore_is_err(int rc)
+{
+	return rc <= KS_ERR_TRUNCATED && rc >= KS_ERR_LAST;
+}
 
 struct keystore_rec {
 	uint8_t uuid[16];       /* never all zero */
@@ -90,43 +108,49 @@ struct keystore_meta {
 	uint64_t nv_counter;
 };
 
+/* A message for KS_OK, KS_FRESH_PENDING or any KS_ERR_*; "unknown error"
+ * otherwise. */
 const char *keystore_strerror(int err);
 
 /* An empty store holding the default group 0.  0 or KS_ERR_NOMEM. */
-int keystore_init(struct keystore *ks);
+enum keystore_err keystore_init(struct keystore *ks);
 /* Wipes every key and frees; the store is empty and unusable after. */
 void keystore_free(struct keystore *ks);
 
 /* NULL if absent.  The pointer is valid until the next add or del. */
 struct keystore_rec *keystore_find(const struct keystore *ks,
 				   const uint8_t uuid[16]);
-int keystore_add(struct keystore *ks, const struct keystore_rec *rec);
-int keystore_del(struct keystore *ks, const uint8_t uuid[16]);
+enum keystore_err keystore_add(struct keystore *ks,
+			       const struct keystore_rec *rec);
+enum keystore_err keystore_del(struct keystore *ks, const uint8_t uuid[16]);
 
 int keystore_group_has(const struct keystore *ks, uint32_t id);
-int keystore_group_new(struct keystore *ks, uint32_t *id);
-int keystore_group_del(struct keystore *ks, uint32_t id);
+enum keystore_err keystore_group_new(struct keystore *ks, uint32_t *id);
+enum keystore_err keystore_group_del(struct keystore *ks, uint32_t id);
 
 /* Encrypts the store under a fresh nonce; *out is malloc'ed. */
-int keystore_encode(const struct keystore *ks,
-		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		    uint64_t generation, uint64_t nv_counter, uint8_t **out,
-		    size_t *outlen);
+enum keystore_err keystore_encode(const struct keystore *ks,
+				  const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				  uint64_t generation, uint64_t nv_counter,
+				  uint8_t **out, size_t *outlen);
 
 /* Encrypts an already laid out body (encode uses it; tests and fuzzers
  * use it to build authentic but malformed files). */
-int keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		  uint64_t generation, uint64_t nv_counter, const uint8_t *body,
-		  size_t bodylen, uint8_t **out, size_t *outlen);
+enum keystore_err keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				uint64_t generation, uint64_t nv_counter,
+				const uint8_t *body, size_t bodylen,
+				uint8_t **out, size_t *outlen);
 
 /* Reads only the plaintext header (not authenticated): for messages. */
-int keystore_peek(const uint8_t *buf, size_t len, struct keystore_meta *meta);
+enum keystore_err keystore_peek(const uint8_t *buf, size_t len,
+				struct keystore_meta *meta);
 
 /* On success *ks is a new store (keystore_free it); on failure it is
  * empty and needs no free. */
-int keystore_decode(const uint8_t *buf, size_t len,
-		    const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
-		    struct keystore *ks, struct keystore_meta *meta);
+enum keystore_err keystore_decode(const uint8_t *buf, size_t len,
+				  const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				  struct keystore *ks,
+				  struct keystore_meta *meta);
 
 /*
  * The freshness rule: compares the nv_counter of an authentic store file
@@ -136,6 +160,7 @@ int keystore_decode(const uint8_t *buf, size_t len,
  * increment); KS_ERR_ROLLBACK when the file is behind; KS_ERR_AHEAD when
  * it is further ahead than one commit can explain.
  */
-int keystore_check_fresh(uint64_t file_counter, uint64_t tpm_counter);
+enum keystore_err keystore_check_fresh(uint64_t file_counter,
+				       uint64_t tpm_counter);
 
 #endif

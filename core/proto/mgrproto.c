@@ -170,70 +170,74 @@ static int check_payload(size_t len, uint16_t min, uint16_t max)
 	return 0;
 }
 
-/* A reader over a payload: a read past its end reads nothing and sets a
- * sticky error, so a parser checks once, at its end. */
-struct rd {
-	const uint8_t *p;
-	size_t left;
+/*
+ * A cursor over a payload that reads the fields (decoding, in != NULL) or
+ * writes them (encoding, out != NULL), so that each message's layout is
+ * written once, in req_fields and rsp_fields, for both directions.  It is
+ * sticky: a read past the payload's end reads nothing and records
+ * MGR_ERR_PAYLOAD_SHORT, a write past the frame writes nothing and records
+ * MGR_ERR_RANGE (a message too big for one frame), so a parser checks
+ * once, at its end.
+ */
+struct cur {
+	const uint8_t *in;
+	uint8_t *out;
+	size_t off, len;
 	int err;
 };
 
-static const uint8_t *rd_take(struct rd *r, size_t n)
+/* The offset of the next n bytes, or -1 (and the sticky error). */
+static long cur_take(struct cur *c, size_t n)
 {
-	const uint8_t *p = r->p;
+	size_t at = c->off;
 
-	if (r->err)
-		return NULL;
-	if (r->left < n) {
-		r->err = MGR_ERR_PAYLOAD_SHORT;
-		return NULL;
+	if (c->err)
+		return -1;
+	if (c->len - c->off < n) {
+		c->err = c->out ? MGR_ERR_RANGE : MGR_ERR_PAYLOAD_SHORT;
+		return -1;
 	}
-	r->p += n;
-	r->left -= n;
-	return p;
+	c->off += n;
+	return (long)at;
 }
 
-static void rd_bytes(struct rd *r, uint8_t *dst, size_t n)
+static void cur_bytes(struct cur *c, uint8_t *v, size_t n)
 {
-	const uint8_t *p = rd_take(r, n);
+	long at = cur_take(c, n);
 
-	if (p)
-		memcpy(dst, p, n);
+	if (at >= 0 && c->out)
+		memcpy(c->out + at, v, n);
+	else if (at >= 0)
+		memcpy(v, c->in + at, n);
 }
 
-static uint8_t rd_u8(struct rd *r)
+static void cur_u8(struct cur *c, uint8_t *v)
 {
-	const uint8_t *p = rd_take(r, 1);
-
-	return p ? p[0] : 0;
+	cur_bytes(c, v, 1);
 }
 
-static uint16_t rd_u16(struct rd *r)
+/* cur_u16, cur_u32, cur_u64: a big-endian integer, either way. */
+#define CUR_UINT(bits)                                                         \
+	static void cur_u##bits(struct cur *c, uint##bits##_t *v)              \
+	{                                                                      \
+		long at = cur_take(c, bits / 8);                               \
+                                                                               \
+		if (at >= 0 && c->out)                                         \
+			be##bits##_put(c->out + at, *v);                       \
+		else if (at >= 0)                                              \
+			*v = be##bits##_get(c->in + at);                       \
+	}
+CUR_UINT(16)
+CUR_UINT(32)
+CUR_UINT(64)
+#undef CUR_UINT
+
+/* Decoding: the payload must end where its fields do. */
+static int cur_end(const struct cur *c)
 {
-	const uint8_t *p = rd_take(r, 2);
-
-	return p ? be16_get(p) : 0;
-}
-
-static uint32_t rd_u32(struct rd *r)
-{
-	const uint8_t *p = rd_take(r, 4);
-
-	return p ? be32_get(p) : 0;
-}
-
-static uint64_t rd_u64(struct rd *r)
-{
-	const uint8_t *p = rd_take(r, 8);
-
-	return p ? be64_get(p) : 0;
-}
-
-static int rd_end(const struct rd *r)
-{
-	if (r->err)
-		return r->err;
-	return r->left ? MGR_ERR_PAYLOAD_LONG : 0;
+	if (c->err)
+		return c->err;
+	return c->in && c->off != c->len ? MGR_ERR_PAYLOAD_LONG : 0;
 }
 
 static int ordinal_type(uint32_t ordinal, enum mgr_msg *type)
@@ -247,53 +251,68 @@ static int ordinal_type(uint32_t ordinal, enum mgr_msg *type)
 	return MGR_ERR_ORDINAL;
 }
 
-static int quote_req_check(const struct mgr_quote_req *q)
+static int group_list_check(const struct mgr_group_list_rsp *l)
 {
-	if (q->nonce_len > MGR_NONCE_MAX || (q->pcr_mask & ~MGR_PCR_MASK_VALID))
-		return MGR_ERR_RANGE;
+	for (uint32_t i = 1; i < l->count; i++)
+		if (l->group_id[i] <= l->group_id[i - 1])
+			return MGR_ERR_ORDER;
 	return 0;
 }
 
-static int vtpm_new_req_check(const struct mgr_vtpm_new_req *n)
+static int vtpm_list_check(const struct mgr_vtpm_list_rsp *l)
 {
-	return n->tpm_version == 1 || n->tpm_version == 2 ? 0 : MGR_ERR_RANGE;
+	for (uint32_t i = 1; i < l->count; i++)
+		if (memcmp(l->uuid[i], l->uuid[i - 1], MGR_UUID_LEN) <= 0)
+			return MGR_ERR_ORDER;
+	return 0;
 }
 
-/* Lengths first, then values: a payload that does not add up is
- * reported as such even when its misread fields are also out of range. */
-static int parse_req(struct rd *r, struct mgr_req *q)
+/*
+ * The payload of each message, read or written.  A count or length that
+ * sizes what follows is checked as soon as it is known, so neither
+ * direction runs past a field; the other values are checked after the
+ * end, so that a payload that does not add up is reported as such even
+ * when its misread fields are also out of range.  An encoder thus refuses
+ * what the decoder would refuse, with the same error.
+ */
+static int req_fields(struct cur *c, struct mgr_req *q)
 {
 	int rc;
 
 	switch (q->type) {
 	case MGR_MSG_SAVEHASHKEY:
-		q->u.save.generation = rd_u64(r);
-		rd_bytes(r, q->u.save.state_hash, MGR_HASH_LEN);
+		cur_u64(c, &q->u.save.generation);
+		cur_bytes(c, q->u.save.state_hash, MGR_HASH_LEN);
 		break;
 	case MGR_MSG_GET_QUOTE:
-		q->u.quote.nonce_len = rd_u8(r);
+		cur_u8(c, &q->u.quote.nonce_len);
 		if (q->u.quote.nonce_len > MGR_NONCE_MAX)
 			return MGR_ERR_RANGE;
-		rd_bytes(r, q->u.quote.nonce, q->u.quote.nonce_len);
-		rd_bytes(r, q->u.quote.pcr_digest, MGR_HASH_LEN);
-		q->u.quote.pcr_mask = rd_u32(r);
-		rc = rd_end(r);
-		return rc ? rc : quote_req_check(&q->u.quote);
+		cur_bytes(c, q->u.quote.nonce, q->u.quote.nonce_len);
+		cur_bytes(c, q->u.quote.pcr_digest, MGR_HASH_LEN);
+		cur_u32(c, &q->u.quote.pcr_mask);
+		rc = cur_end(c);
+		if (!rc && (q->u.quote.pcr_mask & ~MGR_PCR_MASK_VALID))
+			rc = MGR_ERR_RANGE;
+		return rc;
 	case MGR_MSG_GROUP_DEL:
-		q->u.group_del.group_id = rd_u32(r);
+		cur_u32(c, &q->u.group_del.group_id);
 		break;
 	case MGR_MSG_VTPM_LIST:
-		q->u.vtpm_list.group_id = rd_u32(r);
-		q->u.vtpm_list.offset = rd_u32(r);
+		cur_u32(c, &q->u.vtpm_list.group_id);
+		cur_u32(c, &q->u.vtpm_list.offset);
 		break;
 	case MGR_MSG_VTPM_NEW:
-		q->u.vtpm_new.group_id = rd_u32(r);
-		rd_bytes(r, q->u.vtpm_new.uuid, MGR_UUID_LEN);
-		q->u.vtpm_new.tpm_version = rd_u8(r);
-		rc = rd_end(r);
-		return rc ? rc : vtpm_new_req_check(&q->u.vtpm_new);
+		cur_u32(c, &q->u.vtpm_new.group_id);
+		cur_bytes(c, q->u.vtpm_new.uuid, MGR_UUID_LEN);
+		cur_u8(c, &q->u.vtpm_new.tpm_version);
+		rc = cur_end(c);
+		if (!rc && q->u.vtpm_new.tpm_version != 1 &&
+		    q->u.vtpm_new.tpm_version != 2)
+			rc = MGR_ERR_RANGE;
+		return rc;
 	case MGR_MSG_VTPM_DEL:
-		rd_bytes(r, q->u.vtpm_del.uuid, MGR_UUID_LEN);
+		cur_bytes(c, q->u.vtpm_del.uuid, MGR_UUID_LEN);
 		break;
 	case MGR_MSG_LOADHASHKEY:
 	case MGR_MSG_GROUP_LIST:
@@ -301,13 +320,89 @@ static int parse_req(struct rd *r, struct mgr_req *q)
 	case MGR_MSG_COUNT:
 		break;
 	}
-	return rd_end(r);
+	return cur_end(c);
+}
+
+/* A blob length of a quote: 1..MGR_QUOTE_BLOB_MAX. */
+static int quote_blob(struct cur *c, uint16_t *len, uint8_t *blob)
+{
+	cur_u16(c, len);
+	/* A zero length is refused before the payload runs out, so the
+	 * error names the field rather than the end. */
+	if (!c->err && (*len == 0 || *len > MGR_QUOTE_BLOB_MAX))
+		return MGR_ERR_RANGE;
+	cur_bytes(c, blob, *len);
+	return 0;
+}
+
+static int rsp_fields(struct cur *c, struct mgr_rsp *s)
+{
+	int rc;
+
+	switch (s->type) {
+	case MGR_MSG_LOADHASHKEY:
+		cur_u64(c, &s->u.load.generation);
+		cur_bytes(c, s->u.load.state_hash, MGR_HASH_LEN);
+		cur_bytes(c, s->u.load.state_key, MGR_KEY_LEN);
+		cur_u32(c, &s->u.load.flags);
+		rc = cur_end(c);
+		if (!rc && (s->u.load.flags & ~MGR_LOAD_FLAGS_KNOWN))
+			rc = MGR_ERR_RANGE;
+		return rc;
+	case MGR_MSG_GET_QUOTE:
+		rc = quote_blob(c, &s->u.quote.attest_len, s->u.quote.attest);
+		if (!rc)
+			rc = quote_blob(c, &s->u.quote.sig_len, s->u.quote.sig);
+		if (rc)
+			return rc;
+		break;
+	case MGR_MSG_GROUP_LIST:
+		cur_u32(c, &s->u.group_list.count);
+		if (s->u.group_list.count > MGR_GROUP_LIST_MAX)
+			return MGR_ERR_RANGE;
+		for (uint32_t i = 0; i < s->u.group_list.count; i++)
+			cur_u32(c, &s->u.group_list.group_id[i]);
+		rc = cur_end(c);
+		return rc ? rc : group_list_check(&s->u.group_list);
+	case MGR_MSG_GROUP_NEW:
+		cur_u32(c, &s->u.group_new.group_id);
+		break;
+	case MGR_MSG_VTPM_LIST:
+		cur_u32(c, &s->u.vtpm_list.total);
+		cur_u32(c, &s->u.vtpm_list.count);
+		if (s->u.vtpm_list.count > MGR_VTPM_LIST_MAX ||
+		    s->u.vtpm_list.count > s->u.vtpm_list.total)
+			return MGR_ERR_RANGE;
+		for (uint32_t i = 0; i < s->u.vtpm_list.count; i++)
+			cur_bytes(c, s->u.vtpm_list.uuid[i], MGR_UUID_LEN);
+		rc = cur_end(c);
+		return rc ? rc : vtpm_list_check(&s->u.vtpm_list);
+	case MGR_MSG_VTPM_NEW:
+		cur_bytes(c, s->u.vtpm_new.uuid, MGR_UUID_LEN);
+		break;
+	case MGR_MSG_SAVEHASHKEY:
+	case MGR_MSG_GROUP_DEL:
+	case MGR_MSG_VTPM_DEL:
+	case MGR_MSG_COUNT:
+		break;
+	}
+	return cur_end(c);
+}
+
+static struct cur payload_reader(const uint8_t *buf, size_t len)
+{
+	return (struct cur){ .in = buf + MGR_HDR_LEN, .len = len - MGR_HDR_LEN };
+}
+
+static struct cur payload_writer(uint8_t out[MGR_MAX_FRAME])
+{
+	return (struct cur){ .out = out + MGR_HDR_LEN, .len = MGR_MAX_PAYLOAD };
 }
 
 int mgrproto_decode_req(const uint8_t *buf, size_t len, struct mgr_req *out)
 {
 	const struct mgr_msg_info *mi;
-	struct rd r;
+	struct cur c;
 	uint16_t tag;
 	enum mgr_msg type;
 	int rc;
@@ -329,115 +424,18 @@ int mgrproto_decode_req(const uint8_t *buf, size_t len, struct mgr_req *out)
 	if (rc)
 		return rc;
 	out->type = type;
-	r = (struct rd){ buf + MGR_HDR_LEN, len - MGR_HDR_LEN, 0 };
-	rc = parse_req(&r, out);
+	c = payload_reader(buf, len);
+	rc = req_fields(&c, out);
 	if (rc)
 		memset(out, 0, sizeof(*out));
 	return rc;
-}
-
-static int quote_rsp_check(const struct mgr_quote_rsp *q)
-{
-	if (q->attest_len == 0 || q->sig_len == 0 ||
-	    q->attest_len > MGR_QUOTE_BLOB_MAX || q->sig_len > MGR_QUOTE_BLOB_MAX ||
-	    4 + (size_t)q->attest_len + q->sig_len > MGR_MAX_PAYLOAD)
-		return MGR_ERR_RANGE;
-	return 0;
-}
-
-static int group_list_check(const struct mgr_group_list_rsp *l)
-{
-	if (l->count > MGR_GROUP_LIST_MAX)
-		return MGR_ERR_RANGE;
-	for (uint32_t i = 1; i < l->count; i++)
-		if (l->group_id[i] <= l->group_id[i - 1])
-			return MGR_ERR_ORDER;
-	return 0;
-}
-
-static int vtpm_list_count_check(const struct mgr_vtpm_list_rsp *l)
-{
-	return l->count > MGR_VTPM_LIST_MAX || l->count > l->total ?
-		       MGR_ERR_RANGE : 0;
-}
-
-static int vtpm_list_check(const struct mgr_vtpm_list_rsp *l)
-{
-	int rc = vtpm_list_count_check(l);
-
-	if (rc)
-		return rc;
-	for (uint32_t i = 1; i < l->count; i++)
-		if (memcmp(l->uuid[i], l->uuid[i - 1], MGR_UUID_LEN) <= 0)
-			return MGR_ERR_ORDER;
-	return 0;
-}
-
-static int parse_rsp(struct rd *r, struct mgr_rsp *s)
-{
-	int rc;
-
-	switch (s->type) {
-	case MGR_MSG_LOADHASHKEY:
-		s->u.load.generation = rd_u64(r);
-		rd_bytes(r, s->u.load.state_hash, MGR_HASH_LEN);
-		rd_bytes(r, s->u.load.state_key, MGR_KEY_LEN);
-		s->u.load.flags = rd_u32(r);
-		rc = rd_end(r);
-		if (!rc && (s->u.load.flags & ~MGR_LOAD_FLAGS_KNOWN))
-			rc = MGR_ERR_RANGE;
-		return rc;
-	case MGR_MSG_GET_QUOTE:
-		/* A zero length is refused before the payload runs out, so
-		 * the error names the field rather than the end. */
-		s->u.quote.attest_len = rd_u16(r);
-		if (s->u.quote.attest_len == 0 ||
-		    s->u.quote.attest_len > MGR_QUOTE_BLOB_MAX)
-			return MGR_ERR_RANGE;
-		rd_bytes(r, s->u.quote.attest, s->u.quote.attest_len);
-		s->u.quote.sig_len = rd_u16(r);
-		if (!r->err && (s->u.quote.sig_len == 0 ||
-				s->u.quote.sig_len > MGR_QUOTE_BLOB_MAX))
-			return MGR_ERR_RANGE;
-		rd_bytes(r, s->u.quote.sig, s->u.quote.sig_len);
-		break;
-	case MGR_MSG_GROUP_LIST:
-		s->u.group_list.count = rd_u32(r);
-		if (s->u.group_list.count > MGR_GROUP_LIST_MAX)
-			return MGR_ERR_RANGE;
-		for (uint32_t i = 0; i < s->u.group_list.count; i++)
-			s->u.group_list.group_id[i] = rd_u32(r);
-		rc = rd_end(r);
-		return rc ? rc : group_list_check(&s->u.group_list);
-	case MGR_MSG_GROUP_NEW:
-		s->u.group_new.group_id = rd_u32(r);
-		break;
-	case MGR_MSG_VTPM_LIST:
-		s->u.vtpm_list.total = rd_u32(r);
-		s->u.vtpm_list.count = rd_u32(r);
-		if (vtpm_list_count_check(&s->u.vtpm_list))
-			return MGR_ERR_RANGE;
-		for (uint32_t i = 0; i < s->u.vtpm_list.count; i++)
-			rd_bytes(r, s->u.vtpm_list.uuid[i], MGR_UUID_LEN);
-		rc = rd_end(r);
-		return rc ? rc : vtpm_list_check(&s->u.vtpm_list);
-	case MGR_MSG_VTPM_NEW:
-		rd_bytes(r, s->u.vtpm_new.uuid, MGR_UUID_LEN);
-		break;
-	case MGR_MSG_SAVEHASHKEY:
-	case MGR_MSG_GROUP_DEL:
-	case MGR_MSG_VTPM_DEL:
-	case MGR_MSG_COUNT:
-		break;
-	}
-	return rd_end(r);
 }
 
 int mgrproto_decode_rsp(enum mgr_msg expect, const uint8_t *buf, size_t len,
 			struct mgr_rsp *out)
 {
 	const struct mgr_msg_info *mi;
-	struct rd r;
+	struct cur c;
 	uint16_t tag;
 	int rc;
 
@@ -466,167 +464,45 @@ int mgrproto_decode_rsp(enum mgr_msg expect, const uint8_t *buf, size_t len,
 	rc = check_payload(len - MGR_HDR_LEN, mi->rsp_min, mi->rsp_max);
 	if (rc)
 		goto out;
-	r = (struct rd){ buf + MGR_HDR_LEN, len - MGR_HDR_LEN, 0 };
-	rc = parse_rsp(&r, out);
+	c = payload_reader(buf, len);
+	rc = rsp_fields(&c, out);
 out:
 	if (rc)
 		mgrproto_rsp_wipe(out);
 	return rc;
 }
 
-/* A writer into a frame buffer; the encoders check lengths first, so it
- * never runs past MGR_MAX_FRAME. */
-struct wr {
-	uint8_t *p;
-	size_t off;
-};
-
-static void wr_bytes(struct wr *w, const uint8_t *src, size_t n)
+/* Writes the header of a frame whose payload c wrote. */
+static void frame_finish(uint8_t out[MGR_MAX_FRAME], const struct cur *c,
+			 uint16_t tag, uint32_t code, size_t *outlen)
 {
-	memcpy(w->p + w->off, src, n);
-	w->off += n;
-}
-
-static void wr_u8(struct wr *w, uint8_t v)
-{
-	w->p[w->off++] = v;
-}
-
-static void wr_u16(struct wr *w, uint16_t v)
-{
-	be16_put(w->p + w->off, v);
-	w->off += 2;
-}
-
-static void wr_u32(struct wr *w, uint32_t v)
-{
-	be32_put(w->p + w->off, v);
-	w->off += 4;
-}
-
-static void wr_u64(struct wr *w, uint64_t v)
-{
-	be64_put(w->p + w->off, v);
-	w->off += 8;
-}
-
-static void wr_finish(struct wr *w, uint16_t tag, uint32_t code,
-		      size_t *outlen)
-{
-	be16_put(w->p, tag);
-	be32_put(w->p + 2, (uint32_t)w->off);
-	be32_put(w->p + 6, code);
-	*outlen = w->off;
+	*outlen = MGR_HDR_LEN + c->off;
+	be16_put(out, tag);
+	be32_put(out + 2, (uint32_t)*outlen);
+	be32_put(out + 6, code);
 }
 
 int mgrproto_encode_req(const struct mgr_req *req, uint8_t out[MGR_MAX_FRAME],
 			size_t *outlen)
 {
-	struct wr w = { out, MGR_HDR_LEN };
-	int rc = 0;
+	struct cur c = payload_writer(out);
+	int rc;
 
 	if (!msg_valid(req->type))
 		return MGR_ERR_TYPE;
-	switch (req->type) {
-	case MGR_MSG_SAVEHASHKEY:
-		wr_u64(&w, req->u.save.generation);
-		wr_bytes(&w, req->u.save.state_hash, MGR_HASH_LEN);
-		break;
-	case MGR_MSG_GET_QUOTE:
-		rc = quote_req_check(&req->u.quote);
-		if (rc)
-			return rc;
-		wr_u8(&w, req->u.quote.nonce_len);
-		wr_bytes(&w, req->u.quote.nonce, req->u.quote.nonce_len);
-		wr_bytes(&w, req->u.quote.pcr_digest, MGR_HASH_LEN);
-		wr_u32(&w, req->u.quote.pcr_mask);
-		break;
-	case MGR_MSG_GROUP_DEL:
-		wr_u32(&w, req->u.group_del.group_id);
-		break;
-	case MGR_MSG_VTPM_LIST:
-		wr_u32(&w, req->u.vtpm_list.group_id);
-		wr_u32(&w, req->u.vtpm_list.offset);
-		break;
-	case MGR_MSG_VTPM_NEW:
-		rc = vtpm_new_req_check(&req->u.vtpm_new);
-		if (rc)
-			return rc;
-		wr_u32(&w, req->u.vtpm_new.group_id);
-		wr_bytes(&w, req->u.vtpm_new.uuid, MGR_UUID_LEN);
-		wr_u8(&w, req->u.vtpm_new.tpm_version);
-		break;
-	case MGR_MSG_VTPM_DEL:
-		wr_bytes(&w, req->u.vtpm_del.uuid, MGR_UUID_LEN);
-		break;
-	case MGR_MSG_LOADHASHKEY:
-	case MGR_MSG_GROUP_LIST:
-	case MGR_MSG_GROUP_NEW:
-	case MGR_MSG_COUNT:
-		break;
-	}
-	wr_finish(&w, msg_info[req->type].tag, msg_info[req->type].ordinal,
-		  outlen);
-	return 0;
-}
-
-static int encode_rsp_payload(const struct mgr_rsp *rsp, struct wr *w)
-{
-	int rc;
-
-	switch (rsp->type) {
-	case MGR_MSG_LOADHASHKEY:
-		if (rsp->u.load.flags & ~MGR_LOAD_FLAGS_KNOWN)
-			return MGR_ERR_RANGE;
-		wr_u64(w, rsp->u.load.generation);
-		wr_bytes(w, rsp->u.load.state_hash, MGR_HASH_LEN);
-		wr_bytes(w, rsp->u.load.state_key, MGR_KEY_LEN);
-		wr_u32(w, rsp->u.load.flags);
-		break;
-	case MGR_MSG_GET_QUOTE:
-		if (quote_rsp_check(&rsp->u.quote))
-			return MGR_ERR_RANGE;
-		wr_u16(w, rsp->u.quote.attest_len);
-		wr_bytes(w, rsp->u.quote.attest, rsp->u.quote.attest_len);
-		wr_u16(w, rsp->u.quote.sig_len);
-		wr_bytes(w, rsp->u.quote.sig, rsp->u.quote.sig_len);
-		break;
-	case MGR_MSG_GROUP_LIST:
-		rc = group_list_check(&rsp->u.group_list);
-		if (rc)
-			return rc;
-		wr_u32(w, rsp->u.group_list.count);
-		for (uint32_t i = 0; i < rsp->u.group_list.count; i++)
-			wr_u32(w, rsp->u.group_list.group_id[i]);
-		break;
-	case MGR_MSG_GROUP_NEW:
-		wr_u32(w, rsp->u.group_new.group_id);
-		break;
-	case MGR_MSG_VTPM_LIST:
-		rc = vtpm_list_check(&rsp->u.vtpm_list);
-		if (rc)
-			return rc;
-		wr_u32(w, rsp->u.vtpm_list.total);
-		wr_u32(w, rsp->u.vtpm_list.count);
-		for (uint32_t i = 0; i < rsp->u.vtpm_list.count; i++)
-			wr_bytes(w, rsp->u.vtpm_list.uuid[i], MGR_UUID_LEN);
-		break;
-	case MGR_MSG_VTPM_NEW:
-		wr_bytes(w, rsp->u.vtpm_new.uuid, MGR_UUID_LEN);
-		break;
-	case MGR_MSG_SAVEHASHKEY:
-	case MGR_MSG_GROUP_DEL:
-	case MGR_MSG_VTPM_DEL:
-	case MGR_MSG_COUNT:
-		break;
-	}
+	/* A writing cursor only reads the struct. */
+	rc = req_fields(&c, (struct mgr_req *)req);
+	if (rc)
+		return rc;
+	frame_finish(out, &c, msg_info[req->type].tag,
+		     msg_info[req->type].ordinal, outlen);
 	return 0;
 }
 
 int mgrproto_encode_rsp(const struct mgr_rsp *rsp, uint8_t out[MGR_MAX_FRAME],
 			size_t *outlen)
 {
-	struct wr w = { out, MGR_HDR_LEN };
+	struct cur c = payload_writer(out);
 	int rc;
 
 	if (!msg_valid(rsp->type))
@@ -634,12 +510,13 @@ int mgrproto_encode_rsp(const struct mgr_rsp *rsp, uint8_t out[MGR_MAX_FRAME],
 	if (rsp->status >= MGR_STATUS_COUNT)
 		return MGR_ERR_STATUS;
 	if (rsp->status == MGR_SUCCESS) {
-		rc = encode_rsp_payload(rsp, &w);
+		/* A writing cursor only reads the struct. */
+		rc = rsp_fields(&c, (struct mgr_rsp *)rsp);
 		if (rc)
 			return rc;
 	}
-	wr_finish(&w, (uint16_t)(msg_info[rsp->type].tag + 3), rsp->status,
-		  outlen);
+	frame_finish(out, &c, (uint16_t)(msg_info[rsp->type].tag + 3),
+		     rsp->status, outlen);
 	return 0;
 }
 
@@ -668,22 +545,27 @@ int mgrproto_deepquote_qd(const uint8_t uuid[MGR_UUID_LEN], uint32_t pcr_mask,
 			  const uint8_t *nonce, size_t nonce_len,
 			  uint8_t out[MGR_HASH_LEN])
 {
-	uint8_t msg[sizeof(MGR_DEEPQUOTE_LABEL) - 1 + MGR_UUID_LEN + 4 +
-		    MGR_HASH_LEN + 1 + MGR_NONCE_MAX];
-	struct wr w = { msg, 0 };
+	static const char label[] = MGR_DEEPQUOTE_LABEL;
+	uint8_t msg[sizeof(label) - 1 + MGR_UUID_LEN + 4 + MGR_HASH_LEN + 1 +
+		    MGR_NONCE_MAX];
+	uint8_t *p = msg;
 	unsigned int n = MGR_HASH_LEN;
 
 	if (nonce_len > MGR_NONCE_MAX || (pcr_mask & ~MGR_PCR_MASK_VALID))
 		return MGR_ERR_RANGE;
-	wr_bytes(&w, (const uint8_t *)MGR_DEEPQUOTE_LABEL,
-		 sizeof(MGR_DEEPQUOTE_LABEL) - 1);
-	wr_bytes(&w, uuid, MGR_UUID_LEN);
-	wr_u32(&w, pcr_mask);
-	wr_bytes(&w, pcr_digest, MGR_HASH_LEN);
-	wr_u8(&w, (uint8_t)nonce_len);
+	memcpy(p, label, sizeof(label) - 1);
+	p += sizeof(label) - 1;
+	memcpy(p, uuid, MGR_UUID_LEN);
+	p += MGR_UUID_LEN;
+	be32_put(p, pcr_mask);
+	p += 4;
+	memcpy(p, pcr_digest, MGR_HASH_LEN);
+	p += MGR_HASH_LEN;
+	*p++ = (uint8_t)nonce_len;
 	if (nonce_len)
-		wr_bytes(&w, nonce, nonce_len);
-	if (EVP_Digest(msg, w.off, out, &n, EVP_sha256(), NULL) != 1)
+		memcpy(p, nonce, nonce_len);
+	p += nonce_len;
+	if (EVP_Digest(msg, (size_t)(p - msg), out, &n, EVP_sha256(), NULL) != 1)
 		return MGR_ERR_CRYPTO;
 	return 0;
 }

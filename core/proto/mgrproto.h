@@ -15,9 +15,11 @@
  * receiver decodes a response as the type of the request it sent.
  *
  * Every message type has one row in a size table (payload minimum and
- * maximum, as OpenBSD's IMSG_SIZE_CHECK) and one parser that turns the
- * payload into a checked struct; nothing past the decoder sees raw bytes.
- * Decoding is canonical: whatever decodes re-encodes to the same bytes.
+ * maximum, as OpenBSD's IMSG_SIZE_CHECK) and one list of its fields, which
+ * the decoder reads into a checked struct and the encoder writes from one
+ * (the same code, so the two cannot drift apart); nothing past the decoder
+ * sees raw bytes.  Decoding is canonical: whatever decodes re-encodes to
+ * the same bytes.
  */
 #ifndef VTPM_MGRPROTO_H
 #define VTPM_MGRPROTO_H

@@ -4,17 +4,41 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/aead.h"
 #include "lib/bytes.h"
-#include <errno.h>
+#include "lib/envelope.h"
 
-#define NONCE_OFF 40
-#define NONCE_LEN 12
-#define CTLEN_OFF 52
+/* The state file's own header fields, between the envelope's version and
+ * its nonce (statefile.h has the whole layout). */
+#define FAMILY_OFF 10
+#define RESERVED8_OFF 11
+#define RESERVED32_OFF 12
+#define UUID_OFF 16
+#define GEN_OFF 32
+
+_Static_assert(STATEFILE_TAG_LEN == ENVELOPE_TAG_LEN, "one GCM tag");
+_Static_assert(GEN_OFF + 8 == STATEFILE_HDR_LEN - ENVELOPE_SUFFIX_LEN,
+	       "the nonce follows the generation");
+
+static const struct envelope_fmt sf_fmt = {
+	.magic = STATEFILE_MAGIC,
+	.version = STATEFILE_VERSION,
+	.hdr_len = STATEFILE_HDR_LEN,
+	.max_body = STATEFILE_MAX_BODY,
+	.kdf_info = "vtpm-service state v1",
+	.err = {
+		[ENV_TRUNCATED] = SF_ERR_TRUNCATED,
+		[ENV_MAGIC] = SF_ERR_MAGIC,
+		[ENV_VERSION] = SF_ERR_VERSION,
+		[ENV_FORMAT] = SF_ERR_FORMAT,
+		[ENV_AUTH] = SF_ERR_AUTH,
+		[ENV_NOMEM] = SF_ERR_NOMEM,
+		[ENV_CRYPTO] = SF_ERR_CRYPTO,
+	},
+};
 
 const char *statefile_strerror(int err)
 {
@@ -45,11 +69,10 @@ const char *statefile_strerror(int err)
 	return "unknown error";
 }
 
-int state_keys_derive(const uint8_t master[STATE_KEY_LEN],
-		      struct state_keys *out)
+enum statefile_err state_keys_derive(const uint8_t master[STATE_KEY_LEN],
+				     struct state_keys *out)
 {
-	if (aead_hkdf_sha256(master, STATE_KEY_LEN, "vtpm-service state v1",
-			     out->enc, sizeof(out->enc)) ||
+	if (envelope_key(&sf_fmt, master, STATE_KEY_LEN, out->enc) ||
 	    aead_hkdf_sha256(master, STATE_KEY_LEN, "vtpm-service watermark v1",
 			     out->mark, sizeof(out->mark))) {
 		state_keys_wipe(out);
@@ -75,58 +98,23 @@ void statefile_blobs_free(struct statefile_blobs *b)
 	}
 }
 
-static int gcm(int enc, const uint8_t key[32], const uint8_t *nonce,
-	       const uint8_t *aad, size_t aadlen, const uint8_t *in,
-	       size_t inlen, uint8_t *out, uint8_t *tag)
+enum statefile_err statefile_seal(const struct state_keys *k,
+				  const struct statefile_meta *meta,
+				  const uint8_t *body, size_t bodylen,
+				  uint8_t **out, size_t *outlen)
 {
-	int rc = aead_gcm(enc, key, nonce, aad, aadlen, in, inlen, out, tag);
+	uint8_t hdr[STATEFILE_HDR_LEN] = { 0 };
 
-	if (rc == -EBADMSG)
-		return SF_ERR_AUTH;
-	if (rc == -ENOMEM)
-		return SF_ERR_NOMEM;
-	return rc ? SF_ERR_CRYPTO : 0;
+	hdr[FAMILY_OFF] = meta->family;
+	memcpy(hdr + UUID_OFF, meta->uuid, 16);
+	be64_put(hdr + GEN_OFF, meta->generation);
+	return envelope_seal(&sf_fmt, k->enc, hdr, body, bodylen, out, outlen);
 }
 
-int statefile_seal(const struct state_keys *k, const struct statefile_meta *meta,
-		   const uint8_t *body, size_t bodylen, uint8_t **out,
-		   size_t *outlen)
-{
-	uint8_t *file;
-	int rc;
-
-	if (bodylen > STATEFILE_MAX_BODY)
-		return SF_ERR_FORMAT;
-	file = malloc(STATEFILE_HDR_LEN + bodylen + STATEFILE_TAG_LEN);
-	if (!file)
-		return SF_ERR_NOMEM;
-	memset(file, 0, STATEFILE_HDR_LEN);
-	memcpy(file, STATEFILE_MAGIC, 8);
-	be16_put(file + 8, STATEFILE_VERSION);
-	file[10] = meta->family;
-	memcpy(file + 16, meta->uuid, 16);
-	be64_put(file + 32, meta->generation);
-	if (RAND_bytes(file + NONCE_OFF, NONCE_LEN) != 1) {
-		free(file);
-		return SF_ERR_CRYPTO;
-	}
-	be32_put(file + CTLEN_OFF, (uint32_t)bodylen);
-	rc = gcm(1, k->enc, file + NONCE_OFF, file, STATEFILE_HDR_LEN, body,
-		 bodylen, file + STATEFILE_HDR_LEN,
-		 file + STATEFILE_HDR_LEN + bodylen);
-	if (rc) {
-		free(file);
-		return rc;
-	}
-	*out = file;
-	*outlen = STATEFILE_HDR_LEN + bodylen + STATEFILE_TAG_LEN;
-	return 0;
-}
-
-int statefile_encode(const struct state_keys *k,
-		     const struct statefile_meta *meta,
-		     const struct statefile_blobs *blobs, uint8_t **out,
-		     size_t *outlen)
+enum statefile_err statefile_encode(const struct state_keys *k,
+				    const struct statefile_meta *meta,
+				    const struct statefile_blobs *blobs,
+				    uint8_t **out, size_t *outlen)
 {
 	size_t bodylen = 0, off = 0;
 	uint8_t *body;
@@ -154,17 +142,16 @@ int statefile_encode(const struct state_keys *k,
 	return rc;
 }
 
-int statefile_peek(const uint8_t *buf, size_t len, struct statefile_meta *meta)
+enum statefile_err statefile_peek(const uint8_t *buf, size_t len,
+				  struct statefile_meta *meta)
 {
-	if (len < 8 || memcmp(buf, STATEFILE_MAGIC, 8) != 0)
-		return len < 8 ? SF_ERR_TRUNCATED : SF_ERR_MAGIC;
-	if (len < STATEFILE_HDR_LEN)
-		return SF_ERR_TRUNCATED;
-	if (be16_get(buf + 8) != STATEFILE_VERSION)
-		return SF_ERR_VERSION;
-	meta->family = buf[10];
-	memcpy(meta->uuid, buf + 16, 16);
-	meta->generation = be64_get(buf + 32);
+	int rc = envelope_peek(&sf_fmt, buf, len);
+
+	if (rc)
+		return rc;
+	meta->family = buf[FAMILY_OFF];
+	memcpy(meta->uuid, buf + UUID_OFF, 16);
+	meta->generation = be64_get(buf + GEN_OFF);
 	return 0;
 }
 
@@ -195,55 +182,38 @@ static int parse_body(const uint8_t *body, size_t len,
 	return 0;
 }
 
-int statefile_decode(const struct state_keys *k, const uint8_t *buf,
-		     size_t len, const struct statefile_expect *exp,
-		     struct statefile_meta *meta, struct statefile_blobs *out)
+enum statefile_err statefile_decode(const struct state_keys *k,
+				    const uint8_t *buf, size_t len,
+				    const struct statefile_expect *exp,
+				    struct statefile_meta *meta,
+				    struct statefile_blobs *out)
 {
-	uint32_t ctlen;
 	uint8_t *body;
+	size_t bodylen;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	/* meta is filled whenever the header is readable, so that a
+	 * refusal can name the file's generation. */
 	rc = statefile_peek(buf, len, meta);
 	if (rc)
 		return rc;
-	ctlen = be32_get(buf + CTLEN_OFF);
-	if (ctlen > STATEFILE_MAX_BODY)
-		return SF_ERR_FORMAT;
-	if (len < STATEFILE_HDR_LEN + (size_t)ctlen + STATEFILE_TAG_LEN)
-		return SF_ERR_TRUNCATED;
-	if (len > STATEFILE_HDR_LEN + (size_t)ctlen + STATEFILE_TAG_LEN)
-		return SF_ERR_FORMAT;
-	body = malloc(ctlen ? ctlen : 1);
-	if (!body)
-		return SF_ERR_NOMEM;
-	rc = gcm(0, k->enc, buf + NONCE_OFF, buf, STATEFILE_HDR_LEN,
-		 buf + STATEFILE_HDR_LEN, ctlen, body,
-		 (uint8_t *)(buf + STATEFILE_HDR_LEN + ctlen));
+	rc = envelope_open(&sf_fmt, k->enc, buf, len, &body, &bodylen);
 	if (rc)
-		goto out;
+		return rc;
 	/* Reserved bytes are authenticated, so nonzero means a newer
 	 * writer we do not understand. */
-	if (buf[11] || be32_get(buf + 12)) {
+	if (buf[RESERVED8_OFF] || be32_get(buf + RESERVED32_OFF))
 		rc = SF_ERR_VERSION;
-		goto out;
-	}
-	if (exp->check_uuid && memcmp(exp->uuid, meta->uuid, 16) != 0) {
+	else if (exp->check_uuid && memcmp(exp->uuid, meta->uuid, 16) != 0)
 		rc = SF_ERR_UUID;
-		goto out;
-	}
-	if (meta->family != exp->family) {
+	else if (meta->family != exp->family)
 		rc = SF_ERR_FAMILY;
-		goto out;
-	}
-	if (meta->generation < exp->min_generation) {
+	else if (meta->generation < exp->min_generation)
 		rc = SF_ERR_STALE;
-		goto out;
-	}
-	rc = parse_body(body, ctlen, out);
-out:
-	OPENSSL_cleanse(body, ctlen);
-	free(body);
+	else
+		rc = parse_body(body, bodylen, out);
+	envelope_body_free(body, bodylen);
 	if (rc)
 		statefile_blobs_free(out);
 	return rc;
@@ -266,8 +236,10 @@ void watermark_encode(const struct state_keys *k, const uint8_t uuid[16],
 	watermark_mac(k, out, out + 32);
 }
 
-int watermark_decode(const struct state_keys *k, const uint8_t *buf,
-		     size_t len, const uint8_t uuid[16], uint64_t *generation)
+enum statefile_err watermark_decode(const struct state_keys *k,
+				    const uint8_t *buf, size_t len,
+				    const uint8_t uuid[16],
+				    uint64_t *generation)
 {
 	uint8_t mac[32];
 

@@ -18,6 +18,8 @@
  * All integers are big-endian.  The body is a list of records
  * { u8 type; u32 length; bytes }, each type at most once.
  * The AES key is HKDF-SHA256(state key, info "vtpm-service state v1").
+ * Magic, version, nonce, length, ciphertext and tag are the sealed-file
+ * envelope of lib/envelope.h, shared with the key store.
  */
 #ifndef VTPM_STATEFILE_H
 #define VTPM_STATEFILE_H
@@ -39,19 +41,34 @@ enum statefile_blob {
 	SF_BLOB_COUNT = 4, /* one past the last */
 };
 
+/*
+ * Errors of this file's functions: their own domain, never a negative
+ * errno.  The values lie below -4095 (the kernel's MAX_ERRNO), so no
+ * -errno, no KS_ERR_* and no other domain's code can equal one, while a
+ * test for "< 0" still reads them as failures.  Use the names, never the
+ * numbers; statefile_is_err() tells one from an errno in a mixed int.
+ */
+#define SF_ERR_BASE (-5100)
 enum statefile_err {
 	SF_OK = 0,
-	SF_ERR_TRUNCATED = -1,   /* shorter than its header says */
-	SF_ERR_MAGIC = -2,       /* not a vtpm-service state file */
-	SF_ERR_VERSION = -3,     /* format version we do not know */
-	SF_ERR_AUTH = -4,        /* wrong key or modified bytes */
-	SF_ERR_UUID = -5,        /* authentic, but another vTPM's */
-	SF_ERR_STALE = -6,       /* authentic, older than one seen */
-	SF_ERR_FAMILY = -7,      /* TPM 1.2 state for a 2.0 engine, or back */
-	SF_ERR_FORMAT = -8,      /* authentic but malformed body or trailer */
-	SF_ERR_NOMEM = -9,
-	SF_ERR_CRYPTO = -10,
+	SF_ERR_TRUNCATED = SF_ERR_BASE - 1, /* shorter than its header says */
+	SF_ERR_MAGIC = SF_ERR_BASE - 2,     /* not a vtpm-service state file */
+	SF_ERR_VERSION = SF_ERR_BASE - 3,   /* format version we do not know */
+	SF_ERR_AUTH = SF_ERR_BASE - 4,      /* wrong key or modified bytes */
+	SF_ERR_UUID = SF_ERR_BASE - 5,      /* authentic, but another vTPM's */
+	SF_ERR_STALE = SF_ERR_BASE - 6,     /* authentic, older than one seen */
+	SF_ERR_FAMILY = SF_ERR_BASE - 7,    /* TPM 1.2 state for 2.0, or back */
+	SF_ERR_FORMAT = SF_ERR_BASE - 8,    /* authentic but malformed body, or
+					     * a length field over the limit */
+	SF_ERR_NOMEM = SF_ERR_BASE - 9,
+	SF_ERR_CRYPTO = SF_ERR_BASE - 10,
+	SF_ERR_LAST = SF_ERR_CRYPTO, /* the lowest */
 };
+
+static inline int statefile_is_err(int rc)
+{
+	return rc <= SF_ERR_TRUNCATED && rc >= SF_ERR_LAST;
+}
 
 struct state_keys {
 	uint8_t enc[32];  /* AES-256-GCM key of the state file */
@@ -79,30 +96,34 @@ struct statefile_expect {
 	uint64_t min_generation;
 };
 
+/* A message for SF_OK or any SF_ERR_*; "unknown error" otherwise. */
 const char *statefile_strerror(int err);
 
-int state_keys_derive(const uint8_t master[STATE_KEY_LEN],
-		      struct state_keys *out);
+enum statefile_err state_keys_derive(const uint8_t master[STATE_KEY_LEN],
+				     struct state_keys *out);
 void state_keys_wipe(struct state_keys *k);
 
-int statefile_encode(const struct state_keys *k,
-		     const struct statefile_meta *meta,
-		     const struct statefile_blobs *blobs, uint8_t **out,
-		     size_t *outlen);
+enum statefile_err statefile_encode(const struct state_keys *k,
+				    const struct statefile_meta *meta,
+				    const struct statefile_blobs *blobs,
+				    uint8_t **out, size_t *outlen);
 
 /* Encrypts an already laid out body under a fresh header (encode uses
  * it; tests use it to build authentic but malformed files). */
-int statefile_seal(const struct state_keys *k, const struct statefile_meta *meta,
-		   const uint8_t *body, size_t bodylen, uint8_t **out,
-		   size_t *outlen);
+enum statefile_err statefile_seal(const struct state_keys *k,
+				  const struct statefile_meta *meta,
+				  const uint8_t *body, size_t bodylen,
+				  uint8_t **out, size_t *outlen);
 
 /* Reads only the plaintext header (no authentication): for messages. */
-int statefile_peek(const uint8_t *buf, size_t len,
-		   struct statefile_meta *meta);
+enum statefile_err statefile_peek(const uint8_t *buf, size_t len,
+				  struct statefile_meta *meta);
 
-int statefile_decode(const struct state_keys *k, const uint8_t *buf,
-		     size_t len, const struct statefile_expect *exp,
-		     struct statefile_meta *meta, struct statefile_blobs *out);
+enum statefile_err statefile_decode(const struct state_keys *k,
+				    const uint8_t *buf, size_t len,
+				    const struct statefile_expect *exp,
+				    struct statefile_meta *meta,
+				    struct statefile_blobs *out);
 
 void statefile_blobs_free(struct statefile_blobs *b);
 
@@ -114,7 +135,9 @@ void statefile_blobs_free(struct statefile_blobs *b);
 #define WATERMARK_LEN 64
 void watermark_encode(const struct state_keys *k, const uint8_t uuid[16],
 		      uint64_t generation, uint8_t out[WATERMARK_LEN]);
-int watermark_decode(const struct state_keys *k, const uint8_t *buf,
-		     size_t len, const uint8_t uuid[16], uint64_t *generation);
+enum statefile_err watermark_decode(const struct state_keys *k,
+				    const uint8_t *buf, size_t len,
+				    const uint8_t uuid[16],
+				    uint64_t *generation);
 
 #endif

@@ -2,6 +2,7 @@
 #include "proto/tpmframe.h"
 
 #include "lib/bytes.h"
+#include "proto/tpmcodes.h"
 
 int tpmframe_parse(const uint8_t *buf, size_t len, uint32_t max_cmd,
 		   struct tpmframe *f)
@@ -73,8 +74,7 @@ uint32_t tpm_rsp_code(const uint8_t *rsp, uint32_t len)
 
 void tpm_error_response(uint8_t out[TPM_HEADER_LEN], int tpm2, uint32_t rc)
 {
-	/* TPM_ST_NO_SESSIONS, or TPM 1.2's TPM_TAG_RSP_COMMAND. */
-	be16_put(out, tpm2 ? 0x8001 : 0x00c4);
+	be16_put(out, tpm2 ? TPM2_ST_NO_SESSIONS : TPM12_TAG_RSP_COMMAND);
 	be32_put(out + 2, TPM_HEADER_LEN);
 	be32_put(out + 6, rc);
 }

@@ -4,7 +4,8 @@
  * authenticate, so half of the inputs are sealed first: the body parser
  * then sees attacker-chosen plaintext, as it would with a stolen key.
  * A store that decodes must survive a commit: re-encoded it has the same
- * size and decodes to the same records.
+ * size and decodes to the same records.  Every refusal is a key store
+ * error, never an errno.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -38,6 +39,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct keystore_meta meta, meta2;
 	uint8_t *file = NULL, *re = NULL;
 	size_t len, relen;
+	int rc;
 
 	if (size && (data[0] & 1)) {
 		if (keystore_seal(root, 7, 9, data + 1, size - 1, &file, &len))
@@ -45,7 +47,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data = file;
 		size = len;
 	}
-	if (keystore_decode(data, size, root, &ks, &meta) == 0) {
+	rc = keystore_decode(data, size, root, &ks, &meta);
+	if (rc && !keystore_is_err(rc))
+		abort();
+	if (rc == 0) {
 		(void)keystore_check_fresh(meta.nv_counter, meta.generation);
 		for (size_t i = 0; i < ks.nrecs; i++)
 			if (keystore_find(&ks, ks.recs[i].uuid) != &ks.recs[i])
@@ -71,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		keystore_free(&again);
 		/* Deleting every group the store allows leaves it valid. */
 		for (size_t i = ks.ngroups; i-- > 0;) {
-			int rc = keystore_group_del(&ks, ks.groups[i]);
+			rc = keystore_group_del(&ks, ks.groups[i]);
 
 			if (rc && rc != KS_ERR_GROUP_BUSY && rc != KS_ERR_DEFAULT_GROUP)
 				abort();

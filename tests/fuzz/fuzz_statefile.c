@@ -3,6 +3,8 @@
  * State file decoding under a fixed key.  Random bytes almost never
  * authenticate, so half of the inputs are sealed first: the body parser
  * then sees attacker-chosen plaintext, as it would with a stolen key.
+ * Every refusal is a state file verdict, never an errno; a file that
+ * decodes re-encodes to the same size and decodes to the same blobs.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -10,6 +12,30 @@
 #include <string.h>
 
 #include "proto/statefile.h"
+
+/* What decoded survives a write: the same size, the same blobs. */
+static void same_again(const struct state_keys *keys,
+		       const struct statefile_expect *exp,
+		       const struct statefile_meta *meta,
+		       const struct statefile_blobs *b, size_t size)
+{
+	struct statefile_meta meta2;
+	struct statefile_blobs again;
+	uint8_t *re;
+	size_t relen;
+
+	if (statefile_encode(keys, meta, b, &re, &relen) != 0 || relen != size)
+		abort();
+	if (statefile_decode(keys, re, relen, exp, &meta2, &again) != 0 ||
+	    meta2.generation != meta->generation)
+		abort();
+	for (int i = 0; i < SF_BLOB_COUNT; i++)
+		if (again.len[i] != b->len[i] || !again.data[i] != !b->data[i] ||
+		    (b->data[i] && memcmp(again.data[i], b->data[i], b->len[i])))
+			abort();
+	statefile_blobs_free(&again);
+	free(re);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -20,6 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct statefile_blobs out;
 	uint8_t *file = NULL;
 	size_t len;
+	int rc;
 
 	if (!ready) {
 		uint8_t master[32] = { 1 };
@@ -32,12 +59,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		data = file;
 		size = len;
 	}
-	if (statefile_decode(&keys, data, size, &exp, &meta, &out) == 0)
+	rc = statefile_decode(&keys, data, size, &exp, &meta, &out);
+	if (rc && !statefile_is_err(rc))
+		abort();
+	if (rc == 0) {
+		same_again(&keys, &exp, &meta, &out, size);
 		statefile_blobs_free(&out);
+	}
 	{
 		uint64_t g;
 		uint8_t uuid[16] = { 0 };
-		(void)watermark_decode(&keys, data, size, uuid, &g);
+
+		rc = watermark_decode(&keys, data, size, uuid, &g);
+		if (rc && !statefile_is_err(rc))
+			abort();
 	}
 	free(file);
 	return 0;

@@ -14,6 +14,7 @@
 
 #include "lib/bytes.h"
 #include "proto/keystore.h"
+#include "proto/statefile.h"
 
 static const uint8_t root_a[32] = { 0x52, 0x4f, 0x4f, 0x54, 1, 2, 3, 4, 5, 6, 7, 8,
 				    9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
@@ -397,15 +398,44 @@ static void brec(struct body *b, uint8_t first, uint32_t group, uint32_t flags,
 	b->n += KEYSTORE_REC_LEN;
 }
 
+/* A body made anew of n u32 words. */
+static void bwords(struct body *b, const uint32_t *w, size_t n)
+{
+	b->n = 0;
+	for (size_t i = 0; i < n; i++)
+		b32(b, w[i]);
+}
+
+#define BWORDS(b, ...)                                                         \
+	bwords(b, (const uint32_t[]){ __VA_ARGS__ },                            \
+	       sizeof((const uint32_t[]){ __VA_ARGS__ }) / sizeof(uint32_t))
+
 /* next 3, groups {0, 2}, then what the case adds. */
 static void bgroups(struct body *b)
 {
-	b->n = 0;
-	b32(b, 3);
-	b32(b, 2);
-	b32(b, 0);
-	b32(b, 2);
+	BWORDS(b, 3, 2, 0, 2);
 }
+
+struct rec_spec {
+	uint8_t first; /* of the UUID; its last byte is 1 */
+	uint32_t group, flags;
+	uint8_t version;
+};
+
+/* Groups {0, 2}, a record count, then records. */
+static void brecs(struct body *b, uint32_t count, const struct rec_spec *r,
+		  size_t n)
+{
+	bgroups(b);
+	b32(b, count);
+	for (size_t i = 0; i < n; i++)
+		brec(b, r[i].first, r[i].group, r[i].flags, r[i].version);
+}
+
+#define BRECS(b, count, ...)                                                   \
+	brecs(b, count, (const struct rec_spec[]){ __VA_ARGS__ },               \
+	      sizeof((const struct rec_spec[]){ __VA_ARGS__ }) /                \
+		      sizeof(struct rec_spec))
 
 static int decode_body(const struct body *b)
 {
@@ -432,10 +462,7 @@ static void authentic_malformed_bodies_are_refused(void **state)
 
 	(void)state;
 	/* The baseline is well-formed: two records in two groups. */
-	bgroups(&b);
-	b32(&b, 2);
-	brec(&b, 1, 0, 0, 2);
-	brec(&b, 2, 2, KS_REC_NOSTATE, 1);
+	BRECS(&b, 2, { 1, 0, 0, 2 }, { 2, 2, KS_REC_NOSTATE, 1 });
 	assert_int_equal(decode_body(&b), 0);
 
 #define REFUSED(what)                                                          \
@@ -447,111 +474,51 @@ static void authentic_malformed_bodies_are_refused(void **state)
 
 	b.n = 0;
 	REFUSED("empty body");
-	b.n = 0;
-	b32(&b, 1);
-	b32(&b, 1);
+	BWORDS(&b, 1, 1);
 	REFUSED("group list cut short");
-	b.n = 0;
-	b32(&b, 1);
-	b32(&b, 0);
-	b32(&b, 0);
+	BWORDS(&b, 1, 0, 0);
 	REFUSED("no group at all");
-	b.n = 0;
-	b32(&b, 1);
-	b32(&b, 0xffffffffu);
-	b32(&b, 0);
-	b32(&b, 0);
+	BWORDS(&b, 1, 0xffffffffu, 0, 0);
 	REFUSED("group count beyond the body");
-	b.n = 0;
-	b32(&b, 2000);
-	b32(&b, KEYSTORE_MAX_GROUPS + 1);
+	BWORDS(&b, 2000, KEYSTORE_MAX_GROUPS + 1);
 	for (uint32_t i = 0; i <= KEYSTORE_MAX_GROUPS && b.n + 4 <= sizeof(b.b); i++)
 		b32(&b, i);
 	REFUSED("more groups than the limit");
-	b.n = 0;
-	b32(&b, 3);
-	b32(&b, 1);
-	b32(&b, 2);
-	b32(&b, 0);
+	BWORDS(&b, 3, 1, 2, 0);
 	REFUSED("default group missing");
-	b.n = 0;
-	b32(&b, 3);
-	b32(&b, 3);
-	b32(&b, 0);
-	b32(&b, 2);
-	b32(&b, 2);
-	b32(&b, 0);
+	BWORDS(&b, 3, 3, 0, 2, 2, 0);
 	REFUSED("duplicate group");
-	b.n = 0;
-	b32(&b, 3);
-	b32(&b, 3);
-	b32(&b, 0);
-	b32(&b, 2);
-	b32(&b, 1);
-	b32(&b, 0);
+	BWORDS(&b, 3, 3, 0, 2, 1, 0);
 	REFUSED("groups out of order");
-	b.n = 0;
-	b32(&b, 2);
-	b32(&b, 2);
-	b32(&b, 0);
-	b32(&b, 2);
-	b32(&b, 0);
+	BWORDS(&b, 2, 2, 0, 2, 0);
 	REFUSED("group id not below next_group_id");
 	bgroups(&b);
 	REFUSED("record count missing");
-	bgroups(&b);
-	b32(&b, 3);
-	brec(&b, 1, 0, 0, 2);
-	brec(&b, 2, 0, 0, 2);
+	BRECS(&b, 3, { 1, 0, 0, 2 }, { 2, 0, 0, 2 });
 	REFUSED("record count beyond the body");
-	bgroups(&b);
-	b32(&b, 0xffffffffu);
-	brec(&b, 1, 0, 0, 2);
+	BRECS(&b, 0xffffffffu, { 1, 0, 0, 2 });
 	REFUSED("record count far beyond the limit");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 0, 2);
-	brec(&b, 2, 0, 0, 2);
+	BRECS(&b, 1, { 1, 0, 0, 2 }, { 2, 0, 0, 2 });
 	REFUSED("record count short of the body");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 0, 2);
+	BRECS(&b, 1, { 1, 0, 0, 2 });
 	b.b[b.n++] = 0;
 	REFUSED("trailing byte after the records");
-	bgroups(&b);
-	b32(&b, 2);
-	brec(&b, 1, 0, 0, 2);
-	brec(&b, 1, 2, 0, 2);
+	BRECS(&b, 2, { 1, 0, 0, 2 }, { 1, 2, 0, 2 });
 	REFUSED("duplicate uuid");
-	bgroups(&b);
-	b32(&b, 2);
-	brec(&b, 2, 0, 0, 2);
-	brec(&b, 1, 0, 0, 2);
+	BRECS(&b, 2, { 2, 0, 0, 2 }, { 1, 0, 0, 2 });
 	REFUSED("uuids out of order");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 0, 0, 0, 2);
+	BRECS(&b, 1, { 0, 0, 0, 2 });
 	b.b[b.n - KEYSTORE_REC_LEN + 15] = 0;
 	REFUSED("all-zero uuid");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 1, 0, 2);
+	BRECS(&b, 1, { 1, 1, 0, 2 });
 	REFUSED("record in a deleted group");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 7, 0, 2);
+	BRECS(&b, 1, { 1, 7, 0, 2 });
 	REFUSED("record in an unknown group");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 0, 3);
+	BRECS(&b, 1, { 1, 0, 0, 3 });
 	REFUSED("TPM version 3");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 0, 0);
+	BRECS(&b, 1, { 1, 0, 0, 0 });
 	REFUSED("TPM version 0");
-	bgroups(&b);
-	b32(&b, 1);
-	brec(&b, 1, 0, 2, 2);
+	BRECS(&b, 1, { 1, 0, 2, 2 });
 	REFUSED("unknown record flag");
 #undef REFUSED
 }
@@ -719,11 +686,38 @@ static void freshness_rule(void **state)
 
 static void error_strings_are_distinct(void **state)
 {
+	static const int ok[] = { KS_OK, KS_FRESH_PENDING };
+
 	(void)state;
-	for (int a = KS_ERR_AHEAD; a <= KS_FRESH_PENDING; a++)
-		for (int b = a + 1; b <= KS_FRESH_PENDING; b++)
+	for (int a = KS_ERR_LAST; a <= KS_ERR_TRUNCATED; a++) {
+		assert_string_not_equal(keystore_strerror(a), "unknown error");
+		for (size_t i = 0; i < 2; i++)
+			assert_string_not_equal(keystore_strerror(a),
+						keystore_strerror(ok[i]));
+		for (int b = a + 1; b <= KS_ERR_TRUNCATED; b++)
 			assert_string_not_equal(keystore_strerror(a), keystore_strerror(b));
+	}
+	assert_string_not_equal(keystore_strerror(KS_OK),
+				keystore_strerror(KS_FRESH_PENDING));
 	assert_string_equal(keystore_strerror(-100), "unknown error");
+}
+
+/* No result is a negative errno (the kernel's are -4095..-1) or a state
+ * file verdict; the errors stay negative, which keystore_check_fresh's
+ * callers rely on (KS_FRESH_PENDING is positive and not an error). */
+static void errors_are_their_own_domain(void **state)
+{
+	(void)state;
+	for (int a = KS_ERR_LAST; a <= KS_ERR_TRUNCATED; a++) {
+		assert_true(a < -4095);
+		assert_true(keystore_is_err(a));
+		assert_false(statefile_is_err(a));
+	}
+	for (int a = SF_ERR_LAST; a <= SF_ERR_TRUNCATED; a++)
+		assert_false(keystore_is_err(a));
+	for (int e = 0; e <= 4095; e++)
+		assert_false(keystore_is_err(-e));
+	assert_false(keystore_is_err(KS_FRESH_PENDING));
 }
 
 int main(void)
@@ -750,6 +744,7 @@ int main(void)
 		cmocka_unit_test(record_limit_fits_the_body_limit),
 		cmocka_unit_test(freshness_rule),
 		cmocka_unit_test(error_strings_are_distinct),
+		cmocka_unit_test(errors_are_their_own_domain),
 	};
 #undef FX
 	return cmocka_run_group_tests(tests, NULL, NULL);

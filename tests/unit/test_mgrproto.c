@@ -595,81 +595,93 @@ static void failed_response_with_payload_is_refused(void **state)
 			 MGR_ERR_STATUS);
 }
 
-static void oversized_counts_and_lengths_are_refused(void **state)
+/* One change to a sample frame: a big-endian field of width 1, 2 or 4
+ * bytes at off set to v, then the decoder's verdict (or none, to change
+ * two fields at once).  Each step keeps the changes before it. */
+#define NO_CHECK 1 /* no decoder returns 1 */
+struct patch {
+	size_t off;
+	int width;
+	uint32_t v;
+	int want;
+};
+
+static void put_field(uint8_t *p, int width, uint32_t v)
+{
+	if (width == 1)
+		p[0] = (uint8_t)v;
+	else if (width == 2)
+		be16_put(p, (uint16_t)v);
+	else
+		be32_put(p, v);
+}
+
+static void patched(int is_rsp, enum mgr_msg t, const struct patch *p,
+		    size_t n)
 {
 	uint8_t buf[MGR_MAX_FRAME];
+	struct mgr_req q;
 	size_t len;
 
+	if (is_rsp)
+		encode_rsp_ok(t, buf, &len);
+	else
+		encode_req_ok(t, buf, &len);
+	for (size_t i = 0; i < n; i++) {
+		int rc;
+
+		put_field(buf + p[i].off, p[i].width, p[i].v);
+		if (p[i].want == NO_CHECK)
+			continue;
+		rc = is_rsp ? mgrproto_decode_rsp(t, buf, len, &rsp_b)
+			    : mgrproto_decode_req(buf, len, &q);
+		if (rc != p[i].want)
+			fail_msg("%s %s, step %zu: %s, want %s",
+				 mgrproto_msg_name(t), is_rsp ? "rsp" : "req", i,
+				 mgrproto_strerror(rc),
+				 mgrproto_strerror(p[i].want));
+	}
+}
+
+#define PATCHED(is_rsp, t, ...)                                                \
+	do {                                                                   \
+		static const struct patch p_[] = { __VA_ARGS__ };              \
+		patched(is_rsp, t, p_, sizeof(p_) / sizeof(p_[0]));            \
+	} while (0)
+
+static void oversized_counts_and_lengths_are_refused(void **state)
+{
 	(void)state;
 	/* GROUP_LIST: 4 ids in the payload. */
-	encode_rsp_ok(MGR_MSG_GROUP_LIST, buf, &len);
-	be32_put(buf + 10, MGR_GROUP_LIST_MAX + 1);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GROUP_LIST, buf, len, &rsp_b),
-			 MGR_ERR_RANGE);
-	be32_put(buf + 10, 0xffffffffu);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GROUP_LIST, buf, len, &rsp_b),
-			 MGR_ERR_RANGE);
-	be32_put(buf + 10, 5);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GROUP_LIST, buf, len, &rsp_b),
-			 MGR_ERR_PAYLOAD_SHORT);
-	be32_put(buf + 10, 3);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GROUP_LIST, buf, len, &rsp_b),
-			 MGR_ERR_PAYLOAD_LONG);
-
+	PATCHED(1, MGR_MSG_GROUP_LIST,
+		{ 10, 4, MGR_GROUP_LIST_MAX + 1, MGR_ERR_RANGE },
+		{ 10, 4, 0xffffffffu, MGR_ERR_RANGE },
+		{ 10, 4, 5, MGR_ERR_PAYLOAD_SHORT },
+		{ 10, 4, 3, MGR_ERR_PAYLOAD_LONG });
 	/* VTPM_LIST: total 10, count 3. */
-	encode_rsp_ok(MGR_MSG_VTPM_LIST, buf, &len);
-	be32_put(buf + 14, MGR_VTPM_LIST_MAX + 1);
-	be32_put(buf + 10, 0xffffffffu);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_VTPM_LIST, buf, len, &rsp_b),
-			 MGR_ERR_RANGE);
-	be32_put(buf + 10, 2); /* count above total */
-	be32_put(buf + 14, 3);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_VTPM_LIST, buf, len, &rsp_b),
-			 MGR_ERR_RANGE);
-	be32_put(buf + 10, 10);
-	be32_put(buf + 14, 4);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_VTPM_LIST, buf, len, &rsp_b),
-			 MGR_ERR_PAYLOAD_SHORT);
-	be32_put(buf + 14, 2);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_VTPM_LIST, buf, len, &rsp_b),
-			 MGR_ERR_PAYLOAD_LONG);
-
+	PATCHED(1, MGR_MSG_VTPM_LIST,
+		{ 14, 4, MGR_VTPM_LIST_MAX + 1, NO_CHECK },
+		{ 10, 4, 0xffffffffu, MGR_ERR_RANGE },
+		{ 10, 4, 2, NO_CHECK }, /* count above total */
+		{ 14, 4, 3, MGR_ERR_RANGE },
+		{ 10, 4, 10, NO_CHECK },
+		{ 14, 4, 4, MGR_ERR_PAYLOAD_SHORT },
+		{ 14, 4, 2, MGR_ERR_PAYLOAD_LONG });
 	/* GET_QUOTE response: attest 40, sig 20. */
-	encode_rsp_ok(MGR_MSG_GET_QUOTE, buf, &len);
-	be16_put(buf + 10, 63); /* past the end of the payload */
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GET_QUOTE, buf, len, &rsp_b),
-			 MGR_ERR_PAYLOAD_SHORT);
-	be16_put(buf + 10, 0);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GET_QUOTE, buf, len, &rsp_b),
-			 MGR_ERR_RANGE);
-	be16_put(buf + 10, 0xffff);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GET_QUOTE, buf, len, &rsp_b),
-			 MGR_ERR_RANGE);
-	be16_put(buf + 10, 40);
-	be16_put(buf + 52, 0);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GET_QUOTE, buf, len, &rsp_b),
-			 MGR_ERR_RANGE);
-	be16_put(buf + 52, 19);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GET_QUOTE, buf, len, &rsp_b),
-			 MGR_ERR_PAYLOAD_LONG);
-	be16_put(buf + 52, 21);
-	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GET_QUOTE, buf, len, &rsp_b),
-			 MGR_ERR_PAYLOAD_SHORT);
-
+	PATCHED(1, MGR_MSG_GET_QUOTE,
+		{ 10, 2, 63, MGR_ERR_PAYLOAD_SHORT }, /* past the payload */
+		{ 10, 2, 0, MGR_ERR_RANGE },
+		{ 10, 2, 0xffff, MGR_ERR_RANGE },
+		{ 10, 2, 40, NO_CHECK },
+		{ 52, 2, 0, MGR_ERR_RANGE },
+		{ 52, 2, 19, MGR_ERR_PAYLOAD_LONG },
+		{ 52, 2, 21, MGR_ERR_PAYLOAD_SHORT });
 	/* GET_QUOTE request: nonce_len 5. */
-	{
-		struct mgr_req q;
-
-		encode_req_ok(MGR_MSG_GET_QUOTE, buf, &len);
-		buf[10] = MGR_NONCE_MAX + 1;
-		assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
-		buf[10] = 0xff;
-		assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
-		buf[10] = 6;
-		assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_PAYLOAD_SHORT);
-		buf[10] = 4;
-		assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_PAYLOAD_LONG);
-	}
+	PATCHED(0, MGR_MSG_GET_QUOTE,
+		{ 10, 1, MGR_NONCE_MAX + 1, MGR_ERR_RANGE },
+		{ 10, 1, 0xff, MGR_ERR_RANGE },
+		{ 10, 1, 6, MGR_ERR_PAYLOAD_SHORT },
+		{ 10, 1, 4, MGR_ERR_PAYLOAD_LONG });
 }
 
 static void duplicate_list_entries_are_refused(void **state)
@@ -729,6 +741,30 @@ static void encoders_refuse_what_decoders_refuse(void **state)
 	sample_rsp(MGR_MSG_GET_QUOTE, &rsp_a);
 	rsp_a.u.quote.sig_len = 0;
 	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_RANGE);
+}
+
+/* The encoder's cursor refuses a message too big for one frame before it
+ * writes past the frame (issue 11: one cursor reads and writes). */
+static void encoder_never_writes_past_the_frame(void **state)
+{
+	uint8_t buf[MGR_MAX_FRAME + 64];
+	size_t len = 0;
+
+	(void)state;
+	sample_rsp(MGR_MSG_GET_QUOTE, &rsp_a);
+	rsp_a.u.quote.attest_len = MGR_QUOTE_BLOB_MAX;
+	rsp_a.u.quote.sig_len = MGR_QUOTE_BLOB_MAX;
+	memset(buf, 0xee, sizeof(buf));
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_RANGE);
+	assert_int_equal(len, 0);
+	for (size_t i = MGR_MAX_FRAME; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0xee);
+	/* Exactly one full frame is fine. */
+	rsp_a.u.quote.sig_len = MGR_MAX_PAYLOAD - 4 - MGR_QUOTE_BLOB_MAX;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), 0);
+	assert_int_equal(len, MGR_MAX_FRAME);
+	for (size_t i = MGR_MAX_FRAME; i < sizeof(buf); i++)
+		assert_int_equal(buf[i], 0xee);
 }
 
 static void load_flags_beyond_nostate_are_refused(void **state)
@@ -886,6 +922,7 @@ int main(void)
 		cmocka_unit_test(oversized_counts_and_lengths_are_refused),
 		cmocka_unit_test(duplicate_list_entries_are_refused),
 		cmocka_unit_test(encoders_refuse_what_decoders_refuse),
+		cmocka_unit_test(encoder_never_writes_past_the_frame),
 		cmocka_unit_test(load_flags_beyond_nostate_are_refused),
 		cmocka_unit_test(status_reply_follows_the_request_tag),
 		cmocka_unit_test(frame_len_follows_a_stream),

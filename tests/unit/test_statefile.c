@@ -3,6 +3,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,9 +264,32 @@ static void watermark_round_trip_and_tamper(void **state)
 static void error_strings_are_distinct(void **state)
 {
 	(void)state;
-	for (int a = SF_ERR_CRYPTO; a <= 0; a++)
-		for (int b = a + 1; b <= 0; b++)
+	for (int a = SF_ERR_LAST; a <= SF_ERR_TRUNCATED; a++) {
+		assert_string_not_equal(statefile_strerror(a), "unknown error");
+		assert_string_not_equal(statefile_strerror(a), statefile_strerror(SF_OK));
+		for (int b = a + 1; b <= SF_ERR_TRUNCATED; b++)
 			assert_string_not_equal(statefile_strerror(a), statefile_strerror(b));
+	}
+}
+
+/* Issue 11: SF_ERR_TRUNCATED was -1 == -EPERM and SF_ERR_MAGIC -2 ==
+ * -ENOENT, so an int holding either domain was ambiguous.  Now no code
+ * is a negative errno (the kernel's are -4095..-1), and an errno is not
+ * taken for a verdict. */
+static void errors_never_equal_a_negative_errno(void **state)
+{
+	(void)state;
+	for (int a = SF_ERR_LAST; a <= SF_ERR_TRUNCATED; a++) {
+		assert_true(a < -4095);
+		assert_true(statefile_is_err(a));
+	}
+	for (int e = 0; e <= 4095; e++) {
+		assert_false(statefile_is_err(-e));
+		assert_string_equal(statefile_strerror(-e),
+				    e ? "unknown error" : "ok");
+	}
+	assert_int_not_equal(SF_ERR_TRUNCATED, -EPERM);
+	assert_int_not_equal(SF_ERR_MAGIC, -ENOENT);
 }
 
 int main(void)
@@ -283,6 +307,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(authentic_malformed_bodies_are_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(watermark_round_trip_and_tamper, setup, teardown),
 		cmocka_unit_test(error_strings_are_distinct),
+		cmocka_unit_test(errors_never_equal_a_negative_errno),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
