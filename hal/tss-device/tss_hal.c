@@ -7,6 +7,7 @@
  */
 #include "tss-device/tss_hal.h"
 #include "tis-mmio/tcti_tis.h"
+#include "lib/errbuf.h"
 #include "lib/hex.h"
 #include "lib/log.h"
 
@@ -126,21 +127,7 @@ static const TPM2B_SENSITIVE_CREATE no_sensitive;
 static const TPM2B_DATA no_outside_info;
 static const TPML_PCR_SELECTION no_creation_pcrs;
 
-/* ---- errors ---------------------------------------------------------- */
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+/* ---- errors (seterr: lib/errbuf.h) ----------------------------------- */
 
 /*
  * The TPM's code without the handle/session/parameter number that format-1
