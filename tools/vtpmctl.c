@@ -351,13 +351,21 @@ static int cmd_reseal(const struct args *a)
 	json_object_object_add(req, "cmd", json_object_new_string("reseal"));
 	for (unsigned int i = 0; i < a->nopt; i++) {
 		const char *v = a->opt[i].val, *eq;
-		char n[16];
+		char *n;
 
 		if (a->opt[i].id != O_PCR)
 			continue;
+		/* The manager judges N and HEX; pass both on whole. */
 		eq = strchr(v, '=');
-		snprintf(n, sizeof(n), "%.*s", (int)(eq - v), v);
+		n = strndup(v, (size_t)(eq - v));
+		if (!n) {
+			json_object_put(vals);
+			json_object_put(req);
+			fprintf(stderr, "vtpmctl: out of memory\n");
+			return EXIT_USAGE;
+		}
 		json_object_object_add(vals, n, json_object_new_string(eq + 1));
+		free(n);
 	}
 	json_object_object_add(req, "pcr_values", vals);
 	rc = request(req, &rsp);
