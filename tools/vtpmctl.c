@@ -713,11 +713,12 @@ int main(int argc, char **argv)
 	a.opt = calloc((size_t)argc + 1, sizeof(*a.opt));
 	if (!a.pos || !a.opt) {
 		fprintf(stderr, "vtpmctl: out of memory\n");
-		return EXIT_USAGE;
+		rc = EXIT_USAGE;
+	} else {
+		rc = parse(argc, argv, &a);
+		if (rc < 0)
+			rc = a.cmd->run(&a);
 	}
-	rc = parse(argc, argv, &a);
-	if (rc < 0)
-		rc = a.cmd->run(&a);
 	free(a.pos);
 	free(a.opt);
 	return rc;
