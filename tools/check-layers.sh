@@ -70,7 +70,7 @@ allowed() {
 	proto) echo "lib" ;;
 	xenbus) echo "lib" ;;
 	tpmif) echo "lib xenbus" ;;
-	tis-mmio) echo "" ;;
+	tis-mmio) echo "lib" ;;
 	tss-device) echo "lib proto tis-mmio" ;;
 	instance) echo "lib proto" ;;
 	manager) echo "lib proto tss-device tis-mmio xenbus tpmif" ;;

@@ -1,12 +1,19 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * vtpmctl: manages vTPMs through the manager's control socket (one JSON
- * object per line each way), and verifies deep quotes offline.
+ * object per line each way), and verifies deep quotes offline with
+ * core/proto/quote.c (OpenSSL only: no TPM, no tpm2-tss, no libtpms).
+ *
+ * Command line: global options (--control, --json, --help) anywhere, as
+ * git and kubectl take them; each command's own options after the command
+ * name, in any order with its arguments; "--" ends the options.  An
+ * option that is neither is an error, never ignored.
  */
 #include <errno.h>
-#include <getopt.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <json-c/json.h>
-#include <openssl/sha.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,9 +21,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "lib/hex.h"
 #include "proto/config.h"
 #include "proto/mgrproto.h"
-#include "tss-device/tss_hal.h"
+#include "proto/quote.h"
 
 /* Exit codes (vtpmctl(8)); 2..6 are the manager's own codes. */
 enum {
@@ -37,7 +45,65 @@ static void usage(FILE *f)
 		"  list | status | show U | start U | stop U | delete U\n"
 		"  quote U --nonce HEX [--pcr-mask MASK] [--out FILE]\n"
 		"  verify-quote FILE [--ak-spki HEX]\n"
-		"  reseal [--pcr N=HEX ...]   (seal the root key to predicted PCR values)\n");
+		"  reseal [--pcr N=HEX ...]   (seal the root key to predicted PCR values)\n"
+		"Global options may also follow the command: vtpmctl status --json.\n");
+}
+
+/* ---- the command line ------------------------------------------------ */
+
+enum opt_id {
+	O_HELP = 1, O_JSON, O_CONTROL,
+	O_UUID, O_DOMID, O_TRANSPORT, O_TPM_VERSION,
+	O_NONCE, O_PCR_MASK, O_OUT, O_AK_SPKI, O_PCR,
+};
+
+struct opt {
+	const char *name;       /* without the leading "--" */
+	enum opt_id id;
+	bool arg;               /* takes a value: "--name V" or "--name=V" */
+};
+
+struct optval {
+	enum opt_id id;
+	const char *val;
+};
+
+struct args {
+	const struct cmd *cmd;
+	const char **pos;       /* the command's arguments, in order */
+	unsigned int npos;
+	struct optval *opt;     /* the command's options, in order */
+	unsigned int nopt;
+};
+
+struct cmd {
+	const char *name;
+	const struct opt *opts; /* its own options, besides the global ones */
+	unsigned int min_pos, max_pos;
+	const char *pos_what;   /* names its arguments in messages */
+	int (*run)(const struct args *a);
+};
+
+static const struct opt global_opts[] = {
+	{ "control", O_CONTROL, true },
+	{ "json", O_JSON, false },
+	{ "help", O_HELP, false },
+	{ NULL, 0, false },
+};
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* "vtpmctl: <why>" and the pointer to --help; the usage exit status. */
+static int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("vtpmctl: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs("\nTry 'vtpmctl --help'.\n", stderr);
+	return EXIT_USAGE;
 }
 
 static int request(json_object *req, json_object **rsp)
@@ -169,42 +235,51 @@ static int simple(const char *cmd, const char *uuid, const char *human_key)
 	return rc ? rc : finish(rsp, human_key);
 }
 
-static int cmd_create(int argc, char **argv)
+/* ---- commands --------------------------------------------------------- */
+
+static int cmd_simple(const struct args *a)
 {
-	static const struct option opts[] = {
-		{ "uuid", required_argument, NULL, 'u' },
-		{ "domid", required_argument, NULL, 'd' },
-		{ "transport", required_argument, NULL, 't' },
-		{ "tpm-version", required_argument, NULL, 'v' },
-		{ NULL, 0, NULL, 0 },
-	};
+	const char *name = a->cmd->name;
+	const char *human = NULL;
+
+	if (strcmp(name, "list") == 0)
+		human = "vtpms";
+	else if (strcmp(name, "status") == 0)
+		human = "*";
+	else if (strcmp(name, "show") == 0)
+		human = "vtpm";
+	return simple(name, a->npos ? a->pos[0] : NULL, human);
+}
+
+static int cmd_create(const struct args *a)
+{
 	json_object *req = json_object_new_object(), *rsp;
 	long n;
-	int ch, rc;
+	int rc;
 
 	json_object_object_add(req, "cmd", json_object_new_string("create"));
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'u':
-			json_object_object_add(req, "uuid", json_object_new_string(optarg));
+	for (unsigned int i = 0; i < a->nopt; i++) {
+		const char *v = a->opt[i].val;
+
+		switch (a->opt[i].id) {
+		case O_UUID:
+			json_object_object_add(req, "uuid", json_object_new_string(v));
 			break;
-		case 'd':
-			if (config_parse_long(optarg, 0, 0x7fef, &n)) {
-				fprintf(stderr, "vtpmctl: bad --domid\n");
-				return EXIT_USAGE;
+		case O_DOMID:
+			if (config_parse_long(v, 0, 0x7fef, &n)) {
+				json_object_put(req);
+				return usage_error("bad --domid '%s': 0..32751", v);
 			}
 			json_object_object_add(req, "domid", json_object_new_int64(n));
 			break;
-		case 't':
-			json_object_object_add(req, "transport", json_object_new_string(optarg));
+		case O_TRANSPORT:
+			json_object_object_add(req, "transport", json_object_new_string(v));
 			break;
-		case 'v':
-			json_object_object_add(req, "tpm_version", json_object_new_string(optarg));
+		case O_TPM_VERSION:
+			json_object_object_add(req, "tpm_version", json_object_new_string(v));
 			break;
 		default:
-			usage(stderr);
-			return EXIT_USAGE;
+			break;
 		}
 	}
 	rc = request(req, &rsp);
@@ -212,47 +287,37 @@ static int cmd_create(int argc, char **argv)
 	return rc ? rc : finish(rsp, "uuid");
 }
 
-static int cmd_quote(int argc, char **argv)
+static int cmd_quote(const struct args *a)
 {
-	static const struct option opts[] = {
-		{ "nonce", required_argument, NULL, 'n' },
-		{ "pcr-mask", required_argument, NULL, 'p' },
-		{ "out", required_argument, NULL, 'o' },
-		{ NULL, 0, NULL, 0 },
-	};
 	json_object *req = json_object_new_object(), *rsp, *v;
 	const char *out = NULL;
 	long mask;
-	int ch, rc;
+	int rc;
 	FILE *f;
 
 	json_object_object_add(req, "cmd", json_object_new_string("quote"));
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'n':
-			json_object_object_add(req, "nonce", json_object_new_string(optarg));
+	for (unsigned int i = 0; i < a->nopt; i++) {
+		const char *val = a->opt[i].val;
+
+		switch (a->opt[i].id) {
+		case O_NONCE:
+			json_object_object_add(req, "nonce", json_object_new_string(val));
 			break;
-		case 'p':
-			if (config_parse_long(optarg, 1, 0xffffff, &mask)) {
-				fprintf(stderr, "vtpmctl: bad --pcr-mask\n");
-				return EXIT_USAGE;
+		case O_PCR_MASK:
+			if (config_parse_long(val, 1, 0xffffff, &mask)) {
+				json_object_put(req);
+				return usage_error("bad --pcr-mask '%s': 1..0xffffff", val);
 			}
 			json_object_object_add(req, "pcr_mask", json_object_new_int64(mask));
 			break;
-		case 'o':
-			out = optarg;
+		case O_OUT:
+			out = val;
 			break;
 		default:
-			usage(stderr);
-			return EXIT_USAGE;
+			break;
 		}
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	json_object_object_add(req, "uuid", json_object_new_string(argv[optind]));
+	json_object_object_add(req, "uuid", json_object_new_string(a->pos[0]));
 	rc = request(req, &rsp);
 	json_object_put(req);
 	if (rc)
@@ -262,7 +327,7 @@ static int cmd_quote(int argc, char **argv)
 	json_object_object_del(rsp, "ok");
 	f = out ? fopen(out, "w") : stdout;
 	if (!f) {
-		perror(out);
+		fprintf(stderr, "vtpmctl: %s: %s\n", out, strerror(errno));
 		json_object_put(rsp);
 		return EXIT_USAGE;
 	}
@@ -273,27 +338,34 @@ static int cmd_quote(int argc, char **argv)
 	return 0;
 }
 
-static int cmd_reseal(int argc, char **argv)
+static int cmd_reseal(const struct args *a)
 {
-	static const struct option opts[] = {
-		{ "pcr", required_argument, NULL, 'p' },
-		{ NULL, 0, NULL, 0 },
-	};
-	json_object *req = json_object_new_object(), *vals, *rsp;
-	int ch, rc;
+	json_object *req, *vals, *rsp;
+	int rc;
 
+	for (unsigned int i = 0; i < a->nopt; i++)
+		if (a->opt[i].id == O_PCR && !strchr(a->opt[i].val, '='))
+			return usage_error("--pcr N=HEX, not '%s'", a->opt[i].val);
+	req = json_object_new_object();
 	vals = json_object_new_object();
 	json_object_object_add(req, "cmd", json_object_new_string("reseal"));
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		char *eq;
+	for (unsigned int i = 0; i < a->nopt; i++) {
+		const char *v = a->opt[i].val, *eq;
+		char *n;
 
-		if (ch != 'p' || !(eq = strchr(optarg, '='))) {
-			fprintf(stderr, "vtpmctl: --pcr N=HEX\n");
+		if (a->opt[i].id != O_PCR)
+			continue;
+		/* The manager judges N and HEX; pass both on whole. */
+		eq = strchr(v, '=');
+		n = strndup(v, (size_t)(eq - v));
+		if (!n) {
+			json_object_put(vals);
+			json_object_put(req);
+			fprintf(stderr, "vtpmctl: out of memory\n");
 			return EXIT_USAGE;
 		}
-		*eq = '\0';
-		json_object_object_add(vals, optarg, json_object_new_string(eq + 1));
+		json_object_object_add(vals, n, json_object_new_string(eq + 1));
+		free(n);
 	}
 	json_object_object_add(req, "pcr_values", vals);
 	rc = request(req, &rsp);
@@ -301,26 +373,7 @@ static int cmd_reseal(int argc, char **argv)
 	return rc ? rc : finish(rsp, "*");
 }
 
-static int unhex(const char *s, uint8_t **out, size_t *n)
-{
-	size_t len = strlen(s);
-
-	if (len % 2)
-		return -1;
-	*out = malloc(len / 2 + 1);
-	if (!*out)
-		return -1;
-	for (size_t i = 0; i < len / 2; i++) {
-		unsigned int v;
-		if (sscanf(s + 2 * i, "%2x", &v) != 1) {
-			free(*out);
-			return -1;
-		}
-		(*out)[i] = (uint8_t)v;
-	}
-	*n = len / 2;
-	return 0;
-}
+/* ---- verify-quote ------------------------------------------------------ */
 
 static int bad(const char *why)
 {
@@ -328,149 +381,345 @@ static int bad(const char *why)
 	return EXIT_BAD_QUOTE;
 }
 
+/* A string member of o, or NULL. */
+static const char *str_field(json_object *o, const char *k)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, k, &v) ||
+	    !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Hex text of 2..2*max digits into out; 0 or -1. */
+static int unhex(const char *s, uint8_t *out, size_t max, size_t *n)
+{
+	size_t len = s ? strlen(s) : 0;
+
+	if (!len || len % 2 || len / 2 > max || hex_decode(s, len, out, len / 2))
+		return -1;
+	*n = len / 2;
+	return 0;
+}
+
+/* The quote file's fields, decoded. */
+struct quote_file {
+	uint8_t uuid[16];
+	uint8_t nonce[MGR_NONCE_MAX];
+	uint8_t attest[QUOTE_ATTEST_MAX + 2];
+	uint8_t sig[QUOTE_SIG_MAX];
+	uint8_t spki[QUOTE_SPKI_MAX];
+	uint8_t pcrs[QUOTE_PCR_COUNT][32];
+	size_t nonce_len, attest_len, sig_len, spki_len, npcrs;
+	uint32_t mask;
+};
+
+/* 0, or writes why the file is unusable into why. */
+static int quote_file_read(json_object *q, struct quote_file *f, char *why,
+			   size_t whylen)
+{
+	static const struct {
+		const char *key;
+		size_t off, max, len_off;
+	} hexes[] = {
+		{ "nonce", offsetof(struct quote_file, nonce), MGR_NONCE_MAX,
+		  offsetof(struct quote_file, nonce_len) },
+		{ "attest", offsetof(struct quote_file, attest),
+		  QUOTE_ATTEST_MAX + 2, offsetof(struct quote_file, attest_len) },
+		{ "signature", offsetof(struct quote_file, sig), QUOTE_SIG_MAX,
+		  offsetof(struct quote_file, sig_len) },
+		{ "ak_spki", offsetof(struct quote_file, spki), QUOTE_SPKI_MAX,
+		  offsetof(struct quote_file, spki_len) },
+	};
+	json_object *arr, *v;
+	int64_t mask;
+
+	if (uuid_parse_str(str_field(q, "uuid"), f->uuid)) {
+		snprintf(why, whylen, "field \"uuid\" is missing or not a UUID");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(hexes) / sizeof(hexes[0]); i++) {
+		if (unhex(str_field(q, hexes[i].key), (uint8_t *)f + hexes[i].off,
+			  hexes[i].max, (size_t *)((char *)f + hexes[i].len_off))) {
+			snprintf(why, whylen, "field \"%s\" is missing, not hex, "
+				 "or over %zu bytes", hexes[i].key, hexes[i].max);
+			return -1;
+		}
+	}
+	if (!json_object_object_get_ex(q, "vtpm_pcr_mask", &v) ||
+	    !json_object_is_type(v, json_type_int) ||
+	    (mask = json_object_get_int64(v)) < 1 || mask > 0xffffff) {
+		snprintf(why, whylen, "field \"vtpm_pcr_mask\" is missing or "
+			 "not 1..0xffffff");
+		return -1;
+	}
+	f->mask = (uint32_t)mask;
+	if (!json_object_object_get_ex(q, "vtpm_pcrs", &arr) ||
+	    !json_object_is_type(arr, json_type_array) ||
+	    json_object_array_length(arr) != (size_t)__builtin_popcount(f->mask)) {
+		snprintf(why, whylen, "the PCR values do not match the PCR mask");
+		return -1;
+	}
+	f->npcrs = json_object_array_length(arr);
+	for (size_t i = 0; i < f->npcrs; i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+		const char *s = json_object_is_type(e, json_type_string)
+					? json_object_get_string(e) : NULL;
+
+		if (!s || strlen(s) != 64 || hex_decode(s, 64, f->pcrs[i], 32)) {
+			snprintf(why, whylen, "a PCR value is not 32 bytes of hex");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /*
  * Offline: the vTPM PCR values hash to the digest, the digest, UUID and
  * nonce make the qualifying data, and the physical TPM's AK signed an
  * attestation that carries exactly that qualifying data.
  */
-static int cmd_verify(int argc, char **argv)
+static int cmd_verify(const struct args *a)
 {
-	static const struct option opts[] = {
-		{ "ak-spki", required_argument, NULL, 'a' },
-		{ NULL, 0, NULL, 0 },
-	};
-	json_object *q, *arr, *v;
 	const char *pin = NULL;
-	uint8_t *attest = NULL, *sig = NULL, *spki = NULL, *nonce = NULL, *pinb = NULL;
-	uint8_t digest[32], qd[32], host_digest[32], uuid[16], *vals = NULL;
-	size_t alen, slen, klen, nlen, plen, nvals;
-	struct pcr_sel sel;
-	uint32_t mask;
-	char err[256];
-	int ch, rc = EXIT_BAD_QUOTE;
+	struct quote_expect want = { 0 };
+	struct quote_info info;
+	struct quote_file *f;
+	uint8_t digest[32], qd[32], *pinb = NULL;
+	char why[256], hx[65];
+	size_t plen;
+	json_object *q;
+	int rc = EXIT_BAD_QUOTE;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		if (ch == 'a')
-			pin = optarg;
-		else {
-			usage(stderr);
-			return EXIT_USAGE;
-		}
+	for (unsigned int i = 0; i < a->nopt; i++)
+		if (a->opt[i].id == O_AK_SPKI)
+			pin = a->opt[i].val;
+	f = calloc(1, sizeof(*f));
+	pinb = malloc(QUOTE_SPKI_MAX);
+	if (!f || !pinb) {
+		free(f);
+		free(pinb);
+		return bad("out of memory");
 	}
-	if (optind >= argc) {
-		usage(stderr);
-		return EXIT_USAGE;
-	}
-	q = json_object_from_file(argv[optind]);
-	if (!q)
-		return bad("cannot read the quote file as JSON");
-	if (config_parse_uuid(get_str(q, "uuid"), uuid) ||
-	    unhex(get_str(q, "nonce"), &nonce, &nlen) ||
-	    unhex(get_str(q, "attest"), &attest, &alen) ||
-	    unhex(get_str(q, "signature"), &sig, &slen) ||
-	    unhex(get_str(q, "ak_spki"), &spki, &klen) ||
-	    !json_object_object_get_ex(q, "vtpm_pcrs", &arr) ||
-	    !json_object_object_get_ex(q, "vtpm_pcr_mask", &v)) {
-		rc = bad("missing or malformed fields");
+	q = json_object_from_file(a->pos[0]);
+	if (!q) {
+		rc = bad("cannot read the quote file as JSON");
 		goto out;
 	}
-	mask = (uint32_t)json_object_get_int64(v);
-	nvals = json_object_array_length(arr);
-	if (nvals != (size_t)__builtin_popcount(mask) || nvals > 24) {
-		rc = bad("the PCR values do not match the PCR mask");
+	if (quote_file_read(q, f, why, sizeof(why))) {
+		rc = bad(why);
 		goto out;
 	}
-	vals = calloc(nvals ? nvals : 1, 32);
-	for (size_t i = 0; i < nvals; i++) {
-		uint8_t *b;
-		size_t bl;
-		if (unhex(json_object_get_string(json_object_array_get_idx(arr, i)),
-			  &b, &bl) || bl != 32) {
-			rc = bad("a PCR value is not 32 bytes of hex");
-			goto out;
-		}
-		memcpy(vals + 32 * i, b, 32);
-		free(b);
+	if (pin && (unhex(pin, pinb, QUOTE_SPKI_MAX, &plen) ||
+		    plen != f->spki_len || memcmp(pinb, f->spki, plen) != 0)) {
+		rc = bad("signed by a different attestation key than --ak-spki");
+		goto out;
 	}
-	SHA256(vals, 32 * nvals, digest);
-	if (pin) {
-		if (unhex(pin, &pinb, &plen) || plen != klen ||
-		    memcmp(pinb, spki, klen) != 0) {
-			rc = bad("signed by a different attestation key than --ak-spki");
-			goto out;
-		}
+	quote_pcr_digest((const uint8_t (*)[32])f->pcrs, f->npcrs, digest);
+	if (mgrproto_deepquote_qd(f->uuid, f->mask, digest, f->nonce,
+				  f->nonce_len, qd)) {
+		rc = bad("cannot compute the qualifying data");
+		goto out;
 	}
-	mgrproto_deepquote_qd(uuid, mask, digest, nonce, nlen, qd);
-	if (quote_verify(spki, klen, attest, alen, sig, slen, qd, sizeof(qd),
-			 host_digest, &sel, err, sizeof(err))) {
-		rc = bad(err);
+	want.qd = qd;
+	want.qd_len = sizeof(qd);
+	if (quote_verify(f->spki, f->spki_len, f->attest, f->attest_len, f->sig,
+			 f->sig_len, &want, &info, why, sizeof(why))) {
+		rc = bad(why);
 		goto out;
 	}
 	printf("quote verifies: vTPM %s, %zu vTPM PCRs, nonce %s, signed by the "
 	       "physical TPM's attestation key%s\n",
-	       get_str(q, "uuid"), nvals, get_str(q, "nonce"),
+	       str_field(q, "uuid"), f->npcrs, str_field(q, "nonce"),
 	       pin ? " (pinned)" : " (NOT pinned: pass --ak-spki to trust a known key)");
-	printf("host PCR mask 0x%06x, host PCR digest ", sel.mask);
-	for (int i = 0; i < 32; i++)
-		printf("%02x", host_digest[i]);
-	printf("\n");
+	hex_encode(info.pcr_digest, 32, hx);
+	printf("host PCR mask 0x%06x, host PCR digest %s\n", info.pcr_mask, hx);
 	rc = 0;
 out:
-	free(attest);
-	free(sig);
-	free(spki);
-	free(nonce);
+	free(f);
 	free(pinb);
-	free(vals);
 	json_object_put(q);
 	return rc;
 }
 
-int main(int argc, char **argv)
-{
-	int i = 1;
-	const char *cmd;
+/* ---- the command table and the parser ------------------------------------ */
 
-	while (i < argc && argv[i][0] == '-') {
-		if (strcmp(argv[i], "--json") == 0) {
+static const struct opt create_opts[] = {
+	{ "uuid", O_UUID, true },
+	{ "domid", O_DOMID, true },
+	{ "transport", O_TRANSPORT, true },
+	{ "tpm-version", O_TPM_VERSION, true },
+	{ NULL, 0, false },
+};
+static const struct opt quote_opts[] = {
+	{ "nonce", O_NONCE, true },
+	{ "pcr-mask", O_PCR_MASK, true },
+	{ "out", O_OUT, true },
+	{ NULL, 0, false },
+};
+static const struct opt verify_opts[] = {
+	{ "ak-spki", O_AK_SPKI, true },
+	{ NULL, 0, false },
+};
+static const struct opt reseal_opts[] = {
+	{ "pcr", O_PCR, true },
+	{ NULL, 0, false },
+};
+static const struct opt no_opts[] = {
+	{ NULL, 0, false },
+};
+
+static const struct cmd commands[] = {
+	{ "create", create_opts, 0, 0, NULL, cmd_create },
+	{ "list", no_opts, 0, 0, NULL, cmd_simple },
+	{ "status", no_opts, 0, 0, NULL, cmd_simple },
+	{ "show", no_opts, 1, 1, "UUID", cmd_simple },
+	{ "start", no_opts, 1, 1, "UUID", cmd_simple },
+	{ "stop", no_opts, 1, 1, "UUID", cmd_simple },
+	{ "delete", no_opts, 1, 1, "UUID", cmd_simple },
+	{ "quote", quote_opts, 1, 1, "UUID", cmd_quote },
+	{ "verify-quote", verify_opts, 1, 1, "FILE", cmd_verify },
+	{ "reseal", reseal_opts, 0, 0, NULL, cmd_reseal },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct opt *opt_find(const struct opt *t, const char *name,
+				  size_t len)
+{
+	for (; t && t->name; t++)
+		if (strlen(t->name) == len && strncmp(t->name, name, len) == 0)
+			return t;
+	return NULL;
+}
+
+/* Which command has this option, if any (to say where it belongs). */
+static const struct cmd *opt_owner(const char *name, size_t len)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (opt_find(commands[i].opts, name, len))
+			return &commands[i];
+	return NULL;
+}
+
+/*
+ * argv into a: global options are applied wherever they stand, the first
+ * other word is the command, then its options and arguments in any order.
+ * Exact option names only (no abbreviations).  Returns -1 to go on, or
+ * the exit status (0 after --help).
+ */
+static int parse(int argc, char **argv, struct args *a)
+{
+	bool dashdash = false, help = false;
+
+	for (int i = 1; i < argc; i++) {
+		const char *s = argv[i], *name, *eq, *val = NULL;
+		const struct opt *o;
+		size_t len;
+
+		if (dashdash || s[0] != '-' || s[1] == '\0') {
+			if (!a->cmd) {
+				for (size_t k = 0; k < NCOMMANDS; k++)
+					if (strcmp(commands[k].name, s) == 0)
+						a->cmd = &commands[k];
+				if (!a->cmd)
+					return usage_error("unknown command '%s'", s);
+			} else {
+				a->pos[a->npos++] = s;
+			}
+			continue;
+		}
+		if (strcmp(s, "--") == 0) {
+			dashdash = true;
+			continue;
+		}
+		if (strcmp(s, "-h") == 0) {
+			help = true;
+			continue;
+		}
+		if (s[1] != '-')
+			return usage_error("unknown option '%s'", s);
+		name = s + 2;
+		eq = strchr(name, '=');
+		len = eq ? (size_t)(eq - name) : strlen(name);
+		o = opt_find(global_opts, name, len);
+		if (!o && a->cmd)
+			o = opt_find(a->cmd->opts, name, len);
+		if (!o) {
+			const struct cmd *owner = opt_owner(name, len);
+
+			if (a->cmd)
+				return usage_error("unknown option '--%.*s' for '%s'",
+						   (int)len, name, a->cmd->name);
+			if (owner)
+				return usage_error("option '--%.*s' belongs after "
+						   "a command ('%s ... --%.*s')",
+						   (int)len, name, owner->name,
+						   (int)len, name);
+			return usage_error("unknown option '--%.*s'", (int)len, name);
+		}
+		if (o->arg) {
+			if (eq)
+				val = eq + 1;
+			else if (i + 1 < argc)
+				val = argv[++i];
+			else
+				return usage_error("option '--%s' needs a value", o->name);
+		} else if (eq) {
+			return usage_error("option '--%s' takes no value", o->name);
+		}
+		switch (o->id) {
+		case O_HELP:
+			help = true;
+			break;
+		case O_JSON:
 			json_out = 1;
-			i++;
-		} else if (strcmp(argv[i], "--control") == 0 && i + 1 < argc) {
-			control_path = argv[i + 1];
-			i += 2;
-		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage(stdout);
-			return 0;
-		} else {
-			usage(stderr);
-			return EXIT_USAGE;
+			break;
+		case O_CONTROL:
+			if (!*val)
+				return usage_error("option '--control' needs a path");
+			control_path = val;
+			break;
+		default:
+			a->opt[a->nopt].id = o->id;
+			a->opt[a->nopt++].val = val;
+			break;
 		}
 	}
-	if (i >= argc) {
+	if (help) {
+		usage(stdout);
+		return 0;
+	}
+	if (!a->cmd) {
 		usage(stderr);
 		return EXIT_USAGE;
 	}
-	cmd = argv[i];
-	argc -= i;
-	argv += i;
-	if (strcmp(cmd, "create") == 0)
-		return cmd_create(argc, argv);
-	if (strcmp(cmd, "list") == 0)
-		return simple("list", NULL, "vtpms");
-	if (strcmp(cmd, "status") == 0)
-		return simple("status", NULL, "*");
-	if (strcmp(cmd, "quote") == 0)
-		return cmd_quote(argc, argv);
-	if (strcmp(cmd, "verify-quote") == 0)
-		return cmd_verify(argc, argv);
-	if (strcmp(cmd, "reseal") == 0)
-		return cmd_reseal(argc, argv);
-	if (argc == 2 && (strcmp(cmd, "show") == 0))
-		return simple("show", argv[1], "vtpm");
-	if (argc == 2 && (strcmp(cmd, "start") == 0 || strcmp(cmd, "stop") == 0 ||
-			  strcmp(cmd, "delete") == 0))
-		return simple(cmd, argv[1], NULL);
-	usage(stderr);
-	return EXIT_USAGE;
+	if (a->npos < a->cmd->min_pos)
+		return usage_error("'%s' needs %s", a->cmd->name, a->cmd->pos_what);
+	if (a->npos > a->cmd->max_pos)
+		return usage_error("'%s' takes %s, not '%s'", a->cmd->name,
+				   a->cmd->max_pos ? "one argument" : "no argument",
+				   a->pos[a->cmd->max_pos]);
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = { 0 };
+	int rc;
+
+	/* Never more words than argc of either kind. */
+	a.pos = calloc((size_t)argc + 1, sizeof(*a.pos));
+	a.opt = calloc((size_t)argc + 1, sizeof(*a.opt));
+	if (!a.pos || !a.opt) {
+		fprintf(stderr, "vtpmctl: out of memory\n");
+		rc = EXIT_USAGE;
+	} else {
+		rc = parse(argc, argv, &a);
+		if (rc < 0)
+			rc = a.cmd->run(&a);
+	}
+	free(a.pos);
+	free(a.opt);
+	return rc;
 }

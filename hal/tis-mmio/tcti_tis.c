@@ -6,6 +6,7 @@
  * summary and what each failure means.
  */
 #include "tis-mmio/tcti_tis.h"
+#include "lib/errbuf.h"
 
 #include <endian.h>
 #include <errno.h>
@@ -68,21 +69,7 @@ struct tcti_tis {
 	char err[ERR_MAX];
 };
 
-/* ---- errors ----------------------------------------------------------- */
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+/* ---- errors (seterr: lib/errbuf.h) ------------------------------------ */
 
 static void tis_err(struct tcti_tis *t, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -7,6 +7,8 @@
  */
 #include "tss-device/tss_hal.h"
 #include "tis-mmio/tcti_tis.h"
+#include "lib/errbuf.h"
+#include "lib/hex.h"
 #include "lib/log.h"
 
 #include <errno.h>
@@ -32,7 +34,6 @@
 #define PCR_MASK_ALL ((UINT32_C(1) << TSS_HAL_PCR_COUNT) - 1)
 #define PCR_SELECT_BYTES (TSS_HAL_PCR_COUNT / 8)
 #define BLOB_HDR_LEN (8 + 2 + 2 + 4 + TSS_HAL_NAME_LEN)
-#define SPKI_MAX 4096
 
 /* A sealed-data object that only its policy opens: no password use, no
  * admin role by password (adminWithPolicy with no matching policy), never
@@ -126,21 +127,7 @@ static const TPM2B_SENSITIVE_CREATE no_sensitive;
 static const TPM2B_DATA no_outside_info;
 static const TPML_PCR_SELECTION no_creation_pcrs;
 
-/* ---- errors ---------------------------------------------------------- */
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
+/* ---- errors (seterr: lib/errbuf.h) ----------------------------------- */
 
 /*
  * The TPM's code without the handle/session/parameter number that format-1
@@ -936,12 +923,6 @@ int tss_hal_seal(struct tss_hal *h, const uint8_t *secret, size_t len,
 	return ret;
 }
 
-static void hex8(const uint8_t *p, char out[17])
-{
-	for (size_t i = 0; i < 8; i++)
-		snprintf(out + 2 * i, 3, "%02x", p[i]);
-}
-
 /* Names the PCRs whose current value differs from the blob's record. */
 static int unseal_explain(struct tss_hal *h, const struct seal_blob *b,
 			  char *err, size_t errlen)
@@ -990,8 +971,8 @@ static int unseal_load(struct tss_hal *h, const struct seal_blob *b,
 
 	/* Skip the 2-byte hash algorithm id: the digest is what differs. */
 	if (memcmp(b->parent, h->primary_name, TSS_HAL_NAME_LEN)) {
-		hex8(b->parent + 2, want);
-		hex8(h->primary_name + 2, have);
+		hex_encode(b->parent + 2, 8, want);
+		hex_encode(h->primary_name + 2, 8, have);
 		seterr(err, errlen, "sealed blob: sealed under storage key "
 		       "%s..., this TPM's is %s...: the TPM's owner hierarchy "
 		       "was cleared, or the blob is another host's", want,
@@ -1656,94 +1637,4 @@ int tss_hal_quote(struct tss_hal *h, const uint8_t *qd, size_t qdlen,
 	Esys_Free(q);
 	Esys_Free(s);
 	return ret;
-}
-
-static int sig_verify(const uint8_t *spki, size_t spki_len,
-		      const uint8_t *msg, size_t msg_len, const uint8_t *sig,
-		      size_t sig_len, char *err, size_t errlen)
-{
-	const uint8_t *p = spki;
-	EVP_MD_CTX *md = NULL;
-	EVP_PKEY *pkey;
-	int ret = -EBADMSG;
-
-	pkey = spki_len <= SPKI_MAX ? d2i_PUBKEY(NULL, &p, (long)spki_len) :
-				      NULL;
-	if (!pkey || p != spki + spki_len || !EVP_PKEY_is_a(pkey, "EC")) {
-		seterr(err, errlen, "quote: the attestation key is not a DER "
-		       "EC SubjectPublicKeyInfo");
-		ret = -EINVAL;
-		goto out;
-	}
-	md = EVP_MD_CTX_new();
-	if (md &&
-	    EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, pkey) == 1 &&
-	    EVP_DigestVerify(md, sig, sig_len, msg, msg_len) == 1)
-		ret = 0;
-	else
-		seterr(err, errlen, "quote: the signature does not verify "
-		       "with the attestation key");
-out:
-	EVP_MD_CTX_free(md);
-	EVP_PKEY_free(pkey);
-	ERR_clear_error();
-	return ret;
-}
-
-static int attest_check(const uint8_t *attest, size_t len, const uint8_t *qd,
-			size_t qdlen, uint8_t pcr_digest[32],
-			struct pcr_sel *sel_out, char *err, size_t errlen)
-{
-	const TPMS_QUOTE_INFO *qi;
-	TPMS_ATTEST a;
-	uint32_t mask;
-	size_t off = 0;
-
-	if (Tss2_MU_TPMS_ATTEST_Unmarshal(attest, len, &off, &a) ||
-	    off != len || a.magic != TPM2_GENERATED_VALUE ||
-	    a.type != TPM2_ST_ATTEST_QUOTE) {
-		seterr(err, errlen, "quote: the signed data is not a TPM "
-		       "quote structure");
-		return -EBADMSG;
-	}
-	if (a.extraData.size != qdlen ||
-	    (qdlen && memcmp(a.extraData.buffer, qd, qdlen))) {
-		seterr(err, errlen, "quote: made for other qualifying data "
-		       "(replayed, or another request's quote)");
-		return -EBADMSG;
-	}
-	qi = &a.attested.quote;
-	if (qi->pcrSelect.count != 1 ||
-	    qi->pcrSelect.pcrSelections[0].hash != TPM2_ALG_SHA256 ||
-	    sel_from_tpms(&qi->pcrSelect.pcrSelections[0], &mask) ||
-	    qi->pcrDigest.size != 32) {
-		seterr(err, errlen, "quote: not over one sha256 PCR selection "
-		       "within 0..%d", TSS_HAL_PCR_COUNT - 1);
-		return -EBADMSG;
-	}
-	memcpy(pcr_digest, qi->pcrDigest.buffer, 32);
-	sel_out->mask = mask;
-	return 0;
-}
-
-int quote_verify(const uint8_t *spki, size_t spki_len, const uint8_t *attest,
-		 size_t attest_len, const uint8_t *sig, size_t sig_len,
-		 const uint8_t *qd, size_t qdlen, uint8_t pcr_digest[32],
-		 struct pcr_sel *sel_out, char *err, size_t errlen)
-{
-	int ret;
-
-	if (!spki || !attest || !sig || (!qd && qdlen) || !pcr_digest ||
-	    !sel_out || qdlen > TSS_HAL_QD_MAX) {
-		seterr(err, errlen, "quote: missing argument or qualifying "
-		       "data over %d bytes", TSS_HAL_QD_MAX);
-		return -EINVAL;
-	}
-	/* Nothing in attest is believed before the signature holds. */
-	ret = sig_verify(spki, spki_len, attest, attest_len, sig, sig_len,
-			 err, errlen);
-	if (ret)
-		return ret;
-	return attest_check(attest, attest_len, qd, qdlen, pcr_digest, sel_out,
-			    err, errlen);
 }

@@ -7,7 +7,8 @@
  * takes tens to hundreds of milliseconds per command): run them on a
  * worker thread, never on the event loop.  One struct tss_hal is used by
  * one thread at a time.  The functions without one (pcr_sel_parse,
- * pcr_policy_digest, quote_verify) are pure software and thread-safe.
+ * pcr_policy_digest) are pure software and thread-safe.  A quote is
+ * verified without a TPM by core/proto/quote.h.
  *
  * Every int-returning call returns 0 or a negative errno; when it has an
  * err/errlen pair, a failure leaves a one-line reason there that names
@@ -191,19 +192,5 @@ int tss_hal_quote(struct tss_hal *h, const uint8_t *qd, size_t qdlen,
 		  const struct pcr_sel *sel, uint8_t **attest,
 		  size_t *attest_len, uint8_t **sig, size_t *sig_len,
 		  char *err, size_t errlen);
-
-/*
- * Verifies a quote without a TPM: the ECDSA-SHA256 signature over attest
- * with the SPKI, then attest itself (TPM_GENERATED_VALUE, a quote, whole
- * buffer consumed, extraData == qd, one sha256 selection within 0..23).
- * Returns the quoted PCR digest and selection; the caller compares the
- * digest with sha256 of the PCR values it expects.
- *   -EBADMSG  bad signature, wrong qd, or not a well-formed quote
- *   -EINVAL   unusable spki or arguments
- */
-int quote_verify(const uint8_t *spki, size_t spki_len, const uint8_t *attest,
-		 size_t attest_len, const uint8_t *sig, size_t sig_len,
-		 const uint8_t *qd, size_t qdlen, uint8_t pcr_digest[32],
-		 struct pcr_sel *sel_out, char *err, size_t errlen);
 
 #endif
