@@ -92,8 +92,8 @@ static void report_stopped(struct vtpm_entry *e)
 		list_remove(n);
 		list_push_back(&ready, n);
 	}
-	if (e->m->sup && e->m->sup->stopped)
-		e->m->sup->stopped(e);
+	/* The waiters first: what they queue (a stop's commit) is then
+	 * ahead of whatever the report leads to (the shutdown commit). */
 	list_for_each_safe(n, tmp, &ready) {
 		struct sup_waiter *w = list_item(n, struct sup_waiter, node);
 
@@ -101,6 +101,8 @@ static void report_stopped(struct vtpm_entry *e)
 		w->cb(w->arg);
 		free(w);
 	}
+	if (e->m->sup && e->m->sup->stopped)
+		e->m->sup->stopped(e);
 }
 
 static void report_released(struct vtpm_entry *e)
