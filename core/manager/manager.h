@@ -11,7 +11,8 @@
  *   registry.c    the vTPMs: records, instances.json, create/delete/start/stop
  *   supervisor.c  instance processes: start, restart with backoff, stop
  *   link.c        the manager protocol over an abstract connection
- *   quote.c       quotes, deep quotes; pcrsrc_socket.c the PCR source
+ *   quote.c       quotes, deep quotes; the PCR source seam (quote.h),
+ *                 today pcrsrc_socket.c over pcrread.c
  *   control.c     the control socket (JSON lines); commands.c its table
  *   xenmgr.c      the vtpm devices of a Xen host (devwatch, rings)
  */
