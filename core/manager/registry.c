@@ -212,6 +212,9 @@ int mgr_vtpm_delete(struct manager *m, struct vtpm_entry *e)
 		return rc;
 	list_remove(&e->node);
 	m->entries_dirty = true;
+	/* An instance in its own domain may still hold a ring to it: it has
+	 * nothing to ask for any more, and the ring must not outlive e. */
+	mgr_link_close(e);
 	remove_state(m, e);
 	log_info("vTPM %s deleted", e->rec.uuid_str);
 	if (e->child.timer_open) {

@@ -224,8 +224,14 @@ static void walk_close(uv_handle_t *h, void *arg)
 
 static void fixture_free(struct fixture *f)
 {
+	struct list_node *n, *tmp;
+
 	uv_walk(&f->loop, walk_close, NULL);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
+	list_for_each_safe(n, tmp, &f->m.entries) {
+		list_remove(n);
+		free(list_item(n, struct vtpm_entry, node));
+	}
 	uv_loop_close(&f->loop);
 	close(f->m.dirfd);
 	keystore_free(&f->m.ks);

@@ -231,6 +231,26 @@ static void test_list_show_status(void **state)
 
 /* ---- start / stop / delete ---- */
 
+/* A connection standing for the ring of an instance in its own domain. */
+static bool closed;
+
+static void ring_send(void *conn, const uint8_t *frame, size_t len)
+{
+	(void)conn;
+	(void)frame;
+	(void)len;
+}
+
+static void ring_close(void *conn)
+{
+	*(bool *)conn = true;
+}
+
+static const struct mgr_conn_ops ring_ops = {
+	.send = ring_send,
+	.close = ring_close,
+};
+
 static void test_start_stop_delete(void **state)
 {
 	struct fixture *f = setup();
@@ -270,6 +290,11 @@ static void test_start_stop_delete(void **state)
 	expect(f, "{\"cmd\":\"create\",\"uuid\":\"" UUID_B "\","
 		  "\"transport\":\"xen-domain\"}", 0);
 	expect(f, "{\"cmd\":\"start\",\"uuid\":\"" UUID_B "\"}", CTL_EBUSY);
+	/* Deleted while its ring is attached: the ring is closed with it. */
+	closed = false;
+	mgr_link_attach(find(f, UUID_B), &ring_ops, &closed);
+	expect(f, "{\"cmd\":\"delete\",\"uuid\":\"" UUID_B "\"}", 0);
+	assert_true(closed);
 	fixture_free(f);
 }
 
