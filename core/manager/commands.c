@@ -204,14 +204,12 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 			return;
 		}
 	}
-	rc = mgr_entry_new(m, uuid, tpm_version, &e);
+	rc = mgr_vtpm_create(m, uuid, tpm_version, domid, transport, &e);
 	if (rc) {
 		ctl_reply_error(c, rc == KS_ERR_EXISTS ? CTL_EEXIST : CTL_EFAIL,
 				"%s", keystore_strerror(rc));
 		return;
 	}
-	e->rec.domid = domid;
-	snprintf(e->rec.transport, sizeof(e->rec.transport), "%s", transport);
 	t = malloc(sizeof(*t));
 	if (!t)
 		fatalx("out of memory");

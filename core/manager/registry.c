@@ -177,6 +177,20 @@ void mgr_entries_load(struct manager *m)
 
 /* ---- lifecycle ---- */
 
+int mgr_vtpm_create(struct manager *m, const uint8_t uuid[16],
+		    int tpm_version, long domid, const char *transport,
+		    struct vtpm_entry **out)
+{
+	int rc = mgr_entry_new(m, uuid, tpm_version, out);
+
+	if (rc)
+		return rc;
+	(*out)->rec.domid = domid;
+	snprintf((*out)->rec.transport, sizeof((*out)->rec.transport), "%s",
+		 transport);
+	return 0;
+}
+
 /* The files an instance writes in its state directory, then the
  * directory: without its key the state is noise. */
 static void remove_state(struct manager *m, const struct vtpm_entry *e)

@@ -44,6 +44,11 @@ bool mgr_entry_is_remote(const struct vtpm_entry *e);
 char *mgr_entries_json(struct manager *m);
 void mgr_entries_load(struct manager *m);
 
+/* A new vTPM as control creates it: its entry and key store record
+ * (mgr_entry_new) with these operational fields; the caller commits. */
+int mgr_vtpm_create(struct manager *m, const uint8_t uuid[16],
+		    int tpm_version, long domid, const char *transport,
+		    struct vtpm_entry **out);
 /* Removes a stopped vTPM: its record, its entry and its state files
  * (not committed: the caller commits).  0, -EBUSY (not stopped) or a
  * KS_ERR_* code. */
