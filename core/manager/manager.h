@@ -3,94 +3,61 @@
  * The manager role: one per host.  It holds the root key (sealed to the
  * physical TPM), the key store of every vTPM, and the instance processes.
  *
- *   manager.c     start-up (unseal, store freshness), the task queue that
- *                 owns the physical TPM and the store file, the manager
- *                 protocol on each instance's link
+ *   manager.c     start-up, signals, shutdown; wires the parts together
+ *   task.c        the task queue that owns the physical TPM and the files
+ *   tpm.c         the seam to the physical TPM the tasks use
+ *   commit.c      the store on disk: load, group commit, NV counter
+ *   rootkey.c     unseal, derive, reseal (and the seal files)
+ *   registry.c    the vTPMs: records, instances.json, create/delete/start/stop
  *   supervisor.c  instance processes: start, restart with backoff, stop
- *   control.c     the control socket that vtpmctl speaks (JSON lines)
+ *   link.c        the manager protocol over an abstract connection
+ *   quote.c       quotes, deep quotes; the PCR source seam (quote.h),
+ *                 today pcrsrc_socket.c over pcrread.c
+ *   control.c     the control socket (JSON lines); commands.c its table
+ *   xenmgr.c      the vtpm devices of a Xen host (devwatch, rings)
  */
 #ifndef VTPM_MANAGER_H
 #define VTPM_MANAGER_H
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
+#include "lib/list.h"
+#include "manager/commit.h"
+#include "manager/link.h"
+#include "manager/registry.h"
+#include "manager/supervisor.h"
+#include "manager/task.h"
+#include "manager/xenmgr.h"
 #include "proto/config.h"
 #include "proto/keystore.h"
 #include "tss-device/tss_hal.h"
 
-struct manager;
-struct mgr_task;
+struct mgr_tpm_ops;
+struct mgr_pcr_source;
 
 #define NV_AUTH_LEN 32
 
-/* A unit of work that needs the TPM or the store file: run one at a time,
- * in order, on the thread pool (work), then finished on the loop (done). */
-struct mgr_task {
-	struct mgr_task *next;
-	struct manager *m;
-	void (*work)(struct mgr_task *t);
-	void (*done)(struct mgr_task *t);
-	void *data;
-	int rc;
-	char err[256];
-	uv_work_t req;
-};
-
-enum child_state {
-	CHILD_STOPPED = 0,
-	CHILD_RUNNING,
-	CHILD_BACKOFF,  /* exited; restarts when the timer fires */
-	CHILD_STOPPING, /* SIGTERM sent */
-};
-
-/* One vTPM the manager knows: the key store record is the secret part,
- * this the operational part (instances.json). */
+/* One vTPM the manager knows, in its parts, each owned by one module. */
 struct vtpm_entry {
-	struct vtpm_entry *next;
+	struct list_node node;    /* m->entries */
 	struct manager *m;
-	uint8_t uuid[16];
-	char uuid_str[37];
-	long domid;
-	char transport[160];
-	int tpm_version;          /* 1 or 2 */
-	bool autostart;           /* should be running */
-	unsigned int stop_waiters; /* control clients waiting for it to stop */
-
-	/* supervisor */
-	enum child_state state;
-	uv_process_t proc;
-	bool proc_open;
-	uv_pipe_t link;
-	bool link_open;
-	unsigned int link_epoch;  /* answers of a dead link are dropped */
-	uv_timer_t timer;
-	bool timer_open;
-	unsigned int restarts;
-	unsigned int backoff_ms;
-	uint64_t started_ms;
-	int last_exit;
-
-	/* Xen: the vtpm device this vTPM serves (devwatch) */
-	bool xen;                 /* a device names it: serve it there */
-	uint32_t xen_fe, xen_dev; /* frontend domain, device number */
-	bool xen_restart;         /* start again once the old one exited */
-	/* The instance runs in its own domain (transport "xen-domain") and
-	 * reaches us over this ring, the backend of its vtpm device: the
-	 * manager protocol instead of a socketpair (xenmgr.c). */
-	struct tpmback *ring;
-
-	/* manager protocol on the link */
-	uint8_t rbuf[4096];
-	size_t rlen;
-	bool busy;                /* a request of this link is being served */
+	struct vtpm_rec rec;      /* registry.c: what instances.json keeps */
+	struct sup_child child;   /* supervisor.c: its instance process */
+	struct vtpm_xendev xd;    /* xenmgr.c: the Xen device it serves */
+	struct mgr_link link;     /* link.c: the manager protocol */
 };
 
 struct manager {
 	uv_loop_t *loop;
 	const struct config *cfg;
+	uint64_t (*now_ms)(void); /* the clock (mgr_now_ms; tests: a fake) */
 	struct tss_hal *hal;
+	const struct mgr_tpm_ops *tpm;     /* what tasks ask of the TPM */
+	const struct mgr_pcr_source *pcrs; /* a vTPM's PCRs, for deep quotes */
+	const struct sup_events *sup;      /* the supervisor's reports */
 	struct pcr_sel sel;
 	uint8_t *root_key;        /* 32 bytes in an mlock()ed page */
 	uint8_t *nv_auth;         /* the NV counter's auth, same page */
@@ -99,12 +66,9 @@ struct manager {
 	struct keystore ks;
 	uint64_t store_generation;
 	uint64_t tpm_counter;     /* the TPM's counter, as last seen */
-	bool force_next;          /* the next commit must bind */
 	bool main_seal_verified;  /* rootkey.sealed opened this boot config */
 	bool new_root_key;        /* sealed at this start: no store yet */
 	char **child_env;         /* environment of instances */
-	uint64_t last_increment_ms;
-	unsigned long increments;
 	uint64_t started_ms;
 	int dirfd;
 	char exe[256];
@@ -112,58 +76,34 @@ struct manager {
 	gid_t inst_gid;
 	bool drop_privileges;
 
-	struct vtpm_entry *entries;
+	struct list_node entries; /* struct vtpm_entry */
 	bool entries_dirty;       /* instances.json must be rewritten */
+	unsigned int links_open;  /* socket links not yet released */
 
-	/* task queue */
-	struct mgr_task *head, *tail, *cur;
-
-	/* store commits waiting for the next write (group commit) */
-	struct mgr_commit *pending;
-	bool commit_queued;
+	struct mgr_taskq tasks;
+	struct mgr_commits commits;
 
 	uv_signal_t sigterm, sigint;
 	bool stopping;
+	bool final_commit;        /* the shutdown commit is under way */
 	int exit_code;
 	void *control;
 	void *xen;                /* struct mgr_xen, when serving Xen guests */
 };
 
-/* manager.c */
-void mgr_task_submit(struct manager *m, struct mgr_task *t);
-/* Makes the in-memory store durable, then calls cb (loop thread).
- * force: bind this copy with an NV counter increment now. */
-void mgr_commit(struct manager *m, bool force,
-		void (*cb)(struct manager *m, int rc, void *arg), void *arg);
-struct vtpm_entry *mgr_entry_find(struct manager *m, const uint8_t uuid[16]);
-/* A new vTPM: a key store record (not yet committed) and its entry.
- * 0 or a KS_ERR_* code. */
-int mgr_entry_new(struct manager *m, const uint8_t uuid[16], int tpm_version,
-		  struct vtpm_entry **out);
-void mgr_link_start(struct vtpm_entry *e);
-/* One manager-protocol request that arrived on e's ring (xenmgr.c); the
- * answer goes back through tpmback_complete. */
-void mgr_ring_request(struct vtpm_entry *e, const uint8_t *frame, size_t len);
-/* e's ring connection ended: answers still being prepared are dropped. */
-void mgr_ring_reset(struct vtpm_entry *e);
+uint64_t mgr_now_ms(void);    /* CLOCK_MONOTONIC */
+static inline uint64_t mgr_now(const struct manager *m)
+{
+	return m->now_ms ? m->now_ms() : mgr_now_ms();
+}
+
+/* The parts of a manager that need no TPM and no files: loop, clock,
+ * queues, lists, and the default seams and event handlers. */
+void mgr_init(struct manager *m, uv_loop_t *loop, const struct config *cfg);
+/* The supervisor's reports, as the manager handles them. */
+extern const struct sup_events mgr_sup_events;
+/* When stopping and everything is quiet: the final commit, then exit. */
 void mgr_maybe_exit(struct manager *m);
-uint64_t mgr_now_ms(void);
 int manager_main(const struct config *cfg);
-
-/* supervisor.c */
-int sup_start(struct vtpm_entry *e);
-void sup_stop(struct vtpm_entry *e);
-bool sup_all_stopped(struct manager *m);
-const char *sup_state_name(enum child_state s);
-
-/* xenmgr.c: serve the vtpm devices the toolstack gives this domain */
-#define MGR_TRANSPORT_XEN_DOMAIN "xen-domain"
-bool mgr_entry_is_remote(const struct vtpm_entry *e);
-int mgr_xen_start(struct manager *m);
-void mgr_xen_stop(struct manager *m);
-
-/* control.c */
-int control_start(struct manager *m);
-void control_stop(struct manager *m);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Instance processes: one per running vTPM, started with a socketpair as
- * its manager link (fd 3), as an unprivileged user when the manager runs
- * as root; restarted with backoff when they die; stopped with SIGTERM.
+ * Instance processes (supervisor.h): one per running vTPM, started with a
+ * socketpair as its manager link (fd 3), as an unprivileged user when the
+ * manager runs as root; restarted with backoff when they die; stopped
+ * with SIGTERM.  What happens is reported through m->sup.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -17,11 +18,14 @@
 
 #include "lib/log.h"
 #include "manager/manager.h"
+#include "manager/supervisor.h"
 
-#define BACKOFF_MIN_MS 500
-#define BACKOFF_MAX_MS 30000
-#define STABLE_MS 60000     /* up this long: the next crash starts afresh */
-#define KILL_AFTER_MS 10000 /* SIGTERM, then SIGKILL */
+/* Someone waiting for an instance to be stopped and reaped. */
+struct sup_waiter {
+	struct list_node node;
+	void (*cb)(void *arg);
+	void *arg;
+};
 
 const char *sup_state_name(enum child_state s)
 {
@@ -38,14 +42,89 @@ const char *sup_state_name(enum child_state s)
 	return "?";
 }
 
+unsigned int sup_backoff_next(unsigned int last_ms, uint64_t up_ms)
+{
+	unsigned int next;
+
+	if (up_ms >= SUP_STABLE_MS || last_ms == 0)
+		next = SUP_BACKOFF_MIN_MS;
+	else if (last_ms < SUP_BACKOFF_MAX_MS)
+		next = last_ms * 2;
+	else
+		next = last_ms;
+	return next > SUP_BACKOFF_MAX_MS ? SUP_BACKOFF_MAX_MS : next;
+}
+
+void sup_child_init(struct sup_child *c)
+{
+	memset(c, 0, sizeof(*c));
+	list_init(&c->waiters);
+}
+
+bool sup_stopped(const struct vtpm_entry *e)
+{
+	return e->child.state == CHILD_STOPPED && !e->child.proc_open;
+}
+
+bool sup_has_waiters(const struct vtpm_entry *e)
+{
+	return !list_empty(&e->child.waiters);
+}
+
 bool sup_all_stopped(struct manager *m)
 {
 	struct vtpm_entry *e;
 
-	for (e = m->entries; e; e = e->next)
-		if (e->state != CHILD_STOPPED || e->proc_open || e->link_open)
+	mgr_foreach_entry(e, m)
+		if (!sup_stopped(e))
 			return false;
 	return true;
+}
+
+/* Stopped and reaped: the waiters, then whoever listens. */
+static void report_stopped(struct vtpm_entry *e)
+{
+	struct list_node *n, *tmp;
+	struct list_node ready;
+
+	list_init(&ready);
+	list_for_each_safe(n, tmp, &e->child.waiters) {
+		list_remove(n);
+		list_push_back(&ready, n);
+	}
+	/* The waiters first: what they queue (a stop's commit) is then
+	 * ahead of whatever the report leads to (the shutdown commit). */
+	list_for_each_safe(n, tmp, &ready) {
+		struct sup_waiter *w = list_item(n, struct sup_waiter, node);
+
+		list_remove(n);
+		w->cb(w->arg);
+		free(w);
+	}
+	if (e->m->sup && e->m->sup->stopped)
+		e->m->sup->stopped(e);
+}
+
+static void report_released(struct vtpm_entry *e)
+{
+	if (e->m->sup && e->m->sup->released)
+		e->m->sup->released(e);
+}
+
+void sup_wait_stopped(struct vtpm_entry *e, void (*cb)(void *arg), void *arg)
+{
+	struct sup_waiter *w;
+
+	if (sup_stopped(e)) {
+		cb(arg);
+		return;
+	}
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		fatalx("out of memory");
+	w->cb = cb;
+	w->arg = arg;
+	list_push_back(&e->child.waiters, &w->node);
 }
 
 /* A directory owned by the instance user, where only it may write. */
@@ -63,36 +142,31 @@ static void timer_closed(uv_handle_t *h)
 {
 	struct vtpm_entry *e = h->data;
 
-	e->timer_open = false;
-	mgr_maybe_exit(e->m);
-}
-
-static void link_closed(uv_handle_t *h)
-{
-	struct vtpm_entry *e = h->data;
-
-	e->link_open = false;
-	mgr_maybe_exit(e->m);
+	e->child.timer_open = false;
+	report_released(e);
 }
 
 static void proc_closed(uv_handle_t *h)
 {
 	struct vtpm_entry *e = h->data;
 
-	e->proc_open = false;
-	mgr_maybe_exit(e->m);
+	e->child.proc_open = false;
+	if (e->child.state == CHILD_STOPPED)
+		report_stopped(e);
+	report_released(e);
 }
 
 static void restart_timer_cb(uv_timer_t *t)
 {
 	struct vtpm_entry *e = t->data;
 
-	if (e->state == CHILD_BACKOFF && e->autostart && !e->m->stopping) {
-		e->state = CHILD_STOPPED;
+	if (e->child.state == CHILD_BACKOFF && e->rec.autostart &&
+	    !e->m->stopping) {
+		e->child.state = CHILD_STOPPED;
 		if (sup_start(e) < 0) {
-			e->state = CHILD_BACKOFF;
-			uv_timer_start(&e->timer, restart_timer_cb,
-				       e->backoff_ms, 0);
+			e->child.state = CHILD_BACKOFF;
+			uv_timer_start(&e->child.timer, restart_timer_cb,
+				       e->child.backoff_ms, 0);
 		}
 	}
 }
@@ -101,71 +175,61 @@ static void kill_timer_cb(uv_timer_t *t)
 {
 	struct vtpm_entry *e = t->data;
 
-	if (e->state == CHILD_STOPPING && e->proc_open) {
+	if (e->child.state == CHILD_STOPPING && e->child.proc_open) {
 		log_warnx("vTPM %s: instance ignored SIGTERM for %d s; killing it",
-			  e->uuid_str, KILL_AFTER_MS / 1000);
-		uv_process_kill(&e->proc, SIGKILL);
+			  e->rec.uuid_str, SUP_KILL_AFTER_MS / 1000);
+		uv_process_kill(&e->child.proc, SIGKILL);
 	}
 }
 
 static void ensure_timer(struct vtpm_entry *e)
 {
-	if (e->timer_open)
+	if (e->child.timer_open)
 		return;
-	uv_timer_init(e->m->loop, &e->timer);
-	e->timer.data = e;
-	e->timer_open = true;
+	uv_timer_init(e->m->loop, &e->child.timer);
+	e->child.timer.data = e;
+	e->child.timer_open = true;
+}
+
+static void timer_stop(struct vtpm_entry *e)
+{
+	if (e->child.timer_open &&
+	    !uv_is_closing((uv_handle_t *)&e->child.timer))
+		uv_timer_stop(&e->child.timer);
 }
 
 static void child_exited(uv_process_t *p, int64_t status, int sig)
 {
 	struct vtpm_entry *e = p->data;
+	struct sup_child *c = &e->child;
 	struct manager *m = e->m;
-	uint64_t up = mgr_now_ms() - e->started_ms;
+	uint64_t up = mgr_now(m) - c->started_ms;
 
-	e->last_exit = (int)status;
-	uv_close((uv_handle_t *)&e->proc, proc_closed);
-	e->link_epoch++;
-	if (e->link_open && !uv_is_closing((uv_handle_t *)&e->link))
-		uv_close((uv_handle_t *)&e->link, link_closed);
-	if (e->xen_restart && e->autostart && !m->stopping) {
-		/* It served the guest's previous domain: now the new one. */
-		e->xen_restart = false;
-		e->state = CHILD_STOPPED;
-		log_info("vTPM %s: instance for the previous domain stopped; "
-			 "starting one for domain %u", e->uuid_str, e->xen_fe);
-		if (e->timer_open && !uv_is_closing((uv_handle_t *)&e->timer))
-			uv_timer_stop(&e->timer);
-		if (sup_start(e) < 0)
-			log_warnx("vTPM %s: cannot start an instance for domain %u",
-				  e->uuid_str, e->xen_fe);
-		return;
-	}
-	if (e->state == CHILD_STOPPING || !e->autostart || m->stopping) {
+	c->last_exit = (int)status;
+	uv_close((uv_handle_t *)&c->proc, proc_closed);
+	if (m->sup && m->sup->exited)
+		m->sup->exited(e, status, sig);
+	if (c->state == CHILD_STOPPING || !e->rec.autostart || m->stopping) {
 		log_info("vTPM %s: instance stopped (status %lld%s%s)",
-			 e->uuid_str, (long long)status, sig ? ", signal " : "",
-			 sig ? strsignal(sig) : "");
-		e->state = CHILD_STOPPED;
-		if (e->timer_open && !uv_is_closing((uv_handle_t *)&e->timer))
-			uv_timer_stop(&e->timer);
-		mgr_maybe_exit(m);
+			 e->rec.uuid_str, (long long)status,
+			 sig ? ", signal " : "", sig ? strsignal(sig) : "");
+		c->state = CHILD_STOPPED;
+		timer_stop(e);
+		/* reported once reaped: proc_closed */
 		return;
 	}
-	if (up >= STABLE_MS || e->backoff_ms == 0)
-		e->backoff_ms = BACKOFF_MIN_MS;
-	else if (e->backoff_ms < BACKOFF_MAX_MS)
-		e->backoff_ms *= 2;
-	if (e->backoff_ms > BACKOFF_MAX_MS)
-		e->backoff_ms = BACKOFF_MAX_MS;
-	e->restarts++;
+	c->backoff_ms = sup_backoff_next(c->backoff_ms, up);
+	c->restarts++;
 	log_warnx("vTPM %s: instance died (status %lld%s%s) after %llu ms; "
 		  "restart %u in %u ms",
-		  e->uuid_str, (long long)status, sig ? ", signal " : "",
-		  sig ? strsignal(sig) : "", (unsigned long long)up, e->restarts,
-		  e->backoff_ms);
-	e->state = CHILD_BACKOFF;
+		  e->rec.uuid_str, (long long)status, sig ? ", signal " : "",
+		  sig ? strsignal(sig) : "", (unsigned long long)up, c->restarts,
+		  c->backoff_ms);
+	c->state = CHILD_BACKOFF;
 	ensure_timer(e);
-	uv_timer_start(&e->timer, restart_timer_cb, e->backoff_ms, 0);
+	uv_timer_start(&c->timer, restart_timer_cb, c->backoff_ms, 0);
+	if (m->sup && m->sup->backoff)
+		m->sup->backoff(e, c->backoff_ms);
 }
 
 /*
@@ -200,6 +264,7 @@ static void cloexec_all(void)
 int sup_start(struct vtpm_entry *e)
 {
 	struct manager *m = e->m;
+	struct sup_child *c = &e->child;
 	const struct config *cfg = m->cfg;
 	char dir[300], rundir[300], transport[320], domid[24], devid[16];
 	uv_process_options_t o;
@@ -208,33 +273,35 @@ int sup_start(struct vtpm_entry *e)
 	char *argv[32];
 	int fds[2], rc, i = 0;
 
-	if (e->state == CHILD_RUNNING || e->state == CHILD_STOPPING)
+	if (c->state == CHILD_RUNNING || c->state == CHILD_STOPPING)
 		return 0;
-	if (e->proc_open || e->link_open) {
+	if (c->proc_open) {
 		/* The last process is still being reaped: try again soon. */
-		e->state = CHILD_BACKOFF;
-		e->backoff_ms = 50;
+		c->state = CHILD_BACKOFF;
+		c->backoff_ms = 50;
 		ensure_timer(e);
-		uv_timer_start(&e->timer, restart_timer_cb, 50, 0);
+		uv_timer_start(&c->timer, restart_timer_cb, 50, 0);
 		return 0;
 	}
 	snprintf(dir, sizeof(dir), "%s/vtpms", cfg->state_dir);
 	if (mkdir(dir, 0711) < 0 && errno != EEXIST)
 		return -errno;
-	snprintf(dir, sizeof(dir), "%s/vtpms/%s", cfg->state_dir, e->uuid_str);
+	snprintf(dir, sizeof(dir), "%s/vtpms/%s", cfg->state_dir,
+		 e->rec.uuid_str);
 	rc = own_dir(m, dir, 0700);
 	if (rc) {
-		log_warnx("vTPM %s: %s: %s", e->uuid_str, dir, strerror(-rc));
+		log_warnx("vTPM %s: %s: %s", e->rec.uuid_str, dir, strerror(-rc));
 		return rc;
 	}
-	if (e->xen) {
+	if (e->xd.active) {
 		snprintf(transport, sizeof(transport), "xen-ring");
-	} else if (e->transport[0]) {
-		snprintf(transport, sizeof(transport), "%s", e->transport);
+	} else if (e->rec.transport[0]) {
+		snprintf(transport, sizeof(transport), "%s", e->rec.transport);
 	} else {
 		if (mkdir(cfg->run_dir, 0755) < 0 && errno != EEXIST)
 			return -errno;
-		snprintf(rundir, sizeof(rundir), "%s/%s", cfg->run_dir, e->uuid_str);
+		snprintf(rundir, sizeof(rundir), "%s/%s", cfg->run_dir,
+			 e->rec.uuid_str);
 		rc = own_dir(m, rundir, 0700);
 		if (rc)
 			return rc;
@@ -242,14 +309,14 @@ int sup_start(struct vtpm_entry *e)
 	}
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
 		return -errno;
-	snprintf(domid, sizeof(domid), "%ld", e->domid);
+	snprintf(domid, sizeof(domid), "%ld", e->rec.domid);
 	lvl = log_get_level() >= LOG_LVL_DEBUG ? "debug" : "info";
 	argv[i++] = m->exe;
 	argv[i++] = "--role=instance";
 	argv[i++] = "--domid";
 	argv[i++] = domid;
 	argv[i++] = "--uuid";
-	argv[i++] = e->uuid_str;
+	argv[i++] = e->rec.uuid_str;
 	argv[i++] = "--transport";
 	argv[i++] = transport;
 	argv[i++] = "--state-dir";
@@ -257,12 +324,12 @@ int sup_start(struct vtpm_entry *e)
 	argv[i++] = "--manager";
 	argv[i++] = "fd:3";
 	argv[i++] = "--tpm-version";
-	argv[i++] = e->tpm_version == 1 ? "1.2" : "2.0";
+	argv[i++] = e->rec.tpm_version == 1 ? "1.2" : "2.0";
 	argv[i++] = "--log-level";
 	argv[i++] = (char *)lvl;
-	if (e->xen) {
-		snprintf(domid, sizeof(domid), "%u", e->xen_fe);
-		snprintf(devid, sizeof(devid), "%u", e->xen_dev);
+	if (e->xd.active) {
+		snprintf(domid, sizeof(domid), "%u", e->xd.fe);
+		snprintf(devid, sizeof(devid), "%u", e->xd.dev);
 		argv[i++] = "--devid";
 		argv[i++] = devid;
 		/* The Xen devices are root's: the instance opens them, then
@@ -288,47 +355,49 @@ int sup_start(struct vtpm_entry *e)
 	stdio[3].data.fd = fds[1];
 	o.stdio = stdio;
 	o.stdio_count = 4;
-	if (m->drop_privileges && !e->xen) {
+	if (m->drop_privileges && !e->xd.active) {
 		o.flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID;
 		o.uid = m->inst_uid;
 		o.gid = m->inst_gid;
 	}
-	e->proc.data = e;
+	c->proc.data = e;
 	cloexec_all();
-	rc = uv_spawn(m->loop, &e->proc, &o);
+	rc = uv_spawn(m->loop, &c->proc, &o);
 	close(fds[1]);
 	if (rc) {
 		close(fds[0]);
-		log_warnx("vTPM %s: cannot start %s: %s", e->uuid_str, m->exe,
+		log_warnx("vTPM %s: cannot start %s: %s", e->rec.uuid_str, m->exe,
 			  uv_strerror(rc));
 		return rc;
 	}
-	e->proc_open = true;
-	uv_pipe_init(m->loop, &e->link, 0);
-	e->link.data = e;
-	uv_pipe_open(&e->link, fds[0]);
-	e->link_open = true;
-	e->state = CHILD_RUNNING;
-	e->started_ms = mgr_now_ms();
-	mgr_link_start(e);
-	log_info("vTPM %s: instance started (pid %d) on %s", e->uuid_str,
-		 e->proc.pid, transport);
+	c->proc_open = true;
+	c->state = CHILD_RUNNING;
+	c->started_ms = mgr_now(m);
+	log_info("vTPM %s: instance started (pid %d) on %s", e->rec.uuid_str,
+		 c->proc.pid, transport);
+	if (m->sup && m->sup->started)
+		m->sup->started(e, fds[0]);
+	else
+		close(fds[0]);
 	return 0;
 }
 
 void sup_stop(struct vtpm_entry *e)
 {
-	if (e->state == CHILD_BACKOFF) {
-		if (e->timer_open)
-			uv_timer_stop(&e->timer);
-		e->state = CHILD_STOPPED;
-	} else if (e->state == CHILD_RUNNING) {
-		e->state = CHILD_STOPPING;
-		uv_process_kill(&e->proc, SIGTERM);
+	struct sup_child *c = &e->child;
+
+	if (c->state == CHILD_BACKOFF) {
+		timer_stop(e);
+		c->state = CHILD_STOPPED;
+		if (!c->proc_open)
+			report_stopped(e);
+	} else if (c->state == CHILD_RUNNING) {
+		c->state = CHILD_STOPPING;
+		uv_process_kill(&c->proc, SIGTERM);
 		ensure_timer(e);
-		uv_timer_start(&e->timer, kill_timer_cb, KILL_AFTER_MS, 0);
+		uv_timer_start(&c->timer, kill_timer_cb, SUP_KILL_AFTER_MS, 0);
 	}
-	if (e->m->stopping && e->state == CHILD_STOPPED && e->timer_open &&
-	    !uv_is_closing((uv_handle_t *)&e->timer))
-		uv_close((uv_handle_t *)&e->timer, timer_closed);
+	if (e->m->stopping && c->state == CHILD_STOPPED && c->timer_open &&
+	    !uv_is_closing((uv_handle_t *)&c->timer))
+		uv_close((uv_handle_t *)&c->timer, timer_closed);
 }

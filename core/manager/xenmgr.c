@@ -18,7 +18,9 @@
 #include "tpmif/devwatch.h"
 #include "proto/keystore.h"
 #include "lib/log.h"
+#include "manager/link.h"
 #include "manager/manager.h"
+#include "manager/xenmgr.h"
 #include "proto/mgrproto.h"
 #include "tpmif/tpmback.h"
 
@@ -33,21 +35,21 @@ struct mgr_xen {
 static void serve(struct manager *m, struct vtpm_entry *e,
 		  const struct devwatch_dev *d)
 {
-	e->xen = true;
-	e->xen_fe = d->fe_domid;
-	e->xen_dev = d->devid;
-	e->domid = d->fe_domid;
-	e->autostart = true;
-	e->backoff_ms = 0;
-	switch (e->state) {
+	e->xd.active = true;
+	e->xd.fe = d->fe_domid;
+	e->xd.dev = d->devid;
+	e->rec.domid = d->fe_domid;
+	e->rec.autostart = true;
+	e->child.backoff_ms = 0;
+	switch (e->child.state) {
 	case CHILD_RUNNING:
 		/* Still serving the guest's previous domain (a reboot makes
 		 * a new domain): restart for this one. */
-		e->xen_restart = true;
+		e->xd.restart = true;
 		sup_stop(e);
 		break;
 	case CHILD_STOPPING:
-		e->xen_restart = true;
+		e->xd.restart = true;
 		break;
 	case CHILD_BACKOFF:
 		sup_stop(e); /* cancels the timer: start now */
@@ -55,24 +57,37 @@ static void serve(struct manager *m, struct vtpm_entry *e,
 	case CHILD_STOPPED:
 		if (sup_start(e) < 0)
 			log_warnx("vTPM %s: cannot start an instance for "
-				  "domain %u", e->uuid_str, d->fe_domid);
+				  "domain %u", e->rec.uuid_str, d->fe_domid);
 		break;
 	}
 	(void)m;
 }
 
+/* The supervisor reported e's instance stopped and reaped. */
+void mgr_xen_child_stopped(struct vtpm_entry *e)
+{
+	if (!e->xd.restart)
+		return;
+	e->xd.restart = false;
+	if (!e->rec.autostart || e->m->stopping)
+		return;
+	/* It served the guest's previous domain: now the new one. */
+	log_info("vTPM %s: instance for the previous domain stopped; "
+		 "starting one for domain %u", e->rec.uuid_str, e->xd.fe);
+	if (sup_start(e) < 0)
+		log_warnx("vTPM %s: cannot start an instance for domain %u",
+			  e->rec.uuid_str, e->xd.fe);
+}
+
 /* ---- an instance in its own domain: the manager protocol on a ring ---- */
 
+/* The ring of the vtpm device whose backend we are: a connection of the
+ * vTPM's link (link.h). */
 struct mgr_ring {
 	struct tpmback tb;
 	struct xenif *xif;
 	struct vtpm_entry *e;
 };
-
-bool mgr_entry_is_remote(const struct vtpm_entry *e)
-{
-	return strcmp(e->transport, MGR_TRANSPORT_XEN_DOMAIN) == 0;
-}
 
 static void ring_submit(struct tpmback *tb, const uint8_t *cmd, uint32_t len,
 			unsigned int locality)
@@ -80,7 +95,7 @@ static void ring_submit(struct tpmback *tb, const uint8_t *cmd, uint32_t len,
 	struct mgr_ring *r = tb->data;
 
 	(void)locality;
-	mgr_ring_request(r->e, cmd, len);
+	mgr_link_request(r->e, cmd, len);
 }
 
 static void ring_cancel(struct tpmback *tb)
@@ -88,7 +103,7 @@ static void ring_cancel(struct tpmback *tb)
 	struct mgr_ring *r = tb->data;
 
 	/* Whatever was being prepared answers nobody now. */
-	mgr_ring_reset(r->e);
+	mgr_link_reset(r->e);
 	tpmback_complete(tb, NULL, 0);
 }
 
@@ -96,7 +111,7 @@ static void ring_power_cycle(struct tpmback *tb)
 {
 	struct mgr_ring *r = tb->data;
 
-	mgr_ring_reset(r->e);
+	mgr_link_reset(r->e);
 }
 
 static const struct tpmback_ops ring_ops = {
@@ -113,18 +128,37 @@ static void ring_stopped(struct tpmback *tb)
 	free(r);
 }
 
+/* The link's connection ops: the answer goes onto the ring's page. */
+static void ring_send(void *conn, const uint8_t *frame, size_t len)
+{
+	struct mgr_ring *r = conn;
+
+	tpmback_complete(&r->tb, frame, (uint32_t)len);
+}
+
+static void ring_close(void *conn)
+{
+	struct mgr_ring *r = conn;
+
+	if (r->tb.busy)
+		tpmback_complete(&r->tb, NULL, 0);
+	tpmback_stop(&r->tb, ring_stopped);
+}
+
+static const struct mgr_conn_ops ring_conn_ops = {
+	.send = ring_send,
+	.close = ring_close,
+};
+
+static bool has_ring(const struct vtpm_entry *e)
+{
+	return e->link.ops == &ring_conn_ops;
+}
+
 static void ring_stop(struct vtpm_entry *e)
 {
-	struct mgr_ring *r;
-
-	if (!e->ring)
-		return;
-	r = e->ring->data;
-	mgr_ring_reset(e);
-	if (e->ring->busy)
-		tpmback_complete(e->ring, NULL, 0);
-	e->ring = NULL;
-	tpmback_stop(&r->tb, ring_stopped);
+	if (has_ring(e))
+		mgr_link_close(e);
 }
 
 static void serve_ring(struct mgr_xen *x, struct vtpm_entry *e,
@@ -141,7 +175,7 @@ static void serve_ring(struct mgr_xen *x, struct vtpm_entry *e,
 	rc = xen_real_open(&r->xif);
 	if (rc) {
 		log_warnx("vTPM %s: cannot open the Xen devices for domain %u's "
-			  "ring: %s", e->uuid_str, d->fe_domid, strerror(-rc));
+			  "ring: %s", e->rec.uuid_str, d->fe_domid, strerror(-rc));
 		free(r);
 		return;
 	}
@@ -150,20 +184,19 @@ static void serve_ring(struct mgr_xen *x, struct vtpm_entry *e,
 	rc = tpmback_serve(&r->tb, x->m->loop, r->xif, &tc, &ring_ops, r);
 	if (rc) {
 		log_warnx("vTPM %s: cannot serve domain %u's ring: %s",
-			  e->uuid_str, d->fe_domid, strerror(-rc));
+			  e->rec.uuid_str, d->fe_domid, strerror(-rc));
 		xenif_close(r->xif);
 		free(r);
 		return;
 	}
-	e->xen = true;
-	e->xen_fe = d->fe_domid;
-	e->xen_dev = d->devid;
-	e->domid = d->fe_domid;
-	e->ring = &r->tb;
-	mgr_ring_reset(e);
+	e->xd.active = true;
+	e->xd.fe = d->fe_domid;
+	e->xd.dev = d->devid;
+	e->rec.domid = d->fe_domid;
+	mgr_link_attach(e, &ring_conn_ops, r);
 	log_info("xen: domain %u vtpm %u: the instance of vTPM %s runs there; "
 		 "serving it the manager protocol on the ring", d->fe_domid,
-		 d->devid, e->uuid_str);
+		 d->devid, e->rec.uuid_str);
 }
 
 struct create_ticket {
@@ -178,13 +211,14 @@ static void created(struct manager *m, int rc, void *arg)
 
 	if (rc) {
 		log_warnx("vTPM %s: cannot commit the key store; domain %u's "
-			  "device is not served", t->e->uuid_str, t->d.fe_domid);
+			  "device is not served", t->e->rec.uuid_str,
+			  t->d.fe_domid);
 	} else if (x && x->running && !m->stopping) {
 		/* Still there? */
 		for (unsigned int i = 0; i < x->dw.ndevs; i++)
 			if (x->dw.devs[i].fe_domid == t->d.fe_domid &&
 			    x->dw.devs[i].devid == t->d.devid &&
-			    memcmp(x->dw.devs[i].uuid, t->e->uuid, 16) == 0) {
+			    memcmp(x->dw.devs[i].uuid, t->e->rec.uuid, 16) == 0) {
 				serve(m, t->e, &t->d);
 				break;
 			}
@@ -232,19 +266,21 @@ static void dev_added(struct devwatch *w, const struct devwatch_dev *d)
 		mgr_commit(m, true, created, t);
 		return;
 	}
-	if (e->xen && (e->xen_fe != d->fe_domid || e->xen_dev != d->devid)) {
+	if (e->xd.active && (e->xd.fe != d->fe_domid || e->xd.dev != d->devid)) {
 		log_warnx("xen: domain %u vtpm %u names vTPM %s, which already "
 			  "serves domain %u vtpm %u: refused (one vTPM, one "
-			  "device)", d->fe_domid, d->devid, us, e->xen_fe,
-			  e->xen_dev);
+			  "device)", d->fe_domid, d->devid, us, e->xd.fe,
+			  e->xd.dev);
 		return;
 	}
-	if (!e->xen && (e->state == CHILD_RUNNING || e->state == CHILD_BACKOFF ||
-			e->state == CHILD_STOPPING)) {
+	if (!e->xd.active && (e->child.state == CHILD_RUNNING ||
+			      e->child.state == CHILD_BACKOFF ||
+			      e->child.state == CHILD_STOPPING)) {
 		log_warnx("xen: domain %u vtpm %u names vTPM %s, which runs on "
 			  "%s: refused (`vtpmctl stop %s` first)",
 			  d->fe_domid, d->devid, us,
-			  e->transport[0] ? e->transport : "its UNIX socket", us);
+			  e->rec.transport[0] ? e->rec.transport
+					      : "its UNIX socket", us);
 		return;
 	}
 	if (mgr_entry_is_remote(e)) {
@@ -261,21 +297,22 @@ static void dev_removed(struct devwatch *w, const struct devwatch_dev *d)
 	struct mgr_xen *x = w->data;
 	struct vtpm_entry *e = mgr_entry_find(x->m, d->uuid);
 
-	if (!e || !e->xen || e->xen_fe != d->fe_domid || e->xen_dev != d->devid)
+	if (!e || !e->xd.active || e->xd.fe != d->fe_domid ||
+	    e->xd.dev != d->devid)
 		return;
-	if (e->ring) {
+	if (has_ring(e)) {
 		log_info("xen: domain %u vtpm %u is gone: the ring of vTPM %s's "
 			 "instance is closed", d->fe_domid, d->devid,
-			 e->uuid_str);
-		e->xen = false;
+			 e->rec.uuid_str);
+		e->xd.active = false;
 		ring_stop(e);
 		return;
 	}
 	log_info("xen: domain %u vtpm %u is gone: stopping vTPM %s",
-		 d->fe_domid, d->devid, e->uuid_str);
-	e->xen = false;
-	e->xen_restart = false;
-	e->autostart = false;
+		 d->fe_domid, d->devid, e->rec.uuid_str);
+	e->xd.active = false;
+	e->xd.restart = false;
+	e->rec.autostart = false;
 	sup_stop(e);
 }
 
@@ -343,11 +380,12 @@ static void dw_stopped(struct devwatch *w)
 void mgr_xen_stop(struct manager *m)
 {
 	struct mgr_xen *x = m->xen;
+	struct vtpm_entry *e;
 
 	if (!x || !x->running)
 		return;
 	x->running = false;
-	for (struct vtpm_entry *e = m->entries; e; e = e->next)
+	mgr_foreach_entry(e, m)
 		ring_stop(e);
 	devwatch_stop(&x->dw, dw_stopped);
 }

@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The key store on disk (commit.h): start-up checks it against the TPM's
+ * NV counter; then every change is made durable by a group commit, bound
+ * to the counter when forced (create, delete, shutdown) or when
+ * --counter-interval has passed since the last increment.
+ */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/store.h"
+#include "manager/commit.h"
+#include "manager/manager.h"
+#include "manager/tpm.h"
+
+/* Someone waiting for the next commit. */
+struct mgr_commit {
+	struct list_node node;
+	mgr_commit_cb cb;
+	void *arg;
+};
+
+struct commit_task {
+	struct mgr_task task;
+	struct list_node waiters;
+	uint8_t *store;
+	size_t store_len;
+	char *entries;
+	bool bind;             /* increment the NV counter after the write */
+	uint64_t file_counter;
+	uint64_t new_counter;
+};
+
+void mgr_commits_init(struct mgr_commits *c)
+{
+	memset(c, 0, sizeof(*c));
+	list_init(&c->pending);
+}
+
+static void commit_work(struct mgr_task *t)
+{
+	struct commit_task *c = (struct commit_task *)t;
+	struct manager *m = t->m;
+	int rc;
+
+	/*
+	 * The file first, then the counter: a crash in between leaves a file
+	 * one ahead of the TPM, which start-up recognises and completes.
+	 * The other way round would leave a counter no file matches.
+	 */
+	rc = store_write_atomic(m->dirfd, KEYSTORE_FILE, c->store, c->store_len);
+	if (rc) {
+		t->rc = rc;
+		snprintf(t->err, sizeof(t->err), "writing %s: %s", KEYSTORE_FILE,
+			 strerror(-rc));
+		return;
+	}
+	/* instances.json only when it changed: most commits are a vTPM's
+	 * SAVEHASHKEY, and each file costs an fsync. */
+	rc = c->entries ? store_write_atomic(m->dirfd, ENTRIES_FILE,
+					     (uint8_t *)c->entries,
+					     strlen(c->entries))
+			: 0;
+	if (rc) {
+		t->rc = rc;
+		snprintf(t->err, sizeof(t->err), "writing %s: %s", ENTRIES_FILE,
+			 strerror(-rc));
+		return;
+	}
+	if (c->bind) {
+		rc = m->tpm->counter_increment(m, &c->new_counter, t->err,
+					       sizeof(t->err));
+		if (!rc && c->new_counter != c->file_counter) {
+			snprintf(t->err, sizeof(t->err),
+				 "NV counter moved to %llu, expected %llu",
+				 (unsigned long long)c->new_counter,
+				 (unsigned long long)c->file_counter);
+			rc = -EIO;
+		}
+		t->rc = rc;
+	}
+}
+
+static void commit_start(struct manager *m, bool force);
+
+static void commit_done(struct mgr_task *t)
+{
+	struct commit_task *c = (struct commit_task *)t;
+	struct manager *m = t->m;
+	struct list_node *n, *tmp;
+	int rc = t->rc;
+
+	log_debug("key store commit done (rc %d)", rc);
+	OPENSSL_cleanse(c->store, c->store_len);
+	free(c->store);
+	free(c->entries);
+	m->commits.writes++;
+	if (t->rc) {
+		/* Carrying on would answer requests whose effect is not on
+		 * disk: stop; the instances stop with us. */
+		log_errx("cannot commit the key store: %s; stopping", t->err);
+		m->exit_code = 1;
+	} else if (c->bind) {
+		m->tpm_counter = c->new_counter;
+		m->commits.last_increment_ms = mgr_now(m);
+		m->commits.increments++;
+	}
+	list_for_each_safe(n, tmp, &c->waiters) {
+		struct mgr_commit *w = list_item(n, struct mgr_commit, node);
+
+		list_remove(n);
+		if (w->cb)
+			w->cb(m, rc, w->arg);
+		free(w);
+	}
+	free(c);
+	m->commits.queued = false;
+	if (rc) {
+		if (m->commits.failed)
+			m->commits.failed(m);
+		else
+			raise(SIGTERM);
+		return;
+	}
+	if (!list_empty(&m->commits.pending))
+		commit_start(m, false);
+}
+
+static void commit_start(struct manager *m, bool force)
+{
+	struct commit_task *c = calloc(1, sizeof(*c));
+	uint64_t now = mgr_now(m);
+	struct list_node *n, *tmp;
+	int rc;
+
+	if (!c)
+		fatalx("out of memory");
+	/* Bounded NV wear: at most one increment per counter-interval, plus
+	 * one for every create, delete and shutdown (force). */
+	c->bind = force || m->commits.force_next ||
+		  m->cfg->counter_interval_s == 0 ||
+		  now - m->commits.last_increment_ms >=
+			  (uint64_t)m->cfg->counter_interval_s * 1000;
+	m->commits.force_next = false;
+	/* One commit at a time (mgr_commit), so the counter is exactly where
+	 * the previous commit left it. */
+	c->file_counter = m->tpm_counter + (c->bind ? 1 : 0);
+	rc = keystore_encode(&m->ks, m->root_key, m->store_generation + 1,
+			     c->file_counter, &c->store, &c->store_len);
+	if (rc)
+		fatalx("cannot encode the key store: %s", keystore_strerror(rc));
+	m->store_generation++;
+	log_debug("key store commit %llu queued (bind to counter: %s)",
+		  (unsigned long long)m->store_generation, c->bind ? "yes" : "no");
+	c->entries = m->entries_dirty ? mgr_entries_json(m) : NULL;
+	m->entries_dirty = false;
+	/* Every waiter so far, in the order they came. */
+	list_init(&c->waiters);
+	list_for_each_safe(n, tmp, &m->commits.pending) {
+		list_remove(n);
+		list_push_back(&c->waiters, n);
+	}
+	m->commits.queued = true;
+	c->task.work = commit_work;
+	c->task.done = commit_done;
+	mgr_task_submit(m, &c->task);
+}
+
+void mgr_commit(struct manager *m, bool force, mgr_commit_cb cb, void *arg)
+{
+	struct mgr_commit *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		fatalx("out of memory");
+	w->cb = cb;
+	w->arg = arg;
+	list_push_back(&m->commits.pending, &w->node);
+	/*
+	 * One commit in flight at a time: it has encoded the store already,
+	 * so later changes wait for the next one, which starts when it is
+	 * done and takes every change made meanwhile (group commit).  Two in
+	 * flight would each bind to the same counter value.
+	 */
+	if (m->commits.queued) {
+		if (force)
+			m->commits.force_next = true;
+		return;
+	}
+	commit_start(m, force);
+}
+
+/* ---- start-up ---- */
+
+/* First start (or one that stopped before its store existed): define the
+ * counter, and write an empty store bound to it before serving. */
+static void first_store(struct manager *m)
+{
+	const struct config *cfg = m->cfg;
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+	int rc;
+
+	rc = tss_hal_counter_define(m->hal, cfg->nv_index, m->nv_auth,
+				    NV_AUTH_LEN, err, sizeof(err));
+	if (rc)
+		fatalx("NV counter 0x%08x: %s", cfg->nv_index, err);
+	rc = tss_hal_counter_read(m->hal, cfg->nv_index, &m->tpm_counter, err,
+				  sizeof(err));
+	if (rc)
+		fatalx("NV counter 0x%08x: %s", cfg->nv_index, err);
+	keystore_init(&m->ks);
+	m->store_generation = 1;
+	rc = keystore_encode(&m->ks, m->root_key, m->store_generation,
+			     m->tpm_counter, &buf, &len);
+	if (rc)
+		fatalx("cannot encode the key store: %s", keystore_strerror(rc));
+	rc = store_write_atomic(m->dirfd, KEYSTORE_FILE, buf, len);
+	free(buf);
+	if (rc)
+		fatalx("%s/%s: %s", cfg->state_dir, KEYSTORE_FILE, strerror(-rc));
+	m->entries_dirty = true;
+	log_info("new key store, bound to NV counter 0x%08x at %llu",
+		 cfg->nv_index, (unsigned long long)m->tpm_counter);
+}
+
+void mgr_store_load(struct manager *m)
+{
+	const struct config *cfg = m->cfg;
+	struct keystore_meta meta;
+	uint8_t *buf;
+	size_t len;
+	char err[256];
+	int rc, store_rc;
+
+	store_rc = store_read(m->dirfd, KEYSTORE_FILE, 64u << 20, &buf, &len);
+	if (m->new_root_key) {
+		if (store_rc == 0)
+			free(buf);
+		first_store(m);
+		return;
+	}
+	/* The counter must still be ours: same attributes, and only the
+	 * holder of the root key may increment it. */
+	rc = tss_hal_counter_check(m->hal, cfg->nv_index, m->nv_auth,
+				   NV_AUTH_LEN, err, sizeof(err));
+	if ((rc == -ENOENT || rc == -ENODATA) && store_rc == -ENOENT) {
+		/* The sealed key is there, counter and store are not: the
+		 * first start stopped half-way, before anything was served. */
+		log_warnx("finishing an interrupted first start");
+		first_store(m);
+		return;
+	}
+	if (rc)
+		fatalx("refusing to start: NV counter 0x%08x: %s; nothing "
+		       "was changed on disk", cfg->nv_index, err);
+	rc = tss_hal_counter_read(m->hal, cfg->nv_index, &m->tpm_counter, err,
+				  sizeof(err));
+	if (rc)
+		fatalx("NV counter 0x%08x: %s", cfg->nv_index, err);
+	rc = store_rc;
+	if (rc == -ENOENT)
+		fatalx("refusing to start: %s/%s is missing but its root key "
+		       "and NV counter exist: the key store was deleted or "
+		       "moved; an empty store would abandon every vTPM",
+		       cfg->state_dir, KEYSTORE_FILE);
+	if (rc)
+		fatalx("%s/%s: %s", cfg->state_dir, KEYSTORE_FILE, strerror(-rc));
+	rc = keystore_decode(buf, len, m->root_key, &m->ks, &meta);
+	free(buf);
+	if (rc)
+		fatalx("refusing to start: key store %s/%s: %s; nothing was "
+		       "changed on disk",
+		       cfg->state_dir, KEYSTORE_FILE, keystore_strerror(rc));
+	rc = keystore_check_fresh(meta.nv_counter, m->tpm_counter);
+	if (rc < 0)
+		fatalx("refusing to start: key store %s/%s is bound to NV "
+		       "counter value %llu but the TPM's counter 0x%08x is at "
+		       "%llu: %s; nothing was changed on disk",
+		       cfg->state_dir, KEYSTORE_FILE,
+		       (unsigned long long)meta.nv_counter, cfg->nv_index,
+		       (unsigned long long)m->tpm_counter,
+		       rc == KS_ERR_ROLLBACK
+			       ? "an older copy of the store was put back"
+			       : "the store is newer than the counter can explain");
+	if (rc == KS_FRESH_PENDING) {
+		/* The last commit wrote its file but did not get to the
+		 * increment: finish it. */
+		rc = tss_hal_counter_increment(m->hal, cfg->nv_index,
+					       m->nv_auth, NV_AUTH_LEN,
+					       &m->tpm_counter, err, sizeof(err));
+		if (rc || m->tpm_counter != meta.nv_counter)
+			fatalx("cannot complete the interrupted commit: %s", err);
+		log_info("completed an interrupted key store commit");
+	}
+	m->store_generation = meta.generation;
+	log_info("key store: %zu vTPMs, generation %llu, NV counter %llu",
+		 m->ks.nrecs, (unsigned long long)meta.generation,
+		 (unsigned long long)m->tpm_counter);
+}

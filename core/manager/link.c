@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The manager protocol on an instance's link (link.h): LOADHASHKEY hands
+ * the vTPM's key over, SAVEHASHKEY records the new state's hash (durable
+ * before the answer), GET_QUOTE has the physical TPM quote for it.  The
+ * connection is abstract; the socketpair of a local instance is here.
+ */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "lib/log.h"
+#include "manager/link.h"
+#include "manager/manager.h"
+#include "manager/quote.h"
+#include "proto/mgrproto.h"
+
+static struct log_ratelimit link_rl;
+
+void mgr_link_reset(struct vtpm_entry *e)
+{
+	/* A commit or quote in flight answers nobody. */
+	e->link.epoch++;
+	e->link.busy = false;
+}
+
+void mgr_link_attach(struct vtpm_entry *e, const struct mgr_conn_ops *ops,
+		     void *conn)
+{
+	mgr_link_reset(e);
+	e->link.ops = ops;
+	e->link.conn = conn;
+}
+
+void mgr_link_close(struct vtpm_entry *e)
+{
+	const struct mgr_conn_ops *ops = e->link.ops;
+	void *conn = e->link.conn;
+
+	mgr_link_reset(e);
+	e->link.ops = NULL;
+	e->link.conn = NULL;
+	if (ops)
+		ops->close(conn);
+}
+
+static void link_send(struct vtpm_entry *e, const uint8_t *buf, size_t len)
+{
+	e->link.busy = false;
+	if (e->link.ops)
+		e->link.ops->send(e->link.conn, buf, len);
+}
+
+static void link_reply(struct vtpm_entry *e, struct mgr_rsp *rsp)
+{
+	uint8_t buf[MGR_MAX_FRAME];
+	size_t len;
+
+	if (mgrproto_encode_rsp(rsp, buf, &len) == 0)
+		link_send(e, buf, len);
+	else
+		e->link.busy = false;
+	OPENSSL_cleanse(buf, sizeof(buf));
+	mgrproto_rsp_wipe(rsp);
+}
+
+/* An answer for a link: dropped if the connection it was for is gone. */
+struct link_ticket {
+	struct vtpm_entry *e;
+	unsigned int epoch;
+};
+
+static struct link_ticket *ticket(struct vtpm_entry *e)
+{
+	struct link_ticket *t = malloc(sizeof(*t));
+
+	if (!t)
+		fatalx("out of memory");
+	t->e = e;
+	t->epoch = e->link.epoch;
+	return t;
+}
+
+static bool ticket_valid(const struct link_ticket *t)
+{
+	return t->epoch == t->e->link.epoch && t->e->link.ops;
+}
+
+static void save_committed(struct manager *m, int rc, void *arg)
+{
+	struct link_ticket *t = arg;
+	struct mgr_rsp rsp = { .type = MGR_MSG_SAVEHASHKEY };
+
+	(void)m;
+	rsp.status = rc ? MGR_FAIL : MGR_SUCCESS;
+	if (ticket_valid(t))
+		link_reply(t->e, &rsp);
+	free(t);
+}
+
+static void quoted(void *arg, int rc, const struct mgr_quote *q,
+		   const char *err)
+{
+	struct link_ticket *t = arg;
+	struct mgr_rsp rsp = { .type = MGR_MSG_GET_QUOTE };
+
+	if (rc || q->attest_len > MGR_QUOTE_BLOB_MAX ||
+	    q->sig_len > MGR_QUOTE_BLOB_MAX) {
+		log_warnx("vTPM %s: quote failed: %s", t->e->rec.uuid_str, err);
+		rsp.status = MGR_FAIL;
+	} else {
+		rsp.status = MGR_SUCCESS;
+		rsp.u.quote.attest_len = (uint16_t)q->attest_len;
+		memcpy(rsp.u.quote.attest, q->attest, q->attest_len);
+		rsp.u.quote.sig_len = (uint16_t)q->sig_len;
+		memcpy(rsp.u.quote.sig, q->sig, q->sig_len);
+	}
+	if (ticket_valid(t))
+		link_reply(t->e, &rsp);
+	free(t);
+}
+
+void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
+{
+	struct manager *m = e->m;
+	struct keystore_rec *rec = keystore_find(&m->ks, e->rec.uuid);
+	struct mgr_req req;
+	struct mgr_rsp rsp;
+	uint8_t qd[32];
+	int rc;
+
+	e->link.busy = true;
+	memset(&rsp, 0, sizeof(rsp));
+	rc = mgrproto_decode_req(frame, len, &req);
+	if (rc) {
+		uint8_t out[MGR_HDR_LEN];
+
+		log_warnx_rl(&link_rl, "vTPM %s: bad request: %s",
+			     e->rec.uuid_str, mgrproto_strerror(rc));
+		mgrproto_encode_status(frame, len, mgrproto_err_status(rc), out);
+		link_send(e, out, sizeof(out));
+		return;
+	}
+	rsp.type = req.type;
+	if (!rec) {
+		rsp.status = MGR_NOT_FOUND;
+		link_reply(e, &rsp);
+		return;
+	}
+	switch (req.type) {
+	case MGR_MSG_LOADHASHKEY:
+		rsp.status = MGR_SUCCESS;
+		rsp.u.load.generation = rec->generation;
+		memcpy(rsp.u.load.state_hash, rec->state_hash, 32);
+		memcpy(rsp.u.load.state_key, rec->state_key, 32);
+		rsp.u.load.flags = (rec->flags & KS_REC_NOSTATE)
+					   ? MGR_LOAD_FLAG_NOSTATE
+					   : 0;
+		log_info("vTPM %s: key handed to its instance (generation %llu)",
+			 e->rec.uuid_str, (unsigned long long)rec->generation);
+		link_reply(e, &rsp);
+		return;
+	case MGR_MSG_SAVEHASHKEY:
+		if (!(rec->flags & KS_REC_NOSTATE) &&
+		    req.u.save.generation <= rec->generation) {
+			log_warnx("vTPM %s: SAVEHASHKEY of generation %llu, not "
+				  "above the recorded %llu: refused",
+				  e->rec.uuid_str,
+				  (unsigned long long)req.u.save.generation,
+				  (unsigned long long)rec->generation);
+			rsp.status = MGR_ROLLBACK;
+			link_reply(e, &rsp);
+			return;
+		}
+		rec->generation = req.u.save.generation;
+		memcpy(rec->state_hash, req.u.save.state_hash, 32);
+		rec->flags &= ~KS_REC_NOSTATE;
+		mgr_commit(m, false, save_committed, ticket(e));
+		return;
+	case MGR_MSG_GET_QUOTE:
+		mgrproto_deepquote_qd(e->rec.uuid, req.u.quote.pcr_mask,
+				      req.u.quote.pcr_digest, req.u.quote.nonce,
+				      req.u.quote.nonce_len, qd);
+		mgr_quote(m, qd, quoted, ticket(e));
+		return;
+	default:
+		/* Management goes through the control socket, not a vTPM. */
+		rsp.status = MGR_FORBIDDEN;
+		link_reply(e, &rsp);
+		return;
+	}
+}
+
+/* ---- a local instance's socketpair as the connection ---- */
+
+struct sock_conn {
+	uv_pipe_t pipe;
+	struct vtpm_entry *e;     /* NULL once detached */
+	struct manager *m;
+	uint8_t rbuf[4096];
+	size_t rlen;
+};
+
+static void sock_read_start(struct sock_conn *s);
+
+static void sock_after_write(uv_write_t *w, int status)
+{
+	(void)status;
+	free(w->data);
+	free(w);
+}
+
+static void sock_send(void *conn, const uint8_t *buf, size_t len)
+{
+	struct sock_conn *s = conn;
+	uv_write_t *w = malloc(sizeof(*w));
+	uint8_t *copy = malloc(len);
+	uv_buf_t b;
+
+	if (!w || !copy) {
+		free(w);
+		free(copy);
+		return;
+	}
+	memcpy(copy, buf, len);
+	w->data = copy;
+	b = uv_buf_init((char *)copy, (unsigned int)len);
+	if (uv_write(w, (uv_stream_t *)&s->pipe, &b, 1, sock_after_write) < 0) {
+		free(copy);
+		free(w);
+	}
+	sock_read_start(s);
+}
+
+static void sock_closed(uv_handle_t *h)
+{
+	struct sock_conn *s = h->data;
+	struct manager *m = s->m;
+
+	m->links_open--;
+	free(s);
+	mgr_maybe_exit(m);
+}
+
+static void sock_close(void *conn)
+{
+	struct sock_conn *s = conn;
+
+	s->e = NULL;
+	if (!uv_is_closing((uv_handle_t *)&s->pipe))
+		uv_close((uv_handle_t *)&s->pipe, sock_closed);
+}
+
+static const struct mgr_conn_ops sock_ops = {
+	.send = sock_send,
+	.close = sock_close,
+};
+
+static void sock_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+	struct sock_conn *s = h->data;
+
+	(void)hint;
+	*buf = uv_buf_init((char *)s->rbuf + s->rlen,
+			   (unsigned int)(sizeof(s->rbuf) - s->rlen));
+}
+
+static void sock_on_read(uv_stream_t *st, ssize_t n, const uv_buf_t *buf)
+{
+	struct sock_conn *s = st->data;
+	int flen;
+
+	(void)buf;
+	if (n == 0)
+		return;
+	if (n < 0 || !s->e) {
+		uv_read_stop(st);
+		return; /* the process exit tells the rest */
+	}
+	s->rlen += (size_t)n;
+	flen = mgrproto_frame_len(s->rbuf, s->rlen);
+	if (flen == 0)
+		return;
+	uv_read_stop(st);
+	if (flen < 0 || (size_t)flen != s->rlen) {
+		/* One request at a time: anything else is a broken peer. */
+		log_warnx_rl(&link_rl, "vTPM %s: malformed link traffic; "
+			     "closing its link", s->e->rec.uuid_str);
+		/* The instance cannot go on without its link: it stops, and
+		 * the supervisor restarts it. */
+		mgr_link_reset(s->e);
+		return;
+	}
+	s->rlen = 0;
+	mgr_link_request(s->e, s->rbuf, (size_t)flen);
+}
+
+static void sock_read_start(struct sock_conn *s)
+{
+	if (s->e && !s->e->link.busy &&
+	    !uv_is_closing((uv_handle_t *)&s->pipe))
+		uv_read_start((uv_stream_t *)&s->pipe, sock_alloc, sock_on_read);
+}
+
+int mgr_link_open_socket(struct vtpm_entry *e, int fd)
+{
+	struct sock_conn *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s) {
+		close(fd);
+		return -ENOMEM;
+	}
+	s->e = e;
+	s->m = e->m;
+	uv_pipe_init(e->m->loop, &s->pipe, 0);
+	s->pipe.data = s;
+	e->m->links_open++;
+	rc = uv_pipe_open(&s->pipe, fd);
+	if (rc) {
+		close(fd);
+		uv_close((uv_handle_t *)&s->pipe, sock_closed);
+		return rc;
+	}
+	mgr_link_attach(e, &sock_ops, s);
+	sock_read_start(s);
+	return 0;
+}

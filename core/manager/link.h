@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The manager protocol's server side, one per vTPM, over an abstract
+ * connection to its instance: the socketpair of a local instance (here),
+ * or the ring of one in its own domain (xenmgr.c).  The connection hands
+ * over one request at a time (mgr_link_request) and takes its answer
+ * (ops->send); identity is the connection itself: the manager made it
+ * for this vTPM.
+ */
+#ifndef VTPM_MANAGER_LINK_H
+#define VTPM_MANAGER_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct vtpm_entry;
+
+struct mgr_conn_ops {
+	/* The answer to the request handed over; afterwards the
+	 * connection may hand over the next one. */
+	void (*send)(void *conn, const uint8_t *frame, size_t len);
+	/* No more traffic; the connection releases itself. */
+	void (*close)(void *conn);
+};
+
+struct mgr_link {
+	const struct mgr_conn_ops *ops; /* NULL: no connection */
+	void *conn;
+	unsigned int epoch;  /* answers of an earlier connection are dropped */
+	bool busy;           /* a request is being served */
+};
+
+/* A new connection for e (it replaces none: close the old first). */
+void mgr_link_attach(struct vtpm_entry *e, const struct mgr_conn_ops *ops,
+		     void *conn);
+/* One request arrived on e's connection. */
+void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len);
+/* What is being prepared answers nobody (the peer reset or misbehaved). */
+void mgr_link_reset(struct vtpm_entry *e);
+/* Detaches e's connection and closes it. */
+void mgr_link_close(struct vtpm_entry *e);
+
+/* The socketpair of a local instance as e's connection (owns fd);
+ * m->links_open counts them until they are released. */
+int mgr_link_open_socket(struct vtpm_entry *e, int fd);
+
+#endif

@@ -1,0 +1,11 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Unit tests of core/manager's machinery (task queue, group commit and NV
+# counter binding, supervisor backoff, control command handlers), against
+# a fake clock and a fake physical TPM (unit/mgr_fixture.h); the real TPM
+# path is covered by tests/hal and the integration tests.
+foreach(t mgr_commit mgr_supervisor mgr_control mgr_link mgr_swtpm)
+  add_executable(test_${t} unit/test_${t}.c)
+  target_link_libraries(test_${t} PRIVATE vtpm_manager PkgConfig::CMOCKA)
+  add_test(NAME unit_${t} COMMAND test_${t})
+  set_tests_properties(unit_${t} PROPERTIES LABELS unit TIMEOUT 120)
+endforeach()

@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * core/manager's manager-protocol server (link.c) over a fake connection
+ * (struct mgr_conn_ops), as xenmgr.c's ring and link.c's socketpair
+ * connect it: each request answered once through ops->send, a
+ * SAVEHASHKEY only once the store is durable, answers of a reset
+ * connection dropped, management ordinals refused.
+ */
+#include "mgr_fixture.h"
+#include "lib/store.h"
+#include "manager/link.h"
+
+struct fake_conn {
+	uint8_t last[MGR_MAX_FRAME];
+	size_t len;
+	unsigned int sends;
+	bool closed;
+};
+
+static void fake_send(void *conn, const uint8_t *frame, size_t len)
+{
+	struct fake_conn *c = conn;
+
+	assert_false(c->closed);
+	memcpy(c->last, frame, len);
+	c->len = len;
+	c->sends++;
+}
+
+static void fake_close(void *conn)
+{
+	((struct fake_conn *)conn)->closed = true;
+}
+
+static const struct mgr_conn_ops fake_ops = {
+	.send = fake_send,
+	.close = fake_close,
+};
+
+static void send_req(struct vtpm_entry *e, const struct mgr_req *req)
+{
+	uint8_t buf[MGR_MAX_FRAME];
+	size_t len;
+
+	assert_int_equal(mgrproto_encode_req(req, buf, &len), 0);
+	mgr_link_request(e, buf, len);
+}
+
+static void answer(struct fake_conn *c, enum mgr_msg type, struct mgr_rsp *rsp)
+{
+	assert_int_equal(mgrproto_decode_rsp(type, c->last, c->len, rsp), 0);
+}
+
+static void wait_sends(struct fixture *f, struct fake_conn *c, unsigned int n)
+{
+	for (int i = 0; i < 5000 && c->sends < n; i++) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		if (c->sends < n)
+			usleep(1000);
+	}
+	assert_int_equal(c->sends, n);
+}
+
+static struct vtpm_entry *setup(struct fixture *f, struct fake_conn *c)
+{
+	struct vtpm_entry *e;
+	uint8_t uuid[16];
+
+	memset(uuid, 0x33, 16);
+	assert_int_equal(mgr_entry_new(&f->m, uuid, 2, &e), 0);
+	memset(c, 0, sizeof(*c));
+	mgr_link_attach(e, &fake_ops, c);
+	return e;
+}
+
+static void test_load_save(void **state)
+{
+	struct fixture *f = fixture_new(60);
+	struct fake_conn c;
+	struct vtpm_entry *e = setup(f, &c);
+	struct keystore_rec *rec = keystore_find(&f->m.ks, e->rec.uuid);
+	struct mgr_req req = { .type = MGR_MSG_LOADHASHKEY };
+	struct mgr_rsp rsp;
+	unsigned long writes;
+
+	(void)state;
+	send_req(e, &req);
+	assert_int_equal(c.sends, 1);
+	answer(&c, MGR_MSG_LOADHASHKEY, &rsp);
+	assert_int_equal(rsp.status, MGR_SUCCESS);
+	assert_int_equal(rsp.u.load.flags, MGR_LOAD_FLAG_NOSTATE);
+	assert_memory_equal(rsp.u.load.state_key, rec->state_key, 32);
+	assert_false(e->link.busy);
+
+	/* SAVEHASHKEY: answered once durable, not before. */
+	memset(&req, 0, sizeof(req));
+	req.type = MGR_MSG_SAVEHASHKEY;
+	req.u.save.generation = 5;
+	memset(req.u.save.state_hash, 0xcd, 32);
+	writes = f->m.commits.writes;
+	send_req(e, &req);
+	assert_int_equal(c.sends, 1);
+	assert_true(e->link.busy);
+	wait_sends(f, &c, 2);
+	assert_int_equal(f->m.commits.writes, writes + 1);
+	answer(&c, MGR_MSG_SAVEHASHKEY, &rsp);
+	assert_int_equal(rsp.status, MGR_SUCCESS);
+	assert_int_equal(rec->generation, 5);
+	assert_false(rec->flags & KS_REC_NOSTATE);
+
+	/* Not above the recorded generation: refused at once. */
+	send_req(e, &req);
+	assert_int_equal(c.sends, 3);
+	answer(&c, MGR_MSG_SAVEHASHKEY, &rsp);
+	assert_int_equal(rsp.status, MGR_ROLLBACK);
+
+	/* LOADHASHKEY now hands the recorded state over. */
+	memset(&req, 0, sizeof(req));
+	req.type = MGR_MSG_LOADHASHKEY;
+	send_req(e, &req);
+	answer(&c, MGR_MSG_LOADHASHKEY, &rsp);
+	assert_int_equal(rsp.u.load.generation, 5);
+	assert_int_equal(rsp.u.load.flags, 0);
+	fixture_free(f);
+}
+
+static void test_quote(void **state)
+{
+	struct fixture *f = fixture_new(60);
+	struct fake_conn c;
+	struct vtpm_entry *e = setup(f, &c);
+	struct mgr_req req = { .type = MGR_MSG_GET_QUOTE };
+	struct mgr_rsp rsp;
+	uint8_t qd[32];
+
+	(void)state;
+	req.u.quote.nonce_len = 3;
+	memcpy(req.u.quote.nonce, "abc", 3);
+	memset(req.u.quote.pcr_digest, 0x11, 32);
+	req.u.quote.pcr_mask = 0x81;
+	send_req(e, &req);
+	wait_sends(f, &c, 1);
+	answer(&c, MGR_MSG_GET_QUOTE, &rsp);
+	assert_int_equal(rsp.status, MGR_SUCCESS);
+	mgrproto_deepquote_qd(e->rec.uuid, 0x81, req.u.quote.pcr_digest,
+			      (const uint8_t *)"abc", 3, qd);
+	assert_int_equal(rsp.u.quote.attest_len, 38);
+	assert_memory_equal(rsp.u.quote.attest, "ATTEST", 6);
+	assert_memory_equal(rsp.u.quote.attest + 6, qd, 32);
+	assert_int_equal(rsp.u.quote.sig_len, 3);
+
+	ftpm.fail_quote = -EIO;
+	send_req(e, &req);
+	wait_sends(f, &c, 2);
+	answer(&c, MGR_MSG_GET_QUOTE, &rsp);
+	assert_int_equal(rsp.status, MGR_FAIL);
+	fixture_free(f);
+}
+
+static void test_refusals(void **state)
+{
+	struct fixture *f = fixture_new(60);
+	struct fake_conn c;
+	struct vtpm_entry *e = setup(f, &c);
+	struct mgr_req req = { .type = MGR_MSG_GROUP_LIST };
+	struct mgr_rsp rsp;
+	uint8_t junk[MGR_HDR_LEN] = { 0x01, 0xc1, 0, 0, 0, 10, 0x7f, 0, 0, 9 };
+
+	(void)state;
+	/* Management goes through the control socket. */
+	send_req(e, &req);
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_GROUP_LIST, c.last, c.len,
+					     &rsp), 0);
+	assert_int_equal(rsp.status, MGR_FORBIDDEN);
+	/* An undecodable request gets a status. */
+	mgr_link_request(e, junk, sizeof(junk));
+	assert_int_equal(c.sends, 2);
+	assert_int_equal(c.len, MGR_HDR_LEN);
+	assert_false(e->link.busy);
+	/* A vTPM without a record (deleted meanwhile). */
+	assert_int_equal(keystore_del(&f->m.ks, e->rec.uuid), 0);
+	memset(&req, 0, sizeof(req));
+	req.type = MGR_MSG_LOADHASHKEY;
+	send_req(e, &req);
+	answer(&c, MGR_MSG_LOADHASHKEY, &rsp);
+	assert_int_equal(rsp.status, MGR_NOT_FOUND);
+	fixture_free(f);
+}
+
+static void test_reset_and_close(void **state)
+{
+	struct fixture *f = fixture_new(60);
+	struct fake_conn c, c2;
+	struct vtpm_entry *e = setup(f, &c);
+	struct keystore_rec *rec = keystore_find(&f->m.ks, e->rec.uuid);
+	struct mgr_req req = { .type = MGR_MSG_SAVEHASHKEY };
+	bool idle = false;
+
+	(void)state;
+	req.u.save.generation = 1;
+	send_req(e, &req);
+	/* The peer resets before the commit is done: its answer is
+	 * dropped, the commit still made. */
+	mgr_link_reset(e);
+	while (!idle) {
+		uv_run(&f->loop, UV_RUN_ONCE);
+		idle = mgr_taskq_idle(&f->m.tasks);
+	}
+	run_for(f, 5);
+	assert_int_equal(c.sends, 0);
+	assert_int_equal(rec->generation, 1);
+
+	/* Closed with a commit in flight: nothing reaches the old
+	 * connection nor the new one. */
+	req.u.save.generation = 2;
+	send_req(e, &req);
+	mgr_link_close(e);
+	assert_true(c.closed);
+	assert_null(e->link.ops);
+	memset(&c2, 0, sizeof(c2));
+	mgr_link_attach(e, &fake_ops, &c2);
+	run_for(f, 50);
+	assert_int_equal(c.sends, 0);
+	assert_int_equal(c2.sends, 0);
+	fixture_free(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_load_save),
+		cmocka_unit_test(test_quote),
+		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_reset_and_close),
+	};
+
+	log_init("test_mgr_link", LOG_LVL_ERR);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
