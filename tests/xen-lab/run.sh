@@ -8,7 +8,7 @@
 #          [--extra-bin PATH]... [--guest-cmd 'CMD'] [--require-vtpm]
 #          [--vtpm-uuid UUID] [--qemu-timeout SECS] [--keep]
 #          [--full] [--backend-per-domain] [--dom0-check 'CMD']
-#          [--guest-kmod PATH.ko]
+#          [--guest-kmod PATH.ko [--kmod-bench]]
 #          [--host-tpm] [--state-disk] [--host-restart] [--chain]
 #
 # Phases run by dom0's /init:
@@ -63,6 +63,10 @@
 #                    instead of xen-tpmfront; guest-kmod.sh and dom0-kmod.sh
 #                    add tpm2-tools, hwrng, big-command, reload, benchmark
 #                    and xl save/restore checks (see README.md).
+# --kmod-bench       (with --guest-kmod) time both drivers: the unload and
+#                    reload repeat BENCH_CYCLES times, tpmraw -n timing
+#                    vtpm_front and xen-tpmfront in turn ("XENLAB: bench
+#                    tpmraw ..." lines; tools/bench/run-kmod-bench.sh).
 # --cache-dir DIR    extracted packages (default /var/cache/vtpm-tests, or
 #                    $VTPM_E2E_CACHE; shared with tests/e2e/qemu-tpmdev).
 #
@@ -89,6 +93,7 @@ CHAIN=0
 CHAIN_UUID=3e0c5a7b-9d1f-4c2e-8b6a-5f4e3d2c1b0a   # the vTPM of --chain
 DOM0_CHECK=""
 GUEST_KMOD=""
+KMOD_BENCH=0
 GUEST_MEM=256
 RESULT=1   # 0 pass, 1 fail, 77 skipped
 
@@ -100,7 +105,7 @@ DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs virtio_pci vi
 IDOM_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-blkfront ext4 crc32c_generic"
 GUEST_MODULES="xen-tpmfront"
 
-usage() { sed -n '3,69p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,73p' "$0" | sed 's/^# \{0,1\}//'; }
 
 need_arg() { [ $# -ge 2 ] || { echo "run.sh: $1 needs an argument" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -130,6 +135,7 @@ while [ $# -gt 0 ]; do
     --dom0-check) need_arg "$@"; DOM0_CHECK=$2; shift 2 ;;
     --dom0-check=*) DOM0_CHECK=${1#*=}; shift ;;
     --guest-kmod) need_arg "$@"; GUEST_KMOD=$2; shift 2 ;;
+    --kmod-bench) KMOD_BENCH=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -155,6 +161,9 @@ fi
 if [ -n "$GUEST_KMOD" ]; then
   [ "$FULL" = 1 ] && [ -f "$GUEST_KMOD" ] || { echo "run.sh: --guest-kmod needs --full and a .ko file" >&2; exit 2; }
   GUEST_MEM=192   # room for tpm2-tools; xl save writes it all to dom0's tmpfs
+fi
+if [ "$KMOD_BENCH" = 1 ] && [ -z "$GUEST_KMOD" ]; then
+  echo "run.sh: --kmod-bench needs --guest-kmod" >&2; exit 2
 fi
 case "$QEMU_TIMEOUT" in
   ''|*[!0-9]*) echo "run.sh: --qemu-timeout must be a number of seconds" >&2; exit 2 ;;
@@ -262,7 +271,8 @@ for t in timeout perl gzip cpio dpkg-deb apt-get ldd; do
   command -v "$t" >/dev/null 2>&1 || skip "$t missing"
 done
 if [ "$FULL" = 1 ]; then
-  # tpmraw: raw TPM commands from the guest's shell (busybox has no xxd).
+  # tpmraw: raw TPM commands from the guest's shell (busybox has no xxd),
+  # and the round-trip timer of the bench lines (-n).
   SRC_DIR=$(cd "$(dirname "$0")" && pwd)
   command -v gcc >/dev/null 2>&1 || skip "--full needs gcc to build tpmraw.c"
   if gcc -static -O2 -o "$WORKDIR/tpmraw" "$SRC_DIR/tpmraw.c" 2>"$WORKDIR/tpmraw.build.log"; then
@@ -1138,6 +1148,7 @@ if [ -n "$GUEST_KMOD" ]; then
   cp "$GUEST_KMOD" "$GROOT/lib/modules/xenlab/vtpm_front.ko" || die "cannot copy $GUEST_KMOD"
   echo vtpm_front.ko >"$GROOT/etc/xenlab/guest-modules"
   cp "$XL_DIR/guest-kmod.sh" "$GROOT/etc/xenlab/" || die "cannot copy guest-kmod.sh"
+  [ "$KMOD_BENCH" = 0 ] || : >"$GROOT/etc/xenlab/kmod-bench" || die "cannot write kmod-bench"
   # tpm2-tools: the multi-call tpm2, its tpm2_* links and the dlopen'ed TCTI.
   T2=$(command -v tpm2) || die "--guest-kmod needs tpm2-tools (tpm2)"
   copy_bin "$GROOT" "$T2" /usr/bin/tpm2 || die "cannot copy $T2"

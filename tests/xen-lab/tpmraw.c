@@ -1,22 +1,32 @@
 // SPDX-License-Identifier: BSD-3-Clause
 /*
- * tpmraw: sends raw TPM commands, given as hex, to a TPM character device
- * and prints each response as one line of hex. Used inside the xen-lab
- * guest, whose busybox has no xxd.
+ * tpmraw: raw TPM commands, given as hex, to a TPM character device or a
+ * vtpm-service (or swtpm) UNIX data socket; prints each response as one
+ * line of hex, or times round trips.  The Xen lab's guest uses it (its
+ * busybox has no xxd), and so do the benchmarks (tools/bench): the one
+ * round-trip timer of the project.
  *
- *   tpmraw [-d /dev/tpm0 | -u SOCKET] [-n COUNT] HEX...
+ *   tpmraw [-d DEV | -u SOCKET] HEX...
+ *   tpmraw [-d DEV | -u SOCKET] -n COUNT [-l LABEL] [HEX...]
  *
- * -u sends to a vtpm-service (or swtpm) UNIX data socket instead of a
- * device.  -n sends each command COUNT times and prints, instead of the
- * responses, "tpmraw: N round trips: total_us=T avg_us=A min_us=M" (the
- * benchmark of tools/bench/run-ring-bench.sh).
+ * -d    the device (default /dev/tpm0); -u a UNIX socket instead.
+ * HEX   a whole command; spaces, colons and newlines in it are ignored.
+ * -n    sends each command COUNT times and prints, instead of responses,
+ *       one line per command:
+ *         tpmraw label=L dev=D n=N ok=K min_us=.. median_us=.. mean_us=..
+ *                p95_us=.. max_us=.. total_us=..
+ *       (ok: answers with TPM_RC_SUCCESS; L is "-" without -l).  Without
+ *       HEX it times TPM2_GetRandom(8), 80010000000c0000017b0008.
  *
- * Spaces inside a HEX argument are ignored. Exit 0 once every command was
- * written and answered (whatever the TPM response code), 1 on an I/O error,
- * 2 on bad usage.
+ * Exit: 0 once every command was written and answered (without -n,
+ * whatever the TPM response code; with -n, every answer TPM_RC_SUCCESS),
+ * 1 on an I/O error or (with -n) a failed answer, 2 on bad usage.  With -n,
+ * an I/O error still prints the line for the round trips done before it.
  */
+#define _GNU_SOURCE /* clock_gettime, SOCK_CLOEXEC also with -std=c11 */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +34,9 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+
+#define MAX_COUNT 1000000L
+#define GETRANDOM8 "80010000000c0000017b0008"
 
 static int nibble(int c)
 {
@@ -59,12 +72,12 @@ static long unhex(const char *s, unsigned char *out, size_t cap)
 	return hi < 0 ? (long)n : -1;
 }
 
-static double now_us(void)
+static uint64_t now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* A device answers a read with the whole response; a socket may split it:
@@ -94,91 +107,170 @@ static ssize_t get_response(int fd, int is_sock, unsigned char *rsp, size_t cap)
 static int open_sock(const char *path)
 {
 	struct sockaddr_un sa;
-	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	int fd;
 
-	if (fd < 0 || strlen(path) >= sizeof(sa.sun_path))
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
 		return -1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+
 		close(fd);
+		errno = e;
 		return -1;
 	}
 	return fd;
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double us(uint64_t ns)
+{
+	return (double)ns / 1e3;
+}
+
+/* The -n line for the n round trips in t[] (sorted here). */
+static void report(const char *label, const char *dev, uint64_t *t, long n,
+		   long ok)
+{
+	uint64_t sum = 0;
+	long p95 = n * 95 / 100;
+
+	for (long i = 0; i < n; i++)
+		sum += t[i];
+	qsort(t, (size_t)n, sizeof(*t), cmp_u64);
+	printf("tpmraw label=%s dev=%s n=%ld ok=%ld min_us=%.1f median_us=%.1f "
+	       "mean_us=%.1f p95_us=%.1f max_us=%.1f total_us=%.0f\n",
+	       label, dev, n, ok, us(t[0]), us(t[n / 2]), us(sum) / (double)n,
+	       us(t[p95 < n ? p95 : n - 1]), us(t[n - 1]), us(sum));
+	fflush(stdout);
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: tpmraw [-d DEV | -u SOCKET] HEX...\n"
+			"       tpmraw [-d DEV | -u SOCKET] -n COUNT [-l LABEL] [HEX...]\n");
+}
+
 int main(int argc, char **argv)
 {
 	static unsigned char cmd[8192], rsp[8192];
-	const char *dev = "/dev/tpm0";
-	int fd, i = 1, is_sock = 0;
+	static char *dflt[] = { GETRANDOM8, NULL };
+	const char *dev = "/dev/tpm0", *label = "-";
+	char **hex;
+	uint64_t *t = NULL;
 	long count = 0;
+	int fd, c, is_sock = 0, rc = 0;
 
-	while (i + 1 < argc && argv[i][0] == '-') {
-		if (strcmp(argv[i], "-d") == 0) {
-			dev = argv[i + 1];
-		} else if (strcmp(argv[i], "-u") == 0) {
-			dev = argv[i + 1];
-			is_sock = 1;
-		} else if (strcmp(argv[i], "-n") == 0) {
-			count = strtol(argv[i + 1], NULL, 10);
-			if (count < 1 || count > 10000000)
-				return 2;
-		} else {
+	while ((c = getopt(argc, argv, "+d:u:n:l:h")) != -1) {
+		char *end;
+
+		switch (c) {
+		case 'd':
+			dev = optarg;
+			is_sock = 0;
 			break;
-		}
-		i += 2;
-	}
-	if (i >= argc) {
-		fprintf(stderr, "usage: tpmraw [-d DEV | -u SOCKET] [-n COUNT] HEX...\n");
-		return 2;
-	}
-	fd = is_sock ? open_sock(dev) : open(dev, O_RDWR);
-	if (fd < 0) {
-		fprintf(stderr, "tpmraw: %s: %s\n", dev, strerror(errno));
-		return 1;
-	}
-	for (; i < argc; i++) {
-		long n = unhex(argv[i], cmd, sizeof(cmd));
-		double t0, total = 0, min = 1e18;
-
-		if (n < 10) {
-			fprintf(stderr, "tpmraw: bad command hex: %s\n", argv[i]);
+		case 'u':
+			dev = optarg;
+			is_sock = 1;
+			break;
+		case 'n':
+			errno = 0;
+			count = strtol(optarg, &end, 10);
+			if (errno || end == optarg || *end || count < 1 ||
+			    count > MAX_COUNT) {
+				fprintf(stderr, "tpmraw: -n takes 1 to %ld\n",
+					MAX_COUNT);
+				return 2;
+			}
+			break;
+		case 'l':
+			label = optarg;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		default:
+			usage();
 			return 2;
 		}
-		for (long k = 0; k < (count ? count : 1); k++) {
-			ssize_t w, r;
-			double dt;
+	}
+	hex = argv + optind;
+	if (!*hex) {
+		if (!count) {
+			usage();
+			return 2;
+		}
+		hex = dflt;
+	}
+	/* Every command is checked before the first is sent. */
+	for (char **h = hex; *h; h++) {
+		if (unhex(*h, cmd, sizeof(cmd)) < 10) {
+			fprintf(stderr, "tpmraw: bad command hex: %s\n", *h);
+			return 2;
+		}
+	}
+	if (count && !(t = calloc((size_t)count, sizeof(*t)))) {
+		fprintf(stderr, "tpmraw: out of memory\n");
+		return 1;
+	}
+	fd = is_sock ? open_sock(dev) : open(dev, O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "tpmraw: %s: %s\n", dev, strerror(errno));
+		free(t);
+		return 1;
+	}
+	for (; *hex && !rc; hex++) {
+		long n = unhex(*hex, cmd, sizeof(cmd)), k, ok = 0;
 
-			t0 = now_us();
+		for (k = 0; k < (count ? count : 1); k++) {
+			uint64_t t0 = now_ns();
+			ssize_t w, r;
+
 			w = write(fd, cmd, (size_t)n);
 			if (w != n) {
 				fprintf(stderr, "tpmraw: write: %s\n",
 					w < 0 ? strerror(errno) : "short write");
-				return 1;
+				rc = 1;
+				break;
 			}
 			r = get_response(fd, is_sock, rsp, sizeof(rsp));
 			if (r < 10) {
 				fprintf(stderr, "tpmraw: read: %s\n",
 					r < 0 ? strerror(errno) : "short response");
-				return 1;
+				rc = 1;
+				break;
 			}
-			dt = now_us() - t0;
-			total += dt;
-			if (dt < min)
-				min = dt;
-			if (!count) {
-				for (ssize_t q = 0; q < r; q++)
-					printf("%02x", rsp[q]);
-				printf("\n");
+			if (count) {
+				t[k] = now_ns() - t0;
+				if (!rsp[6] && !rsp[7] && !rsp[8] && !rsp[9])
+					ok++;
+				continue;
 			}
+			for (ssize_t q = 0; q < r; q++)
+				printf("%02x", rsp[q]);
+			printf("\n");
+			fflush(stdout);
 		}
-		if (count)
-			printf("tpmraw: %ld round trips: total_us=%.0f avg_us=%.1f "
-			       "min_us=%.1f\n", count, total, total / count, min);
-		fflush(stdout);
+		if (count && k > 0) {
+			report(label, dev, t, k, ok);
+			if (ok != k)
+				rc = 1;
+		}
 	}
 	close(fd);
-	return 0;
+	free(t);
+	return rc;
 }

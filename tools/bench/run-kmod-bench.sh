@@ -3,7 +3,7 @@
 # Round trip of TPM2_GetRandom(8) from a Xen PV guest, through kmod's
 # vtpm_front against the stock xen-tpmfront, same backend (vtpm-service
 # --transport xen-ring), same guest boot: tests/xen-lab/run.sh --guest-kmod
-# makes the guest time N round trips with tools/bench/tpmrtt through
+# (--kmod-bench) makes the guest time N round trips with tpmraw -n through
 # vtpm_front, unbind + rmmod it, insmod xen-tpmfront and time again, swap
 # back, three times over, and once more through vtpm_front at the end.
 # Everything runs under QEMU TCG (no KVM here): absolute figures are those
@@ -31,8 +31,6 @@ done
 WORK=$(mktemp -d /tmp/kmodbench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 make -s -C "$ROOT/kmod" O="$WORK/kmod" >"$WORK/kmod.log" 2>&1 || { cat "$WORK/kmod.log"; exit 1; }
-cc -O2 -Wall -Wextra -Werror -static -o "$WORK/tpmrtt" "$HERE/tpmrtt.c" 2>/dev/null ||
-	cc -O2 -Wall -Wextra -Werror -o "$WORK/tpmrtt" "$HERE/tpmrtt.c"
 BE='umask 077; [ -s /vtpm.key ] || head -c 32 /dev/urandom > /vtpm.key; mkdir -p /var/lib/vtpm; exec vtpm-service --role=instance --domid "$DOMID" --uuid 5c0ba5e4-3b1f-4e8e-9c2a-6f1d2a3b4c5d --transport xen-ring --state-key /vtpm.key --state-dir /var/lib/vtpm'
 for r in $(seq "$ROUNDS"); do
 	extra=()
@@ -44,8 +42,8 @@ for r in $(seq "$ROUNDS"); do
 	echo "== round $r: xen-lab --guest-kmod (N=$N)" >&2
 	if ! bash "$ROOT/tests/xen-lab/run.sh" --workdir "$WORK/lab" \
 		--qemu-timeout 1500 --extra-bin "$ROOT/build/vtpm-service" \
-		--extra-bin "$WORK/tpmrtt" "${extra[@]}" --backend-per-domain --full \
-		--require-vtpm --guest-kmod "$WORK/kmod/vtpm_front.ko" \
+		"${extra[@]}" --backend-per-domain --full \
+		--require-vtpm --guest-kmod "$WORK/kmod/vtpm_front.ko" --kmod-bench \
 		--backend-cmd "$BE" >"$log" 2>&1; then
 		tail -n 40 "$log"
 		echo "FAIL: lab round $r failed (log above)" >&2
@@ -53,7 +51,7 @@ for r in $(seq "$ROUNDS"); do
 	fi
 	cp "$WORK/lab/serial.log" "$WORK/serial-$r.log"
 	rm -rf "$WORK/lab"
-	grep -a '\[guest1\] XENLAB: bench tpmrtt' "$WORK/serial-$r.log" | sed 's/.*XENLAB: bench //' \
+	grep -a '\[guest1\] XENLAB: bench tpmraw' "$WORK/serial-$r.log" | sed 's/.*XENLAB: bench //' \
 		>>"$WORK/bench.txt"
 	grep -a 'XENLAB: selftests:' "$WORK/serial-$r.log" | sed "s/.*XENLAB: /round $r: /" \
 		>>"$WORK/selftests.txt" || true

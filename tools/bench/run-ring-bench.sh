@@ -4,9 +4,9 @@
 # one run of the Xen lab's manager scenario (tests/xen-lab/run.sh
 # --host-restart). On the second host boot the guest, with the stock
 # xen-tpmfront, times 3 x 500 TPM2_GetRandom(8) round trips through the
-# ring (tpmraw -n); then dom0, with nothing else running, times the same
+# ring (tpmraw -n, tests/xen-lab/tpmraw.c); then dom0, with nothing else running, times the same
 # command 3 x 500 times over a vtpm-service UNIX socket. Prints the medians
-# of the per-round averages and minimums and the ring/socket ratios.
+# of the per-round averages (tpmraw's mean_us) and minimums and the ring/socket ratios.
 # A benchmark: it fails only when the run fails.
 #   run-ring-bench.sh [--bin-dir DIR]
 set -euo pipefail
@@ -36,8 +36,8 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { prin
 field() { # KIND NAME: the values of NAME= on the "bench KIND" lines
 	grep -a "XENLAB: bench $1:" "$WORK/lab/serial2.log" | sed -E "s/.* $2=([0-9.]+).*/\1/" | tr '\n' ' '
 }
-RA=$(field ring avg_us | median) RM=$(field ring min_us | median)
-UA=$(field unix avg_us | median) UM=$(field unix min_us | median)
+RA=$(field ring mean_us | median) RM=$(field ring min_us | median)
+UA=$(field unix mean_us | median) UM=$(field unix min_us | median)
 [ -n "$RA" ] && [ -n "$UA" ] || { echo "run-ring-bench: no bench lines in the lab's log" >&2; exit 1; }
 echo "TPM2_GetRandom(8), 3 x 500 round trips each, medians (us):"
 printf '  %-44s avg %8s  min %8s\n' "guest, stock xen-tpmfront, Xen ring" "$RA" "$RM"

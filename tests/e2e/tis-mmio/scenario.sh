@@ -91,6 +91,11 @@ run() {
 start_manager() {
 	log=$1
 	rm -f "$CTL"
+	# The log is emptied here, before the fork: the redirection below is
+	# done by the child, later, and until then the loop would read the
+	# previous run's log in a reused WD and take its " ready: " for this
+	# manager's (a FAIL under load, or a stale PASS).
+	: >"$log" || fail "cannot write $log"
 	t0=$(now_ms)
 	"$BIN/vtpm-service" --role=manager --hal "$HAL" --tcti "$TCTI" \
 		--state-dir "$ST" --control "$CTL" --run-dir "$RUN" >"$log" 2>&1 &
@@ -134,7 +139,10 @@ json_str() { # key: the first "key": "value" of stdin
 	sed -n "s/.*\"$1\": *\"\\([^\"]*\\)\".*/\\1/p" | head -n 1
 }
 
+# Nothing a previous run left in a reused WD may answer for this one.
 rm -rf "$ST" "$RUN"
+rm -f "$WD"/mgr1.log "$WD"/mgr2.log "$WD"/nv.in "$WD"/nv1.out "$WD"/nv2.out \
+	"$WD"/q1.json "$WD"/q2.json
 mkdir -p "$RUN" || fail "mkdir $RUN"
 : >"$WD/tools.log"
 M "scenario: hal=$HAL tcti=$TCTI"
