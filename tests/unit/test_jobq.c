@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <cmocka.h>
 
 #include "instance/jobq.h"
@@ -34,6 +35,7 @@ struct fake {
 	bool started;        /* a blocking job entered run() */
 	bool cancelled;      /* ops->cancel was called */
 	bool released;       /* the test let a blocking job end */
+	struct tjob *jobs;   /* 1..4 */
 };
 
 struct tjob {
@@ -83,10 +85,21 @@ static void f_run(void *ctx, struct vtpm_job *job)
 	if (t->dirties)
 		f->dirty = true;
 	if (t->blocks) {
+		struct timespec limit;
+
+		/* A safety net only: a queue that never cancels fails the
+		 * test in 10 s instead of hanging it. */
+		clock_gettime(CLOCK_REALTIME, &limit);
+		limit.tv_sec += 10;
 		f->started = true;
 		pthread_cond_broadcast(&f->cond);
 		while (!f->cancelled && !f->released)
-			pthread_cond_wait(&f->cond, &f->mu);
+			if (pthread_cond_timedwait(&f->cond, &f->mu, &limit)) {
+				f->released = true;
+				snprintf(f->log + strlen(f->log),
+					 sizeof(f->log) - strlen(f->log),
+					 " (never cancelled)");
+			}
 	}
 	pthread_mutex_unlock(&f->mu);
 	if (job->kind == VTPM_JOB_CMD) {
@@ -207,9 +220,12 @@ static void release(struct fake *f)
 	pthread_mutex_unlock(&f->mu);
 }
 
-static void tjob_init(struct fake *f, struct tjob *t, int id,
-		      enum vtpm_job_kind kind)
+/* Job number id (1..4), kept in the fixture: a test that fails midway
+ * leaves its jobs valid for the teardown's loop run. */
+static struct tjob *tjob(struct fake *f, int id, enum vtpm_job_kind kind)
 {
+	struct tjob *t = &f->jobs[id];
+
 	memset(t, 0, sizeof(*t));
 	t->f = f;
 	t->id = id;
@@ -218,6 +234,7 @@ static void tjob_init(struct fake *f, struct tjob *t, int id,
 	t->job.call = kind == VTPM_JOB_CALL ? t_call : NULL;
 	t->job.done = t_done;
 	t->job.data = t;
+	return t;
 }
 
 static int setup(void **state)
@@ -228,6 +245,9 @@ static int setup(void **state)
 		return -1;
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cond, NULL);
+	f->jobs = calloc(5, sizeof(*f->jobs));
+	if (!f->jobs)
+		return -1;
 	jobq_init(&f->q, &f->loop, &fake_ops, f);
 	*state = f;
 	return 0;
@@ -237,11 +257,14 @@ static int teardown(void **state)
 {
 	struct fake *f = *state;
 
+	/* Whatever a failed test left behind ends. */
+	release(f);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_false(jobq_busy(&f->q));
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->mu);
+	free(f->jobs);
 	free(f);
 	return 0;
 }
@@ -251,46 +274,44 @@ static int teardown(void **state)
 static void jobs_run_one_at_a_time_in_submission_order(void **state)
 {
 	struct fake *f = *state;
-	struct tjob a, b, c, d;
 
-	tjob_init(f, &a, 1, VTPM_JOB_CMD);
-	a.offloop = true;
-	a.blocks = true;
-	tjob_init(f, &b, 2, VTPM_JOB_CMD);   /* quick: on the loop thread */
-	tjob_init(f, &c, 3, VTPM_JOB_CALL);
-	c.offloop = true;
-	tjob_init(f, &d, 4, VTPM_JOB_CALL);
-	jobq_submit(&f->q, &a.job);
-	jobq_submit(&f->q, &b.job);
-	jobq_submit(&f->q, &c.job);
-	jobq_submit(&f->q, &d.job);
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CMD);
+	a->offloop = true;
+	a->blocks = true;
+	struct tjob *b = tjob(f, 2, VTPM_JOB_CMD);   /* quick: on the loop thread */
+	struct tjob *c = tjob(f, 3, VTPM_JOB_CALL);
+	c->offloop = true;
+	struct tjob *d = tjob(f, 4, VTPM_JOB_CALL);
+	jobq_submit(&f->q, &a->job);
+	jobq_submit(&f->q, &b->job);
+	jobq_submit(&f->q, &c->job);
+	jobq_submit(&f->q, &d->job);
 	/* a runs on the pool; the quick b waits behind it all the same. */
 	wait_started(f);
 	assert_true(jobq_busy(&f->q));
-	assert_int_equal(b.done_count, 0);
+	assert_int_equal(b->done_count, 0);
 	assert_string_equal(f->log, "run1");
 	release(f);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_string_equal(f->log, "run1 persist done1:0 run2 done2:0 "
 				    "run3 persist done3:0 run4 done4:0");
-	assert_int_equal(a.done_count + b.done_count + c.done_count +
-				 d.done_count, 4);
+	assert_int_equal(a->done_count + b->done_count + c->done_count +
+				 d->done_count, 4);
 	assert_false(jobq_busy(&f->q));
 }
 
 static void a_quick_job_on_an_idle_queue_is_done_inside_submit(void **state)
 {
 	struct fake *f = *state;
-	struct tjob a;
 
-	tjob_init(f, &a, 1, VTPM_JOB_CMD);
-	jobq_submit(&f->q, &a.job);
-	assert_int_equal(a.done_count, 1);
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CMD);
+	jobq_submit(&f->q, &a->job);
+	assert_int_equal(a->done_count, 1);
 	assert_string_equal(f->log, "run1 done1:0");
 	assert_false(jobq_busy(&f->q));
 	/* The same job again, as a connection reuses its job. */
-	jobq_submit(&f->q, &a.job);
-	assert_int_equal(a.done_count, 2);
+	jobq_submit(&f->q, &a->job);
+	assert_int_equal(a->done_count, 2);
 }
 
 /* ---- withdraw ---- */
@@ -298,53 +319,50 @@ static void a_quick_job_on_an_idle_queue_is_done_inside_submit(void **state)
 static void a_queued_job_is_withdrawn_and_never_runs(void **state)
 {
 	struct fake *f = *state;
-	struct tjob a, b, c;
 
-	tjob_init(f, &a, 1, VTPM_JOB_CMD);
-	a.offloop = true;
-	tjob_init(f, &b, 2, VTPM_JOB_CMD);
-	tjob_init(f, &c, 3, VTPM_JOB_CMD);
-	jobq_submit(&f->q, &a.job);
-	jobq_submit(&f->q, &b.job);
-	jobq_submit(&f->q, &c.job);
-	assert_true(jobq_withdraw(&f->q, &b.job));
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CMD);
+	a->offloop = true;
+	struct tjob *b = tjob(f, 2, VTPM_JOB_CMD);
+	struct tjob *c = tjob(f, 3, VTPM_JOB_CMD);
+	jobq_submit(&f->q, &a->job);
+	jobq_submit(&f->q, &b->job);
+	jobq_submit(&f->q, &c->job);
+	assert_true(jobq_withdraw(&f->q, &b->job));
 	/* Withdrawn twice: nothing more to remove. */
-	assert_true(jobq_withdraw(&f->q, &b.job));
+	assert_true(jobq_withdraw(&f->q, &b->job));
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_string_equal(f->log, "run1 persist done1:0 run3 done3:0");
-	assert_int_equal(b.done_count, 0);
+	assert_int_equal(b->done_count, 0);
 	/* Done jobs are on no queue. */
-	assert_true(jobq_withdraw(&f->q, &a.job));
-	assert_true(jobq_withdraw(&f->q, &c.job));
+	assert_true(jobq_withdraw(&f->q, &a->job));
+	assert_true(jobq_withdraw(&f->q, &c->job));
 }
 
 static void the_running_job_cannot_be_withdrawn(void **state)
 {
 	struct fake *f = *state;
-	struct tjob a;
 
-	tjob_init(f, &a, 1, VTPM_JOB_CMD);
-	a.offloop = true;
-	jobq_submit(&f->q, &a.job);
-	assert_false(jobq_withdraw(&f->q, &a.job));
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CMD);
+	a->offloop = true;
+	jobq_submit(&f->q, &a->job);
+	assert_false(jobq_withdraw(&f->q, &a->job));
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	/* Its done() runs: the submitter learns the end there. */
-	assert_int_equal(a.done_count, 1);
+	assert_int_equal(a->done_count, 1);
 }
 
 static void withdrawing_the_last_job_keeps_the_queue_whole(void **state)
 {
 	struct fake *f = *state;
-	struct tjob a, b, c;
 
-	tjob_init(f, &a, 1, VTPM_JOB_CMD);
-	a.offloop = true;
-	tjob_init(f, &b, 2, VTPM_JOB_CMD);
-	tjob_init(f, &c, 3, VTPM_JOB_CMD);
-	jobq_submit(&f->q, &a.job);
-	jobq_submit(&f->q, &b.job);
-	assert_true(jobq_withdraw(&f->q, &b.job));
-	jobq_submit(&f->q, &c.job);
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CMD);
+	a->offloop = true;
+	struct tjob *b = tjob(f, 2, VTPM_JOB_CMD);
+	struct tjob *c = tjob(f, 3, VTPM_JOB_CMD);
+	jobq_submit(&f->q, &a->job);
+	jobq_submit(&f->q, &b->job);
+	assert_true(jobq_withdraw(&f->q, &b->job));
+	jobq_submit(&f->q, &c->job);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_string_equal(f->log, "run1 persist done1:0 run3 done3:0");
 }
@@ -355,31 +373,29 @@ static void cancel_reaches_the_running_command_then_the_queue_goes_on(
 	void **state)
 {
 	struct fake *f = *state;
-	struct tjob a, b;
 
-	tjob_init(f, &a, 1, VTPM_JOB_CMD);
-	a.offloop = true;
-	a.blocks = true;
-	tjob_init(f, &b, 2, VTPM_JOB_CMD);
-	jobq_submit(&f->q, &a.job);
-	jobq_submit(&f->q, &b.job);
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CMD);
+	a->offloop = true;
+	a->blocks = true;
+	struct tjob *b = tjob(f, 2, VTPM_JOB_CMD);
+	jobq_submit(&f->q, &a->job);
+	jobq_submit(&f->q, &b->job);
 	/* Wait until a really runs on the pool. */
 	wait_started(f);
 	jobq_cancel(&f->q);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_string_equal(f->log, "run1 cancel persist done1:0 run2 done2:0");
-	assert_int_equal(a.done_count, 1);
+	assert_int_equal(a->done_count, 1);
 }
 
 static void cancel_spares_calls_and_an_idle_queue(void **state)
 {
 	struct fake *f = *state;
-	struct tjob a;
 
 	jobq_cancel(&f->q); /* nothing runs */
-	tjob_init(f, &a, 1, VTPM_JOB_CALL);
-	a.offloop = true;
-	jobq_submit(&f->q, &a.job);
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CALL);
+	a->offloop = true;
+	jobq_submit(&f->q, &a->job);
 	jobq_cancel(&f->q); /* a control-channel call is not a TPM command */
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_string_equal(f->log, "run1 persist done1:0");
@@ -392,31 +408,30 @@ static void drain_cancels_every_queued_job_and_the_running_one_finishes(
 	void **state)
 {
 	struct fake *f = *state;
-	struct tjob a, b, c, d;
 
-	tjob_init(f, &a, 1, VTPM_JOB_CMD);
-	a.offloop = true;
-	a.blocks = true;
-	tjob_init(f, &b, 2, VTPM_JOB_CMD);
-	tjob_init(f, &c, 3, VTPM_JOB_CALL);
-	tjob_init(f, &d, 4, VTPM_JOB_CMD);
-	jobq_submit(&f->q, &a.job);
-	jobq_submit(&f->q, &b.job);
-	jobq_submit(&f->q, &c.job);
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CMD);
+	a->offloop = true;
+	a->blocks = true;
+	struct tjob *b = tjob(f, 2, VTPM_JOB_CMD);
+	struct tjob *c = tjob(f, 3, VTPM_JOB_CALL);
+	struct tjob *d = tjob(f, 4, VTPM_JOB_CMD);
+	jobq_submit(&f->q, &a->job);
+	jobq_submit(&f->q, &b->job);
+	jobq_submit(&f->q, &c->job);
 	wait_started(f);
 	jobq_drain(&f->q);
 	/* At once, in order, without running. */
 	assert_string_equal(f->log, "run1 done2:-125 done3:-125");
 	/* Later submissions too. */
-	jobq_submit(&f->q, &d.job);
-	assert_int_equal(d.done_count, 1);
-	assert_int_equal(d.job.status, -ECANCELED);
+	jobq_submit(&f->q, &d->job);
+	assert_int_equal(d->done_count, 1);
+	assert_int_equal(d->job.status, -ECANCELED);
 	assert_true(jobq_busy(&f->q));
 	release(f);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_string_equal(f->log, "run1 done2:-125 done3:-125 done4:-125 "
 				    "persist done1:0 idle");
-	assert_int_equal(a.job.status, 0);
+	assert_int_equal(a->job.status, 0);
 }
 
 static void drain_of_an_idle_queue_reports_idle_at_once(void **state)
@@ -433,26 +448,25 @@ static void drain_of_an_idle_queue_reports_idle_at_once(void **state)
 static void a_state_change_is_persisted_before_its_job_is_done(void **state)
 {
 	struct fake *f = *state;
-	struct tjob a, b, c;
 
-	tjob_init(f, &a, 1, VTPM_JOB_CMD);   /* quick, but it writes NV */
-	a.dirties = true;
-	tjob_init(f, &b, 2, VTPM_JOB_CMD);   /* slow, and it writes NV */
-	b.offloop = true;
-	b.dirties = true;
-	tjob_init(f, &c, 3, VTPM_JOB_CMD);   /* quick, read-only */
-	jobq_submit(&f->q, &a.job);
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CMD);   /* quick, but it writes NV */
+	a->dirties = true;
+	struct tjob *b = tjob(f, 2, VTPM_JOB_CMD);   /* slow, and it writes NV */
+	b->offloop = true;
+	b->dirties = true;
+	struct tjob *c = tjob(f, 3, VTPM_JOB_CMD);   /* quick, read-only */
+	jobq_submit(&f->q, &a->job);
 	/* Ran at once, but its answer waits for the disk (done() runs on
 	 * the loop thread, after the pool's persist). */
-	assert_int_equal(a.done_count, 0);
+	assert_int_equal(a->done_count, 0);
 	assert_true(jobq_busy(&f->q));
-	jobq_submit(&f->q, &b.job);
-	jobq_submit(&f->q, &c.job);
+	jobq_submit(&f->q, &b->job);
+	jobq_submit(&f->q, &c->job);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_string_equal(f->log, "run1 persist done1:0 run2 persist done2:0 "
 				    "run3 done3:0");
-	assert_false(a.was_dirty_at_done);
-	assert_false(b.was_dirty_at_done);
+	assert_false(a->was_dirty_at_done);
+	assert_false(b->was_dirty_at_done);
 	assert_int_equal(f->persisted, 2);
 }
 
@@ -460,23 +474,22 @@ static void a_failed_persist_fails_the_job_and_nothing_runs_after(
 	void **state)
 {
 	struct fake *f = *state;
-	struct tjob a, b, c, d;
 
 	f->persist_err = -ENOSPC;
-	tjob_init(f, &a, 1, VTPM_JOB_CMD);
-	a.dirties = true;
-	tjob_init(f, &b, 2, VTPM_JOB_CMD);
-	tjob_init(f, &c, 3, VTPM_JOB_CALL);
-	tjob_init(f, &d, 4, VTPM_JOB_CMD);
-	jobq_submit(&f->q, &a.job);
-	jobq_submit(&f->q, &b.job);
-	jobq_submit(&f->q, &c.job);
+	struct tjob *a = tjob(f, 1, VTPM_JOB_CMD);
+	a->dirties = true;
+	struct tjob *b = tjob(f, 2, VTPM_JOB_CMD);
+	struct tjob *c = tjob(f, 3, VTPM_JOB_CALL);
+	struct tjob *d = tjob(f, 4, VTPM_JOB_CMD);
+	jobq_submit(&f->q, &a->job);
+	jobq_submit(&f->q, &b->job);
+	jobq_submit(&f->q, &c->job);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_string_equal(f->log, "run1 persist-failed lost1 done1:-5 fatal "
 				    "done2:-125 done3:-125 idle");
-	assert_ptr_equal(a.job.rsp, rsp_failed);
-	jobq_submit(&f->q, &d.job);
-	assert_int_equal(d.job.status, -ECANCELED);
+	assert_ptr_equal(a->job.rsp, rsp_failed);
+	jobq_submit(&f->q, &d->job);
+	assert_int_equal(d->job.status, -ECANCELED);
 	assert_int_equal(f->persisted, 0);
 }
 
