@@ -89,6 +89,20 @@ struct usock {
 static void conn_read_start(struct conn *c);
 static void conn_close(struct conn *c);
 
+/* Once stopping and every handle is closed: the transport is gone (its
+ * memory too) and the instance hears so. */
+static void usock_maybe_stopped(struct usock *us)
+{
+	void (*cb)(struct transport *) = us->stopped;
+	struct transport *t = us->t;
+
+	if (!cb || !list_empty(&us->conns) || us->open_handles > 0)
+		return;
+	t->priv = NULL;
+	free(us);
+	cb(t);
+}
+
 /* ---- connection lifetime ---- */
 
 static void conn_unref(struct conn *c)
@@ -102,11 +116,7 @@ static void conn_unref(struct conn *c)
 	free(c->wbuf);
 	free(c->reply.buf);
 	free(c);
-	if (us->stopped && list_empty(&us->conns) && us->open_handles == 0) {
-		void (*cb)(struct transport *) = us->stopped;
-		us->stopped = NULL;
-		cb(us->t);
-	}
+	usock_maybe_stopped(us);
 }
 
 static void conn_handle_closed(uv_handle_t *h)
@@ -744,11 +754,7 @@ static void listener_closed(uv_handle_t *h)
 	if (l->path[0])
 		unlink(l->path);
 	us->open_handles--;
-	if (us->stopped && list_empty(&us->conns) && us->open_handles == 0) {
-		void (*cb)(struct transport *) = us->stopped;
-		us->stopped = NULL;
-		cb(us->t);
-	}
+	usock_maybe_stopped(us);
 }
 
 static void usock_stop(struct transport *t, void (*done)(struct transport *t))
@@ -774,10 +780,7 @@ static void usock_stop(struct transport *t, void (*done)(struct transport *t))
 			conn_close(c);
 		}
 	}
-	if (list_empty(&us->conns) && us->open_handles == 0) {
-		us->stopped = NULL;
-		done(t);
-	}
+	usock_maybe_stopped(us);
 }
 
 const struct transport_ops unix_socket_transport_ops = {
