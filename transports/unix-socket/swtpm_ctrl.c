@@ -152,7 +152,7 @@ static int ctrl_set_stateblob(struct engine *e, const struct ctrl_req *req,
 	flags = be32_get(req->body);
 	type = be32_get(req->body + 4);
 	len = be32_get(req->body + 8);
-	if (flags & 2) /* PTM_STATE_FLAG_ENCRYPTED: we have no migration key */
+	if (flags & CTRL_STATE_FLAG_ENCRYPTED) /* we have no migration key */
 		return ctrl_reply_res(out, CTRL_RES_KEYNOTFOUND);
 	if (type < SF_BLOB_PERMANENT || type > SF_BLOB_SAVESTATE ||
 	    len > CTRL_MAX_BLOB || req->body_len != 12 + (size_t)len)
@@ -275,8 +275,10 @@ int ctrl_execute(struct vtpm *v, const struct ctrl_req *req,
 		if (blen != 4)
 			return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
 		/* A power cycle; swtpm runs no Startup here either. */
-		rc = engine_power_on(e, be32_get(b) & 1) ? CTRL_RES_FAIL
-							   : CTRL_RES_OK;
+		rc = engine_power_on(e, be32_get(b) &
+					       CTRL_INIT_FLAG_DELETE_VOLATILE)
+			     ? CTRL_RES_FAIL
+			     : CTRL_RES_OK;
 		return ctrl_reply_res(out, rc);
 	case CTRL_STOP:
 		if (blen)
@@ -336,8 +338,8 @@ int ctrl_execute(struct vtpm *v, const struct ctrl_req *req,
 			return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
 		if (reply_alloc(out, 8))
 			return -ENOMEM;
-		/* PTM_CONFIG_FLAG_FILE_KEY: the state file is encrypted. */
-		be32_put(out->buf + 4, 1);
+		/* The state file is encrypted. */
+		be32_put(out->buf + 4, CTRL_CONFIG_FLAG_FILE_KEY);
 		return 0;
 	case CTRL_SET_BUFFERSIZE:
 		return ctrl_set_buffersize(e, req, out);

@@ -51,6 +51,11 @@ enum {
 #define CTRL_RES_BAD_LOCALITY TPM12_BAD_LOCALITY
 #define CTRL_RES_RETRY TPM12_RETRY
 
+/* Flags of swtpm's requests and replies (PTM_*_FLAG_* of tpm_ioctl.h). */
+#define CTRL_INIT_FLAG_DELETE_VOLATILE 0x1u  /* INIT */
+#define CTRL_STATE_FLAG_ENCRYPTED 0x2u       /* GET/SET_STATEBLOB */
+#define CTRL_CONFIG_FLAG_FILE_KEY 0x1u       /* GET_CONFIG */
+
 /* Every command we implement (swtpm 0.7.1 reports the same 16 bits). */
 #define CTRL_CAPABILITIES 0xffffull
 
