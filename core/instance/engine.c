@@ -15,13 +15,20 @@
 #include "lib/bytes.h"
 #include "lib/log.h"
 #include "lib/store.h"
+#include "proto/tpmcodes.h"
 #include "proto/tpmframe.h"
 
-#define TPM_RC_FAILURE_2 0x101u
-#define TPM_FAIL_12 0x9u
-
-/* libtpms callbacks carry no user pointer: one engine per process. */
+/*
+ * libtpms callbacks carry no user pointer: one engine per process, and
+ * this is how the callbacks find it (set by engine_setup).
+ */
 static struct engine *the_engine;
+
+/* What a stopped or failing TPM answers (as swtpm does). */
+static uint32_t failure_rc(const struct engine *e)
+{
+	return e->version == TPM_VERSION_2 ? TPM2_RC_FAILURE : TPM12_FAIL;
+}
 
 static int blob_of_name(const char *name)
 {
@@ -166,6 +173,7 @@ int engine_load(struct engine *e, int dirfd, const char *state_name,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	res->verdict = SF_OK;
 	e->dirfd = dirfd;
 	snprintf(e->state_name, sizeof(e->state_name), "%s", state_name);
 	snprintf(e->mark_name, sizeof(e->mark_name), "%s.gen", state_name);
@@ -177,46 +185,44 @@ int engine_load(struct engine *e, int dirfd, const char *state_name,
 			STATEFILE_MAX_BODY + STATEFILE_TAG_LEN, &buf, &len);
 	if (rc == -ENOENT) {
 		if (exp->min_generation > 0) {
-			res->err = SF_ERR_STALE;
+			res->verdict = SF_ERR_STALE;
 			snprintf(res->detail, sizeof(res->detail),
 				 "state file is missing, but generation %llu "
 				 "of it was seen (its watermark %s exists)",
 				 (unsigned long long)exp->min_generation,
 				 e->mark_name);
-			return res->err;
+			return -EBADMSG;
 		}
 		res->created = true;
 		e->meta.generation = 0;
 		return 0;
 	}
 	if (rc) {
-		res->err = rc;
 		snprintf(res->detail, sizeof(res->detail), "cannot read: %s",
 			 strerror(-rc));
 		return rc;
 	}
-	rc = statefile_decode(keys, buf, len, exp, &meta, &e->blobs);
+	res->verdict = statefile_decode(keys, buf, len, exp, &meta, &e->blobs);
 	free(buf);
-	if (rc) {
-		res->err = rc;
-		if (rc == SF_ERR_STALE)
+	if (res->verdict != SF_OK) {
+		if (res->verdict == SF_ERR_STALE)
 			snprintf(res->detail, sizeof(res->detail),
 				 "%s: file has generation %llu, generation "
 				 "%llu was already seen",
-				 statefile_strerror(rc),
+				 statefile_strerror(res->verdict),
 				 (unsigned long long)meta.generation,
 				 (unsigned long long)exp->min_generation);
 		else
 			snprintf(res->detail, sizeof(res->detail), "%s",
-				 statefile_strerror(rc));
-		return rc;
+				 statefile_strerror(res->verdict));
+		return -EBADMSG;
 	}
 	if (!e->blobs.data[SF_BLOB_PERMANENT]) {
 		statefile_blobs_free(&e->blobs);
-		res->err = SF_ERR_FORMAT;
+		res->verdict = SF_ERR_FORMAT;
 		snprintf(res->detail, sizeof(res->detail),
 			 "authentic state file without permanent state");
-		return res->err;
+		return -EBADMSG;
 	}
 	e->meta = meta;
 	return 0;
@@ -231,6 +237,7 @@ int engine_load_slots(struct engine *e, int dirfd, const char *base,
 	int rc;
 
 	memset(res, 0, sizeof(*res));
+	res->verdict = SF_OK;
 	e->dirfd = dirfd;
 	e->slots = true;
 	snprintf(e->state_name, sizeof(e->state_name), "%s", base);
@@ -245,6 +252,7 @@ int engine_load_slots(struct engine *e, int dirfd, const char *base,
 	}
 	for (int i = 0; i < 2; i++) {
 		struct statefile_meta meta;
+		enum statefile_err verdict;
 		uint8_t *buf, digest[32];
 		size_t len;
 
@@ -253,7 +261,6 @@ int engine_load_slots(struct engine *e, int dirfd, const char *base,
 		if (rc == -ENOENT)
 			continue;
 		if (rc) {
-			res->err = rc;
 			snprintf(res->detail, sizeof(res->detail), "%s: %s",
 				 e->slot_name[i], strerror(-rc));
 			return rc;
@@ -264,29 +271,30 @@ int engine_load_slots(struct engine *e, int dirfd, const char *base,
 			free(buf);
 			continue;
 		}
-		rc = statefile_decode(keys, buf, len, exp, &meta, &e->blobs);
+		verdict = statefile_decode(keys, buf, len, exp, &meta,
+					   &e->blobs);
 		free(buf);
-		if (rc == 0 && meta.generation != exp->min_generation) {
+		if (verdict == SF_OK && meta.generation != exp->min_generation) {
 			statefile_blobs_free(&e->blobs);
-			rc = SF_ERR_STALE;
+			verdict = SF_ERR_STALE;
 		}
-		if (rc) {
-			res->err = rc;
+		if (verdict != SF_OK) {
+			res->verdict = verdict;
 			snprintf(res->detail, sizeof(res->detail), "%s: %s",
-				 e->slot_name[i], statefile_strerror(rc));
-			return rc;
+				 e->slot_name[i], statefile_strerror(verdict));
+			return -EBADMSG;
 		}
 		if (!e->blobs.data[SF_BLOB_PERMANENT]) {
 			statefile_blobs_free(&e->blobs);
-			res->err = SF_ERR_FORMAT;
+			res->verdict = SF_ERR_FORMAT;
 			snprintf(res->detail, sizeof(res->detail),
 				 "%s: no permanent state", e->slot_name[i]);
-			return res->err;
+			return -EBADMSG;
 		}
 		e->meta = meta;
 		return 0;
 	}
-	res->err = SF_ERR_STALE;
+	res->verdict = SF_ERR_STALE;
 	if (found_any)
 		snprintf(res->detail, sizeof(res->detail),
 			 "neither %s nor %s is the state the manager recorded "
@@ -300,7 +308,7 @@ int engine_load_slots(struct engine *e, int dirfd, const char *base,
 			 "generation %llu of this vTPM",
 			 e->slot_name[0], e->slot_name[1],
 			 (unsigned long long)exp->min_generation);
-	return res->err;
+	return -EBADMSG;
 }
 
 int engine_power_on(struct engine *e, bool delete_volatile)
@@ -349,53 +357,55 @@ void engine_power_off(struct engine *e)
 	e->running = false;
 }
 
-uint32_t engine_startup_clear(struct engine *e)
+/* Runs a command without sessions or handles: a header and an optional
+ * 16-bit parameter.  The TPM's response code. */
+static uint32_t run_simple(struct engine *e, uint16_t tag, uint32_t code,
+			   bool has_param, uint16_t param)
 {
-	static const uint8_t startup2[] = { 0x80, 0x01, 0, 0, 0, 12,
-					    0,    0,    1, 0x44, 0, 0 };
-	static const uint8_t startup12[] = { 0x00, 0xc1, 0, 0, 0,    12,
-					     0,    0,    0, 0x99, 0, 1 };
+	uint8_t cmd[TPM_HEADER_LEN + 2];
+	uint32_t len = TPM_HEADER_LEN + (has_param ? 2 : 0);
 	const uint8_t *rsp;
 	uint32_t rsplen;
 
-	if (e->version == TPM_VERSION_2)
-		engine_process(e, startup2, sizeof(startup2), &rsp, &rsplen);
-	else
-		engine_process(e, startup12, sizeof(startup12), &rsp, &rsplen);
+	be16_put(cmd, tag);
+	be32_put(cmd + 2, len);
+	be32_put(cmd + 6, code);
+	if (has_param)
+		be16_put(cmd + TPM_HEADER_LEN, param);
+	engine_process(e, cmd, len, &rsp, &rsplen);
 	return tpm_rsp_code(rsp, rsplen);
+}
+
+uint32_t engine_startup_clear(struct engine *e)
+{
+	if (e->version == TPM_VERSION_2)
+		return run_simple(e, TPM2_ST_NO_SESSIONS, TPM2_CC_Startup,
+				  true, TPM2_SU_CLEAR);
+	return run_simple(e, TPM12_TAG_RQU_COMMAND, TPM12_ORD_Startup, true,
+			  TPM12_ST_CLEAR);
 }
 
 uint32_t engine_shutdown_orderly(struct engine *e)
 {
 	/* TPM2_Shutdown(TPM_SU_CLEAR); TPM 1.2: TPM_SaveState. */
-	static const uint8_t shutdown2[] = { 0x80, 0x01, 0, 0, 0, 12,
-					     0,    0,    1, 0x45, 0, 0 };
-	static const uint8_t savestate12[] = { 0x00, 0xc1, 0, 0, 0, 10,
-					       0,    0,    0, 0x98 };
-	const uint8_t *rsp;
-	uint32_t rsplen;
-
 	if (e->version == TPM_VERSION_2)
-		engine_process(e, shutdown2, sizeof(shutdown2), &rsp, &rsplen);
-	else
-		engine_process(e, savestate12, sizeof(savestate12), &rsp,
-			       &rsplen);
-	return tpm_rsp_code(rsp, rsplen);
+		return run_simple(e, TPM2_ST_NO_SESSIONS, TPM2_CC_Shutdown,
+				  true, TPM2_SU_CLEAR);
+	return run_simple(e, TPM12_TAG_RQU_COMMAND, TPM12_ORD_SaveState,
+			  false, 0);
 }
 
 void engine_process(struct engine *e, const uint8_t *cmd, uint32_t len,
 		    const uint8_t **rsp, uint32_t *rsplen)
 {
-	static uint8_t errbuf[TPM_HEADER_LEN];
 	uint32_t resp_size = 0;
 	TPM_RESULT r;
 
 	if (!e->running) {
 		/* swtpm answers a stopped TPM this way too. */
-		tpm_error_response(errbuf, e->version == TPM_VERSION_2,
-				   e->version == TPM_VERSION_2 ? TPM_RC_FAILURE_2
-							       : TPM_FAIL_12);
-		*rsp = errbuf;
+		tpm_error_response(e->errbuf, e->version == TPM_VERSION_2,
+				   failure_rc(e));
+		*rsp = e->errbuf;
 		*rsplen = TPM_HEADER_LEN;
 		return;
 	}
@@ -403,10 +413,9 @@ void engine_process(struct engine *e, const uint8_t *cmd, uint32_t len,
 	r = TPMLIB_Process(&e->rbuf, &resp_size, &e->rbuf_size,
 			   (unsigned char *)cmd, len);
 	if (r != TPM_SUCCESS || resp_size < TPM_HEADER_LEN) {
-		tpm_error_response(errbuf, e->version == TPM_VERSION_2,
-				   e->version == TPM_VERSION_2 ? TPM_RC_FAILURE_2
-							       : TPM_FAIL_12);
-		*rsp = errbuf;
+		tpm_error_response(e->errbuf, e->version == TPM_VERSION_2,
+				   failure_rc(e));
+		*rsp = e->errbuf;
 		*rsplen = TPM_HEADER_LEN;
 		return;
 	}
@@ -419,11 +428,23 @@ bool engine_cmd_is_quick(const struct engine *e, const uint8_t *cmd,
 {
 	/* Commands with no key generation and no asymmetric crypto. */
 	static const uint32_t quick2[] = {
-		0x122, 0x12a, 0x134, 0x136, 0x137, 0x13c, 0x13d, 0x144,
-		0x145, 0x146, 0x14e, 0x161, 0x162, 0x165, 0x169, 0x173,
-		0x17a, 0x17b, 0x17c, 0x17d, 0x17e, 0x181, 0x182, 0x18a,
+		TPM2_CC_NV_UndefineSpace, TPM2_CC_NV_DefineSpace,
+		TPM2_CC_NV_Increment,	  TPM2_CC_NV_Extend,
+		TPM2_CC_NV_Write,	  TPM2_CC_PCR_Event,
+		TPM2_CC_PCR_Reset,	  TPM2_CC_Startup,
+		TPM2_CC_Shutdown,	  TPM2_CC_StirRandom,
+		TPM2_CC_NV_Read,	  TPM2_CC_ContextLoad,
+		TPM2_CC_ContextSave,	  TPM2_CC_FlushContext,
+		TPM2_CC_NV_ReadPublic,	  TPM2_CC_ReadPublic,
+		TPM2_CC_GetCapability,	  TPM2_CC_GetRandom,
+		TPM2_CC_GetTestResult,	  TPM2_CC_Hash,
+		TPM2_CC_PCR_Read,	  TPM2_CC_ReadClock,
+		TPM2_CC_PCR_Extend,	  TPM2_CC_TestParms,
 	};
-	static const uint32_t quick12[] = { 0x14, 0x15, 0x46, 0x65, 0x99 };
+	static const uint32_t quick12[] = {
+		TPM12_ORD_Extend, TPM12_ORD_PcrRead, TPM12_ORD_GetRandom,
+		TPM12_ORD_GetCapability, TPM12_ORD_Startup,
+	};
 	uint32_t cc = tpm_cmd_code(cmd, len);
 	const uint32_t *list = e->version == TPM_VERSION_2 ? quick2 : quick12;
 	size_t n = e->version == TPM_VERSION_2
@@ -491,10 +512,114 @@ int engine_store_volatile(struct engine *e)
 	return rc;
 }
 
-int engine_set_blob(struct engine *e, int type, uint8_t *data, uint32_t len)
+/* ---- the control channel's operations (swtpm's CMD_*) ---- */
+
+bool engine_is_running(const struct engine *e)
 {
-	if (e->running || type < 1 || type >= SF_BLOB_COUNT)
+	return e->running;
+}
+
+bool engine_is_dirty(const struct engine *e)
+{
+	return e->dirty;
+}
+
+enum tpm_version engine_version(const struct engine *e)
+{
+	return e->version;
+}
+
+uint32_t engine_buffer_size(const struct engine *e)
+{
+	return e->buffer_size;
+}
+
+void engine_set_locality(struct engine *e, int locality)
+{
+	e->locality = locality;
+}
+
+int engine_set_buffer_size(struct engine *e, uint32_t want,
+			   struct engine_buffer_size *out)
+{
+	uint32_t minsz, maxsz, cur;
+
+	if (want && e->running)
+		return -EBUSY;
+	cur = TPMLIB_SetBufferSize(want, &minsz, &maxsz);
+	if (want)
+		e->buffer_size = cur;
+	out->size = cur;
+	out->min = minsz;
+	out->max = maxsz;
+	return 0;
+}
+
+uint32_t engine_get_established(struct engine *e, bool *bit)
+{
+	TPM_BOOL b = 0;
+	uint32_t rc;
+
+	(void)e;
+	rc = TPM_IO_TpmEstablished_Get(&b);
+	*bit = b != 0;
+	return rc;
+}
+
+uint32_t engine_reset_established(struct engine *e, int locality)
+{
+	int saved = e->locality;
+	uint32_t rc;
+
+	/* libtpms checks the locality (3 or 4) through our callback. */
+	e->locality = locality;
+	rc = TPM_IO_TpmEstablished_Reset();
+	e->locality = saved;
+	return rc;
+}
+
+uint32_t engine_hash_start(struct engine *e)
+{
+	(void)e;
+	return TPM_IO_Hash_Start();
+}
+
+uint32_t engine_hash_data(struct engine *e, const uint8_t *data, uint32_t len)
+{
+	(void)e;
+	return TPM_IO_Hash_Data(data, len);
+}
+
+uint32_t engine_hash_end(struct engine *e)
+{
+	(void)e;
+	return TPM_IO_Hash_End();
+}
+
+char *engine_get_info(struct engine *e, uint64_t flags)
+{
+	(void)e;
+	return TPMLIB_GetInfo((enum TPMLIB_InfoFlags)flags);
+}
+
+int engine_set_blob(struct engine *e, enum statefile_blob type,
+		    const uint8_t *data, uint32_t len)
+{
+	static const enum TPMLIB_StateType st[SF_BLOB_COUNT] = {
+		[SF_BLOB_PERMANENT] = TPMLIB_STATE_PERMANENT,
+		[SF_BLOB_VOLATILE] = TPMLIB_STATE_VOLATILE,
+		[SF_BLOB_SAVESTATE] = TPMLIB_STATE_SAVE_STATE,
+	};
+
+	if (e->running)
+		return -EBUSY;
+	if (type < SF_BLOB_PERMANENT || type >= SF_BLOB_COUNT)
 		return -EINVAL;
+	/* libtpms checks the blob's format and stages it for MainInit
+	 * (it only reads the bytes). */
+	if (TPMLIB_SetState(st[type], (unsigned char *)data, len) !=
+	    TPM_SUCCESS)
+		return -EBADMSG;
 	if (!e->staged) {
 		for (int i = 1; i < SF_BLOB_COUNT; i++) {
 			uint32_t n = e->blobs.len[i];
@@ -515,31 +640,36 @@ int engine_set_blob(struct engine *e, int type, uint8_t *data, uint32_t len)
 	return blob_replace(e, type, data, len);
 }
 
-int engine_get_blob(struct engine *e, int type, uint8_t **data,
-		    uint32_t *len)
+int engine_get_blob(struct engine *e, enum statefile_blob type,
+		    uint8_t **data, uint32_t *len)
 {
 	unsigned char *buf = NULL;
 	uint32_t blen = 0;
 
-	if (type < 1 || type >= SF_BLOB_COUNT)
+	*data = NULL;
+	*len = 0;
+	if (type < SF_BLOB_PERMANENT || type >= SF_BLOB_COUNT)
 		return -EINVAL;
 	if (type == SF_BLOB_VOLATILE && e->running) {
 		if (TPMLIB_VolatileAll_Store(&buf, &blen) != TPM_SUCCESS)
 			return -EIO;
-		*data = buf;
-		*len = blen;
-		return 0;
+	} else if (!e->blobs.data[type]) {
+		return -ENOENT;
+	} else {
+		blen = e->blobs.len[type];
+		buf = malloc(blen ? blen : 1);
+		if (!buf)
+			return -ENOMEM;
+		memcpy(buf, e->blobs.data[type], blen);
 	}
-	if (!e->blobs.data[type]) {
-		*data = NULL;
-		*len = 0;
-		return 0;
+	if (buf && type == SF_BLOB_VOLATILE &&
+	    e->blobs.data[SF_BLOB_VOLATILE]) {
+		/* Handing volatile state out consumes a stored copy, so
+		 * a later INIT does not resume it as well (as swtpm). */
+		cb_nvram_deletename(0, TPM_VOLATILESTATE_NAME, 0);
 	}
-	*data = malloc(e->blobs.len[type] ? e->blobs.len[type] : 1);
-	if (!*data)
-		return -ENOMEM;
-	memcpy(*data, e->blobs.data[type], e->blobs.len[type]);
-	*len = e->blobs.len[type];
+	*data = buf;
+	*len = blen;
 	return 0;
 }
 

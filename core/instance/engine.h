@@ -12,6 +12,11 @@
  *
  * Not thread-safe: callers serialise every engine call (the instance's job
  * queue does), but any one call may run on a worker thread.
+ *
+ * This is the only code that calls libtpms.  The fields of struct engine
+ * are the engine's (and, for loading and persisting, the instance's);
+ * transports use the functions below only, and never free what the
+ * engine holds.
  */
 #ifndef VTPM_ENGINE_H
 #define VTPM_ENGINE_H
@@ -21,6 +26,7 @@
 
 #include "proto/config.h"
 #include "proto/statefile.h"
+#include "proto/tpmframe.h"
 
 struct engine {
 	enum tpm_version version;
@@ -61,13 +67,20 @@ struct engine {
 	/* libtpms owns and reuses this buffer across TPMLIB_Process calls. */
 	unsigned char *rbuf;
 	uint32_t rbuf_size;
+	/* The answer of a stopped or failing TPM (engine_process). */
+	uint8_t errbuf[TPM_HEADER_LEN];
 };
 
-/* Errors of engine_load: a statefile_err, or a negative errno below. */
+/*
+ * What engine_load and engine_load_slots found.  Their return value is 0
+ * or a negative errno; the state file's own verdict is here, in its own
+ * domain (never mixed with an errno).
+ */
 struct engine_load_result {
-	int err;
+	/* SF_OK, or why the file was refused (then -EBADMSG is returned). */
+	enum statefile_err verdict;
 	bool created;             /* no file yet: a new vTPM */
-	char detail[512];
+	char detail[512];         /* for a person: what went wrong */
 };
 
 /* Chooses the TPM version and registers the callbacks; once per process. */
@@ -76,8 +89,10 @@ int engine_setup(struct engine *e, enum tpm_version v, uint32_t buffer_size);
 /*
  * Reads and verifies the state file (blocking; call before the loop
  * serves, or on the thread pool).  Never creates, never overwrites: a file
- * that does not verify leaves everything as it was and returns its error.
- * min_generation is the highest generation this vTPM is known to have.
+ * that does not verify leaves everything as it was.  min_generation is the
+ * highest generation this vTPM is known to have.  0; -EBADMSG when the
+ * file (or its absence) is refused, res->verdict says why; another
+ * negative errno when it could not be read.
  */
 int engine_load(struct engine *e, int dirfd, const char *state_name,
 		const struct state_keys *keys, const struct statefile_expect *exp,
@@ -124,15 +139,62 @@ int engine_persist(struct engine *e);
  * only immutable fields, so it may run beside a job. */
 int engine_write_watermark(struct engine *e, uint64_t generation);
 
+/* ---- what the control channel needs (swtpm's CMD_*) ---- */
+
+bool engine_is_running(const struct engine *e);
+/* Whether persistent state changed since the last engine_persist. */
+bool engine_is_dirty(const struct engine *e);
+enum tpm_version engine_version(const struct engine *e);
+/* The largest command (and response) the TPM takes, in bytes. */
+uint32_t engine_buffer_size(const struct engine *e);
+
+/* The locality of the next commands (checked by libtpms, not here). */
+void engine_set_locality(struct engine *e, int locality);
+
+struct engine_buffer_size {
+	uint32_t size, min, max;
+};
+/* SET_BUFFERSIZE: want 0 only reads; a change needs a stopped TPM
+ * (-EBUSY otherwise). */
+int engine_set_buffer_size(struct engine *e, uint32_t want,
+			   struct engine_buffer_size *out);
+
+/* The TPM-established bit, and resetting it from a locality (3 or 4, as
+ * libtpms checks); the TPM's response code. */
+uint32_t engine_get_established(struct engine *e, bool *bit);
+uint32_t engine_reset_established(struct engine *e, int locality);
+
+/* The TIS hash interface (HASH_START/DATA/END); the TPM's response code. */
+uint32_t engine_hash_start(struct engine *e);
+uint32_t engine_hash_data(struct engine *e, const uint8_t *data,
+			  uint32_t len);
+uint32_t engine_hash_end(struct engine *e);
+
+/* GET_INFO: libtpms's JSON description for TPMLIB_INFO_* flags; the
+ * caller frees it with free(); NULL when there is none. */
+char *engine_get_info(struct engine *e, uint64_t flags);
+
 /* Volatile state of a running TPM into the blobs (STORE_VOLATILE). */
 int engine_store_volatile(struct engine *e);
 
-/* Replaces one blob (SET_STATEBLOB); TPM must be stopped. */
-int engine_set_blob(struct engine *e, int type, uint8_t *data, uint32_t len);
+/*
+ * SET_STATEBLOB: replaces one blob (the engine copies data).  Held back
+ * from disk until it has booted a TPM (engine_power_on).  -EBUSY while
+ * the TPM runs, -EBADMSG when libtpms refuses the blob's format, -EINVAL
+ * for a type out of range, -ENOMEM.
+ */
+int engine_set_blob(struct engine *e, enum statefile_blob type,
+		    const uint8_t *data, uint32_t len);
 
-/* Current bytes of one blob (GET_STATEBLOB); caller frees *data. */
-int engine_get_blob(struct engine *e, int type, uint8_t **data,
-		    uint32_t *len);
+/*
+ * GET_STATEBLOB: a copy of one blob, the caller's to free (free()); the
+ * volatile blob of a running TPM is taken from it now.  Handing volatile
+ * state out consumes a stored copy, so that a later power-on does not
+ * resume it as well (as swtpm).  -ENOENT when there is no such blob,
+ * -EINVAL, -EIO, -ENOMEM.
+ */
+int engine_get_blob(struct engine *e, enum statefile_blob type,
+		    uint8_t **data, uint32_t *len);
 
 void engine_cancel(struct engine *e);
 void engine_free(struct engine *e);

@@ -28,155 +28,119 @@
 #include "lib/log.h"
 #include "proto/statefile.h"
 #include "lib/store.h"
+#include "proto/tpmcodes.h"
 #include "proto/tpmframe.h"
 #include "instance/vtpm.h"
 
 
-static void run_next(struct vtpm *v);
-
-/* ---- the job queue ---- */
-
-void vtpm_submit(struct vtpm *v, struct vtpm_job *job)
-{
-	job->owner = v;
-	job->next = NULL;
-	job->status = 0;
-	job->rsp = NULL;
-	job->rsp_len = 0;
-	if (v->stopping) {
-		job->status = -ECANCELED;
-		job->done(job);
-		return;
-	}
-	if (v->tail)
-		v->tail->next = job;
-	else
-		v->head = job;
-	v->tail = job;
-	run_next(v);
-}
-
-bool vtpm_withdraw(struct vtpm *v, struct vtpm_job *job)
-{
-	struct vtpm_job **pp = &v->head, *prev = NULL;
-
-	if (v->cur == job)
-		return false;
-	while (*pp) {
-		if (*pp == job) {
-			*pp = job->next;
-			if (v->tail == job)
-				v->tail = prev;
-			return true;
-		}
-		prev = *pp;
-		pp = &(*pp)->next;
-	}
-	return true;
-}
-
-void vtpm_cancel(struct vtpm *v)
-{
-	if (v->cur && v->cur->kind == VTPM_JOB_CMD && v->cur->offloop)
-		engine_cancel(&v->eng);
-}
+/* ---- the job queue, over the engine ---- */
 
 static void run_cmd(struct vtpm *v, struct vtpm_job *job)
 {
 	if (job->locality >= 0)
-		v->eng.locality = job->locality;
+		engine_set_locality(&v->eng, job->locality);
 	engine_process(&v->eng, job->cmd, job->cmd_len, &job->rsp,
 		       &job->rsp_len);
 }
 
-static void job_work(uv_work_t *w)
+static bool q_offloop(void *ctx, const struct vtpm_job *job)
 {
-	struct vtpm_job *job = w->data;
-	struct vtpm *v = job->owner;
+	struct vtpm *v = ctx;
 
-	if (job->offloop) {
-		if (job->kind == VTPM_JOB_CMD)
-			run_cmd(v, job);
-		else
-			job->call(v, job);
-	}
-	job->persist_rc = engine_persist(&v->eng);
+	if (job->kind == VTPM_JOB_CMD)
+		return !engine_cmd_is_quick(&v->eng, job->cmd, job->cmd_len);
+	return job->call_offloop;
 }
 
-static void job_finish(struct vtpm *v, struct vtpm_job *job)
+static void q_run(void *ctx, struct vtpm_job *job)
 {
-	static uint8_t failrsp[TPM_HEADER_LEN];
+	struct vtpm *v = ctx;
 
-	if (job->persist_rc) {
-		/*
-		 * The TPM changed but the change is not on disk.  Answering
-		 * success would be a lie and carrying on would serve state
-		 * that a restart loses: fail this command and stop; a
-		 * restart resumes from the last durable state.
-		 */
-		log_errx("cannot write state file %s: %s; stopping",
-			 v->eng.state_name, strerror(-job->persist_rc));
-		if (job->kind == VTPM_JOB_CMD) {
-			tpm_error_response(failrsp,
-					   v->eng.version == TPM_VERSION_2,
-					   v->eng.version == TPM_VERSION_2 ? 0x101
-									   : 0x9);
-			job->rsp = failrsp;
-			job->rsp_len = TPM_HEADER_LEN;
-		}
-		job->status = -EIO;
-		v->cur = NULL;
-		job->done(job);
-		vtpm_shutdown(v, 1);
-		return;
-	}
-	v->cur = NULL;
-	job->done(job);
-	run_next(v);
+	if (job->kind == VTPM_JOB_CMD)
+		run_cmd(v, job);
+	else
+		job->call(v, job);
 }
 
-static void job_after_work(uv_work_t *w, int status)
+static bool q_dirty(void *ctx)
 {
-	struct vtpm_job *job = w->data;
+	struct vtpm *v = ctx;
 
-	(void)status;
-	job_finish(job->owner, job);
+	return engine_is_dirty(&v->eng);
+}
+
+static int q_persist(void *ctx)
+{
+	struct vtpm *v = ctx;
+
+	return engine_persist(&v->eng);
+}
+
+static void q_cancel(void *ctx)
+{
+	struct vtpm *v = ctx;
+
+	engine_cancel(&v->eng);
+}
+
+static void q_persist_failed(void *ctx, struct vtpm_job *job, int rc)
+{
+	struct vtpm *v = ctx;
+	bool tpm2 = engine_version(&v->eng) == TPM_VERSION_2;
+
+	/*
+	 * The TPM changed but the change is not on disk.  Answering
+	 * success would be a lie and carrying on would serve state that a
+	 * restart loses: fail this command and stop; a restart resumes from
+	 * the last durable state.
+	 */
+	log_errx("cannot write state file %s: %s; stopping",
+		 v->eng.state_name, strerror(-rc));
+	if (job->kind == VTPM_JOB_CMD) {
+		tpm_error_response(v->failrsp, tpm2,
+				   tpm2 ? TPM2_RC_FAILURE : TPM12_FAIL);
+		job->rsp = v->failrsp;
+		job->rsp_len = TPM_HEADER_LEN;
+	}
+}
+
+static void q_fatal(void *ctx, int rc)
+{
+	(void)rc;
+	vtpm_shutdown(ctx, 1);
 }
 
 static void finish_shutdown(struct vtpm *v);
 
-static void run_next(struct vtpm *v)
+static void q_idle(void *ctx)
 {
-	struct vtpm_job *job;
+	finish_shutdown(ctx);
+}
 
-	while (!v->cur && v->head) {
-		job = v->head;
-		v->head = job->next;
-		if (!v->head)
-			v->tail = NULL;
-		v->cur = job;
-		job->persist_rc = 0;
-		if (job->kind == VTPM_JOB_CMD) {
-			job->offloop = !engine_cmd_is_quick(&v->eng, job->cmd,
-							    job->cmd_len);
-			if (!job->offloop)
-				run_cmd(v, job);
-		} else {
-			job->offloop = job->call_offloop;
-			if (!job->offloop)
-				job->call(v, job);
-		}
-		if (job->offloop || v->eng.dirty) {
-			job->work.data = job;
-			uv_queue_work(v->loop, &job->work, job_work,
-				      job_after_work);
-			return;
-		}
-		v->cur = NULL;
-		job->done(job);
-	}
-	if (v->stopping && !v->cur)
-		finish_shutdown(v);
+static const struct jobq_ops instance_jobq_ops = {
+	.offloop = q_offloop,
+	.run = q_run,
+	.dirty = q_dirty,
+	.persist = q_persist,
+	.cancel = q_cancel,
+	.persist_failed = q_persist_failed,
+	.fatal = q_fatal,
+	.idle = q_idle,
+};
+
+void vtpm_submit(struct vtpm *v, struct vtpm_job *job)
+{
+	jobq_submit(&v->q, job);
+}
+
+bool vtpm_withdraw(struct vtpm *v, struct vtpm_job *job)
+{
+	return jobq_withdraw(&v->q, job);
+}
+
+void vtpm_cancel(struct vtpm *v)
+{
+	jobq_cancel(&v->q);
 }
 
 /* ---- shutdown ---- */
@@ -213,11 +177,9 @@ static void final_after(uv_work_t *w, int status)
 
 static void finish_shutdown(struct vtpm *v)
 {
-	static bool done;
-
-	if (done || !v->transport_stopped || v->start_mark_busy)
+	if (v->finishing || !v->transport_stopped || v->start_mark_busy)
 		return;
-	done = true;
+	v->finishing = true;
 	/* Record how far this vTPM got, so an older file is refused. */
 	v->final_work.data = v;
 	if (v->exit_code == 0 && !v->managed)
@@ -232,26 +194,19 @@ static void transport_stopped(struct transport *t)
 	struct vtpm *v = t->vtpm;
 
 	v->transport_stopped = true;
-	if (!v->cur)
+	if (!jobq_busy(&v->q))
 		finish_shutdown(v);
 }
 
 void vtpm_shutdown(struct vtpm *v, int exit_code)
 {
-	struct vtpm_job *job;
-
 	if (exit_code > v->exit_code)
 		v->exit_code = exit_code;
 	if (v->stopping)
 		return;
 	v->stopping = true;
 	/* Queued jobs never started: their clients get no answer. */
-	while ((job = v->head)) {
-		v->head = job->next;
-		job->status = -ECANCELED;
-		job->done(job);
-	}
-	v->tail = NULL;
+	jobq_drain(&v->q);
 	v->transport.ops->stop(&v->transport, transport_stopped);
 }
 
@@ -311,6 +266,7 @@ static int read_watermark(int dirfd, const char *name,
 			  uint8_t uuid[16], uint64_t *gen, char *err,
 			  size_t errlen)
 {
+	enum statefile_err verdict;
 	uint8_t *buf;
 	size_t len;
 	int rc;
@@ -325,12 +281,12 @@ static int read_watermark(int dirfd, const char *name,
 	}
 	if (len == WATERMARK_LEN)
 		memcpy(uuid, buf + 8, 16);
-	rc = watermark_decode(keys, buf, len, uuid, gen);
+	verdict = watermark_decode(keys, buf, len, uuid, gen);
 	free(buf);
-	if (rc) {
+	if (verdict != SF_OK) {
 		snprintf(err, errlen, "%s: generation watermark: %s", name,
-			 statefile_strerror(rc));
-		return rc;
+			 statefile_strerror(verdict));
+		return -EBADMSG;
 	}
 	*have = true;
 	return 0;
@@ -358,7 +314,7 @@ static void watermark_start_after(uv_work_t *w, int status)
 
 	(void)status;
 	v->start_mark_busy = false;
-	if (v->stopping && !v->cur)
+	if (v->stopping && !jobq_busy(&v->q))
 		finish_shutdown(v);
 }
 
@@ -370,9 +326,11 @@ static void startup_persist_call(struct vtpm *v, struct vtpm_job *job)
 
 static void startup_persist_done(struct vtpm_job *job)
 {
+	struct vtpm *v = job->data;
+
 	if (job->status == 0)
 		log_debug("initial state is durable, generation %llu",
-			  (unsigned long long)job->owner->eng.meta.generation);
+			  (unsigned long long)v->eng.meta.generation);
 }
 
 /*
@@ -381,15 +339,13 @@ static void startup_persist_done(struct vtpm_job *job)
  * seconds to start a TPM 1.2 (and to manufacture a new one: an RSA-2048
  * endorsement key) on a slow machine.  Guest commands queue behind it.
  */
-static bool power_failed;
-
 static void power_on_call(struct vtpm *v, struct vtpm_job *job)
 {
 	uint32_t src;
 
 	(void)job;
 	if (engine_power_on(&v->eng, false)) {
-		power_failed = true;
+		v->power_failed = true;
 		return;
 	}
 	src = engine_startup_clear(&v->eng);
@@ -399,9 +355,9 @@ static void power_on_call(struct vtpm *v, struct vtpm_job *job)
 
 static void power_on_done(struct vtpm_job *job)
 {
-	struct vtpm *v = job->owner;
+	struct vtpm *v = job->data;
 
-	if (power_failed) {
+	if (v->power_failed) {
 		log_errx("the TPM engine failed to start from %s/%s",
 			 v->cfg->state_dir, v->eng.state_name);
 		vtpm_shutdown(v, 1);
@@ -505,8 +461,6 @@ static void load_standalone(struct vtpm *v, const struct config *cfg,
 
 /* ---- loading: with the manager ---- */
 
-static struct mgrlink manager_link;
-
 /* Runs on the thread pool, right after a state slot is durable. */
 static int save_hash_to_manager(struct engine *e, uint64_t generation,
 				const uint8_t hash[32], void *ctx)
@@ -536,28 +490,29 @@ static int save_hash_to_manager(struct engine *e, uint64_t generation,
 }
 
 /* LOADHASHKEY, retried with backoff while the manager is unreachable. */
-static void manager_load_key(const struct config *cfg, struct mgr_rsp *rsp)
+static void manager_load_key(struct vtpm *v, const struct config *cfg,
+			     struct mgr_rsp *rsp)
 {
+	struct mgrlink *link = &v->link;
 	struct mgr_req req = { .type = MGR_MSG_LOADHASHKEY };
 	bool inherited = strncmp(cfg->manager, "fd:", 3) == 0;
 	unsigned int delay_ms = 100;
 	char err[200];
 
 	for (;;) {
-		int rc = mgrlink_is_open(&manager_link)
+		int rc = mgrlink_is_open(link)
 				 ? 0
-				 : mgrlink_open(cfg->manager, &manager_link, err,
+				 : mgrlink_open(cfg->manager, link, err,
 						sizeof(err));
 		if (rc == -EINVAL) /* the spec itself: retrying cannot help */
 			fatalx("manager link %s: %s", cfg->manager, err);
 		if (rc == 0) {
-			rc = mgrlink_call(&manager_link, &req, rsp, err,
-					  sizeof(err));
+			rc = mgrlink_call(link, &req, rsp, err, sizeof(err));
 			if (rc == 0)
 				break;
 			if (inherited)
 				fatalx("manager link %s: %s", cfg->manager, err);
-			mgrlink_close(&manager_link);
+			mgrlink_close(link);
 		}
 		log_warnx("manager %s unreachable (%s); retrying in %u ms, "
 			  "serving nothing until the state is loaded",
@@ -583,8 +538,7 @@ static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
 
 	if (!cfg->have_uuid)
 		fatalx("--manager needs --uuid: the vTPM's identity");
-	mgrlink_init(&manager_link);
-	manager_load_key(cfg, &rsp);
+	manager_load_key(v, cfg, &rsp);
 	rc = state_keys_derive(rsp.u.load.state_key, &keys);
 	nostate = rsp.u.load.flags & MGR_LOAD_FLAG_NOSTATE;
 	memset(&exp, 0, sizeof(exp));
@@ -604,7 +558,7 @@ static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
 	if (rc)
 		fatalx("refusing to start: %s/%s", cfg->state_dir, res.detail);
 	v->eng.after_persist = save_hash_to_manager;
-	v->eng.after_ctx = &manager_link;
+	v->eng.after_ctx = &v->link;
 	v->managed = true;
 	/* Started by the manager: do not outlive it.  A new manager starts
 	 * a new instance, which needs this one's state lock. */
@@ -656,7 +610,7 @@ static void drop_privileges(const struct config *cfg,
 int instance_main(const struct config *cfg,
 		  const struct instance_transports *transports)
 {
-	static struct vtpm vtpm;
+	struct vtpm vtpm;
 	struct vtpm *v = &vtpm;
 	struct state_keys keys;
 	char name[128];
@@ -666,6 +620,8 @@ int instance_main(const struct config *cfg,
 	struct timespec t0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
+	memset(v, 0, sizeof(*v));
+	mgrlink_init(&v->link);
 	/*
 	 * Started by the manager, an instance holds stdio and its link (fd 3)
 	 * and nothing else.  Whatever else a fork caught (the manager's
@@ -724,6 +680,7 @@ int instance_main(const struct config *cfg,
 	}
 	v->loop = uv_default_loop();
 	v->cfg = cfg;
+	jobq_init(&v->q, v->loop, &instance_jobq_ops, v);
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(v->loop, &v->sigterm);
 	uv_signal_init(v->loop, &v->sigint);
@@ -742,32 +699,34 @@ int instance_main(const struct config *cfg,
 		fatalx("cannot start transport %s: %s", v->transport.ops->name,
 		       strerror(-rc));
 	if (deferred_power) {
-		static struct vtpm_job power_job = {
+		v->power_job = (struct vtpm_job){
 			.kind = VTPM_JOB_CALL,
 			.call = power_on_call,
 			.call_offloop = true,
 			.done = power_on_done,
+			.data = v,
 		};
-		vtpm_submit(v, &power_job);
+		vtpm_submit(v, &v->power_job);
 	}
 	/*
 	 * What manufacturing or Startup changed goes to disk as the first
 	 * job, on the thread pool: commands that arrive meanwhile queue
 	 * behind it, so none is answered before that state is durable.
 	 */
-	if (v->eng.dirty) {
-		static struct vtpm_job first_persist = {
+	if (engine_is_dirty(&v->eng)) {
+		v->first_persist = (struct vtpm_job){
 			.kind = VTPM_JOB_CALL,
 			.call = startup_persist_call,
 			.done = startup_persist_done,
+			.data = v,
 		};
-		vtpm_submit(v, &first_persist);
+		vtpm_submit(v, &v->first_persist);
 	}
-	if (v->managed && mgrlink_pollfd(&manager_link) >= 0) {
+	if (v->managed && mgrlink_pollfd(&v->link) >= 0) {
 		/* The manager going away ends this instance's purpose.  (The
 		 * Xen ring has no such fd: a restarted manager backend picks
 		 * the ring up again, and calls fail while it is away.) */
-		uv_poll_init(v->loop, &v->link_poll, mgrlink_pollfd(&manager_link));
+		uv_poll_init(v->loop, &v->link_poll, mgrlink_pollfd(&v->link));
 		v->link_poll.data = v;
 		uv_poll_start(&v->link_poll, UV_DISCONNECT, on_link_event);
 	}
@@ -788,7 +747,7 @@ int instance_main(const struct config *cfg,
 	uv_run(v->loop, UV_RUN_DEFAULT);
 	uv_loop_close(v->loop);
 	engine_free(&v->eng);
-	mgrlink_close(&manager_link);
+	mgrlink_close(&v->link);
 	close(lockfd);
 	close(dirfd);
 	return v->exit_code;

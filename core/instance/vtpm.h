@@ -16,42 +16,8 @@
 
 #include "proto/config.h"
 #include "instance/engine.h"
-
-struct vtpm;
-struct vtpm_job;
-
-typedef void (*vtpm_job_cb)(struct vtpm_job *job);
-typedef void (*vtpm_call_fn)(struct vtpm *v, struct vtpm_job *job);
-
-enum vtpm_job_kind {
-	VTPM_JOB_CMD = 1,
-	VTPM_JOB_CALL = 2,
-};
-
-struct vtpm_job {
-	/* filled by the submitter */
-	enum vtpm_job_kind kind;
-	const uint8_t *cmd;    /* CMD: command bytes, valid until done */
-	uint32_t cmd_len;
-	int locality;          /* CMD: -1 keeps the current locality */
-	vtpm_call_fn call;     /* CALL: runs on the loop thread, or on the
-				  thread pool when call_offloop is set */
-	bool call_offloop;
-	vtpm_job_cb done;      /* runs on the loop thread */
-	void *data;            /* the submitter's */
-
-	/* results, valid inside done() only */
-	const uint8_t *rsp;
-	uint32_t rsp_len;
-	int status;            /* 0, or -ECANCELED when dropped at shutdown */
-
-	/* private to the core */
-	struct vtpm_job *next;
-	struct vtpm *owner;
-	uv_work_t work;
-	int persist_rc;
-	bool offloop;
-};
+#include "instance/jobq.h"
+#include "instance/mgrlink.h"
 
 struct transport;
 
@@ -81,29 +47,44 @@ struct transport {
 	void *priv;
 };
 
+/* The instance; transports reach its engine through vtpm_engine() and
+ * the functions of instance/engine.h, never through these fields. */
 struct vtpm {
 	uv_loop_t *loop;
 	const struct config *cfg;
 	struct engine eng;
 	struct transport transport;
 
-	struct vtpm_job *head, *tail;
-	struct vtpm_job *cur;
+	struct jobq q;
+	/* Jobs of the instance itself, run first. */
+	struct vtpm_job power_job, first_persist;
+	bool power_failed;     /* power_job's verdict */
+	uint8_t failrsp[TPM_HEADER_LEN]; /* a command whose state was lost */
 	uv_work_t start_mark_work, final_work;
 	uint64_t start_mark_gen;
 	bool start_mark_busy;
 
 	uv_signal_t sigterm, sigint;
+	struct mgrlink link;   /* to the manager, when managed */
 	uv_poll_t link_poll;   /* the manager link, watched for hang-up */
 	bool stopping;
 	bool managed;          /* keys and freshness come from the manager */
 	bool transport_stopped;
+	bool finishing;        /* the final steps of the shutdown began */
 	int exit_code;
 };
 
+/* The instance's engine, for the functions of instance/engine.h (from a
+ * job call, or for what engine.h says may run beside a job). */
+static inline struct engine *vtpm_engine(struct vtpm *v)
+{
+	return &v->eng;
+}
+
 void vtpm_submit(struct vtpm *v, struct vtpm_job *job);
 
-/* Removes a job that has not started yet; false if it already runs. */
+/* Removes a job that has not started yet (its done() will then not run);
+ * false if it already runs. */
 bool vtpm_withdraw(struct vtpm *v, struct vtpm_job *job);
 
 /* Asks the running command to stop early (TPM cancel). */

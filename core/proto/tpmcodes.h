@@ -53,4 +53,37 @@
 #define TPM12_BAD_PARAM_SIZE 0x19u
 #define TPM12_INVALID_POSTINIT 0x26u
 
+/* TPM 2.0 command codes the engine runs on the loop thread (quick ones) */
+#define TPM2_CC_NV_Increment 0x00000134u
+#define TPM2_CC_NV_Extend 0x00000136u
+#define TPM2_CC_PCR_Event 0x0000013Cu
+#define TPM2_CC_PCR_Reset 0x0000013Du
+#define TPM2_CC_StirRandom 0x00000146u
+#define TPM2_CC_NV_Read 0x0000014Eu
+#define TPM2_CC_ContextLoad 0x00000161u
+#define TPM2_CC_ContextSave 0x00000162u
+#define TPM2_CC_FlushContext 0x00000165u
+#define TPM2_CC_NV_ReadPublic 0x00000169u
+#define TPM2_CC_ReadPublic 0x00000173u
+#define TPM2_CC_GetCapability 0x0000017Au
+#define TPM2_CC_GetTestResult 0x0000017Cu
+#define TPM2_CC_Hash 0x0000017Du
+#define TPM2_CC_ReadClock 0x00000181u
+#define TPM2_CC_TestParms 0x0000018Au
+
+/* TPM 1.2 ordinals the engine runs on the loop thread */
+#define TPM12_ORD_Extend 0x00000014u
+#define TPM12_ORD_PcrRead 0x00000015u
+#define TPM12_ORD_GetRandom 0x00000046u
+#define TPM12_ORD_GetCapability 0x00000065u
+
+/* TPM 1.2 return codes (swtpm's control channel answers with these too) */
+#define TPM12_BAD_PARAMETER 0x03u
+#define TPM12_BAD_ORDINAL 0x0Au
+#define TPM12_KEYNOTFOUND 0x0Du
+#define TPM12_SIZE 0x17u
+#define TPM12_IOERROR 0x1Fu
+#define TPM12_BAD_LOCALITY 0x3Du
+#define TPM12_RETRY 0x800u
+
 #endif

@@ -2,16 +2,15 @@
 #include "unix-socket/swtpm_ctrl.h"
 
 #include <errno.h>
-#include <libtpms/tpm_error.h>
-#include <libtpms/tpm_library.h>
-#include <libtpms/tpm_tis.h>
 #include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/bytes.h"
 #include "proto/statefile.h"
+#include "proto/tpmcodes.h"
 #include "proto/swtpm_blob.h"
+#include "instance/engine.h"
 #include "instance/vtpm.h"
 
 int ctrl_frame(const uint8_t *buf, size_t len, struct ctrl_req *req)
@@ -101,22 +100,14 @@ static int ctrl_get_stateblob(struct engine *e, const struct ctrl_req *req,
 		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
 	type = be32_get(req->body + 4);
 	offset = be32_get(req->body + 8);
+	/* A volatile blob handed out is consumed (engine_get_blob). */
 	if (type < SF_BLOB_PERMANENT || type > SF_BLOB_SAVESTATE ||
-	    engine_get_blob(e, (int)type, &blob, &blen) || !blob) {
+	    engine_get_blob(e, (enum statefile_blob)type, &blob, &blen) ||
+	    !blob) {
 		if (reply_alloc(out, 16))
 			return -ENOMEM;
 		be32_put(out->buf, CTRL_RES_RETRY);
 		return 0;
-	}
-	if (type == SF_BLOB_VOLATILE && e->blobs.data[SF_BLOB_VOLATILE]) {
-		/* Handing volatile state out consumes a stored copy, so
-		 * a later INIT does not resume it as well (as swtpm). */
-		OPENSSL_cleanse(e->blobs.data[SF_BLOB_VOLATILE],
-				e->blobs.len[SF_BLOB_VOLATILE]);
-		free(e->blobs.data[SF_BLOB_VOLATILE]);
-		e->blobs.data[SF_BLOB_VOLATILE] = NULL;
-		e->blobs.len[SF_BLOB_VOLATILE] = 0;
-		e->dirty = true;
 	}
 	/* swtpm's envelope, so that the blob also loads into swtpm. */
 	{
@@ -151,22 +142,17 @@ static int ctrl_get_stateblob(struct engine *e, const struct ctrl_req *req,
 static int ctrl_set_stateblob(struct engine *e, const struct ctrl_req *req,
 			      struct ctrl_reply *out)
 {
-	static const enum TPMLIB_StateType st[] = {
-		0, TPMLIB_STATE_PERMANENT, TPMLIB_STATE_VOLATILE,
-		TPMLIB_STATE_SAVE_STATE,
-	};
 	uint32_t flags, type, len, rawlen;
 	const uint8_t *raw;
-	uint8_t *data;
 
-	if (e->running)
+	if (engine_is_running(e))
 		return ctrl_reply_res(out, CTRL_RES_BAD_ORDINAL);
 	if (req->body_len < 12)
 		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
 	flags = be32_get(req->body);
 	type = be32_get(req->body + 4);
 	len = be32_get(req->body + 8);
-	if (flags & 2) /* PTM_STATE_FLAG_ENCRYPTED: we have no migration key */
+	if (flags & CTRL_STATE_FLAG_ENCRYPTED) /* we have no migration key */
 		return ctrl_reply_res(out, CTRL_RES_KEYNOTFOUND);
 	if (type < SF_BLOB_PERMANENT || type > SF_BLOB_SAVESTATE ||
 	    len > CTRL_MAX_BLOB || req->body_len != 12 + (size_t)len)
@@ -181,16 +167,20 @@ static int ctrl_set_stateblob(struct engine *e, const struct ctrl_req *req,
 	default:
 		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
 	}
-	data = (uint8_t *)raw;
-	/* libtpms checks the blob's format and stages it for MainInit. */
-	if (TPMLIB_SetState(st[type], data, rawlen) != TPM_SUCCESS)
+	/* The engine has libtpms check the blob's format, then stages it
+	 * for the next INIT. */
+	switch (engine_set_blob(e, (enum statefile_blob)type, raw, rawlen)) {
+	case 0:
+		return ctrl_reply_res(out, CTRL_RES_OK);
+	case -EBADMSG:
 		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
-	if (engine_set_blob(e, (int)type, data, rawlen))
+	default:
 		return ctrl_reply_res(out, CTRL_RES_FAIL);
-	return ctrl_reply_res(out, CTRL_RES_OK);
+	}
 }
 
-static int ctrl_get_info(const struct ctrl_req *req, struct ctrl_reply *out)
+static int ctrl_get_info(struct engine *e, const struct ctrl_req *req,
+			 struct ctrl_reply *out)
 {
 	uint64_t flags;
 	uint32_t offset, tot, n;
@@ -201,9 +191,9 @@ static int ctrl_get_info(const struct ctrl_req *req, struct ctrl_reply *out)
 		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
 	flags = be64_get(req->body);
 	offset = be32_get(req->body + 8);
-	info = TPMLIB_GetInfo((enum TPMLIB_InfoFlags)flags);
+	info = engine_get_info(e, flags);
 	if (!info)
-		return ctrl_reply_res(out, 0x17 /* TPM_SIZE */);
+		return ctrl_reply_res(out, TPM12_SIZE);
 	slen = strlen(info);
 	if (offset >= slen) {
 		free(info);
@@ -228,22 +218,18 @@ static int ctrl_get_info(const struct ctrl_req *req, struct ctrl_reply *out)
 static int ctrl_set_buffersize(struct engine *e, const struct ctrl_req *req,
 			       struct ctrl_reply *out)
 {
-	uint32_t want, cur, minsz, maxsz;
+	struct engine_buffer_size bs;
 
 	if (req->body_len < 4)
 		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
-	want = be32_get(req->body);
-	if (want && e->running)
+	if (engine_set_buffer_size(e, be32_get(req->body), &bs))
 		return ctrl_reply_res(out, CTRL_RES_BAD_ORDINAL);
-	cur = TPMLIB_SetBufferSize(want, &minsz, &maxsz);
-	if (want)
-		e->buffer_size = cur;
 	if (reply_alloc(out, 16))
 		return -ENOMEM;
 	be32_put(out->buf, CTRL_RES_OK);
-	be32_put(out->buf + 4, cur);
-	be32_put(out->buf + 8, minsz);
-	be32_put(out->buf + 12, maxsz);
+	be32_put(out->buf + 4, bs.size);
+	be32_put(out->buf + 8, bs.min);
+	be32_put(out->buf + 12, bs.max);
 	return 0;
 }
 
@@ -268,16 +254,15 @@ static int needs_running(uint32_t code)
 int ctrl_execute(struct vtpm *v, const struct ctrl_req *req,
 		 struct ctrl_reply *out)
 {
-	struct engine *e = &v->eng;
+	struct engine *e = vtpm_engine(v);
 	const uint8_t *b = req->body;
 	size_t blen = req->body_len;
-	TPM_BOOL bit;
+	bool bit;
 	uint32_t rc;
-	int loc;
 
 	out->buf = NULL;
 	out->len = 0;
-	if (needs_running(req->code) && !e->running)
+	if (needs_running(req->code) && !engine_is_running(e))
 		return ctrl_reply_res(out, CTRL_RES_BAD_ORDINAL);
 
 	switch (req->code) {
@@ -290,8 +275,10 @@ int ctrl_execute(struct vtpm *v, const struct ctrl_req *req,
 		if (blen != 4)
 			return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
 		/* A power cycle; swtpm runs no Startup here either. */
-		rc = engine_power_on(e, be32_get(b) & 1) ? CTRL_RES_FAIL
-							   : CTRL_RES_OK;
+		rc = engine_power_on(e, be32_get(b) &
+					       CTRL_INIT_FLAG_DELETE_VOLATILE)
+			     ? CTRL_RES_FAIL
+			     : CTRL_RES_OK;
 		return ctrl_reply_res(out, rc);
 	case CTRL_STOP:
 		if (blen)
@@ -301,8 +288,7 @@ int ctrl_execute(struct vtpm *v, const struct ctrl_req *req,
 	case CTRL_GET_TPMESTABLISHED:
 		if (blen)
 			return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
-		bit = 0;
-		rc = TPM_IO_TpmEstablished_Get(&bit);
+		rc = engine_get_established(e, &bit);
 		if (reply_alloc(out, 8))
 			return -ENOMEM;
 		be32_put(out->buf, rc);
@@ -311,29 +297,25 @@ int ctrl_execute(struct vtpm *v, const struct ctrl_req *req,
 	case CTRL_SET_LOCALITY:
 		if (b[0] > 4)
 			return ctrl_reply_res(out, CTRL_RES_BAD_LOCALITY);
-		e->locality = b[0];
+		engine_set_locality(e, b[0]);
 		return ctrl_reply_res(out, CTRL_RES_OK);
 	case CTRL_RESET_TPMESTABLISHED:
 		if (b[0] > 4)
 			return ctrl_reply_res(out, CTRL_RES_BAD_LOCALITY);
-		/* libtpms checks the locality (3 or 4) through our callback. */
-		loc = e->locality;
-		e->locality = b[0];
-		rc = TPM_IO_TpmEstablished_Reset();
-		e->locality = loc;
-		return ctrl_reply_res(out, rc);
+		/* libtpms checks the locality (3 or 4). */
+		return ctrl_reply_res(out, engine_reset_established(e, b[0]));
 	case CTRL_HASH_START:
 	case CTRL_HASH_END:
 		if (blen)
 			return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
-		rc = req->code == CTRL_HASH_START ? TPM_IO_Hash_Start()
-						  : TPM_IO_Hash_End();
+		rc = req->code == CTRL_HASH_START ? engine_hash_start(e)
+						  : engine_hash_end(e);
 		return ctrl_reply_res(out, rc);
 	case CTRL_HASH_DATA: {
 		uint32_t n = be32_get(b);
 		if (n > CTRL_HASH_DATA_MAX || blen != 4 + (size_t)n)
 			return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
-		rc = n ? TPM_IO_Hash_Data(b + 4, n) : CTRL_RES_OK;
+		rc = n ? engine_hash_data(e, b + 4, n) : CTRL_RES_OK;
 		return ctrl_reply_res(out, rc);
 	}
 	case CTRL_CANCEL_TPM_CMD:
@@ -356,13 +338,13 @@ int ctrl_execute(struct vtpm *v, const struct ctrl_req *req,
 			return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
 		if (reply_alloc(out, 8))
 			return -ENOMEM;
-		/* PTM_CONFIG_FLAG_FILE_KEY: the state file is encrypted. */
-		be32_put(out->buf + 4, 1);
+		/* The state file is encrypted. */
+		be32_put(out->buf + 4, CTRL_CONFIG_FLAG_FILE_KEY);
 		return 0;
 	case CTRL_SET_BUFFERSIZE:
 		return ctrl_set_buffersize(e, req, out);
 	case CTRL_GET_INFO:
-		return ctrl_get_info(req, out);
+		return ctrl_get_info(e, req, out);
 	default:
 		return ctrl_reply_res(out, CTRL_RES_BAD_ORDINAL);
 	}

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto/tpmcodes.h"
+
 struct vtpm;
 
 enum {
@@ -40,14 +42,19 @@ enum {
 };
 
 /* Result codes (TPM 1.2 numbering, as swtpm uses them). */
-#define CTRL_RES_OK 0x00u
-#define CTRL_RES_FAIL 0x09u
-#define CTRL_RES_BAD_PARAMETER 0x03u
-#define CTRL_RES_BAD_ORDINAL 0x0au
-#define CTRL_RES_KEYNOTFOUND 0x0du
-#define CTRL_RES_IOERROR 0x1fu
-#define CTRL_RES_BAD_LOCALITY 0x3du
-#define CTRL_RES_RETRY 0x800u
+#define CTRL_RES_OK TPM12_SUCCESS
+#define CTRL_RES_FAIL TPM12_FAIL
+#define CTRL_RES_BAD_PARAMETER TPM12_BAD_PARAMETER
+#define CTRL_RES_BAD_ORDINAL TPM12_BAD_ORDINAL
+#define CTRL_RES_KEYNOTFOUND TPM12_KEYNOTFOUND
+#define CTRL_RES_IOERROR TPM12_IOERROR
+#define CTRL_RES_BAD_LOCALITY TPM12_BAD_LOCALITY
+#define CTRL_RES_RETRY TPM12_RETRY
+
+/* Flags of swtpm's requests and replies (PTM_*_FLAG_* of tpm_ioctl.h). */
+#define CTRL_INIT_FLAG_DELETE_VOLATILE 0x1u  /* INIT */
+#define CTRL_STATE_FLAG_ENCRYPTED 0x2u       /* GET/SET_STATEBLOB */
+#define CTRL_CONFIG_FLAG_FILE_KEY 0x1u       /* GET_CONFIG */
 
 /* Every command we implement (swtpm 0.7.1 reports the same 16 bits). */
 #define CTRL_CAPABILITIES 0xffffull

@@ -16,9 +16,12 @@
 #include <unistd.h>
 
 #include "lib/bytes.h"
+#include "lib/list.h"
 #include "lib/log.h"
 #include "unix-socket/swtpm_ctrl.h"
+#include "proto/tpmcodes.h"
 #include "proto/tpmframe.h"
+#include "instance/engine.h"
 #include "instance/vtpm.h"
 #include "unix-socket/unix_socket.h"
 
@@ -39,7 +42,7 @@ struct conn {
 	uv_timer_t timer;
 	enum conn_kind kind;
 	struct usock *us;
-	struct conn *prev, *next;
+	struct list_node node;       /* in usock.conns */
 	unsigned int id;
 
 	uint8_t *rbuf;
@@ -76,7 +79,7 @@ struct listener {
 struct usock {
 	struct transport *t;
 	struct listener data, ctrl;
-	struct conn *conns;
+	struct list_node conns;      /* of conn.node */
 	unsigned int next_id;
 	int open_handles;
 	void (*stopped)(struct transport *t);
@@ -86,6 +89,20 @@ struct usock {
 static void conn_read_start(struct conn *c);
 static void conn_close(struct conn *c);
 
+/* Once stopping and every handle is closed: the transport is gone (its
+ * memory too) and the instance hears so. */
+static void usock_maybe_stopped(struct usock *us)
+{
+	void (*cb)(struct transport *) = us->stopped;
+	struct transport *t = us->t;
+
+	if (!cb || !list_empty(&us->conns) || us->open_handles > 0)
+		return;
+	t->priv = NULL;
+	free(us);
+	cb(t);
+}
+
 /* ---- connection lifetime ---- */
 
 static void conn_unref(struct conn *c)
@@ -94,21 +111,12 @@ static void conn_unref(struct conn *c)
 
 	if (--c->refs > 0)
 		return;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		us->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	list_remove(&c->node);
 	free(c->rbuf);
 	free(c->wbuf);
 	free(c->reply.buf);
 	free(c);
-	if (us->stopped && !us->conns && us->open_handles == 0) {
-		void (*cb)(struct transport *) = us->stopped;
-		us->stopped = NULL;
-		cb(us->t);
-	}
+	usock_maybe_stopped(us);
 }
 
 static void conn_handle_closed(uv_handle_t *h)
@@ -148,7 +156,8 @@ static struct conn *conn_new(struct usock *us, enum conn_kind kind)
 	c->us = us;
 	c->id = ++us->next_id;
 	c->rcap = kind == CONN_DATA
-			  ? MSSIM_HEADER_LEN + us->t->vtpm->eng.buffer_size
+			  ? MSSIM_HEADER_LEN +
+				    engine_buffer_size(vtpm_engine(us->t->vtpm))
 			  : 4 + 12 + 4096;
 	c->rbuf = malloc(c->rcap);
 	if (!c->rbuf) {
@@ -159,10 +168,7 @@ static struct conn *conn_new(struct usock *us, enum conn_kind kind)
 	c->timer.data = c;
 	uv_timer_init(us->t->loop, &c->timer);
 	c->refs = 2; /* the stream handle and the timer */
-	c->next = us->conns;
-	if (us->conns)
-		us->conns->prev = c;
-	us->conns = c;
+	list_push_front(&us->conns, &c->node);
 	return c;
 }
 
@@ -295,7 +301,7 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
  */
 static void data_pump(struct conn *c)
 {
-	struct engine *e = &c->us->t->vtpm->eng;
+	struct engine *e = vtpm_engine(c->us->t->vtpm);
 	int rc;
 
 	if (c->pumping) {
@@ -307,7 +313,8 @@ static void data_pump(struct conn *c)
 		c->repump = false;
 		if (c->closing || c->job_pending || c->wbuf)
 			break;
-		rc = tpmframe_parse(c->rbuf, c->rlen, e->buffer_size, &c->frame);
+		rc = tpmframe_parse(c->rbuf, c->rlen, engine_buffer_size(e),
+				    &c->frame);
 		if (rc == TPMFRAME_NEED_MORE) {
 			if (c->rlen)
 				uv_timer_start(&c->timer, conn_stall_timeout,
@@ -330,12 +337,13 @@ static void data_pump(struct conn *c)
 			/* The stream cannot be resynchronised: answer, then
 			 * close. */
 			uint8_t out[TPM_HEADER_LEN];
+			bool tpm2 = engine_version(e) == TPM_VERSION_2;
 
 			log_warnx_rl(&c->us->rl, "data client %u: %s; closing it",
 				     c->id, tpmframe_strerror(rc));
-			tpm_error_response(out, e->version == TPM_VERSION_2,
-					   e->version == TPM_VERSION_2 ? 0x142
-									: 0x19);
+			tpm_error_response(out, tpm2,
+					   tpm2 ? TPM2_RC_COMMAND_SIZE
+						: TPM12_BAD_PARAM_SIZE);
 			c->close_after_write = true;
 			if (c->reading) {
 				uv_read_stop(&c->h.stream);
@@ -713,6 +721,7 @@ static int usock_start(struct transport *t)
 		return -ENOMEM;
 	t->priv = us;
 	us->t = t;
+	list_init(&us->conns);
 	us->data.kind = CONN_DATA;
 	us->ctrl.kind = CONN_CTRL;
 	us->data.us = us->ctrl.us = us;
@@ -745,25 +754,22 @@ static void listener_closed(uv_handle_t *h)
 	if (l->path[0])
 		unlink(l->path);
 	us->open_handles--;
-	if (us->stopped && !us->conns && us->open_handles == 0) {
-		void (*cb)(struct transport *) = us->stopped;
-		us->stopped = NULL;
-		cb(us->t);
-	}
+	usock_maybe_stopped(us);
 }
 
 static void usock_stop(struct transport *t, void (*done)(struct transport *t))
 {
 	struct usock *us = t->priv;
-	struct conn *c, *next;
+	struct list_node *n, *next;
 
 	us->stopped = done;
 	if (us->data.active && !uv_is_closing(&us->data.h.handle))
 		uv_close(&us->data.h.handle, listener_closed);
 	if (us->ctrl.active && !uv_is_closing(&us->ctrl.h.handle))
 		uv_close(&us->ctrl.h.handle, listener_closed);
-	for (c = us->conns; c; c = next) {
-		next = c->next;
+	list_for_each_safe(n, next, &us->conns) {
+		struct conn *c = list_item(n, struct conn, node);
+
 		/* The running command finishes and its client still gets
 		 * the answer; idle clients are cut at once. */
 		if (c->job_pending || c->wbuf) {
@@ -774,10 +780,7 @@ static void usock_stop(struct transport *t, void (*done)(struct transport *t))
 			conn_close(c);
 		}
 	}
-	if (!us->conns && us->open_handles == 0) {
-		us->stopped = NULL;
-		done(t);
-	}
+	usock_maybe_stopped(us);
 }
 
 const struct transport_ops unix_socket_transport_ops = {

@@ -97,15 +97,15 @@ static void reset_call(struct vtpm *v, struct vtpm_job *job)
 	uint32_t rc;
 
 	(void)job;
-	rc = engine_shutdown_orderly(&v->eng);
+	rc = engine_shutdown_orderly(vtpm_engine(v));
 	if (rc)
 		log_debug("xen-ring: orderly shutdown before the power cycle: "
 			  "rc 0x%x", rc);
-	if (engine_power_on(&v->eng, false)) {
+	if (engine_power_on(vtpm_engine(v), false)) {
 		log_warnx("xen-ring: the TPM did not power on again");
 		return;
 	}
-	rc = engine_startup_clear(&v->eng);
+	rc = engine_startup_clear(vtpm_engine(v));
 	log_info("xen-ring: guest gone: TPM power-cycled for the next one (Startup rc 0x%x)",
 		 rc);
 }
@@ -180,7 +180,7 @@ static int xring_serve(struct xring *x, uint32_t fe, uint32_t devid)
 
 	tpmback_config_init(&tc, x->self, fe, devid,
 			    x->any || cfg->have_uuid ? cfg->uuid : NULL);
-	tc.max_cmd = x->t->vtpm->eng.buffer_size;
+	tc.max_cmd = engine_buffer_size(vtpm_engine(x->t->vtpm));
 	rc = tpmback_serve(&x->tb, x->t->loop, x->xif, &tc, &ring_ops, x);
 	if (rc) {
 		log_warnx("xen-ring: cannot serve domain %u's vtpm device %u: %s",

@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Unit tests of the instance role (core/instance), included by
+# tests/CMakeLists.txt.
+find_package(Threads REQUIRED)
+
+# The job queue against a fake engine (a real libuv loop and pool).
+add_executable(test_jobq unit/test_jobq.c)
+target_link_libraries(test_jobq PRIVATE vtpm_instance PkgConfig::CMOCKA
+  Threads::Threads)
+add_test(NAME unit_jobq COMMAND test_jobq)
+set_tests_properties(unit_jobq PROPERTIES LABELS unit TIMEOUT 120)
+
+# engine_load/engine_load_slots: errno and state-file verdict kept apart.
+add_executable(test_engine_load unit/test_engine_load.c)
+target_link_libraries(test_engine_load PRIVATE vtpm_instance
+  PkgConfig::CMOCKA)
+add_test(NAME unit_engine_load COMMAND test_engine_load)
+set_tests_properties(unit_engine_load PROPERTIES LABELS unit TIMEOUT 120)
