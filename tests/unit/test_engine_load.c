@@ -84,11 +84,16 @@ static int setup(void **state)
 	if (!f)
 		return -1;
 	snprintf(f->dir, sizeof(f->dir), "/tmp/test_engine_load.XXXXXX");
-	if (!mkdtemp(f->dir))
+	if (!mkdtemp(f->dir)) {
+		free(f);
 		return -1;
+	}
 	f->dirfd = open(f->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (f->dirfd < 0)
+	if (f->dirfd < 0) {
+		rmdir(f->dir);
+		free(f);
 		return -1;
+	}
 	keys_of(0x11, &f->keys);
 	keys_of(0x22, &f->other_keys);
 	*state = f;
