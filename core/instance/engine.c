@@ -27,7 +27,7 @@ static struct engine *the_engine;
 /* What a stopped or failing TPM answers (as swtpm does). */
 static uint32_t failure_rc(const struct engine *e)
 {
-	return e->version == TPM_VERSION_2 ? TPM2_RC_FAILURE : TPM12_FAIL;
+	return e->version == TPM_VERSION_2 ? TPM_RC_FAILURE : TPM12_FAIL;
 }
 
 static int blob_of_name(const char *name)
@@ -379,8 +379,8 @@ static uint32_t run_simple(struct engine *e, uint16_t tag, uint32_t code,
 uint32_t engine_startup_clear(struct engine *e)
 {
 	if (e->version == TPM_VERSION_2)
-		return run_simple(e, TPM2_ST_NO_SESSIONS, TPM2_CC_Startup,
-				  true, TPM2_SU_CLEAR);
+		return run_simple(e, TPM_ST_NO_SESSIONS, TPM_CC_Startup,
+				  true, TPM_SU_CLEAR);
 	return run_simple(e, TPM12_TAG_RQU_COMMAND, TPM12_ORD_Startup, true,
 			  TPM12_ST_CLEAR);
 }
@@ -389,8 +389,8 @@ uint32_t engine_shutdown_orderly(struct engine *e)
 {
 	/* TPM2_Shutdown(TPM_SU_CLEAR); TPM 1.2: TPM_SaveState. */
 	if (e->version == TPM_VERSION_2)
-		return run_simple(e, TPM2_ST_NO_SESSIONS, TPM2_CC_Shutdown,
-				  true, TPM2_SU_CLEAR);
+		return run_simple(e, TPM_ST_NO_SESSIONS, TPM_CC_Shutdown,
+				  true, TPM_SU_CLEAR);
 	return run_simple(e, TPM12_TAG_RQU_COMMAND, TPM12_ORD_SaveState,
 			  false, 0);
 }
@@ -428,18 +428,18 @@ bool engine_cmd_is_quick(const struct engine *e, const uint8_t *cmd,
 {
 	/* Commands with no key generation and no asymmetric crypto. */
 	static const uint32_t quick2[] = {
-		TPM2_CC_NV_UndefineSpace, TPM2_CC_NV_DefineSpace,
-		TPM2_CC_NV_Increment,	  TPM2_CC_NV_Extend,
-		TPM2_CC_NV_Write,	  TPM2_CC_PCR_Event,
-		TPM2_CC_PCR_Reset,	  TPM2_CC_Startup,
-		TPM2_CC_Shutdown,	  TPM2_CC_StirRandom,
-		TPM2_CC_NV_Read,	  TPM2_CC_ContextLoad,
-		TPM2_CC_ContextSave,	  TPM2_CC_FlushContext,
-		TPM2_CC_NV_ReadPublic,	  TPM2_CC_ReadPublic,
-		TPM2_CC_GetCapability,	  TPM2_CC_GetRandom,
-		TPM2_CC_GetTestResult,	  TPM2_CC_Hash,
-		TPM2_CC_PCR_Read,	  TPM2_CC_ReadClock,
-		TPM2_CC_PCR_Extend,	  TPM2_CC_TestParms,
+		TPM_CC_NV_UndefineSpace, TPM_CC_NV_DefineSpace,
+		TPM_CC_NV_Increment,	  TPM_CC_NV_Extend,
+		TPM_CC_NV_Write,	  TPM_CC_PCR_Event,
+		TPM_CC_PCR_Reset,	  TPM_CC_Startup,
+		TPM_CC_Shutdown,	  TPM_CC_StirRandom,
+		TPM_CC_NV_Read,	  TPM_CC_ContextLoad,
+		TPM_CC_ContextSave,	  TPM_CC_FlushContext,
+		TPM_CC_NV_ReadPublic,	  TPM_CC_ReadPublic,
+		TPM_CC_GetCapability,	  TPM_CC_GetRandom,
+		TPM_CC_GetTestResult,	  TPM_CC_Hash,
+		TPM_CC_PCR_Read,	  TPM_CC_ReadClock,
+		TPM_CC_PCR_Extend,	  TPM_CC_TestParms,
 	};
 	static const uint32_t quick12[] = {
 		TPM12_ORD_Extend, TPM12_ORD_PcrRead, TPM12_ORD_GetRandom,

@@ -98,7 +98,7 @@ static void q_persist_failed(void *ctx, struct vtpm_job *job, int rc)
 		 v->eng.state_name, strerror(-rc));
 	if (job->kind == VTPM_JOB_CMD) {
 		tpm_error_response(v->failrsp, tpm2,
-				   tpm2 ? TPM2_RC_FAILURE : TPM12_FAIL);
+				   tpm2 ? TPM_RC_FAILURE : TPM12_FAIL);
 		job->rsp = v->failrsp;
 		job->rsp_len = TPM_HEADER_LEN;
 	}

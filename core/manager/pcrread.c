@@ -12,8 +12,6 @@
 #include "manager/pcrread.h"
 #include "proto/tpmcodes.h"
 
-/* TPM_ALG_SHA256 (TPM 2.0 Part 2, table 9); not yet in proto/tpmcodes.h. */
-#define PCRREAD_ALG_SHA256 0x000Bu
 #define PCRSRC_SELECT_BYTES 3     /* PCRs 0..23 */
 
 static int sock_xfer(int fd, const uint8_t *cmd, size_t len, uint8_t *rsp,
@@ -77,11 +75,11 @@ int pcrread_socket(const char *path, uint32_t mask, uint8_t (*values)[32],
 		size_t rlen = 0, off;
 		uint32_t got, cnt;
 
-		be16_put(cmd, TPM2_ST_NO_SESSIONS);
+		be16_put(cmd, TPM_ST_NO_SESSIONS);
 		be32_put(cmd + 2, sizeof(cmd));
-		be32_put(cmd + 6, TPM2_CC_PCR_Read);
+		be32_put(cmd + 6, TPM_CC_PCR_Read);
 		be32_put(cmd + 10, 1);            /* one selection */
-		be16_put(cmd + 14, PCRREAD_ALG_SHA256);
+		be16_put(cmd + 14, TPM_ALG_SHA256);
 		cmd[16] = PCRSRC_SELECT_BYTES;
 		cmd[17] = (uint8_t)left;
 		cmd[18] = (uint8_t)(left >> 8);
@@ -90,9 +88,9 @@ int pcrread_socket(const char *path, uint32_t mask, uint8_t (*values)[32],
 		if (rc)
 			break;
 		/* header, updateCounter, one selection (count, alg, size, 3) */
-		if (rlen < 30 || be32_get(rsp + 6) != TPM2_RC_SUCCESS ||
+		if (rlen < 30 || be32_get(rsp + 6) != TPM_RC_SUCCESS ||
 		    be32_get(rsp + 14) != 1 ||
-		    be16_get(rsp + 18) != PCRREAD_ALG_SHA256 ||
+		    be16_get(rsp + 18) != TPM_ALG_SHA256 ||
 		    rsp[20] != PCRSRC_SELECT_BYTES) {
 			snprintf(err, errlen, "vTPM PCR_Read failed (rc 0x%x)",
 				 rlen >= 10 ? be32_get(rsp + 6) : 0);

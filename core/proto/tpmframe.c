@@ -74,7 +74,7 @@ uint32_t tpm_rsp_code(const uint8_t *rsp, uint32_t len)
 
 void tpm_error_response(uint8_t out[TPM_HEADER_LEN], int tpm2, uint32_t rc)
 {
-	be16_put(out, tpm2 ? TPM2_ST_NO_SESSIONS : TPM12_TAG_RSP_COMMAND);
+	be16_put(out, tpm2 ? TPM_ST_NO_SESSIONS : TPM12_TAG_RSP_COMMAND);
 	be32_put(out + 2, TPM_HEADER_LEN);
 	be32_put(out + 6, rc);
 }

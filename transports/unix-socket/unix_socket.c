@@ -342,7 +342,7 @@ static void data_pump(struct conn *c)
 			log_warnx_rl(&c->us->rl, "data client %u: %s; closing it",
 				     c->id, tpmframe_strerror(rc));
 			tpm_error_response(out, tpm2,
-					   tpm2 ? TPM2_RC_COMMAND_SIZE
+					   tpm2 ? TPM_RC_COMMAND_SIZE
 						: TPM12_BAD_PARAM_SIZE);
 			c->close_after_write = true;
 			if (c->reading) {
