@@ -157,9 +157,9 @@ int main(int argc, char **argv)
 		static const struct instance_transports transports = {
 			.unix_socket = &unix_socket_transport_ops,
 			.xen_ring = &xen_ring_transport_ops,
+			.dial_manager = mgrlink_xen_dial,
 		};
 
-		mgrlink_set_dialer(mgrlink_xen_dial);
 		return instance_main(&cfg, &transports);
 	}
 	case ROLE_MANAGER:

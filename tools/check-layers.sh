@@ -4,7 +4,8 @@
 # order (docs/architecture.md): every quoted include names its layer
 # ("proto/mgrproto.h") or a header beside the including file, and a layer
 # includes only itself and the layers below it.  libtpms is included by
-# the engine alone, tpm2-tss's ESYS by hal/tss-device alone.
+# the engine alone, tpm2-tss's ESYS by hal/tss-device alone, and the
+# engine's fields (struct vtpm's eng) are touched by core/instance alone.
 #   tools/check-layers.sh [ROOT]     exit 0 clean, 1 with one line a breach
 #   tools/check-layers.sh --selftest plants a breach in a copy, expects 1
 set -uo pipefail
@@ -39,6 +40,7 @@ if [ "${1:-}" = "--selftest" ]; then
 	plant tools/vtpmctl.c '#include <tss2/tss2_esys.h>' "ESYS in vtpmctl"
 	plant transports/xen-ring/xenbus/xenloop.c '#include "tpmif/tpmback.h"' "xenbus -> tpmif"
 	plant core/instance/instance.c '#include "log.h"' "an unprefixed include of another folder"
+	plant transports/xen-ring/xen_ring.c 'static int planted(struct vtpm *v) { return v->eng.locality; }' "a transport reading the engine's fields"
 	[ "$fails" -eq 0 ] && echo "selftest: ok" && exit 0
 	exit 1
 fi
@@ -134,6 +136,11 @@ for f in $files; do
 				breach "$f:$n" "\"$path\" is not beside it: name its layer" ;;
 		esac
 	done < <(grep -nE '^[[:space:]]*#[[:space:]]*include' "$f")
+	if [ "$me" != instance ] && [ "$me" != main ]; then
+		while IFS= read -r line; do
+			breach "$f:${line%%:*}" "reaches into the engine's fields (use the engine's functions)"
+		done < <(grep -nE '(->|\.)eng\b' "$f")
+	fi
 done
 if [ "$bad" -gt 0 ]; then
 	echo "check-layers: $bad include(s) against the layer order"

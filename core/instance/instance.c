@@ -502,8 +502,8 @@ static void manager_load_key(struct vtpm *v, const struct config *cfg,
 	for (;;) {
 		int rc = mgrlink_is_open(link)
 				 ? 0
-				 : mgrlink_open(cfg->manager, link, err,
-						sizeof(err));
+				 : mgrlink_open(cfg->manager, v->dial_manager,
+					       link, err, sizeof(err));
 		if (rc == -EINVAL) /* the spec itself: retrying cannot help */
 			fatalx("manager link %s: %s", cfg->manager, err);
 		if (rc == 0) {
@@ -622,6 +622,7 @@ int instance_main(const struct config *cfg,
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(v, 0, sizeof(*v));
 	mgrlink_init(&v->link);
+	v->dial_manager = transports->dial_manager;
 	/*
 	 * Started by the manager, an instance holds stdio and its link (fd 3)
 	 * and nothing else.  Whatever else a fork caught (the manager's

@@ -21,13 +21,6 @@ void mgrlink_init(struct mgrlink *l)
 	l->frames_ops = NULL;
 }
 
-static mgrlink_dialer dialer;
-
-void mgrlink_set_dialer(mgrlink_dialer d)
-{
-	dialer = d;
-}
-
 bool mgrlink_is_open(const struct mgrlink *l)
 {
 	return l->fd >= 0 || l->frames;
@@ -38,14 +31,15 @@ int mgrlink_pollfd(const struct mgrlink *l)
 	return l->fd;
 }
 
-int mgrlink_open(const char *spec, struct mgrlink *l, char *err, size_t errlen)
+int mgrlink_open(const char *spec, mgrlink_dialer dial, struct mgrlink *l,
+		 char *err, size_t errlen)
 {
 	struct sockaddr_un sa;
 	int fd;
 
 	mgrlink_init(l);
-	if (dialer) {
-		int rc = dialer(spec, l, err, errlen);
+	if (dial) {
+		int rc = dial(spec, l, err, errlen);
 
 		if (rc <= 0)
 			return rc;

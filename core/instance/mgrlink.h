@@ -44,18 +44,18 @@ struct mgrlink {
  */
 typedef int (*mgrlink_dialer)(const char *spec, struct mgrlink *l, char *err,
 			      size_t errlen);
-void mgrlink_set_dialer(mgrlink_dialer d);
 
 /* Not open: fd -1, no ring. */
 void mgrlink_init(struct mgrlink *l);
 
 /*
  * spec: "fd:N" (a socket inherited from the manager), a UNIX socket path,
- * or whatever the registered dialer claims ("xen-ring[:backend=DOMID]
+ * or whatever dial (may be NULL) claims ("xen-ring[:backend=DOMID]
  * [,devid=N]").  0 or negative errno with err filled; -EINVAL means the
  * spec itself is wrong (retrying cannot help).
  */
-int mgrlink_open(const char *spec, struct mgrlink *l, char *err, size_t errlen);
+int mgrlink_open(const char *spec, mgrlink_dialer dial, struct mgrlink *l,
+		 char *err, size_t errlen);
 
 bool mgrlink_is_open(const struct mgrlink *l);
 

@@ -37,6 +37,8 @@ struct transport_ops {
 struct instance_transports {
 	const struct transport_ops *unix_socket;
 	const struct transport_ops *xen_ring;
+	/* Opens manager-link specs that name a transport ("xen-ring..."). */
+	mgrlink_dialer dial_manager;
 };
 
 struct transport {
@@ -56,6 +58,7 @@ struct vtpm {
 	struct transport transport;
 
 	struct jobq q;
+	mgrlink_dialer dial_manager; /* from instance_transports */
 	/* Jobs of the instance itself, run first. */
 	struct vtpm_job power_job, first_persist;
 	bool power_failed;     /* power_job's verdict */

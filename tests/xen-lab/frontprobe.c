@@ -300,8 +300,8 @@ static void phase_mgrlink(void)
 	uv_async_init(&loop, &mstop, on_mstop);
 	uv_thread_create(&thr, mgr_thread, NULL);
 	/* As vtpm-service's main() does: the ring variant is a transport's. */
-	mgrlink_set_dialer(mgrlink_xen_dial);
-	rc = mgrlink_open("xen-ring:backend=0,devid=7", &l, err, sizeof(err));
+	rc = mgrlink_open("xen-ring:backend=0,devid=7", mgrlink_xen_dial, &l,
+			  err, sizeof(err));
 	CHECK(rc == 0, "mgrlink_open xen-ring (%s)", rc ? err : "");
 	if (rc == 0) {
 		l.timeout_ms = 20000;

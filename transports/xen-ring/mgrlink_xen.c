@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The manager link over the Xen vTPM ring (core/mgrlink.h): this domain is
+ * The manager link over the Xen vTPM ring (core/instance/mgrlink.h): this domain is
  * the frontend of a vtpm device whose backend is the manager's domain,
  * and manager-protocol frames are the ring's commands and responses.
  *

@@ -28,7 +28,7 @@ int mgrlink_parse_xen(const char *spec, struct mgrlink_xen_spec *out,
 /* Does spec name the ring ("xen-ring" alone or with options)? */
 bool mgrlink_spec_is_xen(const char *spec);
 
-/* The dialer for mgrlink_set_dialer: claims "xen-ring..." specs and opens
+/* The dialer for mgrlink_open: claims "xen-ring..." specs and opens
  * the real Xen devices. */
 int mgrlink_xen_dial(const char *spec, struct mgrlink *l, char *err,
 		     size_t errlen);
