@@ -25,6 +25,7 @@ struct ctl_conn {
 	char buf[LINE_MAX_BYTES];
 	size_t len;
 	bool busy, closing;
+	bool pumping, repump; /* conn_pump is running; run it once more */
 	int refs;
 };
 
@@ -94,6 +95,7 @@ void ctl_dispatch(struct ctl_call *c, const char *line)
 /* ---- the socket ---- */
 
 static void conn_read_start(struct ctl_conn *c);
+static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 
 static void conn_unref(struct ctl_conn *c)
 {
@@ -185,10 +187,16 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 			   (unsigned int)(sizeof(c->buf) - 1 - c->len));
 }
 
-static void try_line(struct ctl_conn *c)
+/*
+ * Takes one line out of the buffer and dispatches it.  The line is copied
+ * to the heap (a request may be answered later, and a 64 KiB copy per
+ * line does not belong on the stack).  false: no whole line yet (or the
+ * connection was closed for one that is too long).
+ */
+static bool take_line(struct ctl_conn *c)
 {
 	char *nl = memchr(c->buf, '\n', c->len);
-	char line[LINE_MAX_BYTES];
+	char *line;
 	size_t n;
 
 	if (!nl) {
@@ -196,15 +204,52 @@ static void try_line(struct ctl_conn *c)
 			log_warnx("control client: request line too long; closing");
 			conn_close(c);
 		}
-		return;
+		return false;
 	}
-	*nl = '\0';
 	n = (size_t)(nl - c->buf) + 1;
-	uv_read_stop((uv_stream_t *)&c->pipe);
-	memcpy(line, c->buf, n);
+	line = malloc(n);
+	if (!line) {
+		conn_close(c);
+		return false;
+	}
+	memcpy(line, c->buf, n - 1);
+	line[n - 1] = '\0';
 	memmove(c->buf, c->buf + n, c->len - n);
 	c->len -= n;
+	uv_read_stop((uv_stream_t *)&c->pipe);
 	conn_dispatch(c, line);
+	free(line);
+	return true;
+}
+
+/*
+ * Serves the buffered lines one request at a time, iteratively: a request
+ * answered at once calls back into here (conn_send -> conn_read_start),
+ * which only asks the running loop for one more turn, so a client that
+ * sends a thousand lines in one write costs one stack frame, not a
+ * thousand.
+ */
+static void conn_pump(struct ctl_conn *c)
+{
+	if (c->pumping) {
+		c->repump = true;
+		return;
+	}
+	c->pumping = true;
+	c->refs++;
+	do {
+		c->repump = false;
+		if (c->closing || c->busy)
+			break;
+		if (!take_line(c)) {
+			if (!c->closing)
+				uv_read_start((uv_stream_t *)&c->pipe,
+					      conn_alloc, conn_on_read);
+			break;
+		}
+	} while (c->repump || (!c->busy && !c->closing));
+	c->pumping = false;
+	conn_unref(c);
 }
 
 static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
@@ -217,18 +262,12 @@ static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		return;
 	}
 	c->len += (size_t)n;
-	try_line(c);
+	conn_pump(c);
 }
 
 static void conn_read_start(struct ctl_conn *c)
 {
-	if (c->closing || c->busy)
-		return;
-	if (c->len && memchr(c->buf, '\n', c->len)) {
-		try_line(c);
-		return;
-	}
-	uv_read_start((uv_stream_t *)&c->pipe, conn_alloc, conn_on_read);
+	conn_pump(c);
 }
 
 static void on_connection(uv_stream_t *server, int status)

@@ -28,6 +28,32 @@ check(st["ok"] and st["vtpms"] == 0 and st["pcrs"] == "sha256:0,2,4,7",
 check(oct(os.stat(m.control).st_mode & 0o777) == "0o600",
       "the control socket is mode 0600")
 
+# Many requests in one write are served one after the other without
+# growing the manager's stack (it used to recurse once per line with a
+# 64 KiB buffer a level: 1000 lines overflowed it and killed the manager).
+import socket as _socket
+N_LINES = 2000
+cs = _socket.socket(_socket.AF_UNIX)
+cs.settimeout(60)
+cs.connect(m.control)
+cs.sendall(b'{"cmd":"status"}\n' * N_LINES)
+got = b""
+try:
+    while got.count(b"\n") < N_LINES:
+        chunk = cs.recv(1 << 16)
+        if not chunk:
+            break
+        got += chunk
+except OSError:
+    pass
+cs.close()
+lines = got.split(b"\n")[:-1]
+check(len(lines) == N_LINES and all(json.loads(l)["ok"] for l in lines),
+      "%d requests in one write: %d answers, all ok" % (N_LINES, N_LINES),
+      len(lines))
+check(m.proc.poll() is None and m.ctl_json("status")["ok"],
+      "the manager still serves after them")
+
 r = m.ctl("create", "--domid", "5")
 uuid = r.stdout.decode().strip()
 check(len(uuid) == 36, "vtpmctl create prints the new vTPM's UUID", uuid)
