@@ -148,6 +148,66 @@ s.close()
 check(rc_of(r) == 0, "the previous state boots after the refused blob")
 still_serving("garbage state blob")
 
+# Descriptors passed on the control channel (SCM_RIGHTS): closed unless
+# the request takes one; SET_DATAFD takes only a connected UNIX stream
+# socket to a peer, one per control connection.
+def nfds():
+    return len(os.listdir("/proc/%d/fd" % inst.proc.pid))
+
+
+def send_fds(sock, data, fds):
+    sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                           struct.pack("%di" % len(fds), *fds))])
+
+
+c = socket.socket(socket.AF_UNIX)
+c.settimeout(10)
+c.connect(inst.ctrl)
+devnull = os.open("/dev/null", os.O_RDONLY)
+fds_before = nfds()
+for i in range(300):
+    send_fds(c, struct.pack(">I", 0x01), [devnull, devnull])  # GET_CAPABILITY
+    recv_exact(c, 8)
+fds_after = nfds()
+check(fds_after <= fds_before + 1,
+      "300 control requests carrying 2 descriptors each: none kept "
+      "(%d -> %d open)" % (fds_before, fds_after))
+c.close()
+
+SET_DATAFD = 0x10
+c = socket.socket(socket.AF_UNIX)
+c.settimeout(10)
+c.connect(inst.ctrl)
+lst = socket.socket(socket.AF_UNIX)
+lst.bind(os.path.join(wd, "listening.sock"))
+lst.listen(1)
+loop = socket.socket(socket.AF_UNIX)
+loop.connect(inst.sock)
+dg1, dg2 = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+for name, fd in (("a listening socket", lst.fileno()),
+                 ("a connection to the instance's own data socket",
+                  loop.fileno()),
+                 ("a datagram socket", dg2.fileno()),
+                 ("/dev/null", devnull)):
+    send_fds(c, struct.pack(">I", SET_DATAFD), [fd])
+    check(recv_exact(c, 4) == struct.pack(">I", 0x03),
+          "SET_DATAFD with %s: TPM_BAD_PARAMETER" % name)
+x, y = socket.socketpair()
+send_fds(c, struct.pack(">I", SET_DATAFD), [y.fileno()])
+check(recv_exact(c, 4) == b"\0\0\0\0", "SET_DATAFD with a socketpair end: OK")
+y.close()
+x.settimeout(10)
+check(rc_of(transact(x, getrandom(8))) == 0,
+      "commands flow over the SET_DATAFD socket")
+x2, y2 = socket.socketpair()
+send_fds(c, struct.pack(">I", SET_DATAFD), [y2.fileno()])
+check(recv_exact(c, 4) == struct.pack(">I", 0x1f),
+      "a second SET_DATAFD on the same control connection: TPM_IOERROR")
+for s_ in (c, lst, loop, dg1, dg2, x, x2, y2):
+    s_.close()
+os.close(devnull)
+still_serving("descriptors on the control channel")
+
 inst.stop()
 inst.start()
 still_serving("restart after hostile clients")

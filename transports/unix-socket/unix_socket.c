@@ -6,6 +6,7 @@
  * connected; their commands are run one at a time in arrival order.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,7 @@ struct conn {
 	uint8_t *wbuf;
 	bool close_after_write;
 	bool closing;
+	bool datafd_taken;           /* ctrl: its one SET_DATAFD is used */
 	int refs;
 };
 
@@ -409,6 +411,37 @@ static void ctrl_job_done(struct vtpm_job *job)
 
 static struct conn *data_conn_adopt(struct usock *us, uv_stream_t *from);
 
+static void pending_fd_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/*
+ * Closes every descriptor a control client passed (SCM_RIGHTS) that the
+ * request it came with does not take: only SET_DATAFD takes one.  libuv
+ * would otherwise keep them queued for the connection's lifetime, and a
+ * client could exhaust the instance's descriptors.
+ */
+static void drop_pending_fds(struct conn *c)
+{
+	if (c->h.handle.type != UV_NAMED_PIPE)
+		return;
+	while (uv_pipe_pending_count(&c->h.pipe) > 0) {
+		uv_pipe_t *p = malloc(sizeof(*p));
+
+		/* Accepted into a pipe handle whatever it is, then closed. */
+		if (!p || uv_pipe_init(c->us->t->loop, p, 0)) {
+			free(p);
+			conn_close(c); /* closing the connection closes them */
+			return;
+		}
+		if (uv_accept(&c->h.stream, (uv_stream_t *)p))
+			log_debug("control client %u: a passed descriptor "
+				  "could not be taken; closed", c->id);
+		uv_close((uv_handle_t *)p, pending_fd_closed);
+	}
+}
+
 static void ctrl_handle_request(struct conn *c)
 {
 	struct vtpm *v = c->us->t->vtpm;
@@ -417,10 +450,16 @@ static void ctrl_handle_request(struct conn *c)
 	if (code == CTRL_SET_DATAFD) {
 		uint32_t res = CTRL_RES_BAD_PARAMETER;
 
-		if (c->h.handle.type == UV_NAMED_PIPE &&
-		    uv_pipe_pending_count(&c->h.pipe) > 0 &&
-		    data_conn_adopt(c->us, &c->h.stream))
+		if (c->datafd_taken) {
+			/* one per control connection, as swtpm answers */
+			res = CTRL_RES_IOERROR;
+		} else if (c->h.handle.type == UV_NAMED_PIPE &&
+			   uv_pipe_pending_count(&c->h.pipe) > 0 &&
+			   data_conn_adopt(c->us, &c->h.stream)) {
 			res = CTRL_RES_OK;
+			c->datafd_taken = true;
+		}
+		drop_pending_fds(c);
 		if (ctrl_reply_res(&c->reply, res) == 0)
 			ctrl_send_reply(c);
 		else
@@ -473,6 +512,8 @@ static void ctrl_try_request(struct conn *c)
 	uv_timer_stop(&c->timer);
 	uv_read_stop(&c->h.stream);
 	c->reading = false;
+	if (c->req.code != CTRL_SET_DATAFD)
+		drop_pending_fds(c);
 	ctrl_handle_request(c);
 }
 
@@ -572,12 +613,51 @@ static int conn_init_stream(struct usock *us, struct conn *c,
 	return uv_pipe_init(us->t->loop, &c->h.pipe, ipc);
 }
 
+/*
+ * SET_DATAFD's descriptor must be what QEMU passes: a connected AF_UNIX
+ * stream socket (a socketpair end), not a listening socket, not another
+ * kind of file, and not a connection to one of this instance's own
+ * sockets.
+ */
+static bool datafd_acceptable(struct usock *us, uv_stream_t *s)
+{
+	struct sockaddr_un peer;
+	socklen_t plen = sizeof(peer);
+	int fd, domain = 0, type = 0, listening = 1;
+	socklen_t ol = sizeof(int);
+	uv_os_fd_t ufd;
+
+	if (uv_fileno((uv_handle_t *)s, &ufd))
+		return false;
+	fd = ufd;
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &ol) ||
+	    (ol = sizeof(int), getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ol)) ||
+	    (ol = sizeof(int),
+	     getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ol)))
+		return false;
+	if (domain != AF_UNIX || type != SOCK_STREAM || listening)
+		return false;
+	memset(&peer, 0, sizeof(peer));
+	if (getpeername(fd, (struct sockaddr *)&peer, &plen))
+		return false; /* not connected */
+	if (plen > offsetof(struct sockaddr_un, sun_path) && peer.sun_path[0]) {
+		if ((us->data.path[0] &&
+		     strncmp(peer.sun_path, us->data.path,
+			     sizeof(peer.sun_path)) == 0) ||
+		    (us->ctrl.path[0] &&
+		     strncmp(peer.sun_path, us->ctrl.path,
+			     sizeof(peer.sun_path)) == 0))
+			return false; /* a loop back into ourselves */
+	}
+	return true;
+}
+
 static struct conn *data_conn_adopt(struct usock *us, uv_stream_t *from)
 {
 	uv_handle_type type = uv_pipe_pending_type((uv_pipe_t *)from);
 	struct conn *c;
 
-	if (type != UV_NAMED_PIPE && type != UV_TCP)
+	if (type != UV_NAMED_PIPE)
 		return NULL;
 	c = conn_new(us, CONN_DATA);
 	if (!c)
@@ -588,6 +668,12 @@ static struct conn *data_conn_adopt(struct usock *us, uv_stream_t *from)
 	}
 	c->h.handle.data = c;
 	if (uv_accept(from, &c->h.stream)) {
+		conn_close(c);
+		return NULL;
+	}
+	if (!datafd_acceptable(us, &c->h.stream)) {
+		log_warnx_rl(&us->rl, "SET_DATAFD: refused a descriptor that "
+			     "is not a connected UNIX stream socket to a peer");
 		conn_close(c);
 		return NULL;
 	}
