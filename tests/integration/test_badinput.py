@@ -148,6 +148,32 @@ s.close()
 check(rc_of(r) == 0, "the previous state boots after the refused blob")
 still_serving("garbage state blob")
 
+# A frame trickled one byte at a time, each within the timeout: the
+# deadline runs from the frame's first byte, so it is still dropped.
+s = inst.connect()
+frame = struct.pack(">HII", 0x8001, 1000, 0x17B) + b"\0" * 990
+t0 = time.monotonic()
+dropped = None
+s.setblocking(False)
+for i in range(30):  # 3 s of trickling, ten times the timeout
+    try:
+        s.sendall(frame[i:i + 1])
+        if s.recv(100) == b"":
+            dropped = time.monotonic() - t0
+            break
+    except BlockingIOError:
+        pass
+    except OSError:
+        dropped = time.monotonic() - t0
+        break
+    time.sleep(0.1)
+s.setblocking(True)
+check(dropped is not None and dropped < 1.5,
+      "a frame trickled a byte per 100 ms (timeout 300 ms) is dropped "
+      "(after %s s)" % (dropped and round(dropped, 2)))
+s.close()
+still_serving("trickled frame")
+
 # Descriptors passed on the control channel (SCM_RIGHTS): closed unless
 # the request takes one; SET_DATAFD takes only a connected UNIX stream
 # socket to a peer, one per control connection.

@@ -318,11 +318,17 @@ static void data_pump(struct conn *c)
 		rc = tpmframe_parse(c->rbuf, c->rlen, engine_buffer_size(e),
 				    &c->frame);
 		if (rc == TPMFRAME_NEED_MORE) {
-			if (c->rlen)
-				uv_timer_start(&c->timer, conn_stall_timeout,
-					       (uint64_t)c->us->t->cfg->client_timeout_ms,
-					       0);
-			else if (uv_is_active((uv_handle_t *)&c->timer))
+			/* The deadline runs from a frame's first byte: more
+			 * bytes do not restart it (a byte every second would
+			 * otherwise hold the connection forever). */
+			if (c->rlen) {
+				if (!uv_is_active((uv_handle_t *)&c->timer))
+					uv_timer_start(&c->timer,
+						       conn_stall_timeout,
+						       (uint64_t)c->us->t->cfg
+							       ->client_timeout_ms,
+						       0);
+			} else if (uv_is_active((uv_handle_t *)&c->timer))
 				uv_timer_stop(&c->timer);
 			if (!c->reading) {
 				if (uv_read_start(&c->h.stream, conn_alloc,
