@@ -127,15 +127,35 @@ void sup_wait_stopped(struct vtpm_entry *e, void (*cb)(void *arg), void *arg)
 	list_push_back(&e->child.waiters, &w->node);
 }
 
-/* A directory owned by the instance user, where only it may write. */
+/*
+ * A directory owned by the instance user, where only it may write.  The
+ * owner and mode are changed through a descriptor opened without
+ * following a link, never by name: a link planted at path (in a run
+ * directory others can write) must not make root chown its target.  A
+ * directory someone else already owns is refused.
+ */
 static int own_dir(struct manager *m, const char *path, mode_t mode)
 {
+	struct stat st;
+	int fd, rc = 0;
+
 	if (mkdir(path, mode) < 0 && errno != EEXIST)
 		return -errno;
-	if (m->drop_privileges &&
-	    chown(path, m->inst_uid, m->inst_gid) < 0)
-		return -errno;
-	return chmod(path, mode) < 0 ? -errno : 0;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -ENOTDIR : -errno;
+	if (fstat(fd, &st) < 0)
+		rc = -errno;
+	else if (st.st_uid != geteuid() &&
+		 !(m->drop_privileges && st.st_uid == m->inst_uid))
+		rc = -EPERM;
+	else if (m->drop_privileges &&
+		 fchown(fd, m->inst_uid, m->inst_gid) < 0)
+		rc = -errno;
+	else if (fchmod(fd, mode) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
 }
 
 static void timer_closed(uv_handle_t *h)

@@ -54,6 +54,28 @@ check(len(lines) == N_LINES and all(json.loads(l)["ok"] for l in lines),
 check(m.proc.poll() is None and m.ctl_json("status")["ok"],
       "the manager still serves after them")
 
+# A link planted where the manager makes a vTPM's run directory: the
+# manager (root) must not chown or chmod the link's target.
+victim = os.path.join(wd, "victim")
+with open(victim, "w") as f:
+    f.write("not yours\n")
+os.chmod(victim, 0o644)
+victim_before = os.stat(victim)
+u_link = m.ctl("create", "--domid", "9").stdout.decode().strip()
+os.makedirs(m.run_dir, exist_ok=True)
+planted = os.path.join(m.run_dir, u_link)
+os.symlink(victim, planted)
+r = m.ctl("start", u_link, check_rc=False)
+time.sleep(0.5)
+victim_after = os.stat(victim)
+check((victim_after.st_uid, victim_after.st_gid, victim_after.st_mode) ==
+      (victim_before.st_uid, victim_before.st_gid, victim_before.st_mode),
+      "a link planted at a vTPM's run directory: its target's owner and "
+      "mode are untouched", r.stdout.decode() + r.stderr.decode())
+m.ctl("stop", u_link, check_rc=False)
+os.unlink(planted)
+m.ctl("delete", u_link, check_rc=False)
+
 r = m.ctl("create", "--domid", "5")
 uuid = r.stdout.decode().strip()
 check(len(uuid) == 36, "vtpmctl create prints the new vTPM's UUID", uuid)
