@@ -23,6 +23,7 @@ import argparse
 import concurrent.futures
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -379,8 +380,14 @@ class Managed:
         for dp, dns, fns in os.walk(mgr):
             for x in dns:
                 os.chmod(os.path.join(dp, x), 0o711 if dp == mgr else 0o700)
-        subprocess.run(["chown", "-R", "--reference=" + self.mgr + "/vtpms",
-                        os.path.join(mgr, "vtpms")], capture_output=True)
+        # The instances run as the instance user (the manager runs as
+        # root): their directories and files are theirs, as recorded.
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam("nobody")
+            vt = os.path.join(mgr, "vtpms")
+            for dp, dns, fns in os.walk(vt):
+                for x in dns + fns:
+                    os.chown(os.path.join(dp, x), pw.pw_uid, pw.pw_gid)
         outp = os.path.join(d, "out")
         hwp = m = None
         with open(outp, "wb") as out:
@@ -401,14 +408,16 @@ class Managed:
                         continue
                     self.vtpmctl(control, "start", u, check=False)
                     sock = os.path.join(run, u, "tpm")
-                    if not wait_vtpm(sock, 20):
-                        if m.poll() is not None:
-                            return exited(m, outp, "exited")
-                        text = tail(outp)
+                    st = wait_vtpm(sock, 20, m, outp)
+                    if st == "exited":
+                        return exited(m, outp, "exited")
+                    if st != "ready":
+                        text = tail(outp, 1500)
                         if "refusing to start" in text:
-                            return ("refused", text)
-                        return ("error", "vTPM %s does not serve: %s" %
-                                (u, text))
+                            return ("refused", text[text.index(
+                                "refusing to start"):][:400])
+                        return ("error", "vTPM %s does not serve (%s): %s"
+                                % (u, st, text))
                     s = connect(sock)
                     vals[idx] = value_of(transact(s, nv_read(int(idx, 16),
                                                              8)))
@@ -462,20 +471,27 @@ def wait_sock(p, path, timeout, quiet=False):
     raise RuntimeError("%s not ready" % path)
 
 
-def wait_vtpm(sock, timeout):
+def wait_vtpm(sock, timeout, mgr=None, outp=None):
+    """Until the vTPM answers a GetRandom; with the manager's process
+    and output: "exited" or "died" as soon as either shows it."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
+        if mgr is not None:
+            if mgr.poll() is not None:
+                return "exited"
+            if "instance died" in tail(outp, 100000):
+                return "died"
         try:
             s = connect(sock)
             s.settimeout(5)
             r = transact(s, getrandom(4))
             s.close()
             if rc_of(r) == 0:
-                return True
+                return "ready" if mgr is not None else True
         except (OSError, EOFError):
             pass
-        time.sleep(0.01)
-    return False
+        time.sleep(0.005)
+    return "timeout" if mgr is not None else False
 
 
 def tail(path, n=600):

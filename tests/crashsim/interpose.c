@@ -50,11 +50,14 @@ struct rec_hdr {
 	uint32_t plen, p2len, dlen;
 } __attribute__((packed));
 
+static int open_log(void);
+
 #define MAXDIRS 4
 static char dirs[MAXDIRS][PATH_MAX];
 static size_t dirlen[MAXDIRS];
 static int ndirs;
 static int logfd = -1;
+static char logpath[PATH_MAX];
 static int nosync_data, nosync_dir;
 static int ready;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -92,11 +95,30 @@ __attribute__((constructor)) static void crashsim_init(void)
 		}
 		d = e ? e + 1 : d + len;
 	}
-	logfd = (int)syscall(SYS_openat, AT_FDCWD, l,
-			     O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	snprintf(logpath, sizeof(logpath), "%s", l);
+	logfd = open_log();
 	nosync_data = n && (strcmp(n, "data") == 0 || strcmp(n, "all") == 0);
 	nosync_dir = n && (strcmp(n, "dir") == 0 || strcmp(n, "all") == 0);
 	ready = logfd >= 0 && ndirs > 0;
+}
+
+/* The log's descriptor sits high, away from the numbers a program
+ * dup2()s onto (the manager link is fd 3); a program that closes every
+ * descriptor it does not know (close_range) gets it reopened. */
+static int open_log(void)
+{
+	int fd = (int)syscall(SYS_openat, AT_FDCWD, logpath,
+			      O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+	int hi;
+
+	if (fd < 0)
+		return -1;
+	hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+	if (hi >= 0) {
+		syscall(SYS_close, fd);
+		fd = hi;
+	}
+	return fd;
 }
 
 static int under(const char *p)
@@ -211,8 +233,12 @@ static void emit(uint32_t type, int fd, uint32_t flags, int64_t off,
 	}
 	/* One write: O_APPEND places it atomically after every other
 	 * process's records.  A short write would corrupt the log. */
-	if (syscall(SYS_write, logfd, buf, total) != (long)total)
-		abort();
+	if (syscall(SYS_write, logfd, buf, total) != (long)total) {
+		logfd = open_log();
+		if (logfd < 0 ||
+		    syscall(SYS_write, logfd, buf, total) != (long)total)
+			abort();
+	}
 	free(buf);
 }
 
