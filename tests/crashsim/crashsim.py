@@ -88,33 +88,48 @@ class Client:
             self.s = None
 
 
-def expectations(notes, k):
-    """What a cut before op k must keep: idx -> (acked, in flight set);
-    and the vTPMs created / deleted (acked and in flight)."""
-    nv = {}
-    vt = {}
-    for pos, text in notes:
-        if pos > k:
-            break
+class Expect:
+    """What a cut must keep, from the client's notes up to that point:
+    nv: idx -> (acked value, values in flight); vt: uuid -> (acked
+    "present"/"absent", in flight).  Notes are applied in log order."""
+
+    def __init__(self, notes):
+        self.notes = notes
+        self.i = 0
+        self.nv = {}
+        self.vt = {}
+        self.snap = ({}, {})
+
+    def at(self, k):
+        changed = False
+        while self.i < len(self.notes) and self.notes[self.i][0] <= k:
+            self.apply(self.notes[self.i][1])
+            self.i += 1
+            changed = True
+        if changed:
+            self.snap = (dict(self.nv), dict(self.vt))
+        return self.snap
+
+    def apply(self, text):
         w = text.split()
+        nv, vt = self.nv, self.vt
         if w[1] in ("define", "write"):
             idx = w[2]
-            acked, infl = nv.get(idx, ("undef", set()))
+            acked, infl = nv.get(idx, ("undef", frozenset()))
             if w[0] == "SEND":
-                infl = set(infl) | {w[3]}
+                infl = infl | {w[3]}
             else:
-                acked, infl = w[3], set()
+                acked, infl = w[3], frozenset()
             nv[idx] = (acked, infl)
         elif w[1] == "create" and w[0] == "ACK":
             # Before its ACK a new vTPM may or may not be there.
-            vt[w[2]] = ("present", set())
+            vt[w[2]] = ("present", frozenset())
         elif w[1] == "delete":
             u = w[2]
             if w[0] == "SEND":
-                vt[u] = (vt[u][0], {"absent"})
+                vt[u] = (vt[u][0], frozenset({"absent"}))
             else:
-                vt[u] = ("absent", set())
-    return nv, vt
+                vt[u] = ("absent", frozenset())
 
 
 def judge(outcome, exps):
@@ -122,9 +137,9 @@ def judge(outcome, exps):
     ("error", text).  exps: the expectations of every crash point that
     can leave this state.  Returns (verdict, detail)."""
     if outcome[0] == "refused":
-        return "refused", outcome[1]
+        return "refused", exps[-1][0], outcome[1]
     if outcome[0] == "error":
-        return "violation", outcome[1]
+        return "violation", exps[-1][0], outcome[1]
     _, vals, vts = outcome
     for k, (nv, vt) in exps:
         for idx, (acked, infl) in nv.items():
@@ -133,16 +148,16 @@ def judge(outcome, exps):
             if got is None:
                 continue  # the vTPM holding it is gone: judged below
             if got != acked and got not in infl:
-                return "violation", ("cut before op %d: index %s reads %s,"
+                return "violation", k, ("cut before op %d: index %s reads %s,"
                                      " acknowledged %s, in flight %s" %
                                      (k, idx, got, acked,
                                       sorted(infl) or "none"))
         for u, (acked, infl) in vt.items():
             got = "present" if u in vts else "absent"
             if got != acked and got not in infl:
-                return "violation", ("cut before op %d: vTPM %s is %s, "
+                return "violation", k, ("cut before op %d: vTPM %s is %s, "
                                      "acknowledged %s" % (k, u, got, acked))
-    return "ok", ""
+    return "ok", None, ""
 
 
 # ---------------------------------------------------------------- standalone
@@ -569,15 +584,15 @@ def main():
     order = []
     points = 0
     raw = 0
-    exp_cache = {}
+    ex = Expect(tr.notes)
+    lastk = None
     for k, st in tr.states(per_point_cap=a.cap, seed=a.seed):
         raw += 1
         h = st.digest(allroots)
-        if k not in exp_cache:
-            exp_cache.clear()
-            exp_cache[k] = expectations(tr.notes, k)
+        if k != lastk:
+            e = ex.at(k)
+            lastk = k
             points += 1
-        e = exp_cache[k]
         if h not in states:
             files, dirs = st.files(allroots)
             states[h] = [files, dirs, []]
@@ -614,12 +629,12 @@ def main():
             local.ctx = w.check_setup(os.path.join(base, "w%d" % n))
         files, dirs, exps = states[h]
         outcome = w.check(local.ctx, files, dirs)
-        v, detail = judge(outcome, [(k, e) for k, e in exps])
+        v, k, detail = judge(outcome, exps)
         with lock:
             verdicts[v] += 1
             if v != "ok" and len(examples[v]) < 5:
-                examples[v].append("state %s (cut before op %d %s): %s" % (
-                    h[:12], exps[0][0], describe(tr, exps[0][0]), detail))
+                examples[v].append("state %s, cut before op %d %s: %s" % (
+                    h[:12], k, describe(tr, k), detail))
         return v
 
     with concurrent.futures.ThreadPoolExecutor(a.jobs) as ex:
