@@ -423,16 +423,17 @@ class Managed:
                         continue
                     self.vtpmctl(control, "start", u, check=False)
                     sock = os.path.join(run, u, "tpm")
-                    st = wait_vtpm(sock, 20, m, outp)
+                    st = wait_vtpm(sock, 20, m, outp, u)
                     if st == "exited":
                         return exited(m, outp, "exited")
                     if st != "ready":
-                        text = tail(outp, 1500)
-                        if "refusing to start" in text:
-                            return ("refused", text[text.index(
-                                "refusing to start"):][:400])
+                        lines = [x for x in tail(outp, 1 << 20).splitlines()
+                                 if u in x]
+                        ref = [x for x in lines if "refusing to start" in x]
+                        if ref:
+                            return ("refused", ref[-1])
                         return ("error", "vTPM %s does not serve (%s): %s"
-                                % (u, st, text))
+                                % (u, st, "\n".join(lines[-4:])))
                     s = connect(sock)
                     vals[idx] = value_of(transact(s, nv_read(int(idx, 16),
                                                              8)))
@@ -486,7 +487,7 @@ def wait_sock(p, path, timeout, quiet=False):
     raise RuntimeError("%s not ready" % path)
 
 
-def wait_vtpm(sock, timeout, mgr=None, outp=None):
+def wait_vtpm(sock, timeout, mgr=None, outp=None, uuid=None):
     """Until the vTPM answers a GetRandom; with the manager's process
     and output: "exited" or "died" as soon as either shows it."""
     end = time.monotonic() + timeout
@@ -494,7 +495,7 @@ def wait_vtpm(sock, timeout, mgr=None, outp=None):
         if mgr is not None:
             if mgr.poll() is not None:
                 return "exited"
-            if "instance died" in tail(outp, 100000):
+            if "vTPM %s: instance died" % uuid in tail(outp, 1 << 20):
                 return "died"
         try:
             s = connect(sock)
@@ -520,9 +521,11 @@ def tail(path, n=600):
 def exited(p, outp, st):
     if st == "timeout":
         return ("error", "not ready and not exited: %s" % tail(outp))
-    text = tail(outp)
-    if p.returncode == 1 and "refusing" in text:
-        return ("refused", text)
+    text = tail(outp, 1 << 20)
+    ref = [x for x in text.splitlines() if "refusing" in x]
+    if p.returncode == 1 and ref:
+        return ("refused", ref[-1])
+    text = text[-600:]
     return ("error", "exited with %s without a clear refusal: %s" %
             (p.returncode, text))
 
@@ -614,6 +617,7 @@ def main():
     t2 = time.monotonic()
     verdicts = {"ok": 0, "refused": 0, "violation": 0}
     examples = {"refused": [], "violation": []}
+    reasons = {"refused": {}, "violation": {}}
     lock = threading.Lock()
     local = threading.local()
     base = tempfile.mkdtemp(prefix="crashsim-chk-", dir="/dev/shm"
@@ -632,6 +636,9 @@ def main():
         v, k, detail = judge(outcome, exps)
         with lock:
             verdicts[v] += 1
+            if v != "ok":
+                r = reason(detail)
+                reasons[v][r] = reasons[v].get(r, 0) + 1
             if v != "ok" and len(examples[v]) < 5:
                 examples[v].append("state %s, cut before op %d %s: %s" % (
                     h[:12], k, describe(tr, k), detail))
@@ -646,8 +653,10 @@ def main():
           (len(todo), verdicts["violation"], verdicts["refused"],
            verdicts["ok"]))
     for v in ("violation", "refused"):
+        for r, n in sorted(reasons[v].items(), key=lambda x: -x[1]):
+            print("  %s x%d: %s" % (v, n, r))
         for x in examples[v]:
-            print("  %s: %s" % (v, x))
+            print("  %s, e.g.: %s" % (v, x))
     print("time: %.1fs (record %.1fs, build %.1fs, check %.1fs, %d jobs)" %
           (dt, t_rec, t2 - t1, time.monotonic() - t2, a.jobs))
     if a.expect_violations:
@@ -670,6 +679,18 @@ def main():
     if not a.workdir and not failed:
         shutil.rmtree(wd, ignore_errors=True)
     sys.exit(1 if failed else 0)
+
+
+def reason(detail):
+    """A verdict's detail without its paths, UUIDs and numbers."""
+    import re
+    d = detail.splitlines()[-1] if detail else ""
+    d = re.sub(r"<\d>vtpm-service\[[^]]*\]: ", "", d)
+    d = re.sub(r"/\S+", "<path>", d)
+    d = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27}", "<uuid>", d)
+    d = re.sub(r"\b[0-9a-f]{16}\b", "<value>", d)
+    d = re.sub(r"\d+", "N", d)
+    return d[:300]
 
 
 def describe(tr, k):
