@@ -140,7 +140,7 @@ def judge(outcome, exps):
         return "refused", exps[-1][0], outcome[1]
     if outcome[0] == "error":
         return "violation", exps[-1][0], outcome[1]
-    _, vals, vts = outcome
+    _, vals, vts, refusals = outcome
     for k, (nv, vt) in exps:
         for idx, (acked, infl) in nv.items():
             per_uuid = idx.split("/")
@@ -157,6 +157,8 @@ def judge(outcome, exps):
             if got != acked and got not in infl:
                 return "violation", k, ("cut before op %d: vTPM %s is %s, "
                                      "acknowledged %s" % (k, u, got, acked))
+    if refusals:
+        return "refused", exps[-1][0], refusals[0]
     return "ok", None, ""
 
 
@@ -247,7 +249,7 @@ class Standalone:
                 for idx in self.IDX:
                     vals["%x" % idx] = value_of(transact(s, nv_read(idx, 8)))
                 s.close()
-                return ("ok", vals, set())
+                return ("ok", vals, set(), [])
             except (OSError, EOFError) as e:
                 return ("error", "instance: %s: %s" % (e, tail(outp)))
             finally:
@@ -418,6 +420,7 @@ class Managed:
                     return ("error", "vtpmctl list: %s" % r.stderr.decode())
                 vts = {v["uuid"] for v in json.loads(r.stdout)["vtpms"]}
                 vals = {}
+                refusals = []
                 for idx, u in self.which.items():
                     if u not in vts:
                         continue
@@ -427,18 +430,21 @@ class Managed:
                     if st == "exited":
                         return exited(m, outp, "exited")
                     if st != "ready":
+                        # One vTPM refusing does not excuse the others:
+                        # they are still read and judged.
                         lines = [x for x in tail(outp, 1 << 20).splitlines()
                                  if u in x]
                         ref = [x for x in lines if "refusing to start" in x]
                         if ref:
-                            return ("refused", ref[-1])
+                            refusals.append(ref[-1])
+                            continue
                         return ("error", "vTPM %s does not serve (%s): %s"
                                 % (u, st, "\n".join(lines[-4:])))
                     s = connect(sock)
                     vals[idx] = value_of(transact(s, nv_read(int(idx, 16),
                                                              8)))
                     s.close()
-                return ("ok", vals, vts)
+                return ("ok", vals, vts, refusals)
             except (OSError, EOFError, RuntimeError,
                     subprocess.TimeoutExpired) as e:
                 return ("error", "manager: %s: %s" % (e, tail(outp)))
@@ -639,7 +645,7 @@ def main():
             if v != "ok":
                 r = reason(detail)
                 reasons[v][r] = reasons[v].get(r, 0) + 1
-            if v != "ok" and len(examples[v]) < 5:
+            if v != "ok" and reasons[v][r] <= 2:
                 examples[v].append("state %s, cut before op %d %s: %s" % (
                     h[:12], k, describe(tr, k), detail))
         return v
