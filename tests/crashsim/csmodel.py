@@ -124,6 +124,8 @@ def snapshot(roots):
             st.ns[dp] = ("d", None)
             for fn in fns:
                 p = os.path.join(dp, fn)
+                if not os.path.isfile(p) or os.path.islink(p):
+                    continue  # sockets: not state
                 n += 1
                 ino = ("init", n)
                 with open(p, "rb") as f:

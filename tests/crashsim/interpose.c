@@ -219,9 +219,11 @@ static void emit(uint32_t type, int fd, uint32_t flags, int64_t off,
 	h.dlen = (uint32_t)dlen;
 	memcpy(buf, &h, sizeof(h));
 	o = sizeof(h);
-	memcpy(buf + o, p, plen);
+	if (plen)
+		memcpy(buf + o, p, plen);
 	o += plen;
-	memcpy(buf + o, p2, p2len);
+	if (p2len)
+		memcpy(buf + o, p2, p2len);
 	o += p2len;
 	for (int i = 0; i < iovcnt && o < total; i++) {
 		size_t n = iov[i].iov_len;
