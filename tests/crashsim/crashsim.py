@@ -168,6 +168,7 @@ class Standalone:
     """vtpm-service --role=instance --state-key on one state directory."""
 
     IDX = (0x01500060, 0x01500061)
+    BULK = 0x01500062
 
     def __init__(self, a, wd):
         self.a = a
@@ -199,6 +200,16 @@ class Standalone:
         c = Client(self.log, lambda: connect(sock))
         A, B = self.IDX
         c.define(A)
+        # A 2 KiB index makes the state span several sectors, so that
+        # sector tears of a state write are many and different.
+        s = connect(sock)
+        if rc_of(transact(s, nv_define(self.BULK, 2048))) != 0:
+            raise RuntimeError("define the bulk index")
+        for off in (0, 1024):
+            if rc_of(transact(s, nv_write(self.BULK, os.urandom(1024),
+                                          off))) != 0:
+                raise RuntimeError("write the bulk index")
+        s.close()
         n = 0
         phase = max(1, writes // 4)
         for i in range(phase):
@@ -536,34 +547,14 @@ def exited(p, outp, st):
             (p.returncode, text))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--vtpm", required=True)
-    ap.add_argument("--preload", required=True)
-    ap.add_argument("--workload", choices=["standalone", "manager"],
-                    required=True)
-    ap.add_argument("--writes", type=int, default=100)
-    ap.add_argument("--cap", type=int, default=200,
-                    help="crash states per crash point, at most")
-    ap.add_argument("--max-states", type=int, default=0,
-                    help="check at most this many distinct states "
-                    "(deterministic sample), 0: all")
-    ap.add_argument("--min-states", type=int, default=0)
-    ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--nosync", default="",
-                    help="planted bug: the interposer drops fsync and "
-                    "fdatasync of these (data, dir, all)")
-    ap.add_argument("--expect-violations", action="store_true")
-    ap.add_argument("--workdir", default=None)
-    ap.add_argument("--seed", type=int, default=1)
-    a = ap.parse_args()
+def record_and_build(a, wd, writes, t0):
+    """Records a run and builds its distinct crash states."""
     t0 = time.monotonic()
-    wd = a.workdir or tempfile.mkdtemp(prefix="crashsim-%s-" % a.workload)
-    os.makedirs(wd, exist_ok=True)
     W = Standalone if a.workload == "standalone" else Managed
     w = W(a, wd)
-    acked, rc = w.record(a.writes)
+    acked, rc = w.record(writes)
     t_rec = time.monotonic() - t0
+    t0 = time.monotonic()
     recs = csmodel.read_log(w.log)
     roots = w.roots
     durable = getattr(w, "durable", [])
@@ -612,6 +603,49 @@ def main():
     print("%d crash points, %d crash states built, %d distinct by content,"
           " in %.1fs" % (points, raw, len(states), time.monotonic() - t1),
           flush=True)
+    return w, tr, failed, states, order, t_rec, t1
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--vtpm", required=True)
+    ap.add_argument("--preload", required=True)
+    ap.add_argument("--workload", choices=["standalone", "manager"],
+                    required=True)
+    ap.add_argument("--writes", type=int, default=100)
+    ap.add_argument("--cap", type=int, default=200,
+                    help="crash states per crash point, at most")
+    ap.add_argument("--max-states", type=int, default=0,
+                    help="check at most this many distinct states "
+                    "(deterministic sample), 0: all")
+    ap.add_argument("--min-states", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--nosync", default="",
+                    help="planted bug: the interposer drops fsync and "
+                    "fdatasync of these (data, dir, all)")
+    ap.add_argument("--expect-violations", action="store_true")
+    ap.add_argument("--workdir", default=None)
+    ap.add_argument("--seed", type=int, default=1)
+    a = ap.parse_args()
+    t0 = time.monotonic()
+    writes = a.writes
+    for attempt in range(3):
+        wd = a.workdir or tempfile.mkdtemp(prefix="crashsim-%s-" %
+                                           a.workload)
+        if a.workdir and attempt:
+            wd = os.path.join(a.workdir, "run%d" % attempt)
+        os.makedirs(wd, exist_ok=True)
+        w, tr, failed, states, order, t_rec, t1 = record_and_build(
+            a, wd, writes, t0)
+        # The number of distinct states per write depends on the write
+        # pattern of the code under test: record a longer run when short.
+        if len(order) >= a.min_states or a.expect_violations or failed:
+            break
+        writes = int(writes * a.min_states / max(1, len(order)) * 1.15) + 1
+        print("%d distinct states, fewer than %d: recording again with %d "
+              "writes" % (len(order), a.min_states, writes), flush=True)
+        if not a.workdir:
+            shutil.rmtree(wd, ignore_errors=True)
     todo = order
     if a.max_states and len(order) > a.max_states:
         import random
