@@ -394,14 +394,19 @@ class Managed:
         return {"dir": wdir}
 
     def check(self, ctx, files, dirs):
-        d = ctx["dir"]
+        # A fresh directory per state: the instances of the last manager
+        # (killed) get SIGTERM from their parent-death signal and may
+        # still flush their state for a moment; they must not write into
+        # the next state.  Directories three states old are removed.
+        ctx["n"] = ctx.get("n", 0) + 1
+        d = os.path.join(ctx["dir"], str(ctx["n"]))
+        shutil.rmtree(os.path.join(ctx["dir"], str(ctx["n"] - 3)),
+                      ignore_errors=True)
+        os.makedirs(d)
+        os.chmod(d, 0o711)
         mgr, hw = os.path.join(d, "m"), os.path.join(d, "h")
         run = os.path.join(d, "run")
         control = os.path.join(d, "c.sock")
-        for x in (mgr, hw, run):
-            shutil.rmtree(x, ignore_errors=True)
-        if os.path.exists(control):
-            os.unlink(control)
         csmodel.materialize(files, dirs, [self.mgr, self.hw], [mgr, hw])
         if os.path.isdir(mgr):
             os.chmod(mgr, 0o711)
@@ -716,6 +721,8 @@ def main():
                           (len(todo), a.min_states))
     for f in failed:
         print("FAIL " + f)
+    if failed:
+        print("the recorded run and its log are kept in %s" % wd)
     if not a.workdir and not failed:
         shutil.rmtree(wd, ignore_errors=True)
     sys.exit(1 if failed else 0)
