@@ -39,7 +39,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import csmodel  # noqa: E402
 from vtpmtest import (nv_define, nv_write, nv_read, nv_read_data,  # noqa
-                      rc_of, transact, recv_tpm, getrandom, make_key)
+                      rc_of, transact, getrandom, make_key)
 
 RC_NV_UNINITIALIZED = 0x14A
 
@@ -143,7 +143,6 @@ def judge(outcome, exps):
     _, vals, vts, refusals = outcome
     for k, (nv, vt) in exps:
         for idx, (acked, infl) in nv.items():
-            per_uuid = idx.split("/")
             got = vals.get(idx)
             if got is None:
                 continue  # the vTPM holding it is gone: judged below
