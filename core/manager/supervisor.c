@@ -127,6 +127,19 @@ void sup_wait_stopped(struct vtpm_entry *e, void (*cb)(void *arg), void *arg)
 	list_push_back(&e->child.waiters, &w->node);
 }
 
+/* Makes the entries of directory path durable (a new subdirectory). */
+static int fsync_dir(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 /*
  * A directory owned by the instance user, where only it may write.  The
  * owner and mode are changed through a descriptor opened without
@@ -312,6 +325,22 @@ int sup_start(struct vtpm_entry *e)
 	if (rc) {
 		log_warnx("vTPM %s: %s: %s", e->rec.uuid_str, dir, strerror(-rc));
 		return rc;
+	}
+	/* The state the instance acknowledges lives in that directory: it
+	 * and vtpms/ must be durable before the instance writes any (the
+	 * power-cut simulator dropped them after acknowledged writes). */
+	{
+		char parent[sizeof(dir)];
+
+		snprintf(parent, sizeof(parent), "%s/vtpms", cfg->state_dir);
+		rc = fsync_dir(parent);
+		if (!rc)
+			rc = fsync_dir(cfg->state_dir);
+		if (rc) {
+			log_warnx("vTPM %s: cannot make %s durable: %s",
+				  e->rec.uuid_str, parent, strerror(-rc));
+			return rc;
+		}
 	}
 	if (e->xd.active) {
 		snprintf(transport, sizeof(transport), "xen-ring");
