@@ -158,13 +158,13 @@ static void waiter_cb(struct manager *m, int rc, void *arg)
 static void read_store(struct fixture *f, struct keystore *ks,
 		       struct keystore_meta *meta)
 {
-	uint8_t *buf;
-	size_t len;
+	struct ksfile kf;
+	char err[256];
 
-	assert_int_equal(store_read(f->m.dirfd, KEYSTORE_FILE, 1 << 20, &buf,
-				    &len), 0);
-	assert_int_equal(keystore_decode(buf, len, f->m.root_key, ks, meta), 0);
-	free(buf);
+	ksfile_init(&kf);
+	assert_int_equal(mgr_store_read(f->m.dirfd, f->m.root_key, ks, meta,
+					&kf, err, sizeof(err)), 0);
+	ksfile_close(&kf);
 }
 
 /* A task that holds the queue until released. */
