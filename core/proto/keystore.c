@@ -585,6 +585,19 @@ enum keystore_err keystore_slots_decode(const uint8_t *buf, size_t len,
 		if (w < 0 || inf->meta[i].generation > inf->meta[w].generation)
 			w = i;
 	}
+	/* A slot of a format version we do not know (or an authentic one
+	 * with the reserved field set) is a newer writer's, not a torn
+	 * write: every sector we write carries version 1.  Skipping it
+	 * would load the older slot and silently drop the newer writer's
+	 * commits; refuse the file instead. */
+	for (int i = 0; i < KSSLOTS_COUNT; i++)
+		if (inf->err[i] == KS_ERR_VERSION) {
+			for (int j = 0; j < KSSLOTS_COUNT; j++)
+				if (!inf->err[j])
+					keystore_free(&cand[j]);
+			inf->winner = -1;
+			return KS_ERR_VERSION;
+		}
 	if (w < 0)
 		return KS_ERR_NO_SLOT;
 	o = 1 - w;

@@ -187,7 +187,8 @@ enum keystore_err keystore_check_fresh(uint64_t file_counter,
  * replace; commits write a slot in place.  Load rule
  * (keystore_slots_decode): every slot is authenticated on its own; an
  * unauthentic one (torn, never written, modified) is skipped; of the
- * authentic ones the highest generation wins.  Two authentic slots with
+ * authentic ones the highest generation wins.  A slot of another format
+ * version (a newer writer's) makes the whole file KS_ERR_VERSION.  Two authentic slots with
  * the same generation, or a newer slot bound to a lower NV counter than
  * the older, are refused (KS_ERR_SLOTS): no writer leaves them.  The
  * winner then faces keystore_check_fresh like a single-copy file.

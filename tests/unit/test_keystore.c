@@ -876,6 +876,14 @@ static void slots_both_bad_and_header(void **state)
 	be32_put(g + keystore_slot_off(ss, 1) + KEYSTORE_HDR_LEN - 4, ss);
 	assert_int_equal(slots_load(g, len, &m, &info), 0);
 	assert_int_equal(info.err[1], KS_ERR_TRUNCATED);
+	/* A slot of a newer format version: a newer writer's, never
+	 * skipped in favour of the older slot. */
+	memcpy(g, f, len);
+	g[keystore_slot_off(ss, 1) + 9] = 2;
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_VERSION);
+	memcpy(g, f, len);
+	g[keystore_slot_off(ss, 0) + 9] = 2;
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_VERSION);
 	/* The header. */
 	assert_int_equal(slots_load(f, KSSLOTS_HDR_LEN - 1, &m, &info),
 			 KS_ERR_TRUNCATED);
