@@ -578,6 +578,13 @@ enum keystore_err keystore_slots_decode(const uint8_t *buf, size_t len,
 						  &inf->used[i])
 				    : KS_ERR_TRUNCATED;
 		if (inf->err[i]) {
+			/* Unauthentic: whatever is there up to its last
+			 * nonzero byte must be covered by the next write. */
+			size_t u = avail;
+
+			while (u && buf[off + u - 1] == 0)
+				u--;
+			inf->used[i] = u;
 			memset(&cand[i], 0, sizeof(cand[i]));
 			memset(&inf->meta[i], 0, sizeof(inf->meta[i]));
 			continue;

@@ -210,7 +210,8 @@ struct keystore_slots {
 	size_t used[KSSLOTS_COUNT]; /* bytes of each slot a writer must
 				     * cover to leave nothing of its old
 				     * contents: the envelope's length when
-				     * authentic, else the whole slot */
+				     * authentic, else up to its last
+				     * nonzero byte */
 	struct keystore_meta meta[KSSLOTS_COUNT]; /* of the authentic ones */
 };
 
