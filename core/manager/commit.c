@@ -6,11 +6,13 @@
  * --counter-interval has passed since the last increment.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 #include "lib/store.h"
@@ -40,6 +42,12 @@ void mgr_commits_init(struct mgr_commits *c)
 {
 	memset(c, 0, sizeof(*c));
 	list_init(&c->pending);
+	ksfile_init(&c->file);
+}
+
+void mgr_commits_close(struct mgr_commits *c)
+{
+	ksfile_close(&c->file);
 }
 
 static void commit_work(struct mgr_task *t)
@@ -51,13 +59,14 @@ static void commit_work(struct mgr_task *t)
 	/*
 	 * The file first, then the counter: a crash in between leaves a file
 	 * one ahead of the TPM, which start-up recognises and completes.
-	 * The other way round would leave a counter no file matches.
+	 * The other way round would leave a counter no file matches.  The
+	 * write goes to the slot not holding the newest store (one pwrite,
+	 * one fdatasync), so a torn write leaves that store to load.
 	 */
-	rc = store_write_atomic(m->dirfd, KEYSTORE_FILE, c->store, c->store_len);
+	rc = ksfile_write(&m->commits.file, m->dirfd, KEYSTORE_FILE, c->store,
+			  c->store_len, t->err, sizeof(t->err));
 	if (rc) {
 		t->rc = rc;
-		snprintf(t->err, sizeof(t->err), "writing %s: %s", KEYSTORE_FILE,
-			 strerror(-rc));
 		return;
 	}
 	/* instances.json only when it changed: most commits are a vTPM's
@@ -220,28 +229,79 @@ static void first_store(struct manager *m)
 			     m->tpm_counter, &buf, &len);
 	if (rc)
 		fatalx("cannot encode the key store: %s", keystore_strerror(rc));
-	rc = store_write_atomic(m->dirfd, KEYSTORE_FILE, buf, len);
+	rc = ksfile_write(&m->commits.file, m->dirfd, KEYSTORE_FILE, buf, len,
+			  err, sizeof(err));
+	OPENSSL_cleanse(buf, len);
 	free(buf);
 	if (rc)
-		fatalx("%s/%s: %s", cfg->state_dir, KEYSTORE_FILE, strerror(-rc));
+		fatalx("%s: %s", cfg->state_dir, err);
 	m->entries_dirty = true;
 	log_info("new key store, bound to NV counter 0x%08x at %llu",
 		 cfg->nv_index, (unsigned long long)m->tpm_counter);
+}
+
+int mgr_store_read(int dirfd, const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+		   struct keystore *ks, struct keystore_meta *meta,
+		   struct ksfile *kf, char *err, size_t errlen)
+{
+	struct keystore_slots info;
+	uint8_t *buf;
+	size_t len;
+	int fd, rc;
+
+	memset(ks, 0, sizeof(*ks));
+	rc = ksfile_read(dirfd, KEYSTORE_FILE, &fd, &buf, &len, err, errlen);
+	if (rc)
+		return rc;
+	if (!keystore_is_slots(buf, len)) {
+		/* The single-copy file of before: read as it always was; the
+		 * first commit writes a slot file over it. */
+		rc = keystore_decode(buf, len, root_key, ks, meta);
+		free(buf);
+		close(fd);
+		ksfile_close(kf);
+		if (rc)
+			snprintf(err, errlen, "%s", keystore_strerror(rc));
+		else
+			log_info("key store in the single-copy format: the "
+				 "first commit converts it to slots");
+		return rc;
+	}
+	rc = keystore_slots_decode(buf, len, root_key, ks, meta, &info);
+	free(buf);
+	if (rc) {
+		close(fd);
+		if (rc == KS_ERR_NO_SLOT || rc == KS_ERR_SLOTS)
+			snprintf(err, errlen, "%s (slot 0: %s; slot 1: %s)",
+				 keystore_strerror(rc),
+				 info.err[0] ? keystore_strerror(info.err[0])
+					     : "authentic",
+				 info.err[1] ? keystore_strerror(info.err[1])
+					     : "authentic");
+		else
+			snprintf(err, errlen, "%s", keystore_strerror(rc));
+		return rc;
+	}
+	for (int i = 0; i < KSSLOTS_COUNT; i++)
+		if (info.err[i])
+			log_info("key store slot %d not authentic (%s): an "
+				 "interrupted write or none yet; the next "
+				 "commit writes it", i,
+				 keystore_strerror(info.err[i]));
+	ksfile_adopt(kf, fd, &info);
+	log_debug("key store slot %d of %u bytes: generation %llu", info.winner,
+		  info.slot_size, (unsigned long long)meta->generation);
+	return 0;
 }
 
 void mgr_store_load(struct manager *m)
 {
 	const struct config *cfg = m->cfg;
 	struct keystore_meta meta;
-	uint8_t *buf;
-	size_t len;
-	char err[256];
+	char err[256], ferr[256];
 	int rc, store_rc;
 
-	store_rc = store_read(m->dirfd, KEYSTORE_FILE, 64u << 20, &buf, &len);
 	if (m->new_root_key) {
-		if (store_rc == 0)
-			free(buf);
 		first_store(m);
 		return;
 	}
@@ -249,6 +309,9 @@ void mgr_store_load(struct manager *m)
 	 * holder of the root key may increment it. */
 	rc = tss_hal_counter_check(m->hal, cfg->nv_index, m->nv_auth,
 				   NV_AUTH_LEN, err, sizeof(err));
+	store_rc = faccessat(m->dirfd, KEYSTORE_FILE, F_OK, AT_SYMLINK_NOFOLLOW)
+			   ? -errno
+			   : 0;
 	if ((rc == -ENOENT || rc == -ENODATA) && store_rc == -ENOENT) {
 		/* The sealed key is there, counter and store are not: the
 		 * first start stopped half-way, before anything was served. */
@@ -263,20 +326,19 @@ void mgr_store_load(struct manager *m)
 				  sizeof(err));
 	if (rc)
 		fatalx("NV counter 0x%08x: %s", cfg->nv_index, err);
-	rc = store_rc;
-	if (rc == -ENOENT)
+	if (store_rc == -ENOENT)
 		fatalx("refusing to start: %s/%s is missing but its root key "
 		       "and NV counter exist: the key store was deleted or "
 		       "moved; an empty store would abandon every vTPM",
 		       cfg->state_dir, KEYSTORE_FILE);
-	if (rc)
-		fatalx("%s/%s: %s", cfg->state_dir, KEYSTORE_FILE, strerror(-rc));
-	rc = keystore_decode(buf, len, m->root_key, &m->ks, &meta);
-	free(buf);
+	rc = mgr_store_read(m->dirfd, m->root_key, &m->ks, &meta,
+			    &m->commits.file, ferr, sizeof(ferr));
+	if (rc < 0 && !keystore_is_err(rc))
+		fatalx("%s/%s", cfg->state_dir, ferr);
 	if (rc)
 		fatalx("refusing to start: key store %s/%s: %s; nothing was "
 		       "changed on disk",
-		       cfg->state_dir, KEYSTORE_FILE, keystore_strerror(rc));
+		       cfg->state_dir, KEYSTORE_FILE, ferr);
 	rc = keystore_check_fresh(meta.nv_counter, m->tpm_counter);
 	if (rc < 0)
 		fatalx("refusing to start: key store %s/%s is bound to NV "

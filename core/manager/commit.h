@@ -8,9 +8,11 @@
 #define VTPM_MANAGER_COMMIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "lib/list.h"
+#include "manager/ksfile.h"
 
 struct manager;
 
@@ -26,6 +28,8 @@ struct mgr_commits {
 	uint64_t last_increment_ms;
 	unsigned long increments;
 	unsigned long writes;       /* store files written (for tests) */
+	struct ksfile file;         /* the key store's slot file; touched
+				     * by the commit in flight only */
 	/* A commit failed: the manager cannot answer truthfully any more.
 	 * NULL raises SIGTERM. */
 	void (*failed)(struct manager *m);
@@ -39,5 +43,16 @@ void mgr_commit(struct manager *m, bool force, mgr_commit_cb cb, void *arg);
 
 /* Start-up: the store file checked against the counter (or a new one). */
 void mgr_store_load(struct manager *m);
+
+/* The store file as mgr_store_load reads it, without the TPM: the
+ * newest authentic copy (a slot file's winner, or a single-copy file,
+ * which the first commit converts), *kf ready for commits.  0, a KS_ERR_*
+ * or -errno (then err says why). */
+int mgr_store_read(int dirfd, const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+		   struct keystore *ks, struct keystore_meta *meta,
+		   struct ksfile *kf, char *err, size_t errlen);
+
+/* Closes the store file (at exit). */
+void mgr_commits_close(struct mgr_commits *c);
 
 #endif

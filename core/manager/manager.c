@@ -235,6 +235,7 @@ int manager_main(const struct config *cfg)
 		 cfg->control);
 	uv_run(m->loop, UV_RUN_DEFAULT);
 
+	mgr_commits_close(&m->commits);
 	keystore_free(&m->ks);
 	OPENSSL_cleanse(m->root_key, KEYSTORE_ROOT_KEY_LEN + NV_AUTH_LEN);
 	log_info("stopped");

@@ -79,6 +79,10 @@ const char *keystore_strerror(int err)
 		return "key store older than the TPM NV counter (rollback)";
 	case KS_ERR_AHEAD:
 		return "key store further ahead of the TPM NV counter than one commit";
+	case KS_ERR_NO_SLOT:
+		return "no slot of the key store file holds an authentic copy";
+	case KS_ERR_SLOTS:
+		return "key store slot file inconsistent (header, or slots no writer leaves)";
 	}
 	return "unknown error";
 }
@@ -446,4 +450,177 @@ enum keystore_err keystore_check_fresh(uint64_t file_counter,
 		return KS_ERR_ROLLBACK;
 	/* file_counter > tpm_counter here, so the difference cannot wrap. */
 	return file_counter - tpm_counter == 1 ? KS_FRESH_PENDING : KS_ERR_AHEAD;
+}
+
+/* ---- the slot file ---- */
+
+#define SLOTS_VERSION_OFF 8
+#define SLOTS_COUNT_OFF 10
+#define SLOTS_SIZE_OFF 12
+#define SLOTS_FIXED_LEN 16
+
+_Static_assert(KSSLOTS_MAX_SLOT <= UINT32_MAX / 4, "slot offsets fit");
+
+int keystore_is_slots(const uint8_t *buf, size_t len)
+{
+	return len >= ENVELOPE_MAGIC_LEN &&
+	       memcmp(buf, KSSLOTS_MAGIC, ENVELOPE_MAGIC_LEN) == 0;
+}
+
+uint32_t keystore_slot_size_for(size_t len)
+{
+	size_t want;
+
+	if (len > KSSLOTS_MAX_SLOT)
+		return 0;
+	want = 2 * len < KSSLOTS_MIN_SLOT ? KSSLOTS_MIN_SLOT : 2 * len;
+	want = KSSLOTS_ROUND(want);
+	return (uint32_t)(want > KSSLOTS_MAX_SLOT ? KSSLOTS_MAX_SLOT : want);
+}
+
+static int slot_size_ok(uint32_t s)
+{
+	return s >= KSSLOTS_ALIGN && s <= KSSLOTS_MAX_SLOT &&
+	       s % KSSLOTS_ALIGN == 0;
+}
+
+enum keystore_err keystore_slots_new(uint32_t slot_size, const uint8_t *store,
+				     size_t store_len, uint8_t **out,
+				     size_t *outlen)
+{
+	size_t total;
+	uint8_t *f;
+
+	if (!slot_size_ok(slot_size) || store_len > slot_size)
+		return KS_ERR_FULL;
+	total = KSSLOTS_HDR_LEN + (size_t)KSSLOTS_COUNT * slot_size;
+	f = calloc(1, total);
+	if (!f)
+		return KS_ERR_NOMEM;
+	memcpy(f, KSSLOTS_MAGIC, ENVELOPE_MAGIC_LEN);
+	be16_put(f + SLOTS_VERSION_OFF, KSSLOTS_VERSION);
+	be16_put(f + SLOTS_COUNT_OFF, KSSLOTS_COUNT);
+	be32_put(f + SLOTS_SIZE_OFF, slot_size);
+	memcpy(f + keystore_slot_off(slot_size, 0), store, store_len);
+	*out = f;
+	*outlen = total;
+	return 0;
+}
+
+/* The header of a slot file; the slot size in *slot_size. */
+static int slots_header(const uint8_t *buf, size_t len, uint32_t *slot_size)
+{
+	if (!keystore_is_slots(buf, len))
+		return KS_ERR_MAGIC;
+	if (len < KSSLOTS_HDR_LEN)
+		return KS_ERR_TRUNCATED;
+	if (be16_get(buf + SLOTS_VERSION_OFF) != KSSLOTS_VERSION)
+		return KS_ERR_VERSION;
+	*slot_size = be32_get(buf + SLOTS_SIZE_OFF);
+	if (be16_get(buf + SLOTS_COUNT_OFF) != KSSLOTS_COUNT ||
+	    !slot_size_ok(*slot_size))
+		return KS_ERR_SLOTS;
+	for (size_t i = SLOTS_FIXED_LEN; i < KSSLOTS_HDR_LEN; i++)
+		if (buf[i])
+			return KS_ERR_SLOTS;
+	return 0;
+}
+
+/* One slot: the envelope at its start, delimited by its own length
+ * field, decoded; *used is the envelope's length when authentic. */
+static int slot_decode(const uint8_t *slot, size_t avail,
+		       const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+		       struct keystore *ks, struct keystore_meta *meta,
+		       size_t *used)
+{
+	size_t total;
+	int rc;
+
+	memset(ks, 0, sizeof(*ks));
+	rc = keystore_peek(slot, avail, meta);
+	if (rc)
+		return rc;
+	total = KEYSTORE_HDR_LEN + (size_t)be32_get(slot + KEYSTORE_HDR_LEN - 4) +
+		KEYSTORE_TAG_LEN;
+	if (total > avail)
+		return KS_ERR_TRUNCATED;
+	rc = keystore_decode(slot, total, root_key, ks, meta);
+	if (!rc)
+		*used = total;
+	return rc;
+}
+
+enum keystore_err keystore_slots_decode(const uint8_t *buf, size_t len,
+					const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+					struct keystore *ks,
+					struct keystore_meta *meta,
+					struct keystore_slots *info)
+{
+	struct keystore_slots in = { 0 }, *inf = info ? info : &in;
+	struct keystore cand[KSSLOTS_COUNT];
+	int rc, w = -1, o;
+
+	memset(ks, 0, sizeof(*ks));
+	memset(inf, 0, sizeof(*inf));
+	inf->winner = -1;
+	rc = slots_header(buf, len, &inf->slot_size);
+	if (rc)
+		return rc;
+	for (int i = 0; i < KSSLOTS_COUNT; i++) {
+		uint64_t off = keystore_slot_off(inf->slot_size, (unsigned)i);
+		size_t avail = off >= len ? 0
+				: len - off < inf->slot_size ? (size_t)(len - off)
+							     : inf->slot_size;
+
+		inf->used[i] = inf->slot_size;
+		inf->err[i] = avail ? slot_decode(buf + off, avail, root_key,
+						  &cand[i], &inf->meta[i],
+						  &inf->used[i])
+				    : KS_ERR_TRUNCATED;
+		if (inf->err[i]) {
+			/* Unauthentic: whatever is there up to its last
+			 * nonzero byte must be covered by the next write. */
+			size_t u = avail;
+
+			while (u && buf[off + u - 1] == 0)
+				u--;
+			inf->used[i] = u;
+			memset(&cand[i], 0, sizeof(cand[i]));
+			memset(&inf->meta[i], 0, sizeof(inf->meta[i]));
+			continue;
+		}
+		if (w < 0 || inf->meta[i].generation > inf->meta[w].generation)
+			w = i;
+	}
+	/* A slot of a format version we do not know (or an authentic one
+	 * with the reserved field set) is a newer writer's, not a torn
+	 * write: every sector we write carries version 1.  Skipping it
+	 * would load the older slot and silently drop the newer writer's
+	 * commits; refuse the file instead. */
+	for (int i = 0; i < KSSLOTS_COUNT; i++)
+		if (inf->err[i] == KS_ERR_VERSION) {
+			for (int j = 0; j < KSSLOTS_COUNT; j++)
+				if (!inf->err[j])
+					keystore_free(&cand[j]);
+			inf->winner = -1;
+			return KS_ERR_VERSION;
+		}
+	if (w < 0)
+		return KS_ERR_NO_SLOT;
+	o = 1 - w;
+	rc = 0;
+	if (!inf->err[o] &&
+	    (inf->meta[o].generation == inf->meta[w].generation ||
+	     inf->meta[o].nv_counter > inf->meta[w].nv_counter))
+		rc = KS_ERR_SLOTS;
+	if (!inf->err[o])
+		keystore_free(&cand[o]);
+	if (rc) {
+		keystore_free(&cand[w]);
+		return rc;
+	}
+	*ks = cand[w];
+	*meta = inf->meta[w];
+	inf->winner = w;
+	return 0;
 }

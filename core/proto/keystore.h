@@ -75,7 +75,12 @@ enum keystore_err {
 	KS_ERR_INVALID = KS_ERR_BASE - 14, /* zero UUID, TPM version, flags */
 	KS_ERR_ROLLBACK = KS_ERR_BASE - 15, /* older than the TPM NV counter */
 	KS_ERR_AHEAD = KS_ERR_BASE - 16, /* newer than the NV counter explains */
-	KS_ERR_LAST = KS_ERR_AHEAD,      /* the lowest */
+	KS_ERR_NO_SLOT = KS_ERR_BASE - 17, /* slot file: no slot authentic */
+	KS_ERR_SLOTS = KS_ERR_BASE - 18,   /* slot file: header, or two
+					    * authentic slots that no writer
+					    * leaves (same generation, or the
+					    * newer bound to a lower counter) */
+	KS_ERR_LAST = KS_ERR_SLOTS,        /* the lowest */
 };
 
 static inline int keystore_is_err(int rc)
@@ -162,5 +167,82 @@ enum keystore_err keystore_decode(const uint8_t *buf, size_t len,
  */
 enum keystore_err keystore_check_fresh(uint64_t file_counter,
 				       uint64_t tpm_counter);
+
+/*
+ * The slot file (format version 1): the key store as it lies on disk
+ * since issue 15, so that a commit costs one in-place write and one
+ * flush.  Integers big-endian.
+ *
+ *   0     8  magic "VTPMKSAB"
+ *   8     2  slot file version (1)
+ *  10     2  slot count (2)
+ *  12     4  slot size S: a multiple of 4096, 4096..KSSLOTS_MAX_SLOT
+ *  16  4080  zero
+ *  4096 + i*S, S bytes: slot i (i = 0, 1), an envelope exactly as the
+ *        single-copy file above (its own generation, nv_counter, length
+ *        and GCM tag), then bytes that are ignored (zero or stale).
+ *
+ * The 4096-byte header is written only when the file is created (first
+ * store, conversion of a single-copy file, growth), by an atomic
+ * replace; commits write a slot in place.  Load rule
+ * (keystore_slots_decode): every slot is authenticated on its own; an
+ * unauthentic one (torn, never written, modified) is skipped; of the
+ * authentic ones the highest generation wins.  A slot of another format
+ * version (a newer writer's) makes the whole file KS_ERR_VERSION.  Two authentic slots with
+ * the same generation, or a newer slot bound to a lower NV counter than
+ * the older, are refused (KS_ERR_SLOTS): no writer leaves them.  The
+ * winner then faces keystore_check_fresh like a single-copy file.
+ */
+#define KSSLOTS_MAGIC "VTPMKSAB"
+#define KSSLOTS_VERSION 1
+#define KSSLOTS_COUNT 2
+#define KSSLOTS_HDR_LEN 4096
+#define KSSLOTS_ALIGN 4096
+#define KSSLOTS_MIN_SLOT (64u * 1024)
+#define KSSLOTS_ROUND(n) (((n) + KSSLOTS_ALIGN - 1) / KSSLOTS_ALIGN * KSSLOTS_ALIGN)
+#define KSSLOTS_MAX_SLOT                                                       \
+	KSSLOTS_ROUND(KEYSTORE_HDR_LEN + KEYSTORE_MAX_BODY + KEYSTORE_TAG_LEN)
+
+struct keystore_slots {
+	uint32_t slot_size;
+	int winner;                 /* the slot that was loaded */
+	int err[KSSLOTS_COUNT];     /* each slot's verdict (0: authentic) */
+	size_t used[KSSLOTS_COUNT]; /* bytes of each slot a writer must
+				     * cover to leave nothing of its old
+				     * contents: the envelope's length when
+				     * authentic, else up to its last
+				     * nonzero byte */
+	struct keystore_meta meta[KSSLOTS_COUNT]; /* of the authentic ones */
+};
+
+/* 1 if buf starts with the slot file's magic (then it is not a
+ * single-copy file), else 0. */
+int keystore_is_slots(const uint8_t *buf, size_t len);
+
+/* The slot size for a store of len bytes: twice that, at least
+ * KSSLOTS_MIN_SLOT, rounded up to KSSLOTS_ALIGN; 0 beyond the limit. */
+uint32_t keystore_slot_size_for(size_t len);
+
+/* Offset of slot i in a file of slot size S. */
+static inline uint64_t keystore_slot_off(uint32_t slot_size, unsigned int i)
+{
+	return KSSLOTS_HDR_LEN + (uint64_t)i * slot_size;
+}
+
+/* A new slot file (*out malloc'ed, 4096 + 2 S bytes): the header, store
+ * (an envelope of keystore_encode) in slot 0, slot 1 zero. */
+enum keystore_err keystore_slots_new(uint32_t slot_size, const uint8_t *store,
+				     size_t store_len, uint8_t **out,
+				     size_t *outlen);
+
+/* Decodes a slot file with the load rule above.  A slot reaching past
+ * the end of buf reads as torn.  On success *ks is the winner's store
+ * (keystore_free it), *meta its header; info (optional) is filled on
+ * success and on KS_ERR_NO_SLOT / KS_ERR_SLOTS. */
+enum keystore_err keystore_slots_decode(const uint8_t *buf, size_t len,
+					const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+					struct keystore *ks,
+					struct keystore_meta *meta,
+					struct keystore_slots *info);
 
 #endif

@@ -720,6 +720,236 @@ static void errors_are_their_own_domain(void **state)
 	assert_false(keystore_is_err(KS_FRESH_PENDING));
 }
 
+
+/* ---- the slot file ---- */
+
+static uint8_t *env(uint64_t gen, uint64_t nvc, int nrecs, size_t *len)
+{
+	struct keystore ks;
+	struct keystore_rec r;
+	uint8_t *out;
+
+	assert_int_equal(keystore_init(&ks), 0);
+	for (int i = 0; i < nrecs; i++) {
+		make_rec(&r, (uint8_t)(i + 1), 0);
+		assert_int_equal(keystore_add(&ks, &r), 0);
+	}
+	assert_int_equal(keystore_encode(&ks, root_a, gen, nvc, &out, len), 0);
+	keystore_free(&ks);
+	return out;
+}
+
+/* A slot file with a in slot 0 and b (if any) in slot 1. */
+static uint8_t *slots(uint32_t ss, const uint8_t *a, size_t alen,
+		      const uint8_t *b, size_t blen, size_t *len)
+{
+	uint8_t *f;
+
+	assert_int_equal(keystore_slots_new(ss, a, alen, &f, len), 0);
+	if (b)
+		memcpy(f + keystore_slot_off(ss, 1), b, blen);
+	return f;
+}
+
+static int slots_load(const uint8_t *f, size_t len, struct keystore_meta *m,
+		      struct keystore_slots *info)
+{
+	struct keystore ks;
+	int rc = keystore_slots_decode(f, len, root_a, &ks, m, info);
+
+	if (!rc)
+		keystore_free(&ks);
+	return rc;
+}
+
+static void slot_size_rule(void **state)
+{
+	(void)state;
+	assert_int_equal(keystore_slot_size_for(0), KSSLOTS_MIN_SLOT);
+	assert_int_equal(keystore_slot_size_for(KSSLOTS_MIN_SLOT / 2),
+			 KSSLOTS_MIN_SLOT);
+	assert_int_equal(keystore_slot_size_for(KSSLOTS_MIN_SLOT / 2 + 1),
+			 KSSLOTS_MIN_SLOT + KSSLOTS_ALIGN);
+	assert_int_equal(keystore_slot_size_for(KSSLOTS_MAX_SLOT),
+			 KSSLOTS_MAX_SLOT);
+	assert_int_equal(keystore_slot_size_for(KSSLOTS_MAX_SLOT + 1), 0);
+	/* The largest store fits the largest slot. */
+	assert_true(KEYSTORE_HDR_LEN + KEYSTORE_MAX_BODY + KEYSTORE_TAG_LEN <=
+		    KSSLOTS_MAX_SLOT);
+}
+
+static void slots_newest_authentic_wins(void **state)
+{
+	size_t alen, blen, len;
+	uint8_t *a = env(5, 3, 2, &alen), *b = env(6, 4, 3, &blen), *f;
+	struct keystore_meta m;
+	struct keystore_slots info;
+
+	(void)state;
+	f = slots(KSSLOTS_MIN_SLOT, a, alen, b, blen, &len);
+	assert_true(keystore_is_slots(f, len));
+	assert_false(keystore_is_slots(a, alen));
+	assert_int_equal(slots_load(f, len, &m, &info), 0);
+	assert_int_equal(info.winner, 1);
+	assert_int_equal(m.generation, 6);
+	assert_int_equal(m.nv_counter, 4);
+	assert_int_equal(info.used[0], alen);
+	assert_int_equal(info.used[1], blen);
+	free(f);
+	f = slots(KSSLOTS_MIN_SLOT, b, blen, a, alen, &len);
+	assert_int_equal(slots_load(f, len, &m, &info), 0);
+	assert_int_equal(info.winner, 0);
+	assert_int_equal(m.generation, 6);
+	/* Only one slot written (a new file): it wins; the other is
+	 * unauthentic, all zero: nothing in it to cover. */
+	free(f);
+	f = slots(KSSLOTS_MIN_SLOT, a, alen, NULL, 0, &len);
+	assert_int_equal(slots_load(f, len, &m, &info), 0);
+	assert_int_equal(info.winner, 0);
+	assert_int_equal(info.err[1], KS_ERR_MAGIC);
+	assert_int_equal(info.used[1], 0);
+	/* Cut short inside slot 1: torn, slot 0 still wins. */
+	assert_int_equal(slots_load(f, len - 1, &m, &info), 0);
+	assert_int_equal(slots_load(f, keystore_slot_off(KSSLOTS_MIN_SLOT, 1),
+				    &m, &info), 0);
+	free(f);
+	f = slots(KSSLOTS_MIN_SLOT, a, alen, b, blen, &len);
+	assert_int_equal(slots_load(f, keystore_slot_off(KSSLOTS_MIN_SLOT, 1) +
+					       blen - 1,
+				    &m, &info), 0);
+	assert_int_equal(info.winner, 0);
+	assert_int_equal(info.err[1], KS_ERR_TRUNCATED);
+	/* A torn slot: covered up to its last nonzero byte. */
+	assert_true(info.used[1] <= blen - 1 && info.used[1] > blen - 64);
+	free(f);
+	free(a);
+	free(b);
+}
+
+static void slots_no_writer_leaves_these(void **state)
+{
+	size_t alen, blen, clen, len;
+	uint8_t *a = env(5, 3, 1, &alen), *b = env(5, 3, 2, &blen),
+		*c = env(6, 2, 1, &clen), *f;
+	struct keystore_meta m;
+	struct keystore_slots info;
+
+	(void)state;
+	/* Two authentic slots of one generation. */
+	f = slots(KSSLOTS_MIN_SLOT, a, alen, b, blen, &len);
+	assert_int_equal(slots_load(f, len, &m, &info), KS_ERR_SLOTS);
+	free(f);
+	/* The newer bound to a lower counter than the older. */
+	f = slots(KSSLOTS_MIN_SLOT, a, alen, c, clen, &len);
+	assert_int_equal(slots_load(f, len, &m, &info), KS_ERR_SLOTS);
+	free(f);
+	free(a);
+	free(b);
+	free(c);
+}
+
+static void slots_both_bad_and_header(void **state)
+{
+	size_t alen, blen, len;
+	uint8_t *a = env(5, 3, 2, &alen), *b = env(6, 3, 2, &blen), *f, *g;
+	struct keystore_meta m;
+	struct keystore_slots info;
+	const uint32_t ss = KSSLOTS_MIN_SLOT;
+
+	(void)state;
+	f = slots(ss, a, alen, b, blen, &len);
+	g = malloc(len);
+	/* Both slots modified. */
+	memcpy(g, f, len);
+	g[keystore_slot_off(ss, 0) + alen - 1] ^= 1;
+	g[keystore_slot_off(ss, 1) + KEYSTORE_HDR_LEN] ^= 1;
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_NO_SLOT);
+	assert_int_equal(info.err[0], KS_ERR_AUTH);
+	assert_int_equal(info.err[1], KS_ERR_AUTH);
+	/* A higher generation written over the newest's header: its tag
+	 * no longer verifies, and the older slot wins. */
+	memcpy(g, f, len);
+	be64_put(g + keystore_slot_off(ss, 1) + 12, 1000);
+	assert_int_equal(slots_load(g, len, &m, &info), 0);
+	assert_int_equal(m.generation, 5);
+	assert_int_equal(info.err[1], KS_ERR_AUTH);
+	/* A length field pointing past the slot. */
+	memcpy(g, f, len);
+	be32_put(g + keystore_slot_off(ss, 1) + KEYSTORE_HDR_LEN - 4, ss);
+	assert_int_equal(slots_load(g, len, &m, &info), 0);
+	assert_int_equal(info.err[1], KS_ERR_TRUNCATED);
+	/* A slot of a newer format version: a newer writer's, never
+	 * skipped in favour of the older slot. */
+	memcpy(g, f, len);
+	g[keystore_slot_off(ss, 1) + 9] = 2;
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_VERSION);
+	memcpy(g, f, len);
+	g[keystore_slot_off(ss, 0) + 9] = 2;
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_VERSION);
+	/* The header. */
+	assert_int_equal(slots_load(f, KSSLOTS_HDR_LEN - 1, &m, &info),
+			 KS_ERR_TRUNCATED);
+	memcpy(g, f, len);
+	g[9] = 2;
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_VERSION);
+	memcpy(g, f, len);
+	g[11] = 3;
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_SLOTS);
+	memcpy(g, f, len);
+	be32_put(g + 12, ss + 512);
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_SLOTS);
+	memcpy(g, f, len);
+	be32_put(g + 12, 0);
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_SLOTS);
+	memcpy(g, f, len);
+	g[KSSLOTS_HDR_LEN - 1] = 1;
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_SLOTS);
+	memcpy(g, f, len);
+	g[0] = 'X';
+	assert_int_equal(slots_load(g, len, &m, &info), KS_ERR_MAGIC);
+	free(g);
+	free(f);
+	free(a);
+	free(b);
+}
+
+/* A new envelope torn over an old one in the same slot at every 512-byte
+ * boundary: the other slot's store wins until the whole envelope is in. */
+static void slots_torn_at_every_sector(void **state)
+{
+	size_t alen, blen, nlen, len;
+	uint8_t *a = env(5, 3, 10, &alen), *b = env(6, 3, 20, &blen),
+		*n = env(7, 4, 30, &nlen), *f, *g;
+	struct keystore_meta m;
+	struct keystore_slots info;
+	const uint32_t ss = KSSLOTS_MIN_SLOT;
+	size_t nsec = (nlen + 511) / 512, off = keystore_slot_off(ss, 0);
+
+	(void)state;
+	assert_true(nsec >= 4);
+	f = slots(ss, a, alen, b, blen, &len);
+	g = malloc(len);
+	for (size_t k = 0; k <= nsec; k++) {
+		size_t cut = k * 512 < nlen ? k * 512 : nlen;
+
+		/* front k sectors new */
+		memcpy(g, f, len);
+		memcpy(g + off, n, cut);
+		assert_int_equal(slots_load(g, len, &m, &info), 0);
+		assert_int_equal(m.generation, k == nsec ? 7 : 6);
+		/* back sectors from k new */
+		memcpy(g, f, len);
+		memcpy(g + off + cut, n + cut, nlen - cut);
+		assert_int_equal(slots_load(g, len, &m, &info), 0);
+		assert_int_equal(m.generation, k == 0 ? 7 : 6);
+	}
+	free(g);
+	free(f);
+	free(a);
+	free(b);
+	free(n);
+}
+
 int main(void)
 {
 #define FX(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
@@ -745,6 +975,11 @@ int main(void)
 		cmocka_unit_test(freshness_rule),
 		cmocka_unit_test(error_strings_are_distinct),
 		cmocka_unit_test(errors_are_their_own_domain),
+		cmocka_unit_test(slot_size_rule),
+		cmocka_unit_test(slots_newest_authentic_wins),
+		cmocka_unit_test(slots_no_writer_leaves_these),
+		cmocka_unit_test(slots_both_bad_and_header),
+		cmocka_unit_test(slots_torn_at_every_sector),
 	};
 #undef FX
 	return cmocka_run_group_tests(tests, NULL, NULL);

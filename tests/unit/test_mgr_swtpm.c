@@ -7,6 +7,8 @@
  *   - a forced commit increments the real NV counter and the store on
  *     disk is bound to its value; an unforced one within the interval
  *     leaves the counter alone; the store stays fresh against it;
+ *   - start-up completes a slot one ahead of the counter, and refuses the
+ *     older slot once the counter has moved past it;
  *   - a deep quote of the vTPM verifies with the host's AK and binds the
  *     vTPM's PCR values.
  */
@@ -179,13 +181,13 @@ static uint64_t store_counter(struct fixture *f)
 {
 	struct keystore ks;
 	struct keystore_meta meta;
-	uint8_t *buf;
-	size_t len;
+	struct ksfile kf;
+	char err[256];
 
-	assert_int_equal(store_read(f->m.dirfd, KEYSTORE_FILE, 1 << 20, &buf,
-				    &len), 0);
-	assert_int_equal(keystore_decode(buf, len, f->m.root_key, &ks, &meta), 0);
-	free(buf);
+	ksfile_init(&kf);
+	assert_int_equal(mgr_store_read(f->m.dirfd, f->m.root_key, &ks, &meta,
+					&kf, err, sizeof(err)), 0);
+	ksfile_close(&kf);
 	keystore_free(&ks);
 	return meta.nv_counter;
 }
@@ -224,6 +226,97 @@ static void test_commit_binds_real_counter(void **state)
 	commit_and_wait(f, false);
 	assert_int_equal(tpm_counter(f), before + 2);
 	assert_int_equal(store_counter(f), before + 2);
+	real_fixture_free(f);
+}
+
+/*
+ * Start-up (mgr_store_load) against the real NV counter and the slot
+ * file: a slot one ahead of the counter (a bound commit cut off between
+ * its write and its increment) is completed; once that slot is
+ * destroyed, the older slot, bound to the value before, is refused as a
+ * rollback (the manager exits) and nothing on disk changes.
+ */
+/* In the forked child: exit() (fatalx's exit(1)) ends here, before
+ * libuv's destructor tries to join the parent's thread-pool threads,
+ * which a forked child does not have. */
+static void child_exit_now(void)
+{
+	_exit(1);
+}
+
+static void test_load_real_counter(void **state)
+{
+	struct fixture *f = real_fixture();
+	struct keystore_rec r = { 0 };
+	uint8_t *buf, *after;
+	size_t len, alen;
+	uint64_t c, gen;
+	unsigned int newest;
+	char err[256];
+	int status;
+	pid_t pid;
+
+	(void)state;
+	f->m.commits.last_increment_ms = fake_now;
+	commit_and_wait(f, true);
+	c = tpm_counter(f);
+	r.tpm_version = 2;
+	memset(r.uuid, 0x77, 16);
+	assert_int_equal(keystore_add(&f->m.ks, &r), 0);
+	gen = f->m.store_generation + 1;
+	assert_int_equal(keystore_encode(&f->m.ks, f->m.root_key, gen, c + 1,
+					 &buf, &len), 0);
+	assert_int_equal(ksfile_write(&f->m.commits.file, f->m.dirfd,
+				      KEYSTORE_FILE, buf, len, err, sizeof(err)),
+			 0);
+	free(buf);
+	assert_int_equal(tpm_counter(f), c);    /* the increment never came */
+
+	keystore_free(&f->m.ks);
+	mgr_commits_close(&f->m.commits);
+	mgr_store_load(&f->m);
+	assert_int_equal(tpm_counter(f), c + 1); /* completed */
+	assert_int_equal(f->m.tpm_counter, c + 1);
+	assert_int_equal(f->m.store_generation, gen);
+	assert_int_equal(f->m.ks.nrecs, 1);
+
+	/* The newest slot destroyed: the other one reads c, behind. */
+	newest = f->m.commits.file.next ? 0 : 1;
+	assert_int_equal(store_read(f->m.dirfd, KEYSTORE_FILE, 1 << 22, &buf,
+				    &len), 0);
+	buf[keystore_slot_off(f->m.commits.file.slot_size, newest) +
+	    KEYSTORE_HDR_LEN] ^= 1;
+	assert_int_equal(store_write_atomic(f->m.dirfd, KEYSTORE_FILE, buf, len),
+			 0);
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		/* Not cmocka's handlers: a crash must not run the next tests
+		 * in this child. */
+		signal(SIGSEGV, SIG_DFL);
+		signal(SIGABRT, SIG_DFL);
+		signal(SIGBUS, SIG_DFL);
+		signal(SIGILL, SIG_DFL);
+		signal(SIGFPE, SIG_DFL);
+		atexit(child_exit_now);
+		keystore_free(&f->m.ks);
+		mgr_commits_close(&f->m.commits);
+		mgr_store_load(&f->m);
+		_exit(0);                       /* loaded: wrong */
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status))
+		fail_msg("the refusing load died by signal %d",
+			 WIFSIGNALED(status) ? WTERMSIG(status) : -1);
+	assert_int_equal(WEXITSTATUS(status), 1);
+	assert_int_equal(tpm_counter(f), c + 1);
+	assert_int_equal(store_read(f->m.dirfd, KEYSTORE_FILE, 1 << 22, &after,
+				    &alen), 0);
+	assert_int_equal(alen, len);
+	assert_memory_equal(after, buf, len);
+	free(after);
+	free(buf);
 	real_fixture_free(f);
 }
 
@@ -321,6 +414,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_commit_binds_real_counter),
+		cmocka_unit_test(test_load_real_counter),
 		cmocka_unit_test(test_deep_quote_real),
 	};
 

@@ -422,6 +422,7 @@ for r in $(seq "$ROUNDS"); do
 	run_pinned "$SERVER_CPU" mgrbench "mgrbench atomic" "$MGRBENCH" -d "$W" -n 100 atomic
 	line=$OUT
 	add atomic_replace_us x "$(kv replace_p50_us "$line")"
+	add inplace_us x "$(kv inplace_p50_us "$line")"
 	note "NV_Write: round $r/$ROUNDS done"
 done
 declare -A COMMITS_PER_WRITE INCS_PER_WRITE
@@ -452,6 +453,7 @@ for m in m0 m60; do
 done
 
 ATOMIC_US=$(median <<<"${S[atomic_replace_us|x]}")
+INPLACE_US=$(median <<<"${S[inplace_us|x]}")
 SLOT_BYTES=$(stat -c %s "$W/m60/state/vtpms/${UUID[m60]}/"*.state.[01] 2>/dev/null | sort -n | tail -n1 || echo 0)
 STORE_BYTES=$(stat -c %s "$W/m60/state/keystore")
 ENTRIES_BYTES=$(stat -c %s "$W/m60/state/instances.json")
@@ -712,14 +714,16 @@ row2 incs_per_hour m0 "NV counter increments/hour, ci=0, NV load" "1/h" "%.0f" \
 	"$(med incs_window m0) in $(fmt %.1f "$(med load_window_s m0)") s ($(med load_writes m0) writes), extrapolated; no bound"
 row2 atomic_replace_us x "atomic replace, 4 KiB, on $statefs" us "%.0f" \
 	"write+fdatasync+rename+dir fsync; median of $ROUNDS x p50 of 100"
+row2 inplace_us x "in-place write, 4 KiB, on $statefs" us "%.0f" \
+	"pwrite into a preallocated file + fdatasync (the key store's slots); median of $ROUNDS x p50 of 100"
 
 sa50=$(med nv_p50 sa) m6050=$(med nv_p50 m60) m050=$(med nv_p50 m0)
 cat <<EOF
 
 Where a managed NV_Write's time goes (medians): standalone $(fmt %.0f "$sa50") us = TPM work + one
 atomic replace of the ${SLOT_BYTES}-byte state slot (~$(fmt %.0f "$ATOMIC_US") us here). Under the manager with
-ci=$INTERVAL: +$(fmt %.0f "$(calc "$m6050 - $sa50")") us = SAVEHASHKEY over the link + the commit: one more atomic replace
-(keystore ${STORE_BYTES} B, ~$(fmt %.0f "$ATOMIC_US") us; instances.json only when create/delete/start/stop change it) + thread-pool hops.
+ci=$INTERVAL: +$(fmt %.0f "$(calc "$m6050 - $sa50")") us = SAVEHASHKEY over the link + the commit: one in-place write of a key store
+slot (file ${STORE_BYTES} B, ~$(fmt %.0f "$INPLACE_US") us; instances.json only when create/delete/start/stop change it) + thread-pool hops.
 ci=0: another +$(fmt %.0f "$(calc "$m050 - $m6050")") us = TPM2_NV_Increment on the physical TPM (here swtpm via tpm2-tss).
 
 ci=N: vtpm-service --role=manager --counter-interval N; sa: standalone --role=instance --state-key.
