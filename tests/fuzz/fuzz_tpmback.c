@@ -35,9 +35,19 @@
  * and a bound port exactly when Connected; stopping leaves nothing
  * mapped or bound and the loop closes.
  *
- * Seeds: none committed.  Inputs that do the whole handshake and a few
- * requests are easy for the fuzzer (opcodes 0, 1 with values 0 and 2,
- * 3, 9), and LLVMFuzzerInitialize's comment gives one by hand.
+ * Seed: corpus/tpmback/handshake, 32 bytes, a Linux guest's life:
+ *   02 00        max_extra_pages 2, no uuid, no max_cmd; default storm
+ *   80           toolstack adds the device; turn (backend: InitWait)
+ *   01 01 00     frontend ring-ref := the ring page's ref
+ *   01 02 02 00  frontend event-channel := the guest's port
+ *   01 03 05     frontend feature-protocol-v2 := "1"
+ *   83 03        frontend state 3; turn (backend maps, binds: Connected)
+ *   83 04        frontend state 4; turn
+ *   89 00 00 0c 80 00  a 12-byte request on the ring page, locality 0
+ *   89 02 20 00 41 01  an 8193-byte request over 2 extra pages, loc. 1
+ *   83 05 83 06  frontend Closing, then Closed (backend: InitWait)
+ * FUZZ_VERBOSE=1 prints each run's stats: this one connects once and
+ * answers both commands.
  */
 #include <errno.h>
 #include <stdbool.h>

@@ -35,6 +35,22 @@
  * exactly when Initialised or Connected, with the capacity its extra
  * pages give; stopping fails the request in flight, shares nothing,
  * owns no port, and the loop closes.
+ *
+ * Seed: corpus/tpmfront/handshake, 32 bytes, a correct backend's life:
+ *   02           max_extra_pages 2, any backend-id, default storm
+ *   80           toolstack adds the device; turn (front: waits)
+ *   01 01 02     backend feature-protocol-v2 := "1"
+ *   01 02 00 02  backend feature-extra-pages := "2"
+ *   83 02        backend InitWait; turn (front shares 3 pages: state 3)
+ *   85 00        backend maps the ring and its 2 extra pages, binds; turn
+ *   83 04        backend Connected; turn (front: Connected)
+ *   89 03 00 00 10     owner submits 17 bytes at locality 0; turn
+ *   8b 41 00 20  backend answers 33 bytes, FINISH, notify; turn (ok)
+ *   89 01 02     owner submits a full-capacity request, locality 2
+ *   8a           owner cancels; turn
+ *   86 00        backend writes IDLE; turn (callback: -ECANCELED)
+ *   83 05        backend Closing; turn (front drops the ring)
+ * FUZZ_VERBOSE=1 prints each run's stats: connects 1, ok 1, failed 1.
  */
 #include <errno.h>
 #include <stdbool.h>
