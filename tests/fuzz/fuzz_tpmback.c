@@ -35,7 +35,7 @@
  * and a bound port exactly when Connected; stopping leaves nothing
  * mapped or bound and the loop closes.
  *
- * Seed: corpus/tpmback/handshake, 32 bytes, a Linux guest's life:
+ * Seed: corpus/tpmback/handshake, 33 bytes, a Linux guest's life:
  *   02 00        max_extra_pages 2, no uuid, no max_cmd; default storm
  *   80           toolstack adds the device; turn (backend: InitWait)
  *   01 01 00     frontend ring-ref := the ring page's ref
