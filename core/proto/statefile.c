@@ -302,6 +302,12 @@ static void slot_header_mac(const struct state_keys *k, const uint8_t *hdr,
 	     &maclen);
 }
 
+void slotfile_header_seal(const struct state_keys *k,
+			  uint8_t hdr[SLOTFILE_HDR_LEN])
+{
+	slot_header_mac(k, hdr, hdr + SLOT_MAC_OFF);
+}
+
 static int all_zero(const uint8_t *p, size_t n)
 {
 	uint8_t acc = 0;

@@ -222,6 +222,11 @@ enum statefile_err slotfile_scan(const struct state_keys *k,
 enum statefile_err slotfile_choose(const struct slotfile_view *v,
 				   int *winner, int *culprit);
 
+/* Recomputes a slot file header's MAC (tests and fuzzers use it to build
+ * authentic but hostile headers). */
+void slotfile_header_seal(const struct state_keys *k,
+			  uint8_t hdr[SLOTFILE_HDR_LEN]);
+
 /* With a manager: the valid slot whose sealed bytes hash to `hash`, or
  * -1. */
 int slotfile_find_hash(const struct slotfile_view *v, const uint8_t hash[32]);
