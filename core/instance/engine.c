@@ -819,7 +819,6 @@ int engine_persist(struct engine *e)
 		SHA256(file, len, digest);
 		rc = e->after_persist(e, meta.generation, digest, e->after_ctx);
 	}
-	OPENSSL_cleanse(file, len);
 	free(file);
 	if (rc)
 		return rc;
