@@ -163,7 +163,7 @@ enum statefile_err watermark_decode(const struct state_keys *k,
 #define SLOTFILE_HDR_LEN 4096u
 #define SLOTFILE_NSLOTS 2
 #define SLOTFILE_ALIGN 4096u
-#define SLOTFILE_MIN_SLOT (32u << 10)
+#define SLOTFILE_MIN_SLOT (8u << 10)
 /* The largest sealed state, rounded up to the alignment. */
 #define SLOTFILE_MAX_SLOT                                                   \
 	((STATEFILE_HDR_LEN + STATEFILE_MAX_BODY + STATEFILE_TAG_LEN +       \

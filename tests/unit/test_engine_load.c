@@ -380,7 +380,7 @@ static void a_torn_slot_write_loads_the_previous_state(void **state)
 		assert_int_equal(engine_persist(&e), 0);
 	}
 	read_file(f, "s", &before, &len);
-	set_perm(&e, 9000, 4);
+	set_perm(&e, 7000, 4);
 	assert_int_equal(engine_persist(&e), 0);
 	engine_free(&e);
 	read_file(f, "s", &after, &alen);

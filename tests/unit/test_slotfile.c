@@ -137,20 +137,23 @@ static void a_torn_write_at_every_sector_loads_the_acknowledged_state(void **sta
 	struct slotfile_view v;
 	size_t len, nlen;
 	uint8_t *before, *after, *mix;
+	uint32_t slot_size;
 	int w, c;
 
 	(void)state;
 	/* Sizes differ so that the old and new lengths tear differently. */
 	before = slot_file(10, 9, 5000, &len);
+	slot_size = be32_get(before + 12);
 	{
 		uint8_t *s11 = sealed_state(uuid_a, 2, 11, 7000, &nlen);
+		assert_true(nlen <= slot_size);
 		after = malloc(len);
 		memcpy(after, before, len);
-		memcpy(after + SLOTFILE_HDR_LEN + SLOTFILE_MIN_SLOT, s11, nlen);
+		memcpy(after + SLOTFILE_HDR_LEN + slot_size, s11, nlen);
 		free(s11);
 	}
 	mix = malloc(len);
-	size_t first = (SLOTFILE_HDR_LEN + SLOTFILE_MIN_SLOT) / SECTOR;
+	size_t first = (SLOTFILE_HDR_LEN + slot_size) / SECTOR;
 	size_t nsec = (nlen + SECTOR - 1) / SECTOR;
 	for (size_t k = 0; k <= nsec; k++) {
 		memcpy(mix, before, len);
@@ -272,7 +275,7 @@ static void oversized_length_fields_are_refused(void **state)
 	uint8_t *f = slot_file(2, 1, 1000, &len);
 	uint8_t *s1 = f + SLOTFILE_HDR_LEN + SLOTFILE_MIN_SLOT;
 	static const uint32_t sizes[] = { 0, 4095, SLOTFILE_MAX_SLOT + 4096,
-					  0xfffff000u, 4096 * 3 };
+					  0xfffff000u, SLOTFILE_MIN_SLOT - 4096 };
 
 	(void)state;
 	/* A sealed length past the slot's end. */
