@@ -95,7 +95,9 @@ static int write_atomic(int dirfd, const char *name, const uint8_t *buf,
 	rc = write_all(fd, buf, len);
 	if (rc)
 		goto fail;
-	if (fdatasync(fd) < 0) {
+	/* A file to be written in place later is flushed whole (fsync:
+	 * its size and blocks too), once, at its creation. */
+	if ((keep ? fsync(fd) : fdatasync(fd)) < 0) {
 		rc = -errno;
 		goto fail;
 	}
