@@ -2,6 +2,7 @@
 #include "instance/engine.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <libtpms/tpm_error.h>
 #include <libtpms/tpm_library.h>
 #include <libtpms/tpm_nvfilename.h>
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/bytes.h"
 #include "lib/log.h"
@@ -152,6 +154,8 @@ int engine_setup(struct engine *e, enum tpm_version v, uint32_t buffer_size)
 	memset(e, 0, sizeof(*e));
 	e->version = v;
 	e->dirfd = -1;
+	e->slot_fd = -1;
+	e->slot_cur = -1;
 	the_engine = e;
 	if (TPMLIB_ChooseTPMVersion(v == TPM_VERSION_2 ? TPMLIB_TPM_VERSION_2
 						       : TPMLIB_TPM_VERSION_1_2))
@@ -163,26 +167,192 @@ int engine_setup(struct engine *e, enum tpm_version v, uint32_t buffer_size)
 	return 0;
 }
 
+/* The fields both loaders set before they read anything. */
+static void load_begin(struct engine *e, int dirfd, const char *name,
+		       const struct state_keys *keys,
+		       struct engine_load_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->verdict = SF_OK;
+	e->dirfd = dirfd;
+	e->slot_fd = -1;
+	e->slot_cur = -1;
+	e->carry = NULL;
+	e->carry_len = 0;
+	e->legacy_gone = false;
+	snprintf(e->state_name, sizeof(e->state_name), "%s", name);
+	e->keys = *keys;
+}
+
+/*
+ * Reads a slot file through an open descriptor and classifies its slots.
+ * 0 with *v filled; -EBADMSG with res filled when the file as a whole is
+ * refused; another negative errno.
+ */
+static int read_slotfile(struct engine *e, int fd, uint64_t size,
+			 const struct statefile_expect *exp,
+			 struct slotfile_view *v, struct engine_load_result *res)
+{
+	enum statefile_err verdict;
+	uint8_t *buf;
+	int rc;
+
+	if (size > SLOTFILE_MAX_LEN) {
+		res->verdict = SF_ERR_FORMAT;
+		snprintf(res->detail, sizeof(res->detail),
+			 "%s: slot file of %llu bytes, over the largest "
+			 "possible (%llu)", e->file_name,
+			 (unsigned long long)size,
+			 (unsigned long long)SLOTFILE_MAX_LEN);
+		return -EBADMSG;
+	}
+	buf = malloc(size ? (size_t)size : 1);
+	if (!buf)
+		return -ENOMEM;
+	rc = store_pread_full(fd, buf, (size_t)size, 0);
+	if (rc) {
+		free(buf);
+		snprintf(res->detail, sizeof(res->detail), "%s: cannot read: %s",
+			 e->file_name, strerror(-rc));
+		return rc;
+	}
+	verdict = slotfile_scan(&e->keys, buf, (size_t)size, exp, v);
+	free(buf);
+	if (verdict != SF_OK) {
+		res->verdict = verdict;
+		snprintf(res->detail, sizeof(res->detail), "%s: slot file: %s",
+			 e->file_name, statefile_strerror(verdict));
+		return -EBADMSG;
+	}
+	return 0;
+}
+
+/* Decrypts slot i (checked by the scan) into the engine's blobs. */
+static int load_slot(struct engine *e, int fd, const struct slotfile_view *v,
+		     int i, const struct statefile_expect *exp,
+		     struct engine_load_result *res)
+{
+	struct statefile_expect any = *exp;
+	enum statefile_err verdict;
+	struct statefile_meta meta;
+	size_t len = v->slot[i].sealed_len;
+	uint8_t *buf = malloc(len);
+	int rc;
+
+	if (!buf)
+		return -ENOMEM;
+	rc = store_pread_full(fd, buf, len, v->slot[i].offset);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	any.min_generation = 0;
+	verdict = statefile_decode(&e->keys, buf, len, &any, &meta, &e->blobs);
+	free(buf);
+	if (verdict == SF_OK && meta.generation != v->slot[i].generation)
+		verdict = SF_ERR_AUTH; /* changed under us */
+	if (verdict != SF_OK) {
+		statefile_blobs_free(&e->blobs);
+		res->verdict = verdict;
+		snprintf(res->detail, sizeof(res->detail), "%s, slot %d: %s",
+			 e->file_name, i, statefile_strerror(verdict));
+		return -EBADMSG;
+	}
+	e->meta = meta;
+	e->slot_fd = fd;
+	e->slot_size = v->slot_size;
+	e->slot_cur = i;
+	e->cur_len = len;
+	return 0;
+}
+
+static const char *slot_kind_name(enum slot_kind k)
+{
+	switch (k) {
+	case SLOT_EMPTY:
+		return "empty";
+	case SLOT_VALID:
+		return "valid";
+	case SLOT_TORN:
+		return "torn (tag does not verify)";
+	default:
+		return "refused";
+	}
+}
+
+/* Standalone: the newest valid slot, at least exp->min_generation. */
+static int load_standalone_slots(struct engine *e, int fd, uint64_t size,
+				 const struct statefile_expect *exp,
+				 struct engine_load_result *res)
+{
+	struct slotfile_view v;
+	enum statefile_err verdict;
+	int rc, w, culprit;
+
+	rc = read_slotfile(e, fd, size, exp, &v, res);
+	if (rc)
+		return rc;
+	verdict = slotfile_choose(&v, &w, &culprit);
+	if (verdict != SF_OK) {
+		res->verdict = verdict;
+		if (culprit >= 0 && v.slot[culprit].kind == SLOT_TORN &&
+		    verdict == SF_ERR_AUTH)
+			snprintf(res->detail, sizeof(res->detail),
+				 "%s: no slot holds an authentic state: slot "
+				 "%d (generation %llu as its header claims): %s",
+				 e->file_name, culprit,
+				 (unsigned long long)v.slot[culprit].generation,
+				 statefile_strerror(verdict));
+		else if (culprit >= 0)
+			snprintf(res->detail, sizeof(res->detail),
+				 "%s, slot %d (%s): %s", e->file_name, culprit,
+				 slot_kind_name(v.slot[culprit].kind),
+				 statefile_strerror(verdict));
+		else
+			snprintf(res->detail, sizeof(res->detail),
+				 "%s: no slot holds a state: %s", e->file_name,
+				 statefile_strerror(verdict));
+		return -EBADMSG;
+	}
+	if (v.slot[w].generation < exp->min_generation) {
+		res->verdict = SF_ERR_STALE;
+		snprintf(res->detail, sizeof(res->detail),
+			 "%s: %s: newest slot has generation %llu, generation "
+			 "%llu was already seen",
+			 e->file_name, statefile_strerror(SF_ERR_STALE),
+			 (unsigned long long)v.slot[w].generation,
+			 (unsigned long long)exp->min_generation);
+		return -EBADMSG;
+	}
+	for (uint32_t i = 0; i < v.nslots; i++)
+		if (v.slot[i].kind == SLOT_TORN)
+			log_warnx("%s: slot %u (generation %llu) is torn: a "
+				  "write cut by a crash before it was "
+				  "acknowledged; loading slot %d (generation "
+				  "%llu)",
+				  e->file_name, i,
+				  (unsigned long long)v.slot[i].generation, w,
+				  (unsigned long long)v.slot[w].generation);
+	return load_slot(e, fd, &v, w, exp, res);
+}
+
 int engine_load(struct engine *e, int dirfd, const char *state_name,
 		const struct state_keys *keys, const struct statefile_expect *exp,
 		struct engine_load_result *res)
 {
 	struct statefile_meta meta;
-	uint8_t *buf = NULL;
+	uint8_t *buf = NULL, magic[8];
+	uint64_t size;
 	size_t len = 0;
-	int rc;
+	int rc, fd;
 
-	memset(res, 0, sizeof(*res));
-	res->verdict = SF_OK;
-	e->dirfd = dirfd;
-	snprintf(e->state_name, sizeof(e->state_name), "%s", state_name);
+	load_begin(e, dirfd, state_name, keys, res);
+	snprintf(e->file_name, sizeof(e->file_name), "%s", state_name);
 	snprintf(e->mark_name, sizeof(e->mark_name), "%s.gen", state_name);
-	e->keys = *keys;
 	if (exp->check_uuid)
 		memcpy(e->meta.uuid, exp->uuid, 16);
 
-	rc = store_read(dirfd, state_name, STATEFILE_HDR_LEN +
-			STATEFILE_MAX_BODY + STATEFILE_TAG_LEN, &buf, &len);
+	rc = store_open_regular(dirfd, state_name, O_RDWR, &fd, &size);
 	if (rc == -ENOENT) {
 		if (exp->min_generation > 0) {
 			res->verdict = SF_ERR_STALE;
@@ -198,13 +368,42 @@ int engine_load(struct engine *e, int dirfd, const char *state_name,
 		return 0;
 	}
 	if (rc) {
+		snprintf(res->detail, sizeof(res->detail), "cannot open: %s%s",
+			 strerror(-rc),
+			 rc == -EINVAL ? " (not a regular file)" : "");
+		return rc;
+	}
+	if (size >= sizeof(magic) &&
+	    store_pread_full(fd, magic, sizeof(magic), 0) == 0 &&
+	    slotfile_is_slotfile(magic, sizeof(magic))) {
+		rc = load_standalone_slots(e, fd, size, exp, res);
+		if (rc) {
+			close(fd);
+			e->slot_fd = -1;
+		}
+		return rc;
+	}
+
+	/* A format-1 state file: read it whole, carry it to the first write. */
+	if (size > STATEFILE_HDR_LEN + STATEFILE_MAX_BODY + STATEFILE_TAG_LEN) {
+		close(fd);
+		snprintf(res->detail, sizeof(res->detail), "cannot read: %s",
+			 strerror(EFBIG));
+		return -EFBIG;
+	}
+	len = (size_t)size;
+	buf = malloc(len ? len : 1);
+	rc = buf ? store_pread_full(fd, buf, len, 0) : -ENOMEM;
+	close(fd);
+	if (rc) {
+		free(buf);
 		snprintf(res->detail, sizeof(res->detail), "cannot read: %s",
 			 strerror(-rc));
 		return rc;
 	}
 	res->verdict = statefile_decode(keys, buf, len, exp, &meta, &e->blobs);
-	free(buf);
 	if (res->verdict != SF_OK) {
+		free(buf);
 		if (res->verdict == SF_ERR_STALE)
 			snprintf(res->detail, sizeof(res->detail),
 				 "%s: file has generation %llu, generation "
@@ -218,6 +417,7 @@ int engine_load(struct engine *e, int dirfd, const char *state_name,
 		return -EBADMSG;
 	}
 	if (!e->blobs.data[SF_BLOB_PERMANENT]) {
+		free(buf);
 		statefile_blobs_free(&e->blobs);
 		res->verdict = SF_ERR_FORMAT;
 		snprintf(res->detail, sizeof(res->detail),
@@ -225,38 +425,28 @@ int engine_load(struct engine *e, int dirfd, const char *state_name,
 		return -EBADMSG;
 	}
 	e->meta = meta;
+	e->carry = buf;
+	e->carry_len = len;
 	return 0;
 }
 
-int engine_load_slots(struct engine *e, int dirfd, const char *base,
-		      const struct state_keys *keys,
-		      const struct statefile_expect *exp, bool nostate,
-		      const uint8_t hash[32], struct engine_load_result *res)
+/* The legacy files base.0 and base.1 (format 1, one sealed state each):
+ * the one whose bytes the manager recorded. */
+static int load_legacy_slots(struct engine *e,
+			     const struct statefile_expect *exp,
+			     const uint8_t hash[32],
+			     struct engine_load_result *res)
 {
 	bool found_any = false;
 	int rc;
 
-	memset(res, 0, sizeof(*res));
-	res->verdict = SF_OK;
-	e->dirfd = dirfd;
-	e->slots = true;
-	snprintf(e->state_name, sizeof(e->state_name), "%s", base);
-	for (int i = 0; i < 2; i++)
-		snprintf(e->slot_name[i], sizeof(e->slot_name[i]), "%s.%d", base, i);
-	e->keys = *keys;
-	memcpy(e->meta.uuid, exp->uuid, 16);
-	if (nostate) {
-		res->created = true;
-		e->meta.generation = 0;
-		return 0;
-	}
 	for (int i = 0; i < 2; i++) {
 		struct statefile_meta meta;
 		enum statefile_err verdict;
 		uint8_t *buf, digest[32];
 		size_t len;
 
-		rc = store_read(dirfd, e->slot_name[i], STATEFILE_HDR_LEN +
+		rc = store_read(e->dirfd, e->slot_name[i], STATEFILE_HDR_LEN +
 				STATEFILE_MAX_BODY + STATEFILE_TAG_LEN, &buf, &len);
 		if (rc == -ENOENT)
 			continue;
@@ -271,27 +461,26 @@ int engine_load_slots(struct engine *e, int dirfd, const char *base,
 			free(buf);
 			continue;
 		}
-		verdict = statefile_decode(keys, buf, len, exp, &meta,
+		verdict = statefile_decode(&e->keys, buf, len, exp, &meta,
 					   &e->blobs);
-		free(buf);
 		if (verdict == SF_OK && meta.generation != exp->min_generation) {
 			statefile_blobs_free(&e->blobs);
 			verdict = SF_ERR_STALE;
 		}
+		if (verdict == SF_OK && !e->blobs.data[SF_BLOB_PERMANENT]) {
+			statefile_blobs_free(&e->blobs);
+			verdict = SF_ERR_FORMAT;
+		}
 		if (verdict != SF_OK) {
+			free(buf);
 			res->verdict = verdict;
 			snprintf(res->detail, sizeof(res->detail), "%s: %s",
 				 e->slot_name[i], statefile_strerror(verdict));
 			return -EBADMSG;
 		}
-		if (!e->blobs.data[SF_BLOB_PERMANENT]) {
-			statefile_blobs_free(&e->blobs);
-			res->verdict = SF_ERR_FORMAT;
-			snprintf(res->detail, sizeof(res->detail),
-				 "%s: no permanent state", e->slot_name[i]);
-			return -EBADMSG;
-		}
 		e->meta = meta;
+		e->carry = buf;
+		e->carry_len = len;
 		return 0;
 	}
 	res->verdict = SF_ERR_STALE;
@@ -309,6 +498,69 @@ int engine_load_slots(struct engine *e, int dirfd, const char *base,
 			 e->slot_name[0], e->slot_name[1],
 			 (unsigned long long)exp->min_generation);
 	return -EBADMSG;
+}
+
+int engine_load_slots(struct engine *e, int dirfd, const char *base,
+		      const struct state_keys *keys,
+		      const struct statefile_expect *exp, bool nostate,
+		      const uint8_t hash[32], struct engine_load_result *res)
+{
+	struct slotfile_view v;
+	uint8_t magic[8];
+	uint64_t size;
+	int rc, fd, i;
+
+	load_begin(e, dirfd, base, keys, res);
+	e->slots = true;
+	for (i = 0; i < 2; i++)
+		snprintf(e->slot_name[i], sizeof(e->slot_name[i]), "%s.%d", base, i);
+	/* The slot file takes the name of the first legacy slot, so the
+	 * manager's clean-up list (base.0, base.0.tmp, ...) covers it. */
+	snprintf(e->file_name, sizeof(e->file_name), "%s", e->slot_name[0]);
+	memcpy(e->meta.uuid, exp->uuid, 16);
+	if (nostate) {
+		res->created = true;
+		e->meta.generation = 0;
+		return 0;
+	}
+	rc = store_open_regular(dirfd, e->file_name, O_RDWR, &fd, &size);
+	if (rc && rc != -ENOENT) {
+		snprintf(res->detail, sizeof(res->detail), "%s: cannot open: %s%s",
+			 e->file_name, strerror(-rc),
+			 rc == -EINVAL ? " (not a regular file)" : "");
+		return rc;
+	}
+	if (rc == 0 && !(size >= sizeof(magic) &&
+			 store_pread_full(fd, magic, sizeof(magic), 0) == 0 &&
+			 slotfile_is_slotfile(magic, sizeof(magic)))) {
+		close(fd);
+		return load_legacy_slots(e, exp, hash, res);
+	}
+	if (rc == -ENOENT)
+		return load_legacy_slots(e, exp, hash, res);
+
+	rc = read_slotfile(e, fd, size, exp, &v, res);
+	if (rc) {
+		close(fd);
+		return rc;
+	}
+	i = slotfile_find_hash(&v, hash);
+	if (i < 0 || v.slot[i].generation != exp->min_generation) {
+		close(fd);
+		res->verdict = SF_ERR_STALE;
+		snprintf(res->detail, sizeof(res->detail),
+			 "no slot of %s is the state the manager recorded "
+			 "(generation %llu): rollback or replay detected; the "
+			 "file is left untouched",
+			 e->file_name, (unsigned long long)exp->min_generation);
+		return -EBADMSG;
+	}
+	rc = load_slot(e, fd, &v, i, exp, res);
+	if (rc) {
+		close(fd);
+		e->slot_fd = -1;
+	}
+	return rc;
 }
 
 int engine_power_on(struct engine *e, bool delete_volatile)
@@ -457,12 +709,92 @@ bool engine_cmd_is_quick(const struct engine *e, const uint8_t *cmd,
 	return false;
 }
 
+/*
+ * A new slot file, by atomic replace (rare: the first write of this
+ * version, or a state grown past the slot size): slot 0 holds the new
+ * state, slot 1 the current durable one (so a manager's record of it
+ * still finds it).  *cur: the slot of the current state afterwards.
+ */
+static int rebuild(struct engine *e, const uint8_t *sealed, size_t len)
+{
+	const uint8_t *parts[SLOTFILE_NSLOTS] = { sealed, NULL };
+	size_t lens[SLOTFILE_NSLOTS] = { len, 0 };
+	uint8_t *old = NULL, *image;
+	size_t old_len = 0, image_len;
+	uint32_t slot_size;
+	int rc, fd;
+
+	if (e->slot_fd >= 0 && e->slot_cur >= 0) {
+		old_len = e->cur_len;
+		old = malloc(old_len);
+		if (!old)
+			return -ENOMEM;
+		rc = store_pread_full(e->slot_fd, old, old_len,
+				      SLOTFILE_HDR_LEN +
+					      (uint64_t)e->slot_cur * e->slot_size);
+		if (rc) {
+			free(old);
+			return rc;
+		}
+		parts[1] = old;
+	} else if (e->carry) {
+		parts[1] = e->carry;
+		old_len = e->carry_len;
+	}
+	lens[1] = old_len;
+	slot_size = slotfile_slot_size_for(len > old_len ? len : old_len);
+	if (slot_size == 0 ||
+	    slotfile_build(&e->keys, slot_size, parts, lens, &image, &image_len)) {
+		free(old);
+		return -EFBIG;
+	}
+	rc = store_write_atomic_keep(e->dirfd, e->file_name, image, image_len,
+				     &fd);
+	free(image);
+	if (old)
+		OPENSSL_cleanse(old, old_len);
+	free(old);
+	if (rc)
+		return rc;
+	if (e->slot_fd >= 0)
+		close(e->slot_fd);
+	e->slot_fd = fd;
+	e->slot_size = slot_size;
+	/* Until the new state counts (after_persist), slot 1 is current. */
+	e->slot_cur = lens[1] ? 1 : -1;
+	e->cur_len = lens[1];
+	return 0;
+}
+
+/* After the first write that counted: the format-1 state is no longer
+ * needed in memory, and the legacy slot base.1 goes (base.0 is the slot
+ * file now; a standalone format-1 file was replaced by the rename). */
+static void drop_legacy(struct engine *e)
+{
+	const char *names[1] = { e->slot_name[1] };
+	int rc;
+
+	if (e->carry) {
+		OPENSSL_cleanse(e->carry, e->carry_len);
+		free(e->carry);
+		e->carry = NULL;
+		e->carry_len = 0;
+	}
+	e->legacy_gone = true;
+	if (!e->slots)
+		return;
+	rc = store_unlink_durable(e->dirfd, names, 1);
+	if (rc < 0)
+		log_warnx("cannot remove the legacy state file %s: %s",
+			  e->slot_name[1], strerror(-rc));
+}
+
 int engine_persist(struct engine *e)
 {
 	struct statefile_meta meta = e->meta;
 	uint8_t *file;
 	size_t len;
-	int rc;
+	int rc, next = -1;
 
 	if (!e->dirty || e->staged)
 		return 0;
@@ -470,10 +802,17 @@ int engine_persist(struct engine *e)
 	rc = statefile_encode(&e->keys, &meta, &e->blobs, &file, &len);
 	if (rc)
 		return -EIO;
-	rc = store_write_atomic(e->dirfd,
-				e->slots ? e->slot_name[meta.generation & 1]
-					 : e->state_name,
-				file, len);
+	if (e->slot_fd >= 0 && e->slot_cur >= 0 && len <= e->slot_size) {
+		/* The steady state: one pwrite, one flush, never over the
+		 * slot of the current (last acknowledged) state. */
+		next = (e->slot_cur + 1) % SLOTFILE_NSLOTS;
+		rc = store_pwrite_durable(e->slot_fd, file, len,
+					  SLOTFILE_HDR_LEN +
+						  (uint64_t)next * e->slot_size);
+	} else {
+		next = 0;
+		rc = rebuild(e, file, len);
+	}
 	if (rc == 0 && e->after_persist) {
 		uint8_t digest[32];
 
@@ -483,8 +822,12 @@ int engine_persist(struct engine *e)
 	free(file);
 	if (rc)
 		return rc;
+	e->slot_cur = next;
+	e->cur_len = len;
 	e->meta.generation = meta.generation;
 	e->dirty = false;
+	if (!e->legacy_gone)
+		drop_legacy(e);
 	return 0;
 }
 
@@ -685,6 +1028,14 @@ void engine_free(struct engine *e)
 	statefile_blobs_free(&e->blobs);
 	statefile_blobs_free(&e->backup);
 	state_keys_wipe(&e->keys);
+	if (e->carry) {
+		OPENSSL_cleanse(e->carry, e->carry_len);
+		free(e->carry);
+		e->carry = NULL;
+	}
+	if (e->slot_fd >= 0)
+		close(e->slot_fd);
+	e->slot_fd = -1;
 	free(e->rbuf);
 	e->rbuf = NULL;
 }

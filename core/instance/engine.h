@@ -53,13 +53,32 @@ struct engine {
 	struct statefile_meta meta; /* uuid, family, last durable generation */
 
 	/*
-	 * With a manager, the state alternates between two slot files and
-	 * a write counts only once the manager has recorded its hash
-	 * (after_persist): a crash before that leaves the previous slot,
-	 * which is the one the manager's record still names.
+	 * The slot file (docs/state-format.md): the state is written in
+	 * place into the slot after the one that holds the current durable
+	 * state, one pwrite and one fdatasync.  slot_fd < 0: no slot file
+	 * yet (a new vTPM, or a state in the format-1 file or the legacy
+	 * base.0/base.1 files): the next write creates it.
+	 */
+	char file_name[140];        /* the slot file: state_name, or base.0 */
+	int slot_fd;                /* open read-write, or -1 */
+	uint32_t slot_size;
+	int slot_cur;               /* slot of the current state, or -1 */
+	size_t cur_len;             /* its sealed length */
+	/* A format-1 state (file or legacy slot) to carry into the slot
+	 * file that the first write creates, so that the state the manager
+	 * recorded is still there if the process dies before the record
+	 * moves on. */
+	uint8_t *carry;
+	size_t carry_len;
+	bool legacy_gone;           /* drop_legacy ran since the load */
+
+	/*
+	 * With a manager, a write counts only once the manager has recorded
+	 * its hash (after_persist): a crash before that leaves the previous
+	 * slot, which is the one the manager's record still names.
 	 */
 	bool slots;
-	char slot_name[2][140];
+	char slot_name[2][140];     /* the legacy base.0 and base.1 */
 	int (*after_persist)(struct engine *e, uint64_t generation,
 			     const uint8_t hash[32], void *ctx);
 	void *after_ctx;
@@ -99,9 +118,10 @@ int engine_load(struct engine *e, int dirfd, const char *state_name,
 		struct engine_load_result *res);
 
 /*
- * Manager mode: finds, among the two slot files base.0 and base.1, the one
- * whose SHA-256 is the manager's record (and whose generation is the
- * recorded one), and loads it.  nostate: the manager has no state for
+ * Manager mode: finds the sealed state whose SHA-256 is the manager's
+ * record (and whose generation is the recorded one), and loads it: among
+ * the slots of the slot file base.0, or, before the first write of this
+ * version, among the legacy files base.0 and base.1.  nostate: the manager has no state for
  * this vTPM yet, so a new TPM is made (leftover slots were never
  * committed and will be overwritten).
  */
@@ -132,7 +152,9 @@ void engine_process(struct engine *e, const uint8_t *cmd, uint32_t len,
 bool engine_cmd_is_quick(const struct engine *e, const uint8_t *cmd,
 			 uint32_t len);
 
-/* Writes the state file durably (blocking: thread pool). */
+/* Writes the state durably (blocking: thread pool): in place into the
+ * slot file, or (first write, or a state grown past the slot size) a new
+ * slot file by atomic replace. */
 int engine_persist(struct engine *e);
 
 /* Records a durable generation as the floor for future loads.  Reads

@@ -95,7 +95,7 @@ static void q_persist_failed(void *ctx, struct vtpm_job *job, int rc)
 	 * the last durable state.
 	 */
 	log_errx("cannot write state file %s: %s; stopping",
-		 v->eng.state_name, strerror(-rc));
+		 v->eng.file_name, strerror(-rc));
 	if (job->kind == VTPM_JOB_CMD) {
 		tpm_error_response(v->failrsp, tpm2,
 				   tpm2 ? TPM_RC_FAILURE : TPM12_FAIL);

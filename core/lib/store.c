@@ -17,7 +17,8 @@ int store_read(int dirfd, const char *name, size_t maxlen, uint8_t **bufp,
 	size_t len = 0;
 	int fd, rc;
 
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	/* O_NONBLOCK: a FIFO planted at name must not hang the open. */
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
@@ -63,49 +64,159 @@ int store_read(int dirfd, const char *name, size_t maxlen, uint8_t **bufp,
 	return 0;
 }
 
-int store_write_atomic(int dirfd, const char *name, const uint8_t *buf,
-		       size_t len)
+static int write_all(int fd, const uint8_t *buf, size_t len)
 {
-	char tmp[300];
 	size_t off = 0;
-	int fd, rc;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
-				       O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return -errno;
 	while (off < len) {
 		ssize_t n = write(fd, buf + off, len - off);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			rc = -errno;
-			goto fail;
-		}
+		if (n < 0)
+			return -errno;
 		off += (size_t)n;
 	}
-	if (fdatasync(fd) < 0) {
+	return 0;
+}
+
+static int write_atomic(int dirfd, const char *name, const uint8_t *buf,
+			size_t len, int *keep)
+{
+	char tmp[300];
+	int fd, rc;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = openat(dirfd, tmp, (keep ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC |
+					O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+		    0600);
+	if (fd < 0)
+		return -errno;
+	rc = write_all(fd, buf, len);
+	if (rc)
+		goto fail;
+	/* A file to be written in place later is flushed whole (fsync:
+	 * its size and blocks too), once, at its creation. */
+	if ((keep ? fsync(fd) : fdatasync(fd)) < 0) {
 		rc = -errno;
 		goto fail;
 	}
-	if (close(fd) < 0) {
+	if (!keep && close(fd) < 0) {
 		rc = -errno;
 		unlinkat(dirfd, tmp, 0);
 		return rc;
 	}
 	if (renameat(dirfd, tmp, dirfd, name) < 0) {
 		rc = -errno;
+		if (keep)
+			close(fd);
 		unlinkat(dirfd, tmp, 0);
 		return rc;
 	}
 	/* The rename is durable only once the directory is. */
-	if (fsync(dirfd) < 0)
-		return -errno;
+	if (fsync(dirfd) < 0) {
+		rc = -errno;
+		if (keep)
+			close(fd);
+		return rc;
+	}
+	if (keep)
+		*keep = fd;
 	return 0;
 fail:
 	close(fd);
 	unlinkat(dirfd, tmp, 0);
 	return rc;
+}
+
+int store_write_atomic(int dirfd, const char *name, const uint8_t *buf,
+		       size_t len)
+{
+	return write_atomic(dirfd, name, buf, len, NULL);
+}
+
+int store_write_atomic_keep(int dirfd, const char *name, const uint8_t *buf,
+			    size_t len, int *fd)
+{
+	*fd = -1;
+	return write_atomic(dirfd, name, buf, len, fd);
+}
+
+int store_open_regular(int dirfd, const char *name, int flags, int *fdp,
+		       uint64_t *size)
+{
+	struct stat st;
+	int fd, rc;
+
+	*fdp = -1;
+	fd = openat(dirfd, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return -EINVAL;
+	}
+	*fdp = fd;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
+int store_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pread(fd, buf + done, len - done,
+				  (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	return 0;
+}
+
+int store_pwrite_durable(int fd, const uint8_t *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = pwrite(fd, buf + done, len - done,
+				   (off_t)(off + done));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		if (n == 0)
+			return -EIO;
+		done += (size_t)n;
+	}
+	/* The slots are preallocated (written in full at creation): the
+	 * size does not change, fdatasync flushes the data alone. */
+	if (fdatasync(fd) < 0)
+		return -errno;
+	return 0;
+}
+
+int store_unlink_durable(int dirfd, const char *const *names, size_t n)
+{
+	int removed = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (unlinkat(dirfd, names[i], 0) == 0)
+			removed++;
+		else if (errno != ENOENT)
+			return -errno;
+	}
+	if (removed && fsync(dirfd) < 0)
+		return -errno;
+	return removed;
 }

@@ -22,4 +22,30 @@ int store_read(int dirfd, const char *name, size_t maxlen, uint8_t **buf,
 int store_write_atomic(int dirfd, const char *name, const uint8_t *buf,
 		       size_t len);
 
+/* As store_write_atomic, and *fd keeps the new file open read-write (the
+ * inode now at `name`): the creation of a file written in place later. */
+int store_write_atomic_keep(int dirfd, const char *name, const uint8_t *buf,
+			    size_t len, int *fd);
+
+/*
+ * Opens `name` (flags: O_RDONLY or O_RDWR) with O_NOFOLLOW and O_NONBLOCK,
+ * so that neither a symlink nor a FIFO planted there is followed or
+ * waited on, and checks that it is a regular file (-EINVAL if not;
+ * -ELOOP for a symlink, -ENOENT if absent).  *size: its size.
+ */
+int store_open_regular(int dirfd, const char *name, int flags, int *fd,
+		       uint64_t *size);
+
+/* Reads exactly len bytes at off (-EIO on a short file). */
+int store_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off);
+
+/* Writes len bytes at off in place, then fdatasync: one flush.  The
+ * bytes may be torn by a crash before it returns, never after. */
+int store_pwrite_durable(int fd, const uint8_t *buf, size_t len,
+			 uint64_t off);
+
+/* Removes the names that exist, then fsyncs the directory if any was
+ * removed.  The number removed, or a negative errno. */
+int store_unlink_durable(int dirfd, const char *const *names, size_t n);
+
 #endif

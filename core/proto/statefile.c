@@ -4,6 +4,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -254,4 +255,241 @@ enum statefile_err watermark_decode(const struct state_keys *k,
 		return SF_ERR_UUID;
 	*generation = be64_get(buf + 24);
 	return 0;
+}
+
+/* ---- the slot file ---- */
+
+#define SLOT_VERSION_OFF 8
+#define SLOT_COUNT_OFF 10
+#define SLOT_SIZE_OFF 12
+#define SLOT_RESERVED_OFF 16
+#define SLOT_MAC_OFF (SLOTFILE_HDR_LEN - 32)
+/* Where the sealed state's ciphertext length lies (envelope.h). */
+#define SEALED_LEN_OFF (STATEFILE_HDR_LEN - 4)
+#define SEALED_OVERHEAD (STATEFILE_HDR_LEN + STATEFILE_TAG_LEN)
+
+_Static_assert(SLOTFILE_MAX_SLOT % SLOTFILE_ALIGN == 0, "aligned slots");
+_Static_assert(SLOTFILE_MIN_SLOT % SLOTFILE_ALIGN == 0, "aligned slots");
+
+int slotfile_is_slotfile(const uint8_t *buf, size_t len)
+{
+	return len >= ENVELOPE_MAGIC_LEN &&
+	       memcmp(buf, SLOTFILE_MAGIC, ENVELOPE_MAGIC_LEN) == 0;
+}
+
+uint32_t slotfile_slot_size_for(size_t len)
+{
+	uint64_t want = (uint64_t)len * 2;
+
+	if (len > SLOTFILE_MAX_SLOT)
+		return 0;
+	if (want < SLOTFILE_MIN_SLOT)
+		want = SLOTFILE_MIN_SLOT;
+	want = (want + SLOTFILE_ALIGN - 1) / SLOTFILE_ALIGN * SLOTFILE_ALIGN;
+	if (want > SLOTFILE_MAX_SLOT)
+		want = SLOTFILE_MAX_SLOT;
+	return (uint32_t)want;
+}
+
+/* HMAC-SHA256 under the watermark key of the header before the MAC; the
+ * magic keeps it apart from the watermark's message ("VTPMGEN1"). */
+static void slot_header_mac(const struct state_keys *k, const uint8_t *hdr,
+			    uint8_t mac[32])
+{
+	unsigned int maclen = 32;
+
+	HMAC(EVP_sha256(), k->mark, sizeof(k->mark), hdr, SLOT_MAC_OFF, mac,
+	     &maclen);
+}
+
+void slotfile_header_seal(const struct state_keys *k,
+			  uint8_t hdr[SLOTFILE_HDR_LEN])
+{
+	slot_header_mac(k, hdr, hdr + SLOT_MAC_OFF);
+}
+
+static int all_zero(const uint8_t *p, size_t n)
+{
+	uint8_t acc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		acc |= p[i];
+	return acc == 0;
+}
+
+static void scan_slot(const struct state_keys *k, const uint8_t *p,
+		      uint32_t slot_size, const struct statefile_expect *exp,
+		      struct slotfile_slot *s)
+{
+	struct statefile_expect any = *exp;
+	struct statefile_blobs blobs;
+	struct statefile_meta meta;
+	uint32_t n;
+	int rc;
+
+	any.min_generation = 0;
+	if (all_zero(p, STATEFILE_HDR_LEN)) {
+		s->kind = SLOT_EMPTY;
+		return;
+	}
+	s->kind = SLOT_BAD;
+	/* The sealed header lies in the slot's first sector: a crash leaves
+	 * it whole, old or new.  So a header that does not read is no
+	 * crash of ours. */
+	rc = statefile_peek(p, slot_size, &meta);
+	if (rc) {
+		s->verdict = rc;
+		return;
+	}
+	s->generation = meta.generation;
+	n = be32_get(p + SEALED_LEN_OFF);
+	if (n > slot_size - SEALED_OVERHEAD || n > STATEFILE_MAX_BODY) {
+		s->verdict = SF_ERR_FORMAT;
+		return;
+	}
+	s->sealed_len = SEALED_OVERHEAD + n;
+	SHA256(p, s->sealed_len, s->hash);
+	rc = statefile_decode(k, p, s->sealed_len, &any, &meta, &blobs);
+	if (rc == SF_ERR_AUTH) {
+		s->kind = SLOT_TORN;
+		s->verdict = rc;
+		return;
+	}
+	if (rc == SF_OK && !blobs.data[SF_BLOB_PERMANENT])
+		rc = SF_ERR_FORMAT;
+	statefile_blobs_free(&blobs);
+	if (rc) {
+		s->verdict = rc;
+		return;
+	}
+	s->kind = SLOT_VALID;
+	s->verdict = SF_OK;
+	s->generation = meta.generation;
+}
+
+enum statefile_err slotfile_scan(const struct state_keys *k,
+				 const uint8_t *buf, size_t len,
+				 const struct statefile_expect *exp,
+				 struct slotfile_view *v)
+{
+	uint8_t mac[32];
+	uint64_t want;
+
+	memset(v, 0, sizeof(*v));
+	if (len < ENVELOPE_MAGIC_LEN)
+		return SF_ERR_TRUNCATED;
+	if (!slotfile_is_slotfile(buf, len))
+		return SF_ERR_MAGIC;
+	if (len < SLOTFILE_HDR_LEN)
+		return SF_ERR_TRUNCATED;
+	if (be16_get(buf + SLOT_VERSION_OFF) != SLOTFILE_VERSION)
+		return SF_ERR_VERSION;
+	slot_header_mac(k, buf, mac);
+	if (CRYPTO_memcmp(mac, buf + SLOT_MAC_OFF, 32) != 0)
+		return SF_ERR_AUTH;
+	v->nslots = be16_get(buf + SLOT_COUNT_OFF);
+	v->slot_size = be32_get(buf + SLOT_SIZE_OFF);
+	if (v->nslots != SLOTFILE_NSLOTS || v->slot_size < SLOTFILE_MIN_SLOT ||
+	    v->slot_size > SLOTFILE_MAX_SLOT ||
+	    v->slot_size % SLOTFILE_ALIGN != 0 ||
+	    !all_zero(buf + SLOT_RESERVED_OFF, SLOT_MAC_OFF - SLOT_RESERVED_OFF))
+		return SF_ERR_FORMAT;
+	want = SLOTFILE_HDR_LEN + (uint64_t)v->nslots * v->slot_size;
+	if (len < want)
+		return SF_ERR_TRUNCATED;
+	if (len > want)
+		return SF_ERR_FORMAT;
+	for (uint32_t i = 0; i < v->nslots; i++) {
+		v->slot[i].offset = SLOTFILE_HDR_LEN + (uint64_t)i * v->slot_size;
+		scan_slot(k, buf + v->slot[i].offset, v->slot_size, exp,
+			  &v->slot[i]);
+	}
+	return SF_OK;
+}
+
+enum statefile_err slotfile_choose(const struct slotfile_view *v,
+				   int *winner, int *culprit)
+{
+	int w = -1, torn = -1;
+
+	*winner = -1;
+	*culprit = -1;
+	for (uint32_t i = 0; i < v->nslots; i++) {
+		const struct slotfile_slot *s = &v->slot[i];
+
+		if (s->kind == SLOT_BAD) {
+			*culprit = (int)i;
+			return s->verdict;
+		}
+		if (s->kind == SLOT_TORN && torn < 0)
+			torn = (int)i;
+		if (s->kind != SLOT_VALID)
+			continue;
+		if (w >= 0 && v->slot[w].generation == s->generation) {
+			*culprit = (int)i;
+			return SF_ERR_FORMAT;
+		}
+		if (w < 0 || s->generation > v->slot[w].generation)
+			w = (int)i;
+	}
+	if (w < 0) {
+		/* Nothing authentic: every slot torn (or a wrong key), or
+		 * never a state at all.  Never a new TPM. */
+		*culprit = torn;
+		return torn >= 0 ? SF_ERR_AUTH : SF_ERR_FORMAT;
+	}
+	for (uint32_t i = 0; i < v->nslots; i++) {
+		const struct slotfile_slot *s = &v->slot[i];
+		uint64_t g = v->slot[w].generation;
+
+		if (s->kind == SLOT_TORN && s->generation != g + 1 &&
+		    (g == 0 || s->generation != g - 1)) {
+			*culprit = (int)i;
+			return SF_ERR_AUTH;
+		}
+	}
+	*winner = w;
+	return SF_OK;
+}
+
+int slotfile_find_hash(const struct slotfile_view *v, const uint8_t hash[32])
+{
+	for (uint32_t i = 0; i < v->nslots; i++)
+		if (v->slot[i].kind == SLOT_VALID &&
+		    CRYPTO_memcmp(v->slot[i].hash, hash, 32) == 0)
+			return (int)i;
+	return -1;
+}
+
+enum statefile_err slotfile_build(const struct state_keys *k,
+				  uint32_t slot_size,
+				  const uint8_t *const sealed[SLOTFILE_NSLOTS],
+				  const size_t len[SLOTFILE_NSLOTS],
+				  uint8_t **out, size_t *outlen)
+{
+	size_t total = SLOTFILE_HDR_LEN + (size_t)SLOTFILE_NSLOTS * slot_size;
+	uint8_t *f;
+
+	*out = NULL;
+	if (slot_size < SLOTFILE_MIN_SLOT || slot_size > SLOTFILE_MAX_SLOT ||
+	    slot_size % SLOTFILE_ALIGN)
+		return SF_ERR_FORMAT;
+	for (int i = 0; i < SLOTFILE_NSLOTS; i++)
+		if (len[i] > slot_size)
+			return SF_ERR_FORMAT;
+	f = calloc(1, total);
+	if (!f)
+		return SF_ERR_NOMEM;
+	memcpy(f, SLOTFILE_MAGIC, ENVELOPE_MAGIC_LEN);
+	be16_put(f + SLOT_VERSION_OFF, SLOTFILE_VERSION);
+	be16_put(f + SLOT_COUNT_OFF, SLOTFILE_NSLOTS);
+	be32_put(f + SLOT_SIZE_OFF, slot_size);
+	slot_header_mac(k, f, f + SLOT_MAC_OFF);
+	for (int i = 0; i < SLOTFILE_NSLOTS; i++)
+		if (len[i])
+			memcpy(f + SLOTFILE_HDR_LEN + (size_t)i * slot_size,
+			       sealed[i], len[i]);
+	*out = f;
+	*outlen = total;
+	return SF_OK;
 }

@@ -140,4 +140,106 @@ enum statefile_err watermark_decode(const struct state_keys *k,
 				    const uint8_t uuid[16],
 				    uint64_t *generation);
 
+/*
+ * The slot file (docs/state-format.md, "Slot file"): one sealed state per
+ * slot, written in place.
+ *
+ *   0     8  magic "VTPMSLOT"
+ *   8     2  slot file version (1)
+ *  10     2  number of slots (2)
+ *  12     4  slot size S (a multiple of 4096)
+ *  16  4048  reserved, zero
+ *  4064  32  HMAC-SHA256 of bytes 0..4063 under the watermark key
+ *  4096 + i*S  slot i: a sealed state (the layout above, its own
+ *              generation and tag), then whatever an older, longer
+ *              state left; or all zero (never written)
+ *
+ * The file is exactly 4096 + n*S bytes.  The header's MAC makes a changed
+ * layout (or a wrong key) an authentication failure, before any slot is
+ * read; every slot authenticates itself.
+ */
+#define SLOTFILE_MAGIC "VTPMSLOT"
+#define SLOTFILE_VERSION 1
+#define SLOTFILE_HDR_LEN 4096u
+#define SLOTFILE_NSLOTS 2
+#define SLOTFILE_ALIGN 4096u
+#define SLOTFILE_MIN_SLOT (8u << 10)
+/* The largest sealed state, rounded up to the alignment. */
+#define SLOTFILE_MAX_SLOT                                                   \
+	((STATEFILE_HDR_LEN + STATEFILE_MAX_BODY + STATEFILE_TAG_LEN +       \
+	  SLOTFILE_ALIGN - 1) / SLOTFILE_ALIGN * SLOTFILE_ALIGN)
+#define SLOTFILE_MAX_LEN (SLOTFILE_HDR_LEN + SLOTFILE_NSLOTS * SLOTFILE_MAX_SLOT)
+
+enum slot_kind {
+	SLOT_EMPTY, /* never written: the whole sealed header is zero */
+	SLOT_VALID, /* authentic state of this vTPM */
+	SLOT_TORN,  /* a readable header whose tag does not verify: what a
+		     * write cut by a crash leaves (or a modified slot) */
+	SLOT_BAD,   /* anything else: not what any crash of ours leaves */
+};
+
+struct slotfile_slot {
+	enum slot_kind kind;
+	enum statefile_err verdict; /* SLOT_TORN, SLOT_BAD: why */
+	uint64_t offset;	    /* in the file */
+	size_t sealed_len;	    /* VALID, TORN: the sealed state's length */
+	/* VALID: authenticated; TORN: as its plaintext header claims. */
+	uint64_t generation;
+	uint8_t hash[32]; /* VALID, TORN: SHA-256 of the sealed bytes */
+};
+
+struct slotfile_view {
+	uint32_t nslots;
+	uint32_t slot_size;
+	struct slotfile_slot slot[SLOTFILE_NSLOTS];
+};
+
+/* Whether buf starts like a slot file (else: a format-1 state file). */
+int slotfile_is_slotfile(const uint8_t *buf, size_t len);
+
+/* A slot size that holds a sealed state of len bytes with room to grow;
+ * 0 if none can (over the body limit). */
+uint32_t slotfile_slot_size_for(size_t len);
+
+/*
+ * Checks the header (its MAC too) and the file's length, then classifies every slot:
+ * each is decrypted (exp->min_generation is not applied here: older
+ * slots are expected).  SF_OK, or why the file as a whole is refused
+ * (truncated, bad magic, unknown version, malformed header).
+ */
+enum statefile_err slotfile_scan(const struct state_keys *k,
+				 const uint8_t *buf, size_t len,
+				 const struct statefile_expect *exp,
+				 struct slotfile_view *v);
+
+/*
+ * The load rule without a manager: the newest valid slot wins.  Refused:
+ * any SLOT_BAD slot; two valid slots of one generation; no valid slot;
+ * a torn slot whose claimed generation is not next to the winner's (a
+ * crash tears only the write of winner + 1, over what held winner - 1).
+ * *culprit: the slot a refusal is about (-1: the file).
+ */
+enum statefile_err slotfile_choose(const struct slotfile_view *v,
+				   int *winner, int *culprit);
+
+/* Recomputes a slot file header's MAC (tests and fuzzers use it to build
+ * authentic but hostile headers). */
+void slotfile_header_seal(const struct state_keys *k,
+			  uint8_t hdr[SLOTFILE_HDR_LEN]);
+
+/* With a manager: the valid slot whose sealed bytes hash to `hash`, or
+ * -1. */
+int slotfile_find_hash(const struct slotfile_view *v, const uint8_t hash[32]);
+
+/*
+ * A new slot file: nslots of slot_size, slot i holding sealed[i] (len[i]
+ * bytes, 0 = empty).  *out malloc'ed, *outlen = 4096 + nslots*slot_size.
+ * SF_ERR_FORMAT if a state does not fit.
+ */
+enum statefile_err slotfile_build(const struct state_keys *k,
+				  uint32_t slot_size,
+				  const uint8_t *const sealed[SLOTFILE_NSLOTS],
+				  const size_t len[SLOTFILE_NSLOTS],
+				  uint8_t **out, size_t *outlen);
+
 #endif

@@ -6,6 +6,8 @@ in particular it never replaces a state file with a fresh TPM."""
 
 import os
 import shutil
+import stat
+import struct
 
 from vtpmtest import *
 
@@ -126,6 +128,78 @@ check(rc_of(r) == 0 and nv_read_data(r) == b"second--",
       "the untouched state still loads with the last write")
 s.close()
 A.stop()
+
+# ---- the slot file (docs/state-format.md) ----
+
+
+def slots(path):
+    """(offset, claimed generation) of each non-empty slot."""
+    with open(path, "rb") as f:
+        data = f.read()
+    check(data[:8] == b"VTPMSLOT", "the state is a slot file")
+    n, size = struct.unpack(">HI", data[10:16])
+    out = []
+    for i in range(n):
+        off = 4096 + i * size
+        if data[off:off + 8] == b"VTPMSTAT":
+            out.append((off, struct.unpack(">Q", data[off + 32:off + 40])[0]))
+    return out
+
+
+def flip(path, off):
+    with open(path, "r+b") as f:
+        f.seek(off)
+        b = f.read(1)
+        f.seek(off)
+        f.write(bytes([b[0] ^ 0x01]))
+
+
+# The newest slot damaged after a clean stop: the older slot is below the
+# watermark of that stop, so the file is refused, not rolled back.
+good2 = os.path.join(wd, "good-copy-2")
+shutil.copy(state, good2)
+shutil.copy(good2, state)
+newest = max(slots(state), key=lambda x: x[1])
+flip(state, newest[0] + 200)
+expect_refusal("newest slot damaged after a clean stop", A, fname, "rollback")
+
+# A crash: the write of the newest slot was cut (a torn slot); the state
+# before it loads, with the previous NV write.
+shutil.copy(good2, state)
+A.start()
+s = A.connect()
+check(rc_of(transact(s, nv_write(0x01500020, b"third---"))) == 0, "write 3")
+check(rc_of(transact(s, nv_write(0x01500020, b"fourth--"))) == 0, "write 4")
+s.close()
+A.kill()
+newest = max(slots(state), key=lambda x: x[1])
+flip(state, newest[0] + 200)
+A.start()
+s = A.connect()
+r = transact(s, nv_read(0x01500020, 8))
+check(rc_of(r) == 0 and nv_read_data(r) == b"third---",
+      "a torn newest slot after a crash loads the state before it")
+s.close()
+A.stop()
+check("is torn" in A.log_text(), "the torn slot is logged")
+os.truncate(A.log_path, 0)
+
+# A FIFO at the state file's name: refused at once (no hang), nothing made.
+os.unlink(state)
+os.mkfifo(state, 0o600)
+rc = A.run_to_exit(timeout=20)
+log = A.log_text()
+check(rc not in (0, None) and "not a regular file" in log and fname in log,
+      "a FIFO at the state path is refused without hanging (rc=%s)" % rc,
+      log)
+check(stat.S_ISFIFO(os.lstat(state).st_mode), "the FIFO is left as it is")
+os.unlink(state)
+os.truncate(A.log_path, 0)
+# A symlink to a good state file is not followed.
+shutil.copy(good, os.path.join(wd, "elsewhere"))
+os.symlink(os.path.join(wd, "elsewhere"), state)
+expect_refusal("a symlink at the state path", A, fname)
+os.unlink(state)
 
 # ---- TPM 1.2 ----
 wd12 = os.path.join(wd, "tpm12")

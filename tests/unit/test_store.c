@@ -63,11 +63,71 @@ static void symlinks_are_not_followed(void **state)
 	rmdir(dir);
 }
 
+/* The in-place primitives of the slot file. */
+static void in_place_writes_and_regular_files_only(void **state)
+{
+	char dir[] = "/tmp/vtpm-store-XXXXXX";
+	const char *names[3] = { "gone", "never", "fifo" };
+	uint8_t page[8192], back[16];
+	uint64_t size;
+	struct stat st, st2;
+	int dfd, fd, fd2;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	memset(page, 0, sizeof(page));
+	/* Made by atomic replace, kept open: the inode now at the name. */
+	assert_int_equal(store_write_atomic_keep(dfd, "s", page, sizeof(page), &fd), 0);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_int_equal(fstatat(dfd, "s", &st2, 0), 0);
+	assert_int_equal(st.st_ino, st2.st_ino);
+	assert_int_equal(fstatat(dfd, "s.tmp", &st2, 0), -1);
+	/* In place: same inode, same size, the bytes where they were put. */
+	assert_int_equal(store_pwrite_durable(fd, (const uint8_t *)"slot-one", 8, 4096), 0);
+	assert_int_equal(fstatat(dfd, "s", &st2, 0), 0);
+	assert_int_equal(st2.st_ino, st.st_ino);
+	assert_int_equal(st2.st_size, sizeof(page));
+	assert_int_equal(store_pread_full(fd, back, 8, 4096), 0);
+	assert_memory_equal(back, "slot-one", 8);
+	assert_int_equal(store_pread_full(fd, back, 16, sizeof(page) - 8), -EIO);
+	close(fd);
+	assert_int_equal(store_open_regular(dfd, "s", O_RDWR, &fd, &size), 0);
+	assert_int_equal(size, sizeof(page));
+	close(fd);
+	assert_int_equal(store_open_regular(dfd, "none", O_RDONLY, &fd, &size), -ENOENT);
+	assert_int_equal(fd, -1);
+	/* A FIFO: no hang, not a regular file; a symlink: not followed. */
+	assert_int_equal(mkfifoat(dfd, "fifo", 0600), 0);
+	assert_int_equal(store_open_regular(dfd, "fifo", O_RDWR, &fd, &size), -EINVAL);
+	assert_int_equal(store_open_regular(dfd, "fifo", O_RDONLY, &fd, &size), -EINVAL);
+	{
+		uint8_t *buf;
+		size_t len;
+
+		assert_int_equal(store_read(dfd, "fifo", 100, &buf, &len), -EINVAL);
+	}
+	assert_int_equal(symlinkat("s", dfd, "link"), 0);
+	assert_int_equal(store_open_regular(dfd, "link", O_RDWR, &fd2, &size), -ELOOP);
+	/* Durable unlink: the names that exist, ENOENT is no error. */
+	assert_int_equal(store_write_atomic(dfd, "gone", page, 1), 0);
+	assert_int_equal(store_unlink_durable(dfd, names, 2), 1);
+	assert_int_equal(store_unlink_durable(dfd, names, 2), 0);
+	assert_int_equal(store_unlink_durable(dfd, names + 2, 1), 1);
+	unlinkat(dfd, "link", 0);
+	unlinkat(dfd, "s", 0);
+	close(dfd);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(atomic_write_replaces_and_leaves_no_temp),
 		cmocka_unit_test(symlinks_are_not_followed),
+		cmocka_unit_test(in_place_writes_and_regular_files_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
