@@ -12,35 +12,26 @@
 int store_read(int dirfd, const char *name, size_t maxlen, uint8_t **bufp,
 	       size_t *lenp)
 {
-	struct stat st;
 	uint8_t *buf;
+	uint64_t size;
 	size_t len = 0;
 	int fd, rc;
 
-	/* O_NONBLOCK: a FIFO planted at name must not hang the open. */
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0)
-		return -errno;
-	if (fstat(fd, &st) < 0) {
-		rc = -errno;
-		close(fd);
+	/* O_NONBLOCK, O_NOFOLLOW, a regular file: store_open_regular. */
+	rc = store_open_regular(dirfd, name, O_RDONLY, &fd, &size);
+	if (rc)
 		return rc;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return -EINVAL;
-	}
-	if ((size_t)st.st_size > maxlen) {
+	if (size > maxlen) {
 		close(fd);
 		return -EFBIG;
 	}
-	buf = malloc((size_t)st.st_size + 1);
+	buf = malloc((size_t)size + 1);
 	if (!buf) {
 		close(fd);
 		return -ENOMEM;
 	}
-	while (len < (size_t)st.st_size + 1) {
-		ssize_t n = read(fd, buf + len, (size_t)st.st_size + 1 - len);
+	while (len < (size_t)size + 1) {
+		ssize_t n = read(fd, buf + len, (size_t)size + 1 - len);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -54,7 +45,7 @@ int store_read(int dirfd, const char *name, size_t maxlen, uint8_t **bufp,
 		len += (size_t)n;
 	}
 	close(fd);
-	if (len > (size_t)st.st_size) {
+	if (len > (size_t)size) {
 		/* Grew while we read: someone else is writing it. */
 		free(buf);
 		return -EAGAIN;

@@ -29,52 +29,37 @@ void ksfile_close(struct ksfile *kf)
 	kf->fd = -1;
 }
 
-static int open_file(int dirfd, const char *name, int *fdp, struct stat *st,
+static int open_file(int dirfd, const char *name, int *fdp, uint64_t *size,
 		     char *err, size_t errlen)
 {
-	int fd = openat(dirfd, name,
-			O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	int rc;
+	int rc = store_open_regular(dirfd, name, O_RDWR, fdp, size);
 
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
-		return rc;
-	}
-	if (fstat(fd, st) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
-		close(fd);
-		return rc;
-	}
-	if (!S_ISREG(st->st_mode)) {
+	if (rc == -EINVAL)
 		snprintf(err, errlen, "%s: not a regular file", name);
-		close(fd);
-		return -EINVAL;
-	}
-	*fdp = fd;
-	return 0;
+	else if (rc)
+		snprintf(err, errlen, "%s: %s", name, strerror(-rc));
+	return rc;
 }
 
 int ksfile_read(int dirfd, const char *name, int *fdp, uint8_t **bufp,
 		size_t *lenp, char *err, size_t errlen)
 {
 	const size_t max = KSSLOTS_HDR_LEN + (size_t)KSSLOTS_COUNT * KSSLOTS_MAX_SLOT;
-	struct stat st;
+	uint64_t fsize;
 	uint8_t *buf;
 	size_t len = 0, size;
 	int fd, rc;
 
-	rc = open_file(dirfd, name, &fd, &st, err, errlen);
+	rc = open_file(dirfd, name, &fd, &fsize, err, errlen);
 	if (rc)
 		return rc;
-	if ((uint64_t)st.st_size > max) {
+	if (fsize > max) {
 		snprintf(err, errlen, "%s: larger than any key store (%lld bytes)",
-			 name, (long long)st.st_size);
+			 name, (long long)fsize);
 		close(fd);
 		return -EFBIG;
 	}
-	size = (size_t)st.st_size;
+	size = (size_t)fsize;
 	buf = malloc(size ? size : 1);
 	if (!buf) {
 		close(fd);
@@ -114,25 +99,6 @@ void ksfile_adopt(struct ksfile *kf, int fd, const struct keystore_slots *s)
 		kf->used[i] = s->used[i];
 }
 
-static int pwrite_full(int fd, const uint8_t *buf, size_t len, off_t off)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = pwrite(fd, buf + done, len - done,
-				   off + (off_t)done);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
-
 static int write_in_place(struct ksfile *kf, const uint8_t *store, size_t len,
 			  char *err, size_t errlen)
 {
@@ -150,12 +116,10 @@ static int write_in_place(struct ksfile *kf, const uint8_t *store, size_t len,
 		return -ENOMEM;
 	}
 	memcpy(buf, store, len);
-	rc = pwrite_full(kf->fd, buf, n,
-			 (off_t)keystore_slot_off(kf->slot_size, slot));
+	rc = store_pwrite_durable(kf->fd, buf, n,
+				  keystore_slot_off(kf->slot_size, slot));
 	OPENSSL_cleanse(buf, len);
 	free(buf);
-	if (!rc && fdatasync(kf->fd) < 0)
-		rc = -errno;
 	if (rc) {
 		snprintf(err, errlen, "writing key store slot %u: %s", slot,
 			 strerror(-rc));
@@ -173,7 +137,7 @@ static int replace(struct ksfile *kf, int dirfd, const char *name,
 		   const uint8_t *store, size_t len, char *err, size_t errlen)
 {
 	uint32_t slot_size = keystore_slot_size_for(len);
-	struct stat st;
+	uint64_t fsize;
 	uint8_t *file;
 	size_t flen;
 	int fd, rc;
@@ -196,7 +160,7 @@ static int replace(struct ksfile *kf, int dirfd, const char *name,
 		return rc;
 	}
 	/* The new file is durable; its descriptor for the writes to come. */
-	rc = open_file(dirfd, name, &fd, &st, err, errlen);
+	rc = open_file(dirfd, name, &fd, &fsize, err, errlen);
 	if (rc)
 		return rc;
 	ksfile_close(kf);
