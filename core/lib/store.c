@@ -2,6 +2,7 @@
 #include "lib/store.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,13 +158,17 @@ int store_open_regular(int dirfd, const char *name, int flags, int *fdp,
 	return 0;
 }
 
-int store_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+/* All of len bytes at off, or -errno (-EIO for an end of file). */
+static int pio_full(int fd, uint8_t *buf, size_t len, uint64_t off,
+		    bool write)
 {
 	size_t done = 0;
 
 	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done,
-				  (off_t)(off + done));
+		ssize_t n = write ? pwrite(fd, buf + done, len - done,
+					   (off_t)(off + done))
+				  : pread(fd, buf + done, len - done,
+					  (off_t)(off + done));
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -175,21 +180,18 @@ int store_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+int store_pread_full(int fd, uint8_t *buf, size_t len, uint64_t off)
+{
+	return pio_full(fd, buf, len, off, false);
+}
+
 int store_pwrite_durable(int fd, const uint8_t *buf, size_t len, uint64_t off)
 {
-	size_t done = 0;
+	/* pio_full only reads from buf when it writes. */
+	int rc = pio_full(fd, (uint8_t *)buf, len, off, true);
 
-	while (done < len) {
-		ssize_t n = pwrite(fd, buf + done, len - done,
-				   (off_t)(off + done));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
+	if (rc)
+		return rc;
 	/* The slots are preallocated (written in full at creation): the
 	 * size does not change, fdatasync flushes the data alone. */
 	if (fdatasync(fd) < 0)
