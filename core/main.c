@@ -53,11 +53,12 @@ static void usage(FILE *f)
 		"                    --state-dir DIR [--tpm-version 2.0|1.2]\n"
 		"                    [--config FILE] [--log-level LEVEL]\n"
 		"                    [--socket-group GROUP] [--socket-mode MODE]\n"
-		"                    [--devid N] [--user USER]\n"
+		"                    [--devid N] [--user USER|UID:GID] [--no-sandbox]\n"
 		"       vtpm-service --role=manager --state-dir DIR [--tcti TCTI]\n"
 		"                    [--control PATH] [--pcrs sha256:0,2,4,7]\n"
 		"                    [--nv-index IDX] [--counter-interval S]\n"
 		"                    [--instance-user USER] [--run-dir DIR]\n"
+		"                    [--instance-uids LOW-HIGH] [--client-group GROUP]\n"
 		"                    [--xen auto|on|off] [--xen-unknown refuse|create]\n"
 		"       vtpm-service --help | --version\n");
 }
@@ -91,6 +92,9 @@ int main(int argc, char **argv)
 		{ "user", required_argument, NULL, 0 },
 		{ "xen", required_argument, NULL, 0 },
 		{ "xen-unknown", required_argument, NULL, 0 },
+		{ "instance-uids", required_argument, NULL, 0 },
+		{ "client-group", required_argument, NULL, 0 },
+		{ "no-sandbox", no_argument, NULL, 0 },
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },

@@ -6,7 +6,7 @@
 # runtimes, only a Recommends of clang).
 
 DEPS_BUILD="cmake make gcc libc6-dev pkg-config libuv1-dev libtpms-dev libssl-dev
-  libinih-dev libsystemd0 libtss2-dev libjson-c-dev libxen-dev"
+  libinih-dev libsystemd0 libtss2-dev libjson-c-dev libxen-dev libseccomp-dev"
 DEPS_RUN="tpm2-tools swtpm swtpm-tools"
 DEPS_TEST="libcmocka-dev python3 tpm2-tools swtpm swtpm-tools clang
   libclang-rt-14-dev cppcheck

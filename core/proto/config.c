@@ -47,6 +47,52 @@ int config_parse_long(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/* One decimal id at *s (digits only, no sign, no space) up to a byte
+ * that is not a digit; *s moves past it. */
+static int parse_id(const char **s, uint32_t *out)
+{
+	uint64_t v = 0;
+	const char *p = *s;
+
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > 0xfffffffeULL)
+			return -EINVAL;
+	}
+	/* 0 is root's; (uid_t)-1 means "unchanged" to setresuid. */
+	if (v == 0)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	*s = p;
+	return 0;
+}
+
+int config_parse_uid_range(const char *s, uint32_t *lo, uint32_t *hi)
+{
+	uint32_t a, b;
+
+	if (!s || parse_id(&s, &a) || *s++ != '-' || parse_id(&s, &b) ||
+	    *s != '\0' || a > b)
+		return -EINVAL;
+	*lo = a;
+	*hi = b;
+	return 0;
+}
+
+int config_parse_ids(const char *s, uint32_t *uid, uint32_t *gid)
+{
+	uint32_t a, b;
+
+	if (!s || parse_id(&s, &a) || *s++ != ':' || parse_id(&s, &b) ||
+	    *s != '\0')
+		return -EINVAL;
+	*uid = a;
+	*gid = b;
+	return 0;
+}
+
 int config_parse_uuid(const char *s, uint8_t out[16])
 {
 	return uuid_parse_str(s, out);
@@ -204,6 +250,19 @@ int config_set(struct config *cfg, const char *key, const char *v, char *err,
 	} else if (strcmp(key, "instance-user") == 0) {
 		rc = *v ? copy_str(cfg->instance_user, sizeof(cfg->instance_user), v)
 			: -EINVAL;
+	} else if (strcmp(key, "instance-uids") == 0) {
+		rc = config_parse_uid_range(v, &cfg->inst_uid_lo,
+					    &cfg->inst_uid_hi);
+	} else if (strcmp(key, "client-group") == 0) {
+		rc = *v ? copy_str(cfg->client_group, sizeof(cfg->client_group), v)
+			: -EINVAL;
+	} else if (strcmp(key, "no-sandbox") == 0) {
+		if (*v == '\0' || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0)
+			cfg->no_sandbox = true;
+		else if (strcmp(v, "false") == 0 || strcmp(v, "no") == 0)
+			cfg->no_sandbox = false;
+		else
+			rc = -EINVAL;
 	} else if (strcmp(key, "devid") == 0) {
 		rc = config_parse_long(v, 0, 0xffff, &n);
 		if (!rc)

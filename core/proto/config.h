@@ -52,8 +52,10 @@ struct config {
 	uint32_t buffer_size;      /* TPM I/O buffer size, 0 = libtpms default */
 	long client_timeout_ms;    /* a stalled half frame is dropped after this */
 	uint32_t devid;            /* xen-ring: the vtpm device number */
-	char user[64];             /* drop to this user once privileged
-				      handles (Xen devices) are open */
+	char user[64];             /* drop to this user (a name, or UID:GID)
+				      once privileged handles (Xen devices,
+				      state directory) are open */
+	bool no_sandbox;           /* --no-sandbox: debugging only */
 
 	/* manager role */
 	char hal[32];              /* tss-device (tis-mmio: later) */
@@ -63,7 +65,11 @@ struct config {
 	char pcrs[128];            /* PCR selection the root key is sealed to */
 	uint32_t nv_index;         /* the NV counter guarding the key store */
 	long counter_interval_s;   /* at most one counter increment per this */
-	char instance_user[64];    /* instances run as this user (manager as root) */
+	char instance_user[64];    /* instances run as this user (manager as root)
+				      when no instance-uids range is set */
+	uint32_t inst_uid_lo;      /* instance-uids LOW-HIGH: each vTPM its own */
+	uint32_t inst_uid_hi;      /* uid and gid; 0-0: none configured */
+	char client_group[64];     /* may connect to instances' sockets */
 	char instance_exe[256];    /* vtpm-service binary for instances */
 	int xen;                   /* XEN_OFF / XEN_AUTO / XEN_ON */
 	bool xen_create_unknown;   /* a device naming an unknown UUID creates it */
@@ -98,5 +104,9 @@ int config_validate(const struct config *cfg, char *err, size_t errlen);
 int config_parse_uuid(const char *s, uint8_t out[16]);
 int config_parse_transport(const char *s, struct transport_spec *out);
 int config_parse_long(const char *s, long min, long max, long *out);
+/* "LOW-HIGH", decimal digits only, 1 <= LOW <= HIGH <= 4294967294. */
+int config_parse_uid_range(const char *s, uint32_t *lo, uint32_t *hi);
+/* "UID:GID", decimal digits only, each 1..4294967294; 0 or -EINVAL. */
+int config_parse_ids(const char *s, uint32_t *uid, uint32_t *gid);
 
 #endif

@@ -63,6 +63,66 @@ static void transports_parse_and_bad_ones_do_not(void **state)
 	assert_int_not_equal(config_parse_transport(longpath, &t), 0);
 }
 
+static void uid_ranges_and_ids_parse_strictly(void **state)
+{
+	static const char *const bad_ranges[] = {
+		"", "-", "1-", "-5", "0-10", "10-5", " 1-5", "1-5 ", "+1-5",
+		"1 - 5", "0x10-0x20", "1-4294967295", "4294967295-4294967295",
+		"1-99999999999999999999", "1-5-7", "1--5", "1,5", "a-b", "1-5\n",
+	};
+	static const char *const bad_ids[] = {
+		"", ":", "1:", ":1", "0:1", "1:0", "1:2:3", "-1:2", "1:4294967295",
+		" 1:2", "1:2 ", "nobody", "1-2",
+	};
+	struct config c;
+	char err[CONFIG_ERR_MAX];
+	uint32_t lo, hi;
+
+	(void)state;
+	assert_int_equal(config_parse_uid_range("1000000-1065535", &lo, &hi), 0);
+	assert_int_equal(lo, 1000000);
+	assert_int_equal(hi, 1065535);
+	assert_int_equal(config_parse_uid_range("7-7", &lo, &hi), 0);
+	assert_int_equal(config_parse_uid_range("1-4294967294", &lo, &hi), 0);
+	assert_int_equal(hi, 4294967294u);
+	for (size_t i = 0; i < sizeof(bad_ranges) / sizeof(bad_ranges[0]); i++) {
+		lo = hi = 42;
+		assert_int_not_equal(config_parse_uid_range(bad_ranges[i], &lo, &hi), 0);
+		assert_int_equal(lo, 42);
+		assert_int_equal(hi, 42);
+	}
+	assert_int_equal(config_parse_ids("1000001:1000001", &lo, &hi), 0);
+	assert_int_equal(lo, 1000001);
+	for (size_t i = 0; i < sizeof(bad_ids) / sizeof(bad_ids[0]); i++)
+		assert_int_not_equal(config_parse_ids(bad_ids[i], &lo, &hi), 0);
+
+	config_defaults(&c);
+	assert_int_equal(c.inst_uid_lo, 0);
+	assert_int_equal(c.inst_uid_hi, 0);
+	assert_false(c.no_sandbox);
+	assert_int_not_equal(config_set(&c, "instance-uids", "5-1", err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "instance-uids"));
+	assert_int_equal(c.inst_uid_lo, 0);
+	assert_int_equal(config_set(&c, "instance-uids", "2000-2999", err, sizeof(err)), 0);
+	assert_int_equal(c.inst_uid_lo, 2000);
+	assert_int_equal(c.inst_uid_hi, 2999);
+	assert_int_not_equal(config_set(&c, "client-group", "", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "client-group", "kvm", err, sizeof(err)), 0);
+	assert_string_equal(c.client_group, "kvm");
+	assert_int_equal(config_set(&c, "no-sandbox", NULL, err, sizeof(err)), 0);
+	assert_true(c.no_sandbox);
+	assert_int_equal(config_set(&c, "no-sandbox", "no", err, sizeof(err)), 0);
+	assert_false(c.no_sandbox);
+	assert_int_not_equal(config_set(&c, "no-sandbox", "maybe", err, sizeof(err)), 0);
+	assert_int_equal(config_load_string(&c, "instance-uids = 3000-3999\n"
+					       "client-group = qemu\n", err,
+					       sizeof(err)), 0);
+	assert_int_equal(c.inst_uid_lo, 3000);
+	assert_string_equal(c.client_group, "qemu");
+	assert_int_not_equal(config_load_string(&c, "instance-uids = 0-3999\n",
+						 err, sizeof(err)), 0);
+}
+
 static void set_rejects_bad_values_with_a_message(void **state)
 {
 	struct config c;
@@ -221,6 +281,7 @@ int main(void)
 		cmocka_unit_test(uuid_parses_canonical_form_only),
 		cmocka_unit_test(transports_parse_and_bad_ones_do_not),
 		cmocka_unit_test(set_rejects_bad_values_with_a_message),
+		cmocka_unit_test(uid_ranges_and_ids_parse_strictly),
 		cmocka_unit_test(file_then_command_line_wins),
 		cmocka_unit_test(bad_files_name_the_problem),
 		cmocka_unit_test(validate_names_the_missing_option),
