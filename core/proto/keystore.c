@@ -11,7 +11,7 @@
 
 /* The key store's own header fields, between the envelope's version and
  * its nonce (keystore.h has the whole layout). */
-#define RESERVED_OFF 10
+#define LAYOUT_OFF 10
 #define GEN_OFF 12
 #define NVC_OFF 20
 
@@ -191,7 +191,10 @@ static int rec_valid(const struct keystore_rec *r)
 {
 	return !uuid_is_zero(r->uuid) &&
 	       (r->tpm_version == 1 || r->tpm_version == 2) &&
-	       !(r->flags & ~KS_REC_FLAGS_KNOWN);
+	       !(r->flags & ~KS_REC_FLAGS_KNOWN) &&
+	       /* Both ids or neither; never root's, never (uid_t)-1. */
+	       (r->uid == 0) == (r->gid == 0) && r->uid != UINT32_MAX &&
+	       r->gid != UINT32_MAX;
 }
 
 enum keystore_err keystore_add(struct keystore *ks,
@@ -232,6 +235,46 @@ enum keystore_err keystore_del(struct keystore *ks, const uint8_t uuid[16])
 	return 0;
 }
 
+static int cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+enum keystore_err keystore_uid_alloc(const struct keystore *ks, uint32_t lo,
+				     uint32_t hi, uint32_t *uid)
+{
+	uint32_t *used, next = lo;
+	size_t n = 0;
+
+	if (lo == 0 || lo > hi)
+		return KS_ERR_INVALID;
+	used = malloc((2 * ks->nrecs + 1) * sizeof(*used));
+	if (!used)
+		return KS_ERR_NOMEM;
+	for (size_t i = 0; i < ks->nrecs; i++) {
+		if (ks->recs[i].uid >= lo && ks->recs[i].uid <= hi)
+			used[n++] = ks->recs[i].uid;
+		if (ks->recs[i].gid >= lo && ks->recs[i].gid <= hi &&
+		    ks->recs[i].gid != ks->recs[i].uid)
+			used[n++] = ks->recs[i].gid;
+	}
+	qsort(used, n, sizeof(*used), cmp_u32);
+	for (size_t i = 0; i < n && used[i] <= next; i++) {
+		if (used[i] < next)
+			continue; /* a duplicate */
+		if (next == hi) {
+			free(used);
+			return KS_ERR_FULL;
+		}
+		next++;
+	}
+	free(used);
+	*uid = next;
+	return 0;
+}
+
 enum keystore_err keystore_group_new(struct keystore *ks, uint32_t *id)
 {
 	if (ks->ngroups >= KEYSTORE_MAX_GROUPS || ks->next_group_id == UINT32_MAX)
@@ -269,9 +312,21 @@ enum keystore_err keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
 				const uint8_t *body, size_t bodylen,
 				uint8_t **out, size_t *outlen)
 {
+	return keystore_seal_layout(root_key, generation, nv_counter,
+				    KEYSTORE_LAYOUT_V0, body, bodylen, out,
+				    outlen);
+}
+
+enum keystore_err keystore_seal_layout(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				       uint64_t generation, uint64_t nv_counter,
+				       uint16_t layout, const uint8_t *body,
+				       size_t bodylen, uint8_t **out,
+				       size_t *outlen)
+{
 	uint8_t hdr[KEYSTORE_HDR_LEN] = { 0 }, key[AEAD_KEY_LEN];
 	int rc;
 
+	be16_put(hdr + LAYOUT_OFF, layout);
 	be64_put(hdr + GEN_OFF, generation);
 	be64_put(hdr + NVC_OFF, nv_counter);
 	rc = envelope_key(&ks_fmt, root_key, KEYSTORE_ROOT_KEY_LEN, key);
@@ -291,9 +346,12 @@ static void put_rec(uint8_t *p, const struct keystore_rec *r)
 	be64_put(p + 25, r->generation);
 	memcpy(p + 33, r->state_hash, 32);
 	memcpy(p + 65, r->state_key, 32);
+	be32_put(p + 97, r->uid);
+	be32_put(p + 101, r->gid);
 }
 
-static void get_rec(const uint8_t *p, struct keystore_rec *r)
+/* A record of layout 0 leaves uid and gid 0 (none allocated). */
+static void get_rec(const uint8_t *p, uint16_t layout, struct keystore_rec *r)
 {
 	memcpy(r->uuid, p, 16);
 	r->group = be32_get(p + 16);
@@ -302,6 +360,8 @@ static void get_rec(const uint8_t *p, struct keystore_rec *r)
 	r->generation = be64_get(p + 25);
 	memcpy(r->state_hash, p + 33, 32);
 	memcpy(r->state_key, p + 65, 32);
+	r->uid = layout == KEYSTORE_LAYOUT_IDS ? be32_get(p + 97) : 0;
+	r->gid = layout == KEYSTORE_LAYOUT_IDS ? be32_get(p + 101) : 0;
 }
 
 enum keystore_err keystore_encode(const struct keystore *ks,
@@ -309,7 +369,7 @@ enum keystore_err keystore_encode(const struct keystore *ks,
 				  uint64_t generation, uint64_t nv_counter,
 				  uint8_t **out, size_t *outlen)
 {
-	size_t bodylen = 12 + 4 * ks->ngroups + KEYSTORE_REC_LEN * ks->nrecs;
+	size_t bodylen = 12 + 4 * ks->ngroups + KEYSTORE_REC_IDS_LEN * ks->nrecs;
 	uint8_t *body, *p;
 	int rc;
 
@@ -326,10 +386,11 @@ enum keystore_err keystore_encode(const struct keystore *ks,
 		be32_put(p, ks->groups[i]);
 	be32_put(p, (uint32_t)ks->nrecs);
 	p += 4;
-	for (size_t i = 0; i < ks->nrecs; i++, p += KEYSTORE_REC_LEN)
+	for (size_t i = 0; i < ks->nrecs; i++, p += KEYSTORE_REC_IDS_LEN)
 		put_rec(p, &ks->recs[i]);
-	rc = keystore_seal(root_key, generation, nv_counter, body, bodylen, out,
-			   outlen);
+	rc = keystore_seal_layout(root_key, generation, nv_counter,
+				  KEYSTORE_LAYOUT_IDS, body, bodylen, out,
+				  outlen);
 	OPENSSL_cleanse(body, bodylen);
 	free(body);
 	return rc;
@@ -376,9 +437,11 @@ static int parse_groups(const uint8_t *body, size_t len, size_t *off,
 	return 0;
 }
 
-static int parse_body(const uint8_t *body, size_t len, struct keystore *ks)
+static int parse_body(const uint8_t *body, size_t len, uint16_t layout,
+		      struct keystore *ks)
 {
-	size_t off;
+	size_t off, reclen = layout == KEYSTORE_LAYOUT_IDS ? KEYSTORE_REC_IDS_LEN
+							   : KEYSTORE_REC_LEN;
 	uint32_t count;
 	int rc;
 
@@ -390,16 +453,15 @@ static int parse_body(const uint8_t *body, size_t len, struct keystore *ks)
 	count = be32_get(body + off);
 	off += 4;
 	/* Exact: fewer bytes than the count is a lie, more is trailing. */
-	if (count > KEYSTORE_MAX_RECORDS ||
-	    (size_t)count * KEYSTORE_REC_LEN != len - off)
+	if (count > KEYSTORE_MAX_RECORDS || (size_t)count * reclen != len - off)
 		return KS_ERR_FORMAT;
 	if (count && grow((void **)&ks->recs, &ks->caprecs, count,
 			  sizeof(*ks->recs)))
 		return KS_ERR_NOMEM;
-	for (uint32_t i = 0; i < count; i++, off += KEYSTORE_REC_LEN) {
+	for (uint32_t i = 0; i < count; i++, off += reclen) {
 		struct keystore_rec *r = &ks->recs[i];
 
-		get_rec(body + off, r);
+		get_rec(body + off, layout, r);
 		ks->nrecs = i + 1; /* so that a failure wipes it */
 		/* Strictly ascending UUIDs: no duplicates, one encoding. */
 		if (!rec_valid(r) ||
@@ -417,6 +479,7 @@ enum keystore_err keystore_decode(const uint8_t *buf, size_t len,
 {
 	uint8_t key[AEAD_KEY_LEN], *body = NULL;
 	size_t bodylen = 0;
+	uint16_t layout;
 	int rc;
 
 	memset(ks, 0, sizeof(*ks));
@@ -429,12 +492,13 @@ enum keystore_err keystore_decode(const uint8_t *buf, size_t len,
 	OPENSSL_cleanse(key, sizeof(key));
 	if (rc)
 		return rc;
-	/* The reserved field is authenticated: nonzero means a newer
-	 * writer, not a damaged file. */
-	if (be16_get(buf + RESERVED_OFF) != 0)
+	/* The layout field is authenticated: one we do not know means a
+	 * newer writer, not a damaged file. */
+	layout = be16_get(buf + LAYOUT_OFF);
+	if (layout != KEYSTORE_LAYOUT_V0 && layout != KEYSTORE_LAYOUT_IDS)
 		rc = KS_ERR_VERSION;
 	else
-		rc = parse_body(body, bodylen, ks);
+		rc = parse_body(body, bodylen, layout, ks);
 	envelope_body_free(body, bodylen);
 	if (rc)
 		keystore_free(ks);
@@ -593,7 +657,7 @@ enum keystore_err keystore_slots_decode(const uint8_t *buf, size_t len,
 			w = i;
 	}
 	/* A slot of a format version we do not know (or an authentic one
-	 * with the reserved field set) is a newer writer's, not a torn
+	 * with a record layout we do not know) is a newer writer's, not a torn
 	 * write: every sector we write carries version 1.  Skipping it
 	 * would load the older slot and silently drop the newer writer's
 	 * commits; refuse the file instead. */

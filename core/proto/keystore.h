@@ -7,7 +7,9 @@
  *
  *   0  8  magic "VTPMKEYS"
  *   8  2  format version (1)
- *  10  2  reserved, 0
+ *  10  2  record layout: 0 (97-byte records, before instance-uids) or
+ *           1 (105-byte records with uid and gid); a reader refuses a
+ *           layout it does not know as a newer writer's (KS_ERR_VERSION)
  *  12  8  store generation: grows by one with every commit
  *  20  8  nv_counter: the TPM NV counter value this copy is bound to
  *  28 12  AES-GCM nonce (random per write)
@@ -17,9 +19,11 @@
  *
  * Body: u32 next_group_id; u32 group_count; u32 group_id[group_count]
  * (strictly ascending, group 0 first, each below next_group_id);
- * u32 record_count; records (97 bytes each, strictly ascending UUIDs):
- * uuid[16], u32 group, u32 flags, u8 tpm_version, u64 generation,
- * state_hash[32], state_key[32].  The AES key is
+ * u32 record_count; records (strictly ascending UUIDs): uuid[16],
+ * u32 group, u32 flags, u8 tpm_version, u64 generation, state_hash[32],
+ * state_key[32] (97 bytes: layout 0), then u32 uid, u32 gid (layout 1,
+ * 105 bytes; both 0: none allocated yet).  Layout 0 stores load with
+ * no ids; every write uses layout 1.  The AES key is
  * HKDF-SHA256(root key, info "vtpm-service keystore v1").  Magic, version,
  * nonce, length, ciphertext and tag are the sealed-file envelope of
  * lib/envelope.h, shared with the state file.
@@ -35,12 +39,15 @@
 #define KEYSTORE_HDR_LEN 44
 #define KEYSTORE_TAG_LEN 16
 #define KEYSTORE_ROOT_KEY_LEN 32
-#define KEYSTORE_REC_LEN 97
+#define KEYSTORE_REC_LEN 97      /* layout 0 */
+#define KEYSTORE_REC_IDS_LEN 105 /* layout 1: + uid, gid */
+#define KEYSTORE_LAYOUT_V0 0
+#define KEYSTORE_LAYOUT_IDS 1
 /* The manager protocol lists groups in one frame (MGR_GROUP_LIST_MAX). */
 #define KEYSTORE_MAX_GROUPS 1020
 #define KEYSTORE_MAX_RECORDS 100000
 #define KEYSTORE_MAX_BODY                                                      \
-	(12 + 4 * KEYSTORE_MAX_GROUPS + KEYSTORE_REC_LEN * KEYSTORE_MAX_RECORDS)
+	(12 + 4 * KEYSTORE_MAX_GROUPS + KEYSTORE_REC_IDS_LEN * KEYSTORE_MAX_RECORDS)
 #define KEYSTORE_DEFAULT_GROUP 0
 
 #define KS_REC_NOSTATE 0x1u /* created, no state committed yet */
@@ -96,6 +103,8 @@ struct keystore_rec {
 	uint64_t generation;    /* of the latest committed state */
 	uint8_t state_hash[32]; /* SHA-256 of that state file */
 	uint8_t state_key[32];  /* secret */
+	uint32_t uid, gid;      /* the instance's identity; both 0: none
+				 * allocated (never only one of them) */
 };
 
 /* Records sorted by UUID; groups ascending.  Read them directly; change
@@ -129,6 +138,11 @@ enum keystore_err keystore_add(struct keystore *ks,
 			       const struct keystore_rec *rec);
 enum keystore_err keystore_del(struct keystore *ks, const uint8_t uuid[16]);
 
+/* The lowest uid in lo..hi no record holds (as its uid or its gid):
+ * 0, or KS_ERR_FULL when every one is taken. */
+enum keystore_err keystore_uid_alloc(const struct keystore *ks, uint32_t lo,
+				     uint32_t hi, uint32_t *uid);
+
 int keystore_group_has(const struct keystore *ks, uint32_t id);
 enum keystore_err keystore_group_new(struct keystore *ks, uint32_t *id);
 enum keystore_err keystore_group_del(struct keystore *ks, uint32_t id);
@@ -139,12 +153,19 @@ enum keystore_err keystore_encode(const struct keystore *ks,
 				  uint64_t generation, uint64_t nv_counter,
 				  uint8_t **out, size_t *outlen);
 
-/* Encrypts an already laid out body (encode uses it; tests and fuzzers
- * use it to build authentic but malformed files). */
+/* Encrypts an already laid out body of record layout 0 (tests and
+ * fuzzers use it to build authentic but malformed or old files). */
 enum keystore_err keystore_seal(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
 				uint64_t generation, uint64_t nv_counter,
 				const uint8_t *body, size_t bodylen,
 				uint8_t **out, size_t *outlen);
+/* As keystore_seal with the record layout field set to layout (encode
+ * uses it with KEYSTORE_LAYOUT_IDS). */
+enum keystore_err keystore_seal_layout(const uint8_t root_key[KEYSTORE_ROOT_KEY_LEN],
+				       uint64_t generation, uint64_t nv_counter,
+				       uint16_t layout, const uint8_t *body,
+				       size_t bodylen, uint8_t **out,
+				       size_t *outlen);
 
 /* Reads only the plaintext header (not authenticated): for messages. */
 enum keystore_err keystore_peek(const uint8_t *buf, size_t len,

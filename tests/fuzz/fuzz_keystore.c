@@ -5,7 +5,9 @@
  * then sees attacker-chosen plaintext, as it would with a stolen key.
  * A store that decodes must survive a commit: re-encoded it has the same
  * size and decodes to the same records.  Every refusal is a key store
- * error, never an errno.
+ * error, never an errno.  The sealed inputs take their record layout
+ * (0: before instance-uids, 1: with uid and gid, 2 and 3: unknown) from
+ * the first byte; a layout 0 store grows by the ids when rewritten.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -27,7 +29,8 @@ static void same_store(const struct keystore *a, const struct keystore *b)
 		    x->flags != y->flags || x->tpm_version != y->tpm_version ||
 		    x->generation != y->generation ||
 		    memcmp(x->state_hash, y->state_hash, 32) ||
-		    memcmp(x->state_key, y->state_key, 32))
+		    memcmp(x->state_key, y->state_key, 32) || x->uid != y->uid ||
+		    x->gid != y->gid)
 			abort();
 	}
 }
@@ -38,11 +41,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct keystore ks, again;
 	struct keystore_meta meta, meta2;
 	uint8_t *file = NULL, *re = NULL;
-	size_t len, relen;
+	size_t len, relen, grown = 0;
+	uint16_t layout = 0;
 	int rc;
 
 	if (size && (data[0] & 1)) {
-		if (keystore_seal(root, 7, 9, data + 1, size - 1, &file, &len))
+		layout = (uint16_t)((data[0] >> 1) & 3);
+		if (keystore_seal_layout(root, 7, 9, layout, data + 1, size - 1,
+					 &file, &len))
 			return 0;
 		data = file;
 		size = len;
@@ -50,13 +56,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = keystore_decode(data, size, root, &ks, &meta);
 	if (rc && !keystore_is_err(rc))
 		abort();
+	if (rc == 0 && layout > KEYSTORE_LAYOUT_IDS)
+		abort();
 	if (rc == 0) {
+		uint32_t uid;
+
 		(void)keystore_check_fresh(meta.nv_counter, meta.generation);
+		if (data[10] == 0 && data[11] == 0) /* layout 0: decoded */
+			grown = (KEYSTORE_REC_IDS_LEN - KEYSTORE_REC_LEN) * ks.nrecs;
+		/* The uid handed out is in range and nobody's (each record
+		 * holds at most two, so 2n + 1 ids always leave one). */
+		if (keystore_uid_alloc(&ks, 1000, 1000 + 2 * (uint32_t)ks.nrecs,
+				       &uid))
+			abort();
+		for (size_t i = 0; i < ks.nrecs; i++)
+			if (ks.recs[i].uid == uid || ks.recs[i].gid == uid ||
+			    uid < 1000 || uid > 1000 + 2 * ks.nrecs)
+				abort();
 		for (size_t i = 0; i < ks.nrecs; i++)
 			if (keystore_find(&ks, ks.recs[i].uuid) != &ks.recs[i])
 				abort();
 		if (keystore_encode(&ks, root, meta.generation, meta.nv_counter,
-				    &re, &relen) != 0 || relen != size)
+				    &re, &relen) != 0 || relen != size + grown)
 			abort();
 		if (keystore_decode(re, relen, root, &again, &meta2) != 0 ||
 		    meta2.generation != meta.generation ||

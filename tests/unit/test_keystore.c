@@ -29,6 +29,10 @@ static void make_rec(struct keystore_rec *r, uint8_t seed, uint32_t group)
 	r->flags = seed & 1 ? KS_REC_NOSTATE : 0;
 	r->tpm_version = seed % 3 == 0 ? 1 : 2;
 	r->generation = (uint64_t)seed << 40 | seed;
+	if (seed % 4) {
+		r->uid = 1000000u + seed;
+		r->gid = 2000000u + seed;
+	}
 	for (int i = 0; i < 32; i++) {
 		r->state_hash[i] = (uint8_t)(seed ^ (0x40 + i));
 		r->state_key[i] = (uint8_t)(seed ^ (0xc0 + i));
@@ -44,6 +48,8 @@ static void assert_rec_equal(const struct keystore_rec *a, const struct keystore
 	assert_int_equal(a->generation, b->generation);
 	assert_memory_equal(a->state_hash, b->state_hash, 32);
 	assert_memory_equal(a->state_key, b->state_key, 32);
+	assert_int_equal(a->uid, b->uid);
+	assert_int_equal(a->gid, b->gid);
 }
 
 struct fixture {
@@ -90,7 +96,7 @@ static void round_trip_restores_every_record_and_group(void **state)
 	struct keystore ks;
 	struct keystore_meta m;
 
-	assert_int_equal(fx->len, KEYSTORE_HDR_LEN + 12 + 3 * 4 + 5 * KEYSTORE_REC_LEN +
+	assert_int_equal(fx->len, KEYSTORE_HDR_LEN + 12 + 3 * 4 + 5 * KEYSTORE_REC_IDS_LEN +
 					  KEYSTORE_TAG_LEN);
 	assert_int_equal(keystore_decode(fx->file, fx->len, root_a, &ks, &m), 0);
 	assert_int_equal(m.generation, 77);
@@ -239,6 +245,127 @@ static void documented_recipe_decodes(void **state)
 	keystore_free(&ks);
 }
 
+/* A store written before instance-uids (layout 0, 97-byte records)
+ * loads with no ids; the next write carries them (layout 1). */
+static void layout0_store_loads_and_is_rewritten_with_ids(void **state)
+{
+	uint8_t body[12 + 4 + 2 * KEYSTORE_REC_LEN] = { 0, 0, 0, 1, 0, 0, 0, 1,
+							0, 0, 0, 0, 0, 0, 0, 2 };
+	uint8_t *file, *re;
+	size_t len, relen;
+	struct keystore ks, again;
+	struct keystore_meta m;
+
+	(void)state;
+	for (int i = 0; i < 2; i++) {
+		uint8_t *r = body + 16 + i * KEYSTORE_REC_LEN;
+
+		memset(r, 0x10 + i, 16);
+		r[24] = 2;
+	}
+	assert_int_equal(keystore_seal(root_a, 3, 4, body, sizeof(body), &file,
+				       &len), 0);
+	assert_int_equal(keystore_decode(file, len, root_a, &ks, &m), 0);
+	assert_int_equal(ks.nrecs, 2);
+	assert_int_equal(ks.recs[0].uid, 0);
+	assert_int_equal(ks.recs[1].gid, 0);
+	ks.recs[1].uid = ks.recs[1].gid = 1000000;
+	assert_int_equal(keystore_encode(&ks, root_a, 4, 4, &re, &relen), 0);
+	assert_int_equal(relen, len + 2 * (KEYSTORE_REC_IDS_LEN - KEYSTORE_REC_LEN));
+	assert_int_equal(be16_get(re + 10), KEYSTORE_LAYOUT_IDS);
+	assert_int_equal(keystore_decode(re, relen, root_a, &again, &m), 0);
+	assert_int_equal(again.recs[0].uid, 0);
+	assert_int_equal(again.recs[1].uid, 1000000);
+	assert_int_equal(again.recs[1].gid, 1000000);
+	/* The same 105-byte body sealed as layout 0 is trailing garbage. */
+	free(file);
+	keystore_free(&again);
+	keystore_free(&ks);
+	free(re);
+}
+
+/* Authentic records with half an identity, or (uid_t)-1, are refused. */
+static void records_with_bad_ids_are_refused(void **state)
+{
+	static const uint32_t bad[][2] = { { 5, 0 }, { 0, 5 },
+					   { UINT32_MAX, 5 }, { 5, UINT32_MAX } };
+	uint8_t body[12 + 4 + KEYSTORE_REC_IDS_LEN] = { 0, 0, 0, 1, 0, 0, 0, 1,
+							0, 0, 0, 0, 0, 0, 0, 1 };
+	uint8_t *r = body + 16, *file;
+	size_t len;
+	struct keystore ks;
+	struct keystore_meta m;
+	struct keystore_rec rec;
+
+	(void)state;
+	memset(r, 0x33, 16);
+	r[24] = 2;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		be32_put(r + 97, bad[i][0]);
+		be32_put(r + 101, bad[i][1]);
+		assert_int_equal(keystore_seal_layout(root_a, 1, 1, KEYSTORE_LAYOUT_IDS,
+						      body, sizeof(body), &file,
+						      &len), 0);
+		assert_int_equal(keystore_decode(file, len, root_a, &ks, &m),
+				 KS_ERR_FORMAT);
+		free(file);
+		/* And through the front door. */
+		assert_int_equal(keystore_init(&ks), 0);
+		make_rec(&rec, 5, 0);
+		rec.uid = bad[i][0];
+		rec.gid = bad[i][1];
+		assert_int_equal(keystore_add(&ks, &rec), KS_ERR_INVALID);
+		keystore_free(&ks);
+	}
+	/* A layout 1 body cut to layout 0's record length is refused. */
+	assert_int_equal(keystore_seal_layout(root_a, 1, 1, KEYSTORE_LAYOUT_IDS, body,
+					      sizeof(body) - 8, &file, &len), 0);
+	assert_int_equal(keystore_decode(file, len, root_a, &ks, &m), KS_ERR_FORMAT);
+	free(file);
+}
+
+static void uid_alloc_takes_the_lowest_free_one(void **state)
+{
+	struct keystore ks;
+	struct keystore_rec rec;
+	uint32_t uid;
+
+	(void)state;
+	assert_int_equal(keystore_init(&ks), 0);
+	assert_int_equal(keystore_uid_alloc(&ks, 100, 102, &uid), 0);
+	assert_int_equal(uid, 100);
+	assert_int_equal(keystore_uid_alloc(&ks, 0, 102, &uid), KS_ERR_INVALID);
+	assert_int_equal(keystore_uid_alloc(&ks, 103, 102, &uid), KS_ERR_INVALID);
+	/* 100 taken as a uid, 101 as another record's gid, one without ids. */
+	make_rec(&rec, 1, 0);
+	rec.uid = 100;
+	rec.gid = 100;
+	assert_int_equal(keystore_add(&ks, &rec), 0);
+	make_rec(&rec, 2, 0);
+	rec.uid = 5000;
+	rec.gid = 101;
+	assert_int_equal(keystore_add(&ks, &rec), 0);
+	make_rec(&rec, 4, 0);
+	rec.uid = rec.gid = 0;
+	assert_int_equal(keystore_add(&ks, &rec), 0);
+	assert_int_equal(keystore_uid_alloc(&ks, 100, 102, &uid), 0);
+	assert_int_equal(uid, 102);
+	make_rec(&rec, 5, 0);
+	rec.uid = rec.gid = 102;
+	assert_int_equal(keystore_add(&ks, &rec), 0);
+	assert_int_equal(keystore_uid_alloc(&ks, 100, 102, &uid), KS_ERR_FULL);
+	/* A duplicate (an edited store) does not hide a free one. */
+	make_rec(&rec, 6, 0);
+	rec.uid = rec.gid = 100;
+	assert_int_equal(keystore_add(&ks, &rec), 0);
+	assert_int_equal(keystore_uid_alloc(&ks, 100, 103, &uid), 0);
+	assert_int_equal(uid, 103);
+	assert_int_equal(keystore_uid_alloc(&ks, UINT32_MAX - 1, UINT32_MAX - 1,
+					    &uid), 0);
+	assert_int_equal(uid, UINT32_MAX - 1);
+	keystore_free(&ks);
+}
+
 static void authentic_unknown_version_or_reserved_is_refused(void **state)
 {
 	uint8_t body[16] = { 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0 };
@@ -251,7 +378,12 @@ static void authentic_unknown_version_or_reserved_is_refused(void **state)
 	seal_by_recipe(root_a, hdr, body, sizeof(body), file);
 	assert_int_equal(keystore_decode(file, sizeof(file), root_a, &ks, &m), 0);
 	keystore_free(&ks);
+	/* Layout 1 (records with ids) is known; an empty store is one. */
 	header_by_recipe(hdr, 1, 1);
+	seal_by_recipe(root_a, hdr, body, sizeof(body), file);
+	assert_int_equal(keystore_decode(file, sizeof(file), root_a, &ks, &m), 0);
+	keystore_free(&ks);
+	header_by_recipe(hdr, 1, 2);
 	seal_by_recipe(root_a, hdr, body, sizeof(body), file);
 	assert_int_equal(keystore_decode(file, sizeof(file), root_a, &ks, &m),
 			 KS_ERR_VERSION);
@@ -959,6 +1091,9 @@ int main(void)
 		cmocka_unit_test(many_records_round_trip_sorted),
 		cmocka_unit_test(documented_recipe_decodes),
 		cmocka_unit_test(authentic_unknown_version_or_reserved_is_refused),
+		cmocka_unit_test(layout0_store_loads_and_is_rewritten_with_ids),
+		cmocka_unit_test(records_with_bad_ids_are_refused),
+		cmocka_unit_test(uid_alloc_takes_the_lowest_free_one),
 		FX(keys_do_not_appear_in_the_file),
 		FX(every_flipped_bit_is_refused),
 		FX(every_truncation_is_refused),
