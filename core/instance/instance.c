@@ -25,6 +25,7 @@
 #include "lib/hex.h"
 #include "lib/notify.h"
 #include "instance/mgrlink.h"
+#include "instance/sandbox.h"
 #include "lib/log.h"
 #include "proto/statefile.h"
 #include "lib/store.h"
@@ -232,29 +233,44 @@ static void on_signal(uv_signal_t *s, int signum)
 
 /* ---- start-up ---- */
 
-static int open_state_dir(const char *path)
+/*
+ * The state directory, opened without following a link at its last
+ * component and refused unless owner (the uid the instance runs as once
+ * sandboxed) or root owns it and neither group nor others may write it:
+ * anyone else could swap its files.  A standalone instance creates it;
+ * the manager creates a managed one.
+ */
+static int open_state_dir(const struct config *cfg, uid_t owner)
 {
-	int fd;
+	const char *why;
+	int fd, rc;
 
-	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return -errno;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return fd < 0 ? -errno : fd;
+	rc = store_dir_open(AT_FDCWD, cfg->state_dir, cfg->manager[0] ? 0 : 0700,
+			    &fd);
+	if (rc)
+		fatalx("state directory %s: %s", cfg->state_dir,
+		       rc == -ENOTDIR ? "not a directory (or a symbolic link)"
+				      : strerror(-rc));
+	why = store_dir_unsafe(fd, owner, 0);
+	if (why)
+		fatalx("state directory %s %s: refusing to keep a vTPM's state "
+		       "there", cfg->state_dir, why);
+	return fd;
 }
 
 /* Two processes on one state file would undo each other's writes. */
 static int lock_state(int dirfd, const char *name)
 {
 	char lockname[160];
-	int fd;
+	int fd, rc;
 
 	snprintf(lockname, sizeof(lockname), "%s.lock", name);
-	fd = openat(dirfd, lockname, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-		    0600);
-	if (fd < 0)
-		return -errno;
+	rc = store_open_regular(dirfd, lockname, O_RDWR | O_CREAT, &fd,
+				&(uint64_t){ 0 });
+	if (rc)
+		return rc;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int rc = -errno;
+		rc = -errno;
 		close(fd);
 		return rc;
 	}
@@ -579,32 +595,101 @@ static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
 }
 
 /*
- * --user: what needs privilege (the Xen devices: xenstore, gntdev,
- * evtchn, root-only on a stock dom0) is opened first, then the process
- * becomes USER for good, before it reads any state.  The manager starts
- * xen-ring instances this way.
+ * --user NAME or UID:GID: the identity the instance takes once what
+ * needs privilege is open (the Xen devices: xenstore, gntdev, evtchn,
+ * root-only on a stock dom0; the state directory).  The manager starts
+ * every instance as root with --user UID:GID, the vTPM's own ids.
  */
-static void drop_privileges(const struct config *cfg,
-			    const struct transport_ops *ops)
+static bool resolve_user(const struct config *cfg, uid_t *uid, gid_t *gid)
 {
 	struct passwd *pw;
+	uint32_t u, g;
 
 	if (!cfg->user[0])
-		return;
-	if (ops->preopen && ops->preopen(cfg))
-		fatalx("cannot open the devices of transport %s", ops->name);
+		return false;
+	if (config_parse_ids(cfg->user, &u, &g) == 0) {
+		*uid = u;
+		*gid = g;
+		return true;
+	}
 	pw = getpwnam(cfg->user);
 	if (!pw)
 		fatalx("--user %s: no such user", cfg->user);
 	if (pw->pw_uid == 0)
 		fatalx("--user %s: refusing to run as a privileged user",
 		       cfg->user);
-	if (setgroups(0, NULL) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0)
+	*uid = pw->pw_uid;
+	*gid = pw->pw_gid;
+	return true;
+}
+
+/* --no-sandbox: only the change of identity. */
+static void drop_privileges(const struct config *cfg, uid_t uid, gid_t gid)
+{
+	if (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+	    setresuid(uid, uid, uid) < 0)
 		fatal("cannot become %s", cfg->user);
 	if (setuid(0) == 0)
 		fatalx("could regain root after dropping to %s", cfg->user);
-	log_debug("running as %s (uid %u)", cfg->user, (unsigned)pw->pw_uid);
+	log_debug("running as %s (uid %u)", cfg->user, (unsigned)uid);
+}
+
+/* The socket directory of a UNIX transport, for the sandbox's root. */
+static int open_run_dir(const struct config *cfg, char *dir, size_t len)
+{
+	char *slash;
+	int fd;
+
+	snprintf(dir, len, "%s", cfg->transport.path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		snprintf(dir, len, ".");
+	else if (slash == dir)
+		dir[1] = '\0';
+	else
+		*slash = '\0';
+	fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		fatal("socket directory %s", dir);
+	return fd;
+}
+
+/* Privileged handles open, the instance shuts itself in (sandbox.h). */
+static void isolate(const struct config *cfg,
+		    const struct transport_ops *ops, int dirfd, bool set_ids,
+		    uid_t uid, gid_t gid)
+{
+	struct sandbox_spec sb = {
+		.set_ids = set_ids,
+		.uid = uid,
+		.gid = gid,
+		.keep_net = cfg->transport.kind == TRANSPORT_TCP,
+		/* UID:GID comes from the manager's range: the vTPM's own. */
+		.own_ids = set_ids && strchr(cfg->user, ':'),
+		.state_dirfd = dirfd,
+		.state_dir = cfg->state_dir,
+		.run_dirfd = -1,
+		.xen_dev = strncmp(cfg->manager, "xen", 3) == 0,
+	};
+	char rundir[sizeof(cfg->transport.path)];
+
+	(void)ops;
+	if (cfg->no_sandbox) {
+		log_warnx("--no-sandbox: this instance runs without its sandbox "
+			  "(debugging only)");
+		if (set_ids)
+			drop_privileges(cfg, uid, gid);
+		return;
+	}
+	if (cfg->transport.kind == TRANSPORT_UNIX) {
+		sb.run_dirfd = open_run_dir(cfg, rundir, sizeof(rundir));
+		sb.run_dir = rundir;
+	}
+	if (sandbox_isolate(&sb))
+		fatalx("cannot set up the sandbox (--no-sandbox runs without "
+		       "it, for debugging)");
+	if (sb.run_dirfd >= 0)
+		close(sb.run_dirfd);
 }
 
 int instance_main(const struct config *cfg,
@@ -618,6 +703,10 @@ int instance_main(const struct config *cfg,
 	uint32_t src;
 	bool deferred_power;
 	struct timespec t0;
+	const struct transport_ops *ops;
+	bool set_ids;
+	uid_t uid = 0;
+	gid_t gid = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	memset(v, 0, sizeof(*v));
@@ -636,16 +725,16 @@ int instance_main(const struct config *cfg,
 	setenv("UV_THREADPOOL_SIZE", "1", 1);
 	mallopt(M_ARENA_MAX, 1);
 	set_log_subject(cfg, cfg->have_uuid ? cfg->uuid : NULL);
-	drop_privileges(cfg, cfg->transport.kind == TRANSPORT_XEN_RING
-				     ? transports->xen_ring
-				     : transports->unix_socket);
+	ops = cfg->transport.kind == TRANSPORT_XEN_RING ? transports->xen_ring
+							: transports->unix_socket;
+	set_ids = resolve_user(cfg, &uid, &gid);
+	if (set_ids && ops->preopen && ops->preopen(cfg))
+		fatalx("cannot open the devices of transport %s", ops->name);
 
 	if (!cfg->manager[0])
 		read_state_key(cfg, &keys);
-	dirfd = open_state_dir(cfg->state_dir);
-	if (dirfd < 0)
-		fatalx("state directory %s: %s", cfg->state_dir,
-		       strerror(-dirfd));
+	dirfd = open_state_dir(cfg, set_ids ? uid : geteuid());
+	isolate(cfg, ops, dirfd, set_ids, uid, gid);
 	if (cfg->have_uuid) {
 		char us[37];
 		uuid_format(cfg->uuid, us);
@@ -699,6 +788,10 @@ int instance_main(const struct config *cfg,
 	if (rc)
 		fatalx("cannot start transport %s: %s", v->transport.ops->name,
 		       strerror(-rc));
+	/* Listening, state loaded: from here on, only the allowlist. */
+	if (!cfg->no_sandbox && sandbox_lock())
+		fatalx("cannot lock the sandbox (--no-sandbox runs without it, "
+		       "for debugging)");
 	if (deferred_power) {
 		v->power_job = (struct vtpm_job){
 			.kind = VTPM_JOB_CALL,

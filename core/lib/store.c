@@ -79,11 +79,13 @@ static int write_atomic(int dirfd, const char *name, const uint8_t *buf,
 
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", name) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
-	fd = openat(dirfd, tmp, (keep ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC |
-					O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
-		    0600);
-	if (fd < 0)
-		return -errno;
+	/* A FIFO or link planted at the .tmp name is refused, not written
+	 * to or followed (and a FIFO is never waited on). */
+	rc = store_open_regular(dirfd, tmp,
+				(keep ? O_RDWR : O_WRONLY) | O_CREAT | O_TRUNC,
+				&fd, &(uint64_t){ 0 });
+	if (rc)
+		return rc;
 	rc = write_all(fd, buf, len);
 	if (rc)
 		goto fail;
@@ -141,7 +143,8 @@ int store_open_regular(int dirfd, const char *name, int flags, int *fdp,
 	int fd, rc;
 
 	*fdp = -1;
-	fd = openat(dirfd, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	fd = openat(dirfd, name, flags | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK,
+		    0600);
 	if (fd < 0)
 		return -errno;
 	if (fstat(fd, &st) < 0) {
@@ -212,4 +215,36 @@ int store_unlink_durable(int dirfd, const char *const *names, size_t n)
 	if (removed && fsync(dirfd) < 0)
 		return -errno;
 	return removed;
+}
+
+int store_dir_open(int parentfd, const char *name, mode_t create_mode,
+		   int *fdp)
+{
+	int fd;
+
+	*fdp = -1;
+	if (create_mode && mkdirat(parentfd, name, create_mode) < 0 &&
+	    errno != EEXIST)
+		return -errno;
+	fd = openat(parentfd, name,
+		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -ENOTDIR : -errno;
+	*fdp = fd;
+	return 0;
+}
+
+const char *store_dir_unsafe(int fd, uid_t owner, uid_t alt_owner)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return "cannot be examined (fstat failed)";
+	if (!S_ISDIR(st.st_mode))
+		return "is not a directory";
+	if (st.st_uid != owner && st.st_uid != alt_owner)
+		return "is owned by another user";
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return "is writable by group or others";
+	return NULL;
 }

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Reads a whole regular file (at most maxlen bytes); -ENOENT if absent,
  * -EFBIG if larger than maxlen. */
@@ -28,7 +29,8 @@ int store_write_atomic_keep(int dirfd, const char *name, const uint8_t *buf,
 			    size_t len, int *fd);
 
 /*
- * Opens `name` (flags: O_RDONLY or O_RDWR) with O_NOFOLLOW and O_NONBLOCK,
+ * Opens `name` (flags: O_RDONLY, O_WRONLY or O_RDWR, maybe with O_CREAT
+ * (mode 0600) and O_TRUNC) with O_NOFOLLOW and O_NONBLOCK,
  * so that neither a symlink nor a FIFO planted there is followed or
  * waited on, and checks that it is a regular file (-EINVAL if not;
  * -ELOOP for a symlink, -ENOENT if absent).  *size: its size.
@@ -47,5 +49,19 @@ int store_pwrite_durable(int fd, const uint8_t *buf, size_t len,
 /* Removes the names that exist, then fsyncs the directory if any was
  * removed.  The number removed, or a negative errno. */
 int store_unlink_durable(int dirfd, const char *const *names, size_t n);
+
+/*
+ * A directory below parentfd, created first (mkdirat) when create_mode is
+ * not 0, opened O_DIRECTORY | O_NOFOLLOW: a link planted at name is
+ * -ENOTDIR, never followed.  Owner and mode are then set and checked
+ * through *fd (fchown, fchmod, store_dir_unsafe), never by name.
+ */
+int store_dir_open(int parentfd, const char *name, mode_t create_mode,
+		   int *fd);
+
+/* Why the directory open at fd is unfit to hold state or sockets (owned
+ * by neither owner nor alt_owner, or writable by group or others), or
+ * NULL when it is fit. */
+const char *store_dir_unsafe(int fd, uid_t owner, uid_t alt_owner);
 
 #endif
