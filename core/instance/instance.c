@@ -734,6 +734,7 @@ int instance_main(const struct config *cfg,
 	if (!cfg->manager[0])
 		read_state_key(cfg, &keys);
 	dirfd = open_state_dir(cfg, set_ids ? uid : geteuid());
+	vtpm_notify_prepare();
 	isolate(cfg, ops, dirfd, set_ids, uid, gid);
 	if (cfg->have_uuid) {
 		char us[37];

@@ -1,32 +1,61 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "lib/notify.h"
 
-#include <dlfcn.h>
+#include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "lib/log.h"
 
 /*
- * libsystemd and the seven libraries it pulls in are loaded only when
- * systemd asked for a notification: an instance started by the manager
- * skips their start-up and relocation cost (about 100 KiB of private
- * memory per vTPM).
+ * The readiness protocol is one datagram, "READY=1", to the UNIX socket
+ * NOTIFY_SOCKET names ('@' first: an abstract address).  The socket is
+ * connected by vtpm_notify_prepare, before a sandboxed instance loses
+ * the file system and the network namespace where that name lives.
  */
-void vtpm_notify_ready(void)
-{
-	int (*notify)(int, const char *);
-	void *lib;
+static int notify_fd = -1;
 
-	if (!getenv("NOTIFY_SOCKET"))
+void vtpm_notify_prepare(void)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	size_t len;
+	int fd;
+
+	if (!path || notify_fd >= 0)
 		return;
-	lib = dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
-	if (!lib) {
-		log_warnx("NOTIFY_SOCKET is set but libsystemd cannot be loaded: %s",
-			  dlerror());
+	len = strlen(path);
+	if (len < 2 || len >= sizeof(sa.sun_path) ||
+	    (path[0] != '/' && path[0] != '@')) {
+		log_warnx("NOTIFY_SOCKET=%s: not a socket path", path);
 		return;
 	}
-	notify = (int (*)(int, const char *))dlsym(lib, "sd_notify");
-	if (!notify || notify(0, "READY=1") < 0)
-		log_warnx("sd_notify(READY=1) failed");
-	/* The library stays loaded: systemd may be told more later. */
+	memcpy(sa.sun_path, path, len);
+	if (path[0] == '@')
+		sa.sun_path[0] = '\0';
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    connect(fd, (struct sockaddr *)&sa,
+		    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0) {
+		log_warn("NOTIFY_SOCKET %s", path);
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	notify_fd = fd;
+}
+
+void vtpm_notify_ready(void)
+{
+	static const char msg[] = "READY=1";
+
+	vtpm_notify_prepare();
+	if (notify_fd < 0)
+		return;
+	if (send(notify_fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) < 0)
+		log_warn("sd_notify(READY=1)");
 }

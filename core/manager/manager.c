@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -19,6 +20,7 @@
 
 #include "lib/log.h"
 #include "lib/notify.h"
+#include "lib/store.h"
 #include "manager/control.h"
 #include "manager/manager.h"
 #include "manager/quote.h"
@@ -164,6 +166,35 @@ static void resolve_instance_user(struct manager *m)
 		       "privileged", m->cfg->instance_user);
 	m->inst_uid = pw->pw_uid;
 	m->inst_gid = pw->pw_gid;
+	if (!m->cfg->inst_uid_lo)
+		log_warnx("no instance-uids range: every vTPM's instance runs as "
+			  "%s, so one vTPM's instance can reach another's "
+			  "sockets and state (set instance-uids = LOW-HIGH)",
+			  m->cfg->instance_user);
+	if (m->cfg->client_group[0]) {
+		const struct group *gr = getgrnam(m->cfg->client_group);
+
+		if (!gr)
+			fatalx("client group '%s' does not exist",
+			       m->cfg->client_group);
+		if (gr->gr_gid == 0)
+			fatalx("client group '%s' is root's group: name the "
+			       "group of the clients (QEMU's user)",
+			       m->cfg->client_group);
+		m->client_group = true;
+		m->client_gid = gr->gr_gid;
+	}
+}
+
+/* The manager's state directory: root's, writable by no one else (it
+ * holds every vTPM's directory). */
+static void check_state_dir(struct manager *m)
+{
+	const char *why = store_dir_unsafe(m->dirfd, geteuid(), geteuid());
+
+	if (why)
+		fatalx("state directory %s %s: refusing to use it",
+		       m->cfg->state_dir, why);
 }
 
 int manager_main(const struct config *cfg)
@@ -184,9 +215,10 @@ int manager_main(const struct config *cfg)
 	m->dirfd = open(cfg->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (m->dirfd < 0)
 		fatal("%s", cfg->state_dir);
-	lockfd = openat(m->dirfd, "manager.lock", O_RDWR | O_CREAT | O_CLOEXEC,
-			0600);
-	if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) < 0)
+	check_state_dir(m);
+	if (store_open_regular(m->dirfd, "manager.lock", O_RDWR | O_CREAT,
+			       &lockfd, &(uint64_t){ 0 }) ||
+	    flock(lockfd, LOCK_EX | LOCK_NB) < 0)
 		fatalx("%s: another manager uses this state directory",
 		       cfg->state_dir);
 	if (cfg->instance_exe[0]) {
@@ -214,6 +246,9 @@ int manager_main(const struct config *cfg)
 		fatalx("attestation key: %s", err);
 	mgr_store_load(m);
 	mgr_entries_load(m);
+	if (mgr_ids_assign(m))
+		fatalx("instance-uids %u-%u: no free id left for every vTPM",
+		       (unsigned)cfg->inst_uid_lo, (unsigned)cfg->inst_uid_hi);
 
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(m->loop, &m->sigterm);

@@ -72,9 +72,11 @@ struct manager {
 	uint64_t started_ms;
 	int dirfd;
 	char exe[256];
-	uid_t inst_uid;
+	uid_t inst_uid;           /* instance-user's: without instance-uids */
 	gid_t inst_gid;
 	bool drop_privileges;
+	bool client_group;        /* client-group set: its gid below */
+	gid_t client_gid;         /* may connect to the instances' sockets */
 
 	struct list_node entries; /* struct vtpm_entry */
 	bool entries_dirty;       /* instances.json must be rewritten */

@@ -4,6 +4,7 @@
  * stored part (instances.json), and the lifecycle control asks for.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
@@ -74,6 +75,15 @@ int mgr_entry_new(struct manager *m, const uint8_t uuid[16], int tpm_version,
 	rec.group = KEYSTORE_DEFAULT_GROUP;
 	rec.flags = KS_REC_NOSTATE;
 	rec.tpm_version = (uint8_t)tpm_version;
+	if (m->cfg->inst_uid_lo) {
+		rc = keystore_uid_alloc(&m->ks, m->cfg->inst_uid_lo,
+					m->cfg->inst_uid_hi, &rec.uid);
+		if (rc) {
+			free(e);
+			return rc;
+		}
+		rec.gid = rec.uid;
+	}
 	if (RAND_priv_bytes(rec.state_key, sizeof(rec.state_key)) != 1) {
 		free(e);
 		return KS_ERR_CRYPTO;
@@ -90,6 +100,44 @@ int mgr_entry_new(struct manager *m, const uint8_t uuid[16], int tpm_version,
 	list_push_front(&m->entries, &e->node);
 	m->entries_dirty = true;
 	*out = e;
+	return 0;
+}
+
+void mgr_entry_ids(const struct vtpm_entry *e, uid_t *uid, gid_t *gid)
+{
+	const struct keystore_rec *r = keystore_find(&e->m->ks, e->rec.uuid);
+
+	if (e->m->cfg->inst_uid_lo && r && r->uid) {
+		*uid = r->uid;
+		*gid = r->gid;
+	} else {
+		*uid = e->m->inst_uid;
+		*gid = e->m->inst_gid;
+	}
+}
+
+int mgr_ids_assign(struct manager *m)
+{
+	int rc;
+
+	if (!m->cfg->inst_uid_lo)
+		return 0;
+	for (size_t i = 0; i < m->ks.nrecs; i++) {
+		struct keystore_rec *r = &m->ks.recs[i];
+		char us[UUID_STR_LEN];
+
+		if (r->uid)
+			continue;
+		rc = keystore_uid_alloc(&m->ks, m->cfg->inst_uid_lo,
+					m->cfg->inst_uid_hi, &r->uid);
+		if (rc)
+			return rc;
+		r->gid = r->uid;
+		uuid_format(r->uuid, us);
+		log_info("vTPM %s: runs as uid and gid %u from now on", us,
+			 (unsigned)r->uid);
+		m->entries_dirty = true; /* commits the store too */
+	}
 	return 0;
 }
 
@@ -192,22 +240,27 @@ int mgr_vtpm_create(struct manager *m, const uint8_t uuid[16],
 }
 
 /* The files an instance writes in its state directory, then the
- * directory: without its key the state is noise. */
+ * directory: without its key the state is noise.  By descriptor, never
+ * following a link the instance may have left there. */
 static void remove_state(struct manager *m, const struct vtpm_entry *e)
 {
 	static const char *const names[] = { ".0", ".1", ".lock", ".0.tmp",
 					     ".1.tmp" };
-	char path[700];
+	char name[200];
+	int vfd, dfd;
 
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		snprintf(path, sizeof(path), "%s/vtpms/%s/vtpm-%s.state%s",
-			 m->cfg->state_dir, e->rec.uuid_str, e->rec.uuid_str,
-			 names[i]);
-		unlink(path);
+	if (store_dir_open(m->dirfd, "vtpms", 0, &vfd))
+		return;
+	if (store_dir_open(vfd, e->rec.uuid_str, 0, &dfd) == 0) {
+		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+			snprintf(name, sizeof(name), "vtpm-%s.state%s",
+				 e->rec.uuid_str, names[i]);
+			unlinkat(dfd, name, 0);
+		}
+		close(dfd);
+		unlinkat(vfd, e->rec.uuid_str, AT_REMOVEDIR);
 	}
-	snprintf(path, sizeof(path), "%s/vtpms/%s", m->cfg->state_dir,
-		 e->rec.uuid_str);
-	rmdir(path);
+	close(vfd);
 }
 
 static void free_entry(uv_handle_t *h)

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "lib/hex.h"
 
@@ -39,6 +40,13 @@ int mgr_entry_new(struct manager *m, const uint8_t uuid[16], int tpm_version,
 		  struct vtpm_entry **out);
 /* Its instance runs in a domain of its own (transport xen-domain). */
 bool mgr_entry_is_remote(const struct vtpm_entry *e);
+
+/* The uid and gid e's instance runs as: its own (instance-uids), or
+ * instance-user's when no range is set or e has none yet. */
+void mgr_entry_ids(const struct vtpm_entry *e, uid_t *uid, gid_t *gid);
+/* Gives every key store record without ids one from instance-uids (at
+ * load: stores written before the range was set).  0 or KS_ERR_FULL. */
+int mgr_ids_assign(struct manager *m);
 
 /* instances.json */
 char *mgr_entries_json(struct manager *m);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "lib/store.h"
 #include "manager/manager.h"
 #include "manager/supervisor.h"
 
@@ -127,47 +128,160 @@ void sup_wait_stopped(struct vtpm_entry *e, void (*cb)(void *arg), void *arg)
 	list_push_back(&e->child.waiters, &w->node);
 }
 
-/* Makes the entries of directory path durable (a new subdirectory). */
-static int fsync_dir(const char *path)
+/*
+ * name below parentfd (parent: its path, for messages), a directory
+ * owned by uid:gid with mode, created if absent.  Owner and mode are set
+ * through a descriptor opened without following a link, never by name: a
+ * link planted at name must not make root chown its target.  A directory
+ * that someone other than us or uid already owns is refused.
+ */
+static int own_dir(struct vtpm_entry *e, int parentfd, const char *parent,
+		   const char *name, mode_t mode, uid_t uid, gid_t gid,
+		   int *fdp)
 {
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+	struct manager *m = e->m;
+	struct stat st;
+	int fd, rc;
 
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) < 0)
+	*fdp = -1;
+	rc = store_dir_open(parentfd, name, mode & 0777, &fd);
+	if (rc) {
+		log_warnx("vTPM %s: %s/%s: %s", e->rec.uuid_str, parent, name,
+			  rc == -ENOTDIR ? "not a directory (a link planted "
+					   "there?): refusing it"
+					 : strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0) {
 		rc = -errno;
-	close(fd);
+	} else if (st.st_uid != geteuid() &&
+		   !(m->drop_privileges && st.st_uid == uid)) {
+		log_warnx("vTPM %s: %s/%s is owned by uid %u, neither the "
+			  "manager's nor the vTPM's: refusing it",
+			  e->rec.uuid_str, parent, name, (unsigned)st.st_uid);
+		rc = -EPERM;
+	} else if (m->drop_privileges && fchown(fd, uid, gid) < 0) {
+		rc = -errno;
+	} else if (fchmod(fd, mode) < 0) {
+		rc = -errno;
+	}
+	if (rc) {
+		if (rc != -EPERM)
+			log_warnx("vTPM %s: %s/%s: %s", e->rec.uuid_str, parent,
+				  name, strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	*fdp = fd;
+	return 0;
+}
+
+/*
+ * The files of a state directory that changed hands (a vTPM created
+ * before instance-uids, now given its own uid): regular files with one
+ * link only, by name relative to the directory, never following a link.
+ */
+static void own_files(struct vtpm_entry *e, int dfd, uid_t uid, gid_t gid)
+{
+	struct dirent *de;
+	struct stat st;
+	int fd = dup(dfd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d))) {
+		if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_nlink != 1 ||
+		    (st.st_uid == uid && st.st_gid == gid))
+			continue;
+		if (fchownat(dfd, de->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
+			log_warnx("vTPM %s: cannot give %s to uid %u: %s",
+				  e->rec.uuid_str, de->d_name, (unsigned)uid,
+				  strerror(errno));
+	}
+	closedir(d);
+}
+
+/*
+ * STATE_DIR/vtpms/UUID: the vTPM's uid only (0700).  It and vtpms/ are
+ * made durable before the instance writes any state there (the power-cut
+ * simulator dropped them after acknowledged writes).
+ */
+static int state_dir(struct vtpm_entry *e, uid_t uid, gid_t gid)
+{
+	struct manager *m = e->m;
+	const char *sd = m->cfg->state_dir, *why;
+	int vfd, dfd, rc;
+
+	rc = store_dir_open(m->dirfd, "vtpms", 0711, &vfd);
+	if (rc) {
+		log_warnx("vTPM %s: %s/vtpms: %s", e->rec.uuid_str, sd,
+			  rc == -ENOTDIR ? "not a directory" : strerror(-rc));
+		return rc;
+	}
+	why = store_dir_unsafe(vfd, geteuid(), geteuid());
+	if (why) {
+		log_warnx("vTPM %s: %s/vtpms %s: refusing it", e->rec.uuid_str,
+			  sd, why);
+		close(vfd);
+		return -EPERM;
+	}
+	rc = own_dir(e, vfd, "vtpms", e->rec.uuid_str, 0700, uid, gid, &dfd);
+	if (!rc) {
+		if (m->drop_privileges)
+			own_files(e, dfd, uid, gid);
+		close(dfd);
+		if (fsync(vfd) < 0 || fsync(m->dirfd) < 0) {
+			rc = -errno;
+			log_warnx("vTPM %s: cannot make %s/vtpms durable: %s",
+				  e->rec.uuid_str, sd, strerror(-rc));
+		}
+	}
+	close(vfd);
 	return rc;
 }
 
 /*
- * A directory owned by the instance user, where only it may write.  The
- * owner and mode are changed through a descriptor opened without
- * following a link, never by name: a link planted at path (in a run
- * directory others can write) must not make root chown its target.  A
- * directory someone else already owns is refused.
+ * RUN_DIR/UUID, where the instance binds its sockets.  RUN_DIR must be
+ * ours and writable by no one else (else anyone could plant a link in
+ * it).  RUN_DIR/UUID is the vTPM's: 0700, or 02750 with group
+ * client-group, so the sockets created in it take that group (setgid
+ * directory) and mode 0660: the manager (root), the vTPM's uid and the
+ * client group reach them; another vTPM's uid and other users cannot
+ * even look up their names.
  */
-static int own_dir(struct manager *m, const char *path, mode_t mode)
+static int run_dir(struct vtpm_entry *e, uid_t uid, gid_t gid)
 {
-	struct stat st;
-	int fd, rc = 0;
+	struct manager *m = e->m;
+	const char *rd = m->cfg->run_dir, *why;
+	int rfd, dfd, rc;
 
-	if (mkdir(path, mode) < 0 && errno != EEXIST)
+	if (mkdir(rd, 0755) < 0 && errno != EEXIST)
 		return -errno;
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ELOOP ? -ENOTDIR : -errno;
-	if (fstat(fd, &st) < 0)
+	rfd = open(rd, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (rfd < 0) {
 		rc = -errno;
-	else if (st.st_uid != geteuid() &&
-		 !(m->drop_privileges && st.st_uid == m->inst_uid))
-		rc = -EPERM;
-	else if (m->drop_privileges &&
-		 fchown(fd, m->inst_uid, m->inst_gid) < 0)
-		rc = -errno;
-	else if (fchmod(fd, mode) < 0)
-		rc = -errno;
-	close(fd);
+		log_warnx("vTPM %s: run directory %s: %s", e->rec.uuid_str, rd,
+			  strerror(-rc));
+		return rc;
+	}
+	why = store_dir_unsafe(rfd, geteuid(), geteuid());
+	if (why) {
+		log_warnx("vTPM %s: run directory %s %s: refusing to create "
+			  "sockets there", e->rec.uuid_str, rd, why);
+		close(rfd);
+		return -EPERM;
+	}
+	rc = own_dir(e, rfd, rd, e->rec.uuid_str,
+		     m->client_group ? 02750 : 0700, uid,
+		     m->client_group ? m->client_gid : gid, &dfd);
+	if (!rc)
+		close(dfd);
+	close(rfd);
 	return rc;
 }
 
@@ -251,6 +365,11 @@ static void child_exited(uv_process_t *p, int64_t status, int sig)
 		/* reported once reaped: proc_closed */
 		return;
 	}
+	if (sig == SIGSYS)
+		log_warnx("vTPM %s: instance killed by SIGSYS (seccomp): it made "
+			  "a system call outside its allowlist; its last log "
+			  "line names the call (also: ausearch -m SECCOMP)",
+			  e->rec.uuid_str);
 	c->backoff_ms = sup_backoff_next(c->backoff_ms, up);
 	c->restarts++;
 	log_warnx("vTPM %s: instance died (status %lld%s%s) after %llu ms; "
@@ -300,6 +419,9 @@ int sup_start(struct vtpm_entry *e)
 	struct sup_child *c = &e->child;
 	const struct config *cfg = m->cfg;
 	char dir[300], rundir[300], transport[320], domid[24], devid[16];
+	char ids[80];
+	uid_t uid;
+	gid_t gid;
 	uv_process_options_t o;
 	uv_stdio_container_t stdio[4];
 	const char *lvl;
@@ -316,42 +438,20 @@ int sup_start(struct vtpm_entry *e)
 		uv_timer_start(&c->timer, restart_timer_cb, 50, 0);
 		return 0;
 	}
-	snprintf(dir, sizeof(dir), "%s/vtpms", cfg->state_dir);
-	if (mkdir(dir, 0711) < 0 && errno != EEXIST)
-		return -errno;
+	mgr_entry_ids(e, &uid, &gid);
 	snprintf(dir, sizeof(dir), "%s/vtpms/%s", cfg->state_dir,
 		 e->rec.uuid_str);
-	rc = own_dir(m, dir, 0700);
-	if (rc) {
-		log_warnx("vTPM %s: %s: %s", e->rec.uuid_str, dir, strerror(-rc));
+	rc = state_dir(e, uid, gid);
+	if (rc)
 		return rc;
-	}
-	/* The state the instance acknowledges lives in that directory: it
-	 * and vtpms/ must be durable before the instance writes any (the
-	 * power-cut simulator dropped them after acknowledged writes). */
-	{
-		char parent[sizeof(dir)];
-
-		snprintf(parent, sizeof(parent), "%s/vtpms", cfg->state_dir);
-		rc = fsync_dir(parent);
-		if (!rc)
-			rc = fsync_dir(cfg->state_dir);
-		if (rc) {
-			log_warnx("vTPM %s: cannot make %s durable: %s",
-				  e->rec.uuid_str, parent, strerror(-rc));
-			return rc;
-		}
-	}
 	if (e->xd.active) {
 		snprintf(transport, sizeof(transport), "xen-ring");
 	} else if (e->rec.transport[0]) {
 		snprintf(transport, sizeof(transport), "%s", e->rec.transport);
 	} else {
-		if (mkdir(cfg->run_dir, 0755) < 0 && errno != EEXIST)
-			return -errno;
 		snprintf(rundir, sizeof(rundir), "%s/%s", cfg->run_dir,
 			 e->rec.uuid_str);
-		rc = own_dir(m, rundir, 0700);
+		rc = run_dir(e, uid, gid);
 		if (rc)
 			return rc;
 		snprintf(transport, sizeof(transport), "unix:%s/tpm", rundir);
@@ -381,13 +481,28 @@ int sup_start(struct vtpm_entry *e)
 		snprintf(devid, sizeof(devid), "%u", e->xd.dev);
 		argv[i++] = "--devid";
 		argv[i++] = devid;
-		/* The Xen devices are root's: the instance opens them, then
-		 * becomes the instance user itself, before reading state. */
-		if (m->drop_privileges) {
-			argv[i++] = "--user";
-			argv[i++] = (char *)cfg->instance_user;
+	}
+	/* Started as root: the instance opens what needs privilege (the
+	 * Xen devices, its state directory), shuts itself in (private
+	 * mount and network namespaces) and becomes the vTPM's uid and gid
+	 * itself, before it reads any state (instance/sandbox.h). */
+	if (m->drop_privileges) {
+		/* UID:GID only for ids of its own (the instance then caps
+		 * RLIMIT_NPROC, counted per uid); instance-user's by name. */
+		if (uid != m->inst_uid)
+			snprintf(ids, sizeof(ids), "%u:%u", (unsigned)uid,
+				 (unsigned)gid);
+		else
+			snprintf(ids, sizeof(ids), "%s", cfg->instance_user);
+		argv[i++] = "--user";
+		argv[i++] = ids;
+		if (m->client_group && !e->xd.active && !e->rec.transport[0]) {
+			argv[i++] = "--socket-mode";
+			argv[i++] = "0660";
 		}
 	}
+	if (cfg->no_sandbox)
+		argv[i++] = "--no-sandbox";
 	argv[i] = NULL;
 
 	memset(&o, 0, sizeof(o));
@@ -404,11 +519,6 @@ int sup_start(struct vtpm_entry *e)
 	stdio[3].data.fd = fds[1];
 	o.stdio = stdio;
 	o.stdio_count = 4;
-	if (m->drop_privileges && !e->xd.active) {
-		o.flags = UV_PROCESS_SETUID | UV_PROCESS_SETGID;
-		o.uid = m->inst_uid;
-		o.gid = m->inst_gid;
-	}
 	c->proc.data = e;
 	cloexec_all();
 	rc = uv_spawn(m->loop, &c->proc, &o);
