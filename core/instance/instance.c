@@ -95,8 +95,12 @@ static void q_persist_failed(void *ctx, struct vtpm_job *job, int rc)
 	 * restart loses: fail this command and stop; a restart resumes from
 	 * the last durable state.
 	 */
-	log_errx("cannot write state file %s: %s; stopping",
-		 v->eng.file_name, strerror(-rc));
+	log_errx("cannot write state file %s/%s: %s%s; stopping",
+		 v->cfg->state_dir, v->eng.file_name, strerror(-rc),
+		 rc == -EINVAL ? " (it or its .tmp is not a regular file: a "
+				 "FIFO or device planted there?)"
+			       : rc == -ELOOP ? " (a symbolic link planted there)"
+					      : "");
 	if (job->kind == VTPM_JOB_CMD) {
 		tpm_error_response(v->failrsp, tpm2,
 				   tpm2 ? TPM_RC_FAILURE : TPM12_FAIL);
