@@ -172,9 +172,11 @@ static void resolve_instance_user(struct manager *m)
 			  "sockets and state (set instance-uids = LOW-HIGH)",
 			  m->cfg->instance_user);
 	if (m->cfg->client_group[0]) {
-		const struct group *gr = getgrnam(m->cfg->client_group);
+		struct group grbuf, *gr = NULL;
+		char buf[4096];
 
-		if (!gr)
+		if (getgrnam_r(m->cfg->client_group, &grbuf, buf, sizeof(buf),
+			       &gr) != 0 || !gr)
 			fatalx("client group '%s' does not exist",
 			       m->cfg->client_group);
 		if (gr->gr_gid == 0)

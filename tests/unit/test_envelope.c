@@ -200,7 +200,8 @@ static void old_key_store_still_loads(void **state)
 	keystore_free(&ks);
 }
 
-/* ---- what is written now is the old format, byte for byte ---- */
+/* ---- what is written now is the old format, byte for byte (the key
+ * store: plus the ids of record layout 1) ---- */
 
 /* The same header but for the nonce; the same plaintext. */
 static void assert_same_file(const uint8_t ikm[32], const char *info,
@@ -245,22 +246,52 @@ static void state_file_is_written_as_before(void **state)
 	state_keys_wipe(&k);
 }
 
-static void key_store_is_written_as_before(void **state)
+/* Since instance-uids the key store is written with record layout 1:
+ * the same envelope, the layout field 1, and every record of the old
+ * plaintext followed by its uid and gid (0 and 0: none yet). */
+static void key_store_is_written_as_before_plus_ids(void **state)
 {
-	uint8_t master[32], root[32], uuid[16], *file;
+	uint8_t master[32], root[32], uuid[16], *file, *a, *b;
 	struct keystore_meta meta;
 	struct keystore ks;
-	size_t len;
+	size_t len, oldbody = sizeof(old_key_store) - KEYSTORE_HDR_LEN - 16;
+	size_t prefix, nrecs;
 
 	(void)state;
 	fixture_inputs(master, root, uuid);
-	/* Re-encoding what the old file holds gives the old plaintext. */
 	assert_int_equal(keystore_decode(old_key_store, sizeof(old_key_store),
 					 root, &ks, &meta),
 			 0);
+	nrecs = ks.nrecs;
+	prefix = 12 + 4 * ks.ngroups;
 	assert_int_equal(keystore_encode(&ks, root, 42, 41, &file, &len), 0);
-	assert_same_file(root, "vtpm-service keystore v1", KEYSTORE_HDR_LEN,
-			 old_key_store, sizeof(old_key_store), file, len);
+	assert_int_equal(len, sizeof(old_key_store) +
+				      nrecs * (KEYSTORE_REC_IDS_LEN - KEYSTORE_REC_LEN));
+	assert_memory_equal(file, old_key_store, 10);
+	assert_int_equal(file[10], 0);
+	assert_int_equal(file[11], KEYSTORE_LAYOUT_IDS);
+	assert_memory_equal(file + 12, old_key_store + 12, 16);
+	a = malloc(oldbody);
+	b = malloc(len);
+	assert_int_equal(open_by_recipe(root, "vtpm-service keystore v1",
+					KEYSTORE_HDR_LEN, old_key_store,
+					sizeof(old_key_store), a),
+			 (long)oldbody);
+	assert_int_equal(open_by_recipe(root, "vtpm-service keystore v1",
+					KEYSTORE_HDR_LEN, file, len, b),
+			 (long)(len - KEYSTORE_HDR_LEN - 16));
+	assert_memory_equal(a, b, prefix);
+	for (size_t i = 0; i < nrecs; i++) {
+		static const uint8_t zero[8];
+
+		assert_memory_equal(b + prefix + i * KEYSTORE_REC_IDS_LEN,
+				    a + prefix + i * KEYSTORE_REC_LEN,
+				    KEYSTORE_REC_LEN);
+		assert_memory_equal(b + prefix + i * KEYSTORE_REC_IDS_LEN +
+					    KEYSTORE_REC_LEN, zero, 8);
+	}
+	free(a);
+	free(b);
 	free(file);
 	keystore_free(&ks);
 }
@@ -540,7 +571,7 @@ int main(void)
 	    cmocka_unit_test(old_state_file_still_loads),
 	    cmocka_unit_test(old_key_store_still_loads),
 	    cmocka_unit_test(state_file_is_written_as_before),
-	    cmocka_unit_test(key_store_is_written_as_before),
+	    cmocka_unit_test(key_store_is_written_as_before_plus_ids),
 	    FX(seal_lays_out_the_header),
 	    FX(every_truncation_is_refused),
 	    FX(trailing_bytes_are_refused),
