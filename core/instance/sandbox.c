@@ -371,6 +371,18 @@ static const int allowed[] = {
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
 
+/* One rule on the first argument (all fields named: the SCMP_A0 macro
+ * leaves datum_b implicit, which clang warns about). */
+static int allow_arg0(scmp_filter_ctx ctx, int sys, enum scmp_compare op,
+		      scmp_datum_t a, scmp_datum_t b)
+{
+	const struct scmp_arg_cmp c = {
+		.arg = 0, .op = op, .datum_a = a, .datum_b = b,
+	};
+
+	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, sys, 1, &c);
+}
+
 static int load_filter(void)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_TRAP);
@@ -384,9 +396,8 @@ static int load_filter(void)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
 	/* Threads (libuv's worker), never a new process. */
 	if (!rc)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-				      SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD,
-					      CLONE_THREAD));
+		rc = allow_arg0(ctx, SCMP_SYS(clone), SCMP_CMP_MASKED_EQ,
+				CLONE_THREAD, CLONE_THREAD);
 	/* clone3's flags sit behind a pointer the filter cannot read:
 	 * ENOSYS makes glibc fall back to clone. */
 	if (!rc)
@@ -394,12 +405,10 @@ static int load_filter(void)
 				      SCMP_SYS(clone3), 0);
 	/* A redial of the manager: UNIX sockets only. */
 	if (!rc)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				      SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+		rc = allow_arg0(ctx, SCMP_SYS(socket), SCMP_CMP_EQ, AF_UNIX, 0);
 	/* Thread names (libuv) and nothing else of prctl. */
 	if (!rc)
-		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-				      SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
+		rc = allow_arg0(ctx, SCMP_SYS(prctl), SCMP_CMP_EQ, PR_SET_NAME, 0);
 	if (!rc)
 		rc = seccomp_load(ctx);
 	seccomp_release(ctx);
