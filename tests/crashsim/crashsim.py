@@ -177,9 +177,12 @@ class Standalone:
         self.log = os.path.join(wd, "ops.log")
 
     def argv(self, state_dir, sock):
+        # --no-sandbox: the interposer finds paths through /proc/self/fd
+        # and appends to its log by name, neither of which the
+        # sandbox's private root shows.
         return [self.a.vtpm, "--role=instance", "--domid", "1",
                 "--transport", "unix:" + sock, "--state-key", self.key,
-                "--state-dir", state_dir]
+                "--state-dir", state_dir, "--no-sandbox"]
 
     def start(self, env):
         sock = os.path.join(self.wd, "tpm.sock")
@@ -304,7 +307,7 @@ class Managed:
     def margv(self, mgr, hwsock, control, run):
         return [self.mexe, "--role=manager", "--state-dir", mgr,
                 "--tcti", "swtpm:path=" + hwsock, "--control", control,
-                "--run-dir", run, "--counter-interval", "0"]
+                "--run-dir", run, "--counter-interval", "0", "--no-sandbox"]
 
     def vtpmctl(self, control, *args, check=True):
         r = subprocess.run([self.ctl, "--control", control] + list(args),

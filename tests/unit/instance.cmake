@@ -16,3 +16,10 @@ target_link_libraries(test_engine_load PRIVATE vtpm_instance
   PkgConfig::CMOCKA)
 add_test(NAME unit_engine_load COMMAND test_engine_load)
 set_tests_properties(unit_engine_load PROPERTIES LABELS unit TIMEOUT 120)
+
+# The instance's seccomp lock: allowed calls work, others die of SIGSYS.
+add_executable(test_sandbox unit/test_sandbox.c)
+target_link_libraries(test_sandbox PRIVATE vtpm_instance PkgConfig::CMOCKA
+  Threads::Threads)
+add_test(NAME unit_sandbox COMMAND test_sandbox)
+set_tests_properties(unit_sandbox PROPERTIES LABELS unit TIMEOUT 120)

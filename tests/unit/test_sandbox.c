@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The instance's seccomp lock, in forked children: what libuv, libtpms
+ * and the state store do still works, a system call outside the
+ * allowlist kills the process with SIGSYS after naming the call, and the
+ * process cannot gain privileges (no_new_privs; integ_hostile checks
+ * that it is not dumpable).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <uv.h>
+
+#include "instance/sandbox.h"
+
+/* Runs fn in a child with stderr into a pipe: its wait status, and what
+ * it wrote. */
+static int in_child(void (*fn)(void), char *out, size_t outlen)
+{
+	int p[2], status;
+	ssize_t n, got = 0;
+	pid_t pid;
+
+	assert_int_equal(pipe(p), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		dup2(p[1], 2);
+		close(p[0]);
+		if (sandbox_lock())
+			_exit(90);
+		fn();
+		_exit(0);
+	}
+	close(p[1]);
+	while (got < (ssize_t)outlen - 1 &&
+	       (n = read(p[0], out + got, outlen - 1 - (size_t)got)) > 0)
+		got += n;
+	out[got] = '\0';
+	close(p[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	return status;
+}
+
+static void *thread_fn(void *arg)
+{
+	return arg;
+}
+
+static void work_cb(uv_work_t *w)
+{
+	(void)w;
+}
+
+static void after_cb(uv_work_t *w, int status)
+{
+	(void)w;
+	(void)status;
+}
+
+static char dir[] = "/tmp/vtpm-sbtest-XXXXXX";
+
+/* One line of /proc/self/status ("NoNewPrivs:\t1"): 1 if it is there. */
+static int status_has(const char *line)
+{
+	char buf[4096];
+	ssize_t n, got = 0;
+	int fd = open("/proc/self/status", O_RDONLY);
+
+	if (fd < 0)
+		return 0;
+	while (got < (ssize_t)sizeof(buf) - 1 &&
+	       (n = read(fd, buf + got, sizeof(buf) - 1 - (size_t)got)) > 0)
+		got += n;
+	close(fd);
+	buf[got] = '\0';
+	return strstr(buf, line) != NULL;
+}
+
+/* A loop with a worker thread, a pipe, a state-like file, a thread (the
+ * directory is made before the lock: the instance makes none after). */
+static void what_an_instance_does(void)
+{
+	uv_work_t w;
+	pthread_t t;
+	int fds[2], dfd, fd;
+
+	uv_queue_work(uv_default_loop(), &w, work_cb, after_cb);
+	if (uv_run(uv_default_loop(), UV_RUN_DEFAULT) != 0)
+		_exit(92);
+	if (pthread_create(&t, NULL, thread_fn, NULL) || pthread_join(t, NULL))
+		_exit(93);
+	if (pipe2(fds, O_CLOEXEC) || socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
+		_exit(94);
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	fd = openat(dfd, "x.tmp", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
+	if (fd < 0 || write(fd, "x", 1) != 1 || fdatasync(fd) ||
+	    renameat(dfd, "x.tmp", dfd, "x") || fsync(dfd) ||
+	    unlinkat(dfd, "x", 0))
+		_exit(95);
+	close(fd);
+	close(dfd);
+}
+
+static void allowed_calls_work(void **state)
+{
+	char out[512];
+	int st;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	st = in_child(what_an_instance_does, out, sizeof(out));
+	assert_int_equal(rmdir(dir), 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("status 0x%x: %s", st, out);
+}
+
+static void open_a_tcp_socket(void)
+{
+	socket(AF_INET, SOCK_STREAM, 0);
+	_exit(0);
+}
+
+static void start_a_process(void)
+{
+	if (fork() == 0)
+		_exit(0);
+	_exit(0);
+}
+
+static void call_ptrace(void)
+{
+	syscall(SYS_ptrace, 0, 0, 0, 0);
+	_exit(0);
+}
+
+static void forbidden_calls_kill_with_sigsys_and_are_named(void **state)
+{
+	static const struct {
+		void (*fn)(void);
+		int nr;
+	} cases[] = {
+		{ open_a_tcp_socket, SYS_socket },
+		{ start_a_process, SYS_clone },
+		{ call_ptrace, SYS_ptrace },
+	};
+	char out[512], want[64];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int st = in_child(cases[i].fn, out, sizeof(out));
+
+		assert_true(WIFSIGNALED(st));
+		assert_int_equal(WTERMSIG(st), SIGSYS);
+		snprintf(want, sizeof(want), "system call %d is outside",
+			 cases[i].nr);
+		assert_non_null(strstr(out, want));
+	}
+}
+
+static void no_new_privs_is_set(void)
+{
+	if (!status_has("NoNewPrivs:\t1"))
+		_exit(1);
+	if (!status_has("Seccomp:\t2"))
+		_exit(2);
+}
+
+static void privileges_cannot_be_gained(void **state)
+{
+	char out[256];
+	int st;
+
+	(void)state;
+	st = in_child(no_new_privs_is_set, out, sizeof(out));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("status 0x%x: %s", st, out);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(allowed_calls_work),
+		cmocka_unit_test(forbidden_calls_kill_with_sigsys_and_are_named),
+		cmocka_unit_test(privileges_cannot_be_gained),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
