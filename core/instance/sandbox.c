@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <linux/capability.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -261,6 +262,10 @@ int sandbox_isolate(const struct sandbox_spec *s)
 	if (rc)
 		return rc;
 	if (geteuid() != 0) {
+		if (s->set_ids && (geteuid() != s->uid || getegid() != s->gid)) {
+			log_warnx("sandbox: --user needs root to change identity");
+			return -EPERM;
+		}
 		log_warnx("sandbox: not started as root: no private mount or "
 			  "network namespace, capabilities unchanged");
 		return 0;
@@ -431,6 +436,8 @@ int sandbox_lock(void)
 		return rc;
 	}
 	rc = load_filter();
+	/* The filter's construction (some 60 KiB) is freed: give it back. */
+	malloc_trim(0);
 	if (rc)
 		log_warnx("sandbox: cannot load the seccomp filter: %s",
 			  strerror(-rc));
