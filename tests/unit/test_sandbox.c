@@ -131,8 +131,9 @@ static void allowed_calls_work(void **state)
 
 static void open_a_tcp_socket(void)
 {
-	socket(AF_INET, SOCK_STREAM, 0);
-	_exit(0);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	_exit(fd >= 0 ? 0 : 1);
 }
 
 static void start_a_process(void)
