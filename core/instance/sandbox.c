@@ -210,8 +210,22 @@ static int private_root(const struct sandbox_spec *s)
 	}
 	if (rc)
 		return rc;
-	if (chdir(SB_ROOT) < 0 || syscall(SYS_pivot_root, ".", ".") < 0 ||
-	    umount2(".", MNT_DETACH) < 0 || chdir("/") < 0)
+	if (chdir(SB_ROOT) < 0)
+		return -errno;
+	if (syscall(SYS_pivot_root, ".", ".") == 0) {
+		if (umount2(".", MNT_DETACH) < 0)
+			return -errno;
+	} else if (errno == EINVAL) {
+		/* The root is an initramfs (rootfs), which cannot be
+		 * pivoted away: move the tmpfs over it and chroot, as
+		 * switch_root does.  Without CAP_SYS_CHROOT (dropped below)
+		 * there is no way back up. */
+		if (mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0)
+			return -errno;
+	} else {
+		return -errno;
+	}
+	if (chdir("/") < 0)
 		return -errno;
 	if (mount(NULL, "/", NULL,
 		  MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
