@@ -38,7 +38,10 @@
 #define SB_FSIZE (64UL << 20)
 #define SB_DATA (512UL << 20)
 #define SB_NPROC 16
-#define SB_ROOT "/tmp" /* any directory: a tmpfs covers it, then is / */
+/* Where the new root is built: any directory does (a tmpfs covers it,
+ * then becomes /); the first of these that exists. */
+static const char *const sb_roots[] = { "/tmp", "/mnt", "/run", "/var", "/dev" };
+static const char *sb_root = "/tmp";
 
 static int set_limit(int res, rlim_t v, const char *name)
 {
@@ -104,11 +107,11 @@ static int bind_dir(int fd, const char *path, unsigned long extra)
 	char src[64], dst[512];
 	int rc;
 
-	rc = mkpath(SB_ROOT, path);
+	rc = mkpath(sb_root, path);
 	if (rc)
 		return rc;
 	snprintf(src, sizeof(src), "/proc/self/fd/%d", fd);
-	snprintf(dst, sizeof(dst), "%s/%s", SB_ROOT, path);
+	snprintf(dst, sizeof(dst), "%s/%s", sb_root, path);
 	if (mount(src, dst, NULL, MS_BIND, NULL) < 0 ||
 	    mount(NULL, dst, NULL,
 		  MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NOEXEC | extra, NULL) < 0)
@@ -195,7 +198,12 @@ static int private_root(const struct sandbox_spec *s)
 	rc = collect(s, b, &n);
 	if (rc)
 		return rc;
-	if (mount("tmpfs", SB_ROOT, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	for (size_t i = 0; i < sizeof(sb_roots) / sizeof(sb_roots[0]); i++)
+		if (access(sb_roots[i], F_OK) == 0) {
+			sb_root = sb_roots[i];
+			break;
+		}
+	if (mount("tmpfs", sb_root, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "size=64k,nr_inodes=64,mode=0755") < 0)
 		rc = -errno;
 	for (int i = 0; i < n; i++) {
@@ -210,7 +218,7 @@ static int private_root(const struct sandbox_spec *s)
 	}
 	if (rc)
 		return rc;
-	if (chdir(SB_ROOT) < 0)
+	if (chdir(sb_root) < 0)
 		return -errno;
 	if (syscall(SYS_pivot_root, ".", ".") == 0) {
 		if (umount2(".", MNT_DETACH) < 0)
@@ -359,6 +367,7 @@ static const int allowed[] = {
 	SCMP_SYS(ftruncate), SCMP_SYS(fallocate), SCMP_SYS(renameat),
 	SCMP_SYS(renameat2), SCMP_SYS(rename), SCMP_SYS(unlinkat),
 	SCMP_SYS(unlink), SCMP_SYS(readlink), SCMP_SYS(getdents64),
+	SCMP_SYS(getcwd),
 	/* sockets that exist (and the manager link, redialed) */
 	SCMP_SYS(accept), SCMP_SYS(accept4), SCMP_SYS(recvfrom),
 	SCMP_SYS(recvmsg), SCMP_SYS(recvmmsg), SCMP_SYS(sendto),
@@ -373,7 +382,8 @@ static const int allowed[] = {
 	SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime),
 	/* memory (Xen grant mappings included) */
 	SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect),
-	SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(brk),
+	SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(brk), SCMP_SYS(msync),
+	SCMP_SYS(mlock), SCMP_SYS(mlock2), SCMP_SYS(munlock), /* Xen buffers */
 	/* threads, signals, time */
 	SCMP_SYS(futex), SCMP_SYS(set_robust_list), SCMP_SYS(get_robust_list),
 	SCMP_SYS(rseq), SCMP_SYS(set_tid_address), SCMP_SYS(sched_yield),
