@@ -38,7 +38,7 @@ finish() {
 		echo "--- dmesg (tpm, tail) ---"
 		dmesg | grep -i -E 'tpm|tcg|efi' | tail -n 30
 	else
-		M "GUEST-DONE"
+		M "GUEST-DONE uptime $(cut -d' ' -f1 /proc/uptime)s"
 	fi
 	sync
 	poweroff -f
@@ -119,6 +119,18 @@ for n in 0 1 2 3 4 5 6 7; do
 done
 Z64=0000000000000000000000000000000000000000000000000000000000000000
 grep -q "^sha256 0 $Z64\$" /tmp/tpm.pcrs && fail "PCR 0 (sha256) is all zeros: the firmware measured nothing"
+
+# What the firmware measured into PCR 4 (boot applications: the kernel)
+# and PCR 7 (Secure Boot policy, and the db entry that let an image run),
+# with the sha256 digest, for the host to check against the kernel it gave.
+awk 'function out() { if (p == 4 || p == 7) print "event", p, t, (d == "" ? "-" : d) }
+     /^- EventNum:/ { if (n++) out(); p = ""; t = ""; a = ""; d = ""; next }
+     /^  PCRIndex:/ { p = $2 }
+     /^  EventType:/ { t = $2 }
+     /AlgorithmId:/ { a = $NF }
+     /^ *Digest:/ && a == "sha256" { d = $2; gsub(/"/, "", d) }
+     END { if (n) out() }' /tmp/log.yaml >/tmp/events
+while read -r l; do M "$l"; done </tmp/events
 
 compare /tmp/log.pcrs /tmp/tpm.pcrs >/tmp/diff
 while read -r l; do
