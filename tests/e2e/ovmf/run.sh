@@ -15,11 +15,17 @@
 #   crb  OVMF_CODE_4M.fd + a copy of OVMF_VARS_4M.fd, -device tpm-crb
 #   tis  the same firmware, -device tpm-tis
 #   sb   Secure Boot: OVMF_CODE_4M.secboot.fd (SMM) + OVMF_VARS_4M.snakeoil.fd
-#        (Debian's test PK/KEK/db), the kernel signed here with the snakeoil
-#        key (sbsign), -device tpm-crb; PCR 7 must differ from the non-SB run
-#   sb-ms  Secure Boot with OVMF_VARS_4M.ms.fd (Microsoft's keys) and the
-#        Debian kernel, which no key in that db signed: reports what the
-#        firmware did with it (not judged; not in the ctest)
+#        (Debian's test PK/KEK/db), booting from a disk as a PC does: an
+#        ESP whose EFI/BOOT/BOOTX64.EFI is a unified kernel image (systemd's
+#        EFI stub + the same kernel, initramfs and command line) signed here
+#        with the snakeoil key (sbsign), -device tpm-crb. The firmware must
+#        log the db entry that authorised it (PCR 7) and measure its
+#        Authenticode digest (pesign -h) into PCR 4; PCR 7 must differ from
+#        the run without Secure Boot
+#   sb-kernel  Secure Boot as sb, but the signed kernel given with -kernel;
+#        sb-ms  the same with OVMF_VARS_4M.ms.fd (Microsoft's keys) and the
+#        Debian kernel: both report what the firmware did with the kernel
+#        (not judged; not in the ctest; see docs/uefi-guests.md)
 #
 # EK certificates (issue 14 items 1-2, --ek-cert, default auto):
 #   auto     checked when `vtpmctl --help` lists ca-cert; otherwise a loud
@@ -78,7 +84,8 @@ case "$EK_MODE" in auto|require|off) ;; *) echo "run.sh: --ek-cert must be auto,
 case "$QEMU_TIMEOUT" in ''|*[!0-9]*) echo "run.sh: bad --qemu-timeout" >&2; exit 2 ;; esac
 [ -n "$RUNS" ] || { echo "run.sh: --runs is empty" >&2; exit 2; }
 for r in $RUNS; do
-  case "$r" in crb|tis|sb|sb-ms) ;; *) echo "run.sh: unknown run '$r' (crb, tis, sb, sb-ms)" >&2; exit 2 ;; esac
+  case "$r" in crb|tis|sb|sb-kernel|sb-ms) ;;
+    *) echo "run.sh: unknown run '$r' (crb, tis, sb, sb-kernel, sb-ms)" >&2; exit 2 ;; esac
 done
 
 T_START=$(date +%s.%N)
@@ -167,7 +174,15 @@ missing=()
 command -v swtpm >/dev/null 2>&1 || missing+=(swtpm)
 command -v tpm2 >/dev/null 2>&1 || missing+=(tpm2-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
-case " $RUNS " in *" sb "*) command -v sbsign >/dev/null 2>&1 || missing+=(sbsigntool) ;; esac
+SB_STUB=/usr/lib/systemd/boot/efi/linuxx64.efi.stub
+case " $RUNS " in *" sb "*|*" sb-kernel "*) command -v sbsign >/dev/null 2>&1 || missing+=(sbsigntool) ;; esac
+case " $RUNS " in *" sb "*)
+  command -v pesign >/dev/null 2>&1 || missing+=(pesign)
+  command -v objcopy >/dev/null 2>&1 || missing+=(binutils)
+  command -v mkfs.vfat >/dev/null 2>&1 || missing+=(dosfstools)
+  command -v mcopy >/dev/null 2>&1 || missing+=(mtools)
+  [ -s "$SB_STUB" ] || missing+=(systemd-boot-efi) ;;
+esac
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}" || failnow "missing ${missing[*]} (apt-get install ${missing[*]})"
 fi
@@ -184,7 +199,7 @@ qemu-system-x86_64 -version >/dev/null 2>&1 || skip "qemu-system-x86_64 does not
 for f in OVMF_CODE_4M.fd OVMF_VARS_4M.fd; do
   [ -s "$OVMF_DIR/$f" ] || skip "$OVMF_DIR/$f missing (package ovmf)"
 done
-case " $RUNS " in *" sb "*|*" sb-ms "*)
+case " $RUNS " in *" sb"*)
   for f in OVMF_CODE_4M.secboot.fd OVMF_VARS_4M.snakeoil.fd OVMF_VARS_4M.ms.fd; do
     [ -s "$OVMF_DIR/$f" ] || failnow "$OVMF_DIR/$f missing (package ovmf) for the Secure Boot run"
   done ;;
@@ -308,15 +323,42 @@ build_initrd >"$WORKDIR/initrd-build.log" 2>&1 ||
   { cat "$WORKDIR/initrd-build.log"; failnow "cannot build the initramfs"; }
 log "initramfs built ($(stat -c %s "$WORKDIR/initrd.gz") bytes, $(du -sm "$ROOT" | cut -f1) MB unpacked)"
 
-# The Secure Boot run boots the same kernel, signed with Debian's snakeoil
-# test key that OVMF_VARS_4M.snakeoil.fd enrolls in db.
-case " $RUNS " in *" sb "*)
+# The Secure Boot runs: the same kernel and initramfs, signed with Debian's
+# snakeoil test key that OVMF_VARS_4M.snakeoil.fd enrolls in PK, KEK and db.
+sign() { # in out
+  sbsign --key "$WORKDIR/snakeoil.key" --cert "$SNAKEOIL_PEM" --output "$2" "$1" \
+    >>"$WORKDIR/sbsign.log" 2>&1 || { cat "$WORKDIR/sbsign.log"; failnow "sbsign $1"; }
+}
+# make_esp: a FAT disk whose removable-media boot path holds a unified
+# kernel image: systemd's EFI stub with the kernel, the initramfs and the
+# command line as sections, so that one signed PE file is all the firmware
+# verifies and measures.
+make_esp() {
+  local uki="$WORKDIR/uki.efi" kb
+  printf 'console=ttyS0 panic=-1 oops=panic loglevel=4 vtpm_e2e=sb' >"$WORKDIR/uki.cmdline"
+  printf 'NAME=vtpm-e2e\nID=vtpm-e2e\n' >"$WORKDIR/uki.osrel"
+  objcopy --add-section .osrel="$WORKDIR/uki.osrel" --change-section-vma .osrel=0x20000 \
+    --add-section .cmdline="$WORKDIR/uki.cmdline" --change-section-vma .cmdline=0x30000 \
+    --add-section .linux="$VMLINUZ" --change-section-vma .linux=0x2000000 \
+    --add-section .initrd="$WORKDIR/initrd.gz" --change-section-vma .initrd=0x4000000 \
+    "$SB_STUB" "$uki" >"$WORKDIR/uki.log" 2>&1 || { cat "$WORKDIR/uki.log"; failnow "objcopy: cannot build the unified kernel image"; }
+  sign "$uki" "$uki.signed"
+  UKI_HASH=$(pesign -h -d sha256 -i "$uki.signed" 2>>"$WORKDIR/uki.log" | sed -n 's/^hash: *//p' | tr 'A-F' 'a-f')
+  [ ${#UKI_HASH} -eq 64 ] || failnow "pesign -h -i $uki.signed: no sha256 Authenticode digest ($(tail -n 1 "$WORKDIR/uki.log"))"
+  kb=$(( $(stat -c %s "$uki.signed") / 1024 + 4096 ))
+  rm -f "$WORKDIR/esp.img"
+  { mkfs.vfat -C "$WORKDIR/esp.img" "$kb" &&
+    mmd -i "$WORKDIR/esp.img" ::/EFI ::/EFI/BOOT &&
+    mcopy -i "$WORKDIR/esp.img" "$uki.signed" ::/EFI/BOOT/BOOTX64.EFI; } >>"$WORKDIR/uki.log" 2>&1 ||
+    { cat "$WORKDIR/uki.log"; failnow "cannot build the ESP image"; }
+  log "ESP built: signed unified kernel image, Authenticode sha256 $UKI_HASH"
+}
+case " $RUNS " in *" sb"*)
   openssl pkey -in "$SNAKEOIL_KEY" -passin pass:snakeoil -out "$WORKDIR/snakeoil.key" \
     >"$WORKDIR/sbsign.log" 2>&1 || { cat "$WORKDIR/sbsign.log"; failnow "cannot read $SNAKEOIL_KEY"; }
-  sbsign --key "$WORKDIR/snakeoil.key" --cert "$SNAKEOIL_PEM" --output "$WORKDIR/vmlinuz.signed" \
-    "$VMLINUZ" >>"$WORKDIR/sbsign.log" 2>&1 || { cat "$WORKDIR/sbsign.log"; failnow "sbsign of $VMLINUZ"; }
-  rm -f "$WORKDIR/snakeoil.key"
-  log "kernel signed with the snakeoil key for the Secure Boot run" ;;
+  case " $RUNS " in *" sb-kernel "*) sign "$VMLINUZ" "$WORKDIR/vmlinuz.signed" ;; esac
+  case " $RUNS " in *" sb "*) make_esp ;; esac
+  rm -f "$WORKDIR/snakeoil.key" ;;
 esac
 
 # ---------------------------------------------------- physical TPM, manager
@@ -372,18 +414,24 @@ new_vtpm() {
 declare -A PCR7 SBSTATE
 run_one() { # run name
   local r=$1 code vars dev machine kernel serial t0 qrc boot up drv want k
-  local extra=()
+  local extra=() bootdev=()
   code="$OVMF_DIR/OVMF_CODE_4M.fd"; vars="$OVMF_DIR/OVMF_VARS_4M.fd"
   dev=tpm-crb; want=tpm_crb; machine=q35; kernel="$VMLINUZ"
   case "$r" in
     tis) dev=tpm-tis; want=tpm_tis ;;
-    sb) code="$OVMF_DIR/OVMF_CODE_4M.secboot.fd"; vars="$OVMF_DIR/OVMF_VARS_4M.snakeoil.fd"
+    sb|sb-kernel) code="$OVMF_DIR/OVMF_CODE_4M.secboot.fd"; vars="$OVMF_DIR/OVMF_VARS_4M.snakeoil.fd"
         machine=q35,smm=on; kernel="$WORKDIR/vmlinuz.signed"
         extra=(-global driver=cfi.pflash01,property=secure,value=on) ;;
     sb-ms) code="$OVMF_DIR/OVMF_CODE_4M.secboot.fd"; vars="$OVMF_DIR/OVMF_VARS_4M.ms.fd"
         machine=q35,smm=on
         extra=(-global driver=cfi.pflash01,property=secure,value=on) ;;
   esac
+  if [ "$r" = sb ]; then
+    bootdev=(-drive "if=virtio,format=raw,readonly=on,file=$WORKDIR/esp.img")
+  else
+    bootdev=(-kernel "$kernel" -initrd "$WORKDIR/initrd.gz"
+          -append "console=ttyS0 panic=-1 oops=panic loglevel=4 vtpm_e2e=$r")
+  fi
   new_vtpm || return 1
   cp "$vars" "$WORKDIR/vars-$r.fd" || { fail "$r: cannot copy $vars"; return 1; }
   serial="$WORKDIR/serial-$r.log"
@@ -393,8 +441,7 @@ run_one() { # run name
     "${extra[@]}"
     -drive "if=pflash,format=raw,unit=0,readonly=on,file=$code"
     -drive "if=pflash,format=raw,unit=1,file=$WORKDIR/vars-$r.fd"
-    -kernel "$kernel" -initrd "$WORKDIR/initrd.gz"
-    -append "console=ttyS0 panic=-1 oops=panic loglevel=4 vtpm_e2e=$r"
+    "${bootdev[@]}"
     -chardev "socket,id=chrtpm,path=$CTRLSOCK"
     -tpmdev emulator,id=tpm0,chardev=chrtpm
     -device "$dev,tpmdev=tpm0"
@@ -440,11 +487,14 @@ run_one() { # run name
 
 # check_measured RUN SERIAL: without Secure Boot the firmware measured one
 # boot application, the kernel, into PCR 4 (the same digest on CRB and TIS).
-# It is not the Authenticode hash of the vmlinuz file: QEMU writes the boot
-# protocol fields of the setup header into the image it hands over through
-# fw_cfg. With Secure Boot, what happened to the kernel is recorded: OVMF's
-# X86QemuLoadImageLib falls back to its legacy Linux loader for an image
-# that fails verification, which neither verifies nor measures it.
+# It is not the Authenticode digest of the vmlinuz file: QEMU writes the
+# boot protocol fields of the setup header into the image it hands over
+# through fw_cfg. The sb run boots from a disk: PCR 4 must hold the signed
+# image's Authenticode digest and PCR 7 the db entry that authorised it.
+# sb-kernel and sb-ms record what the firmware did with a -kernel image
+# under Secure Boot: OVMF's X86QemuLoadImageLib falls back to its legacy
+# Linux loader for an image that fails verification, and that loader
+# neither verifies nor measures it.
 declare -A KAPP
 check_measured() {
   local r=$1 apps auth
@@ -452,9 +502,21 @@ check_measured() {
                                   $4 == "EV_EFI_BOOT_SERVICES_APPLICATION" { print tolower($5) }')
   auth=$(tr -d '\r' <"$2" | grep -ac '^UEFI-E2E: event 7 EV_EFI_VARIABLE_AUTHORITY ')
   case "$r" in
-    sb|sb-ms)
+    sb)
+      if echo "$apps" | grep -qx "$UKI_HASH"; then
+        M "[sb] PCR 4 holds the signed image's Authenticode SHA-256 $UKI_HASH"
+      else
+        fail "sb: no boot application in PCR 4 has the signed image's Authenticode SHA-256 $UKI_HASH (found: ${apps:-none})"
+      fi
+      if [ "$auth" -ge 1 ]; then
+        M "[sb] PCR 7 logs the db entry that authorised it (EV_EFI_VARIABLE_AUTHORITY)"
+      else
+        fail "sb: PCR 7 logs no EV_EFI_VARIABLE_AUTHORITY: the image was not verified against db"
+      fi
+      return 0 ;;
+    sb-kernel|sb-ms)
       if [ -n "$apps" ] && [ "$auth" -ge 1 ]; then
-        M "[$r] the kernel was verified against db (EV_EFI_VARIABLE_AUTHORITY in PCR 7) and measured into PCR 4"
+        M "[$r] RECORDED: the kernel was verified against db (EV_EFI_VARIABLE_AUTHORITY in PCR 7) and measured into PCR 4"
       elif [ -z "$apps" ] && [ "$auth" = 0 ]; then
         M "[$r] RECORDED: the kernel is not in PCR 4 and PCR 7 logs no authority event:" \
           "OVMF's LoadImage refused it under Secure Boot and the firmware started it" \
@@ -507,7 +569,7 @@ fi
 if [ -n "${KAPP[crb]:-}" ] && [ -n "${KAPP[tis]:-}" ] && [ "${KAPP[crb]}" != "${KAPP[tis]}" ]; then
   fail "the kernel's PCR 4 digest differs between the crb (${KAPP[crb]}) and tis (${KAPP[tis]}) runs"
 fi
-for r in sb sb-ms; do
+for r in sb sb-kernel sb-ms; do
   case " $RUNS " in *" $r "*) ;; *) continue ;; esac
   base=${PCR7[crb]:-${PCR7[tis]:-}}
   [ -n "$base" ] && [ -n "${PCR7[$r]:-}" ] || continue
