@@ -22,9 +22,9 @@
 #        log the db entry that authorised it (PCR 7) and measure its
 #        Authenticode digest (pesign -h) into PCR 4; PCR 7 must differ from
 #        the run without Secure Boot
-#   sb-kernel  Secure Boot as sb, but the signed kernel given with -kernel;
-#        sb-ms  the same with OVMF_VARS_4M.ms.fd (Microsoft's keys) and the
-#        Debian kernel: both report what the firmware did with the kernel
+#   sb-kernel  Secure Boot as sb, but the signed kernel given with -kernel
+#   sb-ms  the same with OVMF_VARS_4M.ms.fd (Microsoft's keys) and the
+#        Debian kernel. Both report what the firmware did with the kernel
 #        (not judged; not in the ctest; see docs/uefi-guests.md)
 #
 # EK certificates (issue 14 items 1-2, --ek-cert, default auto):
@@ -57,7 +57,7 @@ OVMF_DIR=/usr/share/OVMF
 SNAKEOIL_KEY=/usr/share/ovmf/PkKek-1-snakeoil.key
 SNAKEOIL_PEM=/usr/share/ovmf/PkKek-1-snakeoil.pem
 
-usage() { sed -n '3,38p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,42p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
