@@ -573,7 +573,7 @@ for r in sb sb-kernel sb-ms; do
   case " $RUNS " in *" $r "*) ;; *) continue ;; esac
   base=${PCR7[crb]:-${PCR7[tis]:-}}
   if [ -z "$base" ]; then
-    M "PCR 7 of $r not compared: no run without Secure Boot passed (--runs has crb or tis)"
+    M "PCR 7 of $r not compared: no run without Secure Boot gave a PCR 7 (add crb or tis to --runs)"
     continue
   fi
   [ -n "${PCR7[$r]:-}" ] || continue
