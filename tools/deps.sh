@@ -10,7 +10,8 @@ DEPS_BUILD="cmake make gcc libc6-dev pkg-config libuv1-dev libtpms-dev libssl-de
 DEPS_RUN="tpm2-tools swtpm swtpm-tools"
 DEPS_TEST="libcmocka-dev python3 tpm2-tools swtpm swtpm-tools clang
   libclang-rt-14-dev cppcheck
-  qemu-system-x86 busybox-static cpio linux-headers-amd64"
+  qemu-system-x86 busybox-static cpio linux-headers-amd64
+  ovmf sbsigntool openssl pesign systemd-boot-efi dosfstools mtools"
 
 deps_install() {
 	local want="" p missing=""

@@ -55,6 +55,18 @@
 #                    and serves guest1's vTPM over another; guest1 runs raw
 #                    TPM 2.0 and tpm2-tools checks; vtpmdom is destroyed
 #                    and created again; guest1 finds its NV data (chain-*).
+# --mgrdom          the whole seed chain, each part in a domain of its own
+#                    (needs --full and --host-tpm, no --backend-cmd): a
+#                    manager domain (mgrdom: iomem fed40-fed44, e820_host,
+#                    its own disk) runs the manager with --hal tis-mmio
+#                    through the TPM's mapped pages; dom0's kernel does not
+#                    bind the TPM (initcall_blacklist=init_tis) and cannot
+#                    read /dev/mem (lockdown=integrity); vtpmdom's link has
+#                    backend=mgrdom; guest1 (stock xen-tpmfront) does NV and
+#                    PCR work; a deep quote of guest1's vTPM is verified;
+#                    all three domains are destroyed, mgrdom re-created
+#                    unseals the root key again through the TIS pages, and
+#                    guest1 finds its NV data (checks mgrdom-*, chain*).
 # --dom0-check CMD   shell command dom0 runs (sh -c) once Xen's userspace
 #                    is up, before any backend or guest; PASS then also
 #                    needs it to exit 0 ("XENLAB: check dom0-check ok").
@@ -91,6 +103,7 @@ STATE_DISK=0
 HOST_RESTART=0
 CHAIN=0
 CHAIN_UUID=3e0c5a7b-9d1f-4c2e-8b6a-5f4e3d2c1b0a   # the vTPM of --chain
+MGRDOM=0
 DOM0_CHECK=""
 GUEST_KMOD=""
 KMOD_BENCH=0
@@ -132,6 +145,7 @@ while [ $# -gt 0 ]; do
     --state-disk) STATE_DISK=1; shift ;;
     --host-restart) HOST_RESTART=1; shift ;;
     --chain) CHAIN=1; shift ;;
+    --mgrdom) MGRDOM=1; shift ;;
     --dom0-check) need_arg "$@"; DOM0_CHECK=$2; shift 2 ;;
     --dom0-check=*) DOM0_CHECK=${1#*=}; shift ;;
     --guest-kmod) need_arg "$@"; GUEST_KMOD=$2; shift 2 ;;
@@ -147,10 +161,15 @@ done
 case "$VTPM_UUID" in
   *,*|*\"*|"") echo "run.sh: bad --vtpm-uuid" >&2; exit 2 ;;
 esac
-if [ "$FULL" = 1 ] || [ "$BACKEND_PER_DOMAIN" = 1 ]; then
+if [ "$MGRDOM" = 1 ]; then
+  [ "$FULL" = 1 ] && [ "$HOST_TPM" = 1 ] && [ -z "$BACKEND_CMD" ] && [ "$CHAIN" = 0 ] &&
+    [ "$STATE_DISK" = 0 ] && [ "$HOST_RESTART" = 0 ] ||
+    { echo "run.sh: --mgrdom needs --full and --host-tpm (no --backend-cmd, --chain, --state-disk or --host-restart)" >&2; exit 2; }
+  CHAIN=1   # the chain's domains and guest phases, with the manager in mgrdom
+elif [ "$FULL" = 1 ] || [ "$BACKEND_PER_DOMAIN" = 1 ]; then
   [ -n "$BACKEND_CMD" ] || { echo "run.sh: --full and --backend-per-domain need --backend-cmd" >&2; exit 2; }
 fi
-if [ "$CHAIN" = 1 ]; then
+if [ "$CHAIN" = 1 ] && [ "$MGRDOM" = 0 ]; then
   [ "$FULL" = 1 ] && [ "$HOST_TPM" = 1 ] && [ "$STATE_DISK" = 1 ] && [ "$HOST_RESTART" = 0 ] ||
     { echo "run.sh: --chain needs --full, --host-tpm and --state-disk (not --host-restart)" >&2; exit 2; }
 fi
@@ -479,6 +498,15 @@ if [ "$PHASE" = idom ]; then
   M "idom: idom.sh ended ($?)"
   poweroff -f
 fi
+if [ "$PHASE" = mgrdom ]; then
+  # The manager domain (--mgrdom): the TPM's pages, no TPM driver.
+  while read -r ko; do
+    [ -n "$ko" ] && insmod "/lib/modules/xenlab/$ko"
+  done </etc/xenlab/idom-modules
+  sh /etc/xenlab/mgrdom.sh
+  M "mgrdom: mgrdom.sh ended ($?)"
+  poweroff -f
+fi
 FULL=0
 [ -s /etc/xenlab/guest-full.sh ] && FULL=1 && . /etc/xenlab/guest-full.sh
 KMOD=0
@@ -686,6 +714,8 @@ xenconsoled --pid-file=/run/xenconsoled.pid --log=guest --log-dir=/var/log/xen |
 ( tail -n +1 -F "$GLOG" 2>/dev/null | prefix "[guest1] " ) &
 IDLOG=/var/log/xen/guest-vtpmdom.log
 [ "$CHAIN" = 1 ] && ( tail -n +1 -F "$IDLOG" 2>/dev/null | prefix "[vtpmdom] " ) &
+MDLOG=/var/log/xen/guest-mgrdom.log
+[ "$MGRDOM" = 1 ] && ( tail -n +1 -F "$MDLOG" 2>/dev/null | prefix "[mgrdom] " ) &
 M "dom0: xen userspace up (uptime $(up)s)"
 xl info 2>&1 | grep -E '^(xen_version|xen_commandline|free_memory|nr_cpus)' | prefix "XENLAB: dom0: xl info: "
 
@@ -899,18 +929,90 @@ chain_guest() {
   fi
   wait_gone 20
 }
-if [ "$CHAIN" = 1 ]; then
+# ---- --mgrdom: the manager in a domain of its own, with the TPM's pages
+# dom0_no_tpm: dom0's kernel has no TPM and cannot read the TPM's pages.
+dom0_no_tpm() {
+  local t r
+  t=$(ls /dev/tpm* /sys/class/tpm 2>/dev/null | tr '\n' ' ')
+  if [ -z "$(ls /dev/tpm* 2>/dev/null)" ] && [ -z "$(ls /sys/class/tpm 2>/dev/null)" ]; then
+    check mgrdom-dom0-no-tpm ok "no /dev/tpm*, no /sys/class/tpm entry; cmdline: $(grep -o -E 'initcall_blacklist=[^ ]*|lockdown=[^ ]*' /proc/cmdline | tr '\n' ' ')"
+  else
+    check mgrdom-dom0-no-tpm FAIL "dom0 has $t"
+  fi
+  M "dom0: /proc/iomem at the TPM: $(grep -i -E 'fed4|MSFT0101|tpm' /proc/iomem | tr '\n' ';')"
+  r=$(devmem 0xfed40f00 32 2>&1)
+  case "$r" in
+    0x*) check mgrdom-dom0-no-devmem FAIL "dom0 read TPM_DID_VID=$r through /dev/mem" ;;
+    *) check mgrdom-dom0-no-devmem ok "devmem 0xfed40f00 in dom0: $r" ;;
+  esac
+}
+# start_mgrdom N: the manager domain, the Nth time; 0 once it is ready.
+start_mgrdom() {
+  local t rc d
+  t=$(up)
+  xl_create mgrdom$1 /etc/xen/mgrdom.cfg
+  while [ ! -e "/tmp/xl-mgrdom$1.rc" ]; do sleep 0.1; done
+  rc=$(cat "/tmp/xl-mgrdom$1.rc")
+  M "mgrdom: xl create mgrdom (#$1) rc=$rc after $(since "$t")s, domid $(xl domid mgrdom 2>/dev/null)"
+  [ "$rc" = 0 ] || return 1
+  d=$(deadline 150)
+  while [ "$(grep -c 'XENLAB: mgrdom: ready' "$MDLOG" 2>/dev/null)" -lt "$1" ]; do
+    past "$d" && { M "mgrdom: (#$1) not ready within 150 s"; return 1; }
+    grep -q "mgrdom.sh ended" "$MDLOG" 2>/dev/null &&
+      [ "$(grep -c 'mgrdom.sh ended' "$MDLOG")" -ge "$1" ] && { M "mgrdom: (#$1) ended early"; return 1; }
+    sleep 0.2
+  done
+  M "mgrdom: (#$1) ready $(since "$t")s after xl create started"
+}
+# mgrdom_quote: the manager domain quotes guest1's vTPM (its instance is
+# in vtpmdom) and verifies it against its AK.
+mgrdom_quote() {
+  local md n d
+  md=$(xl domid mgrdom 2>/dev/null) || { check mgrdom-quote FAIL "no mgrdom"; return; }
+  n=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+  xenstore-write "/local/domain/$md/data/lab-cmd" "quote $n"
   d=$(deadline 90)
-  until grep -q 'dom0-manager: ready' /tmp/backend.log 2>/dev/null || past "$d"; do sleep 0.2; done
+  until grep -q "lab-cmd done: quote $n" "$MDLOG" 2>/dev/null || past "$d"; do sleep 0.3; done
+  grep -q "lab-cmd done: quote $n" "$MDLOG" || M "mgrdom: the quote did not finish within 90 s"
+}
+if [ "$CHAIN" = 1 ]; then
+  if [ "$MGRDOM" = 1 ]; then
+    dom0_no_tpm
+    if start_mgrdom 1; then
+      check mgrdom-started ok "the manager domain is up"
+    else
+      check mgrdom-started FAIL "see [mgrdom] above"
+    fi
+  else
+    d=$(deadline 90)
+    until grep -q 'dom0-manager: ready' /tmp/backend.log 2>/dev/null || past "$d"; do sleep 0.2; done
+  fi
   if start_idom 1; then
     chain_guest 1
-    # guest1 again: a new domain (new domid) for the same instance.
-    chain_guest b
+    # guest1's vTPM still holds the boot's PCRs (PCR 16 extended) until the
+    # next guest connects: quote them.
+    [ "$MGRDOM" = 1 ] && mgrdom_quote
+    # guest1 again: a new domain (new domid) for the same instance (the
+    # chain lab's check; --mgrdom saves the boot).
+    [ "$MGRDOM" = 1 ] || chain_guest b
     # The instance domain goes away (destroyed, not shut down: what it
     # acknowledged must already be on its disk) and comes back.
     T=$(up)
     timeout 60 xl destroy vtpmdom 2>&1 | prefix "[xl] "
     check chain-idom-destroyed "$(xl domid vtpmdom >/dev/null 2>&1 && echo FAIL || echo ok)" "xl destroy vtpmdom after $(since "$T")s"
+    if [ "$MGRDOM" = 1 ]; then
+      # The manager domain goes too (destroyed: what it acknowledged is
+      # on its disk) and comes back: it must unseal its root key again
+      # through the TPM's pages, and vtpmdom's link finds it.
+      T=$(up)
+      timeout 60 xl destroy mgrdom 2>&1 | prefix "[xl] "
+      check mgrdom-destroyed "$(xl domid mgrdom >/dev/null 2>&1 && echo FAIL || echo ok)" "xl destroy mgrdom after $(since "$T")s"
+      if start_mgrdom 2 && grep -a 'XENLAB: check mgrdom-manager ok' "$MDLOG" | tail -n 1 | grep -q 'root key unsealed'; then
+        check mgrdom-restarted ok "$(grep -a 'XENLAB: check mgrdom-manager ok' "$MDLOG" | tail -n 1 | sed 's/.*mgrdom-manager ok //')"
+      else
+        check mgrdom-restarted FAIL "the re-created manager domain did not unseal its root key"
+      fi
+    fi
     if start_idom 2; then
       check chain-idom-restarted ok "vtpmdom is back, domid $(xl domid vtpmdom 2>/dev/null)"
       chain_guest 2
@@ -919,6 +1021,10 @@ if [ "$CHAIN" = 1 ]; then
     fi
   fi
   timeout 60 xl destroy vtpmdom 2>&1 | prefix "[xl] "
+  if [ "$MGRDOM" = 1 ]; then
+    timeout 60 xl destroy mgrdom 2>&1 | prefix "[xl] "
+    finish
+  fi
   # --xen-unknown create: a device naming a UUID the manager does not know
   # (written by hand, as xl would, for domain 77) gets a new vTPM and an
   # instance, which answers InitWait; removing the device stops it.
@@ -1131,6 +1237,7 @@ if [ "$CHAIN" = 1 ]; then
     ln -sf xenstore "$GROOT/usr/bin/$l"
   done
   cp "$XL_DIR/idom.sh" "$GROOT/etc/xenlab/idom.sh" || die "cannot copy idom.sh"
+  cp "$XL_DIR/mgrdom.sh" "$GROOT/etc/xenlab/mgrdom.sh" || die "cannot copy mgrdom.sh"
   IORDER=$(module_order $IDOM_MODULES) || die "instance domain modules: see above"
   for ko in $IORDER; do cp "$KMODS/$ko" "$GROOT/lib/modules/xenlab/"; done
   echo "$IORDER" >"$GROOT/etc/xenlab/idom-modules"
@@ -1208,9 +1315,29 @@ if [ "$CHAIN" = 1 ]; then
     echo "extra = \"console=hvc0 XENLAB_PHASE=idom XENLAB_UUID=$CHAIN_UUID\""
     echo 'memory = 160'
     echo 'vcpus = 1'
-    echo "vtpm = [ \"backend=0,uuid=$CHAIN_UUID\" ]"
+    if [ "$MGRDOM" = 1 ]; then
+      echo "vtpm = [ \"backend=mgrdom,uuid=$CHAIN_UUID\" ]"
+    else
+      echo "vtpm = [ \"backend=0,uuid=$CHAIN_UUID\" ]"
+    fi
     echo "disk = [ 'vdev=xvda, access=rw, format=raw, script=/etc/xen/scripts/lab-block, target=/dev/vdb' ]"
   } >"$DROOT/etc/xen/vtpmdom.cfg"
+  if [ "$MGRDOM" = 1 ]; then
+    # The manager domain (conf/xen/mgrdom.cfg is the documented form): the
+    # TPM's five locality pages, mapped 1:1 (e820_host), its own disk.
+    {
+      echo 'name = "mgrdom"'
+      echo 'type = "pv"'
+      echo 'kernel = "/guest/vmlinuz"'
+      echo 'ramdisk = "/guest/initrd.gz"'
+      echo "extra = \"console=hvc0 XENLAB_PHASE=mgrdom XENLAB_UUID=$CHAIN_UUID\""
+      echo 'memory = 192'
+      echo 'vcpus = 1'
+      echo 'iomem = [ "fed40,5" ]'
+      echo 'e820_host = 1'
+      echo "disk = [ 'vdev=xvda, access=rw, format=raw, script=/etc/xen/scripts/lab-block, target=/dev/vda' ]"
+    } >"$DROOT/etc/xen/mgrdom.cfg"
+  fi
   mkdir -p "$DROOT/etc/xen/scripts"
   cat >"$DROOT/etc/xen/scripts/lab-block" <<'EOS'
 #!/bin/sh
@@ -1233,8 +1360,8 @@ if [ -n "$BACKEND_CMD" ]; then
   printf '%s\n' "$BACKEND_CMD" >"$DROOT/etc/xenlab/backend-cmd"
   HAVE_BACKEND=1
 fi
-printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\nSTATE_DISK=%s\nVTPM12_UUID=%s\nCHAIN=%s\nCHAIN_UUID=%s\n' \
-  "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" "$STATE_DISK" "$VTPM12_UUID" "$CHAIN" "$CHAIN_UUID" \
+printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\nSTATE_DISK=%s\nVTPM12_UUID=%s\nCHAIN=%s\nCHAIN_UUID=%s\nMGRDOM=%s\n' \
+  "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" "$STATE_DISK" "$VTPM12_UUID" "$CHAIN" "$CHAIN_UUID" "$MGRDOM" \
   >"$DROOT/etc/xenlab/env"
 if [ "$HOST_TPM" = 1 ]; then
   # The TCTI tss2-tctildr dlopens for device:/dev/tpmrm0 (ldd cannot see it).
@@ -1262,6 +1389,12 @@ if [ "$CHAIN" = 1 ]; then
   truncate -s 32M "$WORKDIR/idom.img" &&
     mkfs.ext4 -q -F -L idomstate "$WORKDIR/idom.img" >"$WORKDIR/mkfs-idom.log" 2>&1 ||
     { cat "$WORKDIR/mkfs-idom.log"; die "cannot make the instance domain's disk"; }
+fi
+if [ "$MGRDOM" = 1 ]; then
+  rm -f "$WORKDIR/mgrdom.img"
+  truncate -s 32M "$WORKDIR/mgrdom.img" &&
+    mkfs.ext4 -q -F -L mgrstate "$WORKDIR/mgrdom.img" >"$WORKDIR/mkfs-mgrdom.log" 2>&1 ||
+    { cat "$WORKDIR/mkfs-mgrdom.log"; die "cannot make the manager domain's disk"; }
 fi
 if [ "$STATE_DISK" = 1 ]; then
   rm -f "$WORKDIR/state.img"
@@ -1294,12 +1427,15 @@ QEMU_CPU=${XENLAB_QEMU_CPU:-max,-xsave,-avx,-avx2}
 boot_host() {
   local n=$1 slog=$2 extra="" fifo
   [ "$n" = 1 ] || extra=" xenlab_boot=$n"
+  # --mgrdom: dom0's kernel leaves the TPM alone and cannot read /dev/mem.
+  [ "$MGRDOM" = 1 ] && extra="$extra initcall_blacklist=init_tis lockdown=integrity"
   QEMU_ARGS=(
     -accel tcg -cpu "$QEMU_CPU" -m 2048 -smp 2 -nographic -no-reboot -nic none
     -kernel "$XEN_ELF" -append "$XEN_APPEND"
     -initrd "$VMLINUZ console=hvc0 earlyprintk=xen$extra,$WORKDIR/dom0-initrd.gz"
   )
   [ "$STATE_DISK" = 1 ] && QEMU_ARGS+=(-drive "file=$WORKDIR/state.img,format=raw,if=virtio")
+  [ "$MGRDOM" = 1 ] && QEMU_ARGS+=(-drive "file=$WORKDIR/mgrdom.img,format=raw,if=virtio")
   [ "$CHAIN" = 1 ] && QEMU_ARGS+=(-drive "file=$WORKDIR/idom.img,format=raw,if=virtio")
   if [ "$HOST_TPM" = 1 ]; then
     start_host_tpm
@@ -1388,6 +1524,11 @@ if [ "$CHAIN" = 1 ]; then
     nv-define nv-write nv-read chain1-tools-pcrread chainb-tpm0 chainb-getrandom
     chainb-nv-read chainb-pcr-reset chain-idom-destroyed chain-idom-restarted chain2-tpm0
     chain2-getrandom chain2-nv-read chain2-pcr-reset chain-unknown-created chain-unknown-stopped"
+  [ "$MGRDOM" = 1 ] && FULL_CHECKS="mgrdom-dom0-no-tpm mgrdom-dom0-no-devmem mgrdom-tis-pages
+    mgrdom-manager mgrdom-started chain1-tpm0 chain1-getrandom chain1-tools-getrandom pcr-extend
+    pcr-read nv-define nv-write nv-read chain1-tools-pcrread mgrdom-quote chain-idom-destroyed mgrdom-destroyed
+    mgrdom-restarted chain-idom-restarted chain2-tpm0 chain2-getrandom chain2-nv-read
+    chain2-pcr-reset"
   PLAIN_OK=1 VTPM_OK=1
 fi
 [ -n "$GUEST_KMOD" ] && FULL_CHECKS="$FULL_CHECKS kmod-loaded kmod-tpm2 kmod-extra-pages
