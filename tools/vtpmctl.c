@@ -41,11 +41,12 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: vtpmctl [--control PATH] [--json] COMMAND ...\n"
 		"  create [--uuid U] [--domid N] [--transport unix:PATH|tcp:ADDR:PORT|xen-domain]\n"
-		"         [--tpm-version 2.0|1.2]\n"
+		"         [--tpm-version 2.0|1.2] [--no-ek-cert]\n"
 		"  list | status | show U | start U | stop U | delete U\n"
 		"  quote U --nonce HEX [--pcr-mask MASK] [--out FILE]\n"
 		"  verify-quote FILE [--ak-spki HEX]\n"
 		"  reseal [--pcr N=HEX ...]   (seal the root key to predicted PCR values)\n"
+		"  ca-cert [--out FILE]       (the CA of the vTPMs' EK certificates, PEM)\n"
 		"Global options may also follow the command: vtpmctl status --json.\n");
 }
 
@@ -54,7 +55,7 @@ static void usage(FILE *f)
 enum opt_id {
 	O_HELP = 1, O_JSON, O_CONTROL,
 	O_UUID, O_DOMID, O_TRANSPORT, O_TPM_VERSION,
-	O_NONCE, O_PCR_MASK, O_OUT, O_AK_SPKI, O_PCR,
+	O_NONCE, O_PCR_MASK, O_OUT, O_AK_SPKI, O_PCR, O_NO_EK_CERT,
 };
 
 struct opt {
@@ -253,7 +254,7 @@ static int cmd_simple(const struct args *a)
 
 static int cmd_create(const struct args *a)
 {
-	json_object *req = json_object_new_object(), *rsp;
+	json_object *req = json_object_new_object(), *rsp, *ms;
 	long n;
 	int rc;
 
@@ -278,13 +279,59 @@ static int cmd_create(const struct args *a)
 		case O_TPM_VERSION:
 			json_object_object_add(req, "tpm_version", json_object_new_string(v));
 			break;
+		case O_NO_EK_CERT:
+			json_object_object_add(req, "ek_cert", json_object_new_boolean(0));
+			break;
 		default:
 			break;
 		}
 	}
 	rc = request(req, &rsp);
 	json_object_put(req);
-	return rc ? rc : finish(rsp, "uuid");
+	if (rc)
+		return rc;
+	/* stdout keeps the UUID alone (scripts read it); the time goes to
+	 * stderr. */
+	if (!json_out && json_object_object_get_ex(rsp, "manufacture_ms", &ms))
+		fprintf(stderr, "vtpmctl: manufactured with EK certificates "
+			"(RSA-2048, ECC P-256, platform) in %s ms (%s ms "
+			"including the instance's start and stop)\n",
+			json_object_get_string(ms),
+			get_str(rsp, "manufacture_total_ms"));
+	return finish(rsp, "uuid");
+}
+
+static int cmd_ca_cert(const struct args *a)
+{
+	json_object *req = json_object_new_object(), *rsp, *v;
+	const char *out = NULL;
+	const char *pem;
+	int rc;
+	FILE *f;
+
+	for (unsigned int i = 0; i < a->nopt; i++)
+		if (a->opt[i].id == O_OUT)
+			out = a->opt[i].val;
+	json_object_object_add(req, "cmd", json_object_new_string("ca-cert"));
+	rc = request(req, &rsp);
+	json_object_put(req);
+	if (rc)
+		return rc;
+	if (json_out || !json_object_object_get_ex(rsp, "pem", &v))
+		return finish(rsp, NULL);
+	pem = json_object_get_string(v);
+	if (out) {
+		f = fopen(out, "w");
+		if (!f || fputs(pem, f) < 0 || fclose(f) != 0) {
+			fprintf(stderr, "vtpmctl: %s: %s\n", out, strerror(errno));
+			json_object_put(rsp);
+			return 6;
+		}
+	} else {
+		fputs(pem, stdout);
+	}
+	json_object_put(rsp);
+	return 0;
 }
 
 static int cmd_quote(const struct args *a)
@@ -550,6 +597,11 @@ static const struct opt create_opts[] = {
 	{ "domid", O_DOMID, true },
 	{ "transport", O_TRANSPORT, true },
 	{ "tpm-version", O_TPM_VERSION, true },
+	{ "no-ek-cert", O_NO_EK_CERT, false },
+	{ NULL, 0, false },
+};
+static const struct opt ca_cert_opts[] = {
+	{ "out", O_OUT, true },
 	{ NULL, 0, false },
 };
 static const struct opt quote_opts[] = {
@@ -581,6 +633,7 @@ static const struct cmd commands[] = {
 	{ "quote", quote_opts, 1, 1, "UUID", cmd_quote },
 	{ "verify-quote", verify_opts, 1, 1, "FILE", cmd_verify },
 	{ "reseal", reseal_opts, 0, 0, NULL, cmd_reseal },
+	{ "ca-cert", ca_cert_opts, 0, 0, NULL, cmd_ca_cert },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
