@@ -285,9 +285,15 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 		ek_cert = json_object_get_boolean(v);
 	}
 	if (ek_cert && !m->ekca) {
-		ctl_reply_error(c, CTL_EFAIL, "this manager has no EK CA (see "
-				"its log): create with --no-ek-cert");
-		return;
+		if (json_object_object_get_ex(req, "ek_cert", &v)) {
+			ctl_reply_error(c, CTL_EFAIL, "this manager has no EK "
+					"CA (see its log): create with "
+					"--no-ek-cert");
+			return;
+		}
+		/* The default, where there is no CA: a vTPM without. */
+		log_warnx("no EK CA: the new vTPM gets no EK certificates");
+		ek_cert = false;
 	}
 	rc = mgr_vtpm_create(m, uuid, tpm_version, domid, transport, &e);
 	if (rc) {

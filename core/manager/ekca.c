@@ -446,13 +446,13 @@ void mgr_ekca_certify(struct vtpm_entry *e, const struct mgr_ek_certify_req *r,
 	int rc;
 
 	/*
-	 * Only a vTPM being manufactured, before it ever committed state
-	 * (so before any guest used it), gets certificates, each kind once:
+	 * Only a vTPM being manufactured gets certificates, each kind once,
+	 * and only until it reported MANUFACTURED: its instance asks before
+	 * it runs any guest command (the manufacture is its first job), so
 	 * an instance a guest took over cannot have the CA certify a key of
 	 * its choosing.
 	 */
-	if (!mgr_ekca_wanted(e) || !rec || !(rec->flags & KS_REC_NOSTATE) ||
-	    (e->ek.issued & (1u << r->kind))) {
+	if (!mgr_ekca_wanted(e) || !rec || (e->ek.issued & (1u << r->kind))) {
 		log_warnx("vTPM %s: EK_CERTIFY refused: not a vTPM being "
 			  "manufactured, or kind %u already certified",
 			  e->rec.uuid_str, r->kind);

@@ -11,8 +11,7 @@
  * asked for it (mgr_ekca_expect): the instance sends each EK public key
  * (EK_CERTIFY), gets the certificate back, writes it to NV, and reports
  * the result once its state is durable (MANUFACTURED).  Only a vTPM that
- * awaits manufacture and has never committed state may ask; each kind
- * once.
+ * awaits manufacture may ask, each kind once, until it reported.
  */
 #ifndef VTPM_MANAGER_EKCA_H
 #define VTPM_MANAGER_EKCA_H
