@@ -308,6 +308,51 @@ static int step_fail(const char *what, uint32_t rc)
 	return -EIO;
 }
 
+static void create_primary_cmd(struct cmd *c, uint8_t kind)
+{
+	cmd_begin(c, TPM_ST_SESSIONS_, CC_CREATE_PRIMARY);
+	put32(c, RH_ENDORSEMENT);
+	put_pw_session(c);
+	put16(c, 4); /* inSensitive: no auth, no data */
+	put16(c, 0);
+	put16(c, 0);
+	put_ek_template(c, kind);
+	put16(c, 0); /* outsideInfo */
+	put32(c, 0); /* creationPCR */
+	be32_put(c->b + 2, (uint32_t)c->n);
+}
+
+static void properties_cmd(struct cmd *c)
+{
+	cmd_begin(c, TPM_ST_NO_SESSIONS_, CC_GET_CAP);
+	put32(c, 6);     /* TPM_CAP_TPM_PROPERTIES */
+	put32(c, 0x101); /* TPM_PT_LEVEL .. */
+	put32(c, 12);    /* .. TPM_PT_FIRMWARE_VERSION_2 */
+	be32_put(c->b + 2, (uint32_t)c->n);
+}
+
+size_t mf_cmd_create_primary(uint8_t kind, uint8_t *out, size_t cap)
+{
+	struct cmd c;
+
+	create_primary_cmd(&c, kind);
+	if (c.n > cap)
+		return 0;
+	memcpy(out, c.b, c.n);
+	return c.n;
+}
+
+size_t mf_cmd_properties(uint8_t *out, size_t cap)
+{
+	struct cmd c;
+
+	properties_cmd(&c);
+	if (c.n > cap)
+		return 0;
+	memcpy(out, c.b, c.n);
+	return c.n;
+}
+
 static int ek_public(struct engine *e, uint8_t kind,
 		     struct mgr_ek_certify_req *id)
 {
@@ -316,15 +361,7 @@ static int ek_public(struct engine *e, uint8_t kind,
 	uint32_t rl, handle = 0, rc;
 	int prc;
 
-	cmd_begin(&c, TPM_ST_SESSIONS_, CC_CREATE_PRIMARY);
-	put32(&c, RH_ENDORSEMENT);
-	put_pw_session(&c);
-	put16(&c, 4); /* inSensitive: no auth, no data */
-	put16(&c, 0);
-	put16(&c, 0);
-	put_ek_template(&c, kind);
-	put16(&c, 0); /* outsideInfo */
-	put32(&c, 0); /* creationPCR */
+	create_primary_cmd(&c, kind);
 	run(e, &c, &rsp, &rl);
 	prc = mf_parse_primary(rsp, rl, kind, &handle, id);
 	if (prc)
@@ -344,10 +381,7 @@ static int identity(struct engine *e, struct mgr_ek_certify_req *id)
 	const uint8_t *rsp;
 	uint32_t rl;
 
-	cmd_begin(&c, TPM_ST_NO_SESSIONS_, CC_GET_CAP);
-	put32(&c, 6);     /* TPM_CAP_TPM_PROPERTIES */
-	put32(&c, 0x101); /* TPM_PT_LEVEL .. */
-	put32(&c, 12);    /* .. TPM_PT_FIRMWARE_VERSION_2 */
+	properties_cmd(&c);
 	run(e, &c, &rsp, &rl);
 	if (mf_parse_properties(rsp, rl, id))
 		return step_fail("TPM2_GetCapability(TPM_PROPERTIES)",

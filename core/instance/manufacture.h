@@ -50,4 +50,9 @@ int mf_parse_properties(const uint8_t *rsp, size_t len,
 int mf_parse_primary(const uint8_t *rsp, size_t len, uint8_t kind,
 		     uint32_t *handle, struct mgr_ek_certify_req *id);
 
+/* The commands whose answers those parse (for tests and fuzzers): the
+ * length written to out, 0 if cap is too small. */
+size_t mf_cmd_create_primary(uint8_t kind, uint8_t *out, size_t cap);
+size_t mf_cmd_properties(uint8_t *out, size_t cap);
+
 #endif
