@@ -1210,7 +1210,8 @@ static void signing_key_signs_only_with_its_auth(void **state)
 						  sizeof(bad), digest, &sig,
 						  &sig_len, err, sizeof(err)), 0);
 	/* Every cut, and a flip of every header byte: refused. */
-	b = malloc(blob_len);
+	b = malloc(blob_len + 1);
+	assert_non_null(b);
 	for (len = 0; len < blob_len; len++) {
 		memcpy(b, blob, len);
 		assert_int_equal(tss_hal_signkey_public(b, len, &spki, &spki_len,
@@ -1239,7 +1240,6 @@ static void signing_key_signs_only_with_its_auth(void **state)
 	assert_int_equal(tss_hal_signkey_public(b, blob_len, &spki, &spki_len,
 						err, sizeof(err)), -EINVAL);
 	/* A byte more. */
-	b = realloc(b, blob_len + 1);
 	memcpy(b, blob, blob_len);
 	b[blob_len] = 0;
 	assert_int_equal(tss_hal_signkey_public(b, blob_len + 1, &spki,
