@@ -11,6 +11,7 @@ delete nor overwrite the certificate indices.  Then the manufacturing time
 per vTPM over N creates, beside swtpm_setup's for the same on this
 machine."""
 
+import json
 import os
 import shutil
 import statistics
@@ -296,5 +297,57 @@ else:
     print("SKIPPED: swtpm_setup comparison: swtpm-tools not installed")
 
 m.stop()
+
+# ---- what a process holding a vTPM's link can get certified ----
+fake = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                    "fake_ekinstance.py")
+fwd = os.path.join(wd, "fake")
+os.makedirs(fwd, exist_ok=True)
+os.chmod(fwd, 0o777)
+os.environ["FAKE_OUT"] = fwd
+mf = Manager(a.vtpm, wd, hw, extra=["--instance-exe", fake]).start()
+j = mf.ctl_json("create", "--domid", "20")
+u_made = j["uuid"]
+u_plain = mf.ctl("create", "--domid", "21",
+                 "--no-ek-cert").stdout.decode().strip()
+mf.ctl("start", u_plain)
+res = {}
+for _ in range(100):
+    if os.path.exists(os.path.join(fwd, "fake-%s.json" % u_plain)):
+        break
+    time.sleep(0.05)
+mf.ctl("stop", u_plain)
+for u in (u_made, u_plain):
+    try:
+        with open(os.path.join(fwd, "fake-%s.json" % u)) as f:
+            res[u] = json.load(f)
+    except OSError:
+        res[u] = {}
+r = res[u_made]
+check(j["ok"] and j["manufacture_ms"] == 7 and r.get("flags") == 3,
+      "a new vTPM's link: LOADHASHKEY says NOSTATE|MANUFACTURE; create "
+      "reports the instance's time", (j, r))
+pem = os.path.join(fwd, "fake.pem")
+if r.get("rsa_cert"):
+    with open(os.path.join(fwd, "fake.der"), "wb") as f:
+        f.write(bytes.fromhex(r["rsa_cert"]))
+    openssl("x509", "-inform", "der", "-in", os.path.join(fwd, "fake.der"),
+            "-out", pem)
+check(r.get("rsa") == 0 and os.path.exists(pem) and
+      openssl("verify", "-CAfile", ca, pem).returncode == 0,
+      "while manufacturing: an RSA EK is certified by the same CA", r)
+check(r.get("rsa_again") == 3 and r.get("ecc_off_curve") == 5 and
+      r.get("ecc") == 0,
+      "each kind once (FORBIDDEN), and only a real key (a point off the "
+      "curve: INVALID_REQUEST)", r)
+check(r.get("made") == 0 and r.get("platform_after") == 3 and
+      r.get("made_again") == 3,
+      "after MANUFACTURED nothing more is certified (FORBIDDEN)", r)
+r = res[u_plain]
+check(r.get("flags") == 1 and r.get("rsa") == 3 and r.get("ecc") == 3 and
+      r.get("made") == 3,
+      "a vTPM created --no-ek-cert: no MANUFACTURE flag, EK_CERTIFY and "
+      "MANUFACTURED are FORBIDDEN", r)
+mf.stop()
 hw.stop()
 finish()
