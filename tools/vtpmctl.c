@@ -47,6 +47,7 @@ static void usage(FILE *f)
 		"  verify-quote FILE [--ak-spki HEX]\n"
 		"  reseal [--pcr N=HEX ...]   (seal the root key to predicted PCR values)\n"
 		"  ca-cert [--out FILE]       (the CA of the vTPMs' EK certificates, PEM)\n"
+		"  ca-csr [--out FILE] | ca-import FILE   (make that CA an intermediate)\n"
 		"Global options may also follow the command: vtpmctl status --json.\n");
 }
 
@@ -301,6 +302,7 @@ static int cmd_create(const struct args *a)
 	return finish(rsp, "uuid");
 }
 
+/* ca-cert, ca-csr, ca-import: a PEM back, to stdout or --out. */
 static int cmd_ca_cert(const struct args *a)
 {
 	json_object *req = json_object_new_object(), *rsp, *v;
@@ -312,7 +314,25 @@ static int cmd_ca_cert(const struct args *a)
 	for (unsigned int i = 0; i < a->nopt; i++)
 		if (a->opt[i].id == O_OUT)
 			out = a->opt[i].val;
-	json_object_object_add(req, "cmd", json_object_new_string("ca-cert"));
+	json_object_object_add(req, "cmd", json_object_new_string(a->cmd->name));
+	if (strcmp(a->cmd->name, "ca-import") == 0) {
+		char buf[16384];
+		size_t n;
+
+		f = fopen(a->pos[0], "r");
+		n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		if (!f || ferror(f) || n == sizeof(buf) - 1) {
+			fprintf(stderr, "vtpmctl: %s: %s\n", a->pos[0],
+				f ? "unreadable or over 16 KiB" : strerror(errno));
+			if (f)
+				fclose(f);
+			json_object_put(req);
+			return 2;
+		}
+		fclose(f);
+		buf[n] = '\0';
+		json_object_object_add(req, "pem", json_object_new_string(buf));
+	}
 	rc = request(req, &rsp);
 	json_object_put(req);
 	if (rc)
@@ -634,6 +654,8 @@ static const struct cmd commands[] = {
 	{ "verify-quote", verify_opts, 1, 1, "FILE", cmd_verify },
 	{ "reseal", reseal_opts, 0, 0, NULL, cmd_reseal },
 	{ "ca-cert", ca_cert_opts, 0, 0, NULL, cmd_ca_cert },
+	{ "ca-csr", ca_cert_opts, 0, 0, NULL, cmd_ca_cert },
+	{ "ca-import", no_opts, 1, 1, "FILE", cmd_ca_cert },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

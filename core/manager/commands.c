@@ -581,6 +581,41 @@ static void cmd_ca_cert(struct ctl_call *c, json_object *req)
 	ctl_reply(c, o);
 }
 
+static void ca_answered(void *arg, int rc, const char *pem, const char *err)
+{
+	struct ctl_call *c = arg;
+	json_object *o;
+
+	if (rc) {
+		ctl_reply_error(c, rc == -EINVAL ? CTL_EINVAL : CTL_EFAIL, "%s",
+				err);
+		return;
+	}
+	o = ctl_ok();
+	json_object_object_add(o, "pem", json_object_new_string(pem));
+	ctl_reply(c, o);
+}
+
+/* ca-csr: a request for the CA key, signed in the TPM, for an operator's
+ * CA to make ours an intermediate. */
+static void cmd_ca_csr(struct ctl_call *c, json_object *req)
+{
+	(void)req;
+	mgr_ekca_csr(c->m, ca_answered, c);
+}
+
+/* ca-import {"pem": "..."}: the certificate the operator's CA made. */
+static void cmd_ca_import(struct ctl_call *c, json_object *req)
+{
+	const char *pem = str_arg(req, "pem");
+
+	if (!pem) {
+		ctl_reply_error(c, CTL_EINVAL, "\"pem\": the CA certificate");
+		return;
+	}
+	mgr_ekca_import(c->m, pem, ca_answered, c);
+}
+
 const struct ctl_command ctl_commands[] = {
 	{ "create", cmd_create, false },
 	{ "delete", cmd_delete, false },
@@ -592,5 +627,7 @@ const struct ctl_command ctl_commands[] = {
 	{ "quote", cmd_quote, false },
 	{ "reseal", cmd_reseal, false },
 	{ "ca-cert", cmd_ca_cert, true },
+	{ "ca-csr", cmd_ca_csr, false },
+	{ "ca-import", cmd_ca_import, false },
 	{ NULL, NULL, false },
 };

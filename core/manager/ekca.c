@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -67,21 +68,16 @@ static int make_serial(uint8_t serial[EKCERT_SERIAL_LEN])
 	return 0;
 }
 
-/* Builds, has the TPM sign, and assembles one certificate (a task on the
- * thread pool, or start-up before the loop runs). */
-static int issue(struct manager *m, struct mgr_ekca *ca,
-		 const struct ekcert_params *p, uint8_t **der, size_t *der_len,
-		 char *err, size_t errlen)
+/* Has the TPM sign tbs and assembles the signed object (a task on the
+ * thread pool, or start-up before the loop runs); frees tbs. */
+static int sign_tbs(struct manager *m, struct mgr_ekca *ca, uint8_t *tbs,
+		    size_t tbs_len, uint8_t **der, size_t *der_len, char *err,
+		    size_t errlen)
 {
-	uint8_t *tbs = NULL, *sig = NULL, *cert = NULL, digest[32];
-	size_t tbs_len, sig_len, cert_len;
+	uint8_t *sig = NULL, *cert = NULL, digest[32];
+	size_t sig_len, cert_len;
 	int rc;
 
-	rc = ekcert_tbs(p, &tbs, &tbs_len);
-	if (rc) {
-		snprintf(err, errlen, "certificate: %s", ekcert_strerror(rc));
-		return -EINVAL;
-	}
 	SHA256(tbs, tbs_len, digest);
 	rc = tss_hal_signkey_sign(m->hal, ca->key, ca->key_len, ca->auth,
 				  sizeof(ca->auth), digest, &sig, &sig_len,
@@ -108,6 +104,23 @@ static int issue(struct manager *m, struct mgr_ekca *ca,
 	*der_len = cert_len;
 	OPENSSL_free(cert);
 	return 0;
+}
+
+/* Builds one certificate and has the CA key sign it. */
+static int issue(struct manager *m, struct mgr_ekca *ca,
+		 const struct ekcert_params *p, uint8_t **der, size_t *der_len,
+		 char *err, size_t errlen)
+{
+	uint8_t *tbs = NULL;
+	size_t tbs_len;
+	int rc;
+
+	rc = ekcert_tbs(p, &tbs, &tbs_len);
+	if (rc) {
+		snprintf(err, errlen, "certificate: %s", ekcert_strerror(rc));
+		return -EINVAL;
+	}
+	return sign_tbs(m, ca, tbs, tbs_len, der, der_len, err, errlen);
 }
 
 static int parse_cert(struct mgr_ekca *ca, char *err, size_t errlen)
@@ -293,31 +306,20 @@ void mgr_ekca_load(struct manager *m)
 						  err, sizeof(err)));
 }
 
-char *mgr_ekca_pem(struct manager *m, char *err, size_t errlen)
+/* DER as PEM with the label ("CERTIFICATE"), malloc()ed. */
+static char *pem_of(const uint8_t *der, size_t len, const char *label)
 {
-	static const char head[] = "-----BEGIN CERTIFICATE-----\n";
-	static const char tail[] = "-----END CERTIFICATE-----\n";
-	struct mgr_ekca *ca = m->ekca;
-	size_t b64, n = 0;
-	unsigned char *tmp;
-	char *pem;
+	size_t b64 = 4 * ((len + 2) / 3), n;
+	unsigned char *tmp = malloc(b64 + 1);
+	char *pem = malloc(b64 + b64 / 64 + 2 + 2 * (strlen(label) + 32));
 
-	if (!ca) {
-		snprintf(err, errlen, "this manager has no EK CA (see its log)");
-		return NULL;
-	}
-	b64 = 4 * ((ca->cert_len + 2) / 3);
-	tmp = malloc(b64 + 1);
-	pem = malloc(sizeof(head) + b64 + b64 / 64 + 1 + sizeof(tail));
 	if (!tmp || !pem) {
 		free(tmp);
 		free(pem);
-		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	EVP_EncodeBlock(tmp, ca->cert, (int)ca->cert_len);
-	memcpy(pem, head, sizeof(head) - 1);
-	n = sizeof(head) - 1;
+	EVP_EncodeBlock(tmp, der, (int)len);
+	n = (size_t)sprintf(pem, "-----BEGIN %s-----\n", label);
 	for (size_t i = 0; i < b64; i += 64) {
 		size_t k = b64 - i < 64 ? b64 - i : 64;
 
@@ -325,9 +327,193 @@ char *mgr_ekca_pem(struct manager *m, char *err, size_t errlen)
 		n += k;
 		pem[n++] = '\n';
 	}
-	memcpy(pem + n, tail, sizeof(tail));
+	sprintf(pem + n, "-----END %s-----\n", label);
 	free(tmp);
 	return pem;
+}
+
+char *mgr_ekca_pem(struct manager *m, char *err, size_t errlen)
+{
+	char *pem;
+
+	if (!m->ekca) {
+		snprintf(err, errlen, "this manager has no EK CA (see its log)");
+		return NULL;
+	}
+	pem = pem_of(m->ekca->cert, m->ekca->cert_len, "CERTIFICATE");
+	if (!pem)
+		snprintf(err, errlen, "out of memory");
+	return pem;
+}
+
+/* ---- an operator's CA above ours: the request, the import ---- */
+
+static EVP_PKEY *ca_public(struct mgr_ekca *ca)
+{
+	uint8_t *spki = NULL;
+	const unsigned char *p;
+	EVP_PKEY *k = NULL;
+	size_t len;
+	char err[160];
+
+	if (tss_hal_signkey_public(ca->key, ca->key_len, &spki, &len, err,
+				   sizeof(err)) == 0) {
+		p = spki;
+		k = d2i_PUBKEY(NULL, &p, (long)len);
+	}
+	free(spki);
+	return k;
+}
+
+struct ca_task {
+	struct mgr_task task;
+	uint8_t *der;             /* CSR: the request; import: the cert */
+	size_t der_len;
+	X509 *x509;               /* import: parsed */
+	mgr_ca_cb cb;
+	void *arg;
+};
+
+static void csr_work(struct mgr_task *t)
+{
+	struct ca_task *c = (struct ca_task *)t;
+	struct mgr_ekca *ca = t->m->ekca;
+	EVP_PKEY *k = ca_public(ca);
+	uint8_t *info = NULL;
+	size_t info_len;
+	char host[64], cn[96];
+
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "unknown host");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(cn, sizeof(cn), "vTPM EK CA %.50s", host);
+	t->rc = k ? ekcert_csr_info(k, cn, &info, &info_len) : -EINVAL;
+	EVP_PKEY_free(k);
+	if (t->rc) {
+		snprintf(t->err, sizeof(t->err), "certificate request: %s",
+			 ekcert_strerror(t->rc));
+		t->rc = -EINVAL;
+		return;
+	}
+	t->rc = sign_tbs(t->m, ca, info, info_len, &c->der, &c->der_len,
+			 t->err, sizeof(t->err));
+}
+
+static void ca_task_done(struct mgr_task *t)
+{
+	struct ca_task *c = (struct ca_task *)t;
+	char *pem = NULL;
+
+	if (t->rc == 0 && c->x509) {
+		/* The import is on disk: the CA issues under it from now. */
+		struct mgr_ekca *ca = t->m->ekca;
+
+		free(ca->cert);
+		X509_free(ca->x509);
+		ca->cert = c->der;
+		ca->cert_len = c->der_len;
+		ca->x509 = c->x509;
+		c->der = NULL;
+		c->x509 = NULL;
+		log_info("EK CA: imported certificate %s: issued by %s",
+			 EKCA_CERT_FILE,
+			 X509_NAME_oneline(X509_get_issuer_name(ca->x509),
+					   t->err, sizeof(t->err)));
+		pem = mgr_ekca_pem(t->m, t->err, sizeof(t->err));
+	} else if (t->rc == 0) {
+		pem = pem_of(c->der, c->der_len, "CERTIFICATE REQUEST");
+	}
+	if (t->rc == 0 && !pem) {
+		t->rc = -ENOMEM;
+		snprintf(t->err, sizeof(t->err), "out of memory");
+	}
+	c->cb(c->arg, t->rc, pem, t->err);
+	free(pem);
+	free(c->der);
+	X509_free(c->x509);
+	free(c);
+}
+
+void mgr_ekca_csr(struct manager *m, mgr_ca_cb cb, void *arg)
+{
+	struct ca_task *c;
+
+	if (!m->ekca) {
+		cb(arg, -ENODEV, NULL, "this manager has no EK CA (see its log)");
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		fatalx("out of memory");
+	c->cb = cb;
+	c->arg = arg;
+	c->task.work = csr_work;
+	c->task.done = ca_task_done;
+	mgr_task_submit(m, &c->task);
+}
+
+static void import_work(struct mgr_task *t)
+{
+	struct ca_task *c = (struct ca_task *)t;
+
+	t->rc = store_write_atomic(t->m->dirfd, EKCA_CERT_FILE, c->der,
+				   c->der_len);
+	if (t->rc)
+		snprintf(t->err, sizeof(t->err), "%s: %s", EKCA_CERT_FILE,
+			 strerror(-t->rc));
+}
+
+void mgr_ekca_import(struct manager *m, const char *pem, mgr_ca_cb cb,
+		     void *arg)
+{
+	struct ca_task *c;
+	unsigned char *der = NULL;
+	char err[200];
+	EVP_PKEY *k;
+	BIO *b;
+	X509 *x;
+	int len;
+
+	if (!m->ekca) {
+		cb(arg, -ENODEV, NULL, "this manager has no EK CA (see its log)");
+		return;
+	}
+	b = BIO_new_mem_buf(pem, -1);
+	x = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+	BIO_free(b);
+	if (!x) {
+		cb(arg, -EINVAL, NULL, "not a PEM certificate");
+		return;
+	}
+	k = ca_public(m->ekca);
+	if (!k || ekcert_check_ca(x, k, err, sizeof(err))) {
+		EVP_PKEY_free(k);
+		X509_free(x);
+		cb(arg, -EINVAL, NULL, k ? err : "CA key unreadable");
+		return;
+	}
+	EVP_PKEY_free(k);
+	len = i2d_X509(x, &der);
+	c = calloc(1, sizeof(*c));
+	if (len <= 0 || len > EKCA_CERT_MAX || !c) {
+		OPENSSL_free(der);
+		X509_free(x);
+		free(c);
+		cb(arg, -EINVAL, NULL, "certificate too big");
+		return;
+	}
+	c->der = malloc((size_t)len);
+	if (!c->der)
+		fatalx("out of memory");
+	memcpy(c->der, der, (size_t)len);
+	c->der_len = (size_t)len;
+	OPENSSL_free(der);
+	c->x509 = x;
+	c->cb = cb;
+	c->arg = arg;
+	c->task.work = import_work;
+	c->task.done = ca_task_done;
+	mgr_task_submit(m, &c->task);
 }
 
 /* ---- manufacture ---- */

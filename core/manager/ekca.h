@@ -57,6 +57,19 @@ void mgr_ekca_free(struct manager *m);
 /* The CA certificate as PEM (malloc()ed), or NULL with err set. */
 char *mgr_ekca_pem(struct manager *m, char *err, size_t errlen);
 
+/*
+ * An operator's CA above ours (docs/ekcert.md): csr has the TPM sign a
+ * PKCS#10 request for the CA key; import installs the certificate the
+ * operator's CA made from it (checked: the CA key, CA:TRUE, keyCertSign,
+ * a subject key id), written before it is used.  cb(arg, rc, pem, err) on
+ * the loop thread: the request, or the installed certificate, as PEM.
+ */
+typedef void (*mgr_ca_cb)(void *arg, int rc, const char *pem,
+			  const char *err);
+void mgr_ekca_csr(struct manager *m, mgr_ca_cb cb, void *arg);
+void mgr_ekca_import(struct manager *m, const char *pem, mgr_ca_cb cb,
+		     void *arg);
+
 /* e is to be manufactured at its first start; cb (may be NULL) hears the
  * result.  -ENODEV when there is no CA (err says why). */
 int mgr_ekca_expect(struct vtpm_entry *e, mgr_made_cb cb, void *arg,

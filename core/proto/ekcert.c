@@ -419,6 +419,66 @@ out:
 	return rc;
 }
 
+int ekcert_csr_info(EVP_PKEY *key, const char *cn, uint8_t **info,
+		    size_t *info_len)
+{
+	X509_REQ *r;
+	X509_NAME *n;
+	unsigned char *der = NULL;
+	int len, rc = EKCERT_ERR_CRYPTO;
+
+	*info = NULL;
+	*info_len = 0;
+	if (!key || !cn || !cn[0] || strlen(cn) > 64)
+		return EKCERT_ERR_PARAM;
+	r = X509_REQ_new();
+	n = X509_NAME_new();
+	if (r && n &&
+	    X509_NAME_add_entry_by_txt(n, "O", MBSTRING_UTF8,
+				       (const unsigned char *)"vtpm-service",
+				       -1, -1, 0) == 1 &&
+	    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8,
+				       (const unsigned char *)cn, -1, -1,
+				       0) == 1 &&
+	    X509_REQ_set_version(r, X509_REQ_VERSION_1) == 1 &&
+	    X509_REQ_set_subject_name(r, n) == 1 &&
+	    X509_REQ_set_pubkey(r, key) == 1) {
+		len = i2d_re_X509_REQ_tbs(r, &der);
+		if (len > 0) {
+			*info = der;
+			*info_len = (size_t)len;
+			rc = 0;
+		}
+	}
+	X509_NAME_free(n);
+	X509_REQ_free(r);
+	return rc;
+}
+
+int ekcert_check_ca(X509 *x, EVP_PKEY *key, char *err, size_t errlen)
+{
+	const char *why = NULL;
+
+	if (X509_get_version(x) != X509_VERSION_3)
+		why = "not an X.509 v3 certificate";
+	else if (!X509_get0_pubkey(x) ||
+		 EVP_PKEY_eq(X509_get0_pubkey(x), key) != 1)
+		why = "it certifies another key than the CA key in the TPM";
+	else if (X509_check_ca(x) != 1 ||
+		 !(X509_get_extension_flags(x) & EXFLAG_BCONS))
+		why = "it is not a CA certificate (basicConstraints CA:TRUE)";
+	else if ((X509_get_extension_flags(x) & EXFLAG_KUSAGE) &&
+		 !(X509_get_key_usage(x) & KU_KEY_CERT_SIGN))
+		why = "its keyUsage lacks keyCertSign";
+	else if (!X509_get0_subject_key_id(x))
+		why = "it has no subjectKeyIdentifier";
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		return EKCERT_ERR_PARAM;
+	}
+	return 0;
+}
+
 int ekcert_assemble(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig,
 		    size_t sig_len, uint8_t **cert, size_t *cert_len)
 {

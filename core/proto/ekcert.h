@@ -85,7 +85,24 @@ void ekcert_tpm_strings(const struct ekcert_tpm *t, char manufacturer[12],
 int ekcert_tbs(const struct ekcert_params *p, uint8_t **tbs, size_t *tbs_len);
 
 /*
- * Certificate ::= SEQUENCE { tbs, ecdsa-with-SHA256, BIT STRING sig }.
+ * A PKCS#10 request for the CA key (an operator's CA makes it an
+ * intermediate): the DER of its CertificationRequestInfo, subject
+ * O=vtpm-service, CN=cn; sign and assemble it as a certificate's.
+ */
+int ekcert_csr_info(EVP_PKEY *key, const char *cn, uint8_t **info,
+		    size_t *info_len);
+
+/*
+ * Whether x can be the issuing CA for key: X.509 v3, key's public key,
+ * basicConstraints CA:TRUE, keyUsage with keyCertSign, a subject key
+ * identifier (the authority key id of what it issues).  0, or
+ * EKCERT_ERR_PARAM with why in err.
+ */
+int ekcert_check_ca(X509 *x, EVP_PKEY *key, char *err, size_t errlen);
+
+/*
+ * Certificate ::= SEQUENCE { tbs, ecdsa-with-SHA256, BIT STRING sig }
+ * (and a CertificationRequest alike, from its info).
  * sig is a DER ECDSA-Sig-Value; *cert is OPENSSL_malloc()ed.
  */
 int ekcert_assemble(const uint8_t *tbs, size_t tbs_len, const uint8_t *sig,

@@ -349,5 +349,74 @@ check(r.get("flags") == 1 and r.get("rsa") == 3 and r.get("ecc") == 3 and
       "a vTPM created --no-ek-cert: no MANUFACTURE flag, EK_CERTIFY and "
       "MANUFACTURED are FORBIDDEN", r)
 mf.stop()
+
+# ---- an operator's CA above ours: the CA key becomes an intermediate ----
+m.start()
+csr = os.path.join(wd, "ekca.csr")
+m.ctl("ca-csr", "--out", csr)
+r = openssl("req", "-in", csr, "-verify", "-noout")
+csr_pub = openssl("req", "-in", csr, "-pubkey", "-noout").stdout
+ca_pub = openssl("x509", "-in", ca, "-pubkey", "-noout").stdout
+check(r.returncode == 0 and csr_pub == ca_pub and csr_pub,
+      "vtpmctl ca-csr: a request for the CA key, its signature (by "
+      "TPM2_Sign) verifies", out_of(r))
+root_key, root = os.path.join(wd, "root.key"), os.path.join(wd, "root.pem")
+openssl("req", "-x509", "-newkey", "ec", "-pkeyopt",
+        "ec_paramgen_curve:P-256", "-nodes", "-keyout", root_key, "-out",
+        root, "-subj", "/CN=Operator Root", "-days", "3650", "-addext",
+        "basicConstraints=critical,CA:TRUE", "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign")
+ext = os.path.join(wd, "inter.ext")
+with open(ext, "w") as f:
+    f.write("basicConstraints=critical,CA:TRUE,pathlen:0\n"
+            "keyUsage=critical,keyCertSign,cRLSign\n"
+            "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n")
+inter = os.path.join(wd, "inter.pem")
+r = openssl("x509", "-req", "-in", csr, "-CA", root, "-CAkey", root_key,
+            "-CAcreateserial", "-out", inter, "-days", "3650", "-extfile",
+            ext)
+check(r.returncode == 0, "the operator's CA signs the request", out_of(r))
+leafext = os.path.join(wd, "leaf.ext")
+with open(leafext, "w") as f:
+    f.write("basicConstraints=critical,CA:FALSE\n"
+            "subjectKeyIdentifier=hash\n")
+leaf = os.path.join(wd, "leaf.pem")
+openssl("x509", "-req", "-in", csr, "-CA", root, "-CAkey", root_key,
+        "-CAcreateserial", "-out", leaf, "-extfile", leafext)
+bad = [m.ctl("ca-import", root, check_rc=False),
+       m.ctl("ca-import", leaf, check_rc=False),
+       m.ctl("ca-import", ext, check_rc=False)]
+check([x.returncode for x in bad] == [2, 2, 2] and
+      m.ctl("ca-cert").stdout.decode() == ca_pem,
+      "ca-import refuses a certificate of another key, one that is not a "
+      "CA, and what is not a certificate; the CA stays",
+      " | ".join(out_of(x) for x in bad))
+r = m.ctl("ca-import", inter)
+now = os.path.join(wd, "now.pem")
+
+
+def fingerprint(path):
+    return openssl("x509", "-in", path, "-noout", "-fingerprint").stdout
+
+
+m.ctl("ca-cert", "--out", now)
+check(r.returncode == 0 and fingerprint(now) == fingerprint(inter),
+      "ca-import installs the intermediate; ca-cert prints it", out_of(r))
+m.stop()
+m.start()
+m.ctl("ca-cert", "--out", now)
+check(fingerprint(now) == fingerprint(inter),
+      "after a restart ca-cert is still the imported intermediate")
+u = m.ctl("create", "--domid", "30").stdout.decode().strip()
+m.ctl("start", u)
+m.wait_vtpm(u)
+der, pem = os.path.join(wd, "i-ek.der"), os.path.join(wd, "i-ek.pem")
+guest(u, "tpm2_nvread", "0x%08x" % ECC_IDX, "-o", der)
+openssl("x509", "-inform", "der", "-in", der, "-out", pem)
+v = openssl("verify", "-CAfile", root, "-untrusted", inter, pem)
+check(v.returncode == 0,
+      "a vTPM made after the import: its EK certificate chains to the "
+      "operator's root through the TPM-held intermediate", out_of(v))
+m.stop()
 hw.stop()
 finish()
