@@ -444,6 +444,67 @@ static void assemble_refuses_what_is_not_der(void **state)
 	assert_null(cert);
 }
 
+/* ca-csr: the request names the CA key and its signature verifies. */
+static void csr_requests_the_ca_key(void **state)
+{
+	uint8_t *info, *der, sig[128];
+	const unsigned char *q;
+	size_t info_len, der_len, sig_len;
+	X509_REQ *r;
+	char cn[64];
+
+	(void)state;
+	assert_int_equal(ekcert_csr_info(ca_key, "vTPM EK CA h", &info,
+					 &info_len), 0);
+	sign_tbs(info, info_len, sig, &sig_len);
+	assert_int_equal(ekcert_assemble(info, info_len, sig, sig_len, &der,
+					 &der_len), 0);
+	q = der;
+	r = d2i_X509_REQ(NULL, &q, (long)der_len);
+	assert_non_null(r);
+	assert_int_equal(X509_REQ_verify(r, ca_key), 1);
+	assert_int_equal(EVP_PKEY_eq(X509_REQ_get0_pubkey(r), ca_key), 1);
+	X509_NAME_get_text_by_NID(X509_REQ_get_subject_name(r), NID_commonName,
+				  cn, sizeof(cn));
+	assert_string_equal(cn, "vTPM EK CA h");
+	X509_REQ_free(r);
+	OPENSSL_free(info);
+	OPENSSL_free(der);
+	assert_int_equal(ekcert_csr_info(ca_key, "", &info, &info_len),
+			 EKCERT_ERR_PARAM);
+	assert_int_equal(ekcert_csr_info(NULL, "x", &info, &info_len),
+			 EKCERT_ERR_PARAM);
+}
+
+/* ca-import: only a v3 CA certificate of the CA key, with keyCertSign
+ * and a key id, is taken. */
+static void import_check_takes_only_a_ca_of_our_key(void **state)
+{
+	struct ekcert_params p;
+	char err[128];
+	X509 *x;
+
+	(void)state;
+	assert_int_equal(ekcert_check_ca(ca_cert, ca_key, err, sizeof(err)), 0);
+	/* Another key. */
+	assert_int_equal(ekcert_check_ca(ca_cert, ecc_ek, err, sizeof(err)),
+			 EKCERT_ERR_PARAM);
+	assert_non_null(strstr(err, "another key"));
+	/* A leaf (CA:FALSE) of the right key type. */
+	params_for(&p, EKCERT_EK_ECC);
+	x = build(&p);
+	assert_int_equal(ekcert_check_ca(x, ecc_ek, err, sizeof(err)),
+			 EKCERT_ERR_PARAM);
+	assert_non_null(strstr(err, "not a CA"));
+	X509_free(x);
+	/* A v1 certificate. */
+	x = X509_dup(ca_cert);
+	X509_set_version(x, X509_VERSION_1);
+	assert_int_equal(ekcert_check_ca(x, ca_key, err, sizeof(err)),
+			 EKCERT_ERR_PARAM);
+	X509_free(x);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -456,6 +517,8 @@ int main(void)
 		cmocka_unit_test(wrong_parameters_are_refused),
 		cmocka_unit_test(model_text_is_printable_and_trimmed),
 		cmocka_unit_test(assemble_refuses_what_is_not_der),
+		cmocka_unit_test(csr_requests_the_ca_key),
+		cmocka_unit_test(import_check_takes_only_a_ca_of_our_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
