@@ -127,10 +127,8 @@ static void ek_certified(void *arg, uint32_t status, const uint8_t *der,
 			 size_t len)
 {
 	struct link_ticket *t = arg;
-	static struct mgr_rsp rsp; /* 4 KiB: not on the stack */
+	struct mgr_rsp rsp = { .type = MGR_MSG_EK_CERTIFY };
 
-	memset(&rsp, 0, sizeof(rsp));
-	rsp.type = MGR_MSG_EK_CERTIFY;
 	rsp.status = status;
 	if (status == MGR_SUCCESS) {
 		rsp.u.ek.cert_len = (uint16_t)len;

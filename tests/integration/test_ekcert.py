@@ -126,6 +126,17 @@ for n, uuid in enumerate(uuids):
               "%s: 0x%08x is platform-created, PP-written and write-locked"
               % (tag, idx), txt)
 
+    # What Keylime's agent runs to fetch them.
+    ga, gb = os.path.join(d, "get-rsa.der"), os.path.join(d, "get-ecc.der")
+    r = guest(uuid, "tpm2_getekcertificate", "-o", ga, "-o", gb)
+    check(r.returncode == 0 and os.path.exists(gb) and
+          open(ga, "rb").read() == open(os.path.join(d, "rsa.der"),
+                                        "rb").read() and
+          open(gb, "rb").read() == open(os.path.join(d, "ecc.der"),
+                                        "rb").read(),
+          "%s: tpm2_getekcertificate returns both EK certificates" % tag,
+          out_of(r))
+
     # The certified EKs are tpm2_createek's.
     for alg in ("rsa", "ecc"):
         ctx = os.path.join(d, "ek-%s.ctx" % alg)
