@@ -595,6 +595,9 @@ static void certify_work(struct mgr_task *t)
 {
 	struct certify_task *c = (struct certify_task *)t;
 
+	/* The issuer as it is now: an import that ran before this task
+	 * replaced it (tasks run one at a time, done before the next). */
+	c->p.issuer = t->m->ekca->x509;
 	t->rc = issue(t->m, t->m->ekca, &c->p, &c->der, &c->der_len, t->err,
 		      sizeof(t->err));
 }
@@ -649,7 +652,6 @@ void mgr_ekca_certify(struct vtpm_entry *e, const struct mgr_ek_certify_req *r,
 	if (!c)
 		fatalx("out of memory");
 	c->p.type = kind_type[r->kind];
-	c->p.issuer = m->ekca->x509;
 	c->p.not_before = time(NULL);
 	c->p.tpm.manufacturer = r->manufacturer;
 	memcpy(c->p.tpm.model, r->model, sizeof(c->p.tpm.model));
