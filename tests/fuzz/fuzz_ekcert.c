@@ -8,6 +8,8 @@
  *   3     an EK_CERTIFY request frame, as a (possibly hostile) instance
  *         sends it: decoded, its key built, its certificate made and
  *         signed here by a software CA, parsed back by OpenSSL
+ *   4     a certificate offered to ca-import (DER), checked against the
+ *         CA key: only the CA's own certificate passes
  * Seeds in corpus/ekcert: real libtpms answers and a real request.
  */
 #include <stddef.h>
@@ -130,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	init();
 	if (size < 1)
 		return 0;
-	sel = data[0] % 4;
+	sel = data[0] % 5;
 	data++;
 	size--;
 	memset(&id, 0, sizeof(id));
@@ -151,9 +153,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					    id.model[i] > 0x7e))
 				abort();
 		break;
-	default:
+	case 3:
 		certify(data, size);
 		break;
+	default: {
+		const unsigned char *q = data;
+		X509 *x = d2i_X509(NULL, &q, (long)size);
+		char err[128];
+
+		if (x && ekcert_check_ca(x, ca_key, err, sizeof(err)) == 0 &&
+		    EVP_PKEY_eq(X509_get0_pubkey(x), ca_key) != 1)
+			abort();
+		X509_free(x);
+		break;
+	}
 	}
 	return 0;
 }
