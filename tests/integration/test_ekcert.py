@@ -126,6 +126,35 @@ for n, uuid in enumerate(uuids):
               "%s: 0x%08x is platform-created, PP-written and write-locked"
               % (tag, idx), txt)
 
+    # What a verifier's X.509 library (Keylime's: python cryptography)
+    # makes of them.
+    try:
+        from cryptography import x509 as cx509
+        from cryptography.hazmat.primitives.asymmetric import ec as cec
+        have_crypto = True
+    except ImportError:
+        have_crypto = False
+        print("SKIPPED: python cryptography is not installed")
+    if have_crypto:
+        cac = cx509.load_pem_x509_certificate(ca_pem.encode())
+        seen = []
+        for name in ("rsa", "ecc", "platform"):
+            c = cx509.load_der_x509_certificate(
+                open(os.path.join(d, name + ".der"), "rb").read())
+            cac.public_key().verify(c.signature, c.tbs_certificate_bytes,
+                                    cec.ECDSA(c.signature_hash_algorithm))
+            san = c.extensions.get_extension_for_class(
+                cx509.SubjectAlternativeName)
+            dn = san.value.get_values_for_type(cx509.DirectoryName)[0]
+            seen.append((san.critical, len(c.subject),
+                         sorted(a.oid.dotted_string for a in dn)))
+        check(seen[0] == (True, 0, ["2.23.133.2.1", "2.23.133.2.2",
+                                    "2.23.133.2.3"]) and
+              seen[2][2] == ["2.23.133.5.1.1", "2.23.133.5.1.4",
+                             "2.23.133.5.1.5"],
+              "%s: python cryptography verifies all three certificates "
+              "and reads the TPM's names" % tag, seen)
+
     # What Keylime's agent runs to fetch them.
     ga, gb = os.path.join(d, "get-rsa.der"), os.path.join(d, "get-ecc.der")
     r = guest(uuid, "tpm2_getekcertificate", "-o", ga, "-o", gb)
