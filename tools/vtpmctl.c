@@ -41,11 +41,13 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: vtpmctl [--control PATH] [--json] COMMAND ...\n"
 		"  create [--uuid U] [--domid N] [--transport unix:PATH|tcp:ADDR:PORT|xen-domain]\n"
-		"         [--tpm-version 2.0|1.2]\n"
+		"         [--tpm-version 2.0|1.2] [--no-ek-cert]\n"
 		"  list | status | show U | start U | stop U | delete U\n"
 		"  quote U --nonce HEX [--pcr-mask MASK] [--out FILE]\n"
 		"  verify-quote FILE [--ak-spki HEX]\n"
 		"  reseal [--pcr N=HEX ...]   (seal the root key to predicted PCR values)\n"
+		"  ca-cert [--out FILE]       (the CA of the vTPMs' EK certificates, PEM)\n"
+		"  ca-csr [--out FILE] | ca-import FILE   (make that CA an intermediate)\n"
 		"Global options may also follow the command: vtpmctl status --json.\n");
 }
 
@@ -54,7 +56,7 @@ static void usage(FILE *f)
 enum opt_id {
 	O_HELP = 1, O_JSON, O_CONTROL,
 	O_UUID, O_DOMID, O_TRANSPORT, O_TPM_VERSION,
-	O_NONCE, O_PCR_MASK, O_OUT, O_AK_SPKI, O_PCR,
+	O_NONCE, O_PCR_MASK, O_OUT, O_AK_SPKI, O_PCR, O_NO_EK_CERT,
 };
 
 struct opt {
@@ -253,7 +255,7 @@ static int cmd_simple(const struct args *a)
 
 static int cmd_create(const struct args *a)
 {
-	json_object *req = json_object_new_object(), *rsp;
+	json_object *req = json_object_new_object(), *rsp, *ms;
 	long n;
 	int rc;
 
@@ -278,13 +280,78 @@ static int cmd_create(const struct args *a)
 		case O_TPM_VERSION:
 			json_object_object_add(req, "tpm_version", json_object_new_string(v));
 			break;
+		case O_NO_EK_CERT:
+			json_object_object_add(req, "ek_cert", json_object_new_boolean(0));
+			break;
 		default:
 			break;
 		}
 	}
 	rc = request(req, &rsp);
 	json_object_put(req);
-	return rc ? rc : finish(rsp, "uuid");
+	if (rc)
+		return rc;
+	/* stdout keeps the UUID alone (scripts read it); the time goes to
+	 * stderr. */
+	if (!json_out && json_object_object_get_ex(rsp, "manufacture_ms", &ms))
+		fprintf(stderr, "vtpmctl: manufactured with EK certificates "
+			"(RSA-2048, ECC P-256, platform) in %s ms (%s ms "
+			"including the instance's start and stop)\n",
+			json_object_get_string(ms),
+			get_str(rsp, "manufacture_total_ms"));
+	return finish(rsp, "uuid");
+}
+
+/* ca-cert, ca-csr, ca-import: a PEM back, to stdout or --out. */
+static int cmd_ca_cert(const struct args *a)
+{
+	json_object *req = json_object_new_object(), *rsp, *v;
+	const char *out = NULL;
+	const char *pem;
+	int rc;
+	FILE *f;
+
+	for (unsigned int i = 0; i < a->nopt; i++)
+		if (a->opt[i].id == O_OUT)
+			out = a->opt[i].val;
+	json_object_object_add(req, "cmd", json_object_new_string(a->cmd->name));
+	if (strcmp(a->cmd->name, "ca-import") == 0) {
+		char buf[16384];
+		size_t n;
+
+		f = fopen(a->pos[0], "r");
+		n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+		if (!f || ferror(f) || n == sizeof(buf) - 1) {
+			fprintf(stderr, "vtpmctl: %s: %s\n", a->pos[0],
+				f ? "unreadable or over 16 KiB" : strerror(errno));
+			if (f)
+				fclose(f);
+			json_object_put(req);
+			return 2;
+		}
+		fclose(f);
+		buf[n] = '\0';
+		json_object_object_add(req, "pem", json_object_new_string(buf));
+	}
+	rc = request(req, &rsp);
+	json_object_put(req);
+	if (rc)
+		return rc;
+	if (json_out || !json_object_object_get_ex(rsp, "pem", &v))
+		return finish(rsp, NULL);
+	pem = json_object_get_string(v);
+	if (out) {
+		f = fopen(out, "w");
+		if (!f || fputs(pem, f) < 0 || fclose(f) != 0) {
+			fprintf(stderr, "vtpmctl: %s: %s\n", out, strerror(errno));
+			json_object_put(rsp);
+			return 6;
+		}
+	} else {
+		fputs(pem, stdout);
+	}
+	json_object_put(rsp);
+	return 0;
 }
 
 static int cmd_quote(const struct args *a)
@@ -550,6 +617,11 @@ static const struct opt create_opts[] = {
 	{ "domid", O_DOMID, true },
 	{ "transport", O_TRANSPORT, true },
 	{ "tpm-version", O_TPM_VERSION, true },
+	{ "no-ek-cert", O_NO_EK_CERT, false },
+	{ NULL, 0, false },
+};
+static const struct opt ca_cert_opts[] = {
+	{ "out", O_OUT, true },
 	{ NULL, 0, false },
 };
 static const struct opt quote_opts[] = {
@@ -581,6 +653,9 @@ static const struct cmd commands[] = {
 	{ "quote", quote_opts, 1, 1, "UUID", cmd_quote },
 	{ "verify-quote", verify_opts, 1, 1, "FILE", cmd_verify },
 	{ "reseal", reseal_opts, 0, 0, NULL, cmd_reseal },
+	{ "ca-cert", ca_cert_opts, 0, 0, NULL, cmd_ca_cert },
+	{ "ca-csr", ca_cert_opts, 0, 0, NULL, cmd_ca_cert },
+	{ "ca-import", no_opts, 1, 1, "FILE", cmd_ca_cert },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

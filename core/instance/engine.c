@@ -628,13 +628,52 @@ static uint32_t run_simple(struct engine *e, uint16_t tag, uint32_t code,
 	return tpm_rsp_code(rsp, rsplen);
 }
 
+uint32_t engine_platform_disable(struct engine *e)
+{
+	/* TPM2_HierarchyControl(TPM_RH_PLATFORM, password session with the
+	 * platform's auth, which a Startup(CLEAR) made empty,
+	 * enable = TPM_RH_PLATFORM, state = NO). */
+	static const uint8_t cmd[] = {
+		0x80, 0x02, 0x00, 0x00, 0x00, 0x20, 0x00, 0x00, 0x01, 0x21,
+		0x40, 0x00, 0x00, 0x0c,			/* authHandle */
+		0x00, 0x00, 0x00, 0x09, 0x40, 0x00, 0x00, 0x09, /* TPM_RS_PW */
+		0x00, 0x00, 0x00, 0x00, 0x00,		/* no nonce, hmac */
+		0x40, 0x00, 0x00, 0x0c,			/* enable */
+		0x00,					/* state: NO */
+	};
+	const uint8_t *rsp;
+	uint32_t rsplen;
+
+	if (e->version != TPM_VERSION_2)
+		return 0;
+	engine_process(e, cmd, sizeof(cmd), &rsp, &rsplen);
+	return tpm_rsp_code(rsp, rsplen);
+}
+
 uint32_t engine_startup_clear(struct engine *e)
 {
-	if (e->version == TPM_VERSION_2)
-		return run_simple(e, TPM_ST_NO_SESSIONS, TPM_CC_Startup,
-				  true, TPM_SU_CLEAR);
-	return run_simple(e, TPM12_TAG_RQU_COMMAND, TPM12_ORD_Startup, true,
-			  TPM12_ST_CLEAR);
+	uint32_t rc;
+
+	if (e->version != TPM_VERSION_2)
+		return run_simple(e, TPM12_TAG_RQU_COMMAND, TPM12_ORD_Startup,
+				  true, TPM12_ST_CLEAR);
+	rc = run_simple(e, TPM_ST_NO_SESSIONS, TPM_CC_Startup, true,
+			TPM_SU_CLEAR);
+	/*
+	 * The instance started the TPM, so it plays the platform firmware's
+	 * part, and ends it as firmware does: nobody after it may use the
+	 * platform hierarchy, whose auth is empty now (a guest could
+	 * otherwise delete the EK certificates, docs/ekcert.md).  A client
+	 * that sends CMD_INIT (QEMU) brings its own firmware, which does it.
+	 */
+	if (rc == 0) {
+		uint32_t hc = engine_platform_disable(e);
+
+		if (hc != 0)
+			log_warnx("engine: cannot disable the platform "
+				  "hierarchy: TPM rc 0x%x", hc);
+	}
+	return rc;
 }
 
 uint32_t engine_shutdown_orderly(struct engine *e)

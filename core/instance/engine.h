@@ -139,7 +139,12 @@ void engine_power_off(struct engine *e);
 /* An orderly shutdown (TPM2_Shutdown(CLEAR) / TPM_SaveState), as a
  * platform sends before it powers the TPM down; the response code. */
 uint32_t engine_shutdown_orderly(struct engine *e);
+/* For TPM 2.0 it then disables the platform hierarchy (the instance
+ * started the TPM: it is the platform, docs/ekcert.md). */
 uint32_t engine_startup_clear(struct engine *e);
+/* TPM2_HierarchyControl(PLATFORM, NO) with the empty platform auth of a
+ * fresh Startup; the TPM's response code (0 for TPM 1.2). */
+uint32_t engine_platform_disable(struct engine *e);
 
 /*
  * Runs one command.  *rsp points into the engine's buffer and stays valid

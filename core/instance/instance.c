@@ -561,6 +561,8 @@ static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
 	manager_load_key(v, cfg, &rsp);
 	rc = state_keys_derive(rsp.u.load.state_key, &keys);
 	nostate = rsp.u.load.flags & MGR_LOAD_FLAG_NOSTATE;
+	v->manufacture = nostate && cfg->tpm_version == TPM_VERSION_2 &&
+			 (rsp.u.load.flags & MGR_LOAD_FLAG_MANUFACTURE);
 	memset(&exp, 0, sizeof(exp));
 	exp.check_uuid = 1;
 	memcpy(exp.uuid, cfg->uuid, 16);
@@ -821,6 +823,8 @@ int instance_main(const struct config *cfg,
 		};
 		vtpm_submit(v, &v->first_persist);
 	}
+	if (v->manufacture)
+		manufacture_submit(v);
 	if (v->managed && mgrlink_pollfd(&v->link) >= 0) {
 		/* The manager going away ends this instance's purpose.  (The
 		 * Xen ring has no such fd: a restarted manager backend picks

@@ -17,6 +17,7 @@
 #include "proto/config.h"
 #include "instance/engine.h"
 #include "instance/jobq.h"
+#include "instance/manufacture.h"
 #include "instance/mgrlink.h"
 
 struct transport;
@@ -72,6 +73,8 @@ struct vtpm {
 	uv_poll_t link_poll;   /* the manager link, watched for hang-up */
 	bool stopping;
 	bool managed;          /* keys and freshness come from the manager */
+	bool manufacture;      /* new: EK certificates first (manufacture.h) */
+	struct manufacture mf;
 	bool transport_stopped;
 	bool finishing;        /* the final steps of the shutdown began */
 	int exit_code;

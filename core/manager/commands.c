@@ -126,24 +126,96 @@ static void committed_ok(struct manager *m, int rc, void *arg)
 struct create_ticket {
 	struct ctl_call *c;
 	char uuid_str[UUID_STR_LEN];
+	uint8_t uuid[16];
+	bool ek_cert;             /* manufacture with EK certificates */
+	struct mgr_made made;
 };
+
+static void create_reply(struct create_ticket *t)
+{
+	json_object *o = ctl_ok();
+
+	json_object_object_add(o, "uuid", json_object_new_string(t->uuid_str));
+	json_object_object_add(o, "ek_cert", json_object_new_boolean(t->ek_cert));
+	if (t->ek_cert) {
+		json_object_object_add(o, "manufacture_ms",
+				       json_object_new_int64(t->made.instance_ms));
+		json_object_object_add(o, "manufacture_total_ms",
+				       json_object_new_int64((int64_t)t->made.total_ms));
+	}
+	ctl_reply(t->c, o);
+	free(t);
+}
+
+/* The instance that manufactured is gone again: create ends as it found
+ * the vTPM, stopped. */
+static void manufacture_stopped(void *arg)
+{
+	struct create_ticket *t = arg;
+
+	if (t->made.rc) {
+		ctl_reply_error(t->c, CTL_EFAIL, "vTPM %s created, but its "
+				"manufacture failed: %s", t->uuid_str,
+				t->made.err);
+		free(t);
+		return;
+	}
+	create_reply(t);
+}
+
+static void manufactured(void *arg, const struct mgr_made *r)
+{
+	struct create_ticket *t = arg;
+	struct vtpm_entry *e = mgr_entry_find(t->c->m, t->uuid);
+
+	t->made = *r;
+	if (!e) {
+		manufacture_stopped(t);
+		return;
+	}
+	sup_stop(e);
+	sup_wait_stopped(e, manufacture_stopped, t);
+}
 
 static void created(struct manager *m, int rc, void *arg)
 {
 	struct create_ticket *t = arg;
-	json_object *o;
+	struct vtpm_entry *e = mgr_entry_find(m, t->uuid);
+	char err[200];
 
-	(void)m;
 	if (rc) {
 		ctl_reply_error(t->c, CTL_EFAIL, "cannot commit the key store");
-	} else {
-		o = ctl_ok();
-		json_object_object_add(o, "uuid",
-				       json_object_new_string(t->uuid_str));
-		log_info("vTPM %s created", t->uuid_str);
-		ctl_reply(t->c, o);
+		free(t);
+		return;
 	}
-	free(t);
+	log_info("vTPM %s created", t->uuid_str);
+	if (!t->ek_cert || !e) {
+		create_reply(t);
+		return;
+	}
+	/* Manufacture now, by its instance, then stop it again; a vTPM
+	 * whose instance runs in its own domain is manufactured at its
+	 * first start there. */
+	if (mgr_ekca_expect(e, manufactured, t, err, sizeof(err))) {
+		ctl_reply_error(t->c, CTL_EFAIL, "vTPM %s created without EK "
+				"certificates: %s", t->uuid_str, err);
+		free(t);
+		return;
+	}
+	if (mgr_entry_is_remote(e)) {
+		e->ek.cb = NULL;
+		create_reply(t);
+		return;
+	}
+	rc = sup_start(e);
+	if (rc) {
+		e->ek.wanted = false;
+		e->ek.cb = NULL;
+		ctl_reply_error(t->c, CTL_EFAIL, "vTPM %s created, but its "
+				"instance cannot start to manufacture it: %s",
+				t->uuid_str, strerror(-rc));
+		free(t);
+	}
 }
 
 static void cmd_create(struct ctl_call *c, json_object *req)
@@ -155,6 +227,7 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 	char transport[sizeof(e->rec.transport)] = "";
 	long domid = 0;
 	int tpm_version = 2;
+	bool ek_cert = true;
 	const char *s;
 	json_object *v;
 	struct create_ticket *t;
@@ -204,6 +277,24 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 			return;
 		}
 	}
+	if (json_object_object_get_ex(req, "ek_cert", &v)) {
+		if (!json_object_is_type(v, json_type_boolean)) {
+			ctl_reply_error(c, CTL_EINVAL, "ek_cert is true or false");
+			return;
+		}
+		ek_cert = json_object_get_boolean(v);
+	}
+	if (ek_cert && !m->ekca) {
+		if (json_object_object_get_ex(req, "ek_cert", &v)) {
+			ctl_reply_error(c, CTL_EFAIL, "this manager has no EK "
+					"CA (see its log): create with "
+					"--no-ek-cert");
+			return;
+		}
+		/* The default, where there is no CA: a vTPM without. */
+		log_warnx("no EK CA: the new vTPM gets no EK certificates");
+		ek_cert = false;
+	}
 	rc = mgr_vtpm_create(m, uuid, tpm_version, domid, transport, &e);
 	if (rc) {
 		ctl_reply_error(c, rc == KS_ERR_EXISTS ? CTL_EEXIST : CTL_EFAIL,
@@ -213,8 +304,12 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 	t = malloc(sizeof(*t));
 	if (!t)
 		fatalx("out of memory");
+	memset(t, 0, sizeof(*t));
 	t->c = c;
 	memcpy(t->uuid_str, e->rec.uuid_str, sizeof(t->uuid_str));
+	memcpy(t->uuid, e->rec.uuid, sizeof(t->uuid));
+	/* TPM 1.2 has no EK certificate profile here. */
+	t->ek_cert = ek_cert && tpm_version == 2;
 	/* A new key: bind the store to the counter right away. */
 	mgr_commit(m, true, created, t);
 }
@@ -467,6 +562,60 @@ static void cmd_reseal(struct ctl_call *c, json_object *req)
 			   resealed, c);
 }
 
+/* ---- ca-cert: the EK CA's certificate, for verifiers ---- */
+
+static void cmd_ca_cert(struct ctl_call *c, json_object *req)
+{
+	char err[200], *pem;
+	json_object *o;
+
+	(void)req;
+	pem = mgr_ekca_pem(c->m, err, sizeof(err));
+	if (!pem) {
+		ctl_reply_error(c, CTL_EFAIL, "%s", err);
+		return;
+	}
+	o = ctl_ok();
+	json_object_object_add(o, "pem", json_object_new_string(pem));
+	free(pem);
+	ctl_reply(c, o);
+}
+
+static void ca_answered(void *arg, int rc, const char *pem, const char *err)
+{
+	struct ctl_call *c = arg;
+	json_object *o;
+
+	if (rc) {
+		ctl_reply_error(c, rc == -EINVAL ? CTL_EINVAL : CTL_EFAIL, "%s",
+				err);
+		return;
+	}
+	o = ctl_ok();
+	json_object_object_add(o, "pem", json_object_new_string(pem));
+	ctl_reply(c, o);
+}
+
+/* ca-csr: a request for the CA key, signed in the TPM, for an operator's
+ * CA to make ours an intermediate. */
+static void cmd_ca_csr(struct ctl_call *c, json_object *req)
+{
+	(void)req;
+	mgr_ekca_csr(c->m, ca_answered, c);
+}
+
+/* ca-import {"pem": "..."}: the certificate the operator's CA made. */
+static void cmd_ca_import(struct ctl_call *c, json_object *req)
+{
+	const char *pem = str_arg(req, "pem");
+
+	if (!pem) {
+		ctl_reply_error(c, CTL_EINVAL, "\"pem\": the CA certificate");
+		return;
+	}
+	mgr_ekca_import(c->m, pem, ca_answered, c);
+}
+
 const struct ctl_command ctl_commands[] = {
 	{ "create", cmd_create, false },
 	{ "delete", cmd_delete, false },
@@ -477,5 +626,8 @@ const struct ctl_command ctl_commands[] = {
 	{ "status", cmd_status, true },
 	{ "quote", cmd_quote, false },
 	{ "reseal", cmd_reseal, false },
+	{ "ca-cert", cmd_ca_cert, true },
+	{ "ca-csr", cmd_ca_csr, false },
+	{ "ca-import", cmd_ca_import, false },
 	{ NULL, NULL, false },
 };

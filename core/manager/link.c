@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "lib/log.h"
+#include "manager/ekca.h"
 #include "manager/link.h"
 #include "manager/manager.h"
 #include "manager/quote.h"
@@ -122,6 +123,22 @@ static void quoted(void *arg, int rc, const struct mgr_quote *q,
 	free(t);
 }
 
+static void ek_certified(void *arg, uint32_t status, const uint8_t *der,
+			 size_t len)
+{
+	struct link_ticket *t = arg;
+	struct mgr_rsp rsp = { .type = MGR_MSG_EK_CERTIFY };
+
+	rsp.status = status;
+	if (status == MGR_SUCCESS) {
+		rsp.u.ek.cert_len = (uint16_t)len;
+		memcpy(rsp.u.ek.cert, der, len);
+	}
+	if (ticket_valid(t))
+		link_reply(t->e, &rsp);
+	free(t);
+}
+
 void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 {
 	struct manager *m = e->m;
@@ -158,6 +175,8 @@ void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 		rsp.u.load.flags = (rec->flags & KS_REC_NOSTATE)
 					   ? MGR_LOAD_FLAG_NOSTATE
 					   : 0;
+		if ((rec->flags & KS_REC_NOSTATE) && mgr_ekca_wanted(e))
+			rsp.u.load.flags |= MGR_LOAD_FLAG_MANUFACTURE;
 		log_info("vTPM %s: key handed to its instance (generation %llu)",
 			 e->rec.uuid_str, (unsigned long long)rec->generation);
 		link_reply(e, &rsp);
@@ -184,6 +203,13 @@ void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 				      req.u.quote.pcr_digest, req.u.quote.nonce,
 				      req.u.quote.nonce_len, qd);
 		mgr_quote(m, qd, quoted, ticket(e));
+		return;
+	case MGR_MSG_EK_CERTIFY:
+		mgr_ekca_certify(e, &req.u.ek, ek_certified, ticket(e));
+		return;
+	case MGR_MSG_MANUFACTURED:
+		rsp.status = mgr_ekca_manufactured(e, &req.u.made);
+		link_reply(e, &rsp);
 		return;
 	default:
 		/* Management goes through the control socket, not a vTPM. */

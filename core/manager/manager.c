@@ -53,6 +53,7 @@ static void child_exited(struct vtpm_entry *e, int64_t status, int sig)
 	/* Its link goes with it; a commit or quote in flight answers
 	 * nobody. */
 	mgr_link_close(e);
+	mgr_ekca_child_exited(e);
 }
 
 static void child_stopped(struct vtpm_entry *e)
@@ -246,6 +247,7 @@ int manager_main(const struct config *cfg)
 	mgr_rootkey_unlock(m);
 	if (tss_hal_ak(m->hal, &m->ak_spki, &m->ak_spki_len, err, sizeof(err)))
 		fatalx("attestation key: %s", err);
+	mgr_ekca_load(m);
 	mgr_store_load(m);
 	mgr_entries_load(m);
 	if (mgr_ids_assign(m))
@@ -274,6 +276,7 @@ int manager_main(const struct config *cfg)
 
 	mgr_commits_close(&m->commits);
 	keystore_free(&m->ks);
+	mgr_ekca_free(m);
 	OPENSSL_cleanse(m->root_key, KEYSTORE_ROOT_KEY_LEN + NV_AUTH_LEN);
 	log_info("stopped");
 	return m->exit_code;

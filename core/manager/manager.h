@@ -26,6 +26,7 @@
 
 #include "lib/list.h"
 #include "manager/commit.h"
+#include "manager/ekca.h"
 #include "manager/link.h"
 #include "manager/registry.h"
 #include "manager/supervisor.h"
@@ -48,6 +49,7 @@ struct vtpm_entry {
 	struct sup_child child;   /* supervisor.c: its instance process */
 	struct vtpm_xendev xd;    /* xenmgr.c: the Xen device it serves */
 	struct mgr_link link;     /* link.c: the manager protocol */
+	struct mgr_ek_entry ek;   /* ekca.c: its manufacture */
 };
 
 struct manager {
@@ -63,6 +65,7 @@ struct manager {
 	uint8_t *nv_auth;         /* the NV counter's auth, same page */
 	uint8_t *ak_spki;         /* the attestation key, for verifiers */
 	size_t ak_spki_len;
+	struct mgr_ekca *ekca;    /* ekca.c: the EK CA, or NULL */
 	struct keystore ks;
 	uint64_t store_generation;
 	uint64_t tpm_counter;     /* the TPM's counter, as last seen */

@@ -7,6 +7,9 @@
 
 #include "lib/bytes.h"
 
+/* EK_CERTIFY's fields before its key. */
+#define EK_REQ_FIXED (1 + 4 + MGR_EK_MODEL_LEN + 8 + 4 + 4 + 2)
+
 /* One row per message type: what the request and a successful response
  * may weigh.  The decoders check this before they look inside. */
 static const struct mgr_msg_info {
@@ -42,6 +45,12 @@ static const struct mgr_msg_info {
 			       MGR_UUID_LEN, MGR_UUID_LEN },
 	[MGR_MSG_VTPM_DEL] = { "VTPM_DEL", MGR_ORD_VTPM_DEL, MGR_TAG_REQ2,
 			       MGR_UUID_LEN, MGR_UUID_LEN, 0, 0 },
+	[MGR_MSG_EK_CERTIFY] = { "EK_CERTIFY", MGR_ORD_EK_CERTIFY, MGR_TAG_REQ,
+				 EK_REQ_FIXED + MGR_EK_ECC_LEN,
+				 EK_REQ_FIXED + MGR_EK_RSA_LEN, 2 + 1,
+				 MGR_MAX_PAYLOAD },
+	[MGR_MSG_MANUFACTURED] = { "MANUFACTURED", MGR_ORD_MANUFACTURED,
+				   MGR_TAG_REQ, 8, 8, 0, 0 },
 };
 
 const char *mgrproto_strerror(int err)
@@ -259,6 +268,30 @@ static int group_list_check(const struct mgr_group_list_rsp *l)
 	return 0;
 }
 
+/* The key's length follows from its kind; the model is text. */
+static int ek_certify_check(const struct mgr_ek_certify_req *k)
+{
+	size_t want;
+
+	switch (k->kind) {
+	case MGR_EK_KIND_RSA:
+	case MGR_EK_KIND_PLATFORM:
+		want = MGR_EK_RSA_LEN;
+		break;
+	case MGR_EK_KIND_ECC:
+		want = MGR_EK_ECC_LEN;
+		break;
+	default:
+		return MGR_ERR_RANGE;
+	}
+	if (k->key_len != want)
+		return MGR_ERR_RANGE;
+	for (size_t i = 0; i < MGR_EK_MODEL_LEN; i++)
+		if (k->model[i] && (k->model[i] < 0x20 || k->model[i] > 0x7e))
+			return MGR_ERR_RANGE;
+	return 0;
+}
+
 static int vtpm_list_check(const struct mgr_vtpm_list_rsp *l)
 {
 	for (uint32_t i = 1; i < l->count; i++)
@@ -313,6 +346,24 @@ static int req_fields(struct cur *c, struct mgr_req *q)
 		return rc;
 	case MGR_MSG_VTPM_DEL:
 		cur_bytes(c, q->u.vtpm_del.uuid, MGR_UUID_LEN);
+		break;
+	case MGR_MSG_EK_CERTIFY:
+		cur_u8(c, &q->u.ek.kind);
+		cur_u32(c, &q->u.ek.manufacturer);
+		cur_bytes(c, q->u.ek.model, MGR_EK_MODEL_LEN);
+		cur_u32(c, &q->u.ek.fw_version[0]);
+		cur_u32(c, &q->u.ek.fw_version[1]);
+		cur_u32(c, &q->u.ek.spec_level);
+		cur_u32(c, &q->u.ek.spec_revision);
+		cur_u16(c, &q->u.ek.key_len);
+		if (q->u.ek.key_len > MGR_EK_RSA_LEN)
+			return MGR_ERR_RANGE;
+		cur_bytes(c, q->u.ek.key, q->u.ek.key_len);
+		rc = cur_end(c);
+		return rc ? rc : ek_certify_check(&q->u.ek);
+	case MGR_MSG_MANUFACTURED:
+		cur_u32(c, &q->u.made.result);
+		cur_u32(c, &q->u.made.elapsed_ms);
 		break;
 	case MGR_MSG_LOADHASHKEY:
 	case MGR_MSG_GROUP_LIST:
@@ -380,9 +431,17 @@ static int rsp_fields(struct cur *c, struct mgr_rsp *s)
 	case MGR_MSG_VTPM_NEW:
 		cur_bytes(c, s->u.vtpm_new.uuid, MGR_UUID_LEN);
 		break;
+	case MGR_MSG_EK_CERTIFY:
+		cur_u16(c, &s->u.ek.cert_len);
+		if (!c->err && (s->u.ek.cert_len == 0 ||
+				s->u.ek.cert_len > MGR_EKCERT_MAX))
+			return MGR_ERR_RANGE;
+		cur_bytes(c, s->u.ek.cert, s->u.ek.cert_len);
+		break;
 	case MGR_MSG_SAVEHASHKEY:
 	case MGR_MSG_GROUP_DEL:
 	case MGR_MSG_VTPM_DEL:
+	case MGR_MSG_MANUFACTURED:
 	case MGR_MSG_COUNT:
 		break;
 	}

@@ -40,6 +40,8 @@
 #define MGR_ORD_SAVEHASHKEY 0x00000001u
 #define MGR_ORD_LOADHASHKEY 0x00000002u
 #define MGR_ORD_GET_QUOTE 0x00000004u
+#define MGR_ORD_EK_CERTIFY 0x00000010u   /* manufacture: certify an EK */
+#define MGR_ORD_MANUFACTURED 0x00000011u /* manufacture: done, durable */
 #define MGR_ORD_GROUP_LIST (MGR_PRIV_BASE + 0x101)
 #define MGR_ORD_GROUP_NEW (MGR_PRIV_BASE + 0x102)
 #define MGR_ORD_GROUP_DEL (MGR_PRIV_BASE + 0x103)
@@ -53,7 +55,17 @@
 #define MGR_NONCE_MAX 32
 #define MGR_PCR_MASK_VALID 0x00ffffffu /* PCRs 0..23 */
 #define MGR_LOAD_FLAG_NOSTATE 0x1u     /* no state committed yet */
-#define MGR_LOAD_FLAGS_KNOWN MGR_LOAD_FLAG_NOSTATE
+#define MGR_LOAD_FLAG_MANUFACTURE 0x2u  /* make EK certificates first */
+#define MGR_LOAD_FLAGS_KNOWN (MGR_LOAD_FLAG_NOSTATE | MGR_LOAD_FLAG_MANUFACTURE)
+
+/* EK_CERTIFY: which certificate, and the public key it certifies. */
+#define MGR_EK_KIND_RSA 1      /* RSA-2048 EK (template L-1), NV 0x01C00002 */
+#define MGR_EK_KIND_ECC 2      /* ECC P-256 EK (template L-2), NV 0x01C0000A */
+#define MGR_EK_KIND_PLATFORM 3 /* platform certificate over the RSA EK */
+#define MGR_EK_RSA_LEN 256     /* the modulus, big-endian (exponent 65537) */
+#define MGR_EK_ECC_LEN 64      /* x || y, 32 bytes each */
+#define MGR_EK_MODEL_LEN 16    /* TPM_PT_VENDOR_STRING_1..4 */
+#define MGR_EKCERT_MAX (MGR_MAX_PAYLOAD - 2) /* a certificate's DER */
 
 /* Bounds that keep every message inside one frame. */
 /* attest and sig: two u16 lengths, and the other blob has a byte. */
@@ -85,6 +97,8 @@ enum mgr_msg {
 	MGR_MSG_VTPM_LIST,
 	MGR_MSG_VTPM_NEW,
 	MGR_MSG_VTPM_DEL,
+	MGR_MSG_EK_CERTIFY,
+	MGR_MSG_MANUFACTURED,
 	MGR_MSG_COUNT, /* one past the last */
 };
 
@@ -164,6 +178,30 @@ struct mgr_uuid {
 	uint8_t uuid[MGR_UUID_LEN];
 };
 
+/* A new vTPM asks for one certificate (docs/ekcert.md).  The TPM's
+ * identity comes from its TPM2_GetCapability(TPM_PROPERTIES). */
+struct mgr_ek_certify_req {
+	uint8_t kind;                     /* MGR_EK_KIND_* */
+	uint32_t manufacturer;            /* TPM_PT_MANUFACTURER */
+	uint8_t model[MGR_EK_MODEL_LEN];  /* printable ASCII, NUL padded */
+	uint32_t fw_version[2];           /* TPM_PT_FIRMWARE_VERSION_1, _2 */
+	uint32_t spec_level;              /* TPM_PT_LEVEL */
+	uint32_t spec_revision;           /* TPM_PT_REVISION */
+	uint16_t key_len;                 /* RSA/PLATFORM: 256, ECC: 64 */
+	uint8_t key[MGR_EK_RSA_LEN];
+};
+
+struct mgr_ek_certify_rsp {
+	uint16_t cert_len;                /* 1..MGR_EKCERT_MAX */
+	uint8_t cert[MGR_EKCERT_MAX];     /* DER X.509 */
+};
+
+/* The manufacture of a new vTPM ended and its state is durable. */
+struct mgr_manufactured_req {
+	uint32_t result;                  /* 0: certificates written */
+	uint32_t elapsed_ms;              /* keys, certificates, NV writes */
+};
+
 /* A decoded request.  Types without a payload use no union member. */
 struct mgr_req {
 	enum mgr_msg type;
@@ -174,6 +212,8 @@ struct mgr_req {
 		struct mgr_vtpm_list_req vtpm_list; /* VTPM_LIST */
 		struct mgr_vtpm_new_req vtpm_new; /* VTPM_NEW */
 		struct mgr_uuid vtpm_del;         /* VTPM_DEL */
+		struct mgr_ek_certify_req ek;     /* EK_CERTIFY */
+		struct mgr_manufactured_req made; /* MANUFACTURED */
 	} u;
 };
 
@@ -188,6 +228,7 @@ struct mgr_rsp {
 		struct mgr_group_id group_new;          /* GROUP_NEW */
 		struct mgr_vtpm_list_rsp vtpm_list;     /* VTPM_LIST */
 		struct mgr_uuid vtpm_new;               /* VTPM_NEW */
+		struct mgr_ek_certify_rsp ek;           /* EK_CERTIFY */
 	} u;
 };
 

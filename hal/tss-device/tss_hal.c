@@ -1638,3 +1638,223 @@ int tss_hal_quote(struct tss_hal *h, const uint8_t *qd, size_t qdlen,
 	Esys_Free(s);
 	return ret;
 }
+
+/* ---- a signing key under the storage primary (the EK CA) ------------- */
+
+#define SIGNKEY_MAGIC "VTPMSKEY"
+#define SIGNKEY_VERSION 1
+#define SIGNKEY_HDR_LEN (8 + 2 + TSS_HAL_NAME_LEN)
+/* Signs any digest (certificates are not TPM-made structures, so not a
+ * restricted key); never leaves this TPM or this parent; used only with
+ * its auth value, in a salted HMAC session. */
+#define SIGNKEY_ATTRS (TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM | \
+		       TPMA_OBJECT_FIXEDPARENT |                         \
+		       TPMA_OBJECT_SENSITIVEDATAORIGIN |                 \
+		       TPMA_OBJECT_USERWITHAUTH)
+
+struct signkey_blob {
+	uint8_t parent[TSS_HAL_NAME_LEN];
+	TPM2B_PUBLIC pub;
+	TPM2B_PRIVATE priv;
+};
+
+static int signkey_parse(const uint8_t *buf, size_t len,
+			 struct signkey_blob *b, char *err, size_t errlen)
+{
+	size_t off = SIGNKEY_HDR_LEN;
+	const TPMT_PUBLIC *p;
+
+	memset(b, 0, sizeof(*b));
+	if (len < SIGNKEY_HDR_LEN || len > TSS_HAL_BLOB_MAX ||
+	    memcmp(buf, SIGNKEY_MAGIC, 8) != 0 ||
+	    ((uint16_t)buf[8] << 8 | buf[9]) != SIGNKEY_VERSION) {
+		seterr(err, errlen, "signing key blob: not a version %d "
+		       "blob of %s", SIGNKEY_VERSION, SIGNKEY_MAGIC);
+		return -EINVAL;
+	}
+	memcpy(b->parent, buf + 10, TSS_HAL_NAME_LEN);
+	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, len, &off, &b->pub) !=
+		    TSS2_RC_SUCCESS ||
+	    Tss2_MU_TPM2B_PRIVATE_Unmarshal(buf, len, &off, &b->priv) !=
+		    TSS2_RC_SUCCESS ||
+	    off != len) {
+		seterr(err, errlen, "signing key blob: truncated or trailing "
+		       "bytes");
+		return -EINVAL;
+	}
+	p = &b->pub.publicArea;
+	if (p->type != TPM2_ALG_ECC || p->nameAlg != TPM2_ALG_SHA256 ||
+	    p->objectAttributes != SIGNKEY_ATTRS ||
+	    p->parameters.eccDetail.curveID != TPM2_ECC_NIST_P256 ||
+	    p->parameters.eccDetail.scheme.scheme != TPM2_ALG_ECDSA) {
+		seterr(err, errlen, "signing key blob: not an ECC P-256 ECDSA "
+		       "signing key with our attributes");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int tss_hal_signkey_public(const uint8_t *blob, size_t bloblen,
+			   uint8_t **spki_der, size_t *spki_len, char *err,
+			   size_t errlen)
+{
+	struct signkey_blob b;
+	int ret;
+
+	if (!blob || !spki_der || !spki_len)
+		return -EINVAL;
+	ret = signkey_parse(blob, bloblen, &b, err, errlen);
+	if (ret)
+		return ret;
+	ret = spki_from_point(&b.pub.publicArea.unique.ecc, spki_der,
+			      spki_len);
+	if (ret)
+		seterr(err, errlen, "signing key blob: its public point is "
+		       "not on P-256");
+	return ret;
+}
+
+static int signkey_auth(const uint8_t *auth, size_t len, TPM2B_AUTH *a,
+			char *err, size_t errlen)
+{
+	if (!auth || !len || len > sizeof(a->buffer) || auth[len - 1] == 0) {
+		seterr(err, errlen, "signing key: auth value of %zu bytes "
+		       "(1..%zu, not ending in a zero byte)", len,
+		       sizeof(a->buffer));
+		return -EINVAL;
+	}
+	a->size = (UINT16)len;
+	memcpy(a->buffer, auth, len);
+	return 0;
+}
+
+int tss_hal_signkey_create(struct tss_hal *h, const uint8_t *auth,
+			   size_t auth_len, uint8_t **blob, size_t *bloblen,
+			   char *err, size_t errlen)
+{
+	TPM2B_PUBLIC tmpl = ak_template;
+	TPM2B_SENSITIVE_CREATE sens;
+	TPM2B_PRIVATE *priv = NULL;
+	TPM2B_PUBLIC *pub = NULL;
+	uint8_t *buf;
+	size_t off;
+	ESYS_TR sess;
+	TSS2_RC rc;
+	int ret;
+
+	if (!h || !blob || !bloblen)
+		return -EINVAL;
+	memset(&sens, 0, sizeof(sens));
+	ret = signkey_auth(auth, auth_len, &sens.sensitive.userAuth, err,
+			   errlen);
+	if (!ret)
+		ret = tss_hal_primary(h, err, errlen);
+	if (!ret)
+		ret = session_start(h, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT,
+				    &sess, err, errlen);
+	if (ret) {
+		OPENSSL_cleanse(&sens, sizeof(sens));
+		return ret;
+	}
+	tmpl.publicArea.objectAttributes = SIGNKEY_ATTRS;
+	rc = Esys_Create(h->esys, h->primary, sess, ESYS_TR_NONE, ESYS_TR_NONE,
+			 &sens, &tmpl, &no_outside_info, &no_creation_pcrs,
+			 &priv, &pub, NULL, NULL, NULL);
+	OPENSSL_cleanse(&sens, sizeof(sens));
+	flush(h, &sess);
+	if (rc != TSS2_RC_SUCCESS)
+		return tpm_fail(err, errlen, rc, "TPM2_Create of the signing key");
+	buf = malloc(TSS_HAL_BLOB_MAX);
+	ret = buf ? 0 : -ENOMEM;
+	if (buf) {
+		memcpy(buf, SIGNKEY_MAGIC, 8);
+		buf[8] = 0;
+		buf[9] = SIGNKEY_VERSION;
+		memcpy(buf + 10, h->primary_name, TSS_HAL_NAME_LEN);
+		off = SIGNKEY_HDR_LEN;
+		if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, TSS_HAL_BLOB_MAX,
+						 &off) != TSS2_RC_SUCCESS ||
+		    Tss2_MU_TPM2B_PRIVATE_Marshal(priv, buf, TSS_HAL_BLOB_MAX,
+						  &off) != TSS2_RC_SUCCESS) {
+			free(buf);
+			seterr(err, errlen, "signing key: cannot marshal it");
+			ret = -EIO;
+		} else {
+			*blob = buf;
+			*bloblen = off;
+		}
+	}
+	Esys_Free(pub);
+	Esys_Free(priv);
+	return ret;
+}
+
+int tss_hal_signkey_sign(struct tss_hal *h, const uint8_t *blob,
+			 size_t bloblen, const uint8_t *auth, size_t auth_len,
+			 const uint8_t digest[32], uint8_t **sig,
+			 size_t *sig_len, char *err, size_t errlen)
+{
+	static const TPMT_SIG_SCHEME ecdsa = {
+		.scheme = TPM2_ALG_ECDSA,
+		.details.ecdsa.hashAlg = TPM2_ALG_SHA256,
+	};
+	static const TPMT_TK_HASHCHECK no_ticket = {
+		.tag = TPM2_ST_HASHCHECK,
+		.hierarchy = TPM2_RH_NULL,
+	};
+	TPM2B_DIGEST d = { .size = 32 };
+	struct signkey_blob b;
+	TPMT_SIGNATURE *s = NULL;
+	TPM2B_AUTH a;
+	ESYS_TR key = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+	TSS2_RC rc;
+	int ret;
+
+	if (!h || !blob || !digest || !sig || !sig_len)
+		return -EINVAL;
+	ret = signkey_parse(blob, bloblen, &b, err, errlen);
+	if (!ret)
+		ret = signkey_auth(auth, auth_len, &a, err, errlen);
+	if (!ret)
+		ret = tss_hal_primary(h, err, errlen);
+	if (ret)
+		goto out;
+	if (memcmp(b.parent, h->primary_name, TSS_HAL_NAME_LEN)) {
+		seterr(err, errlen, "signing key blob: made under another "
+		       "storage key (the TPM's owner hierarchy was cleared, or "
+		       "the blob is another host's)");
+		ret = -EINVAL;
+		goto out;
+	}
+	rc = Esys_Load(h->esys, h->primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+		       ESYS_TR_NONE, &b.priv, &b.pub, &key);
+	if (rc != TSS2_RC_SUCCESS) {
+		key = ESYS_TR_NONE;
+		ret = tpm_fail(err, errlen, rc, "TPM2_Load of the signing key");
+		goto out;
+	}
+	rc = Esys_TR_SetAuth(h->esys, key, &a);
+	if (rc == TSS2_RC_SUCCESS)
+		ret = session_start(h, TPM2_SE_HMAC, 0, &sess, err, errlen);
+	else
+		ret = tpm_fail(err, errlen, rc, "signing key: set auth");
+	if (ret)
+		goto out;
+	memcpy(d.buffer, digest, 32);
+	rc = Esys_Sign(h->esys, key, sess, ESYS_TR_NONE, ESYS_TR_NONE, &d,
+		       &ecdsa, &no_ticket, &s);
+	if (rc != TSS2_RC_SUCCESS) {
+		ret = tpm_fail(err, errlen, rc, "TPM2_Sign by the signing key");
+		goto out;
+	}
+	ret = sig_to_der(s, sig, sig_len);
+	if (ret)
+		seterr(err, errlen, "signing key: the TPM's signature is not a "
+		       "P-256 ECDSA signature");
+out:
+	Esys_Free(s);
+	flush(h, &sess);
+	flush(h, &key);
+	OPENSSL_cleanse(&a, sizeof(a));
+	return ret;
+}

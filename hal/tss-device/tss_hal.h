@@ -193,4 +193,27 @@ int tss_hal_quote(struct tss_hal *h, const uint8_t *qd, size_t qdlen,
 		  size_t *attest_len, uint8_t **sig, size_t *sig_len,
 		  char *err, size_t errlen);
 
+/*
+ * A signing key that never leaves this TPM (the issuing CA of vTPM EK
+ * certificates, docs/ekcert.md): ECC P-256, ECDSA-SHA256, created under
+ * the storage primary with auth (1..32 bytes, not ending in a zero byte;
+ * the manager derives it from its root key) as its authValue, kept only as
+ * a TPM-wrapped blob ("VTPMSKEY", version 1, the parent's name, then the
+ * marshalled TPM2B_PUBLIC and TPM2B_PRIVATE).  sign loads it, signs the
+ * SHA-256 digest in a salted HMAC session with auth, flushes it; *sig is
+ * a DER ECDSA-Sig-Value.  public parses a blob (pure: no TPM) into its
+ * SubjectPublicKeyInfo.  -EINVAL: a malformed blob, one made under another
+ * storage key, or a bad auth length.  Everything malloc()ed: free() it.
+ */
+int tss_hal_signkey_create(struct tss_hal *h, const uint8_t *auth,
+			   size_t auth_len, uint8_t **blob, size_t *bloblen,
+			   char *err, size_t errlen);
+int tss_hal_signkey_public(const uint8_t *blob, size_t bloblen,
+			   uint8_t **spki_der, size_t *spki_len, char *err,
+			   size_t errlen);
+int tss_hal_signkey_sign(struct tss_hal *h, const uint8_t *blob,
+			 size_t bloblen, const uint8_t *auth, size_t auth_len,
+			 const uint8_t digest[32], uint8_t **sig,
+			 size_t *sig_len, char *err, size_t errlen);
+
 #endif

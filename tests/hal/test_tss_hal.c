@@ -1169,6 +1169,87 @@ static void quote_verifies_and_any_altered_byte_fails(void **state)
 	free(sig);
 }
 
+/* The EK CA's key: made in the TPM, its signatures verify with the
+ * public key the blob names, it needs its auth, and any altered or cut
+ * blob is refused without a crash. */
+static void signing_key_signs_only_with_its_auth(void **state)
+{
+	uint8_t auth[32], bad[32], digest[32], *blob, *spki, *sig, *b;
+	size_t blob_len, spki_len, sig_len, len;
+	const uint8_t *p;
+	struct tss_hal *h;
+	EVP_PKEY_CTX *ctx;
+	EVP_PKEY *pkey;
+
+	(void)state;
+	memset(auth, 0x5a, sizeof(auth));
+	memcpy(bad, auth, sizeof(bad));
+	bad[0] ^= 1;
+	RAND_bytes(digest, sizeof(digest));
+	h = hal_open();
+	OK(tss_hal_signkey_create(h, auth, sizeof(auth), &blob, &blob_len, err,
+				  sizeof(err)));
+	assert_memory_equal(blob, "VTPMSKEY", 8);
+	OK(tss_hal_signkey_public(blob, blob_len, &spki, &spki_len, err,
+				  sizeof(err)));
+	OK(tss_hal_signkey_sign(h, blob, blob_len, auth, sizeof(auth), digest,
+				&sig, &sig_len, err, sizeof(err)));
+	p = spki;
+	pkey = d2i_PUBKEY(NULL, &p, (long)spki_len);
+	assert_non_null(pkey);
+	ctx = EVP_PKEY_CTX_new(pkey, NULL);
+	assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
+	assert_int_equal(EVP_PKEY_verify(ctx, sig, sig_len, digest, 32), 1);
+	digest[0] ^= 1;
+	assert_int_equal(EVP_PKEY_verify(ctx, sig, sig_len, digest, 32), 0);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pkey);
+	free(sig);
+	/* Another auth value: the TPM refuses to sign. */
+	assert_int_not_equal(tss_hal_signkey_sign(h, blob, blob_len, bad,
+						  sizeof(bad), digest, &sig,
+						  &sig_len, err, sizeof(err)), 0);
+	/* Every cut, and a flip of every header byte: refused. */
+	b = malloc(blob_len + 1);
+	assert_non_null(b);
+	for (len = 0; len < blob_len; len++) {
+		memcpy(b, blob, len);
+		assert_int_equal(tss_hal_signkey_public(b, len, &spki, &spki_len,
+							err, sizeof(err)),
+				 -EINVAL);
+	}
+	for (size_t i = 0; i < 10; i++) {
+		memcpy(b, blob, blob_len);
+		b[i] ^= 0x40;
+		assert_int_equal(tss_hal_signkey_sign(h, b, blob_len, auth,
+						      sizeof(auth), digest, &sig,
+						      &sig_len, err, sizeof(err)),
+				 -EINVAL);
+	}
+	/* Another parent's name: refused before the TPM sees it. */
+	memcpy(b, blob, blob_len);
+	b[20] ^= 1;
+	assert_int_equal(tss_hal_signkey_sign(h, b, blob_len, auth, sizeof(auth),
+					      digest, &sig, &sig_len, err,
+					      sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "another storage key"));
+	/* The object's attributes (byte 2 of TPMT_PUBLIC's, after the
+	 * size, type and nameAlg): not our signing key. */
+	memcpy(b, blob, blob_len);
+	b[44 + 2 + 2 + 2 + 3] ^= 0x20;
+	assert_int_equal(tss_hal_signkey_public(b, blob_len, &spki, &spki_len,
+						err, sizeof(err)), -EINVAL);
+	/* A byte more. */
+	memcpy(b, blob, blob_len);
+	b[blob_len] = 0;
+	assert_int_equal(tss_hal_signkey_public(b, blob_len + 1, &spki,
+						&spki_len, err, sizeof(err)),
+			 -EINVAL);
+	free(b);
+	free(blob);
+	tss_hal_close(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1191,6 +1272,7 @@ int main(void)
 		cmocka_unit_test(objects_left_by_a_killed_process_do_not_block_open),
 		cmocka_unit_test(ak_public_key_is_the_same_after_reopen),
 		cmocka_unit_test(quote_verifies_and_any_altered_byte_fails),
+		cmocka_unit_test(signing_key_signs_only_with_its_auth),
 	};
 
 	return cmocka_run_group_tests(tests, swtpm_start, swtpm_stop);

@@ -23,3 +23,11 @@ target_link_libraries(test_sandbox PRIVATE vtpm_instance PkgConfig::CMOCKA
   Threads::Threads)
 add_test(NAME unit_sandbox COMMAND test_sandbox)
 set_tests_properties(unit_sandbox PROPERTIES LABELS unit TIMEOUT 120)
+
+# manufacture: its parsers over the real libtpms's answers, every cut and
+# flip of them; the platform hierarchy after the instance's Startup.
+add_executable(test_manufacture unit/test_manufacture.c)
+target_link_libraries(test_manufacture PRIVATE vtpm_instance
+  PkgConfig::CMOCKA)
+add_test(NAME unit_manufacture COMMAND test_manufacture)
+set_tests_properties(unit_manufacture PROPERTIES LABELS unit TIMEOUT 120)

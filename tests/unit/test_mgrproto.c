@@ -50,6 +50,21 @@ static void sample_req(enum mgr_msg t, struct mgr_req *q)
 	case MGR_MSG_VTPM_DEL:
 		fill(q->u.vtpm_del.uuid, 16, 0x40);
 		break;
+	case MGR_MSG_EK_CERTIFY:
+		q->u.ek.kind = MGR_EK_KIND_RSA;
+		q->u.ek.manufacturer = 0x49424d00;
+		memcpy(q->u.ek.model, "SW   TPM", 8);
+		q->u.ek.fw_version[0] = 0x20191023;
+		q->u.ek.fw_version[1] = 0x00163636;
+		q->u.ek.spec_level = 0;
+		q->u.ek.spec_revision = 164;
+		q->u.ek.key_len = MGR_EK_RSA_LEN;
+		fill(q->u.ek.key, MGR_EK_RSA_LEN, 0xc0);
+		break;
+	case MGR_MSG_MANUFACTURED:
+		q->u.made.result = 0;
+		q->u.made.elapsed_ms = 1234;
+		break;
 	default:
 		break;
 	}
@@ -92,6 +107,10 @@ static void sample_rsp(enum mgr_msg t, struct mgr_rsp *s)
 		break;
 	case MGR_MSG_VTPM_NEW:
 		fill(s->u.vtpm_new.uuid, 16, 0x50);
+		break;
+	case MGR_MSG_EK_CERTIFY:
+		s->u.ek.cert_len = 100;
+		fill(s->u.ek.cert, 100, 0x30);
 		break;
 	default:
 		break;
@@ -728,7 +747,7 @@ static void encoders_refuse_what_decoders_refuse(void **state)
 	assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_TYPE);
 
 	sample_rsp(MGR_MSG_LOADHASHKEY, &rsp_a);
-	rsp_a.u.load.flags = 2;
+	rsp_a.u.load.flags = 4;
 	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_RANGE);
 	rsp_a.status = MGR_STATUS_COUNT;
 	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_STATUS);
@@ -774,11 +793,64 @@ static void load_flags_beyond_nostate_are_refused(void **state)
 
 	(void)state;
 	encode_rsp_ok(MGR_MSG_LOADHASHKEY, buf, &len);
-	be32_put(buf + 82, 3);
+	be32_put(buf + 82, 3); /* NOSTATE | MANUFACTURE */
+	assert_rsp_canonical(MGR_MSG_LOADHASHKEY, buf, len);
+	be32_put(buf + 82, 7);
 	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_LOADHASHKEY, buf, len, &rsp_b),
 			 MGR_ERR_RANGE);
 	be32_put(buf + 82, 0);
 	assert_rsp_canonical(MGR_MSG_LOADHASHKEY, buf, len);
+}
+
+/* EK_CERTIFY: the key's length follows from its kind, the model is text,
+ * and a certificate is never empty nor longer than a frame holds. */
+static void ek_certify_fields_are_checked(void **state)
+{
+	uint8_t buf[MGR_MAX_FRAME];
+	struct mgr_req q, out;
+	size_t len;
+
+	(void)state;
+	sample_req(MGR_MSG_EK_CERTIFY, &q);
+	q.u.ek.kind = MGR_EK_KIND_ECC; /* with a 256-byte key */
+	assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_RANGE);
+	q.u.ek.key_len = MGR_EK_ECC_LEN;
+	assert_int_equal(mgrproto_encode_req(&q, buf, &len), 0);
+	assert_int_equal(len, MGR_HDR_LEN + 39 + MGR_EK_ECC_LEN);
+	assert_int_equal(mgrproto_decode_req(buf, len, &out), 0);
+	assert_int_equal(out.u.ek.kind, MGR_EK_KIND_ECC);
+	assert_memory_equal(out.u.ek.key, q.u.ek.key, MGR_EK_ECC_LEN);
+	/* An ECC key claimed to be RSA: the payload is short of its key. */
+	buf[MGR_HDR_LEN] = MGR_EK_KIND_PLATFORM;
+	be16_put(buf + MGR_HDR_LEN + 37, MGR_EK_RSA_LEN);
+	assert_int_equal(mgrproto_decode_req(buf, len, &out),
+			 MGR_ERR_PAYLOAD_SHORT);
+	for (unsigned k = 0; k < 256; k++) {
+		sample_req(MGR_MSG_EK_CERTIFY, &q);
+		q.u.ek.kind = (uint8_t)k;
+		assert_int_equal(mgrproto_encode_req(&q, buf, &len),
+				 k == MGR_EK_KIND_RSA || k == MGR_EK_KIND_PLATFORM
+					 ? 0
+					 : MGR_ERR_RANGE);
+	}
+	sample_req(MGR_MSG_EK_CERTIFY, &q);
+	q.u.ek.key_len = MGR_EK_RSA_LEN + 1;
+	assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_RANGE);
+	sample_req(MGR_MSG_EK_CERTIFY, &q);
+	q.u.ek.model[3] = '\n';
+	assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_RANGE);
+	q.u.ek.model[3] = 0x80;
+	assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_RANGE);
+
+	sample_rsp(MGR_MSG_EK_CERTIFY, &rsp_a);
+	rsp_a.u.ek.cert_len = 0;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_RANGE);
+	rsp_a.u.ek.cert_len = MGR_EKCERT_MAX;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), 0);
+	assert_int_equal(len, MGR_MAX_FRAME);
+	assert_rsp_canonical(MGR_MSG_EK_CERTIFY, buf, len);
+	rsp_a.u.ek.cert_len = MGR_EKCERT_MAX + 1;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_RANGE);
 }
 
 static void status_reply_follows_the_request_tag(void **state)
@@ -924,6 +996,7 @@ int main(void)
 		cmocka_unit_test(encoders_refuse_what_decoders_refuse),
 		cmocka_unit_test(encoder_never_writes_past_the_frame),
 		cmocka_unit_test(load_flags_beyond_nostate_are_refused),
+		cmocka_unit_test(ek_certify_fields_are_checked),
 		cmocka_unit_test(status_reply_follows_the_request_tag),
 		cmocka_unit_test(frame_len_follows_a_stream),
 		cmocka_unit_test(deep_quote_qd_matches_the_documented_vector),

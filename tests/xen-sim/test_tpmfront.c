@@ -1055,6 +1055,12 @@ static void mgr_submit(struct tpmback *tb, const uint8_t *cmd, uint32_t len,
 		m->saves++;
 		rsp.status = req.u.save.generation > 41 ? MGR_SUCCESS
 							: MGR_ROLLBACK;
+	} else if (req.type == MGR_MSG_EK_CERTIFY) {
+		/* The largest certificate a frame carries, its bytes named
+		 * after the key's first byte. */
+		rsp.status = MGR_SUCCESS;
+		rsp.u.ek.cert_len = MGR_EKCERT_MAX;
+		memset(rsp.u.ek.cert, req.u.ek.key[0], MGR_EKCERT_MAX);
 	} else {
 		rsp.status = MGR_FORBIDDEN;
 	}
@@ -1130,6 +1136,18 @@ static void mgrlink_over_the_ring(void **state)
 	req.u.save.generation = 40;
 	assert_int_equal(mgrlink_call(&l, &req, &rsp, err, sizeof(err)), 0);
 	assert_int_equal(rsp.status, MGR_ROLLBACK);
+	/* Manufacture over the ring: an EK up, a full-frame certificate
+	 * back (issue 14). */
+	memset(&req, 0, sizeof(req));
+	req.type = MGR_MSG_EK_CERTIFY;
+	req.u.ek.kind = MGR_EK_KIND_RSA;
+	req.u.ek.key_len = MGR_EK_RSA_LEN;
+	memset(req.u.ek.key, 0xe7, MGR_EK_RSA_LEN);
+	assert_int_equal(mgrlink_call(&l, &req, &rsp, err, sizeof(err)), 0);
+	assert_int_equal(rsp.status, MGR_SUCCESS);
+	assert_int_equal(rsp.u.ek.cert_len, MGR_EKCERT_MAX);
+	assert_int_equal(rsp.u.ek.cert[0], 0xe7);
+	assert_int_equal(rsp.u.ek.cert[MGR_EKCERT_MAX - 1], 0xe7);
 	mgrlink_close(&l);
 	assert_false(mgrlink_is_open(&l));
 	assert_int_equal(m.loads, 1);
