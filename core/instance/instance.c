@@ -241,15 +241,18 @@ static void on_signal(uv_signal_t *s, int signum)
  * The state directory, opened without following a link at its last
  * component and refused unless owner (the uid the instance runs as once
  * sandboxed) or root owns it and neither group nor others may write it:
- * anyone else could swap its files.  A standalone instance creates it;
- * the manager creates a managed one.
+ * anyone else could swap its files.
  */
 static int open_state_dir(const struct config *cfg, uid_t owner)
 {
 	const char *why;
 	int fd, rc;
 
-	rc = store_dir_open(AT_FDCWD, cfg->state_dir, cfg->manager[0] ? 0 : 0700,
+	/* A local manager (its link is fd:N) made the directory; an instance
+	 * alone, or in a domain of its own whose manager is across a ring,
+	 * makes its own. */
+	rc = store_dir_open(AT_FDCWD, cfg->state_dir,
+			    strncmp(cfg->manager, "fd:", 3) == 0 ? 0 : 0700,
 			    &fd);
 	if (rc)
 		fatalx("state directory %s: %s", cfg->state_dir,
