@@ -63,6 +63,8 @@ struct config {
 	char pcrs[128];            /* PCR selection the root key is sealed to */
 	uint32_t nv_index;         /* the NV counter guarding the key store */
 	long counter_interval_s;   /* at most one counter increment per this */
+	long tpm_timeout_s;        /* deadline of a physical TPM call, and of
+				      a whole deep quote */
 	char instance_user[64];    /* instances run as this user (manager as root) */
 	char instance_exe[256];    /* vtpm-service binary for instances */
 	int xen;                   /* XEN_OFF / XEN_AUTO / XEN_ON */

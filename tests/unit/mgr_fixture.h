@@ -233,6 +233,7 @@ static void fixture_free(struct fixture *f)
 		free(list_item(n, struct vtpm_entry, node));
 	}
 	uv_loop_close(&f->loop);
+	mgr_taskq_close(&f->m.tpmq);
 	mgr_commits_close(&f->m.commits);
 	close(f->m.dirfd);
 	keystore_free(&f->m.ks);
