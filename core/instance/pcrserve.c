@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The manager's requests to this instance (pcrserve.h): PCR_READ, for a
+ * deep quote.  The link's reader thread hands a request over (one at a
+ * time: the manager has at most one in flight per link); the loop queues
+ * it as a job, so the PCRs are read between two guest commands, with the
+ * engine to itself, on the thread pool; the answer goes back from there.
+ */
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "instance/pcrserve.h"
+#include "instance/vtpm.h"
+#include "lib/log.h"
+#include "proto/mgrproto.h"
+
+struct pcrserve {
+	struct vtpm *v;
+	uv_async_t async;
+	pthread_mutex_t mu;
+	uint8_t in[MGR_MAX_FRAME];   /* the request handed over */
+	size_t in_len;
+	bool busy;                   /* a job runs or is queued */
+	struct mgr_req req;
+	struct vtpm_job job;
+	struct mgr_rsp rsp;
+};
+
+static struct log_ratelimit pcr_rl;
+
+/* Thread pool, the engine to itself. */
+static void pcr_read_call(struct vtpm *v, struct vtpm_job *job)
+{
+	struct pcrserve *s = job->data;
+	struct mgr_pcr_read_rsp *acc = &s->rsp.u.pcr_read;
+	uint32_t mask = s->req.u.pcr_read.pcr_mask;
+	uint8_t cmd[MGR_PCR_READ_CMD_LEN], out[MGR_MAX_FRAME];
+	size_t outlen;
+	int rc = 0;
+
+	memset(&s->rsp, 0, sizeof(s->rsp));
+	s->rsp.type = MGR_MSG_PCR_READ;
+	if (!engine_is_running(vtpm_engine(v))) {
+		log_warnx_rl(&pcr_rl, "PCR_READ from the manager: the TPM is "
+			     "not running (not started by a client yet)");
+		rc = -EAGAIN;
+	}
+	while (!rc && mgrproto_pcr_read_cmd(mask, acc, cmd) == 0) {
+		const uint8_t *r;
+		uint32_t rlen, trc;
+
+		engine_process(vtpm_engine(v), cmd, sizeof(cmd), &r, &rlen);
+		rc = mgrproto_pcr_read_parse(r, rlen, mask, acc, &trc);
+		if (rc)
+			log_warnx("PCR_READ from the manager: TPM2_PCR_Read: %s "
+				  "(rc 0x%x)", mgrproto_strerror(rc), trc);
+	}
+	s->rsp.status = rc ? MGR_FAIL : MGR_SUCCESS;
+	if (mgrproto_encode_rsp(&s->rsp, out, &outlen) == 0) {
+		rc = mgrlink_send(&v->link, out, outlen);
+		if (rc)
+			log_warnx("PCR_READ: answering the manager: %s",
+				  strerror(-rc));
+	}
+	OPENSSL_cleanse(out, sizeof(out));
+}
+
+static void pcr_read_done(struct vtpm_job *job)
+{
+	struct pcrserve *s = job->data;
+
+	pthread_mutex_lock(&s->mu);
+	s->busy = false;
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Loop thread: the request handed over becomes a job. */
+static void on_async(uv_async_t *h)
+{
+	struct pcrserve *s = h->data;
+	uint8_t st[MGR_HDR_LEN];
+	int rc;
+
+	pthread_mutex_lock(&s->mu);
+	if (!s->in_len || s->busy) {
+		pthread_mutex_unlock(&s->mu);
+		return;
+	}
+	rc = mgrproto_decode_req(s->in, s->in_len, &s->req);
+	if (rc) {
+		mgrproto_encode_status(s->in, s->in_len, mgrproto_err_status(rc),
+				       st);
+		s->in_len = 0;
+		pthread_mutex_unlock(&s->mu);
+		log_warnx_rl(&pcr_rl, "manager request: %s",
+			     mgrproto_strerror(rc));
+		(void)mgrlink_send(&s->v->link, st, sizeof(st));
+		return;
+	}
+	s->in_len = 0;
+	if (s->req.type != MGR_MSG_PCR_READ) {
+		pthread_mutex_unlock(&s->mu);
+		memset(st, 0, sizeof(st));
+		mgrproto_encode_status((const uint8_t[]){ 0x01, 0xc3 }, 2,
+				       MGR_UNSUPPORTED, st);
+		(void)mgrlink_send(&s->v->link, st, sizeof(st));
+		return;
+	}
+	s->busy = true;
+	pthread_mutex_unlock(&s->mu);
+	s->job = (struct vtpm_job){
+		.kind = VTPM_JOB_CALL,
+		.call = pcr_read_call,
+		.call_offloop = true,
+		.done = pcr_read_done,
+		.data = s,
+	};
+	vtpm_submit(s->v, &s->job);
+}
+
+/* Reader thread. */
+static void on_request(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct pcrserve *s = ctx;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->busy || s->in_len) {
+		/* The manager has one in flight per link: a second is a
+		 * broken manager; it hears nothing. */
+		pthread_mutex_unlock(&s->mu);
+		log_warnx_rl(&pcr_rl, "manager request while one is served: "
+			     "dropped");
+		return;
+	}
+	memcpy(s->in, frame, len);
+	s->in_len = len;
+	pthread_mutex_unlock(&s->mu);
+	uv_async_send(&s->async);
+}
+
+int pcrserve_start(struct vtpm *v, struct pcrserve **out)
+{
+	struct pcrserve *s = calloc(1, sizeof(*s));
+	int rc;
+
+	*out = NULL;
+	if (!s)
+		return -ENOMEM;
+	s->v = v;
+	pthread_mutex_init(&s->mu, NULL);
+	uv_async_init(v->loop, &s->async, on_async);
+	s->async.data = s;
+	/* It must not keep a stopping instance's loop alive. */
+	uv_unref((uv_handle_t *)&s->async);
+	rc = mgrlink_serve(&v->link, on_request, s);
+	if (rc) {
+		uv_close((uv_handle_t *)&s->async, (uv_close_cb)free);
+		return rc;
+	}
+	*out = s;
+	return 0;
+}
