@@ -304,6 +304,25 @@ static void cmd_show(struct ctl_call *c, json_object *req)
 	ctl_reply(c, o);
 }
 
+/* The physical TPM's health: a call past its deadline is reported here
+ * until it returns (task.h). */
+static void tpm_health_add(struct manager *m, json_object *o)
+{
+	const char *call;
+	uint64_t since;
+	char buf[160];
+
+	if (mgr_taskq_stuck(&m->tpmq, &since, &call))
+		snprintf(buf, sizeof(buf), "unresponsive since %llu s, call %s",
+			 (unsigned long long)((uv_now(m->loop) - since) / 1000),
+			 call);
+	else
+		snprintf(buf, sizeof(buf), "ok");
+	json_object_object_add(o, "physical_tpm", json_object_new_string(buf));
+	json_object_object_add(o, "physical_tpm_overruns",
+			       json_object_new_int64((int64_t)m->tpmq.overruns));
+}
+
 static void cmd_status(struct ctl_call *c, json_object *req)
 {
 	struct manager *m = c->m;
@@ -330,6 +349,7 @@ static void cmd_status(struct ctl_call *c, json_object *req)
 	json_object_object_add(o, "running", json_object_new_int(running));
 	json_object_object_add(o, "uptime_s", json_object_new_int64((int64_t)up));
 	hex_add(o, "ak_spki", m->ak_spki, m->ak_spki_len);
+	tpm_health_add(m, o);
 	ctl_reply(c, o);
 }
 
