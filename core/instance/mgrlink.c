@@ -176,12 +176,13 @@ static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 
 /* The ring carries one frame per response: it must be exactly one. */
 static int frames_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
-			size_t *flen_out, char *err, size_t errlen)
+			   size_t *flen_out, int timeout_ms, char *err,
+			   size_t errlen)
 {
 	size_t n = 0;
 	int rc, flen;
 
-	rc = l->frames_ops->exchange(l->frames, buf, len, buf, &n, l->timeout_ms,
+	rc = l->frames_ops->exchange(l->frames, buf, len, buf, &n, timeout_ms,
 				  err, errlen);
 	if (rc)
 		return rc;
@@ -199,14 +200,15 @@ static int frames_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 
 /* Serving: the reader thread hands the answer over. */
 static int served_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
-			   size_t *flen_out, char *err, size_t errlen)
+			   size_t *flen_out, int timeout_ms, char *err,
+			   size_t errlen)
 {
 	struct timespec until;
 	int rc = 0;
 
 	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += l->timeout_ms / 1000;
-	until.tv_nsec += (long)(l->timeout_ms % 1000) * 1000000;
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
 	if (until.tv_nsec >= 1000000000) {
 		until.tv_sec++;
 		until.tv_nsec -= 1000000000;
@@ -335,6 +337,13 @@ int mgrlink_send(struct mgrlink *l, const uint8_t *frame, size_t len)
 int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
 		 struct mgr_rsp *rsp, char *err, size_t errlen)
 {
+	return mgrlink_call_within(l, req, rsp, l->timeout_ms, err, errlen);
+}
+
+int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
+			struct mgr_rsp *rsp, int timeout_ms, char *err,
+			size_t errlen)
+{
 	uint8_t buf[MGR_MAX_FRAME];
 	size_t len, flen = 0;
 	int rc;
@@ -345,9 +354,11 @@ int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
 		return -EINVAL;
 	}
 	if (l->frames)
-		rc = frames_exchange(l, buf, len, &flen, err, errlen);
+		rc = frames_exchange(l, buf, len, &flen, timeout_ms, err,
+				     errlen);
 	else if (l->serving)
-		rc = served_exchange(l, buf, len, &flen, err, errlen);
+		rc = served_exchange(l, buf, len, &flen, timeout_ms, err,
+				     errlen);
 	else
 		rc = sock_exchange(l, buf, len, &flen, err, errlen);
 	if (rc) {

@@ -92,6 +92,10 @@ int mgrlink_pollfd(const struct mgrlink *l);
  * (its status may still be an error); negative errno otherwise. */
 int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
 		 struct mgr_rsp *rsp, char *err, size_t errlen);
+/* The same, waiting at most timeout_ms instead of the link's timeout. */
+int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
+			struct mgr_rsp *rsp, int timeout_ms, char *err,
+			size_t errlen);
 
 /* From now on the manager's requests go to on_request (reader thread).
  * 0; -EOPNOTSUPP on a frame link (the ring carries the instance's

@@ -401,7 +401,9 @@ static void cmd_quote(struct ctl_call *c, json_object *req)
 
 	if (!e)
 		return;
-	if (e->child.state != CHILD_RUNNING) {
+	/* An instance in a domain of its own is no child of ours: its
+	 * link says it runs. */
+	if (e->child.state != CHILD_RUNNING && !e->link.ops) {
 		ctl_reply_error(c, CTL_EBUSY, "vTPM %s is not running",
 				e->rec.uuid_str);
 		return;

@@ -34,8 +34,12 @@ static void pcr_finish(struct vtpm_entry *e, int rc,
 		return;
 	e->link.pcr_done = NULL;
 	e->link.pcr_arg = NULL;
+	e->link.pcr_mailbox = e->link.pcr_fetched = false;
 	done(arg, rc, v, err);
 }
+
+static void pcr_values(struct vtpm_entry *e,
+		       const struct mgr_pcr_read_rsp *r);
 
 void mgr_link_reset(struct vtpm_entry *e)
 {
@@ -202,6 +206,26 @@ void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 		rec->flags &= ~KS_REC_NOSTATE;
 		mgr_commit(m, false, save_committed, ticket(e));
 		return;
+	case MGR_MSG_PCR_FETCH:
+		/* What the manager wants read, once; 0: nothing. */
+		rsp.status = MGR_SUCCESS;
+		if (e->link.pcr_done && e->link.pcr_mailbox &&
+		    !e->link.pcr_fetched) {
+			rsp.u.pcr_fetch.pcr_mask = e->link.pcr_mask;
+			e->link.pcr_fetched = true;
+		}
+		link_reply(e, &rsp);
+		return;
+	case MGR_MSG_PCR_REPORT:
+		if (!e->link.pcr_done || !e->link.pcr_fetched) {
+			rsp.status = MGR_FAIL;   /* nothing was asked */
+			link_reply(e, &rsp);
+			return;
+		}
+		rsp.status = MGR_SUCCESS;
+		link_reply(e, &rsp);
+		pcr_values(e, &req.u.pcr_report);
+		return;
 	case MGR_MSG_GET_QUOTE:
 		mgrproto_deepquote_qd(e->rec.uuid, req.u.quote.pcr_mask,
 				      req.u.quote.pcr_digest, req.u.quote.nonce,
@@ -218,10 +242,31 @@ void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 
 /* ---- PCR_READ: the manager asks the instance ---- */
 
+/* The values an instance reported, checked against what was asked. */
+static void pcr_values(struct vtpm_entry *e,
+		       const struct mgr_pcr_read_rsp *r)
+{
+	struct mgr_pcr_values v;
+	char err[200];
+
+	if (r->pcr_mask != e->link.pcr_mask) {
+		snprintf(err, sizeof(err), "vTPM %s answered PCRs 0x%06x, "
+			 "asked 0x%06x", e->rec.uuid_str, r->pcr_mask,
+			 e->link.pcr_mask);
+		log_warnx("%s", err);
+		pcr_finish(e, -EPROTO, NULL, err);
+		return;
+	}
+	memset(&v, 0, sizeof(v));
+	v.mask = r->pcr_mask;
+	v.n = r->count;
+	memcpy(v.v, r->digest, 32 * (size_t)v.n);
+	pcr_finish(e, 0, &v, "");
+}
+
 void mgr_link_answer(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 {
 	static struct mgr_rsp rsp; /* loop thread only; 4 KiB-sized */
-	struct mgr_pcr_values v;
 	char err[200];
 	int rc;
 
@@ -244,19 +289,7 @@ void mgr_link_answer(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 		pcr_finish(e, -EIO, NULL, err);
 		return;
 	}
-	if (rsp.u.pcr_read.pcr_mask != e->link.pcr_mask) {
-		snprintf(err, sizeof(err), "vTPM %s answered PCRs 0x%06x, "
-			 "asked 0x%06x", e->rec.uuid_str,
-			 rsp.u.pcr_read.pcr_mask, e->link.pcr_mask);
-		log_warnx("%s", err);
-		pcr_finish(e, -EPROTO, NULL, err);
-		return;
-	}
-	memset(&v, 0, sizeof(v));
-	v.mask = rsp.u.pcr_read.pcr_mask;
-	v.n = rsp.u.pcr_read.count;
-	memcpy(v.v, rsp.u.pcr_read.digest, 32 * (size_t)v.n);
-	pcr_finish(e, 0, &v, "");
+	pcr_values(e, &rsp.u.pcr_read);
 }
 
 static int link_pcr_read(struct manager *m, struct vtpm_entry *e,
@@ -274,15 +307,19 @@ static int link_pcr_read(struct manager *m, struct vtpm_entry *e,
 			 "running, or not connected yet)", e->rec.uuid_str);
 		return -ENOTCONN;
 	}
-	if (!e->link.ops->request) {
-		snprintf(err, errlen, "vTPM %s: its link cannot carry the "
-			 "manager's PCR read", e->rec.uuid_str);
-		return -EOPNOTSUPP;
-	}
 	if (e->link.pcr_done) {
 		snprintf(err, errlen, "vTPM %s has not answered an earlier "
 			 "PCR read yet", e->rec.uuid_str);
 		return -EBUSY;
+	}
+	if (!e->link.ops->request) {
+		/* The ring: the instance polls with PCR_FETCH. */
+		e->link.pcr_done = done;
+		e->link.pcr_arg = arg;
+		e->link.pcr_mask = mask;
+		e->link.pcr_mailbox = true;
+		e->link.pcr_fetched = false;
+		return 0;
 	}
 	req.u.pcr_read.pcr_mask = mask;
 	rc = mgrproto_encode_req(&req, buf, &len);

@@ -38,10 +38,13 @@ struct mgr_link {
 	void *conn;
 	unsigned int epoch;  /* answers of an earlier connection are dropped */
 	bool busy;           /* a request is being served */
-	/* The manager's PCR_READ in flight: its waiter. */
+	/* The manager's PCR_READ in flight: its waiter.  On a connection
+	 * without ops->request it waits in a mailbox for the instance's
+	 * PCR_FETCH (pcr_fetched once handed out) and PCR_REPORT. */
 	mgr_pcr_done pcr_done;
 	void *pcr_arg;
 	uint32_t pcr_mask;
+	bool pcr_mailbox, pcr_fetched;
 };
 
 /* A new connection for e (it replaces none: close the old first). */

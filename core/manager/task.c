@@ -39,13 +39,14 @@ static void task_after(uv_work_t *req, int status)
 /* ---- on a thread of its own, with a deadline ---- */
 
 /*
- * The async handle keeps the loop alive only while an answer is due (a
- * call within its deadline, refusals to deliver): a call the TPM never
- * answers must not keep a stopping manager from exiting.
+ * The async handle keeps the loop alive only while a call is out or
+ * refusals are to be delivered.  (A stopping manager does not wait for a
+ * call the TPM never answers: mgr_taskq_idle ignores it, and the final
+ * commit stops the loop.)
  */
 static void taskq_ref_update(struct mgr_taskq *q)
 {
-	if ((q->cur && !q->stuck) || !list_empty(&q->refused))
+	if (q->cur || !list_empty(&q->refused))
 		uv_ref((uv_handle_t *)&q->async);
 	else
 		uv_unref((uv_handle_t *)&q->async);

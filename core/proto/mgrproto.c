@@ -52,6 +52,13 @@ static const struct mgr_msg_info {
 			       4, 4, PCR_READ_SEL_LEN + 4 + PCR_READ_DIGEST_LEN,
 			       PCR_READ_SEL_LEN + 4 +
 				       MGR_PCRS * PCR_READ_DIGEST_LEN },
+	[MGR_MSG_PCR_FETCH] = { "PCR_FETCH", MGR_ORD_PCR_FETCH, MGR_TAG_REQ,
+				0, 0, 4, 4 },
+	[MGR_MSG_PCR_REPORT] = { "PCR_REPORT", MGR_ORD_PCR_REPORT, MGR_TAG_REQ,
+				 PCR_READ_SEL_LEN + 4 + PCR_READ_DIGEST_LEN,
+				 PCR_READ_SEL_LEN + 4 +
+					 MGR_PCRS * PCR_READ_DIGEST_LEN,
+				 0, 0 },
 };
 
 const char *mgrproto_strerror(int err)
@@ -286,6 +293,8 @@ static int vtpm_list_check(const struct mgr_vtpm_list_rsp *l)
  * when its misread fields are also out of range.  An encoder thus refuses
  * what the decoder would refuse, with the same error.
  */
+static int pcr_read_fields(struct cur *c, struct mgr_pcr_read_rsp *r);
+
 static int req_fields(struct cur *c, struct mgr_req *q)
 {
 	int rc;
@@ -325,6 +334,8 @@ static int req_fields(struct cur *c, struct mgr_req *q)
 	case MGR_MSG_VTPM_DEL:
 		cur_bytes(c, q->u.vtpm_del.uuid, MGR_UUID_LEN);
 		break;
+	case MGR_MSG_PCR_REPORT:
+		return pcr_read_fields(c, &q->u.pcr_report);
 	case MGR_MSG_PCR_READ:
 		cur_u32(c, &q->u.pcr_read.pcr_mask);
 		rc = cur_end(c);
@@ -335,6 +346,7 @@ static int req_fields(struct cur *c, struct mgr_req *q)
 	case MGR_MSG_LOADHASHKEY:
 	case MGR_MSG_GROUP_LIST:
 	case MGR_MSG_GROUP_NEW:
+	case MGR_MSG_PCR_FETCH:
 	case MGR_MSG_COUNT:
 		break;
 	}
@@ -442,9 +454,16 @@ static int rsp_fields(struct cur *c, struct mgr_rsp *s)
 		break;
 	case MGR_MSG_PCR_READ:
 		return pcr_read_fields(c, &s->u.pcr_read);
+	case MGR_MSG_PCR_FETCH:
+		cur_u32(c, &s->u.pcr_fetch.pcr_mask);
+		rc = cur_end(c);
+		if (!rc && (s->u.pcr_fetch.pcr_mask & ~MGR_PCR_MASK_VALID))
+			rc = MGR_ERR_RANGE;
+		return rc;
 	case MGR_MSG_SAVEHASHKEY:
 	case MGR_MSG_GROUP_DEL:
 	case MGR_MSG_VTPM_DEL:
+	case MGR_MSG_PCR_REPORT:
 	case MGR_MSG_COUNT:
 		break;
 	}

@@ -46,6 +46,10 @@
 #define MGR_ORD_LOADHASHKEY 0x00000002u
 #define MGR_ORD_GET_QUOTE 0x00000004u
 #define MGR_ORD_PCR_READ 0x00000100u /* manager to instance, MREQ */
+/* The same, for a link that carries the instance's requests only (the Xen
+ * ring): the instance fetches the manager's PCR_READ and reports. */
+#define MGR_ORD_PCR_FETCH 0x00000101u
+#define MGR_ORD_PCR_REPORT 0x00000102u
 #define MGR_ORD_GROUP_LIST (MGR_PRIV_BASE + 0x101)
 #define MGR_ORD_GROUP_NEW (MGR_PRIV_BASE + 0x102)
 #define MGR_ORD_GROUP_DEL (MGR_PRIV_BASE + 0x103)
@@ -94,6 +98,8 @@ enum mgr_msg {
 	MGR_MSG_VTPM_NEW,
 	MGR_MSG_VTPM_DEL,
 	MGR_MSG_PCR_READ, /* the manager asks, the instance answers */
+	MGR_MSG_PCR_FETCH,  /* the instance asks what the manager wants */
+	MGR_MSG_PCR_REPORT, /* and reports it */
 	MGR_MSG_COUNT, /* one past the last */
 };
 
@@ -202,6 +208,7 @@ struct mgr_req {
 		struct mgr_vtpm_new_req vtpm_new; /* VTPM_NEW */
 		struct mgr_uuid vtpm_del;         /* VTPM_DEL */
 		struct mgr_pcr_read_req pcr_read; /* PCR_READ */
+		struct mgr_pcr_read_rsp pcr_report; /* PCR_REPORT */
 	} u;
 };
 
@@ -217,6 +224,8 @@ struct mgr_rsp {
 		struct mgr_vtpm_list_rsp vtpm_list;     /* VTPM_LIST */
 		struct mgr_uuid vtpm_new;               /* VTPM_NEW */
 		struct mgr_pcr_read_rsp pcr_read;       /* PCR_READ */
+		struct mgr_pcr_read_req pcr_fetch;      /* PCR_FETCH; mask 0:
+							 * nothing wanted */
 	} u;
 };
 

@@ -53,6 +53,12 @@ static void sample_req(enum mgr_msg t, struct mgr_req *q)
 	case MGR_MSG_PCR_READ:
 		q->u.pcr_read.pcr_mask = 0x810481;
 		break;
+	case MGR_MSG_PCR_REPORT:
+		q->u.pcr_report.pcr_mask = 0x810481;
+		q->u.pcr_report.count = 5;
+		for (int i = 0; i < 5; i++)
+			fill(q->u.pcr_report.digest[i], 32, (uint8_t)(0x22 * i));
+		break;
 	default:
 		break;
 	}
@@ -101,6 +107,9 @@ static void sample_rsp(enum mgr_msg t, struct mgr_rsp *s)
 		s->u.pcr_read.count = 5;
 		for (int i = 0; i < 5; i++)
 			fill(s->u.pcr_read.digest[i], 32, (uint8_t)(0x11 * i));
+		break;
+	case MGR_MSG_PCR_FETCH:
+		s->u.pcr_fetch.pcr_mask = 0x810481;
 		break;
 	default:
 		break;
@@ -1051,6 +1060,39 @@ static size_t tpm_pcr_rsp(uint8_t *out, uint32_t sel, uint8_t seed)
 	return off;
 }
 
+/* The ring's variant: FETCH answers a mask (0: nothing), REPORT carries
+ * PCR_READ's answer as a request, with the same checks. */
+static void pcr_fetch_and_report_are_checked(void **state)
+{
+	uint8_t buf[MGR_MAX_FRAME], rd[MGR_MAX_FRAME];
+	struct mgr_req q;
+	size_t len, rlen;
+
+	(void)state;
+	sample_rsp(MGR_MSG_PCR_FETCH, &rsp_a);
+	rsp_a.u.pcr_fetch.pcr_mask = 0;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), 0);
+	assert_rsp_canonical(MGR_MSG_PCR_FETCH, buf, len);
+	assert_int_equal(rsp_b.u.pcr_fetch.pcr_mask, 0);
+	be32_put(buf + 10, 0x01000000);
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_PCR_FETCH, buf, len, &rsp_b),
+			 MGR_ERR_RANGE);
+	/* REPORT's payload is byte for byte PCR_READ's answer */
+	encode_req_ok(MGR_MSG_PCR_REPORT, buf, &len);
+	sample_rsp(MGR_MSG_PCR_READ, &rsp_a);
+	sample_req(MGR_MSG_PCR_REPORT, &q);
+	rsp_a.u.pcr_read = q.u.pcr_report;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, rd, &rlen), 0);
+	assert_int_equal(rlen, len);
+	assert_memory_equal(rd + 10, buf + 10, len - 10);
+	/* and refused as it is */
+	buf[16] = 2;
+	assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
+	encode_req_ok(MGR_MSG_PCR_REPORT, buf, &len);
+	buf[19] ^= 0x80;
+	assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
+}
+
 static void pcr_read_codec_reads_in_steps_of_eight(void **state)
 {
 	struct mgr_pcr_read_rsp acc;
@@ -1171,6 +1213,7 @@ int main(void)
 		cmocka_unit_test(pcr_read_frames_match_the_documented_bytes),
 		cmocka_unit_test(pcr_read_request_masks_are_checked),
 		cmocka_unit_test(pcr_read_hostile_answers_are_refused),
+		cmocka_unit_test(pcr_fetch_and_report_are_checked),
 		cmocka_unit_test(pcr_read_codec_reads_in_steps_of_eight),
 		cmocka_unit_test(pcr_read_codec_refuses_hostile_tpm_answers),
 	};
