@@ -180,13 +180,15 @@ static void on_poll(uv_timer_t *h)
 {
 	struct pcrserve *s = h->data;
 
-	if (s->busy || s->v->stopping)
-		return;
-	if (s->skip) {
-		s->skip--;
+	pthread_mutex_lock(&s->mu);
+	if (s->busy || s->v->stopping || s->skip) {
+		if (!s->busy && s->skip)
+			s->skip--;
+		pthread_mutex_unlock(&s->mu);
 		return;
 	}
 	s->busy = true;
+	pthread_mutex_unlock(&s->mu);
 	s->job = (struct vtpm_job){
 		.kind = VTPM_JOB_CALL,
 		.call = fetch_call,
