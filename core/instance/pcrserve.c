@@ -92,9 +92,16 @@ static void pcr_read_done(struct vtpm_job *job)
 {
 	struct pcrserve *s = job->data;
 
+	bool next;
+
 	pthread_mutex_lock(&s->mu);
 	s->busy = false;
+	next = s->in_len != 0;
 	pthread_mutex_unlock(&s->mu);
+	/* The manager may ask again as soon as it has the answer, before
+	 * this job is done: that request waited in s->in. */
+	if (next)
+		uv_async_send(&s->async);
 }
 
 /* Loop thread: the request handed over becomes a job. */
@@ -205,9 +212,9 @@ static void on_request(void *ctx, const uint8_t *frame, size_t len)
 	struct pcrserve *s = ctx;
 
 	pthread_mutex_lock(&s->mu);
-	if (s->busy || s->in_len) {
-		/* The manager has one in flight per link: a second is a
-		 * broken manager; it hears nothing. */
+	if (s->in_len) {
+		/* The manager has one in flight per link: a third while
+		 * one runs and one waits is a broken manager. */
 		pthread_mutex_unlock(&s->mu);
 		log_warnx_rl(&pcr_rl, "manager request while one is served: "
 			     "dropped");
