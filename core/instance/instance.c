@@ -236,8 +236,7 @@ static void on_signal(uv_signal_t *s, int signum)
 /* The manager's PCR_READ for deep quotes, on the link it made. */
 static void start_pcrserve(struct vtpm *v)
 {
-	struct pcrserve *s;
-	int rc = pcrserve_start(v, &s);
+	int rc = pcrserve_start(v, &v->pcrserve);
 
 	if (rc == -EOPNOTSUPP)
 		log_info("manager link %s carries no requests of the "
@@ -764,6 +763,7 @@ int instance_main(const struct config *cfg,
 	}
 
 	uv_run(v->loop, UV_RUN_DEFAULT);
+	pcrserve_stop(v, v->pcrserve);
 	uv_loop_close(v->loop);
 	engine_free(&v->eng);
 	mgrlink_close(&v->link);

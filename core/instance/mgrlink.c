@@ -375,15 +375,20 @@ int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
 	return 0;
 }
 
+void mgrlink_serve_stop(struct mgrlink *l)
+{
+	if (!l->serving)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->stop = true;
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->reader, NULL);
+	l->serving = false;
+}
+
 void mgrlink_close(struct mgrlink *l)
 {
-	if (l->serving) {
-		pthread_mutex_lock(&l->mu);
-		l->stop = true;
-		pthread_mutex_unlock(&l->mu);
-		pthread_join(l->reader, NULL);
-		l->serving = false;
-	}
+	mgrlink_serve_stop(l);
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = -1;

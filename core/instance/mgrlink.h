@@ -103,6 +103,9 @@ int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
 int mgrlink_serve(struct mgrlink *l, mgrlink_request_fn on_request,
 		  void *ctx);
 
+/* Ends serving: the reader thread is joined (the link stays open). */
+void mgrlink_serve_stop(struct mgrlink *l);
+
 /* An answer to a request of the manager's (one whole frame); any thread.
  * 0 or a negative errno. */
 int mgrlink_send(struct mgrlink *l, const uint8_t *frame, size_t len);

@@ -253,3 +253,16 @@ int pcrserve_start(struct vtpm *v, struct pcrserve **out)
 	*out = s;
 	return 0;
 }
+
+void pcrserve_stop(struct vtpm *v, struct pcrserve *s)
+{
+	if (!s)
+		return;
+	mgrlink_serve_stop(&v->link);
+	uv_close((uv_handle_t *)&s->poll, NULL);
+	uv_close((uv_handle_t *)&s->async, NULL);
+	uv_run(v->loop, UV_RUN_NOWAIT);   /* the close callbacks */
+	pthread_mutex_destroy(&s->mu);
+	OPENSSL_cleanse(s, sizeof(*s));
+	free(s);
+}

@@ -10,9 +10,13 @@
 struct vtpm;
 struct pcrserve;
 
-/* Serves the manager's requests on v's link from now on; lives until the
- * process ends (the link's close stops the reader).  0, -EOPNOTSUPP
+/* Serves the manager's requests on v's link from now on, until
+ * pcrserve_stop.  0, -EOPNOTSUPP
  * (a link that carries none), or a negative errno. */
 int pcrserve_start(struct vtpm *v, struct pcrserve **out);
+
+/* After the loop ended: no more requests, handles closed, s freed
+ * (NULL: nothing to do). */
+void pcrserve_stop(struct vtpm *v, struct pcrserve *s);
 
 #endif

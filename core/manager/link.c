@@ -339,8 +339,23 @@ static int link_pcr_read(struct manager *m, struct vtpm_entry *e,
 	return 0;
 }
 
+/* A late answer is then one nobody asked for, and ignored; a new read
+ * may be sent meanwhile (an old answer of the same PCRs taken for it is
+ * still the vTPM's own values, from its own link). */
+static void link_pcr_cancel(struct manager *m, struct vtpm_entry *e,
+			    void *arg)
+{
+	(void)m;
+	if (!e->link.pcr_done || e->link.pcr_arg != arg)
+		return;
+	e->link.pcr_done = NULL;
+	e->link.pcr_arg = NULL;
+	e->link.pcr_mailbox = e->link.pcr_fetched = false;
+}
+
 const struct mgr_pcr_source mgr_pcr_source_link = {
 	.read = link_pcr_read,
+	.cancel = link_pcr_cancel,
 };
 
 /* ---- a local instance's socketpair as the connection ---- */

@@ -91,6 +91,8 @@ struct deep_task {
 	bool answered;
 	const char *waiting;  /* what the deadline caught it waiting for */
 	char uuid_str[40];
+	struct vtpm_entry *e;
+	bool reading;         /* the PCR read is out */
 };
 
 static void deep_work(struct mgr_task *t)
@@ -144,6 +146,13 @@ static void deep_deadline(uv_timer_t *h)
 		 d->waiting);
 	log_warnx("deep quote of %s", err);
 	deep_answer(d, -ETIMEDOUT, err);
+	/* A vTPM that never answers must not keep this alive, nor its
+	 * link busy: give the read up, and the chain ends here. */
+	if (d->reading && d->task.m->pcrs->cancel) {
+		d->task.m->pcrs->cancel(d->task.m, d->e, d);
+		d->reading = false;
+		deep_end(d, -ETIMEDOUT, err);
+	}
 }
 
 static void deep_expire(struct mgr_task *t, int rc, const char *err)
@@ -166,6 +175,7 @@ static void pcrs_read(void *arg, int rc, const struct mgr_pcr_values *v,
 	struct deep_task *d = arg;
 	struct mgr_deep_quote *q = &d->q;
 
+	d->reading = false;
 	if (rc || d->answered) {
 		deep_end(d, rc, err);
 		return;
@@ -207,12 +217,16 @@ int mgr_deep_quote(struct manager *m, struct vtpm_entry *e,
 	d->arg = arg;
 	snprintf(d->uuid_str, sizeof(d->uuid_str), "%s", e->rec.uuid_str);
 	d->waiting = "its PCR values (PCR_READ on its manager link)";
+	d->e = e;
+	d->reading = true;
 	uv_timer_init(m->loop, &d->timer);
 	d->timer.data = d;
+	uv_update_time(m->loop);
 	uv_timer_start(&d->timer, deep_deadline,
 		       (uint64_t)m->cfg->tpm_timeout_s * 1000, 0);
 	rc = m->pcrs->read(m, e, mask, pcrs_read, d, err, errlen);
 	if (rc) {
+		d->reading = false;
 		d->answered = true;   /* the caller hears rc */
 		uv_timer_stop(&d->timer);
 		uv_close((uv_handle_t *)&d->timer, deep_freed);

@@ -42,6 +42,9 @@ struct mgr_pcr_source {
 	 * called). */
 	int (*read)(struct manager *m, struct vtpm_entry *e, uint32_t mask,
 		    mgr_pcr_done done, void *arg, char *err, size_t errlen);
+	/* Optional: the read for arg is given up (its deadline passed):
+	 * done will not be called, and e may be read again. */
+	void (*cancel)(struct manager *m, struct vtpm_entry *e, void *arg);
 };
 
 /* PCR_READ over the vTPM's manager link (link.c): -ENOTCONN when the

@@ -164,6 +164,8 @@ static void taskq_on_async(uv_async_t *h)
 
 static void taskq_hand_off(struct mgr_taskq *q, struct mgr_task *t)
 {
+	/* The deadline counts from now, not from the loop's cached time. */
+	uv_update_time(q->loop);
 	q->cur_start_ms = uv_now(q->loop);
 	uv_timer_start(&q->timer, taskq_on_deadline, q->deadline_ms, 0);
 	taskq_ref_update(q);

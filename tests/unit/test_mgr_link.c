@@ -397,6 +397,16 @@ static void test_silent_instance_stalls_nobody(void **state)
 	assert_int_equal(r.rc, -ETIMEDOUT);
 	assert_non_null(strstr(r.err, "PCR"));
 	assert_true(now_ms() - t0 >= 1000);
+	/* The read was given up: the link takes a new one, and the
+	 * silent instance's link closing ends that one. */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(mgr_deep_quote(&f->m, a, (const uint8_t *)"n", 1, 1,
+					deep_cb, &r, err, sizeof(err)), 0);
+	assert_int_equal(ca.requests, 2);
+	mgr_link_close(a);
+	assert_true(r.done);
+	assert_int_equal(r.rc, -ECONNRESET);
+	run_for(f, 5);
 	fixture_free(f);
 }
 
