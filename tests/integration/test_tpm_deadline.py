@@ -112,5 +112,27 @@ r = transact(s, nv_read(IDX, 8))
 s.close()
 check(rc_of(r) == 0 and nv_read_data(r) == b"written3",
       "the last NV write survived")
+
+# A manager asked to stop while a TPM call hangs still stops (the call's
+# thread is left behind), and the store it leaves loads again.
+os.kill(hw.proc.pid, signal.SIGSTOP)
+m.ctl("quote", u, "--nonce", "0105", check_rc=False)
+s = m.connect_vtpm(u)
+check(rc_of(transact(s, nv_write(IDX, b"written4"))) == 0,
+      "an NV write while the TPM hangs again")
+s.close()
+t0 = time.monotonic()
+rc = m.stop(timeout=20)
+check(rc == 0 and time.monotonic() - t0 < 10,
+      "the manager stops with exit 0 while a TPM call hangs",
+      (rc, time.monotonic() - t0))
+os.kill(hw.proc.pid, signal.SIGCONT)
+m.start()
+check(m.wait_vtpm(u), "it starts again with the TPM back: the store loads")
+s = m.connect_vtpm(u)
+r = transact(s, nv_read(IDX, 8))
+s.close()
+check(rc_of(r) == 0 and nv_read_data(r) == b"written4",
+      "the NV write made while the TPM hung survived")
 m.stop()
 finish()
