@@ -57,6 +57,7 @@ static void usage(FILE *f)
 		"       vtpm-service --role=manager --state-dir DIR [--tcti TCTI]\n"
 		"                    [--control PATH] [--pcrs sha256:0,2,4,7]\n"
 		"                    [--nv-index IDX] [--counter-interval S]\n"
+		"                    [--tpm-timeout S]\n"
 		"                    [--instance-user USER] [--run-dir DIR]\n"
 		"                    [--instance-uids LOW-HIGH] [--client-group GROUP]\n"
 		"                    [--xen auto|on|off] [--xen-unknown refuse|create]\n"
@@ -86,6 +87,7 @@ int main(int argc, char **argv)
 		{ "pcrs", required_argument, NULL, 0 },
 		{ "nv-index", required_argument, NULL, 0 },
 		{ "counter-interval", required_argument, NULL, 0 },
+		{ "tpm-timeout", required_argument, NULL, 0 },
 		{ "instance-user", required_argument, NULL, 0 },
 		{ "instance-exe", required_argument, NULL, 0 },
 		{ "devid", required_argument, NULL, 0 },

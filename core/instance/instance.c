@@ -26,6 +26,7 @@
 #include "lib/notify.h"
 #include "instance/mgrlink.h"
 #include "instance/sandbox.h"
+#include "instance/pcrserve.h"
 #include "lib/log.h"
 #include "proto/statefile.h"
 #include "lib/store.h"
@@ -236,6 +237,20 @@ static void on_signal(uv_signal_t *s, int signum)
 }
 
 /* ---- start-up ---- */
+
+/* The manager's PCR_READ for deep quotes, on the link it made. */
+static void start_pcrserve(struct vtpm *v)
+{
+	int rc = pcrserve_start(v, &v->pcrserve);
+
+	if (rc == -EOPNOTSUPP)
+		log_info("manager link %s carries no requests of the "
+			 "manager's: deep quotes of this vTPM are refused",
+			 v->cfg->manager);
+	else if (rc)
+		fatalx("cannot serve the manager's requests: %s",
+		       strerror(-rc));
+}
 
 /*
  * The state directory, opened without following a link at its last
@@ -836,6 +851,8 @@ int instance_main(const struct config *cfg,
 		v->link_poll.data = v;
 		uv_poll_start(&v->link_poll, UV_DISCONNECT, on_link_event);
 	}
+	if (v->managed)
+		start_pcrserve(v);
 	vtpm_notify_ready();
 	log_debug("start: listening after %.2f ms", ms_since(&t0));
 	log_info("ready: TPM %s serving", cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
@@ -851,6 +868,7 @@ int instance_main(const struct config *cfg,
 	}
 
 	uv_run(v->loop, UV_RUN_DEFAULT);
+	pcrserve_stop(v, v->pcrserve);
 	uv_loop_close(v->loop);
 	engine_free(&v->eng);
 	mgrlink_close(&v->link);

@@ -2,6 +2,7 @@
 #include "instance/mgrlink.h"
 
 #include <errno.h>
+#include <time.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,14 +12,23 @@
 #include <unistd.h>
 #include <openssl/crypto.h>
 
+#include "lib/bytes.h"
+#include "lib/log.h"
 #include "proto/config.h"
 
 void mgrlink_init(struct mgrlink *l)
 {
+	pthread_condattr_t ca;
+
+	memset(l, 0, sizeof(*l));
 	l->fd = -1;
 	l->timeout_ms = 60000;
-	l->frames = NULL;
-	l->frames_ops = NULL;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_mutex_init(&l->wmu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&l->cv, &ca);
+	pthread_condattr_destroy(&ca);
 }
 
 bool mgrlink_is_open(const struct mgrlink *l)
@@ -89,6 +99,26 @@ static int io_wait(int fd, short ev, int timeout_ms)
 	return n == 0 ? -ETIMEDOUT : 0;
 }
 
+static int send_all(struct mgrlink *l, const uint8_t *buf, size_t len)
+{
+	size_t off = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&l->wmu);
+	while (off < len) {
+		ssize_t n = send(l->fd, buf + off, len - off, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = -errno;
+			break;
+		}
+		off += (size_t)n;
+	}
+	pthread_mutex_unlock(&l->wmu);
+	return rc;
+}
+
 /* Sends the frame in buf and reads one answer frame back into buf. */
 static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 			 size_t *flen_out, char *err, size_t errlen)
@@ -96,16 +126,10 @@ static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 	size_t off = 0;
 	int rc, flen;
 
-	while (off < len) {
-		ssize_t n = send(l->fd, buf + off, len - off, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "send to manager: %s", strerror(errno));
-			return rc;
-		}
-		off += (size_t)n;
+	rc = send_all(l, buf, len);
+	if (rc) {
+		snprintf(err, errlen, "send to manager: %s", strerror(-rc));
+		return rc;
 	}
 	off = 0;
 	for (;;) {
@@ -116,6 +140,13 @@ static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 			snprintf(err, errlen, "bad frame from manager: %s",
 				 mgrproto_strerror(flen));
 			return -EPROTO;
+		}
+		if (flen > 0 && be16_get(buf) == MGR_TAG_MREQ) {
+			/* Not serving yet: the manager's request goes
+			 * unanswered (its deadline tells it). */
+			off -= (size_t)flen;
+			memmove(buf, buf + flen, off);
+			continue;
 		}
 		if (flen > 0)
 			break;
@@ -145,12 +176,13 @@ static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 
 /* The ring carries one frame per response: it must be exactly one. */
 static int frames_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
-			size_t *flen_out, char *err, size_t errlen)
+			   size_t *flen_out, int timeout_ms, char *err,
+			   size_t errlen)
 {
 	size_t n = 0;
 	int rc, flen;
 
-	rc = l->frames_ops->exchange(l->frames, buf, len, buf, &n, l->timeout_ms,
+	rc = l->frames_ops->exchange(l->frames, buf, len, buf, &n, timeout_ms,
 				  err, errlen);
 	if (rc)
 		return rc;
@@ -166,8 +198,151 @@ static int frames_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 	return 0;
 }
 
+/* Serving: the reader thread hands the answer over. */
+static int served_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
+			   size_t *flen_out, int timeout_ms, char *err,
+			   size_t errlen)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&l->mu);
+	l->waiting = true;
+	l->rsp_ready = false;
+	pthread_mutex_unlock(&l->mu);
+	rc = send_all(l, buf, len);
+	if (rc) {
+		snprintf(err, errlen, "send to manager: %s", strerror(-rc));
+		pthread_mutex_lock(&l->mu);
+		l->waiting = false;
+		pthread_mutex_unlock(&l->mu);
+		return rc;
+	}
+	pthread_mutex_lock(&l->mu);
+	while (!l->rsp_ready && !l->hung_up && rc == 0)
+		rc = -pthread_cond_timedwait(&l->cv, &l->mu, &until);
+	if (l->rsp_ready) {
+		memcpy(buf, l->rsp, l->rsp_len);
+		*flen_out = l->rsp_len;
+		OPENSSL_cleanse(l->rsp, l->rsp_len);
+		rc = 0;
+	} else if (l->hung_up) {
+		snprintf(err, errlen, "manager link closed");
+		rc = -ECONNRESET;
+	} else {
+		snprintf(err, errlen, "waiting for the manager: %s",
+			 strerror(-rc));
+	}
+	l->waiting = false;
+	l->rsp_ready = false;
+	pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+/* The reader thread: every frame the manager sends, once serving. */
+static void reader_frame(struct mgrlink *l, const uint8_t *f, size_t len)
+{
+	if (be16_get(f) == MGR_TAG_MREQ) {
+		l->on_request(l->ctx, f, len);
+		return;
+	}
+	pthread_mutex_lock(&l->mu);
+	if (l->waiting && !l->rsp_ready) {
+		memcpy(l->rsp, f, len);
+		l->rsp_len = len;
+		l->rsp_ready = true;
+		pthread_cond_broadcast(&l->cv);
+	} else {
+		log_warnx("manager link: an answer to no request: dropped");
+	}
+	pthread_mutex_unlock(&l->mu);
+}
+
+static void *reader_main(void *arg)
+{
+	struct mgrlink *l = arg;
+	uint8_t buf[MGR_MAX_FRAME];
+	size_t off = 0;
+
+	for (;;) {
+		ssize_t n;
+		int flen, rc;
+
+		pthread_mutex_lock(&l->mu);
+		rc = l->stop;
+		pthread_mutex_unlock(&l->mu);
+		if (rc)
+			break;
+		rc = io_wait(l->fd, POLLIN, 200);
+		if (rc == -ETIMEDOUT)
+			continue;
+		n = rc ? -1 : recv(l->fd, buf + off, sizeof(buf) - off, 0);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+		while ((flen = mgrproto_frame_len(buf, off)) > 0) {
+			reader_frame(l, buf, (size_t)flen);
+			off -= (size_t)flen;
+			memmove(buf, buf + flen, off);
+		}
+		if (flen < 0) {
+			log_warnx("bad frame from the manager: %s",
+				  mgrproto_strerror(flen));
+			break;
+		}
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	pthread_mutex_lock(&l->mu);
+	l->hung_up = true;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+int mgrlink_serve(struct mgrlink *l, mgrlink_request_fn on_request,
+		  void *ctx)
+{
+	int rc;
+
+	if (l->fd < 0)
+		return -EOPNOTSUPP;
+	if (l->serving)
+		return -EALREADY;
+	l->on_request = on_request;
+	l->ctx = ctx;
+	l->stop = l->hung_up = false;
+	rc = pthread_create(&l->reader, NULL, reader_main, l);
+	if (rc)
+		return -rc;
+	l->serving = true;
+	return 0;
+}
+
+int mgrlink_send(struct mgrlink *l, const uint8_t *frame, size_t len)
+{
+	if (l->fd < 0)
+		return -EOPNOTSUPP;
+	return send_all(l, frame, len);
+}
+
 int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
 		 struct mgr_rsp *rsp, char *err, size_t errlen)
+{
+	return mgrlink_call_within(l, req, rsp, l->timeout_ms, err, errlen);
+}
+
+int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
+			struct mgr_rsp *rsp, int timeout_ms, char *err,
+			size_t errlen)
 {
 	uint8_t buf[MGR_MAX_FRAME];
 	size_t len, flen = 0;
@@ -179,7 +354,11 @@ int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
 		return -EINVAL;
 	}
 	if (l->frames)
-		rc = frames_exchange(l, buf, len, &flen, err, errlen);
+		rc = frames_exchange(l, buf, len, &flen, timeout_ms, err,
+				     errlen);
+	else if (l->serving)
+		rc = served_exchange(l, buf, len, &flen, timeout_ms, err,
+				     errlen);
 	else
 		rc = sock_exchange(l, buf, len, &flen, err, errlen);
 	if (rc) {
@@ -196,8 +375,20 @@ int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
 	return 0;
 }
 
+void mgrlink_serve_stop(struct mgrlink *l)
+{
+	if (!l->serving)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->stop = true;
+	pthread_mutex_unlock(&l->mu);
+	pthread_join(l->reader, NULL);
+	l->serving = false;
+}
+
 void mgrlink_close(struct mgrlink *l)
 {
+	mgrlink_serve_stop(l);
 	if (l->fd >= 0)
 		close(l->fd);
 	l->fd = -1;

@@ -4,6 +4,13 @@
  * link, used only from engine jobs on the thread pool and before the loop
  * starts, never from the loop thread.
  *
+ * The manager asks too: PCR_READ (an MREQ frame) may arrive on the link
+ * at any time once the instance serves.  mgrlink_serve() hands the
+ * socket's input to a reader thread that passes the manager's requests to
+ * a callback and the answers to this instance's own requests to the
+ * caller waiting in mgrlink_call(); before it (loading), a request of
+ * the manager's that arrives while a call waits is dropped unanswered.
+ *
  * Two variants behind one API: a UNIX socket (inherited or connected),
  * and a frame link that a transport provides (the Xen vTPM ring, where
  * this domain is the frontend of a vtpm device whose backend is the
@@ -13,6 +20,7 @@
 #ifndef VTPM_MGRLINK_H
 #define VTPM_MGRLINK_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,11 +38,28 @@ struct mgrlink_frames_ops {
 	void (*close)(struct mgrlink_frames *f);
 };
 
+/* A request of the manager's (one whole MREQ frame), on the reader
+ * thread: copy what is needed and return. */
+typedef void (*mgrlink_request_fn)(void *ctx, const uint8_t *frame,
+				   size_t len);
+
 struct mgrlink {
 	int fd;			 /* the socket variant, else -1 */
 	int timeout_ms;		 /* per call (and per connection wait) */
 	struct mgrlink_frames *frames; /* the frame variant, else NULL */
 	const struct mgrlink_frames_ops *frames_ops;
+
+	/* Serving (socket variant): the reader thread owns the input. */
+	bool serving;
+	pthread_t reader;
+	pthread_mutex_t mu;      /* the fields below */
+	pthread_cond_t cv;
+	pthread_mutex_t wmu;     /* one writer at a time */
+	bool stop, hung_up, waiting, rsp_ready;
+	uint8_t rsp[MGR_MAX_FRAME];
+	size_t rsp_len;
+	mgrlink_request_fn on_request;
+	void *ctx;
 };
 
 /*
@@ -67,6 +92,23 @@ int mgrlink_pollfd(const struct mgrlink *l);
  * (its status may still be an error); negative errno otherwise. */
 int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
 		 struct mgr_rsp *rsp, char *err, size_t errlen);
+/* The same, waiting at most timeout_ms instead of the link's timeout. */
+int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
+			struct mgr_rsp *rsp, int timeout_ms, char *err,
+			size_t errlen);
+
+/* From now on the manager's requests go to on_request (reader thread).
+ * 0; -EOPNOTSUPP on a frame link (the ring carries the instance's
+ * requests only); or a negative errno. */
+int mgrlink_serve(struct mgrlink *l, mgrlink_request_fn on_request,
+		  void *ctx);
+
+/* Ends serving: the reader thread is joined (the link stays open). */
+void mgrlink_serve_stop(struct mgrlink *l);
+
+/* An answer to a request of the manager's (one whole frame); any thread.
+ * 0 or a negative errno. */
+int mgrlink_send(struct mgrlink *l, const uint8_t *frame, size_t len);
 
 void mgrlink_close(struct mgrlink *l);
 

@@ -71,6 +71,7 @@ struct vtpm {
 	uv_signal_t sigterm, sigint;
 	struct mgrlink link;   /* to the manager, when managed */
 	uv_poll_t link_poll;   /* the manager link, watched for hang-up */
+	struct pcrserve *pcrserve; /* the manager's requests on the link */
 	bool stopping;
 	bool managed;          /* keys and freshness come from the manager */
 	bool manufacture;      /* new: EK certificates first (manufacture.h) */

@@ -399,6 +399,25 @@ static void cmd_show(struct ctl_call *c, json_object *req)
 	ctl_reply(c, o);
 }
 
+/* The physical TPM's health: a call past its deadline is reported here
+ * until it returns (task.h). */
+static void tpm_health_add(struct manager *m, json_object *o)
+{
+	const char *call;
+	uint64_t since;
+	char buf[160];
+
+	if (mgr_taskq_stuck(&m->tpmq, &since, &call))
+		snprintf(buf, sizeof(buf), "unresponsive since %llu s, call %s",
+			 (unsigned long long)((uv_now(m->loop) - since) / 1000),
+			 call);
+	else
+		snprintf(buf, sizeof(buf), "ok");
+	json_object_object_add(o, "physical_tpm", json_object_new_string(buf));
+	json_object_object_add(o, "physical_tpm_overruns",
+			       json_object_new_int64((int64_t)m->tpmq.overruns));
+}
+
 static void cmd_status(struct ctl_call *c, json_object *req)
 {
 	struct manager *m = c->m;
@@ -425,6 +444,7 @@ static void cmd_status(struct ctl_call *c, json_object *req)
 	json_object_object_add(o, "running", json_object_new_int(running));
 	json_object_object_add(o, "uptime_s", json_object_new_int64((int64_t)up));
 	hex_add(o, "ak_spki", m->ak_spki, m->ak_spki_len);
+	tpm_health_add(m, o);
 	ctl_reply(c, o);
 }
 
@@ -476,7 +496,9 @@ static void cmd_quote(struct ctl_call *c, json_object *req)
 
 	if (!e)
 		return;
-	if (e->child.state != CHILD_RUNNING) {
+	/* An instance in a domain of its own is no child of ours: its
+	 * link says it runs. */
+	if (e->child.state != CHILD_RUNNING && !e->link.ops) {
 		ctl_reply_error(c, CTL_EBUSY, "vTPM %s is not running",
 				e->rec.uuid_str);
 		return;

@@ -4,6 +4,14 @@
  * NV counter; then every change is made durable by a group commit, bound
  * to the counter when forced (create, delete, shutdown) or when
  * --counter-interval has passed since the last increment.
+ *
+ * The files are written on the store queue (m->tasks), the increment is
+ * a call on the TPM queue (m->tpmq), so a TPM that hangs does not stop
+ * commits: one whose increment overruns its deadline is answered anyway
+ * (its file is durable and bound to the next counter value, which a
+ * start completes: the pending case of the freshness rule), and while the
+ * TPM stays unresponsive commits are written unbound, the binding due
+ * when it is back.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +58,14 @@ void mgr_commits_close(struct mgr_commits *c)
 	ksfile_close(&c->file);
 }
 
+/* The increment that binds a commit, on the TPM queue. */
+struct counter_task {
+	struct mgr_task task;
+	struct commit_task *c;  /* NULL once the commit was answered */
+	uint64_t file_counter;
+	uint64_t new_counter;
+};
+
 static void commit_work(struct mgr_task *t)
 {
 	struct commit_task *c = (struct commit_task *)t;
@@ -79,45 +95,121 @@ static void commit_work(struct mgr_task *t)
 		t->rc = rc;
 		snprintf(t->err, sizeof(t->err), "writing %s: %s", ENTRIES_FILE,
 			 strerror(-rc));
-		return;
-	}
-	if (c->bind) {
-		rc = m->tpm->counter_increment(m, &c->new_counter, t->err,
-					       sizeof(t->err));
-		if (!rc && c->new_counter != c->file_counter) {
-			snprintf(t->err, sizeof(t->err),
-				 "NV counter moved to %llu, expected %llu",
-				 (unsigned long long)c->new_counter,
-				 (unsigned long long)c->file_counter);
-			rc = -EIO;
-		}
-		t->rc = rc;
 	}
 }
 
 static void commit_start(struct manager *m, bool force);
+static void commit_finish(struct manager *m, struct commit_task *c, int rc,
+			  const char *err);
+
+static void counter_work(struct mgr_task *t)
+{
+	struct counter_task *k = (struct counter_task *)t;
+	struct manager *m = t->m;
+
+	t->rc = m->tpm->counter_increment(m, &k->new_counter, t->err,
+					  sizeof(t->err));
+	if (!t->rc && k->new_counter != k->file_counter) {
+		snprintf(t->err, sizeof(t->err),
+			 "NV counter moved to %llu, expected %llu",
+			 (unsigned long long)k->new_counter,
+			 (unsigned long long)k->file_counter);
+		t->rc = -EIO;
+	}
+}
+
+/* The TPM did not answer in time (or is still stuck in an earlier call):
+ * the store is durable, bound to a value one ahead of the TPM's, which a
+ * start completes; answer, and bind again once the TPM is back. */
+static void counter_deferred(struct counter_task *k, const char *why)
+{
+	struct manager *m = k->task.m;
+	struct commit_task *c = k->c;
+
+	log_warnx("key store commit: NV counter increment to %llu not "
+		  "confirmed (%s); the store is durable, binding deferred "
+		  "until the physical TPM answers",
+		  (unsigned long long)k->file_counter, why);
+	m->commits.force_next = true;
+	k->c = NULL;
+	commit_finish(m, c, 0, NULL);
+}
+
+static void counter_expire(struct mgr_task *t, int rc, const char *err)
+{
+	(void)rc;
+	counter_deferred((struct counter_task *)t, err);
+}
+
+static void counter_done(struct mgr_task *t)
+{
+	struct counter_task *k = (struct counter_task *)t;
+	struct manager *m = t->m;
+
+	if (!t->rc) {
+		m->tpm_counter = k->new_counter;
+		m->commits.last_increment_ms = mgr_now(m);
+		m->commits.increments++;
+		if (t->expired)
+			log_warnx("the late NV counter increment completed: "
+				  "counter at %llu",
+				  (unsigned long long)k->new_counter);
+	} else if (t->expired) {
+		log_warnx("the late NV counter increment failed: %s; the next "
+			  "commit binds again", t->err);
+	}
+	if (k->c && t->rc == -EAGAIN) {
+		counter_deferred(k, t->err);
+	} else if (k->c) {
+		struct commit_task *c = k->c;
+
+		k->c = NULL;
+		commit_finish(m, c, t->rc, t->err);
+	}
+	free(k);
+}
 
 static void commit_done(struct mgr_task *t)
 {
 	struct commit_task *c = (struct commit_task *)t;
 	struct manager *m = t->m;
-	struct list_node *n, *tmp;
-	int rc = t->rc;
+	struct counter_task *k;
 
-	log_debug("key store commit done (rc %d)", rc);
+	log_debug("key store commit written (rc %d)", t->rc);
 	OPENSSL_cleanse(c->store, c->store_len);
 	free(c->store);
+	c->store = NULL;
 	free(c->entries);
+	c->entries = NULL;
 	m->commits.writes++;
-	if (t->rc) {
+	if (t->rc || !c->bind) {
+		commit_finish(m, c, t->rc, t->err);
+		return;
+	}
+	k = calloc(1, sizeof(*k));
+	if (!k)
+		fatalx("out of memory");
+	k->c = c;
+	k->file_counter = c->file_counter;
+	k->task.work = counter_work;
+	k->task.done = counter_done;
+	k->task.expire = counter_expire;
+	k->task.call = "TPM2_NV_Increment";
+	mgr_tpm_submit(m, &k->task);
+}
+
+/* Every waiter of c hears rc; then the next commit, if any waits. */
+static void commit_finish(struct manager *m, struct commit_task *c, int rc,
+			  const char *err)
+{
+	struct list_node *n, *tmp;
+
+	if (rc) {
 		/* Carrying on would answer requests whose effect is not on
-		 * disk: stop; the instances stop with us. */
-		log_errx("cannot commit the key store: %s; stopping", t->err);
+		 * disk (or not bound as it must be): stop; the instances
+		 * stop with us. */
+		log_errx("cannot commit the key store: %s; stopping", err);
 		m->exit_code = 1;
-	} else if (c->bind) {
-		m->tpm_counter = c->new_counter;
-		m->commits.last_increment_ms = mgr_now(m);
-		m->commits.increments++;
 	}
 	list_for_each_safe(n, tmp, &c->waiters) {
 		struct mgr_commit *w = list_item(n, struct mgr_commit, node);
@@ -147,18 +239,31 @@ static void commit_start(struct manager *m, bool force)
 	struct list_node *n, *tmp;
 	int rc;
 
+	uint64_t since, base;
+	const char *call;
+	bool want;
+
 	if (!c)
 		fatalx("out of memory");
 	/* Bounded NV wear: at most one increment per counter-interval, plus
 	 * one for every create, delete and shutdown (force). */
-	c->bind = force || m->commits.force_next ||
-		  m->cfg->counter_interval_s == 0 ||
-		  now - m->commits.last_increment_ms >=
-			  (uint64_t)m->cfg->counter_interval_s * 1000;
-	m->commits.force_next = false;
-	/* One commit at a time (mgr_commit), so the counter is exactly where
-	 * the previous commit left it. */
-	c->file_counter = m->tpm_counter + (c->bind ? 1 : 0);
+	want = force || m->commits.force_next ||
+	       m->cfg->counter_interval_s == 0 ||
+	       now - m->commits.last_increment_ms >=
+		       (uint64_t)m->cfg->counter_interval_s * 1000;
+	/* A TPM stuck in a call cannot bind: write unbound, bind later. */
+	c->bind = want && !mgr_taskq_stuck(&m->tpmq, &since, &call);
+	m->commits.force_next = want && !c->bind;
+	/*
+	 * One commit at a time (mgr_commit), so the counter is exactly where
+	 * the previous commit left it, or, when that commit's increment was
+	 * not confirmed, one below the value its file carries: then binding
+	 * means reaching that value, and until then commits carry it too.
+	 */
+	base = m->commits.file_counter > m->tpm_counter ? m->commits.file_counter
+							: m->tpm_counter;
+	c->file_counter = c->bind && base == m->tpm_counter ? base + 1 : base;
+	m->commits.file_counter = c->file_counter;
 	rc = keystore_encode(&m->ks, m->root_key, m->store_generation + 1,
 			     c->file_counter, &c->store, &c->store_len);
 	if (rc)

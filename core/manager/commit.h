@@ -28,6 +28,9 @@ struct mgr_commits {
 	uint64_t last_increment_ms;
 	unsigned long increments;
 	unsigned long writes;       /* store files written (for tests) */
+	uint64_t file_counter;      /* NV counter value of the last store
+				     * written; above m->tpm_counter while
+				     * an increment is unconfirmed */
 	struct ksfile file;         /* the key store's slot file; touched
 				     * by the commit in flight only */
 	/* A commit failed: the manager cannot answer truthfully any more.

@@ -86,10 +86,14 @@ void mgr_init(struct manager *m, uv_loop_t *loop, const struct config *cfg)
 	if (!m->now_ms)
 		m->now_ms = mgr_now_ms;
 	m->tpm = &mgr_tpm_hal;
-	m->pcrs = &mgr_pcr_source_socket;
+	m->pcrs = &mgr_pcr_source_link;
 	m->sup = &mgr_sup_events;
 	list_init(&m->entries);
 	mgr_taskq_init(&m->tasks, loop, task_finished, m);
+	if (mgr_taskq_init_thread(&m->tpmq, loop,
+				  (unsigned int)cfg->tpm_timeout_s * 1000,
+				  task_finished, m))
+		fatalx("cannot start the physical TPM's thread");
 	mgr_commits_init(&m->commits);
 	m->started_ms = mgr_now(m);
 }
@@ -99,9 +103,14 @@ void mgr_init(struct manager *m, uv_loop_t *loop, const struct config *cfg)
 static void final_committed(struct manager *m, int rc, void *arg)
 {
 	(void)arg;
+	uint64_t since;
+	const char *call;
+
 	if (rc)
 		m->exit_code = 1;
-	tss_hal_close(m->hal);
+	/* A call the TPM never answered still uses the HAL: leave it. */
+	if (!mgr_taskq_stuck(&m->tpmq, &since, &call))
+		tss_hal_close(m->hal);
 	m->hal = NULL;
 	uv_stop(m->loop);
 }
@@ -109,7 +118,8 @@ static void final_committed(struct manager *m, int rc, void *arg)
 void mgr_maybe_exit(struct manager *m)
 {
 	if (!m->stopping || m->final_commit || !sup_all_stopped(m) ||
-	    m->links_open || !mgr_taskq_idle(&m->tasks))
+	    m->links_open || !mgr_taskq_idle(&m->tasks) ||
+	    !mgr_taskq_idle(&m->tpmq))
 		return;
 	m->final_commit = true;
 	/* Bind the final store to the counter, so no older copy loads. */
@@ -274,6 +284,7 @@ int manager_main(const struct config *cfg)
 		 cfg->control);
 	uv_run(m->loop, UV_RUN_DEFAULT);
 
+	mgr_taskq_close(&m->tpmq);
 	mgr_commits_close(&m->commits);
 	keystore_free(&m->ks);
 	mgr_ekca_free(m);

@@ -4,7 +4,8 @@
  * physical TPM), the key store of every vTPM, and the instance processes.
  *
  *   manager.c     start-up, signals, shutdown; wires the parts together
- *   task.c        the task queue that owns the physical TPM and the files
+ *   task.c        the task queues: the store files, and the physical TPM
+ *                 (a thread of its own, a deadline on every call)
  *   tpm.c         the seam to the physical TPM the tasks use
  *   commit.c      the store on disk: load, group commit, NV counter
  *   rootkey.c     unseal, derive, reseal (and the seal files)
@@ -12,7 +13,7 @@
  *   supervisor.c  instance processes: start, restart with backoff, stop
  *   link.c        the manager protocol over an abstract connection
  *   quote.c       quotes, deep quotes; the PCR source seam (quote.h),
- *                 today pcrsrc_socket.c over pcrread.c
+ *                 PCR_READ over the manager link (link.c)
  *   control.c     the control socket (JSON lines); commands.c its table
  *   xenmgr.c      the vtpm devices of a Xen host (devwatch, rings)
  */
@@ -85,7 +86,8 @@ struct manager {
 	bool entries_dirty;       /* instances.json must be rewritten */
 	unsigned int links_open;  /* socket links not yet released */
 
-	struct mgr_taskq tasks;
+	struct mgr_taskq tasks;   /* the store files */
+	struct mgr_taskq tpmq;    /* the physical TPM, with a deadline */
 	struct mgr_commits commits;
 
 	uv_signal_t sigterm, sigint;

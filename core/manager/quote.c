@@ -2,6 +2,7 @@
 /*
  * Quotes (quote.h): an instance's, and the deep quote that binds a vTPM's
  * PCRs (from the PCR source, m->pcrs) into a quote by the physical TPM.
+ * The TPM's part runs on the TPM queue (task.h), under its deadline.
  */
 #include <errno.h>
 #include <openssl/sha.h>
@@ -34,11 +35,21 @@ static void quote_work(struct mgr_task *t)
 				 t->err, sizeof(t->err));
 }
 
+/* The deadline passed: the waiter hears now, the task is freed later. */
+static void quote_expire(struct mgr_task *t, int rc, const char *err)
+{
+	struct quote_task *q = (struct quote_task *)t;
+	struct mgr_quote none = { 0 };
+
+	q->cb(q->arg, rc, &none, err);
+}
+
 static void quote_done(struct mgr_task *t)
 {
 	struct quote_task *q = (struct quote_task *)t;
 
-	q->cb(q->arg, t->rc, &q->q, t->err);
+	if (!t->expired)
+		q->cb(q->arg, t->rc, &q->q, t->err);
 	free(q->q.attest);
 	free(q->q.sig);
 	free(q);
@@ -58,16 +69,30 @@ void mgr_quote(struct manager *m, const uint8_t qd[32],
 	q->arg = arg;
 	q->task.work = quote_work;
 	q->task.done = quote_done;
-	mgr_task_submit(m, &q->task);
+	q->task.expire = quote_expire;
+	q->task.call = "TPM2_Quote";
+	mgr_tpm_submit(m, &q->task);
 }
 
 /* ---- the deep quote ---- */
 
+/*
+ * One deep quote: the PCR read, then the TPM task, one after the other
+ * (the chain), and a timer for the whole.  Whichever ends first answers;
+ * the object lives until the chain has ended too (a PCR answer or a TPM
+ * call that comes after the deadline lands here, not in freed memory).
+ */
 struct deep_task {
 	struct mgr_task task;
 	struct mgr_deep_quote q;
 	mgr_deep_quote_cb cb;
 	void *arg;
+	uv_timer_t timer;
+	bool answered;
+	const char *waiting;  /* what the deadline caught it waiting for */
+	char uuid_str[40];
+	struct vtpm_entry *e;
+	bool reading;         /* the PCR read is out */
 };
 
 static void deep_work(struct mgr_task *t)
@@ -84,20 +109,64 @@ static void deep_work(struct mgr_task *t)
 	t->rc = m->tpm->ak(m, &q->spki, &q->spki_len, t->err, sizeof(t->err));
 }
 
-static void deep_free(struct deep_task *d)
+static void deep_freed(uv_handle_t *h)
 {
+	struct deep_task *d = h->data;
+
 	free(d->q.attest);
 	free(d->q.sig);
 	free(d->q.spki);
 	free(d);
 }
 
+static void deep_answer(struct deep_task *d, int rc, const char *err)
+{
+	if (d->answered)
+		return;
+	d->answered = true;
+	uv_timer_stop(&d->timer);
+	d->cb(d->arg, rc, &d->q, err);
+}
+
+/* The chain ended: answer if nobody has, then release. */
+static void deep_end(struct deep_task *d, int rc, const char *err)
+{
+	deep_answer(d, rc, err);
+	uv_close((uv_handle_t *)&d->timer, deep_freed);
+}
+
+static void deep_deadline(uv_timer_t *h)
+{
+	struct deep_task *d = h->data;
+	char err[200];
+
+	snprintf(err, sizeof(err),
+		 "vTPM %s: not done within %ld s (the deadline of a quote): "
+		 "waiting for %s", d->uuid_str, d->task.m->cfg->tpm_timeout_s,
+		 d->waiting);
+	log_warnx("deep quote of %s", err);
+	deep_answer(d, -ETIMEDOUT, err);
+	/* A vTPM that never answers must not keep this alive, nor its
+	 * link busy: give the read up, and the chain ends here. */
+	if (d->reading && d->task.m->pcrs->cancel) {
+		d->task.m->pcrs->cancel(d->task.m, d->e, d);
+		d->reading = false;
+		deep_end(d, -ETIMEDOUT, err);
+	}
+}
+
+static void deep_expire(struct mgr_task *t, int rc, const char *err)
+{
+	struct deep_task *d = (struct deep_task *)t;
+
+	deep_answer(d, rc, err);
+}
+
 static void deep_done(struct mgr_task *t)
 {
 	struct deep_task *d = (struct deep_task *)t;
 
-	d->cb(d->arg, t->rc, &d->q, t->err);
-	deep_free(d);
+	deep_end(d, t->rc, t->err);
 }
 
 static void pcrs_read(void *arg, int rc, const struct mgr_pcr_values *v,
@@ -106,18 +175,21 @@ static void pcrs_read(void *arg, int rc, const struct mgr_pcr_values *v,
 	struct deep_task *d = arg;
 	struct mgr_deep_quote *q = &d->q;
 
-	if (rc) {
-		d->cb(d->arg, rc, q, err);
-		deep_free(d);
+	d->reading = false;
+	if (rc || d->answered) {
+		deep_end(d, rc, err);
 		return;
 	}
 	q->pcrs = *v;
 	SHA256(&q->pcrs.v[0][0], 32 * (size_t)q->pcrs.n, q->digest);
 	mgrproto_deepquote_qd(q->uuid, q->pcrs.mask, q->digest, q->nonce,
 			      q->nonce_len, q->qd);
+	d->waiting = "the physical TPM (TPM2_Quote)";
 	d->task.work = deep_work;
 	d->task.done = deep_done;
-	mgr_task_submit(d->task.m, &d->task);
+	d->task.expire = deep_expire;
+	d->task.call = "TPM2_Quote";
+	mgr_tpm_submit(d->task.m, &d->task);
 }
 
 int mgr_deep_quote(struct manager *m, struct vtpm_entry *e,
@@ -143,8 +215,21 @@ int mgr_deep_quote(struct manager *m, struct vtpm_entry *e,
 	d->q.nonce_len = nonce_len;
 	d->cb = cb;
 	d->arg = arg;
+	snprintf(d->uuid_str, sizeof(d->uuid_str), "%s", e->rec.uuid_str);
+	d->waiting = "its PCR values (PCR_READ on its manager link)";
+	d->e = e;
+	d->reading = true;
+	uv_timer_init(m->loop, &d->timer);
+	d->timer.data = d;
+	uv_update_time(m->loop);
+	uv_timer_start(&d->timer, deep_deadline,
+		       (uint64_t)m->cfg->tpm_timeout_s * 1000, 0);
 	rc = m->pcrs->read(m, e, mask, pcrs_read, d, err, errlen);
-	if (rc)
-		free(d);
+	if (rc) {
+		d->reading = false;
+		d->answered = true;   /* the caller hears rc */
+		uv_timer_stop(&d->timer);
+		uv_close((uv_handle_t *)&d->timer, deep_freed);
+	}
 	return rc;
 }

@@ -5,7 +5,12 @@
  * asks for, which binds a vTPM's PCRs into a quote of the host's.
  *
  * The vTPM's PCR values come from a PCR source (struct mgr_pcr_source,
- * m->pcrs), the seam where the way of reading them is chosen.
+ * m->pcrs): in production the instance itself, asked with PCR_READ over
+ * the manager link the manager made for it (link.c), never a socket path
+ * anybody could have bound.  A deep quote has one deadline for the whole
+ * (the PCR read and the TPM's quote: --tpm-timeout), and its TPM calls go
+ * to the TPM queue (m->tpmq), never the store queue that commits wait on:
+ * an instance that does not answer stalls nobody but its own quote.
  */
 #ifndef VTPM_MANAGER_QUOTE_H
 #define VTPM_MANAGER_QUOTE_H
@@ -13,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "manager/link.h"
 #include "proto/mgrproto.h"
 
 struct manager;
@@ -27,8 +33,7 @@ struct mgr_pcr_values {
 	uint8_t v[MGR_VTPM_PCRS][32];
 };
 
-typedef void (*mgr_pcr_done)(void *arg, int rc, const struct mgr_pcr_values *v,
-			     const char *err);
+/* mgr_pcr_done: manager/link.h */
 
 struct mgr_pcr_source {
 	/* Reads e's PCRs in mask (non-empty, within 0..23) and calls done on
@@ -37,10 +42,15 @@ struct mgr_pcr_source {
 	 * called). */
 	int (*read)(struct manager *m, struct vtpm_entry *e, uint32_t mask,
 		    mgr_pcr_done done, void *arg, char *err, size_t errlen);
+	/* Optional: the read for arg is given up (its deadline passed):
+	 * done will not be called, and e may be read again. */
+	void (*cancel)(struct manager *m, struct vtpm_entry *e, void *arg);
 };
 
-/* Today's source: TPM2_PCR_Read over the vTPM's own unix: socket. */
-extern const struct mgr_pcr_source mgr_pcr_source_socket;
+/* PCR_READ over the vTPM's manager link (link.c): -ENOTCONN when the
+ * vTPM has no link (not running), -EOPNOTSUPP when its link cannot carry
+ * the manager's requests, -EBUSY while an earlier read is unanswered. */
+extern const struct mgr_pcr_source mgr_pcr_source_link;
 
 /* ---- the instance's quote (MGR_MSG_GET_QUOTE) ---- */
 
@@ -73,8 +83,9 @@ typedef void (*mgr_deep_quote_cb)(void *arg, int rc,
 				  const char *err);
 
 /* e's PCRs in mask, bound by the physical TPM into a quote over the
- * host's PCRs.  0 and cb later (loop thread), or -EINVAL/-ENOMEM now
- * with err set. */
+ * host's PCRs.  0 and cb later (loop thread; -ETIMEDOUT when the whole
+ * did not finish within --tpm-timeout), or a negative errno now with err
+ * set (-EINVAL: bad arguments; the PCR source's errors). */
 int mgr_deep_quote(struct manager *m, struct vtpm_entry *e,
 		   const uint8_t *nonce, size_t nonce_len, uint32_t mask,
 		   mgr_deep_quote_cb cb, void *arg, char *err, size_t errlen);

@@ -212,9 +212,19 @@ static void reseal_done(struct mgr_task *t)
 			 (unsigned int)__builtin_popcount(r->given),
 			 ROOTKEY_PREV_FILE);
 	}
-	r->cb(r->arg, t->rc, &r->res, t->err);
+	if (!t->expired)
+		r->cb(r->arg, t->rc, &r->res, t->err);
 	OPENSSL_cleanse(r, sizeof(*r));
 	free(r);
+}
+
+/* The TPM overran its deadline: the caller hears it now; reseal_done
+ * still records the outcome when the call returns. */
+static void reseal_expire(struct mgr_task *t, int rc, const char *err)
+{
+	struct reseal_task *r = (struct reseal_task *)t;
+
+	r->cb(r->arg, rc, &r->res, err);
 }
 
 void mgr_rootkey_reseal(struct manager *m, uint32_t given,
@@ -237,5 +247,7 @@ void mgr_rootkey_reseal(struct manager *m, uint32_t given,
 	r->arg = arg;
 	r->task.work = reseal_work;
 	r->task.done = reseal_done;
-	mgr_task_submit(m, &r->task);
+	r->task.expire = reseal_expire;
+	r->task.call = "TPM2_PCR_Read/TPM2_Create (reseal)";
+	mgr_tpm_submit(m, &r->task);
 }

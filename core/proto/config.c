@@ -28,6 +28,7 @@ void config_defaults(struct config *cfg)
 	strcpy(cfg->pcrs, "sha256:0,2,4,7");
 	cfg->nv_index = 0x01500500;
 	cfg->counter_interval_s = 60;
+	cfg->tpm_timeout_s = 10;
 	strcpy(cfg->instance_user, "nobody");
 	cfg->xen = XEN_AUTO;
 }
@@ -247,6 +248,10 @@ int config_set(struct config *cfg, const char *key, const char *v, char *err,
 		rc = config_parse_long(v, 0, 86400, &n);
 		if (!rc)
 			cfg->counter_interval_s = n;
+	} else if (strcmp(key, "tpm-timeout") == 0) {
+		rc = config_parse_long(v, 1, 3600, &n);
+		if (!rc)
+			cfg->tpm_timeout_s = n;
 	} else if (strcmp(key, "instance-user") == 0) {
 		rc = *v ? copy_str(cfg->instance_user, sizeof(cfg->instance_user), v)
 			: -EINVAL;

@@ -65,6 +65,8 @@ struct config {
 	char pcrs[128];            /* PCR selection the root key is sealed to */
 	uint32_t nv_index;         /* the NV counter guarding the key store */
 	long counter_interval_s;   /* at most one counter increment per this */
+	long tpm_timeout_s;        /* deadline of a physical TPM call, and of
+				      a whole deep quote */
 	char instance_user[64];    /* instances run as this user (manager as root)
 				      when no instance-uids range is set */
 	uint32_t inst_uid_lo;      /* instance-uids LOW-HIGH: each vTPM its own */

@@ -6,6 +6,12 @@
 #include <string.h>
 
 #include "lib/bytes.h"
+#include "proto/tpmcodes.h"
+
+/* PCR_READ's answer: TPML_PCR_SELECTION (count, hash, sizeofSelect,
+ * pcrSelect[3]) and TPML_DIGEST (count, then each a u16 size + 32). */
+#define PCR_READ_SEL_LEN (4 + 2 + 1 + MGR_PCR_SELECT)
+#define PCR_READ_DIGEST_LEN (2 + MGR_HASH_LEN)
 
 /* EK_CERTIFY's fields before its key. */
 #define EK_REQ_FIXED (1 + 4 + MGR_EK_MODEL_LEN + 8 + 4 + 4 + 2)
@@ -51,6 +57,17 @@ static const struct mgr_msg_info {
 				 MGR_MAX_PAYLOAD },
 	[MGR_MSG_MANUFACTURED] = { "MANUFACTURED", MGR_ORD_MANUFACTURED,
 				   MGR_TAG_REQ, 8, 8, 0, 0 },
+	[MGR_MSG_PCR_READ] = { "PCR_READ", MGR_ORD_PCR_READ, MGR_TAG_MREQ,
+			       4, 4, PCR_READ_SEL_LEN + 4 + PCR_READ_DIGEST_LEN,
+			       PCR_READ_SEL_LEN + 4 +
+				       MGR_PCRS * PCR_READ_DIGEST_LEN },
+	[MGR_MSG_PCR_FETCH] = { "PCR_FETCH", MGR_ORD_PCR_FETCH, MGR_TAG_REQ,
+				0, 0, 4, 4 },
+	[MGR_MSG_PCR_REPORT] = { "PCR_REPORT", MGR_ORD_PCR_REPORT, MGR_TAG_REQ,
+				 PCR_READ_SEL_LEN + 4 + PCR_READ_DIGEST_LEN,
+				 PCR_READ_SEL_LEN + 4 +
+					 MGR_PCRS * PCR_READ_DIGEST_LEN,
+				 0, 0 },
 };
 
 const char *mgrproto_strerror(int err)
@@ -136,7 +153,8 @@ uint32_t mgrproto_msg_ordinal(enum mgr_msg type)
 static int tag_known(uint16_t tag)
 {
 	return tag == MGR_TAG_REQ || tag == MGR_TAG_REQ2 ||
-	       tag == MGR_TAG_RSP || tag == MGR_TAG_RSP2;
+	       tag == MGR_TAG_MREQ || tag == MGR_TAG_RSP ||
+	       tag == MGR_TAG_RSP2 || tag == MGR_TAG_MRSP;
 }
 
 int mgrproto_frame_len(const uint8_t *buf, size_t len)
@@ -308,6 +326,8 @@ static int vtpm_list_check(const struct mgr_vtpm_list_rsp *l)
  * when its misread fields are also out of range.  An encoder thus refuses
  * what the decoder would refuse, with the same error.
  */
+static int pcr_read_fields(struct cur *c, struct mgr_pcr_read_rsp *r);
+
 static int req_fields(struct cur *c, struct mgr_req *q)
 {
 	int rc;
@@ -365,9 +385,19 @@ static int req_fields(struct cur *c, struct mgr_req *q)
 		cur_u32(c, &q->u.made.result);
 		cur_u32(c, &q->u.made.elapsed_ms);
 		break;
+	case MGR_MSG_PCR_REPORT:
+		return pcr_read_fields(c, &q->u.pcr_report);
+	case MGR_MSG_PCR_READ:
+		cur_u32(c, &q->u.pcr_read.pcr_mask);
+		rc = cur_end(c);
+		if (!rc && (!q->u.pcr_read.pcr_mask ||
+			    (q->u.pcr_read.pcr_mask & ~MGR_PCR_MASK_VALID)))
+			rc = MGR_ERR_RANGE;
+		return rc;
 	case MGR_MSG_LOADHASHKEY:
 	case MGR_MSG_GROUP_LIST:
 	case MGR_MSG_GROUP_NEW:
+	case MGR_MSG_PCR_FETCH:
 	case MGR_MSG_COUNT:
 		break;
 	}
@@ -383,6 +413,48 @@ static int quote_blob(struct cur *c, uint16_t *len, uint8_t *blob)
 	if (!c->err && (*len == 0 || *len > MGR_QUOTE_BLOB_MAX))
 		return MGR_ERR_RANGE;
 	cur_bytes(c, blob, *len);
+	return 0;
+}
+
+/*
+ * PCR_READ's answer.  The fixed fields (one selection, sha256, 3 bytes of
+ * select, 32-byte digests) are still fields: a decoder refuses any other
+ * value, so every byte is checked and the encoding stays canonical.
+ */
+static int pcr_read_fields(struct cur *c, struct mgr_pcr_read_rsp *r)
+{
+	uint32_t nsel = 1;
+	uint16_t alg = TPM_ALG_SHA256, dsize = MGR_HASH_LEN;
+	uint8_t sizeof_select = MGR_PCR_SELECT, sel[MGR_PCR_SELECT];
+	int rc;
+
+	sel[0] = (uint8_t)r->pcr_mask;
+	sel[1] = (uint8_t)(r->pcr_mask >> 8);
+	sel[2] = (uint8_t)(r->pcr_mask >> 16);
+	cur_u32(c, &nsel);
+	if (!c->err && nsel != 1)
+		return MGR_ERR_RANGE;
+	cur_u16(c, &alg);
+	cur_u8(c, &sizeof_select);
+	if (!c->err && (alg != TPM_ALG_SHA256 || sizeof_select != MGR_PCR_SELECT))
+		return MGR_ERR_RANGE;
+	cur_bytes(c, sel, sizeof(sel));
+	cur_u32(c, &r->count);
+	if (!c->err && r->count > MGR_PCRS)
+		return MGR_ERR_RANGE;
+	for (uint32_t i = 0; i < r->count && !c->err; i++) {
+		cur_u16(c, &dsize);
+		if (!c->err && dsize != MGR_HASH_LEN)
+			return MGR_ERR_RANGE;
+		cur_bytes(c, r->digest[i], MGR_HASH_LEN);
+	}
+	rc = cur_end(c);
+	if (rc)
+		return rc;
+	r->pcr_mask = sel[0] | (uint32_t)sel[1] << 8 | (uint32_t)sel[2] << 16;
+	if (!r->pcr_mask ||
+	    (uint32_t)__builtin_popcount(r->pcr_mask) != r->count)
+		return MGR_ERR_RANGE;
 	return 0;
 }
 
@@ -438,10 +510,19 @@ static int rsp_fields(struct cur *c, struct mgr_rsp *s)
 			return MGR_ERR_RANGE;
 		cur_bytes(c, s->u.ek.cert, s->u.ek.cert_len);
 		break;
+	case MGR_MSG_PCR_READ:
+		return pcr_read_fields(c, &s->u.pcr_read);
+	case MGR_MSG_PCR_FETCH:
+		cur_u32(c, &s->u.pcr_fetch.pcr_mask);
+		rc = cur_end(c);
+		if (!rc && (s->u.pcr_fetch.pcr_mask & ~MGR_PCR_MASK_VALID))
+			rc = MGR_ERR_RANGE;
+		return rc;
 	case MGR_MSG_SAVEHASHKEY:
 	case MGR_MSG_GROUP_DEL:
 	case MGR_MSG_VTPM_DEL:
 	case MGR_MSG_MANUFACTURED:
+	case MGR_MSG_PCR_REPORT:
 	case MGR_MSG_COUNT:
 		break;
 	}
@@ -471,7 +552,7 @@ int mgrproto_decode_req(const uint8_t *buf, size_t len, struct mgr_req *out)
 	if (rc)
 		return rc;
 	tag = be16_get(buf);
-	if (tag != MGR_TAG_REQ && tag != MGR_TAG_REQ2)
+	if (tag != MGR_TAG_REQ && tag != MGR_TAG_REQ2 && tag != MGR_TAG_MREQ)
 		return MGR_ERR_TAG;
 	rc = ordinal_type(be32_get(buf + 6), &type);
 	if (rc)
@@ -506,7 +587,7 @@ int mgrproto_decode_rsp(enum mgr_msg expect, const uint8_t *buf, size_t len,
 	if (rc)
 		return rc;
 	tag = be16_get(buf);
-	if (tag != MGR_TAG_RSP && tag != MGR_TAG_RSP2)
+	if (tag != MGR_TAG_RSP && tag != MGR_TAG_RSP2 && tag != MGR_TAG_MRSP)
 		return MGR_ERR_TAG;
 	if (tag != mi->tag + 3)
 		return MGR_ERR_WRONG_TAG;
@@ -587,9 +668,11 @@ uint32_t mgrproto_err_status(int err)
 void mgrproto_encode_status(const uint8_t *req, size_t req_len,
 			    uint32_t status, uint8_t out[MGR_HDR_LEN])
 {
-	int mgmt = req_len >= 2 && be16_get(req) == MGR_TAG_REQ2;
+	uint16_t tag = req_len >= 2 ? be16_get(req) : 0;
 
-	be16_put(out, mgmt ? MGR_TAG_RSP2 : MGR_TAG_RSP);
+	be16_put(out, tag == MGR_TAG_REQ2   ? MGR_TAG_RSP2
+		      : tag == MGR_TAG_MREQ ? MGR_TAG_MRSP
+					    : MGR_TAG_RSP);
 	be32_put(out + 2, MGR_HDR_LEN);
 	be32_put(out + 6, status);
 }
@@ -626,5 +709,69 @@ int mgrproto_deepquote_qd(const uint8_t uuid[MGR_UUID_LEN], uint32_t pcr_mask,
 	p += nonce_len;
 	if (EVP_Digest(msg, (size_t)(p - msg), out, &n, EVP_sha256(), NULL) != 1)
 		return MGR_ERR_CRYPTO;
+	return 0;
+}
+
+/* ---- TPM2_PCR_Read, for PCR_READ ---- */
+
+int mgrproto_pcr_read_cmd(uint32_t mask, const struct mgr_pcr_read_rsp *acc,
+			  uint8_t cmd[MGR_PCR_READ_CMD_LEN])
+{
+	uint32_t left = mask & ~acc->pcr_mask;
+
+	if (!mask || (mask & ~MGR_PCR_MASK_VALID) || !left)
+		return MGR_ERR_RANGE;
+	be16_put(cmd, TPM_ST_NO_SESSIONS);
+	be32_put(cmd + 2, MGR_PCR_READ_CMD_LEN);
+	be32_put(cmd + 6, TPM_CC_PCR_Read);
+	be32_put(cmd + 10, 1);            /* one selection */
+	be16_put(cmd + 14, TPM_ALG_SHA256);
+	cmd[16] = MGR_PCR_SELECT;
+	cmd[17] = (uint8_t)left;
+	cmd[18] = (uint8_t)(left >> 8);
+	cmd[19] = (uint8_t)(left >> 16);
+	return 0;
+}
+
+/*
+ * Response: header (10), pcrUpdateCounter (4), TPML_PCR_SELECTION,
+ * TPML_DIGEST.  A TPM answers the lowest PCRs asked for first, so values
+ * are appended in ascending order only when this read's PCRs all lie above
+ * the ones already read: anything else is refused.
+ */
+int mgrproto_pcr_read_parse(const uint8_t *rsp, size_t len, uint32_t mask,
+			    struct mgr_pcr_read_rsp *acc, uint32_t *tpm_rc)
+{
+	struct mgr_pcr_read_rsp r;
+	struct cur c;
+	uint32_t size, below;
+	int rc;
+
+	*tpm_rc = 0;
+	if (len < MGR_HDR_LEN)
+		return MGR_ERR_SHORT;
+	size = be32_get(rsp + 2);
+	if (size != len)
+		return size > len ? MGR_ERR_PAYLOAD_SHORT : MGR_ERR_PAYLOAD_LONG;
+	*tpm_rc = be32_get(rsp + 6);
+	if (*tpm_rc != TPM_RC_SUCCESS)
+		return MGR_ERR_STATUS;
+	if (len < MGR_HDR_LEN + 4)
+		return MGR_ERR_PAYLOAD_SHORT;
+	memset(&r, 0, sizeof(r));
+	c = (struct cur){ .in = rsp + MGR_HDR_LEN + 4,
+			  .len = len - MGR_HDR_LEN - 4 };
+	rc = pcr_read_fields(&c, &r);
+	if (rc)
+		return rc;
+	/* acc's PCRs and all below its highest (acc: within 0..23) */
+	below = acc->pcr_mask ? (2u << (31 - __builtin_clz(acc->pcr_mask))) - 1
+			      : 0;
+	if ((r.pcr_mask & ~mask) || (r.pcr_mask & below))
+		return MGR_ERR_RANGE;
+	memcpy(acc->digest[acc->count], r.digest, MGR_HASH_LEN * (size_t)r.count);
+	acc->count += r.count;
+	acc->pcr_mask |= r.pcr_mask;
+	OPENSSL_cleanse(&r, sizeof(r));
 	return 0;
 }

@@ -4,7 +4,8 @@
  * client) and the manager, as pure functions over byte buffers.  The
  * wire format is documented in docs/manager-protocol.md.
  *
- *   0  2  tag: REQ 0x01C1, REQ2 0x01C2, RSP 0x01C4, RSP2 0x01C5
+ *   0  2  tag: REQ 0x01C1, REQ2 0x01C2, MREQ 0x01C3,
+ *            RSP 0x01C4, RSP2 0x01C5, MRSP 0x01C6
  *   2  4  size of the whole frame, header included (10..4096)
  *   6  4  ordinal (requests) or status (responses)
  *  10  .  payload of the message type
@@ -35,6 +36,10 @@
 #define MGR_TAG_REQ2 0x01C2 /* management ordinals */
 #define MGR_TAG_RSP 0x01C4  /* answers REQ */
 #define MGR_TAG_RSP2 0x01C5 /* answers REQ2 */
+/* The manager's requests to an instance, on the link it made for it
+ * (PCR_READ), and the instance's answers. */
+#define MGR_TAG_MREQ 0x01C3
+#define MGR_TAG_MRSP 0x01C6 /* answers MREQ */
 
 #define MGR_PRIV_BASE 0x02000000u
 #define MGR_ORD_SAVEHASHKEY 0x00000001u
@@ -42,6 +47,11 @@
 #define MGR_ORD_GET_QUOTE 0x00000004u
 #define MGR_ORD_EK_CERTIFY 0x00000010u   /* manufacture: certify an EK */
 #define MGR_ORD_MANUFACTURED 0x00000011u /* manufacture: done, durable */
+#define MGR_ORD_PCR_READ 0x00000100u /* manager to instance, MREQ */
+/* The same, for a link that carries the instance's requests only (the Xen
+ * ring): the instance fetches the manager's PCR_READ and reports. */
+#define MGR_ORD_PCR_FETCH 0x00000101u
+#define MGR_ORD_PCR_REPORT 0x00000102u
 #define MGR_ORD_GROUP_LIST (MGR_PRIV_BASE + 0x101)
 #define MGR_ORD_GROUP_NEW (MGR_PRIV_BASE + 0x102)
 #define MGR_ORD_GROUP_DEL (MGR_PRIV_BASE + 0x103)
@@ -72,6 +82,8 @@
 #define MGR_QUOTE_BLOB_MAX (MGR_MAX_PAYLOAD - 4 - 1)          /* 4081 */
 #define MGR_GROUP_LIST_MAX ((MGR_MAX_PAYLOAD - 4) / 4)        /* 1020 */
 #define MGR_VTPM_LIST_MAX ((MGR_MAX_PAYLOAD - 8) / MGR_UUID_LEN) /* 254 */
+#define MGR_PCRS 24        /* PCRs a vTPM's sha256 bank has */
+#define MGR_PCR_SELECT 3   /* sizeofSelect of that bank */
 
 /* Status codes of responses; 6 and 7 are ours, not vtpmmgr's. */
 enum mgr_status {
@@ -99,6 +111,9 @@ enum mgr_msg {
 	MGR_MSG_VTPM_DEL,
 	MGR_MSG_EK_CERTIFY,
 	MGR_MSG_MANUFACTURED,
+	MGR_MSG_PCR_READ, /* the manager asks, the instance answers */
+	MGR_MSG_PCR_FETCH,  /* the instance asks what the manager wants */
+	MGR_MSG_PCR_REPORT, /* and reports it */
 	MGR_MSG_COUNT, /* one past the last */
 };
 
@@ -202,6 +217,24 @@ struct mgr_manufactured_req {
 	uint32_t elapsed_ms;              /* keys, certificates, NV writes */
 };
 
+/* PCR_READ: the sha256 PCRs in pcr_mask (non-empty, within 0..23). */
+struct mgr_pcr_read_req {
+	uint32_t pcr_mask;
+};
+
+/*
+ * PCR_READ's answer: TPM2_PCR_Read's pcrSelectionOut (a TPML_PCR_SELECTION
+ * of exactly one sha256 selection of 3 bytes) and pcrValues (a TPML_DIGEST
+ * of 32-byte digests, one per selected PCR, ascending), as the vTPM's
+ * engine reported them.  The manager checks the selection against the
+ * one it asked for.
+ */
+struct mgr_pcr_read_rsp {
+	uint32_t pcr_mask;             /* pcrSelect, bit n = PCR n */
+	uint32_t count;                /* digests; = popcount(pcr_mask) */
+	uint8_t digest[MGR_PCRS][MGR_HASH_LEN];
+};
+
 /* A decoded request.  Types without a payload use no union member. */
 struct mgr_req {
 	enum mgr_msg type;
@@ -214,6 +247,8 @@ struct mgr_req {
 		struct mgr_uuid vtpm_del;         /* VTPM_DEL */
 		struct mgr_ek_certify_req ek;     /* EK_CERTIFY */
 		struct mgr_manufactured_req made; /* MANUFACTURED */
+		struct mgr_pcr_read_req pcr_read; /* PCR_READ */
+		struct mgr_pcr_read_rsp pcr_report; /* PCR_REPORT */
 	} u;
 };
 
@@ -229,6 +264,9 @@ struct mgr_rsp {
 		struct mgr_vtpm_list_rsp vtpm_list;     /* VTPM_LIST */
 		struct mgr_uuid vtpm_new;               /* VTPM_NEW */
 		struct mgr_ek_certify_rsp ek;           /* EK_CERTIFY */
+		struct mgr_pcr_read_rsp pcr_read;       /* PCR_READ */
+		struct mgr_pcr_read_req pcr_fetch;      /* PCR_FETCH; mask 0:
+							 * nothing wanted */
 	} u;
 };
 
@@ -275,6 +313,24 @@ void mgrproto_encode_status(const uint8_t *req, size_t req_len,
 
 /* Wipes a response (LOADHASHKEY carries a state key). */
 void mgrproto_rsp_wipe(struct mgr_rsp *rsp);
+
+/*
+ * TPM2_PCR_Read on the vTPM side of PCR_READ.  A TPM answers at most 8
+ * digests per read, so the instance reads until the mask is covered:
+ * mgrproto_pcr_read_cmd builds the command for the PCRs of mask not yet
+ * in acc (cmd: 20 bytes; 0, or MGR_ERR_RANGE when none are left or mask
+ * is invalid), and mgrproto_pcr_read_parse adds one response's values to
+ * acc (whose pcr_mask and count start at 0): 0; MGR_ERR_STATUS for a TPM
+ * error (*tpm_rc set); MGR_ERR_SHORT / MGR_ERR_PAYLOAD_SHORT /
+ * MGR_ERR_PAYLOAD_LONG for a response that does not add up; MGR_ERR_RANGE
+ * for a selection other than one sha256 bank of 3 bytes, an empty one, a
+ * PCR not asked for or already read, or a digest not of 32 bytes.
+ */
+#define MGR_PCR_READ_CMD_LEN 20
+int mgrproto_pcr_read_cmd(uint32_t mask, const struct mgr_pcr_read_rsp *acc,
+			  uint8_t cmd[MGR_PCR_READ_CMD_LEN]);
+int mgrproto_pcr_read_parse(const uint8_t *rsp, size_t len, uint32_t mask,
+			    struct mgr_pcr_read_rsp *acc, uint32_t *tpm_rc);
 
 /*
  * The qualifying data of a deep quote, as the manager passes it to

@@ -49,6 +49,7 @@ struct fake_tpm {
 	unsigned int increments;
 	int skew;                 /* added to each increment (a foreign one) */
 	int fail_quote;           /* -errno */
+	int hang_quote;           /* quote blocks while set (a hung TPM) */
 	unsigned int seals;
 	uint8_t pcrs[24][32];     /* current values of the selection */
 };
@@ -72,6 +73,8 @@ static int fake_quote(struct manager *m, const uint8_t *qd, size_t qdlen,
 		      size_t *sig_len, char *err, size_t errlen)
 {
 	(void)m;
+	while (__atomic_load_n(&ftpm.hang_quote, __ATOMIC_SEQ_CST))
+		usleep(1000);
 	if (ftpm.fail_quote) {
 		snprintf(err, errlen, "fake quote failure");
 		return ftpm.fail_quote;
@@ -233,6 +236,7 @@ static void fixture_free(struct fixture *f)
 		free(list_item(n, struct vtpm_entry, node));
 	}
 	uv_loop_close(&f->loop);
+	mgr_taskq_close(&f->m.tpmq);
 	mgr_commits_close(&f->m.commits);
 	close(f->m.dirfd);
 	keystore_free(&f->m.ks);

@@ -398,11 +398,9 @@ static void test_quote(void **state)
 	snprintf(e->rec.transport, sizeof(e->rec.transport), "tcp:127.0.0.1:1");
 	expect(f, "{\"cmd\":\"quote\",\"uuid\":\"" UUID_A "\","
 		  "\"nonce\":\"01\"}", CTL_EINVAL);
-	/* Today's source over the vTPM's socket: no unix: transport. */
-	f->m.pcrs = &mgr_pcr_source_socket;
-	expect(f, "{\"cmd\":\"quote\",\"uuid\":\"" UUID_A "\","
-		  "\"nonce\":\"01\"}", CTL_EINVAL);
-	/* ... and a socket nobody serves. */
+	/* The real source asks over the vTPM's manager link, never a
+	 * socket path: a vTPM without one cannot be quoted. */
+	f->m.pcrs = &mgr_pcr_source_link;
 	e->rec.transport[0] = '\0';
 	expect(f, "{\"cmd\":\"quote\",\"uuid\":\"" UUID_A "\","
 		  "\"nonce\":\"01\"}", CTL_EFAIL);

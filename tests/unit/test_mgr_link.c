@@ -7,13 +7,16 @@
  * connection dropped, management ordinals refused.
  */
 #include "mgr_fixture.h"
+#include <openssl/sha.h>
+#include <time.h>
+#include "lib/bytes.h"
 #include "lib/store.h"
 #include "manager/link.h"
 
 struct fake_conn {
 	uint8_t last[MGR_MAX_FRAME];
 	size_t len;
-	unsigned int sends;
+	unsigned int sends, requests;
 	bool closed;
 };
 
@@ -225,9 +228,257 @@ static void test_reset_and_close(void **state)
 	fixture_free(f);
 }
 
+/* ---- PCR_READ: the manager asks the instance ---- */
+
+struct deep_result {
+	bool done;
+	int rc;
+	char err[256];
+	struct mgr_pcr_values pcrs;
+	uint8_t qd[32];
+	uint64_t at_ms;
+};
+
+static void deep_cb(void *arg, int rc, const struct mgr_deep_quote *q,
+		    const char *err)
+{
+	struct deep_result *r = arg;
+
+	r->done = true;
+	r->rc = rc;
+	r->at_ms = uv_now(uv_default_loop());
+	snprintf(r->err, sizeof(r->err), "%s", err);
+	if (!rc) {
+		r->pcrs = q->pcrs;
+		memcpy(r->qd, q->qd, 32);
+	}
+}
+
+/* A connection that takes the manager's requests and never answers. */
+static int silent_request(void *conn, const uint8_t *frame, size_t len)
+{
+	struct fake_conn *c = conn;
+
+	memcpy(c->last, frame, len);
+	c->len = len;
+	c->requests++;
+	return 0;
+}
+
+static const struct mgr_conn_ops silent_ops = {
+	.send = fake_send,
+	.close = fake_close,
+	.request = silent_request,
+};
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The ring's way: PCR_FETCH hands the mask out once, PCR_REPORT ends
+ * the read, and the deep quote goes on with the reported values. */
+static void test_pcr_mailbox(void **state)
+{
+	struct fixture *f = fixture_new(60);
+	struct fake_conn c;
+	struct vtpm_entry *e = setup(f, &c);
+	struct mgr_req req;
+	struct mgr_rsp rsp;
+	struct deep_result r = { 0 };
+	uint8_t digest[32], qd[32], vals[2][32];
+	char err[200];
+
+	(void)state;
+	/* nothing asked yet */
+	memset(&req, 0, sizeof(req));
+	req.type = MGR_MSG_PCR_FETCH;
+	send_req(e, &req);
+	answer(&c, MGR_MSG_PCR_FETCH, &rsp);
+	assert_int_equal(rsp.status, MGR_SUCCESS);
+	assert_int_equal(rsp.u.pcr_fetch.pcr_mask, 0);
+	/* an unsolicited report */
+	memset(&req, 0, sizeof(req));
+	req.type = MGR_MSG_PCR_REPORT;
+	req.u.pcr_report.pcr_mask = 0x81;
+	req.u.pcr_report.count = 2;
+	send_req(e, &req);
+	answer(&c, MGR_MSG_PCR_REPORT, &rsp);
+	assert_int_equal(rsp.status, MGR_FAIL);
+
+	assert_int_equal(mgr_deep_quote(&f->m, e, (const uint8_t *)"n", 1, 0x81,
+					deep_cb, &r, err, sizeof(err)), 0);
+	memset(&req, 0, sizeof(req));
+	req.type = MGR_MSG_PCR_FETCH;
+	send_req(e, &req);
+	answer(&c, MGR_MSG_PCR_FETCH, &rsp);
+	assert_int_equal(rsp.u.pcr_fetch.pcr_mask, 0x81);
+	send_req(e, &req);                  /* handed out once */
+	answer(&c, MGR_MSG_PCR_FETCH, &rsp);
+	assert_int_equal(rsp.u.pcr_fetch.pcr_mask, 0);
+	/* a second quote waits for the first read */
+	assert_int_equal(mgr_deep_quote(&f->m, e, (const uint8_t *)"n", 1, 1,
+					deep_cb, &r, err, sizeof(err)),
+			 -EBUSY);
+	memset(&req, 0, sizeof(req));
+	req.type = MGR_MSG_PCR_REPORT;
+	req.u.pcr_report.pcr_mask = 0x81;
+	req.u.pcr_report.count = 2;
+	memset(vals[0], 0x10, 32);
+	memset(vals[1], 0x17, 32);
+	memcpy(req.u.pcr_report.digest, vals, sizeof(vals));
+	send_req(e, &req);
+	answer(&c, MGR_MSG_PCR_REPORT, &rsp);
+	assert_int_equal(rsp.status, MGR_SUCCESS);
+	run_until(f, &r.done);
+	assert_int_equal(r.rc, 0);
+	assert_int_equal(r.pcrs.mask, 0x81);
+	assert_int_equal(r.pcrs.n, 2);
+	SHA256(&vals[0][0], sizeof(vals), digest);
+	mgrproto_deepquote_qd(e->rec.uuid, 0x81, digest, (const uint8_t *)"n",
+			      1, qd);
+	assert_memory_equal(r.qd, qd, 32);
+
+	/* A report of other PCRs than asked fails the quote. */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(mgr_deep_quote(&f->m, e, (const uint8_t *)"n", 1, 0x3,
+					deep_cb, &r, err, sizeof(err)), 0);
+	memset(&req, 0, sizeof(req));
+	req.type = MGR_MSG_PCR_FETCH;
+	send_req(e, &req);
+	req.type = MGR_MSG_PCR_REPORT;
+	req.u.pcr_report.pcr_mask = 0x81;
+	req.u.pcr_report.count = 2;
+	send_req(e, &req);
+	run_until(f, &r.done);
+	assert_int_equal(r.rc, -EPROTO);
+	fixture_free(f);
+}
+
+/* An instance that never answers its PCR read delays no other vTPM's
+ * commit, and its quote fails at the deadline. */
+static void test_silent_instance_stalls_nobody(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	struct fake_conn ca, cb;
+	struct vtpm_entry *a, *b;
+	struct mgr_req req = { .type = MGR_MSG_SAVEHASHKEY };
+	struct deep_result r = { 0 };
+	uint8_t uuid[16];
+	uint64_t t0, commit_ms;
+	char err[200];
+
+	(void)state;
+	f->cfg.tpm_timeout_s = 1;
+	memset(uuid, 0x44, 16);
+	assert_int_equal(mgr_entry_new(&f->m, uuid, 2, &a), 0);
+	memset(&ca, 0, sizeof(ca));
+	mgr_link_attach(a, &silent_ops, &ca);
+	b = setup(f, &cb);
+	t0 = now_ms();
+	assert_int_equal(mgr_deep_quote(&f->m, a, (const uint8_t *)"n", 1,
+					0xffffff, deep_cb, &r, err,
+					sizeof(err)), 0);
+	assert_int_equal(ca.requests, 1);
+	assert_int_equal(be16_get(ca.last), MGR_TAG_MREQ);
+	/* B's NV write: SAVEHASHKEY, committed and bound, meanwhile. */
+	req.u.save.generation = 1;
+	send_req(b, &req);
+	wait_sends(f, &cb, 1);
+	commit_ms = now_ms() - t0;
+	print_message("commit of another vTPM during the silent PCR read: "
+		      "%llu ms\n", (unsigned long long)commit_ms);
+	assert_true(commit_ms < 500);
+	assert_false(r.done);
+	run_until(f, &r.done);
+	assert_int_equal(r.rc, -ETIMEDOUT);
+	assert_non_null(strstr(r.err, "PCR"));
+	assert_true(now_ms() - t0 >= 1000);
+	/* The read was given up: the link takes a new one, and the
+	 * silent instance's link closing ends that one. */
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(mgr_deep_quote(&f->m, a, (const uint8_t *)"n", 1, 1,
+					deep_cb, &r, err, sizeof(err)), 0);
+	assert_int_equal(ca.requests, 2);
+	mgr_link_close(a);
+	assert_true(r.done);
+	assert_int_equal(r.rc, -ECONNRESET);
+	run_for(f, 5);
+	fixture_free(f);
+}
+
+/* A physical TPM that hangs: the quote fails at the deadline, the queue
+ * is reported stuck and refuses more calls, commits go on unbound, and
+ * once the call returns the next commit binds again. */
+static void test_hung_tpm(void **state)
+{
+	struct fixture *f = fixture_new(0);
+	struct fake_conn c;
+	struct vtpm_entry *e = setup(f, &c);
+	struct mgr_req q = { .type = MGR_MSG_GET_QUOTE };
+	struct mgr_req s = { .type = MGR_MSG_SAVEHASHKEY };
+	struct mgr_rsp rsp;
+	unsigned int incr;
+	const char *call;
+	uint64_t since, t0;
+
+	(void)state;
+	f->cfg.tpm_timeout_s = 1;
+	f->m.tpmq.deadline_ms = 1000;
+	q.u.quote.nonce_len = 1;
+	q.u.quote.pcr_mask = 1;
+	__atomic_store_n(&ftpm.hang_quote, 1, __ATOMIC_SEQ_CST);
+	t0 = now_ms();
+	send_req(e, &q);
+	wait_sends(f, &c, 1);
+	answer(&c, MGR_MSG_GET_QUOTE, &rsp);
+	assert_int_equal(rsp.status, MGR_FAIL);
+	assert_true(now_ms() - t0 >= 1000 && now_ms() - t0 < 3000);
+	assert_true(mgr_taskq_stuck(&f->m.tpmq, &since, &call));
+	assert_string_equal(call, "TPM2_Quote");
+	/* refused at once while it hangs */
+	t0 = now_ms();
+	send_req(e, &q);
+	wait_sends(f, &c, 2);
+	answer(&c, MGR_MSG_GET_QUOTE, &rsp);
+	assert_int_equal(rsp.status, MGR_FAIL);
+	assert_true(now_ms() - t0 < 500);
+	/* commits go on, unbound */
+	incr = ftpm.increments;
+	s.u.save.generation = 1;
+	send_req(e, &s);
+	wait_sends(f, &c, 3);
+	answer(&c, MGR_MSG_SAVEHASHKEY, &rsp);
+	assert_int_equal(rsp.status, MGR_SUCCESS);
+	assert_int_equal(ftpm.increments, incr);
+	/* the call returns: served again, and the next commit binds */
+	__atomic_store_n(&ftpm.hang_quote, 0, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < 2000 && mgr_taskq_stuck(&f->m.tpmq, &since, &call);
+	     i++) {
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+	assert_false(mgr_taskq_stuck(&f->m.tpmq, &since, &call));
+	s.u.save.generation = 2;
+	send_req(e, &s);
+	wait_sends(f, &c, 4);
+	answer(&c, MGR_MSG_SAVEHASHKEY, &rsp);
+	assert_int_equal(rsp.status, MGR_SUCCESS);
+	assert_int_equal(ftpm.increments, incr + 1);
+	assert_int_equal(f->m.tpm_counter, ftpm.counter);
+	assert_int_equal(f->m.commits.file_counter, ftpm.counter);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pcr_mailbox),
+		cmocka_unit_test(test_silent_instance_stalls_nobody),
+		cmocka_unit_test(test_hung_tpm),
 		cmocka_unit_test(test_load_save),
 		cmocka_unit_test(test_quote),
 		cmocka_unit_test(test_refusals),

@@ -15,6 +15,7 @@
 #include "mgr_fixture.h"
 
 #include <openssl/sha.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -22,6 +23,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "lib/bytes.h"
 #include "lib/store.h"
 #include "proto/quote.h"
 
@@ -356,11 +358,104 @@ static void deep_cb(void *arg, int rc, const struct mgr_deep_quote *q,
 	r->spki = dup_bytes(q->spki, r->spki_len = q->spki_len);
 }
 
+/*
+ * The instance's side of PCR_READ, played by a thread: the request from
+ * the manager's end of the socketpair, TPM2_PCR_Read against a real TPM
+ * (swtpm as the vTPM) with the codec the instance uses, the answer back.
+ */
+struct pcr_peer {
+	int fd;
+	bool answer;    /* false: read the request and say nothing */
+	pthread_t th;
+};
+
+static int xfer(int fd, const uint8_t *cmd, size_t len, uint8_t *rsp,
+		size_t max, size_t *rlen)
+{
+	size_t off = 0;
+
+	if (write(fd, cmd, len) != (ssize_t)len)
+		return -1;
+	while (off < 10 || off < be32_get(rsp + 2)) {
+		ssize_t n = read(fd, rsp + off, max - off);
+
+		if (n <= 0)
+			return -1;
+		off += (size_t)n;
+	}
+	*rlen = off;
+	return 0;
+}
+
+static void *pcr_peer_main(void *arg)
+{
+	struct pcr_peer *p = arg;
+	uint8_t frame[MGR_MAX_FRAME], cmd[MGR_PCR_READ_CMD_LEN], rsp[1024];
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	static struct mgr_rsp out;
+	struct mgr_req req;
+	size_t off = 0, len;
+	uint32_t trc;
+	int fd, flen;
+
+	while ((flen = mgrproto_frame_len(frame, off)) == 0) {
+		ssize_t n = read(p->fd, frame + off, sizeof(frame) - off);
+
+		if (n <= 0)
+			return NULL;
+		off += (size_t)n;
+	}
+	if (flen < 0 || mgrproto_decode_req(frame, (size_t)flen, &req) ||
+	    req.type != MGR_MSG_PCR_READ || !p->answer)
+		return NULL;
+	memset(&out, 0, sizeof(out));
+	out.type = MGR_MSG_PCR_READ;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", vtpm.sock);
+	fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)))
+		return NULL;
+	while (mgrproto_pcr_read_cmd(req.u.pcr_read.pcr_mask, &out.u.pcr_read,
+				     cmd) == 0) {
+		if (xfer(fd, cmd, sizeof(cmd), rsp, sizeof(rsp), &len) ||
+		    mgrproto_pcr_read_parse(rsp, len, req.u.pcr_read.pcr_mask,
+					    &out.u.pcr_read, &trc))
+			break;
+	}
+	close(fd);
+	out.status = out.u.pcr_read.pcr_mask == req.u.pcr_read.pcr_mask
+			     ? MGR_SUCCESS
+			     : MGR_FAIL;
+	if (mgrproto_encode_rsp(&out, frame, &len) == 0)
+		(void)!write(p->fd, frame, len);
+	return NULL;
+}
+
+static void pcr_peer_start(struct pcr_peer *p, struct vtpm_entry *e,
+			   bool answer)
+{
+	int sv[2];
+
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv),
+			 0);
+	assert_int_equal(mgr_link_open_socket(e, sv[0]), 0);
+	p->fd = sv[1];
+	p->answer = answer;
+	assert_int_equal(pthread_create(&p->th, NULL, pcr_peer_main, p), 0);
+}
+
+static void pcr_peer_stop(struct pcr_peer *p)
+{
+	shutdown(p->fd, SHUT_RDWR);
+	pthread_join(p->th, NULL);
+	close(p->fd);
+}
+
 static void test_deep_quote_real(void **state)
 {
 	struct fixture *f = real_fixture();
 	struct vtpm_entry *e;
 	struct quoted r = { 0 };
+	struct pcr_peer peer;
 	struct quote_expect want;
 	struct quote_info qi;
 	uint8_t uuid[16], digest[32], qd[32], nonce[8] = "nonce-01", zero[32];
@@ -370,9 +465,11 @@ static void test_deep_quote_real(void **state)
 	memset(uuid, 0x42, 16);
 	memset(zero, 0, 32);
 	assert_int_equal(mgr_entry_new(&f->m, uuid, 2, &e), 0);
-	snprintf(e->rec.transport, sizeof(e->rec.transport), "unix:%s",
-		 vtpm.sock);
-	f->m.pcrs = &mgr_pcr_source_socket;     /* today's source */
+	/* The transport names a socket: it is never consulted. */
+	snprintf(e->rec.transport, sizeof(e->rec.transport), "unix:%s/none",
+		 vtpm.dir);
+	assert_ptr_equal(f->m.pcrs, &mgr_pcr_source_link);
+	pcr_peer_start(&peer, e, true);
 	assert_int_equal(mgr_deep_quote(&f->m, e, nonce, sizeof(nonce),
 					0x00ffffff, deep_cb, &r, err,
 					sizeof(err)), 0);
@@ -397,16 +494,24 @@ static void test_deep_quote_real(void **state)
 	free(r.attest);
 	free(r.sig);
 	free(r.spki);
+	pcr_peer_stop(&peer);
 
-	/* A vTPM socket nobody serves: the source's error comes back. */
+	/* An instance that hangs up without answering: the read fails. */
 	memset(&r, 0, sizeof(r));
-	snprintf(e->rec.transport, sizeof(e->rec.transport), "unix:%s/none",
-		 vtpm.dir);
+	mgr_link_close(e);
+	run_for(f, 10);
+	pcr_peer_start(&peer, e, false);
 	assert_int_equal(mgr_deep_quote(&f->m, e, nonce, sizeof(nonce), 1,
 					deep_cb, &r, err, sizeof(err)), 0);
+	pcr_peer_stop(&peer);
 	run_until(f, &r.done);
 	assert_int_not_equal(r.rc, 0);
-	assert_non_null(strstr(r.err, "vTPM socket"));
+	mgr_link_close(e);
+	run_for(f, 10);
+	/* No link at all: refused at once. */
+	assert_int_equal(mgr_deep_quote(&f->m, e, nonce, sizeof(nonce), 1,
+					deep_cb, &r, err, sizeof(err)),
+			 -ENOTCONN);
 	real_fixture_free(f);
 }
 

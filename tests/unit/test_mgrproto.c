@@ -65,6 +65,15 @@ static void sample_req(enum mgr_msg t, struct mgr_req *q)
 		q->u.made.result = 0;
 		q->u.made.elapsed_ms = 1234;
 		break;
+	case MGR_MSG_PCR_READ:
+		q->u.pcr_read.pcr_mask = 0x810481;
+		break;
+	case MGR_MSG_PCR_REPORT:
+		q->u.pcr_report.pcr_mask = 0x810481;
+		q->u.pcr_report.count = 5;
+		for (int i = 0; i < 5; i++)
+			fill(q->u.pcr_report.digest[i], 32, (uint8_t)(0x22 * i));
+		break;
 	default:
 		break;
 	}
@@ -111,6 +120,15 @@ static void sample_rsp(enum mgr_msg t, struct mgr_rsp *s)
 	case MGR_MSG_EK_CERTIFY:
 		s->u.ek.cert_len = 100;
 		fill(s->u.ek.cert, 100, 0x30);
+		break;
+	case MGR_MSG_PCR_READ:
+		s->u.pcr_read.pcr_mask = 0x810481; /* PCRs 0, 7, 10, 16, 23 */
+		s->u.pcr_read.count = 5;
+		for (int i = 0; i < 5; i++)
+			fill(s->u.pcr_read.digest[i], 32, (uint8_t)(0x11 * i));
+		break;
+	case MGR_MSG_PCR_FETCH:
+		s->u.pcr_fetch.pcr_mask = 0x810481;
 		break;
 	default:
 		break;
@@ -540,9 +558,11 @@ static void bounded_fields_refuse_every_flip(void **state)
 		/* tpm_version: only 1 and 2. */
 		rc = flip_req(MGR_MSG_VTPM_NEW, MGR_HDR_LEN + 4 + 16, (uint8_t)x);
 		assert_int_equal(rc, (2 ^ x) == 1 ? 0 : MGR_ERR_RANGE);
-		/* The request tag: the other request tag is a wrong tag. */
+		/* The request tag: another request tag is a wrong tag. */
 		rc = flip_req(MGR_MSG_SAVEHASHKEY, 1, (uint8_t)x);
-		assert_int_equal(rc, (0xc1 ^ x) == 0xc2 ? MGR_ERR_WRONG_TAG : MGR_ERR_TAG);
+		assert_int_equal(rc, (0xc1 ^ x) == 0xc2 || (0xc1 ^ x) == 0xc3
+					     ? MGR_ERR_WRONG_TAG
+					     : MGR_ERR_TAG);
 	}
 }
 
@@ -974,6 +994,267 @@ static void error_and_status_strings_are_distinct(void **state)
 					     mgrproto_msg_ordinal((enum mgr_msg)b));
 }
 
+/* ---- PCR_READ: the manager's request, the instance's answer ---- */
+
+/* The documented bytes: request for PCRs 0, 7, 10, 16, 23; answer. */
+static void pcr_read_frames_match_the_documented_bytes(void **state)
+{
+	static const uint8_t req[] = { 0x01, 0xc3, 0, 0, 0, 14, 0, 0, 1, 0,
+				       0, 0x81, 0x04, 0x81 };
+	uint8_t buf[MGR_MAX_FRAME];
+	size_t len;
+
+	(void)state;
+	encode_req_ok(MGR_MSG_PCR_READ, buf, &len);
+	assert_int_equal(len, sizeof(req));
+	assert_memory_equal(buf, req, sizeof(req));
+	encode_rsp_ok(MGR_MSG_PCR_READ, buf, &len);
+	assert_int_equal(len, MGR_HDR_LEN + 10 + 4 + 5 * 34);
+	assert_int_equal(be16_get(buf), MGR_TAG_MRSP);
+	assert_int_equal(be32_get(buf + 10), 1);          /* one selection */
+	assert_int_equal(be16_get(buf + 14), 0x000b);     /* sha256 */
+	assert_int_equal(buf[16], 3);
+	assert_int_equal(buf[17], 0x81);
+	assert_int_equal(buf[18], 0x04);
+	assert_int_equal(buf[19], 0x81);
+	assert_int_equal(be32_get(buf + 20), 5);
+	assert_int_equal(be16_get(buf + 24), 32);
+	/* A failure to an MREQ is answered under MRSP. */
+	mgrproto_encode_status(req, sizeof(req), MGR_FAIL, buf);
+	assert_int_equal(be16_get(buf), MGR_TAG_MRSP);
+}
+
+static void pcr_read_request_masks_are_checked(void **state)
+{
+	uint8_t buf[MGR_MAX_FRAME];
+	struct mgr_req q;
+	size_t len;
+
+	(void)state;
+	sample_req(MGR_MSG_PCR_READ, &q);
+	q.u.pcr_read.pcr_mask = 0;
+	assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_RANGE);
+	q.u.pcr_read.pcr_mask = 1u << 24;
+	assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_RANGE);
+	q.u.pcr_read.pcr_mask = 0xffffff;
+	assert_int_equal(mgrproto_encode_req(&q, buf, &len), 0);
+	assert_req_canonical(buf, len);
+	be32_put(buf + 10, 0);
+	assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
+	be32_put(buf + 10, 0x01000001);
+	assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
+	/* PCR_READ is the manager's: under an instance's REQ it is refused. */
+	be32_put(buf + 10, 1);
+	be16_put(buf, MGR_TAG_REQ);
+	assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_WRONG_TAG);
+	/* and an instance's ordinal is not the manager's to send */
+	encode_req_ok(MGR_MSG_LOADHASHKEY, buf, &len);
+	be16_put(buf, MGR_TAG_MREQ);
+	assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_WRONG_TAG);
+}
+
+/* Every hostile shape of the answer is refused with its own error. */
+static void pcr_read_hostile_answers_are_refused(void **state)
+{
+	uint8_t buf[MGR_MAX_FRAME], b[MGR_MAX_FRAME];
+	size_t len;
+
+	(void)state;
+	encode_rsp_ok(MGR_MSG_PCR_READ, buf, &len);
+#define PATCH_RSP(stmt, want)                                                  \
+	do {                                                                   \
+		memcpy(b, buf, len);                                           \
+		stmt;                                                          \
+		assert_int_equal(mgrproto_decode_rsp(MGR_MSG_PCR_READ, b, len, \
+						     &rsp_b),                  \
+				 want);                                        \
+	} while (0)
+	PATCH_RSP(be32_put(b + 10, 2), MGR_ERR_RANGE);      /* two selections */
+	PATCH_RSP(be32_put(b + 10, 0), MGR_ERR_RANGE);      /* none */
+	PATCH_RSP(be16_put(b + 14, 0x0004), MGR_ERR_RANGE); /* sha1 */
+	PATCH_RSP(b[16] = 4, MGR_ERR_RANGE);                /* sizeofSelect */
+	PATCH_RSP(b[16] = 255, MGR_ERR_RANGE);
+	PATCH_RSP(be32_put(b + 20, 25), MGR_ERR_RANGE);     /* count > 24 */
+	PATCH_RSP(be32_put(b + 20, 0xffffffff), MGR_ERR_RANGE);
+	PATCH_RSP(be32_put(b + 20, 6), MGR_ERR_PAYLOAD_SHORT); /* count lies */
+	PATCH_RSP(be32_put(b + 20, 4), MGR_ERR_PAYLOAD_LONG);
+	PATCH_RSP(be16_put(b + 24, 31), MGR_ERR_RANGE);     /* digest size */
+	PATCH_RSP(be16_put(b + 24, 0xffff), MGR_ERR_RANGE);
+	PATCH_RSP(b[19] = 0x01, MGR_ERR_RANGE);  /* 4 PCRs, 5 digests */
+	PATCH_RSP(b[19] = 0x83, MGR_ERR_RANGE);  /* 6 PCRs, 5 digests */
+#undef PATCH_RSP
+	/* an empty selection with no digests: below the size row */
+	memcpy(b, buf, 24);
+	be32_put(b + 2, 24);
+	b[17] = b[18] = b[19] = 0;
+	be32_put(b + 20, 0);
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_PCR_READ, b, 24, &rsp_b),
+			 MGR_ERR_PAYLOAD_SHORT);
+	/* all 24 PCRs fit one frame and round-trip */
+	sample_rsp(MGR_MSG_PCR_READ, &rsp_a);
+	rsp_a.u.pcr_read.pcr_mask = 0xffffff;
+	rsp_a.u.pcr_read.count = 24;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, b, &len), 0);
+	assert_rsp_canonical(MGR_MSG_PCR_READ, b, len);
+	/* the encoder refuses a count that does not match the mask */
+	rsp_a.u.pcr_read.count = 23;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, b, &len), MGR_ERR_RANGE);
+	rsp_a.u.pcr_read.count = 25;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, b, &len), MGR_ERR_RANGE);
+}
+
+/* A TPM2_PCR_Read response as libtpms writes it, for PCRs in sel. */
+static size_t tpm_pcr_rsp(uint8_t *out, uint32_t sel, uint8_t seed)
+{
+	size_t off = 14, n = 0;
+
+	be16_put(out, 0x8001);
+	be32_put(out + 6, 0);
+	be32_put(out + 10, 7);        /* pcrUpdateCounter */
+	be32_put(out + off, 1);
+	be16_put(out + off + 4, 0x000b);
+	out[off + 6] = 3;
+	out[off + 7] = (uint8_t)sel;
+	out[off + 8] = (uint8_t)(sel >> 8);
+	out[off + 9] = (uint8_t)(sel >> 16);
+	off += 10;
+	be32_put(out + off, (uint32_t)__builtin_popcount(sel));
+	off += 4;
+	for (int i = 0; i < 24; i++) {
+		if (!(sel & (1u << i)))
+			continue;
+		be16_put(out + off, 32);
+		memset(out + off + 2, seed + i, 32);
+		off += 34;
+		n++;
+	}
+	be32_put(out + 2, (uint32_t)off);
+	return off;
+}
+
+/* The ring's variant: FETCH answers a mask (0: nothing), REPORT carries
+ * PCR_READ's answer as a request, with the same checks. */
+static void pcr_fetch_and_report_are_checked(void **state)
+{
+	uint8_t buf[MGR_MAX_FRAME], rd[MGR_MAX_FRAME];
+	struct mgr_req q;
+	size_t len, rlen;
+
+	(void)state;
+	sample_rsp(MGR_MSG_PCR_FETCH, &rsp_a);
+	rsp_a.u.pcr_fetch.pcr_mask = 0;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), 0);
+	assert_rsp_canonical(MGR_MSG_PCR_FETCH, buf, len);
+	assert_int_equal(rsp_b.u.pcr_fetch.pcr_mask, 0);
+	be32_put(buf + 10, 0x01000000);
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_PCR_FETCH, buf, len, &rsp_b),
+			 MGR_ERR_RANGE);
+	/* REPORT's payload is byte for byte PCR_READ's answer */
+	encode_req_ok(MGR_MSG_PCR_REPORT, buf, &len);
+	sample_rsp(MGR_MSG_PCR_READ, &rsp_a);
+	sample_req(MGR_MSG_PCR_REPORT, &q);
+	rsp_a.u.pcr_read = q.u.pcr_report;
+	assert_int_equal(mgrproto_encode_rsp(&rsp_a, rd, &rlen), 0);
+	assert_int_equal(rlen, len);
+	assert_memory_equal(rd + 10, buf + 10, len - 10);
+	/* and refused as it is */
+	buf[16] = 2;
+	assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
+	encode_req_ok(MGR_MSG_PCR_REPORT, buf, &len);
+	buf[19] ^= 0x80;
+	assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
+}
+
+static void pcr_read_codec_reads_in_steps_of_eight(void **state)
+{
+	struct mgr_pcr_read_rsp acc;
+	uint8_t cmd[MGR_PCR_READ_CMD_LEN], r[1024];
+	uint32_t trc;
+	size_t len;
+
+	(void)state;
+	memset(&acc, 0, sizeof(acc));
+	assert_int_equal(mgrproto_pcr_read_cmd(0xffffff, &acc, cmd), 0);
+	assert_int_equal(be32_get(cmd + 6), 0x17e);
+	assert_int_equal(cmd[17] | cmd[18] << 8 | cmd[19] << 16, 0xffffff);
+	len = tpm_pcr_rsp(r, 0x0000ff, 0);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0xffffff, &acc, &trc), 0);
+	assert_int_equal(mgrproto_pcr_read_cmd(0xffffff, &acc, cmd), 0);
+	assert_int_equal(cmd[17] | cmd[18] << 8 | cmd[19] << 16, 0xffff00);
+	len = tpm_pcr_rsp(r, 0x00ff00, 0);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0xffffff, &acc, &trc), 0);
+	len = tpm_pcr_rsp(r, 0xff0000, 0);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0xffffff, &acc, &trc), 0);
+	assert_int_equal(acc.pcr_mask, 0xffffff);
+	assert_int_equal(acc.count, 24);
+	for (int i = 0; i < 24; i++)
+		assert_int_equal(acc.digest[i][0], i);
+	assert_int_equal(mgrproto_pcr_read_cmd(0xffffff, &acc, cmd), MGR_ERR_RANGE);
+}
+
+static void pcr_read_codec_refuses_hostile_tpm_answers(void **state)
+{
+	struct mgr_pcr_read_rsp acc;
+	uint8_t r[1024];
+	uint32_t trc;
+	size_t len;
+
+	(void)state;
+	memset(&acc, 0, sizeof(acc));
+	len = tpm_pcr_rsp(r, 0x81, 0);
+	/* every truncation */
+	for (size_t n = 0; n < len; n++) {
+		memset(&acc, 0, sizeof(acc));
+		assert_int_not_equal(mgrproto_pcr_read_parse(r, n, 0x81, &acc, &trc), 0);
+		assert_int_equal(acc.count, 0);
+	}
+	/* a size field that lies either way */
+	be32_put(r + 2, (uint32_t)len + 1);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x81, &acc, &trc),
+			 MGR_ERR_PAYLOAD_SHORT);
+	be32_put(r + 2, (uint32_t)len - 1);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x81, &acc, &trc),
+			 MGR_ERR_PAYLOAD_LONG);
+	/* a TPM error */
+	len = tpm_pcr_rsp(r, 0x81, 0);
+	be32_put(r + 6, 0x101);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x81, &acc, &trc),
+			 MGR_ERR_STATUS);
+	assert_int_equal(trc, 0x101);
+	/* PCRs not asked for */
+	len = tpm_pcr_rsp(r, 0x83, 0);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x81, &acc, &trc),
+			 MGR_ERR_RANGE);
+	/* PCRs already read, or below those: no duplicates, no reordering */
+	memset(&acc, 0, sizeof(acc));
+	len = tpm_pcr_rsp(r, 0x80, 0);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x181, &acc, &trc), 0);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x181, &acc, &trc),
+			 MGR_ERR_RANGE);
+	len = tpm_pcr_rsp(r, 0x01, 0);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x181, &acc, &trc),
+			 MGR_ERR_RANGE);
+	assert_int_equal(acc.count, 1);
+	/* an empty selection (no sha256 bank) */
+	len = tpm_pcr_rsp(r, 0, 0);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x181, &acc, &trc),
+			 MGR_ERR_RANGE);
+	/* a digest count above 24, a digest of another size */
+	len = tpm_pcr_rsp(r, 0x100, 0);
+	be32_put(r + 24, 0x10000);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x181, &acc, &trc),
+			 MGR_ERR_RANGE);
+	len = tpm_pcr_rsp(r, 0x100, 0);
+	be16_put(r + 28, 20);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x181, &acc, &trc),
+			 MGR_ERR_RANGE);
+	assert_int_equal(acc.count, 1);
+	len = tpm_pcr_rsp(r, 0x100, 0);
+	assert_int_equal(mgrproto_pcr_read_parse(r, len, 0x181, &acc, &trc), 0);
+	assert_int_equal(acc.count, 2);
+	assert_int_equal(acc.pcr_mask, 0x180);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1002,6 +1283,12 @@ int main(void)
 		cmocka_unit_test(deep_quote_qd_matches_the_documented_vector),
 		cmocka_unit_test(deep_quote_qd_changes_with_every_input),
 		cmocka_unit_test(error_and_status_strings_are_distinct),
+		cmocka_unit_test(pcr_read_frames_match_the_documented_bytes),
+		cmocka_unit_test(pcr_read_request_masks_are_checked),
+		cmocka_unit_test(pcr_read_hostile_answers_are_refused),
+		cmocka_unit_test(pcr_fetch_and_report_are_checked),
+		cmocka_unit_test(pcr_read_codec_reads_in_steps_of_eight),
+		cmocka_unit_test(pcr_read_codec_refuses_hostile_tpm_answers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

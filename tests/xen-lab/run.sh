@@ -910,6 +910,32 @@ start_idom() {
   done
   M "chain: vtpmdom (#$1) ready $(since "$t")s after xl create started"
 }
+# chain_quote: while guest1 waits after extending PCR 16, dom0 has the
+# manager quote guest1's vTPM, whose instance runs in vtpmdom: the PCRs
+# come over vtpmdom's ring link (PCR_FETCH / PCR_REPORT), the signature
+# from the host's TPM; vtpmctl verify-quote checks it with the AK.
+chain_quote() {
+  local t rc nonce ak p16 q=/tmp/chainquote.json
+  t=$(up)
+  nonce=$(head -c 16 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
+  timeout 60 vtpmctl quote "$CHAIN_UUID" --nonce "$nonce" --out "$q" >/tmp/chainquote.log 2>&1
+  rc=$?
+  if [ "$rc" = 0 ]; then check chain1-deep-quote ok "vtpmctl quote of guest1's vTPM (instance in vtpmdom) after $(since "$t")s"
+  else check chain1-deep-quote FAIL "rc $rc: $(tr '\n' ' ' </tmp/chainquote.log)"; return; fi
+  ak=$(vtpmctl --json status | tr -d ' \n' | sed -n 's/.*"ak_spki":"\([0-9a-fA-F]*\)".*/\1/p')
+  if vtpmctl verify-quote "$q" --ak-spki "$ak" >/tmp/chainverify.log 2>&1 &&
+     grep -q "quote verifies" /tmp/chainverify.log; then
+    check chain1-quote-verifies ok "$(head -n 1 /tmp/chainverify.log)"
+  else
+    check chain1-quote-verifies FAIL "$(tr '\n' ' ' </tmp/chainverify.log)"
+  fi
+  p16=$(tr -d ' \n' <"$q" | sed 's/.*"vtpm_pcrs":\[//; s/\].*//' | tr ',' '\n' | sed -n 17p | tr -d '"')
+  if [ -n "$PCREXPECT" ] && [ "$p16" = "$PCREXPECT" ]; then
+    check chain1-quote-pcr16 ok "the quote's vTPM PCR 16 = guest1's extend ($p16)"
+  else
+    check chain1-quote-pcr16 FAIL "vTPM PCR 16 in the quote '$p16', want '$PCREXPECT'"
+  fi
+}
 # chain_guest N: guest1 (phase vtpm-chainN) served by vtpmdom.
 chain_guest() {
   local t rc
@@ -921,6 +947,10 @@ chain_guest() {
   xs_dump "chain$1: dom0's backends"
   M "xs: vtpmdom's backends:"
   xenstore-ls -f -p "/local/domain/$(xl domid vtpmdom 2>/dev/null)/backend/vtpm" 2>&1 | prefix "XENLAB: xs:   "
+  if [ "$1" = 1 ] && [ "$rc" = 0 ]; then
+    if wait_log "XENLAB: guest chain1-quote-now" "$GUEST_WAIT"; then chain_quote
+    else check chain1-deep-quote FAIL "guest1 never said chain1-quote-now"; fi
+  fi
   if [ "$rc" = 0 ] && wait_log "XENLAB: guest chain$1-result:" "$GUEST_WAIT"; then
     M "chain: $(grep -a "XENLAB: guest chain$1-result:" "$GLOG" | tail -n 1 | tr -d '\r' | sed 's/.*XENLAB: guest //')"
   else
@@ -1360,8 +1390,8 @@ if [ -n "$BACKEND_CMD" ]; then
   printf '%s\n' "$BACKEND_CMD" >"$DROOT/etc/xenlab/backend-cmd"
   HAVE_BACKEND=1
 fi
-printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\nSTATE_DISK=%s\nVTPM12_UUID=%s\nCHAIN=%s\nCHAIN_UUID=%s\nMGRDOM=%s\n' \
-  "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" "$STATE_DISK" "$VTPM12_UUID" "$CHAIN" "$CHAIN_UUID" "$MGRDOM" \
+printf 'HAVE_BACKEND=%s\nGUEST_WAIT=%s\nFULL=%s\nBACKEND_PER_DOMAIN=%s\nVTPM_UUID=%s\nSTATE_DISK=%s\nVTPM12_UUID=%s\nCHAIN=%s\nCHAIN_UUID=%s\nMGRDOM=%s\nPCREXPECT=%s\n' \
+  "$HAVE_BACKEND" 120 "$FULL" "$BACKEND_PER_DOMAIN" "$VTPM_UUID" "$STATE_DISK" "$VTPM12_UUID" "$CHAIN" "$CHAIN_UUID" "$MGRDOM" "${PCREXPECT:-}" \
   >"$DROOT/etc/xenlab/env"
 if [ "$HOST_TPM" = 1 ]; then
   # The TCTI tss2-tctildr dlopens for device:/dev/tpmrm0 (ldd cannot see it).
@@ -1521,7 +1551,8 @@ FULL_CHECKS="pcr-extend pcr-read nv-define nv-write nv-read reboot reboot-tpm0
 if [ "$CHAIN" = 1 ]; then
   # The chain replaces the phases: its checks are the ones that count.
   FULL_CHECKS="chain1-tpm0 chain1-getrandom chain1-tools-getrandom pcr-extend pcr-read
-    nv-define nv-write nv-read chain1-tools-pcrread chainb-tpm0 chainb-getrandom
+    nv-define nv-write nv-read chain1-tools-pcrread chain1-deep-quote
+    chain1-quote-verifies chain1-quote-pcr16 chainb-tpm0 chainb-getrandom
     chainb-nv-read chainb-pcr-reset chain-idom-destroyed chain-idom-restarted chain2-tpm0
     chain2-getrandom chain2-nv-read chain2-pcr-reset chain-unknown-created chain-unknown-stopped"
   [ "$MGRDOM" = 1 ] && FULL_CHECKS="mgrdom-dom0-no-tpm mgrdom-dom0-no-devmem mgrdom-tis-pages
