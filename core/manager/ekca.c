@@ -449,7 +449,8 @@ void mgr_ekca_csr(struct manager *m, mgr_ca_cb cb, void *arg)
 	c->arg = arg;
 	c->task.work = csr_work;
 	c->task.done = ca_task_done;
-	mgr_task_submit(m, &c->task);
+	c->task.call = "TPM2_Sign (EK CA request)";
+	mgr_tpm_submit(m, &c->task);
 }
 
 static void import_work(struct mgr_task *t)
@@ -513,7 +514,8 @@ void mgr_ekca_import(struct manager *m, const char *pem, mgr_ca_cb cb,
 	c->arg = arg;
 	c->task.work = import_work;
 	c->task.done = ca_task_done;
-	mgr_task_submit(m, &c->task);
+	c->task.call = "EK CA import";
+	mgr_tpm_submit(m, &c->task);
 }
 
 /* ---- manufacture ---- */
@@ -676,5 +678,6 @@ void mgr_ekca_certify(struct vtpm_entry *e, const struct mgr_ek_certify_req *r,
 	c->arg = arg;
 	c->task.work = certify_work;
 	c->task.done = certify_done;
-	mgr_task_submit(m, &c->task);
+	c->task.call = "TPM2_Sign (EK certificate)";
+	mgr_tpm_submit(m, &c->task);
 }
