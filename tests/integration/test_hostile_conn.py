@@ -275,8 +275,11 @@ def served(name):
 
 # SCM_RIGHTS flood, every message type (and halves of requests).
 devnull = os.open("/dev/null", os.O_RDONLY)
+time.sleep(0.3)  # earlier clients' connections closed
 c = inst.connect_ctrl()
+ctrl_rsp(c, GET_CAPABILITY, n=8)
 before = nfds(pid)
+reconnects = 0
 codes = [0x01, 0x04, 0x05, 0x06, 0x08, 0x09, 0x0A, 0x0B, 0x0C, 0x0F, 0x11,
          0x12, 0x13, 0x77, 0xFFFFFFFF]
 bodies = {0x05: b"\x00", 0x0B: b"\x03", 0x0C: struct.pack(">III", 0, 9, 0),
@@ -290,8 +293,10 @@ for i in range(300):
     c.sendall(req[2:])
     reply = c.recv(65536)
     if not reply:
+        reconnects += 1
         c = inst.connect_ctrl()
 after = nfds(pid)
+print("fd flood: %d reconnects" % reconnects)
 c.close()
 attack("SCM_RIGHTS flood on the control channel: 300 requests of 15 kinds, "
        "3 fds each",
