@@ -53,7 +53,7 @@ static void usage(FILE *f)
 
 enum opt_id {
 	O_HELP = 1, O_JSON, O_CONTROL,
-	O_UUID, O_DOMID, O_TRANSPORT, O_TPM_VERSION,
+	O_UUID, O_DOMID, O_TRANSPORT, O_TPM_VERSION, O_PLAINTEXT,
 	O_NONCE, O_PCR_MASK, O_OUT, O_AK_SPKI, O_PCR,
 };
 
@@ -277,6 +277,10 @@ static int cmd_create(const struct args *a)
 			break;
 		case O_TPM_VERSION:
 			json_object_object_add(req, "tpm_version", json_object_new_string(v));
+			break;
+		case O_PLAINTEXT:
+			json_object_object_add(req, "allow_plaintext_state",
+					       json_object_new_boolean(1));
 			break;
 		default:
 			break;
@@ -550,6 +554,7 @@ static const struct opt create_opts[] = {
 	{ "domid", O_DOMID, true },
 	{ "transport", O_TRANSPORT, true },
 	{ "tpm-version", O_TPM_VERSION, true },
+	{ "allow-plaintext-state", O_PLAINTEXT, false },
 	{ NULL, 0, false },
 };
 static const struct opt quote_opts[] = {

@@ -251,6 +251,31 @@ if m.wait_vtpm(U):
     attack("locality 4 on a manager-started vTPM's socket",
            rc_of(r) == TPM_RC_LOCALITY,
            "accepted", "TPM_RC_LOCALITY (0x%x)" % rc_of(r), r.hex())
+    c = socket.socket(socket.AF_UNIX)
+    c.settimeout(10)
+    c.connect(m.vtpm_sock(U) + ".ctrl")
+    r_m, _, blob_m = get_blob(c, 1)
+    c.close()
+    # The operator's per-vTPM opt-in, recorded and passed to its instance.
+    U2 = m.ctl("create", "--domid", "8", "--allow-plaintext-state"
+               ).stdout.decode().strip()
+    m.ctl("start", U2)
+    r_p = blob_p = None
+    if m.wait_vtpm(U2):
+        c = socket.socket(socket.AF_UNIX)
+        c.settimeout(10)
+        c.connect(m.vtpm_sock(U2) + ".ctrl")
+        r_p, _, blob_p = get_blob(c, 1)
+        c.close()
+    shown = m.ctl_json("show", U2)["vtpm"].get("allow_plaintext_state")
+    attack("GET_STATEBLOB on a manager-started vTPM's control socket",
+           r_m == TPM_FAIL and not blob_m and r_p == 0 and blob_p and
+           shown is True,
+           "the permanent state in plaintext",
+           "TPM_FAIL; only a vTPM created with --allow-plaintext-state "
+           "hands it out",
+           "0x%x %d / %s %s shown %s" % (r_m, len(blob_m), r_p,
+                                         blob_p and len(blob_p), shown))
 else:
     check(False, "the managed vTPM came up", m.log_text()[-2000:])
 m.stop()
