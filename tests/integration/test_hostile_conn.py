@@ -320,15 +320,24 @@ for i in range(300):
     if not reply:
         reconnects += 1
         c = inst.connect_ctrl()
+# And on the data socket, with TPM commands (it is no IPC pipe: the
+# kernel drops them).
+d = inst.connect()
+for i in range(100):
+    send_fds(d, getrandom(8)[:4], [devnull, devnull, devnull])
+    d.sendall(getrandom(8)[4:])
+    recv_tpm(d)
 after = nfds(pid)
+d.close()
 print("fd flood: %d reconnects" % reconnects)
 c.close()
-attack("SCM_RIGHTS flood on the control channel: 300 requests of 15 kinds, "
-       "3 fds each",
+attack("SCM_RIGHTS flood: 300 control requests of 15 kinds and 100 TPM "
+       "commands on the data socket, 3 fds each",
        after <= before + 1 and served("fd flood"),
        "every fd queued and never closed (15 -> 615 open); honest clients "
        "refused once out of fds",
-       "fds %d -> %d, clients served" % (before, after),
+       "fds %d -> %d (the data client's own one included), clients "
+       "served" % (before, after),
        "%d -> %d" % (before, after))
 
 # SET_DATAFD with a listening socket, a socket into the instance itself.
