@@ -371,11 +371,19 @@ c.sendall(struct.pack(">IIII", SET_STATEBLOB, 0, 1, len(blob)) + blob)
 r = res(recv_exact(c, 4))
 time.sleep(0.3)
 rss1 = vmrss_kib(pid)
-attack("a 1 MiB SET_STATEBLOB, then the control connection kept open",
-       rss1 - rss0 < 256 and served("blob"),
-       "the connection kept its 1 MiB buffer for its lifetime",
-       "VmRSS %d -> %d KiB (answer 0x%x)" % (rss0, rss1, r),
-       "%d -> %d KiB" % (rss0, rss1))
+with open("/proc/%d/maps" % pid) as f_:
+    sanitized = "libasan" in f_.read()
+if sanitized:
+    # AddressSanitizer's allocator keeps freed memory in its quarantine:
+    # VmRSS says nothing about the buffer here; the plain build checks it.
+    print("SKIPPED: a 1 MiB SET_STATEBLOB then VmRSS: the instance runs "
+          "under AddressSanitizer (VmRSS %d -> %d KiB)" % (rss0, rss1))
+else:
+    attack("a 1 MiB SET_STATEBLOB, then the control connection kept open",
+           rss1 - rss0 < 256 and served("blob"),
+           "the connection kept its 1 MiB buffer for its lifetime",
+           "VmRSS %d -> %d KiB (answer 0x%x)" % (rss0, rss1, r),
+           "%d -> %d KiB" % (rss0, rss1))
 c.close()
 
 # Idle connections (data and control); QEMU's pair (SET_DATAFD) is kept.
