@@ -7,6 +7,8 @@
  * every complete line goes through the real command table (commands.c):
  * create, list, show, delete, start, stop, status, quote, reseal.
  *
+ * Run with VTPM_TEST_TMPDIR=/dev/shm (ctest does) for speed.
+ *
  * Input: byte 0 is the write size (1 + byte 0, 1..256 bytes per write,
  * so lines arrive split and joined every way), the rest the bytes
  * written.  The client reads every answer and ends by shutting down its
