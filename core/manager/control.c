@@ -116,6 +116,7 @@ void ctl_dispatch(struct ctl_call *c, const char *line)
 
 static void conn_read_start(struct ctl_conn *c);
 static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void conn_end(struct ctl_conn *c);
 
 static void conn_unref(struct ctl_conn *c)
 {
@@ -140,8 +141,11 @@ static void conn_close(struct ctl_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	uv_close((uv_handle_t *)&c->pipe, conn_closed);
-	uv_close((uv_handle_t *)&c->timer, conn_closed);
+	/* Each handle once, whoever else closed one (a loop walk at exit). */
+	if (!uv_is_closing((uv_handle_t *)&c->pipe))
+		uv_close((uv_handle_t *)&c->pipe, conn_closed);
+	if (!uv_is_closing((uv_handle_t *)&c->timer))
+		uv_close((uv_handle_t *)&c->timer, conn_closed);
 }
 
 static void conn_timeout(uv_timer_t *t)
@@ -240,8 +244,12 @@ static void conn_send(struct ctl_call *call, json_object *o)
 	line[n] = '\n';
 	json_object_put(o);
 	if (conn_write(c, line, n + 1) == 0) {
-		conn_timer_restart(c);
-		conn_read_start(c);
+		if (!((struct control *)c->m->control)->open) {
+			conn_end(c); /* the socket was stopped meanwhile */
+		} else {
+			conn_timer_restart(c);
+			conn_read_start(c);
+		}
 	}
 	free(line);
 	conn_unref(c);
@@ -262,7 +270,6 @@ static void after_shutdown(uv_shutdown_t *req, int status)
 static void conn_send_error_and_close(struct ctl_conn *c, const char *msg)
 {
 	json_object *o = json_object_new_object();
-	uv_shutdown_t *req;
 	const char *s;
 	int rc;
 
@@ -276,8 +283,17 @@ static void conn_send_error_and_close(struct ctl_conn *c, const char *msg)
 	if (rc == 0)
 		rc = conn_write(c, "\n", 1);
 	json_object_put(o);
-	if (rc)
-		return; /* closed already */
+	if (rc == 0)
+		conn_end(c);
+}
+
+/* Ends the connection once what is queued is sent. */
+static void conn_end(struct ctl_conn *c)
+{
+	uv_shutdown_t *req;
+
+	c->ending = true;
+	uv_read_stop((uv_stream_t *)&c->pipe);
 	req = malloc(sizeof(*req));
 	if (!req) {
 		conn_close(c);
@@ -542,6 +558,13 @@ int control_start(struct manager *m)
 		return rc;
 	ctl->open = true;
 	return 0;
+}
+
+bool control_idle(const struct manager *m)
+{
+	const struct control *ctl = m->control;
+
+	return !ctl || ctl->nconns == 0;
 }
 
 void control_stop(struct manager *m)

@@ -137,6 +137,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		;
 	close(fd);
 	control_stop(&f->m);
+	/* A request still served (a commit) is answered, then its
+	 * connection closes: all before the fixture goes. */
+	deadline = now_ms() + 5000;
+	while (!control_idle(&f->m) && now_ms() < deadline) {
+		struct pollfd p = { .fd = uv_backend_fd(&f->loop),
+				    .events = POLLIN };
+
+		poll(&p, 1, 5);
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+	}
 	/* What the fixture leaves to the real manager's exit: the links of
 	 * instances a "start" spawned (/bin/false). */
 	mgr_foreach_entry(e, &f->m)
