@@ -54,6 +54,10 @@ static void usage(FILE *f)
 		"                    [--config FILE] [--log-level LEVEL]\n"
 		"                    [--socket-group GROUP] [--socket-mode MODE]\n"
 		"                    [--devid N] [--user USER|UID:GID] [--no-sandbox]\n"
+		"                    [--max-connections N] [--idle-timeout-ms MS]\n"
+		"                    [--locality reject-4|allow-4]\n"
+		"                    [--migration-key file=PATH[,mode=aes-256-gcm]]\n"
+		"                    [--allow-plaintext-state]\n"
 		"       vtpm-service --role=manager --state-dir DIR [--tcti TCTI]\n"
 		"                    [--control PATH] [--pcrs sha256:0,2,4,7]\n"
 		"                    [--nv-index IDX] [--counter-interval S]\n"
@@ -97,6 +101,11 @@ int main(int argc, char **argv)
 		{ "instance-uids", required_argument, NULL, 0 },
 		{ "client-group", required_argument, NULL, 0 },
 		{ "no-sandbox", no_argument, NULL, 0 },
+		{ "max-connections", required_argument, NULL, 0 },
+		{ "idle-timeout-ms", required_argument, NULL, 0 },
+		{ "locality", required_argument, NULL, 0 },
+		{ "migration-key", required_argument, NULL, 0 },
+		{ "allow-plaintext-state", no_argument, NULL, 0 },
 		{ "config", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },

@@ -41,7 +41,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: vtpmctl [--control PATH] [--json] COMMAND ...\n"
 		"  create [--uuid U] [--domid N] [--transport unix:PATH|tcp:ADDR:PORT|xen-domain]\n"
-		"         [--tpm-version 2.0|1.2] [--no-ek-cert]\n"
+		"         [--tpm-version 2.0|1.2] [--no-ek-cert] [--allow-plaintext-state]\n"
 		"  list | status | show U | start U | stop U | delete U\n"
 		"  quote U --nonce HEX [--pcr-mask MASK] [--out FILE]\n"
 		"  verify-quote FILE [--ak-spki HEX]\n"
@@ -55,7 +55,7 @@ static void usage(FILE *f)
 
 enum opt_id {
 	O_HELP = 1, O_JSON, O_CONTROL,
-	O_UUID, O_DOMID, O_TRANSPORT, O_TPM_VERSION,
+	O_UUID, O_DOMID, O_TRANSPORT, O_TPM_VERSION, O_PLAINTEXT,
 	O_NONCE, O_PCR_MASK, O_OUT, O_AK_SPKI, O_PCR, O_NO_EK_CERT,
 };
 
@@ -282,6 +282,10 @@ static int cmd_create(const struct args *a)
 			break;
 		case O_NO_EK_CERT:
 			json_object_object_add(req, "ek_cert", json_object_new_boolean(0));
+			break;
+		case O_PLAINTEXT:
+			json_object_object_add(req, "allow_plaintext_state",
+					       json_object_new_boolean(1));
 			break;
 		default:
 			break;
@@ -617,6 +621,7 @@ static const struct opt create_opts[] = {
 	{ "domid", O_DOMID, true },
 	{ "transport", O_TRANSPORT, true },
 	{ "tpm-version", O_TPM_VERSION, true },
+	{ "allow-plaintext-state", O_PLAINTEXT, false },
 	{ "no-ek-cert", O_NO_EK_CERT, false },
 	{ NULL, 0, false },
 };

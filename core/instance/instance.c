@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "proto/keyfile.h"
+#include "proto/migblob.h"
 #include "lib/hex.h"
 #include "lib/notify.h"
 #include "instance/mgrlink.h"
@@ -39,6 +40,17 @@
 
 static void run_cmd(struct vtpm *v, struct vtpm_job *job)
 {
+	if (job->locality == 4 && v->reject_locality4) {
+		bool tpm2 = engine_version(&v->eng) == TPM_VERSION_2;
+
+		/* swtpm's --locality reject-locality-4: a TPM error, not a
+		 * closed connection. */
+		tpm_error_response(v->locrsp, tpm2,
+				   tpm2 ? TPM_RC_LOCALITY : TPM12_BAD_LOCALITY);
+		job->rsp = v->locrsp;
+		job->rsp_len = TPM_HEADER_LEN;
+		return;
+	}
 	if (job->locality >= 0)
 		engine_set_locality(&v->eng, job->locality);
 	engine_process(&v->eng, job->cmd, job->cmd_len, &job->rsp,
@@ -414,6 +426,40 @@ static double ms_since(const struct timespec *t0)
 	       (double)(t.tv_nsec - t0->tv_nsec) / 1e6;
 }
 
+/* ---- options that shape what clients may do ---- */
+
+/*
+ * Locality 4 belongs to the platform (a DRTM launch), never to a guest:
+ * refused by default where a guest or a manager-started instance serves
+ * one; allowed for a standalone socket instance, as swtpm allows it.
+ */
+static void resolve_locality_policy(struct vtpm *v, const struct config *cfg)
+{
+	if (cfg->locality_policy == LOCALITY_DEFAULT)
+		v->reject_locality4 = cfg->transport.kind == TRANSPORT_XEN_RING ||
+				      cfg->manager[0];
+	else
+		v->reject_locality4 = cfg->locality_policy == LOCALITY_REJECT_4;
+}
+
+static void read_migration_key(struct vtpm *v, const struct config *cfg)
+{
+	uint8_t master[32];
+	char err[300];
+	int rc;
+
+	if (!cfg->migration_key[0])
+		return;
+	rc = keyfile_load(cfg->migration_key, master, err, sizeof(err));
+	if (rc)
+		fatalx("migration key: %s", err);
+	rc = migblob_derive_key(master, v->migration_key);
+	OPENSSL_cleanse(master, sizeof(master));
+	if (rc)
+		fatalx("cannot derive the migration key");
+	v->have_migration_key = true;
+}
+
 /* ---- loading: with a state key file ---- */
 
 /* Before anything touches the state directory: a refused key creates
@@ -748,6 +794,9 @@ int instance_main(const struct config *cfg,
 	 * and fewer threads mean fewer stacks and malloc arenas per vTPM. */
 	setenv("UV_THREADPOOL_SIZE", "1", 1);
 	mallopt(M_ARENA_MAX, 1);
+	/* A fixed threshold: a client's large buffer (a 1 MiB state blob)
+	 * is mapped on its own and goes back to the system when freed. */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024);
 	set_log_subject(cfg, cfg->have_uuid ? cfg->uuid : NULL);
 	ops = cfg->transport.kind == TRANSPORT_XEN_RING ? transports->xen_ring
 							: transports->unix_socket;
@@ -757,6 +806,8 @@ int instance_main(const struct config *cfg,
 
 	if (!cfg->manager[0])
 		read_state_key(cfg, &keys);
+	read_migration_key(v, cfg);
+	resolve_locality_policy(v, cfg);
 	dirfd = open_state_dir(cfg, set_ids ? uid : geteuid());
 	vtpm_notify_prepare();
 	isolate(cfg, ops, dirfd, set_ids, uid, gid);
@@ -871,6 +922,7 @@ int instance_main(const struct config *cfg,
 	pcrserve_stop(v, v->pcrserve);
 	uv_loop_close(v->loop);
 	engine_free(&v->eng);
+	OPENSSL_cleanse(v->migration_key, sizeof(v->migration_key));
 	mgrlink_close(&v->link);
 	close(lockfd);
 	close(dirfd);

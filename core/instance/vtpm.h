@@ -79,6 +79,11 @@ struct vtpm {
 	bool transport_stopped;
 	bool finishing;        /* the final steps of the shutdown began */
 	int exit_code;
+
+	bool reject_locality4; /* --locality reject-4 (resolved) */
+	uint8_t locrsp[TPM_HEADER_LEN]; /* a command refused for locality 4 */
+	bool have_migration_key;
+	uint8_t migration_key[32]; /* derived (proto/migblob.h), wiped at exit */
 };
 
 /* The instance's engine, for the functions of instance/engine.h (from a
@@ -89,6 +94,24 @@ static inline struct engine *vtpm_engine(struct vtpm *v)
 }
 
 void vtpm_submit(struct vtpm *v, struct vtpm_job *job);
+
+/* Whether locality 4 is refused (--locality, resolved for the transport). */
+static inline bool vtpm_rejects_locality4(const struct vtpm *v)
+{
+	return v->reject_locality4;
+}
+
+/* The key state blobs are sealed with for migration, NULL without one. */
+static inline const uint8_t *vtpm_migration_key(const struct vtpm *v)
+{
+	return v->have_migration_key ? v->migration_key : NULL;
+}
+
+/* Whether the operator lets state blobs out (and in) in the clear. */
+static inline bool vtpm_plaintext_state_allowed(const struct vtpm *v)
+{
+	return v->cfg->allow_plaintext_state;
+}
 
 /* Removes a job that has not started yet (its done() will then not run);
  * false if it already runs. */

@@ -81,6 +81,9 @@ static json_object *entry_json(struct vtpm_entry *e, bool details)
 			       json_object_new_string(e->rec.transport[0]
 							      ? e->rec.transport
 							      : "(default)"));
+	json_object_object_add(o, "allow_plaintext_state",
+			       json_object_new_boolean(
+				       e->rec.allow_plaintext_state));
 	json_object_object_add(o, "tpm_version",
 			       json_object_new_string(e->rec.tpm_version == 1
 							      ? "1.2"
@@ -229,7 +232,8 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 	int tpm_version = 2;
 	bool ek_cert = true;
 	const char *s;
-	json_object *v;
+	json_object *v, *pv = NULL;
+	bool plaintext;
 	struct create_ticket *t;
 	int rc;
 
@@ -295,12 +299,21 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 		log_warnx("no EK CA: the new vTPM gets no EK certificates");
 		ek_cert = false;
 	}
+	if (json_object_object_get_ex(req, "allow_plaintext_state", &pv) &&
+	    !json_object_is_type(pv, json_type_boolean)) {
+		ctl_reply_error(c, CTL_EINVAL,
+				"allow_plaintext_state is true or false");
+		return;
+	}
+	plaintext = pv && json_object_get_boolean(pv);
 	rc = mgr_vtpm_create(m, uuid, tpm_version, domid, transport, &e);
 	if (rc) {
 		ctl_reply_error(c, rc == KS_ERR_EXISTS ? CTL_EEXIST : CTL_EFAIL,
 				"%s", keystore_strerror(rc));
 		return;
 	}
+	/* Recorded with the vTPM; its instance gets --allow-plaintext-state. */
+	e->rec.allow_plaintext_state = plaintext;
 	t = malloc(sizeof(*t));
 	if (!t)
 		fatalx("out of memory");

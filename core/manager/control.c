@@ -3,6 +3,14 @@
  * The manager's control socket (control.h): the framing, one JSON object
  * per line each way, one request at a time per connection; the commands
  * are a table (commands.c).  Mode 0600, or 0660 with a configured group.
+ *
+ * Limits, so that no client (root's vtpmctl or a member of the socket's
+ * group) holds the manager's memory or its loop: a request line of at
+ * most LINE_MAX_BYTES (longer: an error answer, then the connection is
+ * closed), at most --max-connections clients at once (more: an error
+ * answer and closed), a client idle for --idle-timeout-ms (or trickling
+ * one line for that long) is closed, and a client that does not read its
+ * answers is closed once PENDING_MAX_BYTES of them wait to be sent.
  */
 #include <errno.h>
 #include <grp.h>
@@ -13,18 +21,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "lib/list.h"
 #include "lib/log.h"
 #include "manager/control.h"
 #include "manager/manager.h"
 
 #define LINE_MAX_BYTES 65536
+#define BUF_INIT_BYTES 4096
+#define PENDING_MAX_BYTES (1024 * 1024)
+#define REFUSAL_LOG_PERIOD_MS 10000
 
 struct ctl_conn {
 	uv_pipe_t pipe;
+	uv_timer_t timer;    /* idle, or a line that does not complete */
 	struct manager *m;
-	char buf[LINE_MAX_BYTES];
-	size_t len;
+	struct list_node node; /* in control.conns */
+	char *buf;           /* grows to LINE_MAX_BYTES, shrinks after */
+	size_t len, cap;
 	bool busy, closing;
+	bool ending;         /* answered for the last time; closing after */
 	bool pumping, repump; /* conn_pump is running; run it once more */
 	int refs;
 };
@@ -32,6 +47,11 @@ struct ctl_conn {
 struct control {
 	uv_pipe_t server;
 	bool open;
+	struct list_node conns;  /* of ctl_conn.node */
+	unsigned int nconns;
+	uint64_t refused_logged_at;
+	unsigned int refused;
+	struct log_ratelimit rl;
 };
 
 /* ---- replies and dispatch (no socket: tests drive these) ---- */
@@ -96,11 +116,19 @@ void ctl_dispatch(struct ctl_call *c, const char *line)
 
 static void conn_read_start(struct ctl_conn *c);
 static void conn_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void conn_end(struct ctl_conn *c);
 
 static void conn_unref(struct ctl_conn *c)
 {
-	if (--c->refs == 0)
-		free(c);
+	struct control *ctl;
+
+	if (--c->refs > 0)
+		return;
+	ctl = c->m->control;
+	list_remove(&c->node);
+	ctl->nconns--;
+	free(c->buf);
+	free(c);
 }
 
 static void conn_closed(uv_handle_t *h)
@@ -113,7 +141,36 @@ static void conn_close(struct ctl_conn *c)
 	if (c->closing)
 		return;
 	c->closing = true;
-	uv_close((uv_handle_t *)&c->pipe, conn_closed);
+	/* Each handle once, whoever else closed one (a loop walk at exit). */
+	if (!uv_is_closing((uv_handle_t *)&c->pipe))
+		uv_close((uv_handle_t *)&c->pipe, conn_closed);
+	if (!uv_is_closing((uv_handle_t *)&c->timer))
+		uv_close((uv_handle_t *)&c->timer, conn_closed);
+}
+
+static void conn_timeout(uv_timer_t *t)
+{
+	struct ctl_conn *c = t->data;
+	struct control *ctl = c->m->control;
+
+	log_warnx_rl(&ctl->rl,
+		     "control client: %s for %ld ms; closing it",
+		     c->len ? "no complete request line" : "idle",
+		     c->m->cfg->idle_timeout_ms);
+	conn_close(c);
+}
+
+/* The clock runs from the last answer (or the connection): more bytes of
+ * a line do not restart it, so a line trickled a byte at a time is cut
+ * like an idle client.  A request being served stops it. */
+static void conn_timer_restart(struct ctl_conn *c)
+{
+	long ms = c->m->cfg->idle_timeout_ms;
+
+	if (c->closing)
+		return;
+	if (ms > 0)
+		uv_timer_start(&c->timer, conn_timeout, (uint64_t)ms, 0);
 }
 
 static void after_write(uv_write_t *w, int status)
@@ -126,6 +183,46 @@ static void after_write(uv_write_t *w, int status)
 	conn_unref(c);
 }
 
+/* Queues bytes to the client (copied).  0, or -1 with the connection
+ * closed. */
+static int conn_write(struct ctl_conn *c, const char *s, size_t n)
+{
+	uv_write_t *w;
+	char *copy;
+	uv_buf_t b;
+
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) + n >
+	    PENDING_MAX_BYTES) {
+		log_warnx_rl(&((struct control *)c->m->control)->rl,
+			     "control client: more than %d bytes of answers "
+			     "it does not read; closing it",
+			     PENDING_MAX_BYTES);
+		conn_close(c);
+		return -1;
+	}
+	w = malloc(sizeof(*w) + sizeof(char *));
+	copy = malloc(n ? n : 1);
+	if (!w || !copy) {
+		free(w);
+		free(copy);
+		conn_close(c);
+		return -1;
+	}
+	memcpy(copy, s, n);
+	((char **)(w + 1))[0] = copy;
+	w->data = c;
+	b = uv_buf_init(copy, (unsigned int)n);
+	c->refs++;
+	if (uv_write(w, (uv_stream_t *)&c->pipe, &b, 1, after_write) < 0) {
+		c->refs--;
+		free(copy);
+		free(w);
+		conn_close(c);
+		return -1;
+	}
+	return 0;
+}
+
 /* A call's answer: sent (if the client is still there), then the next
  * request is read. */
 static void conn_send(struct ctl_call *call, json_object *o)
@@ -133,33 +230,82 @@ static void conn_send(struct ctl_call *call, json_object *o)
 	struct ctl_conn *c = call->conn;
 	const char *s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
 	size_t n = strlen(s);
-	uv_write_t *w = malloc(sizeof(*w) + sizeof(char *));
-	char *copy = malloc(n + 1);
-	uv_buf_t b;
+	char *line = malloc(n + 1);
 
 	free(call);
 	c->busy = false;
-	if (!w || !copy || c->closing) {
-		free(w);
-		free(copy);
+	if (!line || c->closing) {
+		free(line);
 		json_object_put(o);
 		conn_unref(c);
 		return;
 	}
-	memcpy(copy, s, n);
-	copy[n] = '\n';
+	memcpy(line, s, n);
+	line[n] = '\n';
 	json_object_put(o);
-	((char **)(w + 1))[0] = copy;
-	w->data = c;
-	b = uv_buf_init(copy, (unsigned int)(n + 1));
-	if (uv_write(w, (uv_stream_t *)&c->pipe, &b, 1, after_write) < 0) {
-		free(copy);
-		free(w);
+	if (conn_write(c, line, n + 1) == 0) {
+		if (!((struct control *)c->m->control)->open) {
+			conn_end(c); /* the socket was stopped meanwhile */
+		} else {
+			conn_timer_restart(c);
+			conn_read_start(c);
+		}
+	}
+	free(line);
+	conn_unref(c);
+}
+
+static void after_shutdown(uv_shutdown_t *req, int status)
+{
+	struct ctl_conn *c = req->data;
+
+	(void)status;
+	free(req);
+	conn_close(c);
+	conn_unref(c);
+}
+
+/* An answer of the framing itself (no call); the connection ends once it
+ * is sent. */
+static void conn_send_error_and_close(struct ctl_conn *c, const char *msg)
+{
+	json_object *o = json_object_new_object();
+	const char *s;
+	int rc;
+
+	c->ending = true;
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	json_object_object_add(o, "ok", json_object_new_boolean(0));
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	json_object_object_add(o, "code", json_object_new_int(CTL_EINVAL));
+	s = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN);
+	rc = conn_write(c, s, strlen(s));
+	if (rc == 0)
+		rc = conn_write(c, "\n", 1);
+	json_object_put(o);
+	if (rc == 0)
+		conn_end(c);
+}
+
+/* Ends the connection once what is queued is sent. */
+static void conn_end(struct ctl_conn *c)
+{
+	uv_shutdown_t *req;
+
+	c->ending = true;
+	uv_read_stop((uv_stream_t *)&c->pipe);
+	req = malloc(sizeof(*req));
+	if (!req) {
 		conn_close(c);
-		conn_unref(c);
 		return;
 	}
-	conn_read_start(c);
+	req->data = c;
+	c->refs++;
+	if (uv_shutdown(req, (uv_stream_t *)&c->pipe, after_shutdown)) {
+		free(req);
+		c->refs--;
+		conn_close(c);
+	}
 }
 
 static void conn_dispatch(struct ctl_conn *c, const char *line)
@@ -175,6 +321,7 @@ static void conn_dispatch(struct ctl_conn *c, const char *line)
 	call->conn = c;
 	c->refs++;    /* the call's, until it is answered */
 	c->busy = true;
+	uv_timer_stop(&c->timer);
 	ctl_dispatch(call, line);
 }
 
@@ -183,8 +330,35 @@ static void conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 	struct ctl_conn *c = h->data;
 
 	(void)hint;
+	if (c->len + 1 >= c->cap && c->cap < LINE_MAX_BYTES) {
+		size_t ncap = c->cap * 2 > LINE_MAX_BYTES ? LINE_MAX_BYTES
+							  : c->cap * 2;
+		char *n = realloc(c->buf, ncap);
+
+		if (n) {
+			c->buf = n;
+			c->cap = ncap;
+		}
+	}
 	*buf = uv_buf_init(c->buf + c->len,
-			   (unsigned int)(sizeof(c->buf) - 1 - c->len));
+			   (unsigned int)(c->cap - 1 - c->len));
+}
+
+/* After a line: a buffer grown for a long one goes back to its first
+ * size once what is left fits. */
+static void conn_shrink(struct ctl_conn *c)
+{
+	char *n;
+
+	if (c->cap <= BUF_INIT_BYTES || c->len >= BUF_INIT_BYTES)
+		return;
+	n = malloc(BUF_INIT_BYTES);
+	if (!n)
+		return;
+	memcpy(n, c->buf, c->len);
+	free(c->buf);
+	c->buf = n;
+	c->cap = BUF_INIT_BYTES;
 }
 
 /*
@@ -200,9 +374,13 @@ static bool take_line(struct ctl_conn *c)
 	size_t n;
 
 	if (!nl) {
-		if (c->len >= sizeof(c->buf) - 1) {
-			log_warnx("control client: request line too long; closing");
-			conn_close(c);
+		if (c->len >= LINE_MAX_BYTES - 1) {
+			log_warnx_rl(&((struct control *)c->m->control)->rl,
+				     "control client: request line longer "
+				     "than %d bytes; closing it",
+				     LINE_MAX_BYTES - 1);
+			conn_send_error_and_close(
+				c, "request line longer than 65535 bytes");
 		}
 		return false;
 	}
@@ -216,6 +394,7 @@ static bool take_line(struct ctl_conn *c)
 	line[n - 1] = '\0';
 	memmove(c->buf, c->buf + n, c->len - n);
 	c->len -= n;
+	conn_shrink(c);
 	uv_read_stop((uv_stream_t *)&c->pipe);
 	conn_dispatch(c, line);
 	free(line);
@@ -239,7 +418,7 @@ static void conn_pump(struct ctl_conn *c)
 	c->refs++;
 	do {
 		c->repump = false;
-		if (c->closing || c->busy)
+		if (c->closing || c->busy || c->ending)
 			break;
 		if (!take_line(c)) {
 			if (!c->closing)
@@ -270,24 +449,77 @@ static void conn_read_start(struct ctl_conn *c)
 	conn_pump(c);
 }
 
+static void refused_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+/* Over --max-connections: the client hears why, then the connection
+ * ends.  Refusals are logged at most once a period, with their count. */
+static void refuse(struct manager *m, uv_stream_t *server)
+{
+	static const char msg[] =
+		"{\"ok\":false,\"error\":\"too many control connections\","
+		"\"code\":6}\n";
+	struct control *ctl = m->control;
+	uint64_t now = uv_now(m->loop);
+	uv_pipe_t *p = malloc(sizeof(*p));
+	uv_buf_t b = uv_buf_init((char *)msg, sizeof(msg) - 1);
+
+	ctl->refused++;
+	if (ctl->refused_logged_at == 0 ||
+	    now - ctl->refused_logged_at >= REFUSAL_LOG_PERIOD_MS) {
+		log_warnx("control socket: refused %u connection%s: %u open, "
+			  "--max-connections %u",
+			  ctl->refused, ctl->refused == 1 ? "" : "s",
+			  ctl->nconns, m->cfg->max_connections);
+		ctl->refused = 0;
+		ctl->refused_logged_at = now ? now : 1;
+	}
+	if (!p || uv_pipe_init(m->loop, p, 0)) {
+		free(p);
+		return;
+	}
+	if (uv_accept(server, (uv_stream_t *)p) == 0)
+		(void)uv_try_write((uv_stream_t *)p, &b, 1);
+	uv_close((uv_handle_t *)p, refused_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct manager *m = server->data;
+	struct control *ctl = m->control;
 	struct ctl_conn *c;
 
 	if (status < 0)
 		return;
-	c = calloc(1, sizeof(*c));
-	if (!c)
+	if (ctl->nconns >= m->cfg->max_connections) {
+		refuse(m, server);
 		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c)
+		c->buf = malloc(BUF_INIT_BYTES);
+	if (!c || !c->buf) {
+		if (c)
+			free(c);
+		refuse(m, server);
+		return;
+	}
+	c->cap = BUF_INIT_BYTES;
 	c->m = m;
-	c->refs = 1;
+	c->refs = 2; /* the pipe and the timer */
+	list_push_front(&ctl->conns, &c->node);
+	ctl->nconns++;
 	uv_pipe_init(m->loop, &c->pipe, 0);
+	uv_timer_init(m->loop, &c->timer);
 	c->pipe.data = c;
+	c->timer.data = c;
 	if (uv_accept(server, (uv_stream_t *)&c->pipe)) {
 		conn_close(c);
 		return;
 	}
+	conn_timer_restart(c);
 	conn_read_start(c);
 }
 
@@ -300,6 +532,7 @@ int control_start(struct manager *m)
 
 	if (!ctl)
 		return -ENOMEM;
+	list_init(&ctl->conns);
 	unlink(cfg->control);
 	uv_pipe_init(m->loop, &ctl->server, 0);
 	ctl->server.data = m;
@@ -327,13 +560,30 @@ int control_start(struct manager *m)
 	return 0;
 }
 
+bool control_idle(const struct manager *m)
+{
+	const struct control *ctl = m->control;
+
+	return !ctl || ctl->nconns == 0;
+}
+
 void control_stop(struct manager *m)
 {
 	struct control *ctl = m->control;
+	struct list_node *n, *next;
 
-	if (ctl && ctl->open) {
+	if (!ctl)
+		return;
+	if (ctl->open) {
 		uv_close((uv_handle_t *)&ctl->server, NULL);
 		unlink(m->cfg->control);
 		ctl->open = false;
+	}
+	/* Connections with a request in flight end once it is answered. */
+	list_for_each_safe(n, next, &ctl->conns) {
+		struct ctl_conn *c = list_item(n, struct ctl_conn, node);
+
+		if (!c->busy)
+			conn_close(c);
 	}
 }

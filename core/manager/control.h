@@ -49,6 +49,10 @@ void ctl_reply_error(struct ctl_call *c, enum ctl_code code, const char *fmt,
 json_object *ctl_ok(void);
 
 int control_start(struct manager *m);
+/* Stops listening and closes the idle connections; one serving a request
+ * ends once its answer is sent. */
 void control_stop(struct manager *m);
+/* No control connection is left (after control_stop: all answered). */
+bool control_idle(const struct manager *m);
 
 #endif

@@ -163,6 +163,9 @@ char *mgr_entries_json(struct manager *m)
 					       e->rec.tpm_version == 1 ? "1.2" : "2.0"));
 		json_object_object_add(o, "autostart",
 				       json_object_new_boolean(e->rec.autostart));
+		if (e->rec.allow_plaintext_state)
+			json_object_object_add(o, "allow_plaintext_state",
+					       json_object_new_boolean(1));
 		json_object_array_add(arr, o);
 	}
 	s = strdup(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PRETTY));
@@ -212,6 +215,9 @@ void mgr_entries_load(struct manager *m)
 			e->rec.tpm_version = 1;
 		if (json_object_object_get_ex(o, "autostart", &v))
 			e->rec.autostart = json_object_get_boolean(v);
+		if (json_object_object_get_ex(o, "allow_plaintext_state", &v))
+			e->rec.allow_plaintext_state =
+				json_object_get_boolean(v);
 		if (!keystore_find(&m->ks, e->rec.uuid)) {
 			log_warnx("%s: %s has no key store record; ignoring it",
 				  ENTRIES_FILE, e->rec.uuid_str);

@@ -24,6 +24,8 @@ struct vtpm_rec {
 	char transport[160];
 	int tpm_version;          /* 1 or 2 */
 	bool autostart;           /* should be running */
+	bool allow_plaintext_state; /* its instance hands out state blobs in
+				       the clear (the operator's choice) */
 };
 
 #define MGR_TRANSPORT_XEN_DOMAIN "xen-domain"

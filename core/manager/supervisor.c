@@ -476,6 +476,8 @@ int sup_start(struct vtpm_entry *e)
 	argv[i++] = e->rec.tpm_version == 1 ? "1.2" : "2.0";
 	argv[i++] = "--log-level";
 	argv[i++] = (char *)lvl;
+	if (e->rec.allow_plaintext_state)
+		argv[i++] = "--allow-plaintext-state";
 	if (e->xd.active) {
 		snprintf(domid, sizeof(domid), "%u", e->xd.fe);
 		snprintf(devid, sizeof(devid), "%u", e->xd.dev);

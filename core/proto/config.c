@@ -21,6 +21,8 @@ void config_defaults(struct config *cfg)
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->socket_mode = 0600;
 	cfg->client_timeout_ms = 10000;
+	cfg->max_connections = 8;
+	cfg->idle_timeout_ms = 600000;
 	strcpy(cfg->hal, "tss-device");
 	strcpy(cfg->tcti, "device:/dev/tpmrm0");
 	strcpy(cfg->control, "/run/vtpm/manager.sock");
@@ -151,6 +153,36 @@ static int copy_str(char *dst, size_t dstlen, const char *v)
 	if (strlen(v) >= dstlen)
 		return -ENAMETOOLONG;
 	strcpy(dst, v);
+	return 0;
+}
+
+/*
+ * swtpm's spelling, file=PATH[,mode=...], or a bare PATH.  Only an
+ * authenticated mode is offered: swtpm's aes-cbc modes are refused, not
+ * silently upgraded.
+ */
+int config_parse_migration_key(const char *s, char *out, size_t outlen)
+{
+	const char *comma, *path = s;
+	size_t plen;
+
+	if (strncmp(s, "file=", 5) == 0)
+		path = s + 5;
+	comma = strchr(path, ',');
+	plen = comma ? (size_t)(comma - path) : strlen(path);
+	if (plen == 0 || plen >= outlen || memchr(path, '=', plen))
+		return -EINVAL;
+	while (comma) {
+		const char *opt = comma + 1;
+		size_t olen;
+
+		comma = strchr(opt, ',');
+		olen = comma ? (size_t)(comma - opt) : strlen(opt);
+		if (!(olen == 16 && strncmp(opt, "mode=aes-256-gcm", 16) == 0))
+			return -EINVAL;
+	}
+	memcpy(out, path, plen);
+	out[plen] = '\0';
 	return 0;
 }
 
@@ -288,6 +320,33 @@ int config_set(struct config *cfg, const char *key, const char *v, char *err,
 			cfg->xen_create_unknown = false;
 		else if (strcmp(v, "create") == 0)
 			cfg->xen_create_unknown = true;
+		else
+			rc = -EINVAL;
+	} else if (strcmp(key, "max-connections") == 0) {
+		rc = config_parse_long(v, 1, 1024, &n);
+		if (!rc)
+			cfg->max_connections = (unsigned int)n;
+	} else if (strcmp(key, "idle-timeout-ms") == 0) {
+		rc = config_parse_long(v, 0, 7L * 24 * 3600 * 1000, &n);
+		if (!rc)
+			cfg->idle_timeout_ms = n;
+	} else if (strcmp(key, "locality") == 0) {
+		if (strcmp(v, "reject-4") == 0 ||
+		    strcmp(v, "reject-locality-4") == 0)
+			cfg->locality_policy = LOCALITY_REJECT_4;
+		else if (strcmp(v, "allow-4") == 0)
+			cfg->locality_policy = LOCALITY_ALLOW_4;
+		else
+			rc = -EINVAL;
+	} else if (strcmp(key, "migration-key") == 0) {
+		rc = config_parse_migration_key(v, cfg->migration_key,
+						sizeof(cfg->migration_key));
+	} else if (strcmp(key, "allow-plaintext-state") == 0) {
+		/* A flag on the command line; yes/no in the file. */
+		if (!*v || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0)
+			cfg->allow_plaintext_state = true;
+		else if (strcmp(v, "no") == 0 || strcmp(v, "false") == 0)
+			cfg->allow_plaintext_state = false;
 		else
 			rc = -EINVAL;
 	} else if (strcmp(key, "instance-exe") == 0) {

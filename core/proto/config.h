@@ -56,6 +56,11 @@ struct config {
 				      once privileged handles (Xen devices,
 				      state directory) are open */
 	bool no_sandbox;           /* --no-sandbox: debugging only */
+	unsigned int max_connections; /* data + control clients at once */
+	long idle_timeout_ms;      /* an idle client is closed; 0: never */
+	int locality_policy;       /* LOCALITY_* */
+	char migration_key[256];   /* key file of GET/SET_STATEBLOB blobs */
+	bool allow_plaintext_state; /* blobs in the clear (operator's choice) */
 
 	/* manager role */
 	char hal[32];              /* tss-device (tis-mmio: later) */
@@ -78,6 +83,14 @@ struct config {
 };
 
 enum { XEN_OFF = 0, XEN_AUTO, XEN_ON };
+
+/* --locality: DEFAULT is reject-4 for guest-facing instances (xen-ring,
+ * started by a manager) and allow-4 otherwise, as swtpm's default. */
+enum { LOCALITY_DEFAULT = 0, LOCALITY_REJECT_4, LOCALITY_ALLOW_4 };
+
+/* --migration-key file=PATH[,mode=aes-256-gcm] (or just PATH): the path
+ * into out; 0 or -EINVAL (an unknown mode or key). */
+int config_parse_migration_key(const char *s, char *out, size_t outlen);
 
 /* --domid any (xen-ring only): the device that names --uuid, whichever
  * domain it belongs to. */

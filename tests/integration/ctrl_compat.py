@@ -1087,7 +1087,10 @@ def main():
         argv = [args.vtpm, "--role=instance", "--domid", "1",
                 "--transport", "unix:" + sock,
                 "--state-key", key, "--state-dir", state,
-                "--client-timeout-ms", "60000"]
+                "--client-timeout-ms", "60000",
+                # swtpm serves state blobs in the clear by default; the
+                # same behaviour here is the operator's opt-in.
+                "--allow-plaintext-state"]
         b = Target("vtpm", argv, sock, os.path.join(base, "vtpm.log"))
 
     rn = Runner(a, b, args.hex_limit or None)

@@ -14,7 +14,12 @@ from vtpmtest import *
 
 a = args()
 wd = workdir(a, "badinput")
-inst = Instance(a.vtpm, wd, extra=["--client-timeout-ms", "300"]).start()
+# Garbage parsing is the subject here: 40 clients at once (above the
+# default --max-connections) and state blobs in the clear (their parser);
+# integ_hostile_conn tests the cap and the refusal of plaintext blobs.
+inst = Instance(a.vtpm, wd, extra=["--client-timeout-ms", "300",
+                                   "--max-connections", "64",
+                                   "--allow-plaintext-state"]).start()
 
 
 def still_serving(name):

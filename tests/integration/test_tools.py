@@ -14,7 +14,9 @@ from vtpmtest import *
 
 a = args()
 wd = workdir(a, "tools")
-inst = Instance(a.vtpm, wd).start()
+# swtpm_ioctl --save/--load move blobs in the clear, as swtpm serves them
+# by default: this instance opts in (--allow-plaintext-state).
+inst = Instance(a.vtpm, wd, extra=["--allow-plaintext-state"]).start()
 
 r = inst.tools("tpm2_getrandom", "--hex", "16")
 check(len(r.stdout.strip()) == 32, "tpm2_getrandom returns 16 bytes",
@@ -49,7 +51,8 @@ rc = inst.stop()
 check(rc == 0, "SIGTERM stops the instance with exit 0", "rc=%s" % rc)
 check(not os.path.exists(inst.sock), "socket files are removed at exit")
 
-inst = Instance(a.vtpm, wd, key=inst.key).start()
+inst = Instance(a.vtpm, wd, key=inst.key,
+               extra=["--allow-plaintext-state"]).start()
 r = inst.tools("tpm2_nvread", "0x1500016", "-C", "o", "-s", "32")
 check(r.stdout == data, "after restart nvread returns the written bytes")
 r = inst.tools("tpm2_pcrread", "sha256:16")
@@ -107,7 +110,8 @@ check(r.stdout == data, "the state blob round trip brought the index back")
 
 # The imported state is durable: it survives a restart.
 check(inst.stop() == 0, "second SIGTERM exits 0")
-inst = Instance(a.vtpm, wd, key=inst.key).start()
+inst = Instance(a.vtpm, wd, key=inst.key,
+               extra=["--allow-plaintext-state"]).start()
 r = inst.tools("tpm2_nvread", "0x1500016", "-C", "o", "-s", "32")
 check(r.stdout == data, "imported state survived a restart")
 

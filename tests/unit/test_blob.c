@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <cmocka.h>
 
 #include "lib/bytes.h"
+#include "proto/migblob.h"
 #include "proto/swtpm_blob.h"
 
 static void wrap_matches_swtpm_layout(void **state)
@@ -86,9 +88,61 @@ static void hostile_envelopes_are_refused(void **state)
 	free(good);
 }
 
+static void sealed_blob_opens_only_whole_of_its_type_under_its_key(
+	void **state)
+{
+	uint8_t master[32], key[MIGBLOB_KEY_LEN], key2[MIGBLOB_KEY_LEN];
+	uint8_t plain[100], *sealed, *out;
+	size_t slen, olen;
+
+	(void)state;
+	memset(master, 7, sizeof(master));
+	assert_int_equal(migblob_derive_key(master, key), 0);
+	master[0] ^= 1;
+	assert_int_equal(migblob_derive_key(master, key2), 0);
+	for (size_t i = 0; i < sizeof(plain); i++)
+		plain[i] = (uint8_t)i;
+	assert_int_equal(migblob_seal(key, 2, plain, sizeof(plain), &sealed,
+				      &slen), 0);
+	assert_int_equal(slen, sizeof(plain) + MIGBLOB_OVERHEAD);
+	assert_memory_equal(sealed, "VTPMMIG1", 8);
+	assert_int_equal(be32_get(sealed + 8), 2);
+	assert_int_equal(migblob_open(key, 2, sealed, slen, &out, &olen), 0);
+	assert_int_equal(olen, sizeof(plain));
+	assert_memory_equal(out, plain, olen);
+	free(out);
+	/* Every single bit flipped, anywhere: refused. */
+	for (size_t i = 0; i < slen; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			sealed[i] ^= (uint8_t)(1u << bit);
+			assert_int_not_equal(migblob_open(key, 2, sealed, slen,
+							  &out, &olen), 0);
+			assert_null(out);
+			sealed[i] ^= (uint8_t)(1u << bit);
+		}
+	}
+	/* Every shorter length, another type, another key. */
+	for (size_t n = 0; n < slen; n++)
+		assert_int_not_equal(migblob_open(key, 2, sealed, n, &out,
+						  &olen), 0);
+	assert_int_equal(migblob_open(key, 1, sealed, slen, &out, &olen),
+			 -EPROTO);
+	assert_int_equal(migblob_open(key2, 2, sealed, slen, &out, &olen),
+			 -EBADMSG);
+	assert_int_equal(migblob_open(key, 2, sealed, 10, &out, &olen), -EINVAL);
+	free(sealed);
+	/* An empty blob seals and opens too. */
+	assert_int_equal(migblob_seal(key, 1, plain, 0, &sealed, &slen), 0);
+	assert_int_equal(migblob_open(key, 1, sealed, slen, &out, &olen), 0);
+	assert_int_equal(olen, 0);
+	free(out);
+	free(sealed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sealed_blob_opens_only_whole_of_its_type_under_its_key),
 		cmocka_unit_test(wrap_matches_swtpm_layout),
 		cmocka_unit_test(plain_envelope_without_migration_flag_is_accepted),
 		cmocka_unit_test(hostile_envelopes_are_refused),

@@ -275,9 +275,62 @@ static void key_file_readable_by_others_is_refused(void **state)
 	assert_int_not_equal(keyfile_load(p, key, err, sizeof(err)), 0);
 }
 
+static void connection_limits_locality_and_state_blob_options(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_MAX], path[256];
+
+	(void)state;
+	config_defaults(&c);
+	assert_int_equal(c.max_connections, 8);
+	assert_int_equal(c.idle_timeout_ms, 600000);
+	assert_int_equal(c.locality_policy, LOCALITY_DEFAULT);
+	assert_false(c.allow_plaintext_state);
+	assert_string_equal(c.migration_key, "");
+	assert_int_equal(config_set(&c, "max-connections", "1", err, sizeof(err)), 0);
+	assert_int_not_equal(config_set(&c, "max-connections", "0", err, sizeof(err)), 0);
+	assert_int_not_equal(config_set(&c, "max-connections", "1025", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "idle-timeout-ms", "0", err, sizeof(err)), 0);
+	assert_int_equal(c.idle_timeout_ms, 0);
+	assert_int_not_equal(config_set(&c, "idle-timeout-ms", "-1", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "locality", "reject-4", err, sizeof(err)), 0);
+	assert_int_equal(c.locality_policy, LOCALITY_REJECT_4);
+	assert_int_equal(config_set(&c, "locality", "reject-locality-4", err, sizeof(err)), 0);
+	assert_int_equal(config_set(&c, "locality", "allow-4", err, sizeof(err)), 0);
+	assert_int_equal(c.locality_policy, LOCALITY_ALLOW_4);
+	assert_int_not_equal(config_set(&c, "locality", "4", err, sizeof(err)), 0);
+	/* A flag on the command line (no value), yes/no in a file. */
+	assert_int_equal(config_set(&c, "allow-plaintext-state", NULL, err, sizeof(err)), 0);
+	assert_true(c.allow_plaintext_state);
+	assert_int_equal(config_set(&c, "allow-plaintext-state", "no", err, sizeof(err)), 0);
+	assert_false(c.allow_plaintext_state);
+	assert_int_not_equal(config_set(&c, "allow-plaintext-state", "maybe", err, sizeof(err)), 0);
+	/* swtpm's spelling, a bare path; unauthenticated modes refused. */
+	assert_int_equal(config_parse_migration_key("file=/k,mode=aes-256-gcm",
+						    path, sizeof(path)), 0);
+	assert_string_equal(path, "/k");
+	assert_int_equal(config_parse_migration_key("/etc/k", path, sizeof(path)), 0);
+	assert_string_equal(path, "/etc/k");
+	assert_int_not_equal(config_parse_migration_key("file=/k,mode=aes-256-cbc",
+							path, sizeof(path)), 0);
+	assert_int_not_equal(config_parse_migration_key("file=/k,mode=aes-cbc",
+							path, sizeof(path)), 0);
+	assert_int_not_equal(config_parse_migration_key("file=/k,remove=true",
+							path, sizeof(path)), 0);
+	assert_int_not_equal(config_parse_migration_key("file=", path, sizeof(path)), 0);
+	assert_int_not_equal(config_parse_migration_key("", path, sizeof(path)), 0);
+	assert_int_not_equal(config_parse_migration_key("pwdfile=/k", path, sizeof(path)), 0);
+	assert_int_not_equal(config_parse_migration_key("/k,", path, sizeof(path)), 0);
+	assert_int_not_equal(config_parse_migration_key("file=/k", path, 2), 0);
+	assert_int_not_equal(config_set(&c, "migration-key", "file=/k,mode=aes-cbc",
+					err, sizeof(err)), 0);
+	assert_non_null(strstr(err, "migration-key"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(connection_limits_locality_and_state_blob_options),
 		cmocka_unit_test(uuid_parses_canonical_form_only),
 		cmocka_unit_test(transports_parse_and_bad_ones_do_not),
 		cmocka_unit_test(set_rejects_bad_values_with_a_message),

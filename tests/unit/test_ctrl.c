@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 
 #include "lib/bytes.h"
 #include "proto/statefile.h"
+#include "proto/migblob.h"
 #include "proto/swtpm_blob.h"
 #include "proto/tpmcodes.h"
 #include "unix-socket/swtpm_ctrl.h"
@@ -135,12 +137,15 @@ static void result_reply_is_one_big_endian_word(void **state)
 /* ---- the handlers, against a real engine (in memory, never persisted) ---- */
 
 static struct vtpm the_vtpm;
+static struct config the_cfg;
 
 static int engine_group_setup(void **state)
 {
 	struct engine *e = vtpm_engine(&the_vtpm);
 
 	(void)state;
+	config_defaults(&the_cfg);
+	the_vtpm.cfg = &the_cfg;
 	if (engine_setup(e, TPM_VERSION_2, 0) || engine_power_on(e, false))
 		return -1;
 	engine_startup_clear(e);
@@ -154,12 +159,17 @@ static int engine_group_teardown(void **state)
 	return 0;
 }
 
-/* Each test starts with a running TPM. */
+/* Each test starts with a running TPM, plaintext blobs allowed, no
+ * migration key and locality 4 allowed (a standalone socket instance of
+ * an operator who opted in). */
 static int running(void **state)
 {
 	struct engine *e = vtpm_engine(&the_vtpm);
 
 	(void)state;
+	the_cfg.allow_plaintext_state = true;
+	the_vtpm.have_migration_key = false;
+	the_vtpm.reject_locality4 = false;
 	if (!engine_is_running(e)) {
 		if (engine_power_on(e, false))
 			return -1;
@@ -415,6 +425,161 @@ static void volatile_state_handed_out_is_consumed(void **state)
 	free(wrapped);
 }
 
+static uint32_t set_blob_flags(uint32_t flags, uint32_t type,
+			       const uint8_t *data, uint32_t len)
+{
+	uint8_t *body = malloc(12 + (size_t)len);
+	uint32_t res;
+
+	assert_non_null(body);
+	be32_put(body, flags);
+	be32_put(body + 4, type);
+	be32_put(body + 8, len);
+	memcpy(body + 12, data, len);
+	res = exec_res(CTRL_SET_STATEBLOB, body, 12 + (size_t)len);
+	free(body);
+	return res;
+}
+
+static void use_migration_key(uint8_t fill)
+{
+	uint8_t master[32];
+
+	memset(master, fill, sizeof(master));
+	assert_int_equal(migblob_derive_key(master, the_vtpm.migration_key), 0);
+	the_vtpm.have_migration_key = true;
+}
+
+static void state_blobs_are_refused_without_a_key_or_the_opt_in(void **state)
+{
+	struct engine *e = vtpm_engine(&the_vtpm);
+	uint8_t get[12] = { 0 }, junk[32] = { 0 };
+	struct ctrl_reply out;
+
+	(void)state;
+	the_cfg.allow_plaintext_state = false;
+	be32_put(get + 4, SF_BLOB_PERMANENT);
+	assert_int_equal(exec(CTRL_GET_STATEBLOB, get, 12, &out), CTRL_RES_FAIL);
+	/* Nothing of the state in the reply: the result word alone. */
+	assert_int_equal(out.len, 4);
+	free(out.buf);
+	assert_int_equal(exec_res(CTRL_STOP, NULL, 0), CTRL_RES_OK);
+	assert_int_equal(set_blob_flags(0, SF_BLOB_PERMANENT, junk, 32),
+			 CTRL_RES_FAIL);
+	assert_false(e->staged);
+}
+
+/* GET_STATEBLOB sealed: the reply's payload (caller frees). */
+static uint8_t *get_sealed(uint32_t type, uint32_t *n)
+{
+	uint8_t body[12] = { 0 }, *copy;
+	struct ctrl_reply out;
+
+	be32_put(body + 4, type);
+	assert_int_equal(exec(CTRL_GET_STATEBLOB, body, 12, &out), CTRL_RES_OK);
+	assert_int_equal(be32_get(out.buf + 4), CTRL_STATE_FLAG_ENCRYPTED);
+	*n = be32_get(out.buf + 8);
+	assert_int_equal(out.len, 16 + (size_t)*n);
+	copy = malloc(*n);
+	assert_non_null(copy);
+	memcpy(copy, out.buf + 16, *n);
+	free(out.buf);
+	return copy;
+}
+
+static void sealed_blobs_go_out_and_back_in_under_the_migration_key(
+	void **state)
+{
+	struct engine *e = vtpm_engine(&the_vtpm);
+	uint8_t *sealed, *perm, init[4] = { 0 };
+	const uint8_t *raw;
+	uint32_t n, rawlen, len = e->blobs.len[SF_BLOB_PERMANENT];
+
+	(void)state;
+	the_cfg.allow_plaintext_state = false;
+	use_migration_key(0x11);
+	perm = malloc(len);
+	assert_non_null(perm);
+	memcpy(perm, e->blobs.data[SF_BLOB_PERMANENT], len);
+	sealed = get_sealed(SF_BLOB_PERMANENT, &n);
+	assert_int_equal(n, len + SWTPM_BLOB_OVERHEAD + MIGBLOB_OVERHEAD);
+	assert_memory_equal(sealed, "VTPMMIG1", 8);
+	/* No swtpm envelope and no libtpms blob in the clear. */
+	assert_int_not_equal(swtpm_blob_unwrap(sealed, n, &raw, &rawlen), 0);
+	assert_null(memmem(sealed, n, perm, len < 64 ? len : 64));
+	assert_int_equal(exec_res(CTRL_STOP, NULL, 0), CTRL_RES_OK);
+	assert_int_equal(set_blob_flags(CTRL_STATE_FLAG_ENCRYPTED,
+					SF_BLOB_PERMANENT, sealed, n),
+			 CTRL_RES_OK);
+	assert_int_equal(exec_res(CTRL_INIT, init, 4), CTRL_RES_OK);
+	assert_int_equal(e->blobs.len[SF_BLOB_PERMANENT], len);
+	assert_memory_equal(e->blobs.data[SF_BLOB_PERMANENT], perm, len);
+	free(perm);
+	free(sealed);
+}
+
+static void sealed_blobs_altered_retyped_or_under_another_key_are_refused(
+	void **state)
+{
+	struct engine *e = vtpm_engine(&the_vtpm);
+	uint8_t *sealed, *wrapped;
+	uint32_t n, wlen, len;
+
+	(void)state;
+	the_cfg.allow_plaintext_state = false;
+	use_migration_key(0x22);
+	sealed = get_sealed(SF_BLOB_PERMANENT, &n);
+	assert_int_equal(exec_res(CTRL_STOP, NULL, 0), CTRL_RES_OK);
+	/* One bit flipped, in the header, the ciphertext and the tag. */
+	for (uint32_t at = 10; at < n; at += n / 3) {
+		sealed[at] ^= 1;
+		assert_int_equal(set_blob_flags(CTRL_STATE_FLAG_ENCRYPTED,
+						SF_BLOB_PERMANENT, sealed, n),
+				 CTRL_RES_BAD_PARAMETER);
+		sealed[at] ^= 1;
+	}
+	/* The permanent blob offered as the volatile one. */
+	assert_int_equal(set_blob_flags(CTRL_STATE_FLAG_ENCRYPTED,
+					SF_BLOB_VOLATILE, sealed, n),
+			 CTRL_RES_BAD_PARAMETER);
+	/* Another vTPM's migration key. */
+	use_migration_key(0x33);
+	assert_int_equal(set_blob_flags(CTRL_STATE_FLAG_ENCRYPTED,
+					SF_BLOB_PERMANENT, sealed, n),
+			 CTRL_RES_BAD_PARAMETER);
+	/* In the clear while a key is configured, without the opt-in. */
+	wrapped = NULL;
+	len = e->blobs.len[SF_BLOB_PERMANENT];
+	assert_int_equal(swtpm_blob_wrap(e->blobs.data[SF_BLOB_PERMANENT], len,
+					 &wrapped, &wlen), 0);
+	assert_int_equal(set_blob_flags(0, SF_BLOB_PERMANENT, wrapped, wlen),
+			 CTRL_RES_FAIL);
+	/* Sealed, to a vTPM with no key (that takes blobs in the clear). */
+	the_vtpm.have_migration_key = false;
+	the_cfg.allow_plaintext_state = true;
+	assert_int_equal(set_blob_flags(CTRL_STATE_FLAG_ENCRYPTED,
+					SF_BLOB_PERMANENT, sealed, n),
+			 CTRL_RES_KEYNOTFOUND);
+	assert_false(e->staged);
+	free(sealed);
+	free(wrapped);
+}
+
+static void locality_4_is_refused_under_reject_4(void **state)
+{
+	uint8_t loc = 4;
+
+	(void)state;
+	the_vtpm.reject_locality4 = true;
+	assert_int_equal(exec_res(CTRL_SET_LOCALITY, &loc, 1),
+			 CTRL_RES_BAD_LOCALITY);
+	loc = 3;
+	assert_int_equal(exec_res(CTRL_SET_LOCALITY, &loc, 1), CTRL_RES_OK);
+	the_vtpm.reject_locality4 = false;
+	loc = 4;
+	assert_int_equal(exec_res(CTRL_SET_LOCALITY, &loc, 1), CTRL_RES_OK);
+}
+
 static void info_is_libtpms_json_in_chunks(void **state)
 {
 	uint8_t body[16] = { 0 };
@@ -459,6 +624,10 @@ int main(void)
 		T(a_blob_libtpms_refuses_is_a_bad_parameter),
 		T(volatile_state_handed_out_is_consumed),
 		T(info_is_libtpms_json_in_chunks),
+		T(state_blobs_are_refused_without_a_key_or_the_opt_in),
+		T(sealed_blobs_go_out_and_back_in_under_the_migration_key),
+		T(sealed_blobs_altered_retyped_or_under_another_key_are_refused),
+		T(locality_4_is_refused_under_reject_4),
 #undef T
 	};
 	int failed = cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,6 +8,9 @@
  */
 #include "mgr_fixture.h"
 #include <openssl/sha.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 
 #include "lib/hex.h"
 #include "lib/store.h"
@@ -477,6 +480,178 @@ static void test_reseal(void **state)
 	fixture_free(f);
 }
 
+/* ---- the socket's limits (control.c), through a real socket ---- */
+
+static int ctl_connect(struct fixture *f)
+{
+	struct sockaddr_un sa;
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+	assert_true(fd >= 0);
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", f->cfg.control);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	return fd;
+}
+
+/* Runs the loop until the manager closed fd (true) or about ms passed;
+ * what it sent is appended to out (up to outlen). */
+static bool closed_by_manager(struct fixture *f, int fd, unsigned int ms,
+			      char *out, size_t outlen)
+{
+	size_t used = out ? strlen(out) : 0;
+	char sink[4096];
+
+	for (unsigned int i = 0; i < ms; i++) {
+		ssize_t n;
+
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		while ((n = read(fd, sink, sizeof(sink))) > 0) {
+			if (out && used + (size_t)n < outlen) {
+				memcpy(out + used, sink, (size_t)n);
+				used += (size_t)n;
+				out[used] = '\0';
+			}
+		}
+		if (n == 0 || (n < 0 && errno != EAGAIN))
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+static struct fixture *socket_setup(void)
+{
+	struct fixture *f = setup();
+
+	f->cfg.max_connections = 2;
+	f->cfg.idle_timeout_ms = 300;
+	assert_int_equal(control_start(&f->m), 0);
+	return f;
+}
+
+static void socket_teardown(struct fixture *f)
+{
+	control_stop(&f->m);
+	run_for(f, 20);
+	free(f->m.control);
+	fixture_free(f);
+}
+
+static void test_socket_line_too_long(void **state)
+{
+	struct fixture *f = socket_setup();
+	static char big[70000];
+	char out[512] = "";
+	int fd = ctl_connect(f);
+	size_t off = 0;
+
+	(void)state;
+	memset(big, 'x', sizeof(big));
+	for (int i = 0; i < 2000 && off < sizeof(big); i++) {
+		ssize_t n = write(fd, big + off, sizeof(big) - off);
+
+		if (n > 0)
+			off += (size_t)n;
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+	}
+	assert_true(closed_by_manager(f, fd, 2000, out, sizeof(out)));
+	assert_non_null(strstr(out, "\"ok\":false"));
+	assert_non_null(strstr(out, "longer than 65535 bytes"));
+	close(fd);
+	socket_teardown(f);
+}
+
+static void test_socket_connection_cap(void **state)
+{
+	struct fixture *f = socket_setup();
+	char out[512] = "";
+	int a, b, c;
+
+	(void)state;
+	a = ctl_connect(f);
+	b = ctl_connect(f);
+	run_for(f, 20);
+	c = ctl_connect(f);
+	assert_true(closed_by_manager(f, c, 1000, out, sizeof(out)));
+	assert_non_null(strstr(out, "too many control connections"));
+	close(c);
+	/* The first two are still served; once one goes, a new one is. */
+	assert_int_equal(write(a, "{\"cmd\":\"list\"}\n", 15), 15);
+	out[0] = '\0';
+	assert_false(closed_by_manager(f, a, 100, out, sizeof(out)));
+	assert_non_null(strstr(out, "\"ok\":true"));
+	close(b);
+	run_for(f, 20);
+	c = ctl_connect(f);
+	assert_int_equal(write(c, "{\"cmd\":\"list\"}\n", 15), 15);
+	out[0] = '\0';
+	assert_false(closed_by_manager(f, c, 100, out, sizeof(out)));
+	assert_non_null(strstr(out, "\"ok\":true"));
+	close(a);
+	close(c);
+	socket_teardown(f);
+}
+
+static void test_socket_idle_and_trickle(void **state)
+{
+	struct fixture *f = socket_setup();
+	const char *line = "{\"cmd\":\"list\"}";
+	int fd = ctl_connect(f);
+	bool gone = false;
+
+	(void)state;
+	/* Idle: closed after about 300 ms, not before. */
+	assert_false(closed_by_manager(f, fd, 150, NULL, 0));
+	assert_true(closed_by_manager(f, fd, 1000, NULL, 0));
+	close(fd);
+	/* A byte every 50 ms never completes a line: closed all the same. */
+	fd = ctl_connect(f);
+	for (int i = 0; i < 40 && !gone; i++) {
+		if (send(fd, line + i % 14, 1, MSG_NOSIGNAL) < 0)
+			gone = true;
+		else
+			gone = closed_by_manager(f, fd, 50, NULL, 0);
+	}
+	assert_true(gone);
+	close(fd);
+	socket_teardown(f);
+}
+
+static void test_socket_unread_answers(void **state)
+{
+	struct fixture *f = socket_setup();
+	const char *line = "{\"cmd\":\"status\"}\n";
+	size_t len = strlen(line), sent = 0;
+	int fd, rcv = 4096;
+	bool gone = false;
+
+	(void)state;
+	f->cfg.idle_timeout_ms = 0; /* no other reason to close it */
+	fd = ctl_connect(f);
+	setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	/* Requests, never a read: the answers pile up at the manager. */
+	for (int i = 0; i < 200000 && !gone; i++) {
+		struct pollfd p = { .fd = fd, .events = 0 };
+		ssize_t n = send(fd, line, len, MSG_NOSIGNAL);
+
+		if (n > 0)
+			sent += (size_t)n;
+		else if (n < 0 && errno != EAGAIN)
+			gone = true;
+		uv_run(&f->loop, UV_RUN_NOWAIT);
+		if (poll(&p, 1, 0) == 1 && (p.revents & POLLHUP))
+			gone = true;
+	}
+	assert_true(gone);
+	/* Served a while (answers in the socket buffers), then cut: about
+	 * 1 MiB of answers at the manager, not all 200000. */
+	assert_true(sent > 64 * 1024 && sent < 200000 * len);
+	close(fd);
+	socket_teardown(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -486,6 +661,10 @@ int main(void)
 		cmocka_unit_test(test_start_stop_delete),
 		cmocka_unit_test(test_quote),
 		cmocka_unit_test(test_reseal),
+		cmocka_unit_test(test_socket_line_too_long),
+		cmocka_unit_test(test_socket_connection_cap),
+		cmocka_unit_test(test_socket_idle_and_trickle),
+		cmocka_unit_test(test_socket_unread_answers),
 	};
 
 	log_init("test_mgr_control", LOG_LVL_ERR);

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "lib/bytes.h"
+#include "lib/log.h"
+#include "proto/migblob.h"
 #include "proto/statefile.h"
 #include "proto/tpmcodes.h"
 #include "proto/swtpm_blob.h"
@@ -75,6 +77,19 @@ int ctrl_needs_engine(uint32_t code)
 	}
 }
 
+uint32_t ctrl_locality_check(struct vtpm *v, const struct ctrl_req *req)
+{
+	if (req->code != CTRL_SET_LOCALITY || req->body_len < 1 ||
+	    req->body[0] > 4)
+		return CTRL_RES_BAD_LOCALITY;
+	if (req->body[0] == 4 && vtpm_rejects_locality4(v)) {
+		log_warnx("control: SET_LOCALITY 4 refused (--locality "
+			  "reject-4)");
+		return CTRL_RES_BAD_LOCALITY;
+	}
+	return CTRL_RES_OK;
+}
+
 static int reply_alloc(struct ctrl_reply *r, size_t len)
 {
 	r->buf = calloc(1, len ? len : 1);
@@ -90,14 +105,54 @@ int ctrl_reply_res(struct ctrl_reply *r, uint32_t res)
 	return 0;
 }
 
-static int ctrl_get_stateblob(struct engine *e, const struct ctrl_req *req,
+/*
+ * A state blob holds the TPM's seeds: it leaves (or enters) only sealed
+ * under the operator's migration key, or in the clear where the operator
+ * allowed that for this vTPM.  Otherwise the request is refused.
+ */
+static bool stateblob_refused(struct vtpm *v, const char *what)
+{
+	if (vtpm_migration_key(v) || vtpm_plaintext_state_allowed(v))
+		return false;
+	log_warnx("control: %s refused: no --migration-key and no "
+		  "--allow-plaintext-state for this vTPM", what);
+	return true;
+}
+
+/* Seals a wrapped blob under the migration key in place of *blob. */
+static int seal_blob(const uint8_t *key, uint32_t type, uint8_t **blob,
+		     uint32_t *blen)
+{
+	uint8_t *sealed;
+	size_t slen;
+	int rc = migblob_seal(key, type, *blob, *blen, &sealed, &slen);
+
+	OPENSSL_cleanse(*blob, *blen);
+	free(*blob);
+	*blob = NULL;
+	if (rc)
+		return rc;
+	if (slen > UINT32_MAX) {
+		free(sealed);
+		return -EINVAL;
+	}
+	*blob = sealed;
+	*blen = (uint32_t)slen;
+	return 0;
+}
+
+static int ctrl_get_stateblob(struct vtpm *v, const struct ctrl_req *req,
 			      struct ctrl_reply *out)
 {
+	struct engine *e = vtpm_engine(v);
+	const uint8_t *key = vtpm_migration_key(v);
 	uint32_t type, offset, blen = 0, n;
 	uint8_t *blob = NULL;
 
 	if (req->body_len < 12)
 		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
+	if (stateblob_refused(v, "GET_STATEBLOB"))
+		return ctrl_reply_res(out, CTRL_RES_FAIL);
 	type = be32_get(req->body + 4);
 	offset = be32_get(req->body + 8);
 	/* A volatile blob handed out is consumed (engine_get_blob). */
@@ -122,6 +177,8 @@ static int ctrl_get_stateblob(struct engine *e, const struct ctrl_req *req,
 		blob = wrapped;
 		blen = wlen;
 	}
+	if (key && seal_blob(key, type, &blob, &blen))
+		return -ENOMEM;
 	n = offset < blen ? blen - offset : 0;
 	if (reply_alloc(out, 16 + (size_t)n)) {
 		OPENSSL_cleanse(blob, blen);
@@ -129,7 +186,9 @@ static int ctrl_get_stateblob(struct engine *e, const struct ctrl_req *req,
 		return -ENOMEM;
 	}
 	be32_put(out->buf, CTRL_RES_OK);
-	be32_put(out->buf + 4, 0); /* not encrypted: no migration key */
+	/* swtpm's flag for a blob sealed under the migration key; QEMU
+	 * hands it back with the blob to SET_STATEBLOB. */
+	be32_put(out->buf + 4, key ? CTRL_STATE_FLAG_ENCRYPTED : 0);
 	be32_put(out->buf + 8, n);
 	be32_put(out->buf + 12, n);
 	if (n)
@@ -139,44 +198,94 @@ static int ctrl_get_stateblob(struct engine *e, const struct ctrl_req *req,
 	return 0;
 }
 
-static int ctrl_set_stateblob(struct engine *e, const struct ctrl_req *req,
-			      struct ctrl_reply *out)
+static uint32_t set_unwrapped(struct engine *e, uint32_t type,
+			      const uint8_t *buf, size_t len)
 {
-	uint32_t flags, type, len, rawlen;
 	const uint8_t *raw;
+	uint32_t rawlen = 0;
 
-	if (engine_is_running(e))
-		return ctrl_reply_res(out, CTRL_RES_BAD_ORDINAL);
-	if (req->body_len < 12)
-		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
-	flags = be32_get(req->body);
-	type = be32_get(req->body + 4);
-	len = be32_get(req->body + 8);
-	if (flags & CTRL_STATE_FLAG_ENCRYPTED) /* we have no migration key */
-		return ctrl_reply_res(out, CTRL_RES_KEYNOTFOUND);
-	if (type < SF_BLOB_PERMANENT || type > SF_BLOB_SAVESTATE ||
-	    len > CTRL_MAX_BLOB || req->body_len != 12 + (size_t)len)
-		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
-	if (len == 0)
-		return ctrl_reply_res(out, CTRL_RES_OK);
-	switch (swtpm_blob_unwrap(req->body + 12, len, &raw, &rawlen)) {
+	switch (swtpm_blob_unwrap(buf, len, &raw, &rawlen)) {
 	case SWTPM_BLOB_OK:
 		break;
 	case SWTPM_BLOB_ERR_ENCRYPTED:
-		return ctrl_reply_res(out, CTRL_RES_KEYNOTFOUND);
+		return CTRL_RES_KEYNOTFOUND;
 	default:
-		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
+		return CTRL_RES_BAD_PARAMETER;
 	}
 	/* The engine has libtpms check the blob's format, then stages it
 	 * for the next INIT. */
 	switch (engine_set_blob(e, (enum statefile_blob)type, raw, rawlen)) {
 	case 0:
-		return ctrl_reply_res(out, CTRL_RES_OK);
+		return CTRL_RES_OK;
 	case -EBADMSG:
-		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
+		return CTRL_RES_BAD_PARAMETER;
 	default:
+		return CTRL_RES_FAIL;
+	}
+}
+
+static uint32_t set_sealed(struct vtpm *v, uint32_t type, const uint8_t *buf,
+			   size_t len)
+{
+	uint8_t *plain;
+	size_t plen;
+	uint32_t res;
+
+	switch (migblob_open(vtpm_migration_key(v), type, buf, len, &plain,
+			     &plen)) {
+	case 0:
+		break;
+	case -ENOMEM:
+	case -EIO:
+		return CTRL_RES_FAIL;
+	default:
+		log_warnx("control: SET_STATEBLOB refused: the blob is not "
+			  "sealed under this vTPM's migration key as type %u",
+			  type);
+		return CTRL_RES_BAD_PARAMETER;
+	}
+	res = set_unwrapped(vtpm_engine(v), type, plain, plen);
+	OPENSSL_cleanse(plain, plen);
+	free(plain);
+	return res;
+}
+
+static int ctrl_set_stateblob(struct vtpm *v, const struct ctrl_req *req,
+			      struct ctrl_reply *out)
+{
+	struct engine *e = vtpm_engine(v);
+	uint32_t flags, type, len;
+	bool sealed;
+
+	if (engine_is_running(e))
+		return ctrl_reply_res(out, CTRL_RES_BAD_ORDINAL);
+	if (req->body_len < 12)
+		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
+	if (stateblob_refused(v, "SET_STATEBLOB"))
+		return ctrl_reply_res(out, CTRL_RES_FAIL);
+	flags = be32_get(req->body);
+	type = be32_get(req->body + 4);
+	len = be32_get(req->body + 8);
+	sealed = flags & CTRL_STATE_FLAG_ENCRYPTED;
+	if (sealed && !vtpm_migration_key(v))
+		return ctrl_reply_res(out, CTRL_RES_KEYNOTFOUND);
+	if (!sealed && !vtpm_plaintext_state_allowed(v)) {
+		/* A key is configured: state comes in sealed or not at all
+		 * (a blob in the clear would replace the TPM's seeds with
+		 * ones its sender knows). */
+		log_warnx("control: SET_STATEBLOB refused: a blob in the "
+			  "clear, and this vTPM takes only sealed ones");
 		return ctrl_reply_res(out, CTRL_RES_FAIL);
 	}
+	if (type < SF_BLOB_PERMANENT || type > SF_BLOB_SAVESTATE ||
+	    len > CTRL_MAX_BLOB || req->body_len != 12 + (size_t)len)
+		return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);
+	if (len == 0)
+		return ctrl_reply_res(out, CTRL_RES_OK);
+	if (sealed)
+		return ctrl_reply_res(out,
+				      set_sealed(v, type, req->body + 12, len));
+	return ctrl_reply_res(out, set_unwrapped(e, type, req->body + 12, len));
 }
 
 static int ctrl_get_info(struct engine *e, const struct ctrl_req *req,
@@ -295,10 +404,9 @@ int ctrl_execute(struct vtpm *v, const struct ctrl_req *req,
 		out->buf[4] = bit ? 1 : 0;
 		return 0;
 	case CTRL_SET_LOCALITY:
-		if (b[0] > 4)
-			return ctrl_reply_res(out, CTRL_RES_BAD_LOCALITY);
-		engine_set_locality(e, b[0]);
-		return ctrl_reply_res(out, CTRL_RES_OK);
+		/* The verdict only: the transport keeps the locality with the
+		 * client that set it (ctrl_locality_check). */
+		return ctrl_reply_res(out, ctrl_locality_check(v, req));
 	case CTRL_RESET_TPMESTABLISHED:
 		if (b[0] > 4)
 			return ctrl_reply_res(out, CTRL_RES_BAD_LOCALITY);
@@ -330,9 +438,9 @@ int ctrl_execute(struct vtpm *v, const struct ctrl_req *req,
 						   ? CTRL_RES_FAIL
 						   : CTRL_RES_OK);
 	case CTRL_GET_STATEBLOB:
-		return ctrl_get_stateblob(e, req, out);
+		return ctrl_get_stateblob(v, req, out);
 	case CTRL_SET_STATEBLOB:
-		return ctrl_set_stateblob(e, req, out);
+		return ctrl_set_stateblob(v, req, out);
 	case CTRL_GET_CONFIG:
 		if (blen)
 			return ctrl_reply_res(out, CTRL_RES_BAD_PARAMETER);

@@ -86,6 +86,10 @@ struct ctrl_reply {
 	size_t len;
 };
 
+/* SET_LOCALITY's verdict: CTRL_RES_OK for 0..4 (4 only where allowed),
+ * else CTRL_RES_BAD_LOCALITY.  The locality is the caller's to keep. */
+uint32_t ctrl_locality_check(struct vtpm *v, const struct ctrl_req *req);
+
 /* Builds a reply of just a result word. */
 int ctrl_reply_res(struct ctrl_reply *r, uint32_t res);
 

@@ -5,6 +5,7 @@
  * on TCP ports P and P+1.  Unlike swtpm, any number of clients may be
  * connected; their commands are run one at a time in arrival order.
  */
+#define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
 #include <stddef.h>
 #include <grp.h>
@@ -28,8 +29,32 @@
 
 #define CTRL_DEADLINE_MS 500
 #define MSSIM_TRAILER_LEN 4
+#define CTRL_RBUF_INIT (4 + 12 + 4096)
+#define REFUSAL_LOG_PERIOD_MS 10000
+#define PEER_LOCALITIES 8
 
 enum conn_kind { CONN_DATA, CONN_CTRL };
+
+/* What the connection's one timer measures: nothing, an idle client, or
+ * a request that stalls half-way. */
+enum conn_timer { TIMER_OFF, TIMER_IDLE, TIMER_STALL };
+
+/* Who is at the other end: for a UNIX socket its process (SO_PEERCRED);
+ * over TCP nobody can tell, and every TCP client is the same peer. */
+struct peer {
+	bool known;
+	pid_t pid;
+	uid_t uid;
+};
+
+/* The locality a peer set on the control channel, for the data
+ * connections it opens afterwards (tpm2-tss's swtpm TCTI sets it on a
+ * control connection of its own, then sends on the data socket). */
+struct peer_locality {
+	struct peer peer;
+	int locality;
+	bool used;
+};
 
 struct usock;
 
@@ -41,10 +66,18 @@ struct conn {
 		uv_tcp_t tcp;
 	} h;
 	uv_timer_t timer;
+	enum conn_timer timer_kind;
 	enum conn_kind kind;
 	struct usock *us;
 	struct list_node node;       /* in usock.conns */
 	unsigned int id;
+	struct peer peer;
+	int locality;                /* data: of this client's commands */
+	unsigned int owner_id;       /* data: the control client that passed
+					it with SET_DATAFD, else 0 */
+	bool held;                   /* a hypervisor's connection (SET_DATAFD
+					and its control channel): no idle
+					timeout */
 
 	uint8_t *rbuf;
 	size_t rlen, rcap;
@@ -83,9 +116,14 @@ struct usock {
 	struct listener data, ctrl;
 	struct list_node conns;      /* of conn.node */
 	unsigned int next_id;
+	unsigned int nconns;         /* of conns: counted against the cap */
 	int open_handles;
 	void (*stopped)(struct transport *t);
 	struct log_ratelimit rl;
+	uint64_t refused_logged_at;  /* uv_now of the last refusal line */
+	unsigned int refused;        /* refusals not reported yet */
+	struct peer_locality peer_loc[PEER_LOCALITIES];
+	unsigned int peer_loc_next;
 };
 
 static void conn_read_start(struct conn *c);
@@ -114,6 +152,7 @@ static void conn_unref(struct conn *c)
 	if (--c->refs > 0)
 		return;
 	list_remove(&c->node);
+	us->nconns--;
 	free(c->rbuf);
 	free(c->wbuf);
 	free(c->reply.buf);
@@ -160,7 +199,7 @@ static struct conn *conn_new(struct usock *us, enum conn_kind kind)
 	c->rcap = kind == CONN_DATA
 			  ? MSSIM_HEADER_LEN +
 				    engine_buffer_size(vtpm_engine(us->t->vtpm))
-			  : 4 + 12 + 4096;
+			  : CTRL_RBUF_INIT;
 	c->rbuf = malloc(c->rcap);
 	if (!c->rbuf) {
 		free(c);
@@ -171,7 +210,128 @@ static struct conn *conn_new(struct usock *us, enum conn_kind kind)
 	uv_timer_init(us->t->loop, &c->timer);
 	c->refs = 2; /* the stream handle and the timer */
 	list_push_front(&us->conns, &c->node);
+	us->nconns++;
 	return c;
+}
+
+/* ---- timers: idle clients and stalled requests ---- */
+
+static void conn_idle_timeout(uv_timer_t *t);
+static void conn_stall_timeout(uv_timer_t *t);
+
+static void conn_timer_stop(struct conn *c)
+{
+	if (c->timer_kind != TIMER_OFF)
+		uv_timer_stop(&c->timer);
+	c->timer_kind = TIMER_OFF;
+}
+
+/* Nothing buffered, nothing running: the idle clock starts again.  A
+ * hypervisor's connection is exempt: QEMU holds it for the guest's
+ * lifetime and a guest may leave its TPM alone for days. */
+static void conn_timer_idle(struct conn *c)
+{
+	long ms = c->us->t->cfg->idle_timeout_ms;
+
+	if (c->closing || c->held || ms <= 0) {
+		conn_timer_stop(c);
+		return;
+	}
+	c->timer_kind = TIMER_IDLE;
+	uv_timer_start(&c->timer, conn_idle_timeout, (uint64_t)ms, 0);
+}
+
+/* A request began: its deadline runs from its first byte and is not
+ * restarted by more bytes (a byte every second would otherwise hold the
+ * connection forever). */
+static void conn_timer_stall(struct conn *c, uint64_t ms)
+{
+	if (c->timer_kind == TIMER_STALL || c->closing)
+		return;
+	c->timer_kind = TIMER_STALL;
+	uv_timer_start(&c->timer, conn_stall_timeout, ms, 0);
+}
+
+static void conn_idle_timeout(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+
+	c->timer_kind = TIMER_OFF;
+	log_warnx_rl(&c->us->rl,
+		     "%s client %u: idle for %ld ms; closing it",
+		     c->kind == CONN_DATA ? "data" : "control", c->id,
+		     c->us->t->cfg->idle_timeout_ms);
+	conn_close(c);
+}
+
+/* ---- peers and their localities ---- */
+
+static void conn_get_peer(struct conn *c)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+	uv_os_fd_t fd;
+
+	memset(&c->peer, 0, sizeof(c->peer));
+	if (c->h.handle.type != UV_NAMED_PIPE ||
+	    uv_fileno(&c->h.handle, &fd) ||
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) ||
+	    cr.pid <= 0)
+		return;
+	c->peer.known = true;
+	c->peer.pid = cr.pid;
+	c->peer.uid = cr.uid;
+}
+
+static bool peer_same(const struct peer *a, const struct peer *b)
+{
+	if (a->known != b->known)
+		return false;
+	return !a->known || (a->pid == b->pid && a->uid == b->uid);
+}
+
+static struct peer_locality *peer_loc_find(struct usock *us,
+					   const struct peer *p)
+{
+	for (unsigned int i = 0; i < PEER_LOCALITIES; i++)
+		if (us->peer_loc[i].used && peer_same(&us->peer_loc[i].peer, p))
+			return &us->peer_loc[i];
+	return NULL;
+}
+
+/* The locality a new data client starts at: what its own process set on
+ * the control channel, else 0.  Never another client's. */
+static int peer_loc_initial(struct usock *us, const struct peer *p)
+{
+	struct peer_locality *pl = peer_loc_find(us, p);
+
+	return pl ? pl->locality : 0;
+}
+
+/*
+ * SET_LOCALITY from control client c: the data connections it passed
+ * (SET_DATAFD) and those of its own process take the locality, now and
+ * when they connect later.  No other client's commands change.
+ */
+static void ctrl_apply_locality(struct conn *c, int locality)
+{
+	struct usock *us = c->us;
+	struct peer_locality *pl = peer_loc_find(us, &c->peer);
+	struct list_node *n, *next;
+
+	if (!pl) {
+		pl = &us->peer_loc[us->peer_loc_next++ % PEER_LOCALITIES];
+		pl->used = true;
+		pl->peer = c->peer;
+	}
+	pl->locality = locality;
+	list_for_each_safe(n, next, &us->conns) {
+		struct conn *d = list_item(n, struct conn, node);
+
+		if (d->kind == CONN_DATA &&
+		    (d->owner_id == c->id || peer_same(&d->peer, &c->peer)))
+			d->locality = locality;
+	}
 }
 
 /* ---- writing ---- */
@@ -283,6 +443,7 @@ static void conn_stall_timeout(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 
+	c->timer_kind = TIMER_OFF;
 	log_warnx_rl(&c->us->rl,
 		     "%s client %u: stalled for %ld ms in the middle of a "
 		     "request; closing it",
@@ -318,18 +479,11 @@ static void data_pump(struct conn *c)
 		rc = tpmframe_parse(c->rbuf, c->rlen, engine_buffer_size(e),
 				    &c->frame);
 		if (rc == TPMFRAME_NEED_MORE) {
-			/* The deadline runs from a frame's first byte: more
-			 * bytes do not restart it (a byte every second would
-			 * otherwise hold the connection forever). */
-			if (c->rlen) {
-				if (!uv_is_active((uv_handle_t *)&c->timer))
-					uv_timer_start(&c->timer,
-						       conn_stall_timeout,
-						       (uint64_t)c->us->t->cfg
-							       ->client_timeout_ms,
-						       0);
-			} else if (uv_is_active((uv_handle_t *)&c->timer))
-				uv_timer_stop(&c->timer);
+			if (c->rlen)
+				conn_timer_stall(c, (uint64_t)c->us->t->cfg
+							    ->client_timeout_ms);
+			else
+				conn_timer_idle(c);
 			if (!c->reading) {
 				if (uv_read_start(&c->h.stream, conn_alloc,
 						  conn_on_read) == 0)
@@ -339,8 +493,7 @@ static void data_pump(struct conn *c)
 			}
 			break;
 		}
-		if (uv_is_active((uv_handle_t *)&c->timer))
-			uv_timer_stop(&c->timer);
+		conn_timer_stop(c);
 		if (rc < 0) {
 			/* The stream cannot be resynchronised: answer, then
 			 * close. */
@@ -363,7 +516,14 @@ static void data_pump(struct conn *c)
 		c->job.kind = VTPM_JOB_CMD;
 		c->job.cmd = c->rbuf + c->frame.cmd_off;
 		c->job.cmd_len = c->frame.cmd_len;
-		c->job.locality = c->frame.locality;
+		/* Every command runs at its own client's locality: an
+		 * MS-simulator header sets it for this connection only. */
+		if (c->frame.locality >= 0 &&
+		    !(c->frame.locality == 4 &&
+		      vtpm_rejects_locality4(c->us->t->vtpm)))
+			c->locality = c->frame.locality;
+		c->job.locality = c->frame.locality >= 0 ? c->frame.locality
+							  : c->locality;
 		c->job.done = data_job_done;
 		c->job.data = c;
 		c->job_pending = true;
@@ -384,6 +544,17 @@ static void ctrl_send_reply(struct conn *c)
 	c->reply.buf = NULL;
 	c->reply.len = 0;
 	c->rlen = 0; /* the request took all buffered bytes */
+	if (c->rcap > CTRL_RBUF_INIT) {
+		/* A large request (a state blob) is done: its buffer goes
+		 * back, the connection keeps only the small one. */
+		uint8_t *small = malloc(CTRL_RBUF_INIT);
+
+		if (small) {
+			free(c->rbuf);
+			c->rbuf = small;
+			c->rcap = CTRL_RBUF_INIT;
+		}
+	}
 	if (!buf) {
 		conn_close(c);
 		return;
@@ -415,7 +586,7 @@ static void ctrl_job_done(struct vtpm_job *job)
 	conn_unref(c);
 }
 
-static struct conn *data_conn_adopt(struct usock *us, uv_stream_t *from);
+static struct conn *data_conn_adopt(struct conn *ctrl, uv_stream_t *from);
 
 static void pending_fd_closed(uv_handle_t *h)
 {
@@ -461,11 +632,23 @@ static void ctrl_handle_request(struct conn *c)
 			res = CTRL_RES_IOERROR;
 		} else if (c->h.handle.type == UV_NAMED_PIPE &&
 			   uv_pipe_pending_count(&c->h.pipe) > 0 &&
-			   data_conn_adopt(c->us, &c->h.stream)) {
+			   data_conn_adopt(c, &c->h.stream)) {
 			res = CTRL_RES_OK;
 			c->datafd_taken = true;
+			c->held = true;
 		}
 		drop_pending_fds(c);
+		if (ctrl_reply_res(&c->reply, res) == 0)
+			ctrl_send_reply(c);
+		else
+			conn_close(c);
+		return;
+	}
+	if (code == CTRL_SET_LOCALITY) {
+		uint32_t res = ctrl_locality_check(v, &c->req);
+
+		if (res == CTRL_RES_OK)
+			ctrl_apply_locality(c, c->req.body[0]);
 		if (ctrl_reply_res(&c->reply, res) == 0)
 			ctrl_send_reply(c);
 		else
@@ -510,12 +693,13 @@ static void ctrl_try_request(struct conn *c)
 	if (!ctrl_frame(c->rbuf, c->rlen, &c->req)) {
 		/* swtpm's rule: a request must be complete 500 ms after its
 		 * first byte, else the connection is closed unanswered. */
-		if (c->rlen && !uv_is_active((uv_handle_t *)&c->timer))
-			uv_timer_start(&c->timer, conn_stall_timeout,
-				       CTRL_DEADLINE_MS, 0);
+		if (c->rlen)
+			conn_timer_stall(c, CTRL_DEADLINE_MS);
+		else
+			conn_timer_idle(c);
 		return;
 	}
-	uv_timer_stop(&c->timer);
+	conn_timer_stop(c);
 	uv_read_stop(&c->h.stream);
 	c->reading = false;
 	if (c->req.code != CTRL_SET_DATAFD)
@@ -602,6 +786,8 @@ static void conn_read_start(struct conn *c)
 		ctrl_try_request(c);
 		if (c->job_pending || c->closing || c->wbuf || !c->rlen)
 			return;
+	} else {
+		conn_timer_idle(c);
 	}
 	if (uv_read_start(&c->h.stream, conn_alloc, conn_on_read) == 0)
 		c->reading = true;
@@ -658,12 +844,15 @@ static bool datafd_acceptable(struct usock *us, uv_stream_t *s)
 	return true;
 }
 
-static struct conn *data_conn_adopt(struct usock *us, uv_stream_t *from)
+static bool over_cap(struct usock *us);
+
+static struct conn *data_conn_adopt(struct conn *ctrl, uv_stream_t *from)
 {
 	uv_handle_type type = uv_pipe_pending_type((uv_pipe_t *)from);
+	struct usock *us = ctrl->us;
 	struct conn *c;
 
-	if (type != UV_NAMED_PIPE)
+	if (type != UV_NAMED_PIPE || over_cap(us))
 		return NULL;
 	c = conn_new(us, CONN_DATA);
 	if (!c)
@@ -684,8 +873,69 @@ static struct conn *data_conn_adopt(struct usock *us, uv_stream_t *from)
 		return NULL;
 	}
 	log_debug("data client %u: connected through SET_DATAFD", c->id);
+	conn_get_peer(c);
+	c->owner_id = ctrl->id;
+	c->held = true;
+	c->locality = peer_loc_initial(us, &ctrl->peer);
 	conn_read_start(c);
 	return c;
+}
+
+/*
+ * --max-connections: one more client would pass the cap.  Refusals are
+ * counted and reported at most once per period, with their number.
+ */
+static bool over_cap(struct usock *us)
+{
+	const struct config *cfg = us->t->cfg;
+	uint64_t now = uv_now(us->t->loop);
+
+	if (us->nconns < cfg->max_connections)
+		return false;
+	us->refused++;
+	if (us->refused_logged_at == 0 ||
+	    now - us->refused_logged_at >= REFUSAL_LOG_PERIOD_MS) {
+		log_warnx("refused %u client connection%s: %u open, "
+			  "--max-connections %u",
+			  us->refused, us->refused == 1 ? "" : "s", us->nconns,
+			  cfg->max_connections);
+		us->refused = 0;
+		us->refused_logged_at = now ? now : 1;
+	}
+	return true;
+}
+
+static void refused_closed(uv_handle_t *h)
+{
+	struct usock *us = h->data;
+
+	free(h);
+	us->open_handles--;
+	usock_maybe_stopped(us);
+}
+
+/* Takes the connection off the backlog and closes it at once: the client
+ * sees it end instead of waiting in the queue. */
+static void refuse_connection(struct usock *us, uv_stream_t *server)
+{
+	uv_handle_t *h;
+	int rc;
+
+	if (server->type == UV_TCP) {
+		h = malloc(sizeof(uv_tcp_t));
+		rc = h ? uv_tcp_init(us->t->loop, (uv_tcp_t *)h) : -ENOMEM;
+	} else {
+		h = malloc(sizeof(uv_pipe_t));
+		rc = h ? uv_pipe_init(us->t->loop, (uv_pipe_t *)h, 0) : -ENOMEM;
+	}
+	if (rc) {
+		free(h);
+		return;
+	}
+	h->data = us;
+	us->open_handles++;
+	(void)uv_accept(server, (uv_stream_t *)h);
+	uv_close(h, refused_closed);
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -696,6 +946,10 @@ static void on_connection(uv_stream_t *server, int status)
 
 	if (status < 0) {
 		log_warnx_rl(&us->rl, "accept: %s", uv_strerror(status));
+		return;
+	}
+	if (over_cap(us)) {
+		refuse_connection(us, server);
 		return;
 	}
 	c = conn_new(us, l->kind);
@@ -714,6 +968,9 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	if (c->h.handle.type == UV_TCP)
 		uv_tcp_nodelay(&c->h.tcp, 1);
+	conn_get_peer(c);
+	if (c->kind == CONN_DATA)
+		c->locality = peer_loc_initial(us, &c->peer);
 	log_debug("%s client %u: connected",
 		  l->kind == CONN_DATA ? "data" : "control", c->id);
 	conn_read_start(c);
