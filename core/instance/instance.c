@@ -801,7 +801,9 @@ int instance_main(const struct config *cfg,
 	ops = cfg->transport.kind == TRANSPORT_XEN_RING ? transports->xen_ring
 							: transports->unix_socket;
 	set_ids = resolve_user(cfg, &uid, &gid);
-	if (set_ids && ops->preopen && ops->preopen(cfg))
+	/* Before the sandbox, which shows the instance nothing of /dev or
+	 * /run (xenstored's socket): the Xen handles it serves through. */
+	if (ops->preopen && ops->preopen(cfg))
 		fatalx("cannot open the devices of transport %s", ops->name);
 
 	if (!cfg->manager[0])

@@ -25,6 +25,7 @@ void mgrlink_init(struct mgrlink *l)
 	l->timeout_ms = 60000;
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_mutex_init(&l->wmu, NULL);
+	pthread_mutex_init(&l->xmu, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&l->cv, &ca);
@@ -317,14 +318,15 @@ int mgrlink_serve(struct mgrlink *l, mgrlink_request_fn on_request,
 		return -EOPNOTSUPP;
 	if (l->serving)
 		return -EALREADY;
+	pthread_mutex_lock(&l->xmu);
 	l->on_request = on_request;
 	l->ctx = ctx;
 	l->stop = l->hung_up = false;
 	rc = pthread_create(&l->reader, NULL, reader_main, l);
-	if (rc)
-		return -rc;
-	l->serving = true;
-	return 0;
+	if (!rc)
+		l->serving = true;
+	pthread_mutex_unlock(&l->xmu);
+	return -rc;
 }
 
 int mgrlink_send(struct mgrlink *l, const uint8_t *frame, size_t len)
@@ -353,6 +355,7 @@ int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
 		snprintf(err, errlen, "encode: %s", mgrproto_strerror(rc));
 		return -EINVAL;
 	}
+	pthread_mutex_lock(&l->xmu);
 	if (l->frames)
 		rc = frames_exchange(l, buf, len, &flen, timeout_ms, err,
 				     errlen);
@@ -361,6 +364,7 @@ int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
 				     errlen);
 	else
 		rc = sock_exchange(l, buf, len, &flen, err, errlen);
+	pthread_mutex_unlock(&l->xmu);
 	if (rc) {
 		OPENSSL_cleanse(buf, sizeof(buf));
 		return rc;

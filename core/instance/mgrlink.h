@@ -49,6 +49,10 @@ struct mgrlink {
 	struct mgrlink_frames *frames; /* the frame variant, else NULL */
 	const struct mgrlink_frames_ops *frames_ops;
 
+	/* One request at a time, and the switch to serving waits for the
+	 * one in flight: before it, the caller reads its own answer; after
+	 * it, the reader thread does (two readers lose answers). */
+	pthread_mutex_t xmu;
 	/* Serving (socket variant): the reader thread owns the input. */
 	bool serving;
 	pthread_t reader;
