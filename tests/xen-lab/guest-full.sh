@@ -160,7 +160,7 @@ full_chain1() {
   # dom0 quotes this vTPM now (its PCR 16 as extended above): stay up
   # and connected meanwhile (a closed connection resets the PCRs).
   echo "XENLAB: guest chain1-quote-now"
-  sleep 8
+  sleep 12
 }
 # guest1 again, as a new domain: served by the same instance (chainb), or
 # after the instance domain was destroyed and created again (chain2).

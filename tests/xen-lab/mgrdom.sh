@@ -84,6 +84,13 @@ while kill -0 $MPID 2>/dev/null; do
           else
             C "mgrdom-quote FAIL verify-quote: $V"
           fi
+          # The quote's vTPM PCR 16 (the 17th value) is guest1's extend.
+          P16=$(tr -d ' \n' </run/q.json | sed 's/.*"vtpm_pcrs":\[//; s/\].*//' | tr ',' '\n' | sed -n 17p | tr -d '"')
+          if [ "$P16" = "$3" ]; then
+            C "mgrdom-quote-pcr16 ok the quote's vTPM PCR 16 = guest1's extend ($P16)"
+          else
+            C "mgrdom-quote-pcr16 FAIL vTPM PCR 16 in the quote '$P16', want '$3'"
+          fi
         else
           C "mgrdom-quote FAIL vtpmctl quote: $(cat /run/q.log)"
         fi ;;

@@ -948,7 +948,8 @@ chain_guest() {
   M "xs: vtpmdom's backends:"
   xenstore-ls -f -p "/local/domain/$(xl domid vtpmdom 2>/dev/null)/backend/vtpm" 2>&1 | prefix "XENLAB: xs:   "
   if [ "$1" = 1 ] && [ "$rc" = 0 ]; then
-    if wait_log "XENLAB: guest chain1-quote-now" "$GUEST_WAIT"; then chain_quote
+    if wait_log "XENLAB: guest chain1-quote-now" "$GUEST_WAIT"; then
+      if [ "$MGRDOM" = 1 ]; then mgrdom_quote; else chain_quote; fi
     else check chain1-deep-quote FAIL "guest1 never said chain1-quote-now"; fi
   fi
   if [ "$rc" = 0 ] && wait_log "XENLAB: guest chain$1-result:" "$GUEST_WAIT"; then
@@ -994,15 +995,16 @@ start_mgrdom() {
   done
   M "mgrdom: (#$1) ready $(since "$t")s after xl create started"
 }
-# mgrdom_quote: the manager domain quotes guest1's vTPM (its instance is
-# in vtpmdom) and verifies it against its AK.
+# mgrdom_quote: while guest1 waits after extending PCR 16, the manager
+# domain quotes guest1's vTPM (its instance is in vtpmdom), verifies it
+# against its AK and compares the quote's PCR 16 with guest1's extend.
 mgrdom_quote() {
   local md n d
   md=$(xl domid mgrdom 2>/dev/null) || { check mgrdom-quote FAIL "no mgrdom"; return; }
   n=$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
-  xenstore-write "/local/domain/$md/data/lab-cmd" "quote $n"
+  xenstore-write "/local/domain/$md/data/lab-cmd" "quote $n ${PCREXPECT:-none}"
   d=$(deadline 90)
-  until grep -q "lab-cmd done: quote $n" "$MDLOG" 2>/dev/null || past "$d"; do sleep 0.3; done
+  until grep -q "lab-cmd done: quote $n" "$MDLOG" 2>/dev/null || past "$d"; do sleep 0.2; done
   grep -q "lab-cmd done: quote $n" "$MDLOG" || M "mgrdom: the quote did not finish within 90 s"
 }
 if [ "$CHAIN" = 1 ]; then
@@ -1019,9 +1021,6 @@ if [ "$CHAIN" = 1 ]; then
   fi
   if start_idom 1; then
     chain_guest 1
-    # guest1's vTPM still holds the boot's PCRs (PCR 16 extended) until the
-    # next guest connects: quote them.
-    [ "$MGRDOM" = 1 ] && mgrdom_quote
     # guest1 again: a new domain (new domid) for the same instance (the
     # chain lab's check; --mgrdom saves the boot).
     [ "$MGRDOM" = 1 ] || chain_guest b
@@ -1557,7 +1556,7 @@ if [ "$CHAIN" = 1 ]; then
     chain2-getrandom chain2-nv-read chain2-pcr-reset chain-unknown-created chain-unknown-stopped"
   [ "$MGRDOM" = 1 ] && FULL_CHECKS="mgrdom-dom0-no-tpm mgrdom-dom0-no-devmem mgrdom-tis-pages
     mgrdom-manager mgrdom-started chain1-tpm0 chain1-getrandom chain1-tools-getrandom pcr-extend
-    pcr-read nv-define nv-write nv-read chain1-tools-pcrread mgrdom-quote chain-idom-destroyed mgrdom-destroyed
+    pcr-read nv-define nv-write nv-read chain1-tools-pcrread mgrdom-quote mgrdom-quote-pcr16 chain-idom-destroyed mgrdom-destroyed
     mgrdom-restarted chain-idom-restarted chain2-tpm0 chain2-getrandom chain2-nv-read
     chain2-pcr-reset"
   PLAIN_OK=1 VTPM_OK=1
