@@ -42,7 +42,9 @@ suite() { # name builddir ctest-args -- cmake-args
 }
 
 suite "main" build "" -DVTPM_WERROR=ON -DVTPM_TESTS=ON -DVTPM_SANITIZE=OFF
-suite "asan+ubsan" build-asan "-L unit|integration" -DVTPM_SANITIZE=ON -DVTPM_TESTS=ON
+# integ_hostile checks the instance's sandbox, which the sanitizer build
+# leaves off (LeakSanitizer needs /proc and ptrace at exit): main runs it.
+suite "asan+ubsan" build-asan "-L unit|integration -E ^integ_hostile$" -DVTPM_SANITIZE=ON -DVTPM_TESTS=ON
 suite "fuzz" build-fuzz "" -DCMAKE_C_COMPILER=clang -DVTPM_FUZZ=ON \
 	-DVTPM_TESTS=OFF -DVTPM_FUZZ_SECONDS="${VTPM_FUZZ_SECONDS:-20}"
 

@@ -744,9 +744,12 @@ static void isolate(const struct config *cfg,
 	char rundir[sizeof(cfg->transport.path)];
 
 	(void)ops;
-	if (cfg->no_sandbox) {
-		log_warnx("--no-sandbox: this instance runs without its sandbox "
-			  "(debugging only)");
+	if (cfg->no_sandbox || !sandbox_available()) {
+		if (cfg->no_sandbox)
+			log_warnx("--no-sandbox: this instance runs without "
+				  "its sandbox (debugging only)");
+		else
+			log_debug("a sanitizer build: no sandbox");
 		if (set_ids)
 			drop_privileges(cfg, uid, gid);
 		return;
@@ -867,7 +870,7 @@ int instance_main(const struct config *cfg,
 		fatalx("cannot start transport %s: %s", v->transport.ops->name,
 		       strerror(-rc));
 	/* Listening, state loaded: from here on, only the allowlist. */
-	if (!cfg->no_sandbox && sandbox_lock())
+	if (!cfg->no_sandbox && sandbox_available() && sandbox_lock())
 		fatalx("cannot lock the sandbox (--no-sandbox runs without it, "
 		       "for debugging)");
 	if (deferred_power) {

@@ -35,6 +35,9 @@ struct sandbox_spec {
 
 /* 0 or -errno (with a message logged); partial isolation is never
  * reported as success. */
+/* False in the AddressSanitizer builds (tests only): LeakSanitizer needs
+ * /proc and ptrace at exit, which the sandbox takes away. */
+bool sandbox_available(void);
 int sandbox_isolate(const struct sandbox_spec *s);
 int sandbox_lock(void);
 

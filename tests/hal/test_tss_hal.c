@@ -1205,6 +1205,7 @@ static void signing_key_signs_only_with_its_auth(void **state)
 	EVP_PKEY_CTX_free(ctx);
 	EVP_PKEY_free(pkey);
 	free(sig);
+	free(spki);
 	/* Another auth value: the TPM refuses to sign. */
 	assert_int_not_equal(tss_hal_signkey_sign(h, blob, blob_len, bad,
 						  sizeof(bad), digest, &sig,
