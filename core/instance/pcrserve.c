@@ -259,8 +259,11 @@ void pcrserve_stop(struct vtpm *v, struct pcrserve *s)
 	if (!s)
 		return;
 	mgrlink_serve_stop(&v->link);
-	uv_close((uv_handle_t *)&s->poll, NULL);
-	uv_close((uv_handle_t *)&s->async, NULL);
+	/* A normal stop closed every handle already (close_walk_cb). */
+	if (!uv_is_closing((uv_handle_t *)&s->poll))
+		uv_close((uv_handle_t *)&s->poll, NULL);
+	if (!uv_is_closing((uv_handle_t *)&s->async))
+		uv_close((uv_handle_t *)&s->async, NULL);
 	uv_run(v->loop, UV_RUN_NOWAIT);   /* the close callbacks */
 	pthread_mutex_destroy(&s->mu);
 	OPENSSL_cleanse(s, sizeof(*s));

@@ -472,7 +472,7 @@ static void refuse(struct manager *m, uv_stream_t *server)
 		log_warnx("control socket: refused %u connection%s: %u open, "
 			  "--max-connections %u",
 			  ctl->refused, ctl->refused == 1 ? "" : "s",
-			  ctl->nconns, m->cfg->max_connections);
+			  ctl->nconns, config_max_connections(m->cfg, true));
 		ctl->refused = 0;
 		ctl->refused_logged_at = now ? now : 1;
 	}
@@ -493,7 +493,7 @@ static void on_connection(uv_stream_t *server, int status)
 
 	if (status < 0)
 		return;
-	if (ctl->nconns >= m->cfg->max_connections) {
+	if (ctl->nconns >= config_max_connections(m->cfg, true)) {
 		refuse(m, server);
 		return;
 	}

@@ -21,7 +21,7 @@ void config_defaults(struct config *cfg)
 	cfg->log_level = LOG_LVL_INFO;
 	cfg->socket_mode = 0600;
 	cfg->client_timeout_ms = 10000;
-	cfg->max_connections = 8;
+	cfg->max_connections = 0;	/* the role's default */
 	cfg->idle_timeout_ms = 600000;
 	strcpy(cfg->hal, "tss-device");
 	strcpy(cfg->tcti, "device:/dev/tpmrm0");
@@ -33,6 +33,13 @@ void config_defaults(struct config *cfg)
 	cfg->tpm_timeout_s = 10;
 	strcpy(cfg->instance_user, "nobody");
 	cfg->xen = XEN_AUTO;
+}
+
+unsigned int config_max_connections(const struct config *cfg, bool manager)
+{
+	if (cfg->max_connections)
+		return cfg->max_connections;
+	return manager ? CONFIG_MAX_CONN_MANAGER : CONFIG_MAX_CONN_INSTANCE;
 }
 
 int config_parse_long(const char *s, long min, long max, long *out)

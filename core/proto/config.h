@@ -56,7 +56,8 @@ struct config {
 				      once privileged handles (Xen devices,
 				      state directory) are open */
 	bool no_sandbox;           /* --no-sandbox: debugging only */
-	unsigned int max_connections; /* data + control clients at once */
+	unsigned int max_connections; /* clients at once; 0: the role's
+					 default (config_max_connections) */
 	long idle_timeout_ms;      /* an idle client is closed; 0: never */
 	int locality_policy;       /* LOCALITY_* */
 	char migration_key[256];   /* key file of GET/SET_STATEBLOB blobs */
@@ -123,5 +124,12 @@ int config_parse_long(const char *s, long min, long max, long *out);
 int config_parse_uid_range(const char *s, uint32_t *lo, uint32_t *hi);
 /* "UID:GID", decimal digits only, each 1..4294967294; 0 or -EINVAL. */
 int config_parse_ids(const char *s, uint32_t *uid, uint32_t *gid);
+
+/* An instance's data + control clients, or the manager's control
+ * clients, at once: --max-connections, else 8 for an instance and 64
+ * for the manager (a host starting its guests runs one vtpmctl each). */
+#define CONFIG_MAX_CONN_INSTANCE 8
+#define CONFIG_MAX_CONN_MANAGER 64
+unsigned int config_max_connections(const struct config *cfg, bool manager);
 
 #endif

@@ -176,6 +176,16 @@ check(rc_of(transact(s, nv_write(IDX, b"newer---"))) == 0, "write again")
 check(rc_of(transact(s, nv_write(IDX, b"newest--"))) == 0, "and again")
 s.close()
 m.ctl("stop", uuid)
+# A stopped instance exits 0 by itself: no signal (it once aborted in a
+# double uv_close of the PCR server's handles after its last state write).
+want = "vTPM %s: instance stopped (status 0)" % uuid
+deadline = time.time() + 5
+while want not in m.log_text() and time.time() < deadline:
+    time.sleep(0.1)
+stops = [l for l in m.log_text().splitlines()
+         if ("vTPM %s: instance stopped" % uuid) in l]
+check(stops and stops[-1].endswith(want),
+      "vtpmctl stop: the instance exits 0, no signal", "\n".join(stops))
 for f in os.listdir(old):
     shutil.copy(os.path.join(old, f), os.path.join(vdir, f))
 m.ctl("start", uuid)

@@ -282,12 +282,14 @@ static void connection_limits_locality_and_state_blob_options(void **state)
 
 	(void)state;
 	config_defaults(&c);
-	assert_int_equal(c.max_connections, 8);
+	assert_int_equal(config_max_connections(&c, false), 8);
+	assert_int_equal(config_max_connections(&c, true), 64);
 	assert_int_equal(c.idle_timeout_ms, 600000);
 	assert_int_equal(c.locality_policy, LOCALITY_DEFAULT);
 	assert_false(c.allow_plaintext_state);
 	assert_string_equal(c.migration_key, "");
 	assert_int_equal(config_set(&c, "max-connections", "1", err, sizeof(err)), 0);
+	assert_int_equal(config_max_connections(&c, true), 1);
 	assert_int_not_equal(config_set(&c, "max-connections", "0", err, sizeof(err)), 0);
 	assert_int_not_equal(config_set(&c, "max-connections", "1025", err, sizeof(err)), 0);
 	assert_int_equal(config_set(&c, "idle-timeout-ms", "0", err, sizeof(err)), 0);

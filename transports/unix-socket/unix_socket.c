@@ -890,7 +890,7 @@ static bool over_cap(struct usock *us)
 	const struct config *cfg = us->t->cfg;
 	uint64_t now = uv_now(us->t->loop);
 
-	if (us->nconns < cfg->max_connections)
+	if (us->nconns < config_max_connections(cfg, false))
 		return false;
 	us->refused++;
 	if (us->refused_logged_at == 0 ||
@@ -898,7 +898,7 @@ static bool over_cap(struct usock *us)
 		log_warnx("refused %u client connection%s: %u open, "
 			  "--max-connections %u",
 			  us->refused, us->refused == 1 ? "" : "s", us->nconns,
-			  cfg->max_connections);
+			  config_max_connections(cfg, false));
 		us->refused = 0;
 		us->refused_logged_at = now ? now : 1;
 	}
