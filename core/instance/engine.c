@@ -500,6 +500,60 @@ static int load_legacy_slots(struct engine *e,
 	return -EBADMSG;
 }
 
+/*
+ * With a manager: the newest authentic slot, if it is the state the
+ * record names (hash and generation) or at most ENGINE_RECORD_TRAIL
+ * generations above it: a state answered while its record was in flight
+ * (MGR_LOAD_FLAG_TRAIL), or one written durably whose record never went
+ * out.  Below the record, or further above it: refused (detail set).
+ */
+static int managed_winner(struct engine *e, const struct slotfile_view *v,
+			  const struct statefile_expect *exp,
+			  const uint8_t hash[32], struct engine_load_result *res)
+{
+	uint64_t rec = exp->min_generation, g;
+	int i, w = -1;
+
+	for (i = 0; i < (int)v->nslots; i++)
+		if (v->slot[i].kind == SLOT_VALID &&
+		    (w < 0 || v->slot[i].generation > v->slot[w].generation))
+			w = i;
+	if (w < 0) {
+		snprintf(res->detail, sizeof(res->detail),
+			 "no slot of %s holds an authentic state; the manager "
+			 "recorded generation %llu; the file is left untouched",
+			 e->file_name, (unsigned long long)rec);
+		return -1;
+	}
+	g = v->slot[w].generation;
+	if (g == rec && memcmp(v->slot[w].hash, hash, 32) == 0)
+		return w;
+	if (g > rec && g - rec <= ENGINE_RECORD_TRAIL) {
+		log_info("%s: slot %d holds generation %llu, the manager's "
+			 "record %llu: the record of a durable state was in "
+			 "flight; loading the newer one",
+			 e->file_name, w, (unsigned long long)g,
+			 (unsigned long long)rec);
+		return w;
+	}
+	if (g > rec)
+		snprintf(res->detail, sizeof(res->detail),
+			 "%s holds generation %llu, more than %d above the "
+			 "manager's record (%llu): the key store is older than "
+			 "the state (put back from a copy?); the file is left "
+			 "untouched",
+			 e->file_name, (unsigned long long)g,
+			 ENGINE_RECORD_TRAIL, (unsigned long long)rec);
+	else
+		snprintf(res->detail, sizeof(res->detail),
+			 "no slot of %s is the state the manager recorded "
+			 "(generation %llu; the newest holds %llu): rollback or "
+			 "replay detected; the file is left untouched",
+			 e->file_name, (unsigned long long)rec,
+			 (unsigned long long)g);
+	return -1;
+}
+
 int engine_load_slots(struct engine *e, int dirfd, const char *base,
 		      const struct state_keys *keys,
 		      const struct statefile_expect *exp, bool nostate,
@@ -544,15 +598,10 @@ int engine_load_slots(struct engine *e, int dirfd, const char *base,
 		close(fd);
 		return rc;
 	}
-	i = slotfile_find_hash(&v, hash);
-	if (i < 0 || v.slot[i].generation != exp->min_generation) {
+	i = managed_winner(e, &v, exp, hash, res);
+	if (i < 0) {
 		close(fd);
 		res->verdict = SF_ERR_STALE;
-		snprintf(res->detail, sizeof(res->detail),
-			 "no slot of %s is the state the manager recorded "
-			 "(generation %llu): rollback or replay detected; the "
-			 "file is left untouched",
-			 e->file_name, (unsigned long long)exp->min_generation);
 		return -EBADMSG;
 	}
 	rc = load_slot(e, fd, &v, i, exp, res);

@@ -28,6 +28,15 @@
 #include "proto/statefile.h"
 #include "proto/tpmframe.h"
 
+/*
+ * How far a manager's record may trail the newest state on disk: with
+ * MGR_LOAD_FLAG_TRAIL the answer to write k goes out once its slot is
+ * durable and its SAVEHASHKEY is sent; write k+1's SAVEHASHKEY waits for
+ * k's commit, so when slot k+1 is written the durable record is at least
+ * k-1.  Without the flag, one (a durable slot whose record never went out).
+ */
+#define ENGINE_RECORD_TRAIL 2
+
 struct engine {
 	enum tpm_version version;
 	bool running;               /* between MainInit and Terminate */

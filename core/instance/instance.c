@@ -558,6 +558,15 @@ static int save_hash_to_manager(struct engine *e, uint64_t generation,
 	(void)e;
 	req.u.save.generation = generation;
 	memcpy(req.u.save.state_hash, hash, 32);
+	if (l->trail) {
+		/* Answered once the slot is durable; the manager's answer
+		 * is checked before the next request (mgrlink_post). */
+		rc = mgrlink_post(l, &req, err, sizeof(err));
+		if (rc)
+			log_errx("SAVEHASHKEY of generation %llu: %s",
+				 (unsigned long long)generation, err);
+		return rc;
+	}
 	rc = mgrlink_call(l, &req, &rsp, err, sizeof(err));
 	if (rc) {
 		log_errx("SAVEHASHKEY of generation %llu: %s",
@@ -625,6 +634,7 @@ static void load_managed(struct vtpm *v, const struct config *cfg, int dirfd,
 	manager_load_key(v, cfg, &rsp);
 	rc = state_keys_derive(rsp.u.load.state_key, &keys);
 	nostate = rsp.u.load.flags & MGR_LOAD_FLAG_NOSTATE;
+	v->link.trail = rsp.u.load.flags & MGR_LOAD_FLAG_TRAIL;
 	v->manufacture = nostate && cfg->tpm_version == TPM_VERSION_2 &&
 			 (rsp.u.load.flags & MGR_LOAD_FLAG_MANUFACTURE);
 	memset(&exp, 0, sizeof(exp));
@@ -924,6 +934,16 @@ int instance_main(const struct config *cfg,
 	}
 
 	uv_run(v->loop, UV_RUN_DEFAULT);
+	if (v->managed) {
+		char err[200];
+
+		/* The last state's record, before this instance is gone. */
+		if (mgrlink_settle(&v->link, err, sizeof(err)) &&
+		    v->exit_code == 0) {
+			log_errx("the record of the last state: %s", err);
+			v->exit_code = 1;
+		}
+	}
 	pcrserve_stop(v, v->pcrserve);
 	uv_loop_close(v->loop);
 	engine_free(&v->eng);

@@ -16,6 +16,8 @@
 #include "lib/log.h"
 #include "proto/config.h"
 
+static int settle_locked(struct mgrlink *l, char *err, size_t errlen);
+
 void mgrlink_init(struct mgrlink *l)
 {
 	pthread_condattr_t ca;
@@ -120,19 +122,14 @@ static int send_all(struct mgrlink *l, const uint8_t *buf, size_t len)
 	return rc;
 }
 
-/* Sends the frame in buf and reads one answer frame back into buf. */
-static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
-			 size_t *flen_out, char *err, size_t errlen)
+/* Reads one answer frame into buf (MGR_MAX_FRAME bytes), the caller
+ * owning the input (not serving). */
+static int sock_recv(struct mgrlink *l, uint8_t *buf, size_t *flen_out,
+		     char *err, size_t errlen)
 {
 	size_t off = 0;
 	int rc, flen;
 
-	rc = send_all(l, buf, len);
-	if (rc) {
-		snprintf(err, errlen, "send to manager: %s", strerror(-rc));
-		return rc;
-	}
-	off = 0;
 	for (;;) {
 		ssize_t n;
 
@@ -175,6 +172,19 @@ static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 	return 0;
 }
 
+/* Sends the frame in buf and reads one answer frame back into buf. */
+static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
+			 size_t *flen_out, char *err, size_t errlen)
+{
+	int rc = send_all(l, buf, len);
+
+	if (rc) {
+		snprintf(err, errlen, "send to manager: %s", strerror(-rc));
+		return rc;
+	}
+	return sock_recv(l, buf, flen_out, err, errlen);
+}
+
 /* The ring carries one frame per response: it must be exactly one. */
 static int frames_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 			   size_t *flen_out, int timeout_ms, char *err,
@@ -199,21 +209,13 @@ static int frames_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 	return 0;
 }
 
-/* Serving: the reader thread hands the answer over. */
-static int served_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
-			   size_t *flen_out, int timeout_ms, char *err,
-			   size_t errlen)
+/* Serving: the frame goes out, and the reader thread will hand its
+ * answer over (served_recv). */
+static int served_send(struct mgrlink *l, const uint8_t *buf, size_t len,
+		       char *err, size_t errlen)
 {
-	struct timespec until;
-	int rc = 0;
+	int rc;
 
-	clock_gettime(CLOCK_MONOTONIC, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
 	pthread_mutex_lock(&l->mu);
 	l->waiting = true;
 	l->rsp_ready = false;
@@ -224,7 +226,22 @@ static int served_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 		pthread_mutex_lock(&l->mu);
 		l->waiting = false;
 		pthread_mutex_unlock(&l->mu);
-		return rc;
+	}
+	return rc;
+}
+
+static int served_recv(struct mgrlink *l, uint8_t *buf, size_t *flen_out,
+		       int timeout_ms, char *err, size_t errlen)
+{
+	struct timespec until;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&l->mu);
 	while (!l->rsp_ready && !l->hung_up && rc == 0)
@@ -245,6 +262,15 @@ static int served_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 	l->rsp_ready = false;
 	pthread_mutex_unlock(&l->mu);
 	return rc;
+}
+
+static int served_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
+			   size_t *flen_out, int timeout_ms, char *err,
+			   size_t errlen)
+{
+	int rc = served_send(l, buf, len, err, errlen);
+
+	return rc ? rc : served_recv(l, buf, flen_out, timeout_ms, err, errlen);
 }
 
 /* The reader thread: every frame the manager sends, once serving. */
@@ -319,6 +345,13 @@ int mgrlink_serve(struct mgrlink *l, mgrlink_request_fn on_request,
 	if (l->serving)
 		return -EALREADY;
 	pthread_mutex_lock(&l->xmu);
+	/* A posted answer still due is read here, or the reader would
+	 * drop it (a failure sticks for the next call). */
+	{
+		char err[8];
+
+		(void)settle_locked(l, err, sizeof(err));
+	}
 	l->on_request = on_request;
 	l->ctx = ctx;
 	l->stop = l->hung_up = false;
@@ -334,6 +367,102 @@ int mgrlink_send(struct mgrlink *l, const uint8_t *frame, size_t len)
 	if (l->fd < 0)
 		return -EOPNOTSUPP;
 	return send_all(l, frame, len);
+}
+
+/*
+ * The answer to a posted request (mgrlink_post), if one is outstanding:
+ * 0 for MGR_SUCCESS.  A failure sticks: every later call, post or settle
+ * returns it (the record of an answered state is not durable, the
+ * instance must stop).  Called with xmu held.
+ */
+static int settle_locked(struct mgrlink *l, char *err, size_t errlen)
+{
+	uint8_t buf[MGR_MAX_FRAME];
+	struct mgr_rsp rsp;
+	size_t flen = 0;
+	int rc;
+
+	if (l->post_rc) {
+		snprintf(err, errlen, "%s", l->post_err);
+		return l->post_rc;
+	}
+	if (!l->posted)
+		return 0;
+	l->posted = false;
+	rc = l->serving ? served_recv(l, buf, &flen, l->timeout_ms, l->post_err,
+				      sizeof(l->post_err))
+			: sock_recv(l, buf, &flen, l->post_err,
+				    sizeof(l->post_err));
+	if (!rc && mgrproto_decode_rsp(l->posted_type, buf, flen, &rsp)) {
+		snprintf(l->post_err, sizeof(l->post_err),
+			 "bad answer from manager");
+		rc = -EPROTO;
+	} else if (!rc && rsp.status != MGR_SUCCESS) {
+		snprintf(l->post_err, sizeof(l->post_err),
+			 "the manager refused %s: %s",
+			 mgrproto_msg_name(l->posted_type),
+			 mgrproto_status_str(rsp.status));
+		rc = rsp.status == MGR_ROLLBACK ? -EPERM : -EIO;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (rc) {
+		l->post_rc = rc;
+		snprintf(err, errlen, "%s", l->post_err);
+	}
+	return rc;
+}
+
+int mgrlink_post(struct mgrlink *l, const struct mgr_req *req, char *err,
+		 size_t errlen)
+{
+	uint8_t buf[MGR_MAX_FRAME];
+	struct mgr_rsp rsp;
+	size_t len;
+	int rc;
+
+	/* The ring has no pipelining: the whole exchange, now. */
+	if (l->frames) {
+		rc = mgrlink_call(l, req, &rsp, err, errlen);
+		if (!rc && rsp.status != MGR_SUCCESS) {
+			snprintf(err, errlen, "the manager refused %s: %s",
+				 mgrproto_msg_name(req->type),
+				 mgrproto_status_str(rsp.status));
+			rc = rsp.status == MGR_ROLLBACK ? -EPERM : -EIO;
+		}
+		return rc;
+	}
+	rc = mgrproto_encode_req(req, buf, &len);
+	if (rc) {
+		snprintf(err, errlen, "encode: %s", mgrproto_strerror(rc));
+		return -EINVAL;
+	}
+	pthread_mutex_lock(&l->xmu);
+	rc = settle_locked(l, err, errlen);
+	if (!rc && l->serving)
+		rc = served_send(l, buf, len, err, errlen);
+	else if (!rc) {
+		rc = send_all(l, buf, len);
+		if (rc)
+			snprintf(err, errlen, "send to manager: %s",
+				 strerror(-rc));
+	}
+	if (!rc) {
+		l->posted = true;
+		l->posted_type = req->type;
+	}
+	pthread_mutex_unlock(&l->xmu);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return rc;
+}
+
+int mgrlink_settle(struct mgrlink *l, char *err, size_t errlen)
+{
+	int rc;
+
+	pthread_mutex_lock(&l->xmu);
+	rc = settle_locked(l, err, errlen);
+	pthread_mutex_unlock(&l->xmu);
+	return rc;
 }
 
 int mgrlink_call(struct mgrlink *l, const struct mgr_req *req,
@@ -356,6 +485,12 @@ int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
 		return -EINVAL;
 	}
 	pthread_mutex_lock(&l->xmu);
+	rc = settle_locked(l, err, errlen);
+	if (rc) {
+		pthread_mutex_unlock(&l->xmu);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		return rc;
+	}
 	if (l->frames)
 		rc = frames_exchange(l, buf, len, &flen, timeout_ms, err,
 				     errlen);

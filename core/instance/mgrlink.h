@@ -62,6 +62,13 @@ struct mgrlink {
 	bool stop, hung_up, waiting, rsp_ready;
 	uint8_t rsp[MGR_MAX_FRAME];
 	size_t rsp_len;
+	/* A posted request whose answer is still due (under xmu), and the
+	 * sticky failure of one that was refused or lost. */
+	bool trail;		 /* SAVEHASHKEY posted (MGR_LOAD_FLAG_TRAIL) */
+	bool posted;
+	enum mgr_msg posted_type;
+	int post_rc;
+	char post_err[200];
 	mgrlink_request_fn on_request;
 	void *ctx;
 };
@@ -104,6 +111,17 @@ int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
 /* From now on the manager's requests go to on_request (reader thread).
  * 0; -EOPNOTSUPP on a frame link (the ring carries the instance's
  * requests only); or a negative errno. */
+/*
+ * Pipelining for the socket variants: mgrlink_post sends req and returns
+ * without its answer; the next post, call or mgrlink_settle waits for
+ * that answer first (the manager takes one request at a time) and
+ * returns its failure, which sticks.  The ring does the whole exchange
+ * in mgrlink_post.  0, or -errno with err set.
+ */
+int mgrlink_post(struct mgrlink *l, const struct mgr_req *req, char *err,
+		 size_t errlen);
+int mgrlink_settle(struct mgrlink *l, char *err, size_t errlen);
+
 int mgrlink_serve(struct mgrlink *l, mgrlink_request_fn on_request,
 		  void *ctx);
 

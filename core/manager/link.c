@@ -204,6 +204,10 @@ void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 					   : 0;
 		if ((rec->flags & KS_REC_NOSTATE) && mgr_ekca_wanted(e))
 			rsp.u.load.flags |= MGR_LOAD_FLAG_MANUFACTURE;
+		/* Every commit bound to the counter (--counter-interval 0):
+		 * the answer waits for it. */
+		if (m->cfg->counter_interval_s > 0)
+			rsp.u.load.flags |= MGR_LOAD_FLAG_TRAIL;
 		log_info("vTPM %s: key handed to its instance (generation %llu)",
 			 e->rec.uuid_str, (unsigned long long)rec->generation);
 		link_reply(e, &rsp);

@@ -66,7 +66,13 @@
 #define MGR_PCR_MASK_VALID 0x00ffffffu /* PCRs 0..23 */
 #define MGR_LOAD_FLAG_NOSTATE 0x1u     /* no state committed yet */
 #define MGR_LOAD_FLAG_MANUFACTURE 0x2u  /* make EK certificates first */
-#define MGR_LOAD_FLAGS_KNOWN (MGR_LOAD_FLAG_NOSTATE | MGR_LOAD_FLAG_MANUFACTURE)
+/* The record may trail what was answered: SAVEHASHKEY is posted once
+ * the slot is durable and the answer goes out; its commit overlaps the
+ * next command (the manager binds commits to its NV counter only every
+ * --counter-interval, a window longer than this trail). */
+#define MGR_LOAD_FLAG_TRAIL 0x4u
+#define MGR_LOAD_FLAGS_KNOWN \
+	(MGR_LOAD_FLAG_NOSTATE | MGR_LOAD_FLAG_MANUFACTURE | MGR_LOAD_FLAG_TRAIL)
 
 /* EK_CERTIFY: which certificate, and the public key it certifies. */
 #define MGR_EK_KIND_RSA 1      /* RSA-2048 EK (template L-1), NV 0x01C00002 */

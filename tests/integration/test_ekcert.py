@@ -370,8 +370,8 @@ for u in (u_made, u_plain):
     except OSError:
         res[u] = {}
 r = res[u_made]
-check(j["ok"] and j["manufacture_ms"] == 7 and r.get("flags") == 3,
-      "a new vTPM's link: LOADHASHKEY says NOSTATE|MANUFACTURE; create "
+check(j["ok"] and j["manufacture_ms"] == 7 and r.get("flags") == 7,
+      "a new vTPM's link: LOADHASHKEY says NOSTATE|MANUFACTURE|TRAIL; create "
       "reports the instance's time", (j, r))
 pem = os.path.join(fwd, "fake.pem")
 if r.get("rsa_cert"):
@@ -390,7 +390,7 @@ check(r.get("made") == 0 and r.get("platform_after") == 3 and
       r.get("made_again") == 3,
       "after MANUFACTURED nothing more is certified (FORBIDDEN)", r)
 r = res[u_plain]
-check(r.get("flags") == 1 and r.get("rsa") == 3 and r.get("ecc") == 3 and
+check(r.get("flags") == 5 and r.get("rsa") == 3 and r.get("ecc") == 3 and
       r.get("made") == 3,
       "a vTPM created --no-ek-cert: no MANUFACTURE flag, EK_CERTIFY and "
       "MANUFACTURED are FORBIDDEN", r)

@@ -574,37 +574,51 @@ static void legacy_slot_files_convert_and_the_old_record_still_loads(void **stat
 	engine_free(&e);
 	assert_int_equal(managed_load(f, &e, false, 2, h2, &r, &res), 0);
 	assert_int_equal(e.meta.generation, 2);
-	/* The manager is unreachable: the write fails, nothing counts. */
+	/* The manager is unreachable: the write fails, its record never
+	 * goes out; the slot is durable all the same. */
 	r.fail = 1;
 	set_perm(&e, 700, 3);
 	assert_int_equal(engine_persist(&e), -EPIPE);
 	engine_free(&e);
-	/* m.0 is the slot file now, and still holds the recorded bytes. */
+	/* m.0 is the slot file now: 3 in slot 0, the recorded 2 in slot 1.
+	 * The newer authentic state within the trail loads. */
 	assert_int_equal(managed_load(f, &e, false, 2, h2, &r, &res), 0);
-	assert_int_equal(e.meta.generation, 2);
-	assert_int_equal(e.slot_cur, 1);
-	set_perm(&e, 700, 3);
-	assert_int_equal(engine_persist(&e), 0);
-	assert_int_equal(r.gen, 3);
+	assert_int_equal(e.meta.generation, 3);
 	assert_int_equal(e.slot_cur, 0);
+	set_perm(&e, 700, 4);
+	assert_int_equal(engine_persist(&e), 0);
+	assert_int_equal(r.gen, 4);
+	assert_int_equal(e.slot_cur, 1);
 	memcpy(hnew, r.hash, 32);
 	engine_free(&e);
 	/* The legacy m.1 is gone after the first write that counted. */
 	assert_int_equal(fstatat(f->dirfd, "m.1", &st, 0), -1);
-	/* Before the record moved, the crash case: 2 still loads; after
-	 * it, 3; a record of neither is refused. */
+	/* The record trails by two at most (4 loads for record 2 as for
+	 * 4); three behind, or the recorded generation with other bytes,
+	 * is refused. */
 	assert_int_equal(managed_load(f, &e, false, 2, h2, &r, &res), 0);
+	assert_int_equal(e.meta.generation, 4);
 	engine_free(&e);
-	assert_int_equal(managed_load(f, &e, false, 3, hnew, &r, &res), 0);
-	/* Steady state: never over the recorded slot. */
-	for (int i = 4; i <= 7; i++) {
+	assert_int_equal(managed_load(f, &e, false, 1, h1, &r, &res), -EBADMSG);
+	assert_int_equal(res.verdict, SF_ERR_STALE);
+	assert_non_null(strstr(res.detail, "older than the state"));
+	engine_free(&e);
+	assert_int_equal(managed_load(f, &e, false, 4, h2, &r, &res), -EBADMSG);
+	assert_int_equal(res.verdict, SF_ERR_STALE);
+	engine_free(&e);
+	assert_int_equal(managed_load(f, &e, false, 5, hnew, &r, &res), -EBADMSG);
+	assert_non_null(strstr(res.detail, "rollback or replay"));
+	engine_free(&e);
+	assert_int_equal(managed_load(f, &e, false, 4, hnew, &r, &res), 0);
+	/* Steady state: never over the current slot. */
+	for (int i = 5; i <= 8; i++) {
 		int before = e.slot_cur;
 
 		set_perm(&e, 700, (uint8_t)i);
-		if (i == 6)
+		if (i == 7)
 			r.fail = 1;
-		assert_int_equal(engine_persist(&e), i == 6 ? -EPIPE : 0);
-		if (i == 6) {
+		assert_int_equal(engine_persist(&e), i == 7 ? -EPIPE : 0);
+		if (i == 7) {
 			/* Not recorded: the same slot is written again. */
 			assert_int_equal(e.slot_cur, before);
 			set_perm(&e, 700, (uint8_t)i);
@@ -615,9 +629,9 @@ static void legacy_slot_files_convert_and_the_old_record_still_loads(void **stat
 	}
 	memcpy(hnew, r.hash, 32);
 	engine_free(&e);
-	assert_int_equal(managed_load(f, &e, false, 7, hnew, &r, &res), 0);
+	assert_int_equal(managed_load(f, &e, false, 8, hnew, &r, &res), 0);
 	engine_free(&e);
-	assert_int_equal(managed_load(f, &e, false, 7, h2, &r, &res), -EBADMSG);
+	assert_int_equal(managed_load(f, &e, false, 8, h2, &r, &res), -EBADMSG);
 	assert_int_equal(res.verdict, SF_ERR_STALE);
 	engine_free(&e);
 	free(l[0]);

@@ -767,7 +767,7 @@ static void encoders_refuse_what_decoders_refuse(void **state)
 	assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_TYPE);
 
 	sample_rsp(MGR_MSG_LOADHASHKEY, &rsp_a);
-	rsp_a.u.load.flags = 4;
+	rsp_a.u.load.flags = 8;
 	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_RANGE);
 	rsp_a.status = MGR_STATUS_COUNT;
 	assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len), MGR_ERR_STATUS);
@@ -815,7 +815,12 @@ static void load_flags_beyond_nostate_are_refused(void **state)
 	encode_rsp_ok(MGR_MSG_LOADHASHKEY, buf, &len);
 	be32_put(buf + 82, 3); /* NOSTATE | MANUFACTURE */
 	assert_rsp_canonical(MGR_MSG_LOADHASHKEY, buf, len);
-	be32_put(buf + 82, 7);
+	be32_put(buf + 82, 7); /* NOSTATE | MANUFACTURE | TRAIL */
+	assert_rsp_canonical(MGR_MSG_LOADHASHKEY, buf, len);
+	be32_put(buf + 82, 8);
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_LOADHASHKEY, buf, len, &rsp_b),
+			 MGR_ERR_RANGE);
+	be32_put(buf + 82, 0x80000004u);
 	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_LOADHASHKEY, buf, len, &rsp_b),
 			 MGR_ERR_RANGE);
 	be32_put(buf + 82, 0);
