@@ -217,15 +217,47 @@ int store_unlink_durable(int dirfd, const char *const *names, size_t n)
 	return removed;
 }
 
+/* The directory that holds name (relative to parentfd), flushed: a
+ * directory just made survives a power cut. */
+static int sync_parent(int parentfd, const char *name)
+{
+	const char *slash = strrchr(name, '/');
+	char path[4096];
+	int fd, rc = 0;
+
+	if (slash) {
+		size_t n = slash == name ? 1 : (size_t)(slash - name);
+
+		if (n >= sizeof(path))
+			return -ENAMETOOLONG;
+		memcpy(path, name, n);
+		path[n] = '\0';
+		fd = openat(parentfd, path,
+			    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	} else {
+		fd = openat(parentfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	}
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
 int store_dir_open(int parentfd, const char *name, mode_t create_mode,
 		   int *fdp)
 {
-	int fd;
+	int fd, rc;
 
 	*fdp = -1;
-	if (create_mode && mkdirat(parentfd, name, create_mode) < 0 &&
-	    errno != EEXIST)
+	if (create_mode && mkdirat(parentfd, name, create_mode) == 0) {
+		rc = sync_parent(parentfd, name);
+		if (rc)
+			return rc;
+	} else if (create_mode && errno != EEXIST) {
 		return -errno;
+	}
 	fd = openat(parentfd, name,
 		    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)

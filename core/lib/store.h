@@ -54,7 +54,8 @@ int store_unlink_durable(int dirfd, const char *const *names, size_t n);
  * A directory below parentfd, created first (mkdirat) when create_mode is
  * not 0, opened O_DIRECTORY | O_NOFOLLOW: a link planted at name is
  * -ENOTDIR, never followed.  Owner and mode are then set and checked
- * through *fd (fchown, fchmod, store_dir_unsafe), never by name.
+ * through *fd (fchown, fchmod, store_dir_unsafe), never by name.  A
+ * directory it made is made durable (its parent flushed) first.
  */
 int store_dir_open(int parentfd, const char *name, mode_t create_mode,
 		   int *fd);

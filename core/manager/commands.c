@@ -327,13 +327,32 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 	mgr_commit(m, true, created, t);
 }
 
+struct delete_ticket {
+	struct ctl_call *c;
+	uint8_t uuid[16];
+};
+
+/* The store no longer names the vTPM: now its files may go. */
+static void deleted(struct manager *m, int rc, void *arg)
+{
+	struct delete_ticket *t = arg;
+
+	if (!rc)
+		mgr_vtpm_remove_state(m, t->uuid);
+	committed_ok(m, rc, t->c);
+	free(t);
+}
+
 static void cmd_delete(struct ctl_call *c, json_object *req)
 {
 	struct vtpm_entry *e = entry_arg(c, req);
+	struct delete_ticket *t;
+	uint8_t uuid[16];
 	int rc;
 
 	if (!e)
 		return;
+	memcpy(uuid, e->rec.uuid, 16);   /* e is gone after the delete */
 	rc = mgr_vtpm_delete(c->m, e);
 	if (rc == -EBUSY) {
 		ctl_reply_error(c, CTL_EBUSY, "vTPM %s is %s: stop it first",
@@ -346,7 +365,12 @@ static void cmd_delete(struct ctl_call *c, json_object *req)
 		ctl_reply_error(c, CTL_EFAIL, "%s", keystore_strerror(rc));
 		return;
 	}
-	mgr_commit(c->m, true, committed_ok, c);
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		fatalx("out of memory");
+	t->c = c;
+	memcpy(t->uuid, uuid, 16);
+	mgr_commit(c->m, true, deleted, t);
 }
 
 static void cmd_start(struct ctl_call *c, json_object *req)

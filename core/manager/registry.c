@@ -248,23 +248,26 @@ int mgr_vtpm_create(struct manager *m, const uint8_t uuid[16],
 /* The files an instance writes in its state directory, then the
  * directory: without its key the state is noise.  By descriptor, never
  * following a link the instance may have left there. */
-static void remove_state(struct manager *m, const struct vtpm_entry *e)
+void mgr_vtpm_remove_state(struct manager *m, const uint8_t uuid[16])
 {
 	static const char *const names[] = { ".0", ".1", ".lock", ".0.tmp",
 					     ".1.tmp" };
-	char name[200];
+	char name[200], us[UUID_STR_LEN];
 	int vfd, dfd;
 
+	if (keystore_find(&m->ks, uuid))
+		return;
+	uuid_format(uuid, us);
 	if (store_dir_open(m->dirfd, "vtpms", 0, &vfd))
 		return;
-	if (store_dir_open(vfd, e->rec.uuid_str, 0, &dfd) == 0) {
+	if (store_dir_open(vfd, us, 0, &dfd) == 0) {
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-			snprintf(name, sizeof(name), "vtpm-%s.state%s",
-				 e->rec.uuid_str, names[i]);
+			snprintf(name, sizeof(name), "vtpm-%s.state%s", us,
+				 names[i]);
 			unlinkat(dfd, name, 0);
 		}
 		close(dfd);
-		unlinkat(vfd, e->rec.uuid_str, AT_REMOVEDIR);
+		unlinkat(vfd, us, AT_REMOVEDIR);
 	}
 	close(vfd);
 }
@@ -288,7 +291,6 @@ int mgr_vtpm_delete(struct manager *m, struct vtpm_entry *e)
 	/* An instance in its own domain may still hold a ring to it: it has
 	 * nothing to ask for any more, and the ring must not outlive e. */
 	mgr_link_close(e);
-	remove_state(m, e);
 	log_info("vTPM %s deleted", e->rec.uuid_str);
 	if (e->child.timer_open) {
 		e->child.timer.data = e;

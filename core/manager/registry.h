@@ -59,10 +59,15 @@ void mgr_entries_load(struct manager *m);
 int mgr_vtpm_create(struct manager *m, const uint8_t uuid[16],
 		    int tpm_version, long domid, const char *transport,
 		    struct vtpm_entry **out);
-/* Removes a stopped vTPM: its record, its entry and its state files
- * (not committed: the caller commits).  0, -EBUSY (not stopped) or a
- * KS_ERR_* code. */
+/* Removes a stopped vTPM: its record and its entry (not committed: the
+ * caller commits, then removes its state files with
+ * mgr_vtpm_remove_state).  0, -EBUSY (not stopped) or a KS_ERR_* code. */
 int mgr_vtpm_delete(struct manager *m, struct vtpm_entry *e);
+/* A deleted vTPM's state files and directory, once the store that no
+ * longer names it is durable: a crash in between leaves files no record
+ * names (noise without their key), never a record without its state.
+ * Nothing if a vTPM of that UUID exists again. */
+void mgr_vtpm_remove_state(struct manager *m, const uint8_t uuid[16]);
 /* Marks it to run, and starts its instance.  0, -EPERM (it runs in its
  * own domain) or a negative errno. */
 int mgr_vtpm_start(struct vtpm_entry *e);

@@ -209,12 +209,17 @@ static void own_files(struct vtpm_entry *e, int dfd, uid_t uid, gid_t gid)
 /*
  * STATE_DIR/vtpms/UUID: the vTPM's uid only (0700).  It and vtpms/ are
  * made durable before the instance writes any state there (the power-cut
- * simulator dropped them after acknowledged writes).
+ * simulator dropped them after acknowledged writes): once, when it is
+ * made (a directory that a start finds was made durable by the start
+ * that made it, or a power cut would have taken it), so later starts
+ * do no flush on the loop.
  */
 static int state_dir(struct vtpm_entry *e, uid_t uid, gid_t gid)
 {
 	struct manager *m = e->m;
 	const char *sd = m->cfg->state_dir, *why;
+	struct stat st;
+	bool made;
 	int vfd, dfd, rc;
 
 	rc = store_dir_open(m->dirfd, "vtpms", 0711, &vfd);
@@ -230,12 +235,13 @@ static int state_dir(struct vtpm_entry *e, uid_t uid, gid_t gid)
 		close(vfd);
 		return -EPERM;
 	}
+	made = fstatat(vfd, e->rec.uuid_str, &st, AT_SYMLINK_NOFOLLOW) < 0;
 	rc = own_dir(e, vfd, "vtpms", e->rec.uuid_str, 0700, uid, gid, &dfd);
 	if (!rc) {
 		if (m->drop_privileges)
 			own_files(e, dfd, uid, gid);
 		close(dfd);
-		if (fsync(vfd) < 0 || fsync(m->dirfd) < 0) {
+		if (made && (fsync(vfd) < 0 || fsync(m->dirfd) < 0)) {
 			rc = -errno;
 			log_warnx("vTPM %s: cannot make %s/vtpms durable: %s",
 				  e->rec.uuid_str, sd, strerror(-rc));

@@ -77,7 +77,11 @@ check((victim_after.st_uid, victim_after.st_gid, victim_after.st_mode) ==
       "mode are untouched", r.stdout.decode() + r.stderr.decode())
 m.ctl("stop", u_link, check_rc=False)
 os.unlink(planted)
-m.ctl("delete", u_link, check_rc=False)
+had_dir = os.path.isdir(m.vtpm_dir(u_link))
+r = m.ctl("delete", u_link, check_rc=False)
+check(r.returncode == 0 and had_dir and not os.path.exists(m.vtpm_dir(u_link)),
+      "vtpmctl delete: answered once the store is committed, the state "
+      "directory removed by then", (had_dir, r.returncode))
 
 r = m.ctl("create", "--domid", "5")
 uuid = r.stdout.decode().strip()

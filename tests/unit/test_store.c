@@ -63,6 +63,43 @@ static void symlinks_are_not_followed(void **state)
 	rmdir(dir);
 }
 
+/* Directories: made (by a path with slashes, from AT_FDCWD too, as an
+ * instance does), found again, a link planted at the name refused. */
+static void dirs_are_made_and_links_refused(void **state)
+{
+	char dir[] = "/tmp/vtpm-store-XXXXXX", path[64];
+	struct stat st;
+	int dfd, fd;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	dfd = open(dir, O_RDONLY | O_DIRECTORY);
+	assert_true(dfd >= 0);
+	assert_int_equal(store_dir_open(dfd, "a", 0700, &fd), 0);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(store_dir_open(dfd, "a", 0700, &fd), 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/a/b", dir);
+	assert_int_equal(store_dir_open(AT_FDCWD, path, 0700, &fd), 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	close(fd);
+	/* Not made without a mode; a missing parent is an error. */
+	assert_int_equal(store_dir_open(dfd, "c", 0, &fd), -ENOENT);
+	assert_int_equal(store_dir_open(dfd, "x/y", 0700, &fd), -ENOENT);
+	assert_int_equal(fd, -1);
+	assert_int_equal(symlinkat("/tmp", dfd, "l"), 0);
+	assert_int_equal(store_dir_open(dfd, "l", 0700, &fd), -ENOTDIR);
+	unlinkat(dfd, "l", 0);
+	snprintf(path, sizeof(path), "%s/a/b", dir);
+	rmdir(path);
+	unlinkat(dfd, "a", AT_REMOVEDIR);
+	close(dfd);
+	rmdir(dir);
+}
+
 /* The in-place primitives of the slot file. */
 static void in_place_writes_and_regular_files_only(void **state)
 {
@@ -127,6 +164,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(atomic_write_replaces_and_leaves_no_temp),
 		cmocka_unit_test(symlinks_are_not_followed),
+		cmocka_unit_test(dirs_are_made_and_links_refused),
 		cmocka_unit_test(in_place_writes_and_regular_files_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -721,10 +721,12 @@ sa50=$(med nv_p50 sa) m6050=$(med nv_p50 m60) m050=$(med nv_p50 m0)
 cat <<EOF
 
 Where a managed NV_Write's time goes (medians): standalone $(fmt %.0f "$sa50") us = TPM work + one
-atomic replace of the ${SLOT_BYTES}-byte state slot (~$(fmt %.0f "$ATOMIC_US") us here). Under the manager with
-ci=$INTERVAL: +$(fmt %.0f "$(calc "$m6050 - $sa50")") us = SAVEHASHKEY over the link + the commit: one in-place write of a key store
-slot (file ${STORE_BYTES} B, ~$(fmt %.0f "$INPLACE_US") us; instances.json only when create/delete/start/stop change it) + thread-pool hops.
-ci=0: another +$(fmt %.0f "$(calc "$m050 - $m6050")") us = TPM2_NV_Increment on the physical TPM (here swtpm via tpm2-tss).
+in-place write of a slot of the ${SLOT_BYTES}-byte state file (pwrite + fdatasync, ~$(fmt %.0f "$INPLACE_US") us here).
+Under the manager with ci=$INTERVAL: $(fmt %+.0f "$(calc "$m6050 - $sa50")") us: the answer waits for the slot and for the send
+of SAVEHASHKEY; the manager's commit (one in-place write of a key store slot, file ${STORE_BYTES} B, ~$(fmt %.0f "$INPLACE_US") us)
+runs while the client sends its next command, and the next write's SAVEHASHKEY waits for it (TRAIL).
+ci=0: another +$(fmt %.0f "$(calc "$m050 - $m6050")") us = the answer waits for the commit, the link round trip and
+TPM2_NV_Increment on the physical TPM (here swtpm via tpm2-tss).
 
 ci=N: vtpm-service --role=manager --counter-interval N; sa: standalone --role=instance --state-key.
 Ratios: median of the ratios of samples taken in the same round (NV_Write: $ROUNDS rounds x ${DURATION}s,
