@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -199,6 +200,84 @@ static void resolve_instance_user(struct manager *m)
 	}
 }
 
+/*
+ * Start-up talks to the physical TPM before anything is served (unseal,
+ * the attestation key, the EK CA key, the NV counter), synchronously: a
+ * TPM that hangs there would hang the manager silently.  A watchdog
+ * thread gives each phase STARTUP_TIMEOUT_FACTOR x --tpm-timeout (key
+ * creation takes seconds on a real TPM) and otherwise ends the process
+ * with a message naming the phase: nothing was served yet, and every
+ * start-up step is safe to cut (see commit.c's start-up).
+ */
+#define STARTUP_TIMEOUT_FACTOR 6
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	const char *phase;      /* NULL: done */
+	struct timespec until;
+	unsigned int secs;
+} watch = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void *watch_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&watch.mu);
+	while (watch.phase) {
+		struct timespec now;
+
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > watch.until.tv_sec ||
+		    (now.tv_sec == watch.until.tv_sec &&
+		     now.tv_nsec >= watch.until.tv_nsec)) {
+			log_errx("physical TPM unresponsive during start-up: "
+				 "%s took over %u s (%d x --tpm-timeout); "
+				 "stopping before anything was served (a "
+				 "later start takes up from here)",
+				 watch.phase, watch.secs,
+				 STARTUP_TIMEOUT_FACTOR);
+			_exit(1);
+		}
+		pthread_cond_timedwait(&watch.cv, &watch.mu, &watch.until);
+	}
+	pthread_mutex_unlock(&watch.mu);
+	return NULL;
+}
+
+/* The next phase (its deadline starts now), or NULL: start-up is over. */
+static void startup_phase(const struct config *cfg, const char *phase)
+{
+	static pthread_t thread;
+	static bool running;
+
+	if (phase && !running) {
+		pthread_condattr_t ca;
+
+		/* Before the thread: its waits run on the monotonic clock. */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&watch.cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	pthread_mutex_lock(&watch.mu);
+	watch.phase = phase;
+	watch.secs = cfg->tpm_timeout_s * STARTUP_TIMEOUT_FACTOR;
+	clock_gettime(CLOCK_MONOTONIC, &watch.until);
+	watch.until.tv_sec += watch.secs;
+	pthread_cond_signal(&watch.cv);
+	pthread_mutex_unlock(&watch.mu);
+	if (phase && !running) {
+		if (pthread_create(&thread, NULL, watch_main, NULL) == 0)
+			running = true;
+		else
+			log_warnx("no start-up watchdog (pthread_create failed)");
+	}
+	if (!phase && running) {
+		pthread_join(thread, NULL);
+		running = false;
+	}
+}
+
 /* The manager's state directory: root's, writable by no one else (it
  * holds every vTPM's directory). */
 static void check_state_dir(struct manager *m)
@@ -254,11 +333,17 @@ int manager_main(const struct config *cfg)
 	 * it in its words (TSS2_LOG=... still overrides). */
 	setenv("TSS2_LOG", "all+none", 0);
 
+	startup_phase(cfg, "unsealing (or at the first start creating) the "
+			   "root key");
 	mgr_rootkey_unlock(m);
+	startup_phase(cfg, "loading the attestation key");
 	if (tss_hal_ak(m->hal, &m->ak_spki, &m->ak_spki_len, err, sizeof(err)))
 		fatalx("attestation key: %s", err);
+	startup_phase(cfg, "loading the EK CA key");
 	mgr_ekca_load(m);
+	startup_phase(cfg, "checking the key store against the NV counter");
 	mgr_store_load(m);
+	startup_phase(cfg, NULL);
 	mgr_entries_load(m);
 	if (mgr_ids_assign(m))
 		fatalx("instance-uids %u-%u: no free id left for every vTPM",

@@ -135,4 +135,28 @@ s.close()
 check(rc_of(r) == 0 and nv_read_data(r) == b"written4",
       "the NV write made while the TPM hung survived")
 m.stop()
+
+# Start-up calls (unseal, AK, EK CA key, counter) have a deadline too:
+# a TPM that hangs before anything is served ends the start, naming the
+# phase, within 6 x --tpm-timeout; nothing on disk changes.
+store = open(os.path.join(m.state_dir, "keystore"), "rb").read() \
+    if os.path.exists(os.path.join(m.state_dir, "keystore")) else None
+os.kill(hw.proc.pid, signal.SIGSTOP)
+t0 = time.monotonic()
+rc = m.run_to_exit(timeout=6 * TIMEOUT_S + 15)
+elapsed = time.monotonic() - t0
+os.kill(hw.proc.pid, signal.SIGCONT)
+lines = [l for l in m.log_text().splitlines() if "during start-up" in l]
+print("start with the TPM stopped: rc %s after %.1f s: %s" %
+      (rc, elapsed, lines[-1] if lines else "-"), flush=True)
+check(rc == 1 and lines and "unsealing" in lines[-1],
+      "a start with a hung TPM ends (exit 1) naming the phase", lines)
+check(6 * TIMEOUT_S - 1 < elapsed < 6 * TIMEOUT_S + 8,
+      "after 6 x --tpm-timeout (%d s)" % (6 * TIMEOUT_S), "%.1f s" % elapsed)
+check(store is None or
+      open(os.path.join(m.state_dir, "keystore"), "rb").read() == store,
+      "the key store is untouched")
+m.start()
+check(m.wait_vtpm(u), "with the TPM back the manager starts and serves")
+m.stop()
 finish()
