@@ -378,11 +378,21 @@ static void child_exited(uv_process_t *p, int64_t status, int sig)
 			  e->rec.uuid_str);
 	c->backoff_ms = sup_backoff_next(c->backoff_ms, up);
 	c->restarts++;
-	log_warnx("vTPM %s: instance died (status %lld%s%s) after %llu ms; "
-		  "restart %u in %u ms",
-		  e->rec.uuid_str, (long long)status, sig ? ", signal " : "",
-		  sig ? strsignal(sig) : "", (unsigned long long)up, c->restarts,
-		  c->backoff_ms);
+	if (status == 0 && !sig)
+		/* Its client stopped it (CMD_SHUTDOWN, as QEMU sends when
+		 * its guest powers off): no crash, but the same backoff, so
+		 * a client cannot make it restart in a loop. */
+		log_info("vTPM %s: instance exited by itself (status 0: its "
+			 "client shut it down) after %llu ms; autostart: "
+			 "restart %u in %u ms",
+			 e->rec.uuid_str, (unsigned long long)up, c->restarts,
+			 c->backoff_ms);
+	else
+		log_warnx("vTPM %s: instance died (status %lld%s%s) after %llu "
+			  "ms; restart %u in %u ms",
+			  e->rec.uuid_str, (long long)status,
+			  sig ? ", signal " : "", sig ? strsignal(sig) : "",
+			  (unsigned long long)up, c->restarts, c->backoff_ms);
 	c->state = CHILD_BACKOFF;
 	ensure_timer(e);
 	uv_timer_start(&c->timer, restart_timer_cb, c->backoff_ms, 0);
