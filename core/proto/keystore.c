@@ -129,6 +129,7 @@ void keystore_free(struct keystore *ks)
 		free(ks->recs);
 	}
 	free(ks->groups);
+	free(ks->imports);
 	memset(ks, 0, sizeof(*ks));
 }
 
@@ -178,6 +179,52 @@ static int groups_contain(const uint32_t *groups, size_t n, uint32_t id)
 int keystore_group_has(const struct keystore *ks, uint32_t id)
 {
 	return groups_contain(ks->groups, ks->ngroups, id);
+}
+
+/* Index of the first import id not below id. */
+static size_t import_lower_bound(const struct keystore *ks,
+				 const uint8_t id[KEYSTORE_IMPORT_ID_LEN])
+{
+	size_t lo = 0, hi = ks->nimports;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(ks->imports[mid], id, KEYSTORE_IMPORT_ID_LEN) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+int keystore_import_has(const struct keystore *ks,
+			const uint8_t id[KEYSTORE_IMPORT_ID_LEN])
+{
+	size_t i = import_lower_bound(ks, id);
+
+	return i < ks->nimports &&
+	       memcmp(ks->imports[i], id, KEYSTORE_IMPORT_ID_LEN) == 0;
+}
+
+enum keystore_err keystore_import_add(struct keystore *ks,
+				      const uint8_t id[KEYSTORE_IMPORT_ID_LEN])
+{
+	size_t i = import_lower_bound(ks, id);
+
+	if (i < ks->nimports &&
+	    memcmp(ks->imports[i], id, KEYSTORE_IMPORT_ID_LEN) == 0)
+		return KS_ERR_EXISTS;
+	if (ks->nimports >= KEYSTORE_MAX_IMPORTS)
+		return KS_ERR_FULL;
+	if (grow((void **)&ks->imports, &ks->capimports, ks->nimports + 1,
+		 KEYSTORE_IMPORT_ID_LEN))
+		return KS_ERR_NOMEM;
+	memmove(&ks->imports[i + 1], &ks->imports[i],
+		(ks->nimports - i) * KEYSTORE_IMPORT_ID_LEN);
+	memcpy(ks->imports[i], id, KEYSTORE_IMPORT_ID_LEN);
+	ks->nimports++;
+	return 0;
 }
 
 static int uuid_is_zero(const uint8_t uuid[16])
@@ -351,7 +398,7 @@ static void put_rec(uint8_t *p, const struct keystore_rec *r)
 }
 
 /* A record of layout 0 leaves uid and gid 0 (none allocated). */
-static void get_rec(const uint8_t *p, uint16_t layout, struct keystore_rec *r)
+static void get_rec(const uint8_t *p, int has_ids, struct keystore_rec *r)
 {
 	memcpy(r->uuid, p, 16);
 	r->group = be32_get(p + 16);
@@ -360,8 +407,8 @@ static void get_rec(const uint8_t *p, uint16_t layout, struct keystore_rec *r)
 	r->generation = be64_get(p + 25);
 	memcpy(r->state_hash, p + 33, 32);
 	memcpy(r->state_key, p + 65, 32);
-	r->uid = layout == KEYSTORE_LAYOUT_IDS ? be32_get(p + 97) : 0;
-	r->gid = layout == KEYSTORE_LAYOUT_IDS ? be32_get(p + 101) : 0;
+	r->uid = has_ids ? be32_get(p + 97) : 0;
+	r->gid = has_ids ? be32_get(p + 101) : 0;
 }
 
 enum keystore_err keystore_encode(const struct keystore *ks,
@@ -370,11 +417,17 @@ enum keystore_err keystore_encode(const struct keystore *ks,
 				  uint8_t **out, size_t *outlen)
 {
 	size_t bodylen = 12 + 4 * ks->ngroups + KEYSTORE_REC_IDS_LEN * ks->nrecs;
+	uint16_t layout = ks->nimports ? KEYSTORE_LAYOUT_IMPORTS
+				       : KEYSTORE_LAYOUT_IDS;
 	uint8_t *body, *p;
 	int rc;
 
-	if (ks->ngroups > KEYSTORE_MAX_GROUPS || ks->nrecs > KEYSTORE_MAX_RECORDS)
+	if (ks->ngroups > KEYSTORE_MAX_GROUPS ||
+	    ks->nrecs > KEYSTORE_MAX_RECORDS ||
+	    ks->nimports > KEYSTORE_MAX_IMPORTS)
 		return KS_ERR_FULL;
+	if (ks->nimports)
+		bodylen += 4 + KEYSTORE_IMPORT_ID_LEN * ks->nimports;
 	body = malloc(bodylen);
 	if (!body)
 		return KS_ERR_NOMEM;
@@ -388,9 +441,13 @@ enum keystore_err keystore_encode(const struct keystore *ks,
 	p += 4;
 	for (size_t i = 0; i < ks->nrecs; i++, p += KEYSTORE_REC_IDS_LEN)
 		put_rec(p, &ks->recs[i]);
-	rc = keystore_seal_layout(root_key, generation, nv_counter,
-				  KEYSTORE_LAYOUT_IDS, body, bodylen, out,
-				  outlen);
+	if (ks->nimports) {
+		be32_put(p, (uint32_t)ks->nimports);
+		memcpy(p + 4, ks->imports,
+		       KEYSTORE_IMPORT_ID_LEN * ks->nimports);
+	}
+	rc = keystore_seal_layout(root_key, generation, nv_counter, layout,
+				  body, bodylen, out, outlen);
 	OPENSSL_cleanse(body, bodylen);
 	free(body);
 	return rc;
@@ -437,11 +494,36 @@ static int parse_groups(const uint8_t *body, size_t len, size_t *off,
 	return 0;
 }
 
+/* Layout 2's list after the records: exactly len bytes, ids strictly
+ * ascending (no duplicates, one encoding), at least one. */
+static int parse_imports(const uint8_t *p, size_t len, struct keystore *ks)
+{
+	uint32_t count;
+
+	if (len < 4)
+		return KS_ERR_FORMAT;
+	count = be32_get(p);
+	if (count == 0 || count > KEYSTORE_MAX_IMPORTS ||
+	    (size_t)count * KEYSTORE_IMPORT_ID_LEN != len - 4)
+		return KS_ERR_FORMAT;
+	if (grow((void **)&ks->imports, &ks->capimports, count,
+		 KEYSTORE_IMPORT_ID_LEN))
+		return KS_ERR_NOMEM;
+	memcpy(ks->imports, p + 4, (size_t)count * KEYSTORE_IMPORT_ID_LEN);
+	for (uint32_t i = 1; i < count; i++)
+		if (memcmp(ks->imports[i - 1], ks->imports[i],
+			   KEYSTORE_IMPORT_ID_LEN) >= 0)
+			return KS_ERR_FORMAT;
+	ks->nimports = count;
+	return 0;
+}
+
 static int parse_body(const uint8_t *body, size_t len, uint16_t layout,
 		      struct keystore *ks)
 {
-	size_t off, reclen = layout == KEYSTORE_LAYOUT_IDS ? KEYSTORE_REC_IDS_LEN
-							   : KEYSTORE_REC_LEN;
+	size_t off, reclen = layout == KEYSTORE_LAYOUT_V0 ? KEYSTORE_REC_LEN
+							  : KEYSTORE_REC_IDS_LEN;
+	size_t reclimit;
 	uint32_t count;
 	int rc;
 
@@ -452,16 +534,24 @@ static int parse_body(const uint8_t *body, size_t len, uint16_t layout,
 		return KS_ERR_FORMAT;
 	count = be32_get(body + off);
 	off += 4;
-	/* Exact: fewer bytes than the count is a lie, more is trailing. */
-	if (count > KEYSTORE_MAX_RECORDS || (size_t)count * reclen != len - off)
+	if (count > KEYSTORE_MAX_RECORDS || (size_t)count * reclen > len - off)
 		return KS_ERR_FORMAT;
+	reclimit = off + (size_t)count * reclen;
+	/* Exact: fewer bytes than the count is a lie, more is trailing
+	 * (or, in layout 2, the import list). */
+	if (layout == KEYSTORE_LAYOUT_IMPORTS)
+		rc = parse_imports(body + reclimit, len - reclimit, ks);
+	else if (reclimit != len)
+		rc = KS_ERR_FORMAT;
+	if (rc)
+		return rc;
 	if (count && grow((void **)&ks->recs, &ks->caprecs, count,
 			  sizeof(*ks->recs)))
 		return KS_ERR_NOMEM;
 	for (uint32_t i = 0; i < count; i++, off += reclen) {
 		struct keystore_rec *r = &ks->recs[i];
 
-		get_rec(body + off, layout, r);
+		get_rec(body + off, layout != KEYSTORE_LAYOUT_V0, r);
 		ks->nrecs = i + 1; /* so that a failure wipes it */
 		/* Strictly ascending UUIDs: no duplicates, one encoding. */
 		if (!rec_valid(r) ||
@@ -495,7 +585,8 @@ enum keystore_err keystore_decode(const uint8_t *buf, size_t len,
 	/* The layout field is authenticated: one we do not know means a
 	 * newer writer, not a damaged file. */
 	layout = be16_get(buf + LAYOUT_OFF);
-	if (layout != KEYSTORE_LAYOUT_V0 && layout != KEYSTORE_LAYOUT_IDS)
+	if (layout != KEYSTORE_LAYOUT_V0 && layout != KEYSTORE_LAYOUT_IDS &&
+	    layout != KEYSTORE_LAYOUT_IMPORTS)
 		rc = KS_ERR_VERSION;
 	else
 		rc = parse_body(body, bodylen, layout, ks);

@@ -7,9 +7,10 @@
  *
  *   0  8  magic "VTPMKEYS"
  *   8  2  format version (1)
- *  10  2  record layout: 0 (97-byte records, before instance-uids) or
- *           1 (105-byte records with uid and gid); a reader refuses a
- *           layout it does not know as a newer writer's (KS_ERR_VERSION)
+ *  10  2  record layout: 0 (97-byte records, before instance-uids),
+ *           1 (105-byte records with uid and gid) or 2 (layout 1, then
+ *           the imported-blob list); a reader refuses a layout it does
+ *           not know as a newer writer's (KS_ERR_VERSION)
  *  12  8  store generation: grows by one with every commit
  *  20  8  nv_counter: the TPM NV counter value this copy is bound to
  *  28 12  AES-GCM nonce (random per write)
@@ -22,8 +23,12 @@
  * u32 record_count; records (strictly ascending UUIDs): uuid[16],
  * u32 group, u32 flags, u8 tpm_version, u64 generation, state_hash[32],
  * state_key[32] (97 bytes: layout 0), then u32 uid, u32 gid (layout 1,
- * 105 bytes; both 0: none allocated yet).  Layout 0 stores load with
- * no ids; every write uses layout 1.  The AES key is
+ * 105 bytes; both 0: none allocated yet).  Layout 2 appends u32
+ * import_count; import_id[32] each, strictly ascending: the blobs this
+ * store imported (docs/migration.md), so that none is imported twice.
+ * Layout 0 stores load with no ids; a write uses layout 1, or layout 2
+ * when the list is not empty (so a store that never imported stays
+ * readable by releases before migration).  The AES key is
  * HKDF-SHA256(root key, info "vtpm-service keystore v1").  Magic, version,
  * nonce, length, ciphertext and tag are the sealed-file envelope of
  * lib/envelope.h, shared with the state file.
@@ -43,15 +48,24 @@
 #define KEYSTORE_REC_IDS_LEN 105 /* layout 1: + uid, gid */
 #define KEYSTORE_LAYOUT_V0 0
 #define KEYSTORE_LAYOUT_IDS 1
+#define KEYSTORE_LAYOUT_IMPORTS 2
+#define KEYSTORE_IMPORT_ID_LEN 32
+#define KEYSTORE_MAX_IMPORTS 65536
 /* The manager protocol lists groups in one frame (MGR_GROUP_LIST_MAX). */
 #define KEYSTORE_MAX_GROUPS 1020
 #define KEYSTORE_MAX_RECORDS 100000
 #define KEYSTORE_MAX_BODY                                                      \
-	(12 + 4 * KEYSTORE_MAX_GROUPS + KEYSTORE_REC_IDS_LEN * KEYSTORE_MAX_RECORDS)
+	(12 + 4 * KEYSTORE_MAX_GROUPS + KEYSTORE_REC_IDS_LEN * KEYSTORE_MAX_RECORDS + \
+	 4 + KEYSTORE_IMPORT_ID_LEN * KEYSTORE_MAX_IMPORTS)
 #define KEYSTORE_DEFAULT_GROUP 0
 
 #define KS_REC_NOSTATE 0x1u /* created, no state committed yet */
-#define KS_REC_FLAGS_KNOWN KS_REC_NOSTATE
+/* Exported to another host (docs/migration.md): never started or
+ * exported again here.  Its state_key is zero but for the last 32 bytes
+ * being the SHA-256 of the destination's AK; its state_hash holds the
+ * digest of the destination key's TPM name (neither is secret). */
+#define KS_REC_TOMBSTONE 0x2u
+#define KS_REC_FLAGS_KNOWN (KS_REC_NOSTATE | KS_REC_TOMBSTONE)
 
 /*
  * Results of this file's functions: their own domain, never a negative
@@ -115,6 +129,8 @@ struct keystore {
 	uint32_t *groups;
 	size_t ngroups, capgroups;
 	uint32_t next_group_id; /* group ids are never reused */
+	uint8_t (*imports)[KEYSTORE_IMPORT_ID_LEN]; /* ascending */
+	size_t nimports, capimports;
 };
 
 struct keystore_meta {
@@ -144,6 +160,13 @@ enum keystore_err keystore_uid_alloc(const struct keystore *ks, uint32_t lo,
 				     uint32_t hi, uint32_t *uid);
 
 int keystore_group_has(const struct keystore *ks, uint32_t id);
+
+/* The imported-blob list: whether id is in it; adds it (KS_ERR_EXISTS if
+ * it is, KS_ERR_FULL at KEYSTORE_MAX_IMPORTS). */
+int keystore_import_has(const struct keystore *ks,
+			const uint8_t id[KEYSTORE_IMPORT_ID_LEN]);
+enum keystore_err keystore_import_add(struct keystore *ks,
+				      const uint8_t id[KEYSTORE_IMPORT_ID_LEN]);
 enum keystore_err keystore_group_new(struct keystore *ks, uint32_t *id);
 enum keystore_err keystore_group_del(struct keystore *ks, uint32_t id);
 

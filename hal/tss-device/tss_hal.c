@@ -1858,3 +1858,299 @@ out:
 	OPENSSL_cleanse(&a, sizeof(a));
 	return ret;
 }
+
+/* ---- the migration key: an RSA decryption key under the storage primary */
+
+#define MIGKEY_MAGIC "VTPMMKEY"
+#define MIGKEY_VERSION 1
+#define MIGKEY_ATTRS (TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |      \
+		      TPMA_OBJECT_FIXEDPARENT |                        \
+		      TPMA_OBJECT_SENSITIVEDATAORIGIN |                \
+		      TPMA_OBJECT_USERWITHAUTH)
+
+static const TPM2B_PUBLIC migkey_template = {
+	.publicArea = {
+		.type = TPM2_ALG_RSA,
+		.nameAlg = TPM2_ALG_SHA256,
+		.objectAttributes = MIGKEY_ATTRS,
+		.parameters.rsaDetail = {
+			.symmetric.algorithm = TPM2_ALG_NULL,
+			.scheme.scheme = TPM2_ALG_NULL,
+			.keyBits = 2048,
+			.exponent = 0,
+		},
+	},
+};
+
+static int migkey_parse(const uint8_t *buf, size_t len,
+			struct signkey_blob *b, char *err, size_t errlen)
+{
+	size_t off = SIGNKEY_HDR_LEN;
+	const TPMT_PUBLIC *p;
+
+	memset(b, 0, sizeof(*b));
+	if (!buf || len < SIGNKEY_HDR_LEN || len > TSS_HAL_BLOB_MAX ||
+	    memcmp(buf, MIGKEY_MAGIC, 8) != 0 ||
+	    ((uint16_t)buf[8] << 8 | buf[9]) != MIGKEY_VERSION) {
+		seterr(err, errlen, "migration key blob: not a version %d "
+		       "blob of %s", MIGKEY_VERSION, MIGKEY_MAGIC);
+		return -EINVAL;
+	}
+	memcpy(b->parent, buf + 10, TSS_HAL_NAME_LEN);
+	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, len, &off, &b->pub) !=
+		    TSS2_RC_SUCCESS ||
+	    Tss2_MU_TPM2B_PRIVATE_Unmarshal(buf, len, &off, &b->priv) !=
+		    TSS2_RC_SUCCESS ||
+	    off != len) {
+		seterr(err, errlen, "migration key blob: truncated or "
+		       "trailing bytes");
+		return -EINVAL;
+	}
+	p = &b->pub.publicArea;
+	if (p->type != TPM2_ALG_RSA || p->nameAlg != TPM2_ALG_SHA256 ||
+	    p->objectAttributes != MIGKEY_ATTRS ||
+	    p->parameters.rsaDetail.keyBits != 2048) {
+		seterr(err, errlen, "migration key blob: not an RSA-2048 "
+		       "decryption key with our attributes");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int tss_hal_migkey_create(struct tss_hal *h, const uint8_t *auth,
+			  size_t auth_len, uint8_t **blob, size_t *bloblen,
+			  char *err, size_t errlen)
+{
+	TPM2B_SENSITIVE_CREATE sens;
+	TPM2B_PRIVATE *priv = NULL;
+	TPM2B_PUBLIC *pub = NULL;
+	uint8_t *buf;
+	size_t off;
+	ESYS_TR sess;
+	TSS2_RC rc;
+	int ret;
+
+	if (!h || !blob || !bloblen)
+		return -EINVAL;
+	memset(&sens, 0, sizeof(sens));
+	ret = signkey_auth(auth, auth_len, &sens.sensitive.userAuth, err,
+			   errlen);
+	if (!ret)
+		ret = tss_hal_primary(h, err, errlen);
+	if (!ret)
+		ret = session_start(h, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT,
+				    &sess, err, errlen);
+	if (ret) {
+		OPENSSL_cleanse(&sens, sizeof(sens));
+		return ret;
+	}
+	rc = Esys_Create(h->esys, h->primary, sess, ESYS_TR_NONE, ESYS_TR_NONE,
+			 &sens, &migkey_template, &no_outside_info,
+			 &no_creation_pcrs, &priv, &pub, NULL, NULL, NULL);
+	OPENSSL_cleanse(&sens, sizeof(sens));
+	flush(h, &sess);
+	if (rc != TSS2_RC_SUCCESS)
+		return tpm_fail(err, errlen, rc,
+				"TPM2_Create of the migration key");
+	buf = malloc(TSS_HAL_BLOB_MAX);
+	ret = buf ? 0 : -ENOMEM;
+	if (buf) {
+		memcpy(buf, MIGKEY_MAGIC, 8);
+		buf[8] = 0;
+		buf[9] = MIGKEY_VERSION;
+		memcpy(buf + 10, h->primary_name, TSS_HAL_NAME_LEN);
+		off = SIGNKEY_HDR_LEN;
+		if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, TSS_HAL_BLOB_MAX,
+						 &off) != TSS2_RC_SUCCESS ||
+		    Tss2_MU_TPM2B_PRIVATE_Marshal(priv, buf, TSS_HAL_BLOB_MAX,
+						  &off) != TSS2_RC_SUCCESS) {
+			free(buf);
+			seterr(err, errlen, "migration key: cannot marshal it");
+			ret = -EIO;
+		} else {
+			*blob = buf;
+			*bloblen = off;
+		}
+	}
+	Esys_Free(pub);
+	Esys_Free(priv);
+	return ret;
+}
+
+/* Loads the key of a blob with its auth set: *key, flush it after. */
+static int migkey_load(struct tss_hal *h, const uint8_t *blob, size_t bloblen,
+		       const uint8_t *auth, size_t auth_len,
+		       struct signkey_blob *b, ESYS_TR *key, char *err,
+		       size_t errlen)
+{
+	TPM2B_AUTH a;
+	TSS2_RC rc;
+	int ret;
+
+	*key = ESYS_TR_NONE;
+	ret = migkey_parse(blob, bloblen, b, err, errlen);
+	if (!ret)
+		ret = signkey_auth(auth, auth_len, &a, err, errlen);
+	if (!ret)
+		ret = tss_hal_primary(h, err, errlen);
+	if (ret)
+		return ret;
+	if (memcmp(b->parent, h->primary_name, TSS_HAL_NAME_LEN)) {
+		OPENSSL_cleanse(&a, sizeof(a));
+		seterr(err, errlen, "migration key blob: made under another "
+		       "storage key (the TPM's owner hierarchy was cleared, or "
+		       "the blob is another host's)");
+		return -EINVAL;
+	}
+	rc = Esys_Load(h->esys, h->primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+		       ESYS_TR_NONE, &b->priv, &b->pub, key);
+	if (rc != TSS2_RC_SUCCESS) {
+		OPENSSL_cleanse(&a, sizeof(a));
+		*key = ESYS_TR_NONE;
+		return tpm_fail(err, errlen, rc,
+				"TPM2_Load of the migration key");
+	}
+	rc = Esys_TR_SetAuth(h->esys, *key, &a);
+	OPENSSL_cleanse(&a, sizeof(a));
+	if (rc != TSS2_RC_SUCCESS) {
+		flush(h, key);
+		return tpm_fail(err, errlen, rc, "migration key: set auth");
+	}
+	return 0;
+}
+
+int tss_hal_migkey_certify(struct tss_hal *h, const uint8_t *blob,
+			   size_t bloblen, const uint8_t *auth,
+			   size_t auth_len, const uint8_t qd[32],
+			   uint8_t **pub, size_t *pub_len, uint8_t **attest,
+			   size_t *attest_len, uint8_t **sig, size_t *sig_len,
+			   char *err, size_t errlen)
+{
+	static const TPMT_SIG_SCHEME ecdsa = {
+		.scheme = TPM2_ALG_ECDSA,
+		.details.ecdsa.hashAlg = TPM2_ALG_SHA256,
+	};
+	TPM2B_DATA data = { .size = 32 };
+	struct signkey_blob b;
+	TPM2B_ATTEST *q = NULL;
+	TPMT_SIGNATURE *s = NULL;
+	ESYS_TR key = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+	uint8_t *pb = NULL;
+	size_t off = 0;
+	TSS2_RC rc;
+	int ret;
+
+	if (!h || !qd || !pub || !pub_len || !attest || !attest_len || !sig ||
+	    !sig_len)
+		return -EINVAL;
+	*pub = *attest = *sig = NULL;
+	ret = ak_ensure(h, err, errlen);
+	if (!ret)
+		ret = migkey_load(h, blob, bloblen, auth, auth_len, &b, &key,
+				  err, errlen);
+	if (!ret)
+		ret = session_start(h, TPM2_SE_HMAC, 0, &sess, err, errlen);
+	if (ret)
+		goto out;
+	memcpy(data.buffer, qd, 32);
+	rc = Esys_Certify(h->esys, key, h->ak, sess, ESYS_TR_PASSWORD,
+			  ESYS_TR_NONE, &data, &ecdsa, &q, &s);
+	if (rc != TSS2_RC_SUCCESS) {
+		ret = tpm_fail(err, errlen, rc, "TPM2_Certify of the migration "
+			       "key");
+		goto out;
+	}
+	pb = malloc(sizeof(TPM2B_PUBLIC) + 2);
+	if (!pb ||
+	    Tss2_MU_TPM2B_PUBLIC_Marshal(&b.pub, pb, sizeof(TPM2B_PUBLIC) + 2,
+					 &off) != TSS2_RC_SUCCESS) {
+		seterr(err, errlen, "migration key: cannot marshal its public "
+		       "area");
+		ret = -EIO;
+		goto out;
+	}
+	ret = sig_to_der(s, sig, sig_len);
+	if (ret) {
+		seterr(err, errlen, "certify: the TPM's signature is not a "
+		       "P-256 ECDSA signature");
+		goto out;
+	}
+	ret = dup_bytes(q->attestationData, q->size, attest, attest_len);
+	if (ret) {
+		free(*sig);
+		*sig = NULL;
+		goto out;
+	}
+	*pub = pb;
+	*pub_len = off;
+	pb = NULL;
+out:
+	free(pb);
+	Esys_Free(q);
+	Esys_Free(s);
+	flush(h, &sess);
+	flush(h, &key);
+	return ret;
+}
+
+int tss_hal_migkey_decrypt(struct tss_hal *h, const uint8_t *blob,
+			   size_t bloblen, const uint8_t *auth,
+			   size_t auth_len, const char *label,
+			   const uint8_t *in, size_t inlen, uint8_t *out,
+			   size_t *outlen, char *err, size_t errlen)
+{
+	static const TPMT_RSA_DECRYPT oaep = {
+		.scheme = TPM2_ALG_OAEP,
+		.details.oaep.hashAlg = TPM2_ALG_SHA256,
+	};
+	TPM2B_PUBLIC_KEY_RSA c;
+	TPM2B_PUBLIC_KEY_RSA *msg = NULL;
+	TPM2B_DATA l;
+	struct signkey_blob b;
+	ESYS_TR key = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+	size_t llen = label ? strlen(label) + 1 : 0;
+	TSS2_RC rc;
+	int ret;
+
+	if (!h || !in || !out || !outlen || inlen > sizeof(c.buffer) ||
+	    llen > sizeof(l.buffer))
+		return -EINVAL;
+	c.size = (UINT16)inlen;
+	memcpy(c.buffer, in, inlen);
+	l.size = (UINT16)llen;
+	if (llen)
+		memcpy(l.buffer, label, llen);
+	ret = migkey_load(h, blob, bloblen, auth, auth_len, &b, &key, err,
+			  errlen);
+	if (!ret)
+		ret = session_start(h, TPM2_SE_HMAC, TPMA_SESSION_ENCRYPT,
+				    &sess, err, errlen);
+	if (ret)
+		goto out;
+	rc = Esys_RSA_Decrypt(h->esys, key, sess, ESYS_TR_NONE, ESYS_TR_NONE,
+			      &c, &oaep, &l, &msg);
+	if (rc != TSS2_RC_SUCCESS) {
+		ret = tpm_fail(err, errlen, rc, "TPM2_RSA_Decrypt by the "
+			       "migration key (not wrapped to this key, or "
+			       "altered)");
+		if (rc_is_tpm_format1(rc))
+			ret = -EBADMSG;
+		goto out;
+	}
+	if (msg->size > *outlen) {
+		seterr(err, errlen, "migration key: decrypted %u bytes, room "
+		       "for %zu", msg->size, *outlen);
+		ret = -ENOBUFS;
+		goto out;
+	}
+	memcpy(out, msg->buffer, msg->size);
+	*outlen = msg->size;
+out:
+	if (msg) {
+		OPENSSL_cleanse(msg, sizeof(*msg));
+		Esys_Free(msg);
+	}
+	flush(h, &sess);
+	flush(h, &key);
+	return ret;
+}

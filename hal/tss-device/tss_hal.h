@@ -216,4 +216,32 @@ int tss_hal_signkey_sign(struct tss_hal *h, const uint8_t *blob,
 			 const uint8_t digest[32], uint8_t **sig,
 			 size_t *sig_len, char *err, size_t errlen);
 
+/*
+ * The migration key (docs/migration.md): an RSA-2048 decryption key that
+ * never leaves this TPM (fixedTPM, fixedParent, not restricted, no
+ * policy), created under the storage primary with auth as its authValue
+ * (rules as the signing key's), kept only as a TPM-wrapped blob
+ * ("VTPMMKEY", version 1, the parent's name, TPM2B_PUBLIC, TPM2B_PRIVATE).
+ * certify: TPM2_Certify of it by the attestation key with qd as
+ * qualifying data; *pub is its marshalled TPM2B_PUBLIC, *attest the
+ * TPMS_ATTEST, *sig a DER ECDSA-Sig-Value.  decrypt: TPM2_RSA_Decrypt,
+ * OAEP with SHA-256 and label (a C string: the TPM counts its zero byte);
+ * the result travels from the TPM encrypted; *outlen: out's size on
+ * entry, the message's on return (wipe it).  Everything malloc()ed.
+ */
+int tss_hal_migkey_create(struct tss_hal *h, const uint8_t *auth,
+			  size_t auth_len, uint8_t **blob, size_t *bloblen,
+			  char *err, size_t errlen);
+int tss_hal_migkey_certify(struct tss_hal *h, const uint8_t *blob,
+			   size_t bloblen, const uint8_t *auth,
+			   size_t auth_len, const uint8_t qd[32],
+			   uint8_t **pub, size_t *pub_len, uint8_t **attest,
+			   size_t *attest_len, uint8_t **sig, size_t *sig_len,
+			   char *err, size_t errlen);
+int tss_hal_migkey_decrypt(struct tss_hal *h, const uint8_t *blob,
+			   size_t bloblen, const uint8_t *auth,
+			   size_t auth_len, const char *label,
+			   const uint8_t *in, size_t inlen, uint8_t *out,
+			   size_t *outlen, char *err, size_t errlen);
+
 #endif

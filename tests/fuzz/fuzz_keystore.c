@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = keystore_decode(data, size, root, &ks, &meta);
 	if (rc && !keystore_is_err(rc))
 		abort();
-	if (rc == 0 && layout > KEYSTORE_LAYOUT_IDS)
+	if (rc == 0 && layout > KEYSTORE_LAYOUT_IMPORTS)
 		abort();
 	if (rc == 0) {
 		uint32_t uid;
