@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "manager/control.h"
 #include "manager/manager.h"
+#include "manager/migrate.h"
 #include "manager/quote.h"
 #include "manager/rootkey.h"
 #include "proto/mgrproto.h"
@@ -380,6 +381,14 @@ static void cmd_start(struct ctl_call *c, json_object *req)
 
 	if (!e)
 		return;
+	if (mgr_entry_frozen(e)) {
+		ctl_reply_error(c, CTL_EBUSY, "vTPM %s %s: it does not start "
+				"here", e->rec.uuid_str, e->migrating
+				? "is being exported, imported or cloned"
+				: "was exported to another host (a tombstone; "
+				  "vtpmctl show says where)");
+		return;
+	}
 	rc = mgr_vtpm_start(e);
 	if (rc == -EPERM) {
 		ctl_reply_error(c, CTL_EBUSY, "vTPM %s runs in its own domain "
@@ -433,6 +442,7 @@ static void cmd_show(struct ctl_call *c, json_object *req)
 		return;
 	o = ctl_ok();
 	json_object_object_add(o, "vtpm", entry_json(e, true));
+	mgr_migrate_show(e, json_object_object_get(o, "vtpm"));
 	ctl_reply(c, o);
 }
 
@@ -688,5 +698,9 @@ const struct ctl_command ctl_commands[] = {
 	{ "ca-cert", cmd_ca_cert, true },
 	{ "ca-csr", cmd_ca_csr, false },
 	{ "ca-import", cmd_ca_import, false },
+	{ "migration-key", mgr_cmd_migration_key, false },
+	{ "export", mgr_cmd_export, false },
+	{ "import", mgr_cmd_import, false },
+	{ "clone", mgr_cmd_clone, false },
 	{ NULL, NULL, false },
 };

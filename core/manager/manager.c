@@ -24,6 +24,7 @@
 #include "lib/store.h"
 #include "manager/control.h"
 #include "manager/manager.h"
+#include "manager/migrate.h"
 #include "manager/quote.h"
 #include "manager/rootkey.h"
 #include "manager/tpm.h"
@@ -373,6 +374,7 @@ int manager_main(const struct config *cfg)
 	mgr_commits_close(&m->commits);
 	keystore_free(&m->ks);
 	mgr_ekca_free(m);
+	mgr_migrate_free(m);
 	OPENSSL_cleanse(m->root_key, KEYSTORE_ROOT_KEY_LEN + NV_AUTH_LEN);
 	log_info("stopped");
 	return m->exit_code;

@@ -39,6 +39,7 @@
 
 struct mgr_tpm_ops;
 struct mgr_pcr_source;
+struct mgr_migkey;
 
 #define NV_AUTH_LEN 32
 
@@ -51,6 +52,8 @@ struct vtpm_entry {
 	struct vtpm_xendev xd;    /* xenmgr.c: the Xen device it serves */
 	struct mgr_link link;     /* link.c: the manager protocol */
 	struct mgr_ek_entry ek;   /* ekca.c: its manufacture */
+	bool migrating;           /* migrate.c: frozen by an export, import
+				   * or clone under way */
 };
 
 struct manager {
@@ -67,6 +70,8 @@ struct manager {
 	uint8_t *ak_spki;         /* the attestation key, for verifiers */
 	size_t ak_spki_len;
 	struct mgr_ekca *ekca;    /* ekca.c: the EK CA, or NULL */
+	struct mgr_migkey *migkey; /* migrate.c: loaded on first use, by
+				    * TPM-queue tasks only */
 	struct keystore ks;
 	uint64_t store_generation;
 	uint64_t tpm_counter;     /* the TPM's counter, as last seen */

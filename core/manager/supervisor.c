@@ -19,6 +19,7 @@
 #include "lib/log.h"
 #include "lib/store.h"
 #include "manager/manager.h"
+#include "manager/migrate.h"
 #include "manager/supervisor.h"
 
 /* Someone waiting for an instance to be stopped and reaped. */
@@ -446,6 +447,8 @@ int sup_start(struct vtpm_entry *e)
 
 	if (c->state == CHILD_RUNNING || c->state == CHILD_STOPPING)
 		return 0;
+	if (mgr_entry_frozen(e))
+		return -EPERM; /* exported, or an export or import under way */
 	if (c->proc_open) {
 		/* The last process is still being reaped: try again soon. */
 		c->state = CHILD_BACKOFF;
