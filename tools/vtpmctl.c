@@ -23,6 +23,8 @@
 
 #include "lib/hex.h"
 #include "proto/config.h"
+#include "proto/expblob.h"
+#include "proto/migkey.h"
 #include "proto/mgrproto.h"
 #include "proto/quote.h"
 
@@ -48,6 +50,10 @@ static void usage(FILE *f)
 		"  reseal [--pcr N=HEX ...]   (seal the root key to predicted PCR values)\n"
 		"  ca-cert [--out FILE]       (the CA of the vTPMs' EK certificates, PEM)\n"
 		"  ca-csr [--out FILE] | ca-import FILE   (make that CA an intermediate)\n"
+		"  migration-key [--out DEST.json]   (on the destination of an export)\n"
+		"  export U --to DEST.json [--ak-spki HEX|FILE] --out BLOB\n"
+		"  import BLOB\n"
+		"  clone U [--unique [--no-ek-cert]]\n"
 		"Global options may also follow the command: vtpmctl status --json.\n");
 }
 
@@ -57,6 +63,7 @@ enum opt_id {
 	O_HELP = 1, O_JSON, O_CONTROL,
 	O_UUID, O_DOMID, O_TRANSPORT, O_TPM_VERSION, O_PLAINTEXT,
 	O_NONCE, O_PCR_MASK, O_OUT, O_AK_SPKI, O_PCR, O_NO_EK_CERT,
+	O_TO, O_UNIQUE,
 };
 
 struct opt {
@@ -614,6 +621,244 @@ out:
 	return rc;
 }
 
+/* ---- migration: migration-key, export, import, clone ------------------- */
+
+static const char *opt_val(const struct args *a, enum opt_id id)
+{
+	for (unsigned int i = 0; i < a->nopt; i++)
+		if (a->opt[i].id == id)
+			return a->opt[i].val;
+	return NULL;
+}
+
+/* A whole file of at most max bytes; NULL with errno set. */
+static uint8_t *file_read(const char *path, size_t max, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf = malloc(max + 1);
+	size_t n = 0;
+
+	if (!f || !buf) {
+		if (f)
+			fclose(f);
+		free(buf);
+		return NULL;
+	}
+	n = fread(buf, 1, max + 1, f);
+	if (ferror(f) || n > max) {
+		int e = ferror(f) ? EIO : EFBIG;
+
+		fclose(f);
+		free(buf);
+		errno = e;
+		return NULL;
+	}
+	fclose(f);
+	*len = n;
+	return buf;
+}
+
+/* Creates path (mode 0600, never over an existing file) with len bytes. */
+static int file_write_new(const char *path, const void *b, size_t len)
+{
+	FILE *f = fopen(path, "wx");
+
+	if (!f || fwrite(b, 1, len, f) != len || fclose(f) != 0) {
+		fprintf(stderr, "vtpmctl: %s: %s\n", path, strerror(errno));
+		return 6;
+	}
+	return 0;
+}
+
+static int cmd_migration_key(const struct args *a)
+{
+	json_object *req = json_object_new_object(), *rsp, *v;
+	const char *out = opt_val(a, O_OUT), *s;
+	int rc;
+
+	json_object_object_add(req, "cmd", json_object_new_string("migration-key"));
+	rc = request(req, &rsp);
+	json_object_put(req);
+	if (rc)
+		return rc;
+	if (!json_object_object_get_ex(rsp, "ok", &v) || !json_object_get_boolean(v))
+		return finish(rsp, NULL);
+	json_object_object_del(rsp, "ok");
+	s = json_object_to_json_string_ext(rsp, JSON_C_TO_STRING_PRETTY);
+	if (out) {
+		char *text = malloc(strlen(s) + 2);
+
+		if (!text)
+			exit(6);
+		sprintf(text, "%s\n", s);
+		rc = file_write_new(out, text, strlen(text));
+		free(text);
+		if (!rc && !json_out)
+			printf("migration key %s written to %s\n",
+			       get_str(rsp, "key_name"), out);
+	} else {
+		printf("%s\n", s);
+	}
+	json_object_put(rsp);
+	return rc;
+}
+
+/* --ak-spki: hex, or a file holding the DER SubjectPublicKeyInfo (or its
+ * hex); the hex of it into the request. */
+static int pinned_ak(const char *arg, json_object *req)
+{
+	uint8_t *b, *der = malloc(MIGKEY_SPKI_MAX);
+	size_t n = 0, len = 0;
+	char *hx;
+
+	if (!der)
+		return -1;
+	if (unhex(arg, der, MIGKEY_SPKI_MAX, &n)) {
+		b = file_read(arg, 2 * MIGKEY_SPKI_MAX + 1, &len);
+		if (!b) {
+			free(der);
+			return -1;
+		}
+		while (len && (b[len - 1] == '\n' || b[len - 1] == '\r' ||
+			       b[len - 1] == ' '))
+			len--;
+		b[len] = '\0';
+		if (unhex((char *)b, der, MIGKEY_SPKI_MAX, &n)) {
+			if (len > MIGKEY_SPKI_MAX || !len) {
+				free(b);
+				free(der);
+				return -1;
+			}
+			memcpy(der, b, len);
+			n = len;
+		}
+		free(b);
+	}
+	hx = malloc(2 * n + 1);
+	if (!hx) {
+		free(der);
+		return -1;
+	}
+	hex_encode(der, n, hx);
+	json_object_object_add(req, "ak_spki_pinned", json_object_new_string(hx));
+	free(hx);
+	free(der);
+	return 0;
+}
+
+static int cmd_export(const struct args *a)
+{
+	const char *to = opt_val(a, O_TO), *out = opt_val(a, O_OUT);
+	const char *pin = opt_val(a, O_AK_SPKI), *hx;
+	json_object *req, *rsp, *dest, *v;
+	uint8_t *blob;
+	size_t n;
+	int rc;
+
+	if (!to || !out)
+		return usage_error("'export' needs --to DEST.json and --out BLOB");
+	if (access(out, F_OK) == 0) {
+		fprintf(stderr, "vtpmctl: %s exists: not overwriting it\n", out);
+		return 2;
+	}
+	dest = json_object_from_file(to);
+	if (!dest || !json_object_is_type(dest, json_type_object)) {
+		fprintf(stderr, "vtpmctl: %s: not a migration key file (JSON "
+			"from vtpmctl migration-key)\n", to);
+		json_object_put(dest);
+		return 2;
+	}
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("export"));
+	json_object_object_add(req, "uuid", json_object_new_string(a->pos[0]));
+	json_object_object_add(req, "dest", dest);
+	if (pin && pinned_ak(pin, req)) {
+		json_object_put(req);
+		fprintf(stderr, "vtpmctl: --ak-spki %s: neither hex nor a file "
+			"holding a SubjectPublicKeyInfo\n", pin);
+		return 2;
+	}
+	rc = request(req, &rsp);
+	json_object_put(req);
+	if (rc)
+		return rc;
+	if (!json_object_object_get_ex(rsp, "ok", &v) || !json_object_get_boolean(v))
+		return finish(rsp, NULL);
+	hx = get_str(rsp, "blob");
+	n = strlen(hx) / 2;
+	blob = malloc(n ? n : 1);
+	if (!blob || hex_decode(hx, 2 * n, blob, n)) {
+		fprintf(stderr, "vtpmctl: the manager's blob is not hex; the "
+			"vTPM is exported (a tombstone) but the blob is lost\n");
+		free(blob);
+		json_object_put(rsp);
+		return 6;
+	}
+	rc = file_write_new(out, blob, n);
+	free(blob);
+	if (rc) {
+		fprintf(stderr, "vtpmctl: the vTPM is exported (a tombstone) "
+			"but its blob could not be written\n");
+	} else if (json_out) {
+		json_object_object_del(rsp, "blob");
+		printf("%s\n", json_object_to_json_string_ext(rsp, JSON_C_TO_STRING_PRETTY));
+	} else {
+		printf("vTPM %s exported: %s (%zu bytes, generation %s) in %s ms\n",
+		       a->pos[0], out, n, get_str(rsp, "generation"),
+		       get_str(rsp, "export_ms"));
+	}
+	json_object_put(rsp);
+	return rc;
+}
+
+static int cmd_import(const struct args *a)
+{
+	json_object *req, *rsp;
+	uint8_t *blob;
+	char *hx;
+	size_t n;
+	int rc;
+
+	blob = file_read(a->pos[0], EXPBLOB_MAX_LEN, &n);
+	if (!blob) {
+		fprintf(stderr, "vtpmctl: %s: %s\n", a->pos[0], strerror(errno));
+		return 2;
+	}
+	hx = malloc(2 * n + 1);
+	if (!hx) {
+		free(blob);
+		return 6;
+	}
+	hex_encode(blob, n, hx);
+	free(blob);
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("import"));
+	json_object_object_add(req, "blob", json_object_new_string(hx));
+	free(hx);
+	rc = request(req, &rsp);
+	json_object_put(req);
+	return rc ? rc : finish(rsp, "uuid");
+}
+
+static int cmd_clone(const struct args *a)
+{
+	json_object *req = json_object_new_object(), *rsp;
+	int rc;
+
+	json_object_object_add(req, "cmd", json_object_new_string("clone"));
+	json_object_object_add(req, "uuid", json_object_new_string(a->pos[0]));
+	for (unsigned int i = 0; i < a->nopt; i++)
+		if (a->opt[i].id == O_UNIQUE)
+			json_object_object_add(req, "unique",
+					       json_object_new_boolean(1));
+		else if (a->opt[i].id == O_NO_EK_CERT)
+			json_object_object_add(req, "ek_cert",
+					       json_object_new_boolean(0));
+	rc = request(req, &rsp);
+	json_object_put(req);
+	return rc ? rc : finish(rsp, "uuid");
+}
+
 /* ---- the command table and the parser ------------------------------------ */
 
 static const struct opt create_opts[] = {
@@ -643,6 +888,21 @@ static const struct opt reseal_opts[] = {
 	{ "pcr", O_PCR, true },
 	{ NULL, 0, false },
 };
+static const struct opt migkey_opts[] = {
+	{ "out", O_OUT, true },
+	{ NULL, 0, false },
+};
+static const struct opt export_opts[] = {
+	{ "to", O_TO, true },
+	{ "ak-spki", O_AK_SPKI, true },
+	{ "out", O_OUT, true },
+	{ NULL, 0, false },
+};
+static const struct opt clone_opts[] = {
+	{ "unique", O_UNIQUE, false },
+	{ "no-ek-cert", O_NO_EK_CERT, false },
+	{ NULL, 0, false },
+};
 static const struct opt no_opts[] = {
 	{ NULL, 0, false },
 };
@@ -661,6 +921,10 @@ static const struct cmd commands[] = {
 	{ "ca-cert", ca_cert_opts, 0, 0, NULL, cmd_ca_cert },
 	{ "ca-csr", ca_cert_opts, 0, 0, NULL, cmd_ca_cert },
 	{ "ca-import", no_opts, 1, 1, "FILE", cmd_ca_cert },
+	{ "migration-key", migkey_opts, 0, 0, NULL, cmd_migration_key },
+	{ "export", export_opts, 1, 1, "UUID", cmd_export },
+	{ "import", no_opts, 1, 1, "BLOB", cmd_import },
+	{ "clone", clone_opts, 1, 1, "UUID", cmd_clone },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
