@@ -20,8 +20,14 @@ static void same_store(const struct keystore *a, const struct keystore *b)
 {
 	if (a->nrecs != b->nrecs || a->ngroups != b->ngroups ||
 	    a->next_group_id != b->next_group_id ||
-	    memcmp(a->groups, b->groups, a->ngroups * sizeof(*a->groups)))
+	    memcmp(a->groups, b->groups, a->ngroups * sizeof(*a->groups)) ||
+	    a->nimports != b->nimports ||
+	    (a->nimports && memcmp(a->imports, b->imports,
+				   a->nimports * KEYSTORE_IMPORT_ID_LEN)))
 		abort();
+	for (size_t i = 0; i < a->nimports; i++)
+		if (!keystore_import_has(b, a->imports[i]))
+			abort();
 	for (size_t i = 0; i < a->nrecs; i++) {
 		const struct keystore_rec *x = &a->recs[i], *y = &b->recs[i];
 
