@@ -10,6 +10,7 @@
  * option that is neither is an error, never ignored.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <json-c/json.h>
@@ -138,6 +139,9 @@ static int request(json_object *req, json_object **rsp)
 			close(fd);
 		return EXIT_UNREACHABLE;
 	}
+	/* A manager that refuses a request closes the connection: say so,
+	 * do not die of SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	if (write(fd, s, strlen(s)) < 0 || write(fd, "\n", 1) < 0) {
 		fprintf(stderr, "vtpmctl: write: %s\n", strerror(errno));
 		close(fd);

@@ -163,7 +163,7 @@ cs = socket.socket(socket.AF_UNIX)
 cs.settimeout(10)
 cs.connect(m.control)
 try:
-    cs.sendall(b'{"cmd":"' + b"x" * 70000)
+    cs.sendall(b'{"cmd":"' + b"x" * 600000)
 except OSError:
     pass
 got = b""
@@ -177,7 +177,7 @@ except OSError:
     pass
 cs.close()
 err = json.loads(got.split(b"\n")[0]) if got.count(b"\n") else {}
-attack("a 70000-byte request line to manager.sock",
+attack("a 600000-byte request line to manager.sock (limit 512 KiB)",
        err.get("ok") is False and "longer than" in err.get("error", "")
        and m.proc.poll() is None,
        "connection closed without a word",

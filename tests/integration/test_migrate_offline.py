@@ -292,6 +292,34 @@ check(r.returncode == 5 and "stop it first" in out(r),
       "clone of a running vTPM is refused", out(r))
 A.ctl("stop", u)
 
+# The largest state: NV full (1 KiB indices until the TPM says NV_SPACE).
+ub = A.ctl("create", "--no-ek-cert").stdout.decode().strip()
+s = start_and_connect(A, ub)
+n_idx = 0
+last = b""
+for i in range(400):
+    if rc_of(transact(s, nv_define(0x01500100 + i, 1024))) != 0:
+        break
+    last = os.urandom(512)
+    transact(s, nv_write(0x01500100 + i, last, 512))
+    n_idx += 1
+s.close()
+A.ctl("stop", ub)
+big = os.path.join(wd, "big.blob")
+A.ctl("export", ub, "--to", dest_b, "--out", big)
+r = B.ctl("--json", "import", big, check_rc=False)
+ok = r.returncode == 0
+if ok:
+    s = start_and_connect(B, ub)
+    rr = transact(s, nv_read(0x01500100 + n_idx - 1, 512, 512))
+    s.close()
+    B.ctl("stop", ub)
+    ok = rc_of(rr) == 0 and nv_read_data(rr) == last
+check(n_idx > 50 and ok,
+      "a vTPM with full NV (%d indices of 1 KiB) moves: a %d-byte blob "
+      "imports, its last index intact" % (n_idx, os.path.getsize(big)),
+      out(r))
+
 # Restarts keep tombstones, imported ids and the migration key.
 B.stop()
 B.start()
