@@ -299,12 +299,17 @@ static int migkey_ensure(struct mig_op *op)
 	k = calloc(1, sizeof(*k));
 	if (!k)
 		return -ENOMEM;
+	/* A TPM that cannot name its storage key now is no reason to
+	 * replace the migration key: fail, and try again next time. */
+	rc = tss_hal_primary_name(m->hal, pname, err, errlen);
+	if (rc) {
+		free(k);
+		return rc;
+	}
 	rc = store_read(m->dirfd, MIGKEY_FILE, TSS_HAL_BLOB_MAX, &k->blob,
 			&k->len);
-	if (rc == 0 &&
-	    (tss_hal_primary_name(m->hal, pname, err, errlen) != 0 ||
-	     k->len < 10 + TSS_HAL_NAME_LEN ||
-	     memcmp(k->blob + 10, pname, TSS_HAL_NAME_LEN) != 0)) {
+	if (rc == 0 && (k->len < 10 + TSS_HAL_NAME_LEN ||
+			memcmp(k->blob + 10, pname, TSS_HAL_NAME_LEN) != 0)) {
 		log_warnx("%s: made under another storage key (the TPM's "
 			  "owner hierarchy was cleared): a new migration key",
 			  MIGKEY_FILE);
