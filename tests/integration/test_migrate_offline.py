@@ -225,6 +225,19 @@ check(r.returncode == 4 and "already exists" in out(r) and
       "B: a blob of a UUID that exists there is refused, nothing changed",
       out(r))
 
+# Deleting an imported vTPM does not make its blob importable again.
+ud = A.ctl("create", "--no-ek-cert").stdout.decode().strip()
+blob_d = os.path.join(wd, "ud.blob")
+A.ctl("export", ud, "--to", dest_b, "--out", blob_d)
+r1 = B.ctl("import", blob_d, check_rc=False)
+r2 = B.ctl("delete", ud, check_rc=False)
+before = vtpms(B)
+r3 = B.ctl("import", blob_d, check_rc=False)
+check(r1.returncode == 0 and r2.returncode == 0 and r3.returncode == 4 and
+      "imported here before" in out(r3) and vtpms(B) == before,
+      "B: an imported vTPM deleted, its blob is refused a second time",
+      out(r1) + out(r2) + out(r3))
+
 # ---- import on B ----
 t0 = time.monotonic()
 r = B.ctl("--json", "import", blob)
