@@ -109,7 +109,7 @@ int migkey_parse_public(const uint8_t *pub, size_t len, struct migkey *out,
 		return fail(err, errlen, -EINVAL, "migration key: not an RSA "
 			    "key with SHA-256 names and the attributes of a "
 			    "migration key (fixedTPM, fixedParent, "
-			    "sensitiveDataOrigin, userWithAuth, decrypt)");
+			    "sensitiveDataOrigin, userWithAuth, noDA, decrypt)");
 	(void)rd_2b(&r, 64, &n);
 	if (r.bad || n != 0)
 		return fail(err, errlen, -EINVAL, "migration key: has an "

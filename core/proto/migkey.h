@@ -2,8 +2,8 @@
 /*
  * A destination's migration key, checked offline (docs/migration.md):
  * an RSA-2048 decryption key that the destination's physical TPM created
- * (fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth | decrypt,
- * not restricted, no policy), certified by TPM2_Certify under the
+ * (fixedTPM | fixedParent | sensitiveDataOrigin | userWithAuth | noDA |
+ * decrypt, not restricted, no policy), certified by TPM2_Certify under the
  * destination manager's attestation key with MIGKEY_QD as qualifying
  * data.  Parsed by hand with strict bounds (no tpm2-tss), the signature
  * checked with OpenSSL (proto/quote.h).  Pure and thread-safe.
@@ -30,8 +30,9 @@
 #define MIGKEY_SIG_MAX 1024
 #define MIGKEY_SPKI_MAX 4096
 /* The object attributes a migration key has, exactly. */
-#define MIGKEY_ATTRS 0x00020072u /* fixedTPM fixedParent
-				  * sensitiveDataOrigin userWithAuth decrypt */
+#define MIGKEY_ATTRS 0x00020472u /* fixedTPM fixedParent
+				  * sensitiveDataOrigin userWithAuth noDA
+				  * decrypt */
 /* The label of the OAEP padding the source wraps with. */
 #define MIGKEY_OAEP_LABEL "vtpm-service export v1"
 

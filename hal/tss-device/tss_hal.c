@@ -1863,10 +1863,14 @@ out:
 
 #define MIGKEY_MAGIC "VTPMMKEY"
 #define MIGKEY_VERSION 1
+/* noDA: its auth value is a 32-byte key derived from the root key, not a
+ * password; a wrong one (another manager's) must not feed the TPM's
+ * dictionary-attack lockout, which would block every DA-protected object
+ * of the host. */
 #define MIGKEY_ATTRS (TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM |      \
 		      TPMA_OBJECT_FIXEDPARENT |                        \
 		      TPMA_OBJECT_SENSITIVEDATAORIGIN |                \
-		      TPMA_OBJECT_USERWITHAUTH)
+		      TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA)
 
 static const TPM2B_PUBLIC migkey_template = {
 	.publicArea = {
@@ -2133,7 +2137,9 @@ int tss_hal_migkey_decrypt(struct tss_hal *h, const uint8_t *blob,
 		ret = tpm_fail(err, errlen, rc, "TPM2_RSA_Decrypt by the "
 			       "migration key (not wrapped to this key, or "
 			       "altered)");
-		if (rc_is_tpm_format1(rc))
+		/* A TPM answers a bad OAEP encoding with TPM_RC_VALUE;
+		 * libtpms (swtpm) with TPM_RC_FAILURE, and serves on. */
+		if (rc_is_tpm_format1(rc) || rc_base(rc) == TPM2_RC_FAILURE)
 			ret = -EBADMSG;
 		goto out;
 	}

@@ -218,7 +218,7 @@ int tss_hal_signkey_sign(struct tss_hal *h, const uint8_t *blob,
 
 /*
  * The migration key (docs/migration.md): an RSA-2048 decryption key that
- * never leaves this TPM (fixedTPM, fixedParent, not restricted, no
+ * never leaves this TPM (fixedTPM, fixedParent, noDA, not restricted, no
  * policy), created under the storage primary with auth as its authValue
  * (rules as the signing key's), kept only as a TPM-wrapped blob
  * ("VTPMMKEY", version 1, the parent's name, TPM2B_PUBLIC, TPM2B_PRIVATE).

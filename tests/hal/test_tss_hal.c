@@ -36,6 +36,7 @@
 #include <tss2/tss2_esys.h>
 #include <tss2/tss2_tctildr.h>
 
+#include "proto/migkey.h"
 #include "proto/quote.h"
 #include "tss-device/tss_hal.h"
 
@@ -1251,6 +1252,107 @@ static void signing_key_signs_only_with_its_auth(void **state)
 	tss_hal_close(h);
 }
 
+/* The migration key: certified by the AK as proto/migkey checks it, a
+ * key wrapped to it by OpenSSL comes back only through this TPM, only
+ * with its auth, and garbage or an altered blob is refused. */
+static void migration_key_certifies_and_unwraps_only_with_its_auth(void **state)
+{
+	uint8_t auth[32], bad[32], qd[32], aes[32], w[MIGKEY_MODULUS_LEN];
+	uint8_t out[64], *blob, *pub, *att, *sig, *spki, *b;
+	size_t blob_len, pub_len, att_len, sig_len, spki_len, n;
+	struct migkey k;
+	struct tss_hal *h;
+	int rc;
+
+	(void)state;
+	memset(auth, 0x3c, sizeof(auth));
+	memcpy(bad, auth, sizeof(bad));
+	bad[5] ^= 1;
+	migkey_qd(qd);
+	h = hal_open();
+	OK(tss_hal_migkey_create(h, auth, sizeof(auth), &blob, &blob_len, err,
+				 sizeof(err)));
+	assert_memory_equal(blob, "VTPMMKEY", 8);
+	OK(tss_hal_migkey_certify(h, blob, blob_len, auth, sizeof(auth), qd,
+				  &pub, &pub_len, &att, &att_len, &sig, &sig_len,
+				  err, sizeof(err)));
+	OK(tss_hal_ak(h, &spki, &spki_len, err, sizeof(err)));
+	OK(migkey_verify(pub, pub_len, att, att_len, sig, sig_len, spki,
+			 spki_len, spki, spki_len, &k, err, sizeof(err)));
+	RAND_bytes(aes, sizeof(aes));
+	OK(migkey_wrap(&k, aes, sizeof(aes), w));
+	n = sizeof(out);
+	OK(tss_hal_migkey_decrypt(h, blob, blob_len, auth, sizeof(auth),
+				  MIGKEY_OAEP_LABEL, w, sizeof(w), out, &n, err,
+				  sizeof(err)));
+	assert_int_equal(n, sizeof(aes));
+	assert_memory_equal(out, aes, sizeof(aes));
+	/* Another auth value, another label, an altered ciphertext. */
+	n = sizeof(out);
+	assert_int_not_equal(tss_hal_migkey_decrypt(h, blob, blob_len, bad,
+						    sizeof(bad),
+						    MIGKEY_OAEP_LABEL, w,
+						    sizeof(w), out, &n, err,
+						    sizeof(err)), 0);
+	n = sizeof(out);
+	rc = tss_hal_migkey_decrypt(h, blob, blob_len, auth, sizeof(auth),
+				    "another label", w, sizeof(w), out, &n, err,
+				    sizeof(err));
+	assert_int_equal(rc, -EBADMSG);
+	/* and the key still works after the refusals */
+	n = sizeof(out);
+	OK(tss_hal_migkey_decrypt(h, blob, blob_len, auth, sizeof(auth),
+				  MIGKEY_OAEP_LABEL, w, sizeof(w), out, &n, err,
+				  sizeof(err)));
+	assert_memory_equal(out, aes, sizeof(aes));
+	w[100] ^= 1;
+	n = sizeof(out);
+	assert_int_equal(tss_hal_migkey_decrypt(h, blob, blob_len, auth,
+						sizeof(auth), MIGKEY_OAEP_LABEL,
+						w, sizeof(w), out, &n, err,
+						sizeof(err)), -EBADMSG);
+	/* Certification with another auth value: refused by the TPM. */
+	free(pub);
+	free(att);
+	free(sig);
+	assert_int_not_equal(tss_hal_migkey_certify(h, blob, blob_len, bad,
+						    sizeof(bad), qd, &pub,
+						    &pub_len, &att, &att_len,
+						    &sig, &sig_len, err,
+						    sizeof(err)), 0);
+	/* Every cut, a header flip, another parent: refused before the TPM. */
+	b = malloc(blob_len + 1);
+	assert_non_null(b);
+	for (size_t len = 0; len < blob_len; len += 7) {
+		memcpy(b, blob, len);
+		n = sizeof(out);
+		assert_int_equal(tss_hal_migkey_decrypt(h, b, len, auth,
+							sizeof(auth),
+							MIGKEY_OAEP_LABEL, w,
+							sizeof(w), out, &n, err,
+							sizeof(err)), -EINVAL);
+	}
+	memcpy(b, blob, blob_len);
+	b[3] ^= 1;
+	n = sizeof(out);
+	assert_int_equal(tss_hal_migkey_decrypt(h, b, blob_len, auth,
+						sizeof(auth), MIGKEY_OAEP_LABEL,
+						w, sizeof(w), out, &n, err,
+						sizeof(err)), -EINVAL);
+	memcpy(b, blob, blob_len);
+	b[20] ^= 1;
+	n = sizeof(out);
+	assert_int_equal(tss_hal_migkey_decrypt(h, b, blob_len, auth,
+						sizeof(auth), MIGKEY_OAEP_LABEL,
+						w, sizeof(w), out, &n, err,
+						sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "another storage key"));
+	free(b);
+	free(blob);
+	free(spki);
+	tss_hal_close(h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1274,6 +1376,7 @@ int main(void)
 		cmocka_unit_test(ak_public_key_is_the_same_after_reopen),
 		cmocka_unit_test(quote_verifies_and_any_altered_byte_fails),
 		cmocka_unit_test(signing_key_signs_only_with_its_auth),
+		cmocka_unit_test(migration_key_certifies_and_unwraps_only_with_its_auth),
 	};
 
 	return cmocka_run_group_tests(tests, swtpm_start, swtpm_stop);
