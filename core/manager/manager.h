@@ -16,6 +16,8 @@
  *                 PCR_READ over the manager link (link.c)
  *   control.c     the control socket (JSON lines); commands.c its table
  *   xenmgr.c      the vtpm devices of a Xen host (devwatch, rings)
+ *   migrate.c     offline migration (migration key, export, import) and
+ *                 clones
  */
 #ifndef VTPM_MANAGER_H
 #define VTPM_MANAGER_H
