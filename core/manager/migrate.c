@@ -33,6 +33,11 @@
 #include "tss-device/tss_hal.h"
 
 #define MIGKEY_AUTH_LEN 32
+/* How far a slot may be above the record and still be the vTPM's state:
+ * the instance's loader rule (instance/engine.h, ENGINE_RECORD_TRAIL),
+ * which an export and a clone follow so they carry what a start would
+ * load. */
+#define RECORD_TRAIL 2
 
 struct mgr_migkey {
 	uint8_t *blob;           /* TPM-wrapped (migration.key) */
@@ -540,14 +545,30 @@ static int read_state(struct mig_op *op)
 		if (store_read(dfd, name, SLOTFILE_MAX_LEN, &buf, &len))
 			continue;
 		if (i == 0 && slotfile_is_slotfile(buf, len)) {
+			int s = -1;
+
 			if (slotfile_scan(&keys, buf, len, &exp, &v) != SF_OK)
 				break;
-			int s = slotfile_find_hash(&v, op->state_hash);
-
-			if (s >= 0)
+			/* The newest authentic slot, if it is the recorded
+			 * state or a state whose record trailed (the loader's
+			 * rule): older or further ahead is refused. */
+			for (int j = 0; j < (int)v.nslots; j++)
+				if (v.slot[j].kind == SLOT_VALID &&
+				    (s < 0 || v.slot[j].generation >
+						      v.slot[s].generation))
+					s = j;
+			if (s >= 0 &&
+			    ((v.slot[s].generation == op->generation &&
+			      CRYPTO_memcmp(v.slot[s].hash, op->state_hash,
+					    32) == 0) ||
+			     (v.slot[s].generation > op->generation &&
+			      v.slot[s].generation - op->generation <=
+				      RECORD_TRAIL))) {
+				op->generation = v.slot[s].generation;
 				rc = open_sealed(op, &keys,
 						 buf + v.slot[s].offset,
 						 v.slot[s].sealed_len);
+			}
 			break;
 		}
 		SHA256(buf, len, digest);
@@ -688,8 +709,10 @@ static void export_done(struct mgr_task *t)
 		op_free(op);
 		return;
 	}
-	/* The tombstone: no key, only where it went. */
+	/* The tombstone: no key, only where it went, and the generation
+	 * it left with. */
 	r->flags = KS_REC_TOMBSTONE;
+	r->generation = op->generation;
 	memcpy(r->state_hash, op->dest.name + 2, 32);
 	memcpy(r->state_key, op->dest.ak_sha256, 32);
 	e->rec.autostart = false;
@@ -821,6 +844,18 @@ static void write_work(struct mgr_task *t)
 	t->rc = write_state(op);
 }
 
+/* The new vTPM is gone from the durable store: its files may go too. */
+static void abandoned(struct manager *m, int rc, void *arg)
+{
+	struct mig_op *op = arg;
+
+	if (!rc)
+		mgr_vtpm_remove_state(m, op->uuid);
+	ctl_reply_error(op->c, CTL_EFAIL, "cannot write the state of vTPM %s: "
+			"%s", op->uuid_str, op->task.err);
+	op_free(op);
+}
+
 static void write_done(struct mgr_task *t)
 {
 	struct mig_op *op = (struct mig_op *)t;
@@ -828,15 +863,16 @@ static void write_done(struct mgr_task *t)
 	struct vtpm_entry *e = mgr_entry_find(m, op->uuid);
 
 	if (t->rc || !e) {
+		if (!t->rc)
+			snprintf(t->err, sizeof(t->err), "it vanished");
 		if (e) {
 			e->migrating = false;
-			mgr_vtpm_delete(m, e);
-			mgr_commit(m, false, NULL, NULL);
+			if (mgr_vtpm_delete(m, e) == 0) {
+				mgr_commit(m, false, abandoned, op);
+				return;
+			}
 		}
-		ctl_reply_error(op->c, CTL_EFAIL, "cannot write the state of "
-				"vTPM %s: %s", op->uuid_str,
-				t->rc ? t->err : "it vanished");
-		op_free(op);
+		abandoned(m, -1, op);
 		return;
 	}
 	new_vtpm_commit(m, op);
