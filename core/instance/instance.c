@@ -881,6 +881,13 @@ int instance_main(const struct config *cfg,
 		load_standalone(v, cfg, dirfd, name, &keys);
 	log_debug("start: %s after %.2f ms", "state loaded", ms_since(&t0));
 	deferred_power = cfg->transport.kind == TRANSPORT_XEN_RING;
+	if (!deferred_power && engine_resume_tag(&v->eng, &(uint32_t){ 0 })) {
+		/* Saved for a Xen domain's restore: no other client boots it
+		 * (docs/migration.md). */
+		log_info("a volatile state saved for a Xen restore is "
+			 "discarded: transport %s", ops->name);
+		engine_resume_forget(&v->eng);
+	}
 	if (!deferred_power) {
 		if (engine_power_on(&v->eng, false))
 			fatalx("the TPM engine failed to start from %s/%s",

@@ -93,7 +93,7 @@ sr_after() {
      sr_unseal "$1-session" "$SR_TMP/seal.ctx" "session:$SR_TMP/sess$2.ctx"; then
     check "$1-session" ok "the policy session started before, satisfied now, unseals the loaded object"
   else
-    check "$1-session" FAIL "$(tr '\n' ' ' <"$SR_TMP/$1-session.err" 2>/dev/null | cut -c1-200)"
+    check "$1-session" FAIL "$(cat "$SR_TMP/$1-policypcr.out" "$SR_TMP/$1-session.err" 2>/dev/null | tr '\n' ' ' | cut -c1-200)"
   fi
   sr_flush >/dev/null
   srt "$1-reload" load -C "$SR_TMP/prim.ctx" -u "$SR_TMP/seal.pub" -r "$SR_TMP/seal.priv" \

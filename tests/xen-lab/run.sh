@@ -1607,7 +1607,7 @@ fi
   tools-nv hwrng big-command kmod-rmmod kmod-reload xl-save xl-restore restore-tpm0
   restore-getrandom restore-nv-read"
 [ "$SAVERESTORE" = 1 ] && FULL_CHECKS="$FULL_CHECKS sr-pcr-extend sr-seal sr-xl-save sr-xl-restore
-  sr-restore-pcr16 sr-restore-unseal sr-restore-loaded-objects sr-restore-session sr-xl-migrate
+  sr-restore-pcr16 sr-restore-unseal sr-restore-loaded-objects sr-restore-session sr-migrate-step
   sr-migrate-pcr16 sr-migrate-unseal sr-migrate-loaded-objects sr-migrate-session sr-xl-destroy
   sr-xl-create sr-destroy-tpm0 sr-destroy-pcr-reset sr-destroy-nv-read sr-destroy-persistent-kept
   sr-destroy-unseal-refused"

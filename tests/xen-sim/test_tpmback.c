@@ -793,6 +793,32 @@ static void a_frontend_that_vanishes_while_connected_is_suspended(
 	be_ops = &eng_ops;
 }
 
+/* libxl destroying a suspended domain (after xl save): online=0 and
+ * state 5 for the backend, and the frontend's directory removed in the
+ * same go; the frontend never said Closing. */
+static void a_forced_removal_of_a_suspended_guest_is_suspended(void **state)
+{
+	struct world *W = *state;
+	struct fe *f = &W->fe[0];
+	char p[160];
+
+	be_ops = &sr_ops;
+	be_start(W, 0, 5, UUID_A);
+	connect_guest(W, 0);
+	path_of(p, sizeof(p), "be", f, "online");
+	xensim_write(W->w, p, "0");
+	path_of(p, sizeof(p), "be", f, "state");
+	xensim_write(W->w, p, "5");
+	snprintf(p, sizeof(p), "/local/domain/%u/device/vtpm/%u", f->dom,
+		 f->devid);
+	xensim_rm(W->w, p);
+	turn(W);
+	assert_int_equal(W->be[0].suspends, 1);
+	assert_int_equal(W->be[0].power_cycles, 0);
+	assert_int_equal(xensim_maps_live(W->w), 0);
+	be_ops = &eng_ops;
+}
+
 /* ---- identity ---- */
 
 static void unknown_or_malformed_uuid_is_refused(void **state)
@@ -1322,6 +1348,7 @@ int main(void)
 	    T(frontend_vanishing_mid_command),
 	    T(a_guest_gone_without_a_close_is_suspended_not_power_cycled),
 	    T(a_frontend_that_vanishes_while_connected_is_suspended),
+	    T(a_forced_removal_of_a_suspended_guest_is_suspended),
 	    T(reconnect_while_the_old_command_runs),
 	    T(stop_waits_for_the_command_in_flight),
 	    T(stop_when_cancel_completes_at_once),

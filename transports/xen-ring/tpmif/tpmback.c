@@ -516,7 +516,12 @@ static bool tb_step(struct xenbus_dev *xb)
 		    (fst == XenbusStateInitialised ||
 		     fst == XenbusStateConnected))
 			return false;
-		tb_disconnect(tb, "device detached", true);
+		/* A frontend directory removed with the device (libxl's
+		 * forced removal when it destroys a domain, after xl save
+		 * too) never closed. */
+		tb_disconnect(tb, "device detached",
+			      fst == XenbusStateClosing ||
+				      fst == XenbusStateClosed);
 		xenbus_switch_state(xb, XenbusStateClosed);
 		tb->state = TPMBACK_CLOSED;
 		return false;
