@@ -5,6 +5,7 @@
  * queue.  The vTPM's identity is the uuid node the toolstack wrote, which
  * must equal --uuid.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -355,6 +356,17 @@ static int xen_ring_preopen(bool watch)
 
 	if (preopened.xif)
 		return 0;
+	/*
+	 * libxenstore ends its watch thread with pthread_cancel, which makes
+	 * glibc dlopen libgcc_s for the unwinder the first time; inside the
+	 * sandbox there is no file to open, and glibc aborts.  Every
+	 * xen-ring instance died of SIGABRT at its stop, before its last
+	 * steps (the volatile state of a suspended guest among them).
+	 * Loaded now, the library is found in memory then.
+	 */
+	if (!dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE))
+		log_warnx("xen-ring: cannot load libgcc_s.so.1 (%s): the "
+			  "instance may abort at its stop", dlerror());
 	rc = xen_real_open(&preopened.xif);
 	if (!rc && watch) {
 		rc = xen_real_open(&preopened.watch);
