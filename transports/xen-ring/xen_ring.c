@@ -263,6 +263,33 @@ static void ring_connected(struct tpmback *tb)
 	vtpm_submit(x->t->vtpm, &x->conn_job);
 }
 
+/*
+ * Whether the domain that went away without a close shut down for a
+ * suspend (xl save, xl migrate): 1 yes, 0 no (destroyed while running,
+ * crashed: a new boot follows), -1 unknown (no privileged interface, or
+ * the domain already gone): then the tag binds to the UUID alone.
+ */
+static int peer_suspended(struct xring *x)
+{
+	bool suspended = false;
+	int rc;
+
+	if (!x->xif->ops->domain_suspended)
+		return -1;
+	rc = x->xif->ops->domain_suspended(x->xif, x->peer.domid, &suspended);
+	if (rc) {
+		log_info("xen-ring: domain %u: shutdown reason unknown (%s): "
+			 "its saved state is bound to its Xen UUID alone",
+			 x->peer.domid, strerror(-rc));
+		return -1;
+	}
+	if (!suspended)
+		log_info("xen-ring: domain %u did not shut down for a "
+			 "suspend (it runs, or was destroyed or crashed): no "
+			 "state is kept for a restore", x->peer.domid);
+	return suspended ? 1 : 0;
+}
+
 static void save_call(struct vtpm *v, struct vtpm_job *job)
 {
 	struct xring *x = job->data;
@@ -302,7 +329,7 @@ static void ring_suspended(struct tpmback *tb)
 {
 	struct xring *x = tb->data;
 
-	if (!x->have_vm) {
+	if (!x->have_vm || peer_suspended(x) == 0) {
 		ring_power_cycle(tb);
 		return;
 	}
@@ -323,7 +350,8 @@ static void ring_suspended(struct tpmback *tb)
  * still owed: the instance saves before it exits. */
 static void save_at_stop(struct xring *x)
 {
-	if (x->tb.state == TPMBACK_CONNECTED && x->have_vm) {
+	if (x->tb.state == TPMBACK_CONNECTED && x->have_vm &&
+	    peer_suspended(x) != 0) {
 		resumetag_encode(&x->peer, x->save_tag);
 		x->save_owed = true;
 	}

@@ -14,6 +14,7 @@
 #ifndef VTPM_XENIF_H
 #define VTPM_XENIF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -71,6 +72,11 @@ struct xenif_ops {
 				    uint32_t *local_port);
 	/* The id of the domain we run in. */
 	int (*self_domid)(struct xenif *x, uint32_t *domid);
+	/* Optional (NULL, or -ENOSYS without the privileged interface):
+	 * whether domain domid has shut down for a suspend (xl save, xl
+	 * migrate), as Xen's domain info says; -ENOENT when it is gone. */
+	int (*domain_suspended)(struct xenif *x, uint32_t domid,
+				bool *suspended);
 };
 
 /* An implementation embeds this first in its own handle. */
