@@ -264,30 +264,39 @@ static void ring_connected(struct tpmback *tb)
 }
 
 /*
- * Whether the domain that went away without a close shut down for a
- * suspend (xl save, xl migrate): 1 yes, 0 no (destroyed while running,
- * crashed: a new boot follows), -1 unknown (no privileged interface, or
- * the domain already gone): then the tag binds to the UUID alone.
+ * Whether the state of a domain whose guest did not close may be kept
+ * for a restore.  Its device gone (or going): only a domain that shut
+ * down for a suspend (xl save, xl migrate); one destroyed while running
+ * (libxl pauses it first) or crashed boots anew.  Its device still there
+ * (the instance stopped: the manager moving the vTPM to a destination
+ * with the same Xen UUID, or an operator's stop): also a paused domain,
+ * which resumes later as it was.  1 yes, 0 no, -1 unknown (no
+ * privileged interface, or the domain gone): the tag binds to the Xen
+ * UUID alone then.
  */
-static int peer_suspended(struct xring *x)
+static int peer_may_resume(struct xring *x, bool device_present)
 {
-	bool suspended = false;
+	enum xenif_domain_state st = XENIF_DOM_RUNNING;
 	int rc;
 
-	if (!x->xif->ops->domain_suspended)
+	if (!x->xif->ops->domain_state)
 		return -1;
-	rc = x->xif->ops->domain_suspended(x->xif, x->peer.domid, &suspended);
+	rc = x->xif->ops->domain_state(x->xif, x->peer.domid, &st);
 	if (rc) {
-		log_info("xen-ring: domain %u: shutdown reason unknown (%s): "
-			 "its saved state is bound to its Xen UUID alone",
+		log_info("xen-ring: domain %u: run state unknown (%s): its "
+			 "saved state is bound to its Xen UUID alone",
 			 x->peer.domid, strerror(-rc));
 		return -1;
 	}
-	if (!suspended)
-		log_info("xen-ring: domain %u did not shut down for a "
-			 "suspend (it runs, or was destroyed or crashed): no "
-			 "state is kept for a restore", x->peer.domid);
-	return suspended ? 1 : 0;
+	if (st == XENIF_DOM_SUSPENDED ||
+	    (device_present && st == XENIF_DOM_PAUSED))
+		return 1;
+	log_info("xen-ring: domain %u is %s: no state is kept for a restore",
+		 x->peer.domid,
+		 st == XENIF_DOM_SHUTDOWN ? "shut down (not for a suspend)"
+		 : st == XENIF_DOM_PAUSED ? "paused with its device gone (destroyed)"
+					  : "running");
+	return 0;
 }
 
 static void save_call(struct vtpm *v, struct vtpm_job *job)
@@ -329,7 +338,7 @@ static void ring_suspended(struct tpmback *tb)
 {
 	struct xring *x = tb->data;
 
-	if (!x->have_vm || peer_suspended(x) == 0) {
+	if (!x->have_vm || peer_may_resume(x, false) == 0) {
 		ring_power_cycle(tb);
 		return;
 	}
@@ -348,10 +357,29 @@ static void ring_suspended(struct tpmback *tb)
 /* Stopping while a guest is connected (the manager stops the source of
  * an xl migrate when the destination's device appears) or with a save
  * still owed: the instance saves before it exits. */
+/* The toolstack has not begun to remove our device (libxl writes
+ * online = 0 first, then removes the directory). */
+static bool device_present(struct xring *x)
+{
+	char *v = NULL;
+	size_t n = 0;
+	bool present;
+
+	if (xenbus_read(&x->tb.xb, x->tb.xb.self, "frontend", &v, &n))
+		return false;
+	free(v);
+	v = NULL;
+	present = true;
+	if (xenbus_read(&x->tb.xb, x->tb.xb.self, "online", &v, &n) == 0)
+		present = !(n == 1 && v[0] == '0');
+	free(v);
+	return present;
+}
+
 static void save_at_stop(struct xring *x)
 {
 	if (x->tb.state == TPMBACK_CONNECTED && x->have_vm &&
-	    peer_suspended(x) != 0) {
+	    peer_may_resume(x, device_present(x)) != 0) {
 		resumetag_encode(&x->peer, x->save_tag);
 		x->save_owed = true;
 	}

@@ -285,8 +285,8 @@ static int xr_self_domid(struct xenif *x, uint32_t *domid)
 	return rc;
 }
 
-static int xr_domain_suspended(struct xenif *x, uint32_t domid,
-			       bool *suspended)
+static int xr_domain_state(struct xenif *x, uint32_t domid,
+			   enum xenif_domain_state *state)
 {
 	struct xen_real *r = xr(x);
 	xc_domaininfo_t info;
@@ -301,8 +301,12 @@ static int xr_domain_suspended(struct xenif *x, uint32_t domid,
 		return -ENOENT;
 	why = (info.flags >> XEN_DOMINF_shutdownshift) &
 	      XEN_DOMINF_shutdownmask;
-	*suspended = (info.flags & XEN_DOMINF_shutdown) &&
-		     why == SHUTDOWN_suspend;
+	if (info.flags & XEN_DOMINF_shutdown)
+		*state = why == SHUTDOWN_suspend ? XENIF_DOM_SUSPENDED
+						 : XENIF_DOM_SHUTDOWN;
+	else
+		*state = info.flags & XEN_DOMINF_paused ? XENIF_DOM_PAUSED
+							: XENIF_DOM_RUNNING;
 	return 0;
 }
 
@@ -329,7 +333,7 @@ static const struct xenif_ops xen_real_ops = {
     .gnt_unshare = xr_gnt_unshare,
     .evtchn_alloc_unbound = xr_evtchn_alloc_unbound,
     .self_domid = xr_self_domid,
-    .domain_suspended = xr_domain_suspended,
+    .domain_state = xr_domain_state,
 };
 
 /* One for the process: only what libxenctrl calls critical. */

@@ -22,6 +22,13 @@
 
 struct xenif;
 
+enum xenif_domain_state {
+	XENIF_DOM_RUNNING,
+	XENIF_DOM_PAUSED,    /* paused, not shut down */
+	XENIF_DOM_SUSPENDED, /* shut down for a suspend (xl save, migrate) */
+	XENIF_DOM_SHUTDOWN,  /* shut down for another reason (crash, ...) */
+};
+
 struct xenif_ops {
 	const char *name;
 	void (*close)(struct xenif *x);
@@ -73,10 +80,10 @@ struct xenif_ops {
 	/* The id of the domain we run in. */
 	int (*self_domid)(struct xenif *x, uint32_t *domid);
 	/* Optional (NULL, or -ENOSYS without the privileged interface):
-	 * whether domain domid has shut down for a suspend (xl save, xl
-	 * migrate), as Xen's domain info says; -ENOENT when it is gone. */
-	int (*domain_suspended)(struct xenif *x, uint32_t domid,
-				bool *suspended);
+	 * domain domid's run state as Xen's domain info says; -ENOENT when
+	 * it is gone. */
+	int (*domain_state)(struct xenif *x, uint32_t domid,
+			    enum xenif_domain_state *state);
 };
 
 /* An implementation embeds this first in its own handle. */
