@@ -404,6 +404,7 @@ static const struct tpmback_ops ring_ops = {
  */
 static struct {
 	struct xenif *xif, *watch;
+	void *libgcc; /* kept for the life of the process */
 } preopened;
 
 static int xen_ring_preopen(bool watch)
@@ -420,7 +421,10 @@ static int xen_ring_preopen(bool watch)
 	 * steps (the volatile state of a suspended guest among them).
 	 * Loaded now, the library is found in memory then.
 	 */
-	if (!dlopen("libgcc_s.so.1", RTLD_NOW | RTLD_NODELETE))
+	if (!preopened.libgcc)
+		preopened.libgcc = dlopen("libgcc_s.so.1",
+					  RTLD_NOW | RTLD_NODELETE);
+	if (!preopened.libgcc)
 		log_warnx("xen-ring: cannot load libgcc_s.so.1 (%s): the "
 			  "instance may abort at its stop", dlerror());
 	rc = xen_real_open(&preopened.xif);
