@@ -943,6 +943,45 @@ int engine_store_volatile(struct engine *e)
 	return rc;
 }
 
+static void blob_drop(struct engine *e, int t)
+{
+	if (!e->blobs.data[t])
+		return;
+	OPENSSL_cleanse(e->blobs.data[t], e->blobs.len[t]);
+	free(e->blobs.data[t]);
+	e->blobs.data[t] = NULL;
+	e->blobs.len[t] = 0;
+	e->dirty = true;
+}
+
+int engine_suspend_save(struct engine *e, const uint8_t *tag, uint32_t len)
+{
+	int rc = engine_store_volatile(e);
+
+	if (rc == 0)
+		rc = blob_replace(e, SF_BLOB_RESUME, tag, len);
+	if (rc)
+		blob_drop(e, SF_BLOB_RESUME);
+	return rc;
+}
+
+const uint8_t *engine_resume_tag(const struct engine *e, uint32_t *len)
+{
+	*len = e->blobs.len[SF_BLOB_RESUME];
+	return e->blobs.data[SF_BLOB_RESUME];
+}
+
+void engine_resume_forget(struct engine *e)
+{
+	blob_drop(e, SF_BLOB_RESUME);
+	blob_drop(e, SF_BLOB_VOLATILE);
+}
+
+bool engine_has_volatile(const struct engine *e)
+{
+	return e->blobs.data[SF_BLOB_VOLATILE] != NULL;
+}
+
 /* ---- the control channel's operations (swtpm's CMD_*) ---- */
 
 bool engine_is_running(const struct engine *e)
@@ -1044,7 +1083,7 @@ int engine_set_blob(struct engine *e, enum statefile_blob type,
 
 	if (e->running)
 		return -EBUSY;
-	if (type < SF_BLOB_PERMANENT || type >= SF_BLOB_COUNT)
+	if (type < SF_BLOB_PERMANENT || type > SF_BLOB_SAVESTATE)
 		return -EINVAL;
 	/* libtpms checks the blob's format and stages it for MainInit
 	 * (it only reads the bytes). */
@@ -1079,7 +1118,7 @@ int engine_get_blob(struct engine *e, enum statefile_blob type,
 
 	*data = NULL;
 	*len = 0;
-	if (type < SF_BLOB_PERMANENT || type >= SF_BLOB_COUNT)
+	if (type < SF_BLOB_PERMANENT || type > SF_BLOB_SAVESTATE)
 		return -EINVAL;
 	if (type == SF_BLOB_VOLATILE && e->running) {
 		if (TPMLIB_VolatileAll_Store(&buf, &blen) != TPM_SUCCESS)

@@ -214,6 +214,21 @@ char *engine_get_info(struct engine *e, uint64_t flags);
 int engine_store_volatile(struct engine *e);
 
 /*
+ * Xen save/restore (docs/migration.md): the volatile state of the running
+ * TPM and the resume tag naming the suspended domain (proto/resumetag.h)
+ * go into the blobs; the job queue's persist makes them durable.  The TPM
+ * keeps running.  0 or a negative errno (then no tag is kept).
+ */
+int engine_suspend_save(struct engine *e, const uint8_t *tag, uint32_t len);
+/* The stored resume tag's bytes (unchecked: resumetag_decode), or NULL. */
+const uint8_t *engine_resume_tag(const struct engine *e, uint32_t *len);
+/* Drops the resume tag and the stored volatile state: used once, or
+ * refused.  The next persist writes the state without them. */
+void engine_resume_forget(struct engine *e);
+/* Whether a stored volatile state would resume at the next power-on. */
+bool engine_has_volatile(const struct engine *e);
+
+/*
  * SET_STATEBLOB: replaces one blob (the engine copies data).  Held back
  * from disk until it has booted a TPM (engine_power_on).  -EBUSY while
  * the TPM runs, -EBADMSG when libtpms refuses the blob's format, -EINVAL

@@ -193,11 +193,57 @@ static void final_after(uv_work_t *w, int status)
 	uv_walk(v->loop, close_walk_cb, NULL);
 }
 
+void vtpm_save_at_exit(struct vtpm *v, const uint8_t *tag, uint32_t len)
+{
+	if (len > sizeof(v->exit_tag))
+		return;
+	memcpy(v->exit_tag, tag, len);
+	v->exit_tag_len = len;
+	v->exit_save = true;
+}
+
+static void exit_save_work(uv_work_t *w)
+{
+	struct vtpm *v = w->data;
+
+	v->exit_save_rc = engine_suspend_save(&v->eng, v->exit_tag,
+					      v->exit_tag_len);
+	if (v->exit_save_rc == 0)
+		v->exit_save_rc = engine_persist(&v->eng);
+}
+
+static void exit_save_after(uv_work_t *w, int status)
+{
+	struct vtpm *v = w->data;
+
+	(void)status;
+	if (v->exit_save_rc) {
+		log_warnx("cannot save the volatile state for a restore in "
+			  "%s/%s: %s; the guest's next connection gets a "
+			  "power-cycled TPM", v->cfg->state_dir,
+			  v->eng.file_name, strerror(-v->exit_save_rc));
+		if (v->exit_code == 0)
+			v->exit_code = 1;
+	} else {
+		log_info("volatile state saved for a restore, state generation "
+			 "%llu", (unsigned long long)v->eng.meta.generation);
+	}
+	v->exit_save = false;
+	v->finishing = false;
+	finish_shutdown(v);
+}
+
 static void finish_shutdown(struct vtpm *v)
 {
 	if (v->finishing || !v->transport_stopped || v->start_mark_busy)
 		return;
 	v->finishing = true;
+	if (v->exit_save && engine_is_running(&v->eng)) {
+		v->exit_save_work.data = v;
+		uv_queue_work(v->loop, &v->exit_save_work, exit_save_work,
+			      exit_save_after);
+		return;
+	}
 	/* Record how far this vTPM got, so an older file is refused. */
 	v->final_work.data = v;
 	if (v->exit_code == 0 && !v->managed)
@@ -845,6 +891,13 @@ int instance_main(const struct config *cfg,
 		load_standalone(v, cfg, dirfd, name, &keys);
 	log_debug("start: %s after %.2f ms", "state loaded", ms_since(&t0));
 	deferred_power = cfg->transport.kind == TRANSPORT_XEN_RING;
+	if (!deferred_power && engine_resume_tag(&v->eng, &(uint32_t){ 0 })) {
+		/* Saved for a Xen domain's restore: no other client boots it
+		 * (docs/migration.md). */
+		log_info("a volatile state saved for a Xen restore is "
+			 "discarded: transport %s", ops->name);
+		engine_resume_forget(&v->eng);
+	}
 	if (!deferred_power) {
 		if (engine_power_on(&v->eng, false))
 			fatalx("the TPM engine failed to start from %s/%s",

@@ -84,6 +84,14 @@ struct vtpm {
 	uint8_t locrsp[TPM_HEADER_LEN]; /* a command refused for locality 4 */
 	bool have_migration_key;
 	uint8_t migration_key[32]; /* derived (proto/migblob.h), wiped at exit */
+
+	/* vtpm_save_at_exit: the volatile state and this resume tag are
+	 * made durable before the process exits. */
+	bool exit_save;
+	uint8_t exit_tag[64];
+	uint32_t exit_tag_len;
+	int exit_save_rc;
+	uv_work_t exit_save_work;
 };
 
 /* The instance's engine, for the functions of instance/engine.h (from a
@@ -94,6 +102,14 @@ static inline struct engine *vtpm_engine(struct vtpm *v)
 }
 
 void vtpm_submit(struct vtpm *v, struct vtpm_job *job);
+
+/*
+ * For a transport's stop: its guest is still attached (a Xen domain
+ * suspended for xl save or xl migrate), so before the process exits the
+ * TPM's volatile state is saved with this resume tag (engine_suspend_save,
+ * then a durable write), once the running job is done.  len at most 64.
+ */
+void vtpm_save_at_exit(struct vtpm *v, const uint8_t *tag, uint32_t len);
 
 /* Whether locality 4 is refused (--locality, resolved for the transport). */
 static inline bool vtpm_rejects_locality4(const struct vtpm *v)

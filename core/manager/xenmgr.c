@@ -22,6 +22,7 @@
 #include "manager/manager.h"
 #include "manager/xenmgr.h"
 #include "proto/mgrproto.h"
+#include "proto/resumetag.h"
 #include "tpmif/tpmback.h"
 
 struct mgr_xen {
@@ -226,6 +227,33 @@ static void created(struct manager *m, int rc, void *arg)
 	free(t);
 }
 
+/*
+ * Whether domains a and b are one Xen domain: the same UUID in the
+ * toolstack's /local/domain/N/vm.  Two exist at once during xl migrate on
+ * one host (and xl save -p + xl restore): the destination is the source's
+ * continuation, not another guest.
+ */
+static bool same_xen_domain(struct mgr_xen *x, uint32_t a, uint32_t b)
+{
+	uint8_t u[2][16];
+	uint32_t dom[2] = { a, b };
+
+	for (int i = 0; i < 2; i++) {
+		char path[64], *val = NULL;
+		size_t len = 0;
+		int rc;
+
+		snprintf(path, sizeof(path), "/local/domain/%u/vm", dom[i]);
+		rc = x->xif->ops->xs_read(x->xif, path, &val, &len);
+		if (rc == 0)
+			rc = resumetag_parse_vm_path(val, len, u[i]);
+		free(val);
+		if (rc)
+			return false;
+	}
+	return memcmp(u[0], u[1], 16) == 0;
+}
+
 static void dev_added(struct devwatch *w, const struct devwatch_dev *d)
 {
 	struct mgr_xen *x = w->data;
@@ -264,6 +292,17 @@ static void dev_added(struct devwatch *w, const struct devwatch_dev *d)
 		t->d = *d;
 		/* A new key: bound to the counter before it is used. */
 		mgr_commit(m, true, created, t);
+		return;
+	}
+	if (e->xd.active && e->xd.fe != d->fe_domid && e->xd.dev == d->devid &&
+	    !mgr_entry_is_remote(e) && same_xen_domain(x, e->xd.fe, d->fe_domid)) {
+		/* The instance of the source saves its guest's volatile
+		 * state as it stops; the new one starts after it exited. */
+		log_info("xen: domain %u vtpm %u names vTPM %s, which serves "
+			 "domain %u, the same Xen domain: a restore or "
+			 "migration destination; moving the vTPM to it",
+			 d->fe_domid, d->devid, us, e->xd.fe);
+		serve(m, e, d);
 		return;
 	}
 	if (e->xd.active && (e->xd.fe != d->fe_domid || e->xd.dev != d->devid)) {

@@ -38,7 +38,10 @@ enum statefile_blob {
 	SF_BLOB_PERMANENT = 1,
 	SF_BLOB_VOLATILE = 2,
 	SF_BLOB_SAVESTATE = 3,
-	SF_BLOB_COUNT = 4, /* one past the last */
+	/* Not libtpms's: the resume tag of a Xen save (proto/resumetag.h),
+	 * present only beside the volatile state it names. */
+	SF_BLOB_RESUME = 4,
+	SF_BLOB_COUNT = 5, /* one past the last */
 };
 
 /*

@@ -31,3 +31,10 @@ target_link_libraries(test_manufacture PRIVATE vtpm_instance
   PkgConfig::CMOCKA)
 add_test(NAME unit_manufacture COMMAND test_manufacture)
 set_tests_properties(unit_manufacture PROPERTIES LABELS unit TIMEOUT 120)
+
+# Xen save/restore on the real libtpms: a volatile state saved with its
+# resume tag resumes after a state file round trip; forgotten, it does not.
+add_executable(test_xen_resume unit/test_xen_resume.c)
+target_link_libraries(test_xen_resume PRIVATE vtpm_instance PkgConfig::CMOCKA)
+add_test(NAME unit_xen_resume COMMAND test_xen_resume)
+set_tests_properties(unit_xen_resume PROPERTIES LABELS unit TIMEOUT 120)

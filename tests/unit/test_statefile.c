@@ -209,7 +209,7 @@ static void authentic_malformed_bodies_are_refused(void **state)
 		{ "record header cut short", { 1, 0, 0 }, 3 },
 		{ "length beyond the body", { 1, 0, 0, 0, 200, 9, 9, 9 }, 8 },
 		{ "type 0", { 0, 0, 0, 0, 1, 9 }, 6 },
-		{ "unknown type 4", { 4, 0, 0, 0, 1, 9 }, 6 },
+		{ "unknown type 5 (4 is the resume tag)", { 5, 0, 0, 0, 1, 9 }, 6 },
 		{ "type twice", { 1, 0, 0, 0, 1, 9, 1, 0, 0, 0, 1, 8 }, 12 },
 		{ "no permanent blob is still well-formed here", { 2, 0, 0, 0, 0 }, 5 },
 	};

@@ -8,7 +8,7 @@
 #          [--extra-bin PATH]... [--guest-cmd 'CMD'] [--require-vtpm]
 #          [--vtpm-uuid UUID] [--qemu-timeout SECS] [--keep]
 #          [--full] [--backend-per-domain] [--dom0-check 'CMD']
-#          [--guest-kmod PATH.ko [--kmod-bench]]
+#          [--guest-kmod PATH.ko [--kmod-bench]] [--saverestore]
 #          [--host-tpm] [--state-disk] [--host-restart] [--chain]
 #
 # Phases run by dom0's /init:
@@ -79,6 +79,9 @@
 #                    reload repeat BENCH_CYCLES times, tpmraw -n timing
 #                    vtpm_front and xen-tpmfront in turn ("XENLAB: bench
 #                    tpmraw ..." lines; tools/bench/run-kmod-bench.sh).
+# --saverestore      (with --full) after vtpm-detach/attach: PCR 16 sealed,
+#                    xl save + restore, xl migrate localhost, xl destroy +
+#                    create (guest-/dom0-saverestore.sh, README.md).
 # --cache-dir DIR    extracted packages (default /var/cache/vtpm-tests, or
 #                    $VTPM_E2E_CACHE; shared with tests/e2e/qemu-tpmdev).
 #
@@ -107,6 +110,7 @@ MGRDOM=0
 DOM0_CHECK=""
 GUEST_KMOD=""
 KMOD_BENCH=0
+SAVERESTORE=0
 GUEST_MEM=256
 RESULT=1   # 0 pass, 1 fail, 77 skipped
 
@@ -118,7 +122,7 @@ DOM0_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs virtio_pci vi
 IDOM_MODULES="xen-evtchn xen-gntdev xen-gntalloc xen-blkfront ext4 crc32c_generic"
 GUEST_MODULES="xen-tpmfront"
 
-usage() { sed -n '3,73p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '3,88p' "$0" | sed 's/^# \{0,1\}//'; }
 
 need_arg() { [ $# -ge 2 ] || { echo "run.sh: $1 needs an argument" >&2; exit 2; }; }
 while [ $# -gt 0 ]; do
@@ -150,6 +154,7 @@ while [ $# -gt 0 ]; do
     --dom0-check=*) DOM0_CHECK=${1#*=}; shift ;;
     --guest-kmod) need_arg "$@"; GUEST_KMOD=$2; shift 2 ;;
     --kmod-bench) KMOD_BENCH=1; shift ;;
+    --saverestore) SAVERESTORE=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -180,6 +185,10 @@ fi
 if [ -n "$GUEST_KMOD" ]; then
   [ "$FULL" = 1 ] && [ -f "$GUEST_KMOD" ] || { echo "run.sh: --guest-kmod needs --full and a .ko file" >&2; exit 2; }
   GUEST_MEM=192   # room for tpm2-tools; xl save writes it all to dom0's tmpfs
+fi
+if [ "$SAVERESTORE" = 1 ]; then
+  [ "$FULL" = 1 ] && [ "$CHAIN" = 0 ] || { echo "run.sh: --saverestore needs --full (not --chain)" >&2; exit 2; }
+  GUEST_MEM=192   # xl save writes it all to dom0's tmpfs; xl migrate holds two
 fi
 if [ "$KMOD_BENCH" = 1 ] && [ -z "$GUEST_KMOD" ]; then
   echo "run.sh: --kmod-bench needs --guest-kmod" >&2; exit 2
@@ -511,6 +520,8 @@ FULL=0
 [ -s /etc/xenlab/guest-full.sh ] && FULL=1 && . /etc/xenlab/guest-full.sh
 KMOD=0
 [ -s /etc/xenlab/guest-kmod.sh ] && . /etc/xenlab/guest-kmod.sh
+SR=0
+[ -s /etc/xenlab/guest-saverestore.sh ] && SR=1 && . /etc/xenlab/guest-saverestore.sh
 
 # insmod of xen-tpmfront blocks for as long as the driver's probe runs
 # (the probe sends TPM commands), so run it aside and watch.
@@ -591,11 +602,24 @@ if [ "$PHASE" = vtpm-reboot ]; then
     full_boot2
     full_detach_attach
     [ "$KMOD" = 1 ] && kmod_save_restore
+    [ "$SR" = 1 ] && sr_guest
   else
     check reboot-tpm0 FAIL "no /dev/tpm0 after 60 s"
   fi
   echo "--- guest dmesg (tpm) ---"
   dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 30
+  M "guest full-result: $FULL_RES"
+fi
+if [ "$PHASE" = vtpm-sr ]; then
+  # --saverestore: xl create after an xl destroy of the running guest.
+  if [ -c /dev/tpm0 ]; then
+    check sr-destroy-tpm0 ok "/dev/tpm0 present $(since "$T0")s after insmod started"
+    sr_fresh
+  else
+    check sr-destroy-tpm0 FAIL "no /dev/tpm0 after 60 s"
+  fi
+  dmesg | grep -i tpm | grep -v XENLAB_PHASE | tail -n 10
+  M "guest sr-result: $FULL_RES"
   M "guest full-result: $FULL_RES"
 fi
 if [ "$PHASE" = vtpm-host2 ]; then
@@ -875,6 +899,7 @@ full_dom0() {
   fi
   xl_run list 20 vtpm-list guest1
   [ -s /etc/xenlab/dom0-kmod.sh ] && . /etc/xenlab/dom0-kmod.sh && kmod_dom0
+  [ -s /etc/xenlab/dom0-saverestore.sh ] && . /etc/xenlab/dom0-saverestore.sh && sr_dom0
   if wait_log "XENLAB: guest full-result:" 90; then
     M "dom0: guest $(grep -a "XENLAB: guest full-result:" "$GLOG" | tail -n 1 | tr -d '\r' | sed 's/.*XENLAB: guest //')"
   else
@@ -1293,6 +1318,17 @@ if [ -n "$GUEST_KMOD" ]; then
     copy_bin "$GROOT" "$(readlink -f "$l")" "$l" || die "cannot copy $l"
   done
 fi
+if [ "$SAVERESTORE" = 1 ]; then
+  XL_DIR=$(cd "$(dirname "$0")" && pwd)
+  cp "$XL_DIR/guest-saverestore.sh" "$GROOT/etc/xenlab/" || die "cannot copy guest-saverestore.sh"
+  if [ ! -e "$GROOT/usr/bin/tpm2" ]; then
+    T2=$(command -v tpm2) || die "--saverestore needs tpm2-tools (tpm2)"
+    copy_bin "$GROOT" "$(readlink -f "$T2")" /usr/bin/tpm2 || die "cannot copy $T2"
+    for l in $(ldconfig -p | awk '/libtss2-tcti-device.so.0 .*x86-64/ { print $NF }'); do
+      copy_bin "$GROOT" "$(readlink -f "$l")" "$l" || die "cannot copy $l"
+    done
+  fi
+fi
 write_guest_init "$GROOT/init"
 pack "$GROOT" "$WORKDIR/guest-initrd.gz" || die "cannot pack the guest initramfs"
 
@@ -1312,7 +1348,7 @@ mkdir -p "$DROOT/etc/xen" "$DROOT/guest"
 : >"$DROOT/etc/xen/xl.conf"
 cp "$VMLINUZ" "$DROOT/guest/vmlinuz"
 cp "$WORKDIR/guest-initrd.gz" "$DROOT/guest/initrd.gz"
-for phase in plain vtpm vtpm-reboot vtpm-host2 vtpm12 vtpm-chain1 vtpm-chainb vtpm-chain2; do
+for phase in plain vtpm vtpm-reboot vtpm-host2 vtpm12 vtpm-chain1 vtpm-chainb vtpm-chain2 vtpm-sr; do
   {
     echo 'name = "guest1"'
     echo 'type = "pv"'
@@ -1401,6 +1437,11 @@ fi
 if [ -n "$GUEST_KMOD" ]; then   # xl save/restore run libxl-save-helper
   cp "$XL_DIR/dom0-kmod.sh" "$DROOT/etc/xenlab/" || die "cannot copy dom0-kmod.sh"
   copy_bin "$DROOT" "$XEN_LIBEXEC/libxl-save-helper" || die "cannot copy libxl-save-helper"
+fi
+if [ "$SAVERESTORE" = 1 ]; then   # xl save/restore/migrate run libxl-save-helper
+  cp "$XL_DIR/dom0-saverestore.sh" "$DROOT/etc/xenlab/" || die "cannot copy dom0-saverestore.sh"
+  [ -e "$DROOT$XEN_LIBEXEC/libxl-save-helper" ] ||
+    copy_bin "$DROOT" "$XEN_LIBEXEC/libxl-save-helper" || die "cannot copy libxl-save-helper"
 fi
 write_dom0_init "$DROOT/init"
 pack "$DROOT" "$WORKDIR/dom0-initrd.gz" || die "cannot pack the dom0 initramfs"
@@ -1565,6 +1606,11 @@ fi
   tools-getrandom tools-createprimary tools-create-load tools-seal-unseal tools-pcr sysfs-pcr
   tools-nv hwrng big-command kmod-rmmod kmod-reload xl-save xl-restore restore-tpm0
   restore-getrandom restore-nv-read"
+[ "$SAVERESTORE" = 1 ] && FULL_CHECKS="$FULL_CHECKS sr-pcr-extend sr-seal sr-xl-save sr-xl-restore
+  sr-restore-pcr16 sr-restore-unseal sr-restore-loaded-objects sr-restore-session sr-migrate-step
+  sr-migrate-pcr16 sr-migrate-unseal sr-migrate-loaded-objects sr-migrate-session sr-xl-destroy
+  sr-xl-create sr-destroy-tpm0 sr-destroy-pcr-reset sr-destroy-nv-read sr-destroy-persistent-kept
+  sr-destroy-unseal-refused"
 FULL_OK=1
 if [ "$FULL" = 1 ]; then
   echo "--- --full checks ---"

@@ -55,6 +55,9 @@ struct be {
 	enum engine_mode mode;
 	bool cancel_aborts; /* cancel ends the command at once */
 	unsigned int submits, cancels, power_cycles;
+	/* with sr_ops: ended without a close; connects seen, and the
+	 * submits that had come before the last of them */
+	unsigned int suspends, connects, submits_at_connect;
 	uint8_t last[40000];
 	uint32_t last_len;
 	unsigned int last_loc;
@@ -107,6 +110,30 @@ static const struct tpmback_ops eng_ops = {
     .cancel = eng_cancel,
     .power_cycle = eng_power_cycle,
 };
+
+static void eng_suspended(struct tpmback *tb)
+{
+	((struct be *)tb->data)->suspends++;
+}
+
+static void eng_connected(struct tpmback *tb)
+{
+	struct be *b = tb->data;
+
+	b->connects++;
+	b->submits_at_connect = b->submits;
+}
+
+/* An owner that keeps the volatile state of a guest gone without a close
+ * (xen_ring.c's Xen save/restore). */
+static const struct tpmback_ops sr_ops = {
+    .submit = eng_submit,
+    .cancel = eng_cancel,
+    .power_cycle = eng_power_cycle,
+    .suspended = eng_suspended,
+    .connected = eng_connected,
+};
+static const struct tpmback_ops *be_ops = &eng_ops;
 
 /* ---- a guest: the Linux xen-tpmfront sequence ---- */
 
@@ -283,7 +310,7 @@ static void be_start(struct world *W, int i, uint32_t fdom, const char *uuid)
 	b->x = xensim_open(W->w, BDOM);
 	assert_non_null(b->x);
 	assert_int_equal(
-	    tpmback_serve(&b->tb, &W->loop, b->x, &cfg, &eng_ops, b), 0);
+	    tpmback_serve(&b->tb, &W->loop, b->x, &cfg, be_ops, b), 0);
 	W->fe[i].dom = fdom;
 	W->fe[i].devid = 0;
 }
@@ -702,6 +729,94 @@ static void device_removed_under_a_connected_guest(void **state)
 	assert_int_equal(xensim_maps_live(W->w), 0);
 	assert_int_equal(xensim_binds_live(W->w), 0);
 	assert_null(be_read(W, f, "state"));
+}
+
+/* Xen save/restore: a guest gone without closing (the domain suspended
+ * for xl save or xl migrate, then destroyed) is reported as suspended,
+ * never as a power cycle, and the owner hears of every connection before
+ * its first command. */
+static void a_guest_gone_without_a_close_is_suspended_not_power_cycled(
+	void **state)
+{
+	struct world *W = *state;
+	struct fe *f = &W->fe[0];
+
+	be_ops = &sr_ops;
+	be_start(W, 0, 5, UUID_A);
+	toolstack_add(W, f, UUID_A);
+	turn(W);
+	fe_alloc(W, f);
+	fe_publish(W, f);
+	fe_write(W, f, "state", "3");
+	fe_put(f, CMD, sizeof(CMD), 0, 0); /* Linux sends in its probe */
+	turn(W);
+	assert_int_equal(W->be[0].connects, 1);
+	assert_int_equal(W->be[0].submits_at_connect, 0);
+	assert_int_equal(W->be[0].submits, 1);
+	/* The device goes while the frontend is still Connected. */
+	toolstack_remove(W, f);
+	turn(W);
+	assert_int_equal(W->be[0].tb.state, TPMBACK_NO_DEVICE);
+	assert_int_equal(W->be[0].suspends, 1);
+	assert_int_equal(W->be[0].power_cycles, 0);
+	assert_int_equal(W->be[0].tb.stats.suspends, 1);
+	assert_int_equal(xensim_maps_live(W->w), 0);
+	/* A new domain's device (the restore): connected again, and told. */
+	xensim_evtchn_close(W->w, f->dom, f->port);
+	connect_guest(W, 0);
+	assert_int_equal(W->be[0].connects, 2);
+	/* A guest that closes (reboot, shutdown) is a power cycle. */
+	fe_write(W, f, "state", "5");
+	turn(W);
+	assert_int_equal(W->be[0].power_cycles, 1);
+	assert_int_equal(W->be[0].suspends, 1);
+	be_ops = &eng_ops;
+}
+
+static void a_frontend_that_vanishes_while_connected_is_suspended(
+	void **state)
+{
+	struct world *W = *state;
+	struct fe *f = &W->fe[0];
+	char p[160];
+
+	be_ops = &sr_ops;
+	be_start(W, 0, 5, UUID_A);
+	connect_guest(W, 0);
+	/* Only the frontend's directory goes (its domain is torn down). */
+	snprintf(p, sizeof(p), "/local/domain/%u/device/vtpm/%u", f->dom,
+		 f->devid);
+	xensim_rm(W->w, p);
+	turn(W);
+	assert_int_equal(W->be[0].suspends, 1);
+	assert_int_equal(W->be[0].power_cycles, 0);
+	be_ops = &eng_ops;
+}
+
+/* libxl destroying a suspended domain (after xl save): online=0 and
+ * state 5 for the backend, and the frontend's directory removed in the
+ * same go; the frontend never said Closing. */
+static void a_forced_removal_of_a_suspended_guest_is_suspended(void **state)
+{
+	struct world *W = *state;
+	struct fe *f = &W->fe[0];
+	char p[160];
+
+	be_ops = &sr_ops;
+	be_start(W, 0, 5, UUID_A);
+	connect_guest(W, 0);
+	path_of(p, sizeof(p), "be", f, "online");
+	xensim_write(W->w, p, "0");
+	path_of(p, sizeof(p), "be", f, "state");
+	xensim_write(W->w, p, "5");
+	snprintf(p, sizeof(p), "/local/domain/%u/device/vtpm/%u", f->dom,
+		 f->devid);
+	xensim_rm(W->w, p);
+	turn(W);
+	assert_int_equal(W->be[0].suspends, 1);
+	assert_int_equal(W->be[0].power_cycles, 0);
+	assert_int_equal(xensim_maps_live(W->w), 0);
+	be_ops = &eng_ops;
 }
 
 /* ---- identity ---- */
@@ -1231,6 +1346,9 @@ int main(void)
 	    T(event_storm_is_throttled_and_others_unaffected),
 	    T(frontend_that_never_reads_its_response),
 	    T(frontend_vanishing_mid_command),
+	    T(a_guest_gone_without_a_close_is_suspended_not_power_cycled),
+	    T(a_frontend_that_vanishes_while_connected_is_suspended),
+	    T(a_forced_removal_of_a_suspended_guest_is_suspended),
 	    T(reconnect_while_the_old_command_runs),
 	    T(stop_waits_for_the_command_in_flight),
 	    T(stop_when_cancel_completes_at_once),

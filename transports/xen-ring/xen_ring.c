@@ -5,6 +5,7 @@
  * queue.  The vTPM's identity is the uuid node the toolstack wrote, which
  * must equal --uuid.
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,7 @@
 #include "lib/hex.h"
 #include "instance/engine.h"
 #include "lib/log.h"
+#include "proto/resumetag.h"
 #include "tpmif/tpmback.h"
 #include "instance/vtpm.h"
 #include "xen-ring/xen_ring.h"
@@ -39,6 +41,18 @@ struct xring {
 	struct devwatch_dev next; /* named us while tb was busy */
 	bool stopping;
 	struct log_ratelimit rl;
+
+	/* Xen save/restore (docs/migration.md).  peer: the connected
+	 * frontend's domain, its device and its Xen UUID (have_vm: the
+	 * toolstack's /local/domain/F/vm was readable). */
+	struct resume_tag peer;
+	bool have_vm;
+	struct vtpm_job conn_job, save_job;
+	bool conn_pending, save_pending;
+	/* A frontend went away without closing and its volatile state is
+	 * not on disk yet: the stop saves it if the job could not. */
+	bool save_owed;
+	uint8_t save_tag[RESUMETAG_LEN];
 };
 
 static void cmd_done(struct vtpm_job *job)
@@ -92,22 +106,32 @@ static void ring_cancel(struct tpmback *tb)
  * response here, so the attack the count exists for (cutting power
  * before a failed try reaches NV) does not apply.
  */
+static uint32_t power_cycle_now(struct vtpm *v)
+{
+	uint32_t rc;
+
+	rc = engine_shutdown_orderly(vtpm_engine(v));
+	if (rc)
+		log_debug("xen-ring: orderly shutdown before the power cycle: "
+			  "rc 0x%x", rc);
+	/* A volatile state kept for a restore is never booted here. */
+	engine_resume_forget(vtpm_engine(v));
+	if (engine_power_on(vtpm_engine(v), true)) {
+		log_warnx("xen-ring: the TPM did not power on again");
+		return UINT32_MAX;
+	}
+	return engine_startup_clear(vtpm_engine(v));
+}
+
 static void reset_call(struct vtpm *v, struct vtpm_job *job)
 {
 	uint32_t rc;
 
 	(void)job;
-	rc = engine_shutdown_orderly(vtpm_engine(v));
-	if (rc)
-		log_debug("xen-ring: orderly shutdown before the power cycle: "
-			  "rc 0x%x", rc);
-	if (engine_power_on(vtpm_engine(v), false)) {
-		log_warnx("xen-ring: the TPM did not power on again");
-		return;
-	}
-	rc = engine_startup_clear(vtpm_engine(v));
-	log_info("xen-ring: guest gone: TPM power-cycled for the next one (Startup rc 0x%x)",
-		 rc);
+	rc = power_cycle_now(v);
+	if (rc != UINT32_MAX)
+		log_info("xen-ring: guest gone: TPM power-cycled for the next "
+			 "one (Startup rc 0x%x)", rc);
 }
 
 static void reset_done(struct vtpm_job *job)
@@ -133,10 +157,243 @@ static void ring_power_cycle(struct tpmback *tb)
 	vtpm_submit(x->t->vtpm, &x->reset);
 }
 
+/* ---- Xen save/restore: the volatile state follows the domain's UUID ---- */
+
+/* The Xen UUID of domain fe, from the node only the toolstack writes. */
+static int read_vm_uuid(struct xring *x, uint32_t fe, uint8_t vm[16])
+{
+	char path[64], *val = NULL;
+	size_t len = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "/local/domain/%u/vm", fe);
+	rc = x->xif->ops->xs_read(x->xif, path, &val, &len);
+	if (rc == 0)
+		rc = resumetag_parse_vm_path(val, len, vm);
+	free(val);
+	return rc;
+}
+
+/*
+ * The first job of a connection, ahead of the guest's commands: the TPM
+ * this guest finds.  A volatile state saved when a domain with this
+ * guest's Xen UUID was suspended (its tag matches) is the restored
+ * domain's own TPM: it resumed at power-on (or still runs), and is used
+ * once.  Anything else (no tag, another domain's, a malformed one, or a
+ * volatile state without a tag) is never booted for this guest: the TPM
+ * is power-cycled.
+ */
+static void connect_call(struct vtpm *v, struct vtpm_job *job)
+{
+	struct xring *x = job->data;
+	struct engine *e = vtpm_engine(v);
+	struct resume_tag t;
+	const uint8_t *b;
+	uint32_t n, rc;
+	char want[37], have[37];
+
+	b = engine_resume_tag(e, &n);
+	if (!b && !engine_has_volatile(e))
+		return; /* a fresh TPM already: Startup(CLEAR) at power-on */
+	if (b && resumetag_decode(b, n, &t) == 0 && x->have_vm &&
+	    resumetag_matches(&t, x->peer.vm, x->peer.devid) &&
+	    engine_is_running(e)) {
+		uuid_format(t.vm, want);
+		engine_resume_forget(e);
+		log_info("xen-ring: domain %u vtpm %u resumes the TPM saved "
+			 "when domain %u (%s) went away: PCRs, sessions and "
+			 "loaded objects as they were, no Startup",
+			 x->peer.domid, x->peer.devid, t.domid, want);
+		return;
+	}
+	if (!b)
+		log_info("xen-ring: a volatile state without a resume tag is "
+			 "not for domain %u: discarded", x->peer.domid);
+	else if (resumetag_decode(b, n, &t) != 0)
+		log_warnx("xen-ring: the saved resume tag is malformed (%u "
+			  "bytes): its volatile state is discarded", n);
+	else {
+		uuid_format(t.vm, want);
+		if (x->have_vm)
+			uuid_format(x->peer.vm, have);
+		else
+			snprintf(have, sizeof(have), "unknown");
+		log_info("xen-ring: the volatile state saved for domain %u "
+			 "(%s) vtpm %u is not for domain %u (%s) vtpm %u, a "
+			 "new boot: discarded", t.domid, want, t.devid,
+			 x->peer.domid, have, x->peer.devid);
+	}
+	rc = power_cycle_now(v);
+	if (rc != UINT32_MAX)
+		log_info("xen-ring: TPM power-cycled for domain %u (Startup "
+			 "rc 0x%x)", x->peer.domid, rc);
+}
+
+static void conn_done(struct vtpm_job *job)
+{
+	struct xring *x = job->data;
+
+	x->conn_pending = false;
+}
+
+static void ring_connected(struct tpmback *tb)
+{
+	struct xring *x = tb->data;
+	char us[37];
+
+	x->peer.domid = tb->cfg.frontend_domid;
+	x->peer.devid = tb->cfg.devid;
+	x->have_vm = read_vm_uuid(x, x->peer.domid, x->peer.vm) == 0;
+	if (x->have_vm) {
+		uuid_format(x->peer.vm, us);
+		log_info("xen-ring: domain %u is Xen domain %s", x->peer.domid,
+			 us);
+	} else {
+		log_info("xen-ring: /local/domain/%u/vm is unreadable: this "
+			 "connection will be power-cycled, never resumed",
+			 x->peer.domid);
+	}
+	if (x->conn_pending)
+		return; /* the queued one reads peer when it runs */
+	x->conn_pending = true;
+	x->conn_job.kind = VTPM_JOB_CALL;
+	x->conn_job.call = connect_call;
+	x->conn_job.done = conn_done;
+	x->conn_job.data = x;
+	vtpm_submit(x->t->vtpm, &x->conn_job);
+}
+
+/*
+ * Whether the state of a domain whose guest did not close may be kept
+ * for a restore.  Its device gone (or going): only a domain that shut
+ * down for a suspend (xl save, xl migrate); one destroyed while running
+ * (libxl pauses it first) or crashed boots anew.  Its device still there
+ * (the instance stopped: the manager moving the vTPM to a destination
+ * with the same Xen UUID, or an operator's stop): also a paused domain,
+ * which resumes later as it was.  1 yes, 0 no, -1 unknown (no
+ * privileged interface, or the domain gone): the tag binds to the Xen
+ * UUID alone then.
+ */
+static int peer_may_resume(struct xring *x, bool device_present)
+{
+	enum xenif_domain_state st = XENIF_DOM_RUNNING;
+	int rc;
+
+	if (!x->xif->ops->domain_state)
+		return -1;
+	rc = x->xif->ops->domain_state(x->xif, x->peer.domid, &st);
+	if (rc) {
+		log_info("xen-ring: domain %u: run state unknown (%s): its "
+			 "saved state is bound to its Xen UUID alone",
+			 x->peer.domid, strerror(-rc));
+		return -1;
+	}
+	if (st == XENIF_DOM_SUSPENDED ||
+	    (device_present && st == XENIF_DOM_PAUSED))
+		return 1;
+	log_info("xen-ring: domain %u is %s: no state is kept for a restore",
+		 x->peer.domid,
+		 st == XENIF_DOM_SHUTDOWN ? "shut down (not for a suspend)"
+		 : st == XENIF_DOM_PAUSED ? "paused with its device gone (destroyed)"
+					  : "running");
+	return 0;
+}
+
+static void save_call(struct vtpm *v, struct vtpm_job *job)
+{
+	struct xring *x = job->data;
+	struct resume_tag t;
+	char us[37];
+	int rc;
+
+	rc = engine_suspend_save(vtpm_engine(v), x->save_tag,
+				 sizeof(x->save_tag));
+	if (rc) {
+		log_warnx("xen-ring: cannot keep the volatile state for a "
+			  "restore: %s; the TPM is power-cycled",
+			  strerror(-rc));
+		x->save_owed = false;
+		power_cycle_now(v);
+		return;
+	}
+	(void)resumetag_decode(x->save_tag, sizeof(x->save_tag), &t);
+	uuid_format(t.vm, us);
+	log_info("xen-ring: domain %u vtpm %u went away without closing "
+		 "(suspended by xl save or xl migrate, or destroyed): its "
+		 "volatile state is saved for a restore of Xen domain %s",
+		 t.domid, t.devid, us);
+}
+
+static void save_done(struct vtpm_job *job)
+{
+	struct xring *x = job->data;
+
+	x->save_pending = false;
+	/* Done means durable: the queue persisted before this. */
+	if (job->status == 0)
+		x->save_owed = false;
+}
+
+static void ring_suspended(struct tpmback *tb)
+{
+	struct xring *x = tb->data;
+
+	if (!x->have_vm || peer_may_resume(x, false) == 0) {
+		ring_power_cycle(tb);
+		return;
+	}
+	resumetag_encode(&x->peer, x->save_tag);
+	x->save_owed = true;
+	if (x->save_pending)
+		return;
+	x->save_pending = true;
+	x->save_job.kind = VTPM_JOB_CALL;
+	x->save_job.call = save_call;
+	x->save_job.done = save_done;
+	x->save_job.data = x;
+	vtpm_submit(x->t->vtpm, &x->save_job);
+}
+
+/* Stopping while a guest is connected (the manager stops the source of
+ * an xl migrate when the destination's device appears) or with a save
+ * still owed: the instance saves before it exits. */
+/* The toolstack has not begun to remove our device (libxl writes
+ * online = 0 first, then removes the directory). */
+static bool device_present(struct xring *x)
+{
+	char *v = NULL;
+	size_t n = 0;
+	bool present;
+
+	if (xenbus_read(&x->tb.xb, x->tb.xb.self, "frontend", &v, &n))
+		return false;
+	free(v);
+	v = NULL;
+	present = true;
+	if (xenbus_read(&x->tb.xb, x->tb.xb.self, "online", &v, &n) == 0)
+		present = !(n == 1 && v[0] == '0');
+	free(v);
+	return present;
+}
+
+static void save_at_stop(struct xring *x)
+{
+	if (x->tb.state == TPMBACK_CONNECTED && x->have_vm &&
+	    peer_may_resume(x, device_present(x)) != 0) {
+		resumetag_encode(&x->peer, x->save_tag);
+		x->save_owed = true;
+	}
+	if (x->save_owed)
+		vtpm_save_at_exit(x->t->vtpm, x->save_tag,
+				  sizeof(x->save_tag));
+}
+
 static const struct tpmback_ops ring_ops = {
 	.submit = ring_submit,
 	.cancel = ring_cancel,
 	.power_cycle = ring_power_cycle,
+	.suspended = ring_suspended,
+	.connected = ring_connected,
 };
 
 /*
@@ -147,6 +404,7 @@ static const struct tpmback_ops ring_ops = {
  */
 static struct {
 	struct xenif *xif, *watch;
+	void *libgcc; /* kept for the life of the process */
 } preopened;
 
 static int xen_ring_preopen(bool watch)
@@ -155,6 +413,20 @@ static int xen_ring_preopen(bool watch)
 
 	if (preopened.xif)
 		return 0;
+	/*
+	 * libxenstore ends its watch thread with pthread_cancel, which makes
+	 * glibc dlopen libgcc_s for the unwinder the first time; inside the
+	 * sandbox there is no file to open, and glibc aborts.  Every
+	 * xen-ring instance died of SIGABRT at its stop, before its last
+	 * steps (the volatile state of a suspended guest among them).
+	 * Loaded now, the library is found in memory then.
+	 */
+	if (!preopened.libgcc)
+		preopened.libgcc = dlopen("libgcc_s.so.1",
+					  RTLD_NOW | RTLD_NODELETE);
+	if (!preopened.libgcc)
+		log_warnx("xen-ring: cannot load libgcc_s.so.1 (%s): the "
+			  "instance may abort at its stop", dlerror());
 	rc = xen_real_open(&preopened.xif);
 	if (!rc && watch) {
 		rc = xen_real_open(&preopened.watch);
@@ -350,6 +622,7 @@ static void xring_stop(struct transport *t, void (*done)(struct transport *t))
 	struct xring *x = t->priv;
 
 	x->stopped = done;
+	save_at_stop(x);
 	if (!x->any) {
 		tpmback_stop(&x->tb, xring_stopped);
 		return;

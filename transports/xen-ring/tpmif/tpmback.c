@@ -127,7 +127,7 @@ static void tb_release(struct tpmback *tb)
  * The guest is gone or closing: stop touching its memory at once.  A
  * command in flight keeps running on our copy; its response is dropped.
  */
-static void tb_disconnect(struct tpmback *tb, const char *why)
+static void tb_disconnect(struct tpmback *tb, const char *why, bool closed)
 {
 	if (tb->state != TPMBACK_CONNECTED)
 		return;
@@ -138,6 +138,17 @@ static void tb_disconnect(struct tpmback *tb, const char *why)
 	tb->state = TPMBACK_INIT_WAIT;
 	if (tb->busy && tb->ops->cancel)
 		tb->ops->cancel(tb);
+	/* A frontend that never closed belongs to a domain that was
+	 * suspended (xl save, xl migrate) or destroyed: its owner may keep
+	 * the TPM's volatile state for a restore instead. */
+	if (!closed && tb->ops->suspended) {
+		xenbus_log_disconnect(&tb->xb, "disconnected (%s) without a "
+				      "close: volatile state kept for a "
+				      "restore", why);
+		tb->stats.suspends++;
+		tb->ops->suspended(tb);
+		return;
+	}
 	xenbus_log_disconnect(&tb->xb, "disconnected (%s): power cycle", why);
 	tb->stats.power_cycles++;
 	if (tb->ops->power_cycle)
@@ -207,6 +218,9 @@ static void tb_connect(struct tpmback *tb)
 	xenbus_switch_state(&tb->xb, XenbusStateConnected);
 	xenbus_log_connect(&tb->xb, "connected (ring-ref %u, event channel %u)",
 			   tb->ring_ref, tb->local_port);
+	/* Before the first command: the owner decides what TPM it finds. */
+	if (tb->ops->connected)
+		tb->ops->connected(tb);
 	/* Linux sends commands in its probe, right after state 3: its
 	 * notify came before our bind and is lost, so look now. */
 	tb_check_page(tb);
@@ -456,7 +470,7 @@ static bool tb_step(struct xenbus_dev *xb)
 		}
 		/* Removed (xl vtpm-detach, domain destroyed), or not yet. */
 		if (tb->state != TPMBACK_NO_DEVICE) {
-			tb_disconnect(tb, "device removed");
+			tb_disconnect(tb, "device removed", false);
 			xenbus_watch_peer(xb, false);
 			if (tb->state != TPMBACK_REFUSED)
 				log_info("dom%u vtpm %u: device removed",
@@ -502,7 +516,12 @@ static bool tb_step(struct xenbus_dev *xb)
 		    (fst == XenbusStateInitialised ||
 		     fst == XenbusStateConnected))
 			return false;
-		tb_disconnect(tb, "device detached");
+		/* A frontend directory removed with the device (libxl's
+		 * forced removal when it destroys a domain, after xl save
+		 * too) never closed. */
+		tb_disconnect(tb, "device detached",
+			      fst == XenbusStateClosing ||
+				      fst == XenbusStateClosed);
 		xenbus_switch_state(xb, XenbusStateClosed);
 		tb->state = TPMBACK_CLOSED;
 		return false;
@@ -522,7 +541,8 @@ static bool tb_step(struct xenbus_dev *xb)
 			break;
 		tb_disconnect(tb, fst == XenbusStateUnknown
 				      ? "frontend vanished"
-				      : "frontend closed");
+				      : "frontend closed",
+			      fst != XenbusStateUnknown);
 		if (fst == XenbusStateClosing) {
 			xenbus_switch_state(xb, XenbusStateClosing);
 			tb->state = TPMBACK_CLOSING;

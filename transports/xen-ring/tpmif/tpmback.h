@@ -52,12 +52,20 @@ struct tpmback_config {
  *   Optional.  The owner still calls tpmback_complete (rsp NULL is fine).
  * power_cycle: a connection ended (guest closed, rebooted or vanished):
  *   the next guest must find a freshly reset TPM (PCRs reset, NV kept).
+ * suspended: optional; a connection ended without the frontend closing
+ *   it (its device or its frontend directory removed while Connected:
+ *   the domain was suspended for xl save or xl migrate, or destroyed).
+ *   Called instead of power_cycle; NULL: power_cycle.
+ * connected: optional; a frontend connected, before its first command
+ *   reaches submit.
  */
 struct tpmback_ops {
 	void (*submit)(struct tpmback *tb, const uint8_t *cmd, uint32_t len,
 		       unsigned int locality);
 	void (*cancel)(struct tpmback *tb);
 	void (*power_cycle)(struct tpmback *tb);
+	void (*suspended)(struct tpmback *tb);
+	void (*connected)(struct tpmback *tb);
 };
 
 enum tpmback_state {
@@ -78,6 +86,7 @@ struct tpmback_stats {
 	uint64_t rejected;  /* hostile or malformed requests */
 	uint64_t connects;
 	uint64_t power_cycles;
+	uint64_t suspends;  /* ended without a close (ops->suspended) */
 	uint64_t throttled; /* times the event channel was paused */
 };
 

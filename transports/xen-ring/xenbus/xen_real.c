@@ -11,9 +11,11 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <xenctrl.h>
 #include <xenevtchn.h>
 #include <xengnttab.h>
 #include <xenstore.h>
+#include <xen/sched.h>
 #include <xen/xen.h>
 
 #include "lib/hex.h"
@@ -25,6 +27,7 @@ struct xen_real {
 	xengnttab_handle *gnt;
 	xengntshr_handle *gsh; /* opened on first share: a backend needs none */
 	xenevtchn_handle *evt;
+	xc_interface *xc; /* domain info; NULL where this domain has none */
 };
 
 static struct xen_real *xr(struct xenif *x)
@@ -49,6 +52,8 @@ static void xr_close(struct xenif *x)
 		xengnttab_close(r->gnt);
 	if (r->xs)
 		xs_close(r->xs);
+	if (r->xc)
+		xc_interface_close(r->xc);
 	free(r);
 }
 
@@ -280,6 +285,31 @@ static int xr_self_domid(struct xenif *x, uint32_t *domid)
 	return rc;
 }
 
+static int xr_domain_state(struct xenif *x, uint32_t domid,
+			   enum xenif_domain_state *state)
+{
+	struct xen_real *r = xr(x);
+	xc_domaininfo_t info;
+	unsigned int why;
+
+	if (!r->xc)
+		return -ENOSYS;
+	errno = 0;
+	if (xc_domain_getinfolist(r->xc, domid, 1, &info) != 1)
+		return neg_errno();
+	if (info.domain != domid)
+		return -ENOENT;
+	why = (info.flags >> XEN_DOMINF_shutdownshift) &
+	      XEN_DOMINF_shutdownmask;
+	if (info.flags & XEN_DOMINF_shutdown)
+		*state = why == SHUTDOWN_suspend ? XENIF_DOM_SUSPENDED
+						 : XENIF_DOM_SHUTDOWN;
+	else
+		*state = info.flags & XEN_DOMINF_paused ? XENIF_DOM_PAUSED
+							: XENIF_DOM_RUNNING;
+	return 0;
+}
+
 static const struct xenif_ops xen_real_ops = {
     .name = "xen",
     .close = xr_close,
@@ -303,7 +333,18 @@ static const struct xenif_ops xen_real_ops = {
     .gnt_unshare = xr_gnt_unshare,
     .evtchn_alloc_unbound = xr_evtchn_alloc_unbound,
     .self_domid = xr_self_domid,
+    .domain_state = xr_domain_state,
 };
+
+/* One for the process: only what libxenctrl calls critical. */
+static xentoollog_logger *quiet_logger(void)
+{
+	static xentoollog_logger_stdiostream *l;
+
+	if (!l)
+		l = xtl_createlogger_stdiostream(stderr, XTL_CRITICAL, 0);
+	return (xentoollog_logger *)l;
+}
 
 int xen_real_open(struct xenif **out)
 {
@@ -326,6 +367,9 @@ int xen_real_open(struct xenif **out)
 	r->evt = xenevtchn_open(NULL, 0);
 	if (!r->evt)
 		goto fail;
+	/* Domain info (why a domain shut down) needs the privileged
+	 * interface: dom0 has it, a driver domain may not.  Optional. */
+	r->xc = xc_interface_open(quiet_logger(), quiet_logger(), 0);
 	/* The loop drains pending ports until EAGAIN: never block there. */
 	fd = xenevtchn_fd(r->evt);
 	fl = fd < 0 ? -1 : fcntl(fd, F_GETFL);

@@ -14,12 +14,20 @@
 #ifndef VTPM_XENIF_H
 #define VTPM_XENIF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define XENIF_PAGE_SIZE 4096u
 
 struct xenif;
+
+enum xenif_domain_state {
+	XENIF_DOM_RUNNING,
+	XENIF_DOM_PAUSED,    /* paused, not shut down */
+	XENIF_DOM_SUSPENDED, /* shut down for a suspend (xl save, migrate) */
+	XENIF_DOM_SHUTDOWN,  /* shut down for another reason (crash, ...) */
+};
 
 struct xenif_ops {
 	const char *name;
@@ -71,6 +79,11 @@ struct xenif_ops {
 				    uint32_t *local_port);
 	/* The id of the domain we run in. */
 	int (*self_domid)(struct xenif *x, uint32_t *domid);
+	/* Optional (NULL, or -ENOSYS without the privileged interface):
+	 * domain domid's run state as Xen's domain info says; -ENOENT when
+	 * it is gone. */
+	int (*domain_state)(struct xenif *x, uint32_t domid,
+			    enum xenif_domain_state *state);
 };
 
 /* An implementation embeds this first in its own handle. */
