@@ -548,6 +548,12 @@ int sup_start(struct vtpm_entry *e)
 		close(fds[0]);
 		log_warnx("vTPM %s: cannot start %s: %s", e->rec.uuid_str, m->exe,
 			  uv_strerror(rc));
+		/* uv_spawn initialised the handle (it is on the loop's
+		 * handle list) even though it failed: it must be closed
+		 * before its memory is spawned into again, or a retry
+		 * inserts it twice.  Until proc_closed, a start waits. */
+		c->proc_open = true;
+		uv_close((uv_handle_t *)&c->proc, proc_closed);
 		return rc;
 	}
 	c->proc_open = true;

@@ -197,6 +197,48 @@ static void test_stop_in_backoff(void **state)
 	fixture_free(f);
 }
 
+/* An instance binary that cannot be run: every start fails in uv_spawn,
+ * and each failed handle is closed before the next start reuses it (two
+ * insertions of one handle corrupt the loop's handle list: uv_walk and
+ * uv_loop_close at fixture_free would loop or crash). */
+static void count_processes(uv_handle_t *h, void *arg)
+{
+	if (h->type == UV_PROCESS)
+		(*(int *)arg)++;
+}
+
+static void test_failed_spawns_close_their_handle(void **state)
+{
+	struct fixture *f = fixture_new(60);
+	struct vtpm_entry *e;
+	int fails = 0;
+
+	(void)state;
+	memset(&ev, 0, sizeof(ev));
+	f->m.sup = &test_events;
+	snprintf(f->m.exe, sizeof(f->m.exe), "%s/no-such-instance", f->dir);
+	e = new_vtpm(f, 4);
+	for (int i = 0; i < 5; i++) {
+		int rc = sup_start(e);
+
+		if (rc < 0)
+			fails++;
+		run_for(f, 20);
+		assert_false(e->child.proc_open);
+		assert_true(sup_stopped(e));
+	}
+	assert_int_equal(fails, 5);
+	assert_int_equal(ev.started, 0);
+	/* No process handle left on the loop (a corrupted list loops
+	 * forever here: the alarm ends the test). */
+	fails = 0;
+	alarm(10);
+	uv_walk(&f->loop, count_processes, &fails);
+	alarm(0);
+	assert_int_equal(fails, 0);
+	fixture_free(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -205,6 +247,7 @@ int main(void)
 		cmocka_unit_test(test_crash_restarts_with_backoff),
 		cmocka_unit_test(test_stop_waiter_called_back),
 		cmocka_unit_test(test_stop_in_backoff),
+		cmocka_unit_test(test_failed_spawns_close_their_handle),
 	};
 
 	log_init("test_mgr_supervisor", LOG_LVL_ERR);
