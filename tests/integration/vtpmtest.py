@@ -4,6 +4,7 @@ vtpm-service processes, talk raw TPM 2.0 and swtpm control bytes to them,
 and run the real tpm2-tools against them."""
 
 import argparse
+import atexit
 import hashlib
 import os
 import secrets
@@ -21,6 +22,7 @@ TPM_RH_OWNER = 0x40000001
 
 _results = {"passed": 0, "failed": 0}
 _instances = []
+_hardware = []   # swtpms standing in for physical TPMs: stopped at exit
 
 
 def args():
@@ -51,7 +53,22 @@ def finish():
                       text[text.index(marker):][:2000])
                 break
     print("%d passed, %d failed" % (_results["passed"], _results["failed"]))
+    stop_hardware()
     sys.exit(1 if _results["failed"] or not _results["passed"] else 0)
+
+
+def stop_hardware():
+    """Every HardwareTPM still running (tests that forget hw.stop(), or
+    end with an exception) goes: the swtpms outlived every run of
+    test_tpm_deadline and test_hostile_quote."""
+    for hw in _hardware:
+        try:
+            hw.stop()
+        except Exception:
+            pass
+
+
+atexit.register(stop_hardware)
 
 
 def workdir(a, name):
@@ -315,6 +332,7 @@ class HardwareTPM:
         self.sock = os.path.join(self.dir, "s")
         self.tcti = "swtpm:path=" + self.sock
         self.proc = None
+        _hardware.append(self)
 
     def start(self):
         self.proc = subprocess.Popen(
@@ -331,8 +349,13 @@ class HardwareTPM:
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)   # a test may stop it
             self.proc.terminate()
-            self.proc.wait(10)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
     def tools(self, *cmd):
         env = dict(os.environ, TPM2TOOLS_TCTI=self.tcti)
