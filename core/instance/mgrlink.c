@@ -172,17 +172,47 @@ static int sock_recv(struct mgrlink *l, uint8_t *buf, size_t *flen_out,
 	return 0;
 }
 
+/* send_all, with the failure told in err. */
+static int link_send(struct mgrlink *l, const uint8_t *buf, size_t len,
+		     char *err, size_t errlen)
+{
+	int rc = send_all(l, buf, len);
+
+	if (rc)
+		snprintf(err, errlen, "send to manager: %s", strerror(-rc));
+	return rc;
+}
+
+/* The manager's answer status as 0 or -errno, err set for a refusal. */
+static int refusal(enum mgr_msg type, uint32_t status, char *err,
+		   size_t errlen)
+{
+	if (status == MGR_SUCCESS)
+		return 0;
+	snprintf(err, errlen, "the manager refused %s: %s",
+		 mgrproto_msg_name(type), mgrproto_status_str(status));
+	return status == MGR_ROLLBACK ? -EPERM : -EIO;
+}
+
+static int encode(const struct mgr_req *req, uint8_t *buf, size_t *len,
+		  char *err, size_t errlen)
+{
+	int rc = mgrproto_encode_req(req, buf, len);
+
+	if (rc) {
+		snprintf(err, errlen, "encode: %s", mgrproto_strerror(rc));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 /* Sends the frame in buf and reads one answer frame back into buf. */
 static int sock_exchange(struct mgrlink *l, uint8_t *buf, size_t len,
 			 size_t *flen_out, char *err, size_t errlen)
 {
-	int rc = send_all(l, buf, len);
+	int rc = link_send(l, buf, len, err, errlen);
 
-	if (rc) {
-		snprintf(err, errlen, "send to manager: %s", strerror(-rc));
-		return rc;
-	}
-	return sock_recv(l, buf, flen_out, err, errlen);
+	return rc ? rc : sock_recv(l, buf, flen_out, err, errlen);
 }
 
 /* The ring carries one frame per response: it must be exactly one. */
@@ -220,9 +250,8 @@ static int served_send(struct mgrlink *l, const uint8_t *buf, size_t len,
 	l->waiting = true;
 	l->rsp_ready = false;
 	pthread_mutex_unlock(&l->mu);
-	rc = send_all(l, buf, len);
+	rc = link_send(l, buf, len, err, errlen);
 	if (rc) {
-		snprintf(err, errlen, "send to manager: %s", strerror(-rc));
 		pthread_mutex_lock(&l->mu);
 		l->waiting = false;
 		pthread_mutex_unlock(&l->mu);
@@ -397,12 +426,9 @@ static int settle_locked(struct mgrlink *l, char *err, size_t errlen)
 		snprintf(l->post_err, sizeof(l->post_err),
 			 "bad answer from manager");
 		rc = -EPROTO;
-	} else if (!rc && rsp.status != MGR_SUCCESS) {
-		snprintf(l->post_err, sizeof(l->post_err),
-			 "the manager refused %s: %s",
-			 mgrproto_msg_name(l->posted_type),
-			 mgrproto_status_str(rsp.status));
-		rc = rsp.status == MGR_ROLLBACK ? -EPERM : -EIO;
+	} else if (!rc) {
+		rc = refusal(l->posted_type, rsp.status, l->post_err,
+			     sizeof(l->post_err));
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (rc) {
@@ -423,29 +449,16 @@ int mgrlink_post(struct mgrlink *l, const struct mgr_req *req, char *err,
 	/* The ring has no pipelining: the whole exchange, now. */
 	if (l->frames) {
 		rc = mgrlink_call(l, req, &rsp, err, errlen);
-		if (!rc && rsp.status != MGR_SUCCESS) {
-			snprintf(err, errlen, "the manager refused %s: %s",
-				 mgrproto_msg_name(req->type),
-				 mgrproto_status_str(rsp.status));
-			rc = rsp.status == MGR_ROLLBACK ? -EPERM : -EIO;
-		}
+		return rc ? rc : refusal(req->type, rsp.status, err, errlen);
+	}
+	rc = encode(req, buf, &len, err, errlen);
+	if (rc)
 		return rc;
-	}
-	rc = mgrproto_encode_req(req, buf, &len);
-	if (rc) {
-		snprintf(err, errlen, "encode: %s", mgrproto_strerror(rc));
-		return -EINVAL;
-	}
 	pthread_mutex_lock(&l->xmu);
 	rc = settle_locked(l, err, errlen);
-	if (!rc && l->serving)
-		rc = served_send(l, buf, len, err, errlen);
-	else if (!rc) {
-		rc = send_all(l, buf, len);
-		if (rc)
-			snprintf(err, errlen, "send to manager: %s",
-				 strerror(-rc));
-	}
+	if (!rc)
+		rc = l->serving ? served_send(l, buf, len, err, errlen)
+				: link_send(l, buf, len, err, errlen);
 	if (!rc) {
 		l->posted = true;
 		l->posted_type = req->type;
@@ -479,11 +492,9 @@ int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
 	size_t len, flen = 0;
 	int rc;
 
-	rc = mgrproto_encode_req(req, buf, &len);
-	if (rc) {
-		snprintf(err, errlen, "encode: %s", mgrproto_strerror(rc));
-		return -EINVAL;
-	}
+	rc = encode(req, buf, &len, err, errlen);
+	if (rc)
+		return rc;
 	pthread_mutex_lock(&l->xmu);
 	rc = settle_locked(l, err, errlen);
 	if (rc) {

@@ -18,3 +18,13 @@ void seterr(char *err, size_t errlen, const char *fmt, ...)
 	vseterr(err, errlen, fmt, ap);
 	va_end(ap);
 }
+
+int seterrc(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vseterr(err, errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}

@@ -18,4 +18,8 @@ void seterr(char *err, size_t errlen, const char *fmt, ...)
 void vseterr(char *err, size_t errlen, const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 
+/* seterr, then rc: "return seterrc(err, errlen, -EINVAL, ...);" */
+int seterrc(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 #endif

@@ -44,7 +44,7 @@ static int hex_arg(const char *s, uint8_t *out, size_t max, size_t *n)
 	return 0;
 }
 
-static const char *str_arg(json_object *req, const char *key)
+const char *ctl_str_arg(json_object *req, const char *key)
 {
 	json_object *v;
 
@@ -54,10 +54,9 @@ static const char *str_arg(json_object *req, const char *key)
 	return json_object_get_string(v);
 }
 
-/* The vTPM "uuid" names, or NULL with the error answered. */
-static struct vtpm_entry *entry_arg(struct ctl_call *c, json_object *req)
+struct vtpm_entry *ctl_entry_arg(struct ctl_call *c, json_object *req)
 {
-	const char *us = str_arg(req, "uuid");
+	const char *us = ctl_str_arg(req, "uuid");
 	uint8_t uuid[16];
 	struct vtpm_entry *e;
 
@@ -238,7 +237,7 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 	struct create_ticket *t;
 	int rc;
 
-	if ((s = str_arg(req, "uuid"))) {
+	if ((s = ctl_str_arg(req, "uuid"))) {
 		if (uuid_parse_str(s, uuid)) {
 			ctl_reply_error(c, CTL_EINVAL, "bad uuid '%s'", s);
 			return;
@@ -256,7 +255,7 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 		}
 		domid = (long)d;
 	}
-	if ((s = str_arg(req, "transport")) &&
+	if ((s = ctl_str_arg(req, "transport")) &&
 	    strcmp(s, MGR_TRANSPORT_XEN_DOMAIN) == 0) {
 		/* Its instance runs in a domain of its own and asks for its
 		 * key over the ring of a vtpm device naming this UUID. */
@@ -274,7 +273,7 @@ static void cmd_create(struct ctl_call *c, json_object *req)
 		}
 		snprintf(transport, sizeof(transport), "%s", s);
 	}
-	if ((s = str_arg(req, "tpm_version"))) {
+	if ((s = ctl_str_arg(req, "tpm_version"))) {
 		if (strcmp(s, "1.2") == 0) {
 			tpm_version = 1;
 		} else if (strcmp(s, "2.0") != 0) {
@@ -346,7 +345,7 @@ static void deleted(struct manager *m, int rc, void *arg)
 
 static void cmd_delete(struct ctl_call *c, json_object *req)
 {
-	struct vtpm_entry *e = entry_arg(c, req);
+	struct vtpm_entry *e = ctl_entry_arg(c, req);
 	struct delete_ticket *t;
 	uint8_t uuid[16];
 	int rc;
@@ -376,7 +375,7 @@ static void cmd_delete(struct ctl_call *c, json_object *req)
 
 static void cmd_start(struct ctl_call *c, json_object *req)
 {
-	struct vtpm_entry *e = entry_arg(c, req);
+	struct vtpm_entry *e = ctl_entry_arg(c, req);
 	int rc;
 
 	if (!e)
@@ -413,7 +412,7 @@ static void stopped(void *arg)
 
 static void cmd_stop(struct ctl_call *c, json_object *req)
 {
-	struct vtpm_entry *e = entry_arg(c, req);
+	struct vtpm_entry *e = ctl_entry_arg(c, req);
 
 	if (e)
 		mgr_vtpm_stop(e, stopped, c);
@@ -435,7 +434,7 @@ static void cmd_list(struct ctl_call *c, json_object *req)
 
 static void cmd_show(struct ctl_call *c, json_object *req)
 {
-	struct vtpm_entry *e = entry_arg(c, req);
+	struct vtpm_entry *e = ctl_entry_arg(c, req);
 	json_object *o;
 
 	if (!e)
@@ -532,7 +531,7 @@ static void deep_quoted(void *arg, int rc, const struct mgr_deep_quote *q,
 
 static void cmd_quote(struct ctl_call *c, json_object *req)
 {
-	struct vtpm_entry *e = entry_arg(c, req);
+	struct vtpm_entry *e = ctl_entry_arg(c, req);
 	uint8_t nonce[MGR_NONCE_MAX];
 	size_t nonce_len = 0;
 	uint32_t mask = 0x00ffffff;
@@ -550,7 +549,7 @@ static void cmd_quote(struct ctl_call *c, json_object *req)
 				e->rec.uuid_str);
 		return;
 	}
-	s = str_arg(req, "nonce");
+	s = ctl_str_arg(req, "nonce");
 	if (!s || hex_arg(s, nonce, sizeof(nonce), &nonce_len) ||
 	    nonce_len == 0) {
 		ctl_reply_error(c, CTL_EINVAL, "\"nonce\": 1 to %d bytes in hex",
@@ -676,7 +675,7 @@ static void cmd_ca_csr(struct ctl_call *c, json_object *req)
 /* ca-import {"pem": "..."}: the certificate the operator's CA made. */
 static void cmd_ca_import(struct ctl_call *c, json_object *req)
 {
-	const char *pem = str_arg(req, "pem");
+	const char *pem = ctl_str_arg(req, "pem");
 
 	if (!pem) {
 		ctl_reply_error(c, CTL_EINVAL, "\"pem\": the CA certificate");

@@ -47,6 +47,10 @@ void ctl_reply(struct ctl_call *c, json_object *o);
 void ctl_reply_error(struct ctl_call *c, enum ctl_code code, const char *fmt,
 		     ...) __attribute__((format(printf, 3, 4)));
 json_object *ctl_ok(void);
+/* A request's string member, or NULL (absent, or not a string). */
+const char *ctl_str_arg(json_object *req, const char *key);
+/* The vTPM the request's "uuid" names, or NULL with the error answered. */
+struct vtpm_entry *ctl_entry_arg(struct ctl_call *c, json_object *req);
 
 int control_start(struct manager *m);
 /* Stops listening and closes the idle connections; one serving a request

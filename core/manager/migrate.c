@@ -82,21 +82,11 @@ void mgr_migrate_show(const struct vtpm_entry *e, json_object *o)
 
 /* ---- arguments ---- */
 
-static const char *str_arg(json_object *req, const char *key)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(req, key, &v) ||
-	    !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 /* key's hex string, 1..max bytes, into a malloc'd buffer. */
 static int hex_field(json_object *o, const char *key, size_t max,
 		     uint8_t **out, size_t *n)
 {
-	const char *s = str_arg(o, key);
+	const char *s = ctl_str_arg(o, key);
 	size_t len;
 
 	*out = NULL;
@@ -128,22 +118,6 @@ static void hex_add(json_object *o, const char *key, const uint8_t *b,
 	hex_encode(b, n, s);
 	json_object_object_add(o, key, json_object_new_string(s));
 	free(s);
-}
-
-static struct vtpm_entry *entry_arg(struct ctl_call *c, json_object *req)
-{
-	const char *us = str_arg(req, "uuid");
-	uint8_t uuid[16];
-	struct vtpm_entry *e;
-
-	if (!us || uuid_parse_str(us, uuid)) {
-		ctl_reply_error(c, CTL_EINVAL, "a valid \"uuid\" is required");
-		return NULL;
-	}
-	e = mgr_entry_find(c->m, uuid);
-	if (!e)
-		ctl_reply_error(c, CTL_ENOENT, "no vTPM %s", us);
-	return e;
 }
 
 /* A vTPM whose state this manager may read now: stopped, here, whole. */
@@ -723,7 +697,7 @@ static void export_done(struct mgr_task *t)
 void mgr_cmd_export(struct ctl_call *c, json_object *req)
 {
 	struct manager *m = c->m;
-	struct vtpm_entry *e = entry_arg(c, req);
+	struct vtpm_entry *e = ctl_entry_arg(c, req);
 	struct keystore_rec *r;
 	uint8_t *pub = NULL, *att = NULL, *sig = NULL, *ak = NULL, *pin = NULL;
 	size_t publen, attlen, siglen, aklen, pinlen = 0;
@@ -748,7 +722,7 @@ void mgr_cmd_export(struct ctl_call *c, json_object *req)
 		rc = hex_field(dest, "signature", MIGKEY_SIG_MAX, &sig, &siglen);
 	if (!rc)
 		rc = hex_field(dest, "ak_spki", MIGKEY_SPKI_MAX, &ak, &aklen);
-	if (!rc && str_arg(req, "ak_spki_pinned"))
+	if (!rc && ctl_str_arg(req, "ak_spki_pinned"))
 		rc = hex_field(req, "ak_spki_pinned", MIGKEY_SPKI_MAX, &pin,
 			       &pinlen);
 	if (rc) {
@@ -1096,7 +1070,7 @@ static void clone_unique(struct ctl_call *c, json_object *req,
 void mgr_cmd_clone(struct ctl_call *c, json_object *req)
 {
 	struct manager *m = c->m;
-	struct vtpm_entry *e = entry_arg(c, req);
+	struct vtpm_entry *e = ctl_entry_arg(c, req);
 	const struct keystore_rec *r;
 	struct mig_op *op;
 	json_object *v;

@@ -12,6 +12,7 @@
 
 #include "lib/aead.h"
 #include "lib/bytes.h"
+#include "lib/errbuf.h"
 
 #define OFF_VERSION 8
 #define OFF_WLEN 10
@@ -26,19 +27,6 @@ _Static_assert(OFF_CLEN + 4 == EXPBLOB_HDR_LEN, "header layout");
 _Static_assert(AEAD_TAG_LEN == EXPBLOB_TAG_LEN, "one GCM tag");
 _Static_assert(AEAD_KEY_LEN == EXPBLOB_KEY_LEN, "AES-256");
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 int expblob_seal(const struct expblob_hdr *h,
 		 const uint8_t key[EXPBLOB_KEY_LEN],
@@ -102,24 +90,24 @@ int expblob_parse(const uint8_t *buf, size_t len, struct expblob_hdr *h,
 
 	memset(h, 0, sizeof(*h));
 	if (!buf || len < 8 || memcmp(buf, EXPBLOB_MAGIC, 8) != 0)
-		return fail(err, errlen, -EINVAL, "not a vTPM export blob "
+		return seterrc(err, errlen, -EINVAL, "not a vTPM export blob "
 			    "(magic)");
 	if (len < EXPBLOB_HDR_LEN)
-		return fail(err, errlen, -EINVAL, "export blob truncated "
+		return seterrc(err, errlen, -EINVAL, "export blob truncated "
 			    "(%zu bytes, its header alone is %d)", len,
 			    EXPBLOB_HDR_LEN);
 	if (be16_get(buf + OFF_VERSION) != EXPBLOB_VERSION)
-		return fail(err, errlen, -EINVAL, "export blob of format "
+		return seterrc(err, errlen, -EINVAL, "export blob of format "
 			    "version %u (this manager reads %d)",
 			    be16_get(buf + OFF_VERSION), EXPBLOB_VERSION);
 	if (be16_get(buf + OFF_WLEN) != EXPBLOB_WRAPPED_LEN)
-		return fail(err, errlen, -EINVAL, "export blob: wrapped key of "
+		return seterrc(err, errlen, -EINVAL, "export blob: wrapped key of "
 			    "%u bytes (an RSA-2048 one has %d)",
 			    be16_get(buf + OFF_WLEN), EXPBLOB_WRAPPED_LEN);
 	n = be32_get(buf + OFF_CLEN);
 	if (n < EXPBLOB_BODY_FIXED || n > EXPBLOB_MAX_BODY ||
 	    len - EXPBLOB_HDR_LEN != (size_t)n + EXPBLOB_TAG_LEN)
-		return fail(err, errlen, -EINVAL, "export blob: its length "
+		return seterrc(err, errlen, -EINVAL, "export blob: its length "
 			    "(%zu bytes) is not what its header says "
 			    "(truncated or trailing bytes)", len);
 	memcpy(h->uuid, buf + OFF_UUID, 16);
@@ -162,7 +150,7 @@ int expblob_open(const uint8_t *buf, size_t len,
 	if (rc) {
 		OPENSSL_cleanse(body, n);
 		free(body);
-		return fail(err, errlen, rc == -EBADMSG ? -EBADMSG : rc,
+		return seterrc(err, errlen, rc == -EBADMSG ? -EBADMSG : rc,
 			    "export blob: authentication failed (altered, or "
 			    "not sealed for this key)");
 	}
@@ -175,7 +163,7 @@ int expblob_open(const uint8_t *buf, size_t len,
 	    (b->flags & ~EXPBLOB_F_KNOWN) || body[2] || body[3] ||
 	    (size_t)b->state_len != n - EXPBLOB_BODY_FIXED ||
 	    !(b->flags & EXPBLOB_F_NOSTATE) != (b->state_len != 0))
-		rc = fail(err, errlen, -EINVAL, "export blob: authentic but "
+		rc = seterrc(err, errlen, -EINVAL, "export blob: authentic but "
 			  "malformed body");
 	if (!rc && b->state_len) {
 		b->state = malloc(b->state_len);

@@ -15,25 +15,13 @@
 #include <string.h>
 
 #include "lib/bytes.h"
+#include "lib/errbuf.h"
 #include "proto/quote.h"
 
 #define ALG_RSA 0x0001u
 #define ALG_NULL 0x0010u
 #define ST_ATTEST_CERTIFY 0x8017u
 
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 void migkey_qd(uint8_t qd[32])
 {
@@ -97,32 +85,32 @@ int migkey_parse_public(const uint8_t *pub, size_t len, struct migkey *out,
 
 	memset(out, 0, sizeof(*out));
 	if (!pub || len > MIGKEY_PUBLIC_MAX)
-		return fail(err, errlen, -EINVAL, "migration key: public area "
+		return seterrc(err, errlen, -EINVAL, "migration key: public area "
 			    "missing or over %d bytes", MIGKEY_PUBLIC_MAX);
 	area = rd_2b(&r, MIGKEY_PUBLIC_MAX, &area_len);
 	if (r.bad || r.off != len)
-		return fail(err, errlen, -EINVAL, "migration key: public area "
+		return seterrc(err, errlen, -EINVAL, "migration key: public area "
 			    "truncated or followed by trailing bytes");
 	r = (struct rd){ .p = area, .len = area_len };
 	if (rd_u16(&r) != ALG_RSA || rd_u16(&r) != TPM_ALG_SHA256 ||
 	    rd_u32(&r) != MIGKEY_ATTRS)
-		return fail(err, errlen, -EINVAL, "migration key: not an RSA "
+		return seterrc(err, errlen, -EINVAL, "migration key: not an RSA "
 			    "key with SHA-256 names and the attributes of a "
 			    "migration key (fixedTPM, fixedParent, "
 			    "sensitiveDataOrigin, userWithAuth, noDA, decrypt)");
 	(void)rd_2b(&r, 64, &n);
 	if (r.bad || n != 0)
-		return fail(err, errlen, -EINVAL, "migration key: has an "
+		return seterrc(err, errlen, -EINVAL, "migration key: has an "
 			    "authorization policy");
 	/* symmetric NULL, scheme NULL, 2048 bits, the default exponent */
 	if (rd_u16(&r) != ALG_NULL || rd_u16(&r) != ALG_NULL ||
 	    rd_u16(&r) != 2048 || rd_u32(&r) != 0)
-		return fail(err, errlen, -EINVAL, "migration key: not an "
+		return seterrc(err, errlen, -EINVAL, "migration key: not an "
 			    "unrestricted RSA-2048 key with exponent 65537");
 	unique = rd_2b(&r, MIGKEY_MODULUS_LEN, &n);
 	if (r.bad || n != MIGKEY_MODULUS_LEN || r.off != area_len ||
 	    !(unique[0] & 0x80))
-		return fail(err, errlen, -EINVAL, "migration key: modulus "
+		return seterrc(err, errlen, -EINVAL, "migration key: modulus "
 			    "not 2048 bits, or trailing bytes");
 	memcpy(out->modulus, unique, MIGKEY_MODULUS_LEN);
 	SHA256(area, area_len, digest);
@@ -146,19 +134,19 @@ static int parse_certify(const uint8_t *a, size_t len, const uint8_t **name,
 	magic = rd_u32(&r);
 	type = rd_u16(&r);
 	if (r.bad || magic != TPM_GENERATED_VALUE || type != ST_ATTEST_CERTIFY)
-		return fail(err, errlen, -EINVAL, "migration key: the "
+		return seterrc(err, errlen, -EINVAL, "migration key: the "
 			    "certification is not a TPM's TPM2_Certify");
 	(void)rd_2b(&r, QUOTE_NAME_MAX, &n);          /* qualifiedSigner */
 	extra = rd_2b(&r, QUOTE_DATA_MAX, &n);
 	migkey_qd(qd);
 	if (r.bad || n != 32 || memcmp(extra, qd, 32) != 0)
-		return fail(err, errlen, -EINVAL, "migration key: certified "
+		return seterrc(err, errlen, -EINVAL, "migration key: certified "
 			    "for another purpose (qualifying data)");
 	(void)rd_take(&r, 8 + 4 + 4 + 1 + 8); /* clockInfo, firmwareVersion */
 	*name = rd_2b(&r, QUOTE_NAME_MAX, name_len);
 	(void)rd_2b(&r, QUOTE_NAME_MAX, &n);          /* qualifiedName */
 	if (r.bad || r.off != len)
-		return fail(err, errlen, -EINVAL, "migration key: the "
+		return seterrc(err, errlen, -EINVAL, "migration key: the "
 			    "certification is truncated or has trailing bytes");
 	return 0;
 }
@@ -176,19 +164,19 @@ int migkey_verify(const uint8_t *pub, size_t publen, const uint8_t *attest,
 
 	if (!attest || !sig || !ak || attestlen > MIGKEY_ATTEST_MAX ||
 	    siglen > MIGKEY_SIG_MAX || aklen > MIGKEY_SPKI_MAX || !aklen)
-		return fail(err, errlen, -EINVAL, "migration key: "
+		return seterrc(err, errlen, -EINVAL, "migration key: "
 			    "certification, signature or AK missing or "
 			    "oversize");
 	rc = migkey_parse_public(pub, publen, out, err, errlen);
 	if (rc)
 		return rc;
 	if (pinned && (pinnedlen != aklen || memcmp(pinned, ak, aklen) != 0))
-		return fail(err, errlen, -EPERM, "migration key: certified by "
+		return seterrc(err, errlen, -EPERM, "migration key: certified by "
 			    "an attestation key other than the pinned one");
 	rc = quote_sig_verify(ak, aklen, attest, attestlen, sig, siglen, why,
 			      sizeof(why));
 	if (rc != QUOTE_OK)
-		return fail(err, errlen, rc == QUOTE_E_SIGNATURE ? -EBADMSG
+		return seterrc(err, errlen, rc == QUOTE_E_SIGNATURE ? -EBADMSG
 								 : -EINVAL,
 			    "migration key: certification signature: %s", why);
 	rc = parse_certify(attest, attestlen, &name, &name_len, err, errlen);
@@ -196,7 +184,7 @@ int migkey_verify(const uint8_t *pub, size_t publen, const uint8_t *attest,
 		return rc;
 	if (name_len != MIGKEY_NAME_LEN ||
 	    memcmp(name, out->name, MIGKEY_NAME_LEN) != 0)
-		return fail(err, errlen, -EBADMSG, "migration key: the "
+		return seterrc(err, errlen, -EBADMSG, "migration key: the "
 			    "certification names another key");
 	SHA256(ak, aklen, out->ak_sha256);
 	return 0;
