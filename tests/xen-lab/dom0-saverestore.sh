@@ -8,7 +8,8 @@
 #      still serves it; the manager stops that one, which saves, first);
 #   3. xl destroy of the running guest (its frontend never closes) and
 #      xl create of guest1 again: a new boot, which must not resume.
-# Checks: sr-xl-save, sr-xl-restore, sr-migrate-step, sr-xl-destroy,
+# Checks: sr-deep-quote, sr-quote-verifies, sr-quote-pcr16 (before the
+# save), sr-xl-save, sr-xl-restore, sr-migrate-step, sr-xl-destroy,
 # sr-xl-create; the guest checks the TPM after each step.  Where xl migrate
 # cannot run (no log-dirty paging for PV guests: this lab's Xen under
 # QEMU), sr-migrate-step runs its sequence by hand (sr_overlap) and says so.
@@ -65,6 +66,9 @@ sr_dom0() {
     guest_diag
     return 1
   fi
+  # A deep quote of the guest's vTPM, whose instance runs in dom0 on the
+  # Xen ring: the manager fetches its PCRs over the link (run.sh).
+  deep_quote sr "$VTPM_UUID" "guest1's vTPM (xen-ring instance in dom0)"
   d1=$(xl domid guest1 2>/dev/null)
   mkdir -p /run/save
   mount -t tmpfs -o size=280m tmpfs /run/save

@@ -935,31 +935,37 @@ start_idom() {
   done
   M "chain: vtpmdom (#$1) ready $(since "$t")s after xl create started"
 }
-# chain_quote: while guest1 waits after extending PCR 16, dom0 has the
-# manager quote guest1's vTPM, whose instance runs in vtpmdom: the PCRs
-# come over vtpmdom's ring link (PCR_FETCH / PCR_REPORT), the signature
-# from the host's TPM; vtpmctl verify-quote checks it with the AK.
-chain_quote() {
-  local t rc nonce ak p16 q=/tmp/chainquote.json
+# deep_quote NAME UUID WHAT: while guest1 waits after extending PCR 16,
+# dom0 has the manager quote the vTPM UUID: the PCRs come from its
+# instance over the manager link (PCR_FETCH / PCR_REPORT; through
+# vtpmdom's ring link for an instance in its own domain), the signature
+# from the host's TPM; vtpmctl verify-quote checks it with the AK, and
+# the quote's PCR 16 must be guest1's extend.  Checks NAME-deep-quote,
+# NAME-quote-verifies, NAME-quote-pcr16.
+deep_quote() {
+  local t rc nonce ak p16 q=/tmp/$1quote.json
   t=$(up)
   nonce=$(head -c 16 /dev/urandom | od -An -v -tx1 | tr -d ' \n')
-  timeout 60 vtpmctl quote "$CHAIN_UUID" --nonce "$nonce" --out "$q" >/tmp/chainquote.log 2>&1
+  timeout 60 vtpmctl quote "$2" --nonce "$nonce" --out "$q" >/tmp/$1quote.log 2>&1
   rc=$?
-  if [ "$rc" = 0 ]; then check chain1-deep-quote ok "vtpmctl quote of guest1's vTPM (instance in vtpmdom) after $(since "$t")s"
-  else check chain1-deep-quote FAIL "rc $rc: $(tr '\n' ' ' </tmp/chainquote.log)"; return; fi
+  if [ "$rc" = 0 ]; then check $1-deep-quote ok "vtpmctl quote of $3 after $(since "$t")s"
+  else check $1-deep-quote FAIL "rc $rc: $(tr '\n' ' ' </tmp/$1quote.log)"; return; fi
   ak=$(vtpmctl --json status | tr -d ' \n' | sed -n 's/.*"ak_spki":"\([0-9a-fA-F]*\)".*/\1/p')
-  if vtpmctl verify-quote "$q" --ak-spki "$ak" >/tmp/chainverify.log 2>&1 &&
-     grep -q "quote verifies" /tmp/chainverify.log; then
-    check chain1-quote-verifies ok "$(head -n 1 /tmp/chainverify.log)"
+  if vtpmctl verify-quote "$q" --ak-spki "$ak" >/tmp/$1verify.log 2>&1 &&
+     grep -q "quote verifies" /tmp/$1verify.log; then
+    check $1-quote-verifies ok "$(head -n 1 /tmp/$1verify.log)"
   else
-    check chain1-quote-verifies FAIL "$(tr '\n' ' ' </tmp/chainverify.log)"
+    check $1-quote-verifies FAIL "$(tr '\n' ' ' </tmp/$1verify.log)"
   fi
   p16=$(tr -d ' \n' <"$q" | sed 's/.*"vtpm_pcrs":\[//; s/\].*//' | tr ',' '\n' | sed -n 17p | tr -d '"')
   if [ -n "$PCREXPECT" ] && [ "$p16" = "$PCREXPECT" ]; then
-    check chain1-quote-pcr16 ok "the quote's vTPM PCR 16 = guest1's extend ($p16)"
+    check $1-quote-pcr16 ok "the quote's vTPM PCR 16 = guest1's extend ($p16)"
   else
-    check chain1-quote-pcr16 FAIL "vTPM PCR 16 in the quote '$p16', want '$PCREXPECT'"
+    check $1-quote-pcr16 FAIL "vTPM PCR 16 in the quote '$p16', want '$PCREXPECT'"
   fi
+}
+chain_quote() {
+  deep_quote chain1 "$CHAIN_UUID" "guest1's vTPM (instance in vtpmdom)"
 }
 # chain_guest N: guest1 (phase vtpm-chainN) served by vtpmdom.
 chain_guest() {
@@ -1606,7 +1612,8 @@ fi
   tools-getrandom tools-createprimary tools-create-load tools-seal-unseal tools-pcr sysfs-pcr
   tools-nv hwrng big-command kmod-rmmod kmod-reload xl-save xl-restore restore-tpm0
   restore-getrandom restore-nv-read"
-[ "$SAVERESTORE" = 1 ] && FULL_CHECKS="$FULL_CHECKS sr-pcr-extend sr-seal sr-xl-save sr-xl-restore
+[ "$SAVERESTORE" = 1 ] && FULL_CHECKS="$FULL_CHECKS sr-pcr-extend sr-seal sr-deep-quote
+  sr-quote-verifies sr-quote-pcr16 sr-xl-save sr-xl-restore
   sr-restore-pcr16 sr-restore-unseal sr-restore-loaded-objects sr-restore-session sr-migrate-step
   sr-migrate-pcr16 sr-migrate-unseal sr-migrate-loaded-objects sr-migrate-session sr-xl-destroy
   sr-xl-create sr-destroy-tpm0 sr-destroy-pcr-reset sr-destroy-nv-read sr-destroy-persistent-kept
@@ -1623,6 +1630,19 @@ if [ "$FULL" = 1 ]; then
       case "$l" in "$c ok"*) ;; *) FULL_OK=0 ;; esac
     fi
   done
+  # --saverestore: the xen-ring instance in dom0 read Xen's domain info
+  # (libxenctrl, loaded with dlopen) to tell the destroyed guest from a
+  # suspended one; without it the checks above could pass on the Xen
+  # UUID alone.
+  if [ "$SAVERESTORE" = 1 ]; then
+    if grep -aq "run state unknown" "$SERIAL_LOG"; then
+      echo "XENLAB: check sr-domain-info FAIL an instance could not read a domain's run state: $(grep -a -m1 'run state unknown' "$SERIAL_LOG" | tr -d '\r')"; FULL_OK=0
+    elif grep -aq "is paused with its device gone (destroyed): no state is kept" "$SERIAL_LOG"; then
+      echo "XENLAB: check sr-domain-info ok the instance read from Xen that the destroyed guest was not suspended"
+    else
+      echo "XENLAB: check sr-domain-info FAIL no instance log of the destroyed guest's run state"; FULL_OK=0
+    fi
+  fi
   [ "$FULL_OK" = 1 ] && echo "XENLAB: --full: all checks ok" || echo "XENLAB: --full: some checks FAILED"
 fi
 

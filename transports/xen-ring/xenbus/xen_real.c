@@ -3,7 +3,13 @@
  * xenif on the real Xen libraries: libxenstore, libxengnttab (grant
  * mapping, and xengntshr for sharing) and libxenevtchn.  Each call is one
  * library call turned into 0/-errno.
+ *
+ * libxenctrl (why a domain shut down: save/restore) is loaded with dlopen
+ * when the first Xen interface opens, before the sandbox: a vTPM on a
+ * UNIX socket never maps it and its five dependencies (about 170 KiB of
+ * private memory per instance, and their relocations at every start).
  */
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdbool.h>
@@ -30,6 +36,44 @@ struct xen_real {
 	xc_interface *xc; /* domain info; NULL where this domain has none */
 };
 
+/* The four libxenctrl/libxentoollog calls, resolved once per process. */
+static struct {
+	bool tried;
+	void *dl;
+	xc_interface *(*open)(xentoollog_logger *, xentoollog_logger *,
+			      unsigned int);
+	int (*close)(xc_interface *);
+	int (*getinfolist)(xc_interface *, uint32_t, unsigned int,
+			   xc_domaininfo_t *);
+	xentoollog_logger_stdiostream *(*logger)(FILE *, xentoollog_level,
+						 unsigned int);
+} xcl;
+
+/* Loads libxenctrl (its SONAME, VTPM_XENCTRL_SONAME, from the build).
+ * False, with the reason logged by the caller's fallback, where it
+ * cannot: domain info is optional. */
+static bool xcl_load(void)
+{
+	if (xcl.tried)
+		return xcl.dl != NULL;
+	xcl.tried = true;
+	xcl.dl = dlopen(VTPM_XENCTRL_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!xcl.dl)
+		return false;
+	/* dlsym on the handle also searches its dependencies
+	 * (libxentoollog for the logger). */
+	*(void **)&xcl.open = dlsym(xcl.dl, "xc_interface_open");
+	*(void **)&xcl.close = dlsym(xcl.dl, "xc_interface_close");
+	*(void **)&xcl.getinfolist = dlsym(xcl.dl, "xc_domain_getinfolist");
+	*(void **)&xcl.logger = dlsym(xcl.dl, "xtl_createlogger_stdiostream");
+	if (!xcl.open || !xcl.close || !xcl.getinfolist || !xcl.logger) {
+		dlclose(xcl.dl);
+		xcl.dl = NULL;
+		return false;
+	}
+	return true;
+}
+
 static struct xen_real *xr(struct xenif *x)
 {
 	return (struct xen_real *)x;
@@ -53,7 +97,7 @@ static void xr_close(struct xenif *x)
 	if (r->xs)
 		xs_close(r->xs);
 	if (r->xc)
-		xc_interface_close(r->xc);
+		xcl.close(r->xc);
 	free(r);
 }
 
@@ -295,7 +339,7 @@ static int xr_domain_state(struct xenif *x, uint32_t domid,
 	if (!r->xc)
 		return -ENOSYS;
 	errno = 0;
-	if (xc_domain_getinfolist(r->xc, domid, 1, &info) != 1)
+	if (xcl.getinfolist(r->xc, domid, 1, &info) != 1)
 		return neg_errno();
 	if (info.domain != domid)
 		return -ENOENT;
@@ -342,7 +386,7 @@ static xentoollog_logger *quiet_logger(void)
 	static xentoollog_logger_stdiostream *l;
 
 	if (!l)
-		l = xtl_createlogger_stdiostream(stderr, XTL_CRITICAL, 0);
+		l = xcl.logger(stderr, XTL_CRITICAL, 0);
 	return (xentoollog_logger *)l;
 }
 
@@ -369,7 +413,8 @@ int xen_real_open(struct xenif **out)
 		goto fail;
 	/* Domain info (why a domain shut down) needs the privileged
 	 * interface: dom0 has it, a driver domain may not.  Optional. */
-	r->xc = xc_interface_open(quiet_logger(), quiet_logger(), 0);
+	if (xcl_load())
+		r->xc = xcl.open(quiet_logger(), quiet_logger(), 0);
 	/* The loop drains pending ports until EAGAIN: never block there. */
 	fd = xenevtchn_fd(r->evt);
 	fl = fd < 0 ? -1 : fcntl(fd, F_GETFL);
