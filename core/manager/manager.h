@@ -103,6 +103,7 @@ struct manager {
 	int exit_code;
 	void *control;
 	void *xen;                /* struct mgr_xen, when serving Xen guests */
+	void *online;             /* online.c: listener, transactions */
 };
 
 uint64_t mgr_now_ms(void);    /* CLOCK_MONOTONIC */

@@ -256,7 +256,8 @@ static int tx_valid(const struct keystore_tx *tx)
 {
 	size_t n = strnlen(tx->addr, KEYSTORE_TX_ADDR_LEN);
 
-	if (uuid_is_zero(tx->uuid) || tx->state < KS_TX_OUT_PREPARING ||
+	if (uuid_is_zero(tx->uuid) || (tx->flags & ~KS_TX_F_START) ||
+	    tx->state < KS_TX_OUT_PREPARING ||
 	    tx->state > KS_TX_IN_DONE || n == KEYSTORE_TX_ADDR_LEN)
 		return 0;
 	for (size_t i = 0; i < n; i++)
@@ -321,7 +322,8 @@ static void put_tx(uint8_t *p, const struct keystore_tx *t)
 	memcpy(p, t->uuid, 16);
 	memcpy(p + 16, t->txid, 16);
 	p[32] = t->state;
-	p[33] = p[34] = p[35] = 0;
+	p[33] = t->flags;
+	p[34] = p[35] = 0;
 	memcpy(p + 36, t->peer_ak_sha256, 32);
 	memset(p + 68, 0, KEYSTORE_TX_ADDR_LEN);
 	memcpy(p + 68, t->addr, strnlen(t->addr, KEYSTORE_TX_ADDR_LEN));
@@ -347,9 +349,10 @@ static int parse_txs(const uint8_t *p, size_t len, struct keystore *ks)
 		memcpy(t->uuid, p, 16);
 		memcpy(t->txid, p + 16, 16);
 		t->state = p[32];
+		t->flags = p[33];
 		memcpy(t->peer_ak_sha256, p + 36, 32);
 		memcpy(t->addr, p + 68, KEYSTORE_TX_ADDR_LEN);
-		if (p[33] || p[34] || p[35] || !tx_valid(t) ||
+		if (p[34] || p[35] || !tx_valid(t) ||
 		    (i && memcmp(ks->txs[i - 1].uuid, t->uuid, 16) >= 0))
 			return KS_ERR_FORMAT;
 	}

@@ -31,7 +31,8 @@
  * readable by releases before migration).  Layout 3 (online migration)
  * is layout 2 whose import list may be empty (u32 0), then u32 tx_count
  * and tx_count entries of 132 bytes, strictly ascending UUIDs: uuid[16],
- * txid[16], u8 state (KS_TX_*), 3 zero bytes, peer_ak_sha256[32],
+ * txid[16], u8 state (KS_TX_*), u8 flags (KS_TX_F_*), 2 zero bytes,
+ * peer_ak_sha256[32],
  * peer address[64] (printable, NUL-padded, at least one NUL); a write
  * uses it only when the list is not empty.  The AES key is
  * HKDF-SHA256(root key, info "vtpm-service keystore v1").  Magic, version,
@@ -93,10 +94,13 @@ enum keystore_tx_state {
 	KS_TX_IN_DONE = 5,       /* destination: committed, startable */
 };
 
+#define KS_TX_F_START 0x1u /* it ran on the source: start it on arrival */
+
 struct keystore_tx {
 	uint8_t uuid[16];
 	uint8_t txid[16];
 	uint8_t state;                       /* KS_TX_* */
+	uint8_t flags;                       /* KS_TX_F_* */
 	uint8_t peer_ak_sha256[32];          /* the other manager's AK */
 	char addr[KEYSTORE_TX_ADDR_LEN];     /* source: the destination's
 					      * HOST:PORT; else empty */

@@ -114,9 +114,11 @@ int migwire_decode(const uint8_t *buf, size_t len, struct migwire_msg *m,
 	case MIGWIRE_HELLO:
 		z = take(&r, 4);
 		if (z && (z[0] < MIGWIRE_OP_MIGRATE ||
-			  z[0] > MIGWIRE_OP_ABORT || z[1] || z[2] || z[3]))
+			  z[0] > MIGWIRE_OP_ABORT ||
+			  (z[1] & ~MIGWIRE_F_START) || z[2] || z[3]))
 			r.bad = 1;
 		m->op = z ? z[0] : 0;
+		m->flags = z ? z[1] : 0;
 		take_to(&r, m->uuid, 16);
 		take_to(&r, m->txid, 16);
 		z = take(&r, 8);
@@ -194,7 +196,8 @@ static int fields_ok(const struct migwire_msg *m)
 {
 	switch (m->type) {
 	case MIGWIRE_HELLO:
-		return m->op >= MIGWIRE_OP_MIGRATE && m->op <= MIGWIRE_OP_ABORT;
+		return m->op >= MIGWIRE_OP_MIGRATE &&
+		       m->op <= MIGWIRE_OP_ABORT && !(m->flags & ~MIGWIRE_F_START);
 	case MIGWIRE_CHALLENGE:
 		return var_ok(&m->key_public, 1, MIGWIRE_PUBLIC_MAX) &&
 		       var_ok(&m->key_attest, 1, MIGWIRE_ATTEST_MAX) &&
@@ -222,7 +225,9 @@ static void put_body(struct wr *w, const struct migwire_msg *m)
 	switch (m->type) {
 	case MIGWIRE_HELLO:
 		b[0] = m->op;
+		b[1] = m->flags;
 		put(w, b, 4);
+		b[1] = 0;
 		put(w, m->uuid, 16);
 		put(w, m->txid, 16);
 		be64_put(b, m->generation);

@@ -4,7 +4,8 @@
  * "Between hosts, online"; docs/manager-protocol.md has the sequence).
  * One TCP connection carries one exchange of four frames:
  *
- *   source -> destination  HELLO      op, UUID, transaction id, nonce_s
+ *   source -> destination  HELLO      op, flags, UUID, transaction id,
+ *                                     nonce_s
  *   destination -> source  CHALLENGE  nonce_d, its certified migration key
  *   source -> destination  REQUEST    its AK, a quote over the transcript,
  *                                     the export blob (op MIGRATE)
@@ -47,6 +48,8 @@ enum migwire_op {
 	MIGWIRE_OP_ABORT = 3,   /* the source aborted: discard the import */
 };
 
+#define MIGWIRE_F_START 0x01u /* HELLO of a COMMIT: start it on arrival */
+
 enum migwire_status {
 	MIGWIRE_OK = 0,         /* PREPARED, DONE or ABORTED, by op */
 	MIGWIRE_REFUSED = 1,    /* will not: the message says why */
@@ -62,6 +65,7 @@ struct migwire_msg {
 	uint8_t type;
 	/* HELLO */
 	uint8_t op;
+	uint8_t flags;                      /* MIGWIRE_F_* */
 	uint8_t uuid[16];
 	uint8_t txid[16];
 	uint64_t generation;
