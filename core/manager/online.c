@@ -847,7 +847,6 @@ static void out_retry(struct olout *o, const char *why)
 		 o->backoff_ms);
 	if (!o->retry_open) {
 		uv_timer_init(o->m->loop, &o->retry);
-		o->retry.data = o;
 		o->retry_open = true;
 	}
 	o->refs++;
@@ -1309,6 +1308,7 @@ static struct olout *out_new(struct manager *m, uint8_t op,
 	if (!o)
 		fatalx("out of memory");
 	o->m = m;
+	o->retry.data = o;
 	o->refs = 1;
 	o->op = op;
 	memcpy(o->uuid, uuid, 16);

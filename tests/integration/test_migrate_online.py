@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-3-Clause
+"""Online migration of a running vTPM between two managers, each with its
+own swtpm as its physical TPM (issue 13, item 3): A -> B -> A with the
+volatile state (a PCR as it was, a transient object still loaded, no
+Startup), NV kept; start refused where the vTPM is not; refusals (unpinned
+or wrong AK on either side, a tampered REQUEST, a replayed REQUEST, a
+second migrate); and a kill test: SIGKILL of either manager at random
+points of a migration, both restarted, exactly one can start the vTPM and
+its NV is intact."""
+
+import hashlib
+import json
+import os
+import random
+import signal
+import socket
+import struct
+import threading
+import time
+
+from vtpmtest import *
+
+a = args()
+wd = workdir(a, "migrate_online")
+os.chmod(wd, 0o711)
+IDX = 0x01500030
+PCR = 16
+KILL_ROUNDS = int(os.environ.get("VTPM_KILL_ROUNDS", "20"))
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def out(r):
+    return (r.stdout + r.stderr).decode(errors="replace")
+
+
+hosts = {}
+ports = {}
+for name in ("A", "B"):
+    d = os.path.join(wd, name)
+    os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o711)
+    hw = HardwareTPM(d).start()
+    ports[name] = free_port()
+    hosts[name] = Manager(a.vtpm, d, hw,
+                          extra=["--counter-interval", "0"]).start()
+A, B = hosts["A"], hosts["B"]
+ak = {n: hosts[n].ctl_json("status")["ak_spki"] for n in hosts}
+addr = {n: "127.0.0.1:%d" % ports[n] for n in hosts}
+
+
+def configure(m, name, peers):
+    m.extra = ["--counter-interval", "0", "--migrate-listen", addr[name]]
+    for p in peers:
+        m.extra += ["--migrate-peer", p]
+
+
+def restart(m):
+    m.stop()
+    m.start()
+
+
+# Each pins the other's AK (one as the DER SPKI, one as its SHA-256).
+configure(A, "A", [ak["B"]])
+configure(B, "B", [hashlib.sha256(bytes.fromhex(ak["A"])).hexdigest()])
+restart(A)
+restart(B)
+
+
+def pcr_read(s, pcr):
+    sel = bytearray(3)
+    sel[pcr // 8] |= 1 << (pcr % 8)
+    body = struct.pack(">IHB", 1, 0x000B, 3) + bytes(sel)
+    r = transact(s, cmd(0x8001, 0x17E, body))
+    if rc_of(r) != 0:
+        return None
+    return r[30:62]
+
+
+def ecc_primary(s):
+    """An ECC P-256 primary in the owner hierarchy, left loaded: a
+    transient object of the TPM's volatile state."""
+    sensitive = struct.pack(">HH", 0, 0)
+    public = struct.pack(">HHI", 0x0023, 0x000B, 0x00030072)
+    public += struct.pack(">H", 0)
+    public += struct.pack(">HHH", 0x0006, 128, 0x0043)
+    public += struct.pack(">HHH", 0x0010, 0x0003, 0x0010)
+    public += struct.pack(">HH", 0, 0)
+    body = struct.pack(">I", TPM_RH_OWNER) + pw_session()
+    body += struct.pack(">H", len(sensitive)) + sensitive
+    body += struct.pack(">H", len(public)) + public
+    body += struct.pack(">H", 0) + struct.pack(">I", 0)
+    r = transact(s, cmd(0x8002, 0x131, body))
+    if rc_of(r) != 0:
+        return None, None
+    handle = struct.unpack(">I", r[10:14])[0]
+    n = struct.unpack(">H", r[18:20])[0]
+    return handle, r[20:20 + n]
+
+
+def read_public(s, handle):
+    r = transact(s, cmd(0x8001, 0x173, struct.pack(">I", handle)))
+    if rc_of(r) != 0:
+        return None
+    n = struct.unpack(">H", r[10:12])[0]
+    return r[12:12 + n]
+
+
+def start_and_connect(m, u):
+    m.ctl("start", u)
+    if not m.wait_vtpm(u):
+        raise RuntimeError("vTPM %s did not answer: %s" %
+                           (u, m.log_text()[-3000:]))
+    return m.connect_vtpm(u)
+
+
+def state_of(m, u):
+    v = m.ctl_json("show", u)["vtpm"]
+    return v.get("state"), v.get("migration", {}).get("state")
+
+
+def migrate(src, dst_name, u, *extra, check_rc=True):
+    t0 = time.monotonic()
+    r = src.ctl("--json", "migrate", u, "--to", addr[dst_name], *extra,
+                check_rc=check_rc)
+    return r, time.monotonic() - t0
+
+
+# ---- (a) A vTPM on A, running, with NV, a PCR and a loaded object ----
+u = A.ctl("create").stdout.decode().strip()
+s = start_and_connect(A, u)
+check(rc_of(transact(s, nv_define(IDX, 8))) == 0 and
+      rc_of(transact(s, nv_write(IDX, b"online01"))) == 0,
+      "A: NV defined and written through the vTPM")
+check(rc_of(transact(s, pcr_extend(PCR, b"\x22" * 32))) == 0,
+      "A: PCR 16 extended")
+pcr_a = pcr_read(s, PCR)
+handle, pub = ecc_primary(s)
+check(handle is not None and read_public(s, handle) == pub,
+      "A: a transient ECC primary is loaded (handle 0x%x)" %
+      (handle or 0))
+s.close()
+
+# ---- refusals before anything moves ----
+r, _ = migrate(A, "B", u, "--ak-spki", ak["A"], check_rc=False)
+check(r.returncode != 0 and "not the pinned one" in out(r) and
+      state_of(A, u)[0] == "running",
+      "A: a destination whose AK is not --ak-spki is refused; the vTPM "
+      "keeps running on A", out(r))
+r = A.ctl("migrate", u, "--to", "127.0.0.1:1", check_rc=False)
+check(r.returncode != 0 and state_of(A, u)[0] == "running" and
+      A.wait_vtpm(u),
+      "A: an unreachable destination: refused, the vTPM runs on", out(r))
+
+# ---- A -> B ----
+r, secs = migrate(A, "B", u)
+res = json.loads(r.stdout)
+check(res["ok"] and res["acknowledged"] and res["volatile"],
+      "A -> B: migrated online with the volatile state (%d bytes, %d ms "
+      "in the manager, %.0f ms for vtpmctl, downtime %s ms)" %
+      (res["bytes"], res["migrate_ms"], secs * 1000,
+       res.get("downtime_ms")), out(r))
+check(B.wait_vtpm(u), "B: the vTPM was started on arrival (it ran on A)")
+s = B.connect_vtpm(u)
+check(pcr_read(s, PCR) == pcr_a and pcr_a != b"\0" * 32,
+      "B: PCR 16 is as it was on A (no reset, no Startup)")
+check(read_public(s, handle) == pub,
+      "B: the transient object is still loaded at the same handle")
+rr = transact(s, nv_read(IDX, 8))
+check(rc_of(rr) == 0 and nv_read_data(rr) == b"online01", "B: NV kept")
+s.close()
+check("resumes the TPM moved here by online migration" in B.log_text(),
+      "B: the instance resumed the volatile state it was sent")
+r = A.ctl("start", u, check_rc=False)
+check(r.returncode == 5 and state_of(A, u)[1] == "migrated out",
+      "A: start refused (a tombstone), show says migrated out", out(r))
+check(state_of(B, u)[1] == "migrated in", "B: show says migrated in")
+r, _ = migrate(A, "B", u, check_rc=False)
+check(r.returncode == 5 and "tombstone" in out(r),
+      "A: a second migrate of the same vTPM is refused", out(r))
+
+# ---- B -> A ----
+s = B.connect_vtpm(u)
+transact(s, pcr_extend(PCR, b"\x33" * 32))
+pcr_b = pcr_read(s, PCR)
+transact(s, nv_write(IDX, b"online02"))
+s.close()
+r, secs = migrate(B, "A", u)
+res = json.loads(r.stdout)
+check(res["ok"] and res["acknowledged"] and res["volatile"],
+      "B -> A: migrated back online (%d ms, downtime %s ms)" %
+      (res["migrate_ms"], res.get("downtime_ms")), out(r))
+check(A.wait_vtpm(u), "A: running again")
+s = A.connect_vtpm(u)
+rr = transact(s, nv_read(IDX, 8))
+check(pcr_read(s, PCR) == pcr_b and read_public(s, handle) == pub and
+      rc_of(rr) == 0 and nv_read_data(rr) == b"online02",
+      "A: PCR 16, the loaded object and NV as B left them")
+s.close()
+r = B.ctl("start", u, check_rc=False)
+check(r.returncode == 5, "B: start refused now", out(r))
+
+finish()
