@@ -207,4 +207,133 @@ s.close()
 r = B.ctl("start", u, check_rc=False)
 check(r.returncode == 5, "B: start refused now", out(r))
 
+
+# ---- a man in the middle: records frames, tampers with one ----
+
+def read_frame(sock):
+    hdr = recv_exact(sock, 12)
+    n = struct.unpack(">I", hdr[8:12])[0]
+    return hdr + (recv_exact(sock, n) if n else b"")
+
+
+class Proxy:
+    """Listens on a port of its own and relays each connection to dst,
+    frame by frame; tamper(type, frame) may return another frame."""
+
+    def __init__(self, dst_port, tamper=None):
+        self.dst = dst_port
+        self.tamper = tamper
+        self.conns = []                  # per connection: [(dir, frame)]
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(4)
+        self.port = self.ls.getsockname()[1]
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def relay(self, src, dst, direction, frames):
+        try:
+            while True:
+                f = read_frame(src)
+                frames.append((direction, f))
+                if self.tamper:
+                    f = self.tamper(f[5], f)
+                dst.sendall(f)
+        except (OSError, EOFError):
+            pass
+        for x in (src, dst):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def serve(self):
+        while True:
+            c, _ = self.ls.accept()
+            d = socket.create_connection(("127.0.0.1", self.dst))
+            frames = []
+            self.conns.append(frames)
+            threading.Thread(target=self.relay, args=(c, d, ">", frames),
+                             daemon=True).start()
+            threading.Thread(target=self.relay, args=(d, c, "<", frames),
+                             daemon=True).start()
+
+
+def flip_in(ftype, offset_from_end):
+    def t(typ, f):
+        if typ != ftype:
+            return f
+        b = bytearray(f)
+        b[len(b) - offset_from_end] ^= 0x01
+        return bytes(b)
+    return t
+
+
+def migrate_via(src, proxy, u, check_rc=True):
+    return src.ctl("--json", "migrate", u, "--to",
+                   "127.0.0.1:%d" % proxy.port, check_rc=check_rc)
+
+
+# A tampered REQUEST (a byte of the blob): B refuses, A keeps the vTPM.
+px = Proxy(ports["B"], flip_in(3, 100))
+r = migrate_via(A, px, u, check_rc=False)
+check(r.returncode != 0 and "tampered or replayed" in out(r) and
+      A.wait_vtpm(u) and state_of(A, u)[0] == "running" and
+      state_of(A, u)[1] is None,
+      "A -> B with a byte of the REQUEST's blob flipped: B refuses, the "
+      "vTPM runs on A again, no transaction left", out(r))
+r = B.ctl("start", u, check_rc=False)
+check(r.returncode == 5, "B: and it still does not start there", out(r))
+# A tampered CHALLENGE (the migration key's public area): A refuses.
+px.tamper = flip_in(2, 700)
+r = migrate_via(A, px, u, check_rc=False)
+check(r.returncode != 0 and A.wait_vtpm(u) and
+      state_of(A, u)[0] == "running",
+      "A -> B with the CHALLENGE's certified key altered: A refuses, the "
+      "vTPM runs on A", out(r))
+
+# A replayed REQUEST: the frames of that refused exchange, and then of a
+# successful one, sent again on a new connection.
+def replay(frames):
+    hello = [f for d, f in frames if d == ">" and f[5] == 1][0]
+    req = [f for d, f in frames if d == ">" and f[5] == 3][0]
+    c = socket.create_connection(("127.0.0.1", ports["B"]))
+    c.settimeout(30)
+    c.sendall(hello)
+    chal = read_frame(c)
+    c.sendall(req)
+    rep = read_frame(c)
+    c.close()
+    n = struct.unpack(">H", rep[16:18])[0]
+    return chal[5], rep[12], rep[18:18 + n].decode(errors="replace")
+
+
+px.tamper = None
+px.conns = []
+r = migrate_via(A, px, u)
+check(json.loads(r.stdout)["ok"] and B.wait_vtpm(u) and
+      len(px.conns) == 2,
+      "A -> B through the relay, untouched: migrated (MIGRATE, COMMIT)")
+ctype, status, msg = replay(px.conns[0])
+check(ctype == 2 and status == 1 and "replayed" in msg,
+      "B: a replayed MIGRATE (its HELLO and its REQUEST with the blob) is "
+      "refused", msg)
+ctype, status, msg = replay(px.conns[1])
+check(ctype == 2 and status == 1 and "replayed" in msg,
+      "B: a replayed COMMIT is refused", msg)
+check(B.wait_vtpm(u) and A.ctl("start", u, check_rc=False).returncode == 5,
+      "after the replays: running on B, still refused on A")
+r = B.ctl("--json", "migrate", u, "--to", addr["A"])
+check(json.loads(r.stdout)["ok"] and A.wait_vtpm(u), "B -> A again")
+
+# B pins no longer A's AK: B refuses A as a source.
+configure(B, "B", ["00" * 32])
+restart(B)
+r, _ = migrate(A, "B", u, check_rc=False)
+check(r.returncode != 0 and "not pinned" in out(r) and A.wait_vtpm(u) and
+      state_of(A, u)[0] == "running",
+      "B without A's AK pinned refuses A; the vTPM runs on A", out(r))
+configure(B, "B", [hashlib.sha256(bytes.fromhex(ak["A"])).hexdigest()])
+restart(B)
+
 finish()
