@@ -56,6 +56,8 @@ struct vtpm_entry {
 	struct mgr_ek_entry ek;   /* ekca.c: its manufacture */
 	bool migrating;           /* migrate.c: frozen by an export, import
 				   * or clone under way */
+	bool leaving;             /* online.c: moving out; its stopping
+				   * instance may still save its state */
 };
 
 struct manager {

@@ -865,6 +865,39 @@ static void out_fail(struct olconn *c, const char *why)
 	out_put(o);
 }
 
+struct restart {
+	struct manager *m;
+	uint8_t uuid[16];
+};
+
+static void restart_stopped(void *arg)
+{
+	struct restart *rs = arg;
+	struct vtpm_entry *e = mgr_entry_find(rs->m, rs->uuid);
+
+	if (e && e->rec.autostart && !mgr_entry_frozen(e) &&
+	    !rs->m->stopping)
+		sup_start(e);
+	free(rs);
+}
+
+/* Starts e again (once its instance, if stopping, is gone). */
+static void restart_when_stopped(struct vtpm_entry *e)
+{
+	struct restart *rs;
+
+	if (e->child.state != CHILD_STOPPING) {
+		sup_start(e);
+		return;
+	}
+	rs = calloc(1, sizeof(*rs));
+	if (!rs)
+		fatalx("out of memory");
+	rs->m = e->m;
+	memcpy(rs->uuid, e->rec.uuid, 16);
+	sup_wait_stopped(e, restart_stopped, rs);
+}
+
 /* Before the commit point: the vTPM is this host's again. */
 static void out_abort(struct olout *o, const char *fmt, ...)
 {
@@ -892,8 +925,9 @@ static void out_abort(struct olout *o, const char *fmt, ...)
 	}
 	if (e) {
 		e->migrating = false;
+		e->leaving = false;
 		if (o->start_on_arrival && e->rec.autostart)
-			sup_start(e);
+			restart_when_stopped(e);
 	}
 	o->phase = OUT_FINISHED;
 	out_answer_err(o, CTL_EFAIL, msg);
@@ -1001,8 +1035,10 @@ static void out_committed(struct manager *m, int rc, void *arg)
 	struct vtpm_entry *e = mgr_entry_find(m, o->uuid);
 	struct olout *cm;
 
-	if (e)
+	if (e) {
 		e->migrating = false;
+		e->leaving = false;
+	}
 	o->t_commit_ms = mgr_now(m);
 	if (rc) {
 		log_warnx("online migration of vTPM %s: the commit of the "
@@ -1141,6 +1177,7 @@ static void out_leaving(struct manager *m, int rc, void *arg)
 	}
 	o->phase = OUT_STOPPING;
 	o->t_down_ms = mgr_now(m);
+	e->leaving = true;
 	if (!sup_stopped(e)) {
 		/* SIGUSR2: the instance saves its volatile state. */
 		sup_stop_sig(e, SIGUSR2);

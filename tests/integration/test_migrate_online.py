@@ -16,6 +16,7 @@ import random
 import signal
 import socket
 import struct
+import subprocess
 import threading
 import time
 
@@ -26,7 +27,7 @@ wd = workdir(a, "migrate_online")
 os.chmod(wd, 0o711)
 IDX = 0x01500030
 PCR = 16
-KILL_ROUNDS = int(os.environ.get("VTPM_KILL_ROUNDS", "20"))
+KILL_ROUNDS = int(os.environ.get("VTPM_KILL_ROUNDS", "36"))
 
 
 def free_port():
@@ -335,5 +336,119 @@ check(r.returncode != 0 and "not pinned" in out(r) and A.wait_vtpm(u) and
       "B without A's AK pinned refuses A; the vTPM runs on A", out(r))
 configure(B, "B", [hashlib.sha256(bytes.fromhex(ak["A"])).hexdigest()])
 restart(B)
+
+# ---- (c) kills: SIGKILL of the source or the destination at a random
+# point of an online migration; both restarted; once recovery has run,
+# exactly one of them starts the vTPM, with its NV intact. ----
+
+def settled(m):
+    st = state_of(m, u)[1]
+    return st not in ("migrating out",
+                      "migrated out, commit not yet acknowledged")
+
+
+def nv_check(m, value):
+    s = m.connect_vtpm(u)
+    rr = transact(s, nv_read(IDX, 8))
+    s.close()
+    return rc_of(rr) == 0 and nv_read_data(rr) == value
+
+
+def log_size(m):
+    try:
+        return os.path.getsize(m.log_path)
+    except OSError:
+        return 0
+
+
+def wait_log(m, pos, text, timeout=5.0):
+    """Until text appears in m's log after byte pos (polled each ms)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with open(m.log_path, "rb") as f:
+            f.seek(pos)
+            if text in f.read():
+                return True
+        time.sleep(0.001)
+    return False
+
+
+# Kill points: a random delay, or the moment a step's log line appears
+# (on the source "src", or the destination "dst").
+POINTS = [None,
+          ("src", b"online migration"),                 # handshake
+          ("src", b"stopping for an online migration"),  # instance stop
+          ("dst", b"imported by online migration"),      # pending there
+          ("src", b"a tombstone remains here"),          # commit point
+          ("dst", b"committed by its source")]           # COMMIT there
+outcomes = {}
+rng = random.Random(int(os.environ.get("VTPM_KILL_SEED", "13")))
+here, there = A, B
+names = {id(A): "A", id(B): "B"}
+counts = {"A": 0, "B": 0, "two": 0, "none": 0, "nv_bad": 0}
+t_kill0 = time.monotonic()
+value = b"online02"
+for rnd in range(KILL_ROUNDS):
+    if not here.wait_vtpm(u):
+        check(False, "round %d: the vTPM runs on %s before the round" %
+              (rnd, names[id(here)]), here.log_text()[-2000:])
+        break
+    value = b"kill%04d" % rnd
+    s = here.connect_vtpm(u)
+    transact(s, nv_write(IDX, value))
+    s.close()
+    victim = here if rnd % 2 == 0 else there
+    dst = "B" if here is A else "A"
+    point = POINTS[(rnd // 2) % len(POINTS)]
+    pos = {"src": log_size(here), "dst": log_size(there)}
+    p = subprocess.Popen([here.ctl_exe, "--control", here.control, "--json",
+                          "migrate", u, "--to", addr[dst]],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if point is None:
+        time.sleep(rng.uniform(0.0, 1.0))
+    else:
+        side = here if point[0] == "src" else there
+        wait_log(side, pos[point[0]], point[1])
+    victim.proc.kill()
+    victim.proc.wait()
+    try:
+        p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+    victim.start()
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not (settled(A) and settled(B)):
+        time.sleep(0.1)
+    runs = []
+    for m in (A, B):
+        r = m.ctl("start", u, check_rc=False)
+        if r.returncode == 0 and m.wait_vtpm(u, timeout=20):
+            runs.append(m)
+    where = ("%s kill %s" % ("random" if point is None else
+                             point[1].decode(),
+                             "source" if victim is here else "destination"))
+    if len(runs) == 1:
+        counts[names[id(runs[0])]] += 1
+        key = "%s: %s" % (where, "moved" if runs[0] is there else "stayed")
+        outcomes[key] = outcomes.get(key, 0) + 1
+        if not nv_check(runs[0], value):
+            counts["nv_bad"] += 1
+        here = runs[0]
+        there = B if here is A else A
+    else:
+        counts["two" if runs else "none"] += 1
+        print("round %d: %d managers start it" % (rnd, len(runs)))
+        break
+kill_s = time.monotonic() - t_kill0
+for k in sorted(outcomes):
+    print("  %2d x %s" % (outcomes[k], k))
+print("kill rounds: %d in %.0f s, ended on A %d, on B %d, two %d, none %d, "
+      "NV wrong %d" % (KILL_ROUNDS, kill_s, counts["A"], counts["B"],
+                       counts["two"], counts["none"], counts["nv_bad"]))
+check(counts["A"] + counts["B"] == KILL_ROUNDS and counts["nv_bad"] == 0,
+      "kills of either manager during %d online migrations: every time "
+      "exactly one manager starts the vTPM, NV intact (ended on A %d, on "
+      "B %d)" % (KILL_ROUNDS, counts["A"], counts["B"]))
 
 finish()
