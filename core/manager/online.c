@@ -47,12 +47,19 @@
 #define OL_RETRY_MAX_MS 10000
 #define OL_ABORT_TRIES 5
 #define OL_READ_CHUNK 65536
+#define OL_MAX_INCOMING 16       /* connections from sources at once */
 
 struct online {
 	uv_tcp_t listener;
 	bool listening;
 	bool stopping;
 	struct list_node outs;   /* struct olout: every source attempt */
+	unsigned int incoming;   /* struct olin alive */
+	/* The migration key's certification, made once (TPM2_Certify):
+	 * what every CHALLENGE carries.  An unauthenticated peer then costs
+	 * the TPM nothing before its REQUEST. */
+	uint8_t *cert;           /* pub, attest, sig back to back */
+	size_t pub_len, attest_len, sig_len;
 };
 
 static struct online *ol_of(struct manager *m);
@@ -356,6 +363,7 @@ static void in_put(struct olin *in)
 {
 	if (--in->refs > 0)
 		return;
+	ol_of(in->m)->incoming--;
 	free(in);
 }
 
@@ -585,25 +593,19 @@ static void in_request(struct olconn *c, uint8_t *buf, size_t len)
 	free(buf);
 }
 
-static void in_certified(void *arg, const struct mgr_online_res *r)
+static void in_challenge(struct olin *in)
 {
-	struct olin *in = arg;
+	struct online *ol = ol_of(in->m);
 	struct migwire_msg ch = { .type = MIGWIRE_CHALLENGE };
 	struct olconn *c = in->c;
 
-	if (!c || c->dead) {
-		in_put(in);
-		return;
-	}
-	if (r->rc) {
-		conn_fail(c, "cannot certify the migration key: %s", r->err);
-		in_put(in);
-		return;
-	}
 	RAND_bytes(ch.nonce, sizeof(ch.nonce));
-	ch.key_public = (struct migwire_bytes){ r->pub, r->pub_len };
-	ch.key_attest = (struct migwire_bytes){ r->attest, r->attest_len };
-	ch.key_sig = (struct migwire_bytes){ r->sig, r->sig_len };
+	ch.key_public = (struct migwire_bytes){ ol->cert, ol->pub_len };
+	ch.key_attest = (struct migwire_bytes){ ol->cert + ol->pub_len,
+						ol->attest_len };
+	ch.key_sig = (struct migwire_bytes){ ol->cert + ol->pub_len +
+						     ol->attest_len,
+					     ol->sig_len };
 	ch.ak_spki = (struct migwire_bytes){ in->m->ak_spki,
 					     in->m->ak_spki_len };
 	if (send_msg(c, &ch, &c->chal, &c->chal_len)) {
@@ -613,6 +615,36 @@ static void in_certified(void *arg, const struct mgr_online_res *r)
 	}
 	transcript(c);
 	conn_wait(c, OL_REQUEST_MS);
+}
+
+static void in_certified(void *arg, const struct mgr_online_res *r)
+{
+	struct olin *in = arg;
+	struct online *ol = ol_of(in->m);
+	struct olconn *c = in->c;
+
+	if (r->rc == 0 && !ol->cert) {
+		ol->cert = malloc(r->pub_len + r->attest_len + r->sig_len);
+		if (!ol->cert)
+			fatalx("out of memory");
+		memcpy(ol->cert, r->pub, r->pub_len);
+		memcpy(ol->cert + r->pub_len, r->attest, r->attest_len);
+		memcpy(ol->cert + r->pub_len + r->attest_len, r->sig,
+		       r->sig_len);
+		ol->pub_len = r->pub_len;
+		ol->attest_len = r->attest_len;
+		ol->sig_len = r->sig_len;
+	}
+	if (!c || c->dead) {
+		in_put(in);
+		return;
+	}
+	if (r->rc) {
+		conn_fail(c, "cannot certify the migration key: %s", r->err);
+		in_put(in);
+		return;
+	}
+	in_challenge(in);
 	in_put(in);
 }
 
@@ -647,6 +679,10 @@ static void in_frame(struct olconn *c, uint8_t *buf, size_t len)
 	memcpy(in->uuid, h.uuid, 16);
 	memcpy(in->txid, h.txid, 16);
 	uuid_format(in->uuid, in->uuid_str);
+	if (ol_of(in->m)->cert) {
+		in_challenge(in);
+		return;
+	}
 	in->refs++;
 	mgr_online_certify(in->m, in_certified, in);
 }
@@ -667,10 +703,14 @@ static void on_connection(uv_stream_t *server, int status)
 		fatalx("out of memory");
 	in->m = m;
 	in->refs = 1;
+	ol_of(m)->incoming++;
 	c = conn_new(m, &in_ops, in);
 	in->c = c;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) ||
-	    ol_of(m)->stopping) {
+	    ol_of(m)->stopping || ol_of(m)->incoming > OL_MAX_INCOMING) {
+		if (!ol_of(m)->stopping)
+			log_warnx("online migration: more than %d sources at "
+				  "once: a connection refused", OL_MAX_INCOMING);
 		conn_close(c);
 		in->c = NULL;
 		in_put(in);
