@@ -427,10 +427,10 @@ static void in_reply(struct olin *in, uint8_t status, const char *fmt, ...)
 	if (!in->c || in->c->dead)
 		return;
 	log_info("online migration %s of vTPM %s from %s: %s: %s",
-			 migwire_op_name(in->op), in->uuid_str, in->c->peer,
-			 status == MIGWIRE_OK ? "ok" : status == MIGWIRE_REFUSED
-						      ? "refused" : "failed",
-			 in->msg);
+		 migwire_op_name(in->op), in->uuid_str, in->c->peer,
+		 status == MIGWIRE_OK ? "ok"
+		 : status == MIGWIRE_REFUSED ? "refused" : "failed",
+		 in->msg);
 	migwire_reply_qd(in->c->T, status, (const uint8_t *)in->msg,
 			 strlen(in->msg), qd);
 	in->refs++;
