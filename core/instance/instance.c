@@ -866,7 +866,7 @@ int instance_main(const struct config *cfg,
 	char name[128];
 	int dirfd, lockfd, rc;
 	uint32_t src;
-	bool deferred_power;
+	bool deferred_power, moved;
 	struct timespec t0;
 	const struct transport_ops *ops;
 	bool set_ids;
@@ -928,9 +928,9 @@ int instance_main(const struct config *cfg,
 	log_debug("start: %s after %.2f ms", "state loaded", ms_since(&t0));
 	deferred_power = cfg->transport.kind == TRANSPORT_XEN_RING;
 	/* Moved here by an online migration: its volatile state is used
-	 * once, as it was on the source (the Startup below then fails with
-	 * TPM_RC_INITIALIZE and changes nothing). */
-	if (!deferred_power && !resumes_migration(v) &&
+	 * once, as it was on the source, without a Startup. */
+	moved = !deferred_power && resumes_migration(v);
+	if (!deferred_power && !moved &&
 	    engine_resume_tag(&v->eng, &(uint32_t){ 0 })) {
 		/* Saved for a Xen domain's restore: no other client boots it
 		 * (docs/migration.md). */
@@ -945,7 +945,7 @@ int instance_main(const struct config *cfg,
 		log_debug("start: %s after %.2f ms", "engine powered on",
 			  ms_since(&t0));
 		/* swtpm's not-need-init + startup-clear: usable at once. */
-		src = engine_startup_clear(&v->eng);
+		src = moved ? 0 : engine_startup_clear(&v->eng);
 		if (src != 0)
 			log_info("TPM startup returned 0x%x (state resumed)",
 				 src);
