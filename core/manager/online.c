@@ -60,6 +60,10 @@ struct online {
 	 * the TPM nothing before its REQUEST. */
 	uint8_t *cert;           /* pub, attest, sig back to back */
 	size_t pub_len, attest_len, sig_len;
+	/* Moves aborted at start-up (mgr_online_recover): their ABORT is
+	 * sent once the loop runs. */
+	struct keystore_tx *aborted;
+	size_t naborted;
 };
 
 static struct online *ol_of(struct manager *m);
@@ -1550,6 +1554,19 @@ static struct online *ol_of(struct manager *m)
 	return m->online;
 }
 
+/* The destination may hold a pending import of tx: ABORT it later. */
+static void keep_aborted(struct manager *m, const struct keystore_tx *tx)
+{
+	struct online *ol = ol_of(m);
+	struct keystore_tx *n;
+
+	n = realloc(ol->aborted, (ol->naborted + 1) * sizeof(*n));
+	if (!n)
+		fatalx("out of memory");
+	ol->aborted = n;
+	ol->aborted[ol->naborted++] = *tx;
+}
+
 void mgr_online_recover(struct manager *m)
 {
 	struct keystore *ks = &m->ks;
@@ -1569,6 +1586,7 @@ void mgr_online_recover(struct manager *m)
 		log_warnx("vTPM %s: online migration %s to %s was not "
 			  "committed before the stop: aborted, the vTPM stays "
 			  "here", us, hx, tx->addr);
+		keep_aborted(m, tx);
 		if (r)
 			r->flags &= ~KS_REC_LEAVING;
 		keystore_tx_del(ks, tx->uuid);
@@ -1583,6 +1601,19 @@ int mgr_online_start(struct manager *m)
 	struct sockaddr_storage ss;
 	int rc;
 
+	for (size_t i = 0; i < ol->naborted; i++) {
+		const struct keystore_tx *tx = &ol->aborted[i];
+		struct olout *o;
+
+		o = out_new(m, MIGWIRE_OP_ABORT, tx->uuid, tx->txid, tx->addr);
+		o->have_pin = true;
+		memcpy(o->pin_sha, tx->peer_ak_sha256, 32);
+		out_connect(o);
+		out_put(o);
+	}
+	free(ol->aborted);
+	ol->aborted = NULL;
+	ol->naborted = 0;
 	for (size_t i = 0; i < m->ks.ntxs; i++) {
 		const struct keystore_tx *tx = &m->ks.txs[i];
 		struct olout *o;
