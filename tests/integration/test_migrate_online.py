@@ -123,7 +123,12 @@ def start_and_connect(m, u):
 
 
 def state_of(m, u):
-    v = m.ctl_json("show", u)["vtpm"]
+    """(instance state, migration state); (None, None) where the vTPM is
+    unknown (a pending import its source aborted is deleted)."""
+    r = m.ctl("--json", "show", u, check_rc=False)
+    if r.returncode == 3:
+        return None, None
+    v = json.loads(r.stdout)["vtpm"]
     return v.get("state"), v.get("migration", {}).get("state")
 
 
