@@ -359,6 +359,7 @@ struct olin {
 	uint8_t uuid[16], txid[16];
 	char uuid_str[UUID_STR_LEN];
 	uint8_t src_ak[32];
+	bool got_request;        /* one REQUEST per connection */
 	uint8_t status;
 	char msg[MIGWIRE_MSG_MAX + 1];
 };
@@ -665,8 +666,14 @@ static void in_frame(struct olconn *c, uint8_t *buf, size_t len)
 	struct migwire_msg h;
 	char err[300];
 
-	if (c->chal) {
+	if (c->chal && !in->got_request) {
+		in->got_request = true;
 		in_request(c, buf, len);
+		return;
+	}
+	if (in->got_request) {
+		conn_fail(c, "%s sent a frame after its REQUEST", c->peer);
+		free(buf);
 		return;
 	}
 	if (c->hello || migwire_decode(buf, len, &h, err, sizeof(err)) ||
