@@ -65,6 +65,7 @@ static void usage(FILE *f)
 		"                    [--instance-user USER] [--run-dir DIR]\n"
 		"                    [--instance-uids LOW-HIGH] [--client-group GROUP]\n"
 		"                    [--xen auto|on|off] [--xen-unknown refuse|create]\n"
+		"                    [--migrate-listen HOST:PORT] [--migrate-peer AK_HEX]\n"
 		"       vtpm-service --help | --version\n");
 }
 
@@ -98,6 +99,8 @@ int main(int argc, char **argv)
 		{ "user", required_argument, NULL, 0 },
 		{ "xen", required_argument, NULL, 0 },
 		{ "xen-unknown", required_argument, NULL, 0 },
+		{ "migrate-listen", required_argument, NULL, 0 },
+		{ "migrate-peer", required_argument, NULL, 0 },
 		{ "instance-uids", required_argument, NULL, 0 },
 		{ "client-group", required_argument, NULL, 0 },
 		{ "no-sandbox", no_argument, NULL, 0 },

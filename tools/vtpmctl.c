@@ -53,6 +53,7 @@ static void usage(FILE *f)
 		"  ca-csr [--out FILE] | ca-import FILE   (make that CA an intermediate)\n"
 		"  migration-key [--out DEST.json]   (on the destination of an export)\n"
 		"  export U --to DEST.json [--ak-spki HEX|FILE] --out BLOB\n"
+		"  migrate U --to HOST:PORT [--ak-spki HEX|FILE]  (online, running)\n"
 		"  import BLOB\n"
 		"  clone U [--unique [--no-ek-cert]]\n"
 		"Global options may also follow the command: vtpmctl status --json.\n");
@@ -815,6 +816,47 @@ static int cmd_export(const struct args *a)
 	return rc;
 }
 
+/* Online: the running vTPM moves to another manager's migrate-listen. */
+static int cmd_migrate(const struct args *a)
+{
+	const char *to = opt_val(a, O_TO), *pin = opt_val(a, O_AK_SPKI);
+	json_object *req, *rsp, *v;
+	int rc;
+
+	if (!to)
+		return usage_error("'migrate' needs --to HOST:PORT");
+	req = json_object_new_object();
+	json_object_object_add(req, "cmd", json_object_new_string("migrate"));
+	json_object_object_add(req, "uuid", json_object_new_string(a->pos[0]));
+	json_object_object_add(req, "to", json_object_new_string(to));
+	if (pin && pinned_ak(pin, req)) {
+		json_object_put(req);
+		fprintf(stderr, "vtpmctl: --ak-spki %s: neither hex nor a file "
+			"holding a SubjectPublicKeyInfo\n", pin);
+		return 2;
+	}
+	rc = request(req, &rsp);
+	json_object_put(req);
+	if (rc)
+		return rc;
+	if (!json_out && json_object_object_get_ex(rsp, "ok", &v) &&
+	    json_object_get_boolean(v)) {
+		json_object_object_get_ex(rsp, "acknowledged", &v);
+		printf("vTPM %s migrated to %s (transaction %s, generation %s, "
+		       "volatile state %s) in %s ms%s%s\n", a->pos[0], to,
+		       get_str(rsp, "txid"), get_str(rsp, "generation"),
+		       get_str(rsp, "volatile"), get_str(rsp, "migrate_ms"),
+		       json_object_get_boolean(v) ? ""
+						  : "; the destination has not "
+						    "acknowledged the commit yet "
+						    "(retried): ",
+		       json_object_get_boolean(v) ? "" : get_str(rsp, "note"));
+		json_object_put(rsp);
+		return 0;
+	}
+	return finish(rsp, NULL);
+}
+
 static int cmd_import(const struct args *a)
 {
 	json_object *req, *rsp;
@@ -902,6 +944,11 @@ static const struct opt export_opts[] = {
 	{ "out", O_OUT, true },
 	{ NULL, 0, false },
 };
+static const struct opt migrate_opts[] = {
+	{ "to", O_TO, true },
+	{ "ak-spki", O_AK_SPKI, true },
+	{ NULL, 0, false },
+};
 static const struct opt clone_opts[] = {
 	{ "unique", O_UNIQUE, false },
 	{ "no-ek-cert", O_NO_EK_CERT, false },
@@ -928,6 +975,7 @@ static const struct cmd commands[] = {
 	{ "migration-key", migkey_opts, 0, 0, NULL, cmd_migration_key },
 	{ "export", export_opts, 1, 1, "UUID", cmd_export },
 	{ "import", no_opts, 1, 1, "BLOB", cmd_import },
+	{ "migrate", migrate_opts, 1, 1, "UUID", cmd_migrate },
 	{ "clone", clone_opts, 1, 1, "UUID", cmd_clone },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))

@@ -977,6 +977,12 @@ void engine_resume_forget(struct engine *e)
 	blob_drop(e, SF_BLOB_VOLATILE);
 }
 
+void engine_resume_keep_volatile(struct engine *e)
+{
+	blob_drop(e, SF_BLOB_RESUME);
+	e->volatile_once = true;
+}
+
 bool engine_has_volatile(const struct engine *e)
 {
 	return e->blobs.data[SF_BLOB_VOLATILE] != NULL;

@@ -225,6 +225,9 @@ const uint8_t *engine_resume_tag(const struct engine *e, uint32_t *len);
 /* Drops the resume tag and the stored volatile state: used once, or
  * refused.  The next persist writes the state without them. */
 void engine_resume_forget(struct engine *e);
+/* Drops the resume tag and keeps the stored volatile state for the next
+ * power-on only (an online migration's arrival). */
+void engine_resume_keep_volatile(struct engine *e);
 /* Whether a stored volatile state would resume at the next power-on. */
 bool engine_has_volatile(const struct engine *e);
 

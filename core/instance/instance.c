@@ -23,6 +23,7 @@
 
 #include "proto/keyfile.h"
 #include "proto/migblob.h"
+#include "proto/resumetag.h"
 #include "lib/hex.h"
 #include "lib/notify.h"
 #include "instance/mgrlink.h"
@@ -294,7 +295,42 @@ static void on_signal(uv_signal_t *s, int signum)
 	vtpm_shutdown(v, 0);
 }
 
+/* The manager's stop for an online migration (docs/migration.md): the
+ * volatile state is saved with a migration tag before the exit, as for
+ * a Xen save (a Xen ring's own tag, set at its stop, takes precedence). */
+static void on_migrate_signal(uv_signal_t *s, int signum)
+{
+	struct vtpm *v = s->data;
+	static const uint8_t none[16];
+	uint8_t tag[MIGTAG_LEN];
+
+	log_info("signal %d: stopping for an online migration, the volatile "
+		 "state is saved", signum);
+	migtag_encode(none, tag);
+	vtpm_save_at_exit(v, tag, sizeof(tag));
+	vtpm_shutdown(v, 0);
+}
+
 /* ---- start-up ---- */
+
+/* A volatile state saved for an online migration (proto/resumetag.h):
+ * the tag goes now, the volatile state at the power-on that uses it. */
+static bool resumes_migration(struct vtpm *v)
+{
+	uint32_t len;
+	const uint8_t *tag = engine_resume_tag(&v->eng, &len);
+	uint8_t txid[16];
+	char hx[33];
+
+	if (!tag || migtag_decode(tag, len, txid) ||
+	    !engine_has_volatile(&v->eng))
+		return false;
+	hex_encode(txid, sizeof(txid), hx);
+	log_info("resumes the TPM moved here by online migration %s "
+		 "(volatile state kept, no Startup)", hx);
+	engine_resume_keep_volatile(&v->eng);
+	return true;
+}
 
 /* The manager's PCR_READ for deep quotes, on the link it made. */
 static void start_pcrserve(struct vtpm *v)
@@ -830,7 +866,7 @@ int instance_main(const struct config *cfg,
 	char name[128];
 	int dirfd, lockfd, rc;
 	uint32_t src;
-	bool deferred_power;
+	bool deferred_power, moved;
 	struct timespec t0;
 	const struct transport_ops *ops;
 	bool set_ids;
@@ -891,7 +927,11 @@ int instance_main(const struct config *cfg,
 		load_standalone(v, cfg, dirfd, name, &keys);
 	log_debug("start: %s after %.2f ms", "state loaded", ms_since(&t0));
 	deferred_power = cfg->transport.kind == TRANSPORT_XEN_RING;
-	if (!deferred_power && engine_resume_tag(&v->eng, &(uint32_t){ 0 })) {
+	/* Moved here by an online migration: its volatile state is used
+	 * once, as it was on the source, without a Startup. */
+	moved = !deferred_power && resumes_migration(v);
+	if (!deferred_power && !moved &&
+	    engine_resume_tag(&v->eng, &(uint32_t){ 0 })) {
 		/* Saved for a Xen domain's restore: no other client boots it
 		 * (docs/migration.md). */
 		log_info("a volatile state saved for a Xen restore is "
@@ -905,7 +945,7 @@ int instance_main(const struct config *cfg,
 		log_debug("start: %s after %.2f ms", "engine powered on",
 			  ms_since(&t0));
 		/* swtpm's not-need-init + startup-clear: usable at once. */
-		src = engine_startup_clear(&v->eng);
+		src = moved ? 0 : engine_startup_clear(&v->eng);
 		if (src != 0)
 			log_info("TPM startup returned 0x%x (state resumed)",
 				 src);
@@ -921,6 +961,9 @@ int instance_main(const struct config *cfg,
 	v->sigterm.data = v->sigint.data = v;
 	uv_signal_start(&v->sigterm, on_signal, SIGTERM);
 	uv_signal_start(&v->sigint, on_signal, SIGINT);
+	uv_signal_init(v->loop, &v->sigusr2);
+	v->sigusr2.data = v;
+	uv_signal_start(&v->sigusr2, on_migrate_signal, SIGUSR2);
 
 	v->transport.ops = cfg->transport.kind == TRANSPORT_XEN_RING
 				   ? transports->xen_ring

@@ -68,7 +68,7 @@ struct vtpm {
 	uint64_t start_mark_gen;
 	bool start_mark_busy;
 
-	uv_signal_t sigterm, sigint;
+	uv_signal_t sigterm, sigint, sigusr2;
 	struct mgrlink link;   /* to the manager, when managed */
 	uv_poll_t link_poll;   /* the manager link, watched for hang-up */
 	struct pcrserve *pcrserve; /* the manager's requests on the link */

@@ -15,6 +15,7 @@
 #include "manager/control.h"
 #include "manager/manager.h"
 #include "manager/migrate.h"
+#include "manager/online.h"
 #include "manager/quote.h"
 #include "manager/rootkey.h"
 #include "proto/mgrproto.h"
@@ -373,6 +374,20 @@ static void cmd_delete(struct ctl_call *c, json_object *req)
 	mgr_commit(c->m, true, deleted, t);
 }
 
+static const char *start_refusal(const struct vtpm_entry *e)
+{
+	const struct keystore_rec *r = keystore_find(&e->m->ks, e->rec.uuid);
+
+	if (e->migrating)
+		return "is being exported, imported, cloned or migrated";
+	if (r && (r->flags & KS_REC_LEAVING))
+		return "is migrating to another host";
+	if (r && (r->flags & KS_REC_PENDING))
+		return "was migrated here, pending its source's commit";
+	return "was exported or migrated to another host (a tombstone; "
+	       "vtpmctl show says where)";
+}
+
 static void cmd_start(struct ctl_call *c, json_object *req)
 {
 	struct vtpm_entry *e = ctl_entry_arg(c, req);
@@ -382,10 +397,7 @@ static void cmd_start(struct ctl_call *c, json_object *req)
 		return;
 	if (mgr_entry_frozen(e)) {
 		ctl_reply_error(c, CTL_EBUSY, "vTPM %s %s: it does not start "
-				"here", e->rec.uuid_str, e->migrating
-				? "is being exported, imported or cloned"
-				: "was exported to another host (a tombstone; "
-				  "vtpmctl show says where)");
+				"here", e->rec.uuid_str, start_refusal(e));
 		return;
 	}
 	rc = mgr_vtpm_start(e);
@@ -700,6 +712,7 @@ const struct ctl_command ctl_commands[] = {
 	{ "migration-key", mgr_cmd_migration_key, false },
 	{ "export", mgr_cmd_export, false },
 	{ "import", mgr_cmd_import, false },
+	{ "migrate", mgr_cmd_migrate, false },
 	{ "clone", mgr_cmd_clone, false },
 	{ NULL, NULL, false },
 };

@@ -188,7 +188,8 @@ void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 		return;
 	}
 	rsp.type = req.type;
-	if (!rec || (rec->flags & KS_REC_TOMBSTONE) || e->migrating) {
+	if (!rec || (rec->flags & KS_REC_TOMBSTONE) ||
+	    (e->migrating && !e->leaving)) {
 		rsp.status = MGR_NOT_FOUND;
 		link_reply(e, &rsp);
 		return;

@@ -25,6 +25,7 @@
 #include "manager/control.h"
 #include "manager/manager.h"
 #include "manager/migrate.h"
+#include "manager/online.h"
 #include "manager/quote.h"
 #include "manager/rootkey.h"
 #include "manager/tpm.h"
@@ -139,6 +140,7 @@ static void on_signal(uv_signal_t *s, int signum)
 	m->stopping = true;
 	control_stop(m);
 	mgr_xen_stop(m);
+	mgr_online_stop(m);
 	mgr_foreach_entry(e, m)
 		sup_stop(e);
 	mgr_maybe_exit(m);
@@ -349,6 +351,7 @@ int manager_main(const struct config *cfg)
 	if (mgr_ids_assign(m))
 		fatalx("instance-uids %u-%u: no free id left for every vTPM",
 		       (unsigned)cfg->inst_uid_lo, (unsigned)cfg->inst_uid_hi);
+	mgr_online_recover(m);
 
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(m->loop, &m->sigterm);
@@ -358,6 +361,9 @@ int manager_main(const struct config *cfg)
 	uv_signal_start(&m->sigint, on_signal, SIGINT);
 	if (control_start(m))
 		fatalx("cannot open the control socket %s", cfg->control);
+	if (mgr_online_start(m))
+		fatalx("migrate-listen %s:%u: cannot listen", cfg->migrate_host,
+		       cfg->migrate_port);
 	if (m->entries_dirty)
 		mgr_commit(m, false, NULL, NULL);
 	mgr_foreach_entry(e, m)

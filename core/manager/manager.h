@@ -56,6 +56,8 @@ struct vtpm_entry {
 	struct mgr_ek_entry ek;   /* ekca.c: its manufacture */
 	bool migrating;           /* migrate.c: frozen by an export, import
 				   * or clone under way */
+	bool leaving;             /* online.c: moving out; its stopping
+				   * instance may still save its state */
 };
 
 struct manager {
@@ -103,6 +105,7 @@ struct manager {
 	int exit_code;
 	void *control;
 	void *xen;                /* struct mgr_xen, when serving Xen guests */
+	void *online;             /* online.c: listener, transactions */
 };
 
 uint64_t mgr_now_ms(void);    /* CLOCK_MONOTONIC */

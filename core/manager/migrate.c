@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,10 @@
 #include "manager/control.h"
 #include "manager/manager.h"
 #include "manager/migrate.h"
+#include "manager/online.h"
 #include "proto/expblob.h"
 #include "proto/migkey.h"
+#include "proto/resumetag.h"
 #include "proto/statefile.h"
 #include "tss-device/tss_hal.h"
 
@@ -58,7 +61,9 @@ bool mgr_entry_frozen(const struct vtpm_entry *e)
 {
 	const struct keystore_rec *r = keystore_find(&e->m->ks, e->rec.uuid);
 
-	return e->migrating || (r && (r->flags & KS_REC_TOMBSTONE));
+	return e->migrating ||
+	       (r && (r->flags & (KS_REC_TOMBSTONE | KS_REC_PENDING |
+				  KS_REC_LEAVING)));
 }
 
 void mgr_migrate_show(const struct vtpm_entry *e, json_object *o)
@@ -68,6 +73,7 @@ void mgr_migrate_show(const struct vtpm_entry *e, json_object *o)
 	char hx[2 * MIGKEY_NAME_LEN + 1];
 	uint8_t name[MIGKEY_NAME_LEN];
 
+	mgr_online_show(e, o);
 	if (!r || !(r->flags & KS_REC_TOMBSTONE))
 		return;
 	to = json_object_new_object();
@@ -138,10 +144,11 @@ static bool entry_quiet(struct ctl_call *c, struct vtpm_entry *e,
 				what, e->rec.uuid_str, hx);
 		return false;
 	}
-	if (e->migrating) {
+	if (e->migrating || (r && (r->flags & (KS_REC_PENDING |
+						 KS_REC_LEAVING)))) {
 		ctl_reply_error(c, CTL_EBUSY, "cannot %s vTPM %s: an export, "
-				"import or clone of it is under way", what,
-				e->rec.uuid_str);
+				"import, clone or online migration of it is "
+				"under way", what, e->rec.uuid_str);
 		return false;
 	}
 	if (mgr_entry_is_remote(e)) {
@@ -162,7 +169,9 @@ static bool entry_quiet(struct ctl_call *c, struct vtpm_entry *e,
 
 /* ---- one operation: export, import or clone ---- */
 
-enum mig_kind { MIG_KEY, MIG_EXPORT, MIG_IMPORT, MIG_CLONE };
+enum mig_kind { MIG_KEY, MIG_EXPORT, MIG_IMPORT, MIG_CLONE,
+	/* for online.c: certify, read and seal, import as pending */
+	MIG_ONLINE_KEY, MIG_ONLINE_OUT, MIG_ONLINE_IN };
 
 struct mig_op {
 	struct mgr_task task;
@@ -194,6 +203,11 @@ struct mig_op {
 	/* a new vTPM's state file (import, clone) */
 	uint8_t new_hash[32];
 	size_t state_file_len;
+	/* online.c's requests: called instead of a control reply */
+	mgr_online_cb cb;
+	void *cb_arg;
+	uint8_t txid[16];
+	uint8_t peer_ak[32];
 };
 
 static void op_free(struct mig_op *op)
@@ -217,6 +231,49 @@ static struct mig_op *op_new(struct ctl_call *c, enum mig_kind kind)
 	op->kind = kind;
 	op->t0_ms = mgr_now(c->m);
 	return op;
+}
+
+static bool online(const struct mig_op *op)
+{
+	return op->kind >= MIG_ONLINE_KEY;
+}
+
+/* The end of an online request: its callback hears rc and what there is. */
+static void online_end(struct mig_op *op, int rc, const char *err)
+{
+	struct mgr_online_res r = {
+		.rc = rc,
+		.err = err ? err : "",
+		.pub = op->pub, .pub_len = op->pub_len,
+		.attest = op->attest, .attest_len = op->attest_len,
+		.sig = op->sig, .sig_len = op->sig_len,
+		.blob = op->blob, .blob_len = op->blob_len,
+		.generation = op->generation,
+		.had_volatile = op->body.vol_len != 0,
+	};
+
+	op->cb(op->cb_arg, &r);
+	op_free(op);
+}
+
+/* A refusal or failure: the control client's, or online.c's. */
+static void op_fail(struct mig_op *op, enum ctl_code code, const char *fmt,
+		    ...) __attribute__((format(printf, 3, 4)));
+static void op_fail(struct mig_op *op, enum ctl_code code, const char *fmt,
+		    ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (online(op)) {
+		online_end(op, code == CTL_EFAIL ? -EIO : -EPERM, msg);
+		return;
+	}
+	ctl_reply_error(op->c, code, "%s", msg);
+	op_free(op);
 }
 
 static void unfreeze(struct manager *m, const uint8_t uuid[16])
@@ -334,7 +391,7 @@ static void migkey_work(struct mgr_task *t)
 	if (t->rc)
 		return;
 	memcpy(op->key_name, m->migkey->name, MIGKEY_NAME_LEN);
-	if (op->kind == MIG_KEY) {
+	if (op->kind == MIG_KEY || op->kind == MIG_ONLINE_KEY) {
 		migkey_qd(qd);
 		t->rc = tss_hal_migkey_certify(m->hal, m->migkey->blob,
 					       m->migkey->len, op->auth,
@@ -369,6 +426,12 @@ static void migkey_expire(struct mgr_task *t, int rc, const char *err)
 	op->answered = true;
 	if (op->kind == MIG_IMPORT)
 		unfreeze(t->m, op->uuid);
+	if (online(op)) {
+		struct mgr_online_res r = { .rc = rc, .err = err };
+
+		op->cb(op->cb_arg, &r);
+		return;
+	}
 	ctl_reply_error(op->c, CTL_EFAIL, "physical TPM: %s (%s)", err,
 			strerror(-rc));
 }
@@ -377,9 +440,8 @@ static void submit_tpm(struct manager *m, struct mig_op *op,
 		       void (*done)(struct mgr_task *t), const char *call)
 {
 	if (migkey_auth(m, op->auth)) {
-		ctl_reply_error(op->c, CTL_EFAIL, "cannot derive the migration "
-				"key's auth value");
-		op_free(op);
+		op_fail(op, CTL_EFAIL, "cannot derive the migration key's auth "
+			"value");
 		return;
 	}
 	op->task.work = migkey_work;
@@ -481,6 +543,19 @@ static int open_sealed(struct mig_op *op, const struct state_keys *keys,
 	op->body.state = blobs.data[SF_BLOB_PERMANENT];
 	op->body.state_len = blobs.len[SF_BLOB_PERMANENT];
 	blobs.data[SF_BLOB_PERMANENT] = NULL;
+	/* Online, the volatile state the stopped instance saved, with its
+	 * tag, travels too. */
+	if (op->kind == MIG_ONLINE_OUT && blobs.data[SF_BLOB_VOLATILE] &&
+	    blobs.len[SF_BLOB_VOLATILE] <= EXPBLOB_MAX_STATE &&
+	    blobs.len[SF_BLOB_RESUME] <= EXPBLOB_MAX_TAG) {
+		op->body.vol = blobs.data[SF_BLOB_VOLATILE];
+		op->body.vol_len = blobs.len[SF_BLOB_VOLATILE];
+		blobs.data[SF_BLOB_VOLATILE] = NULL;
+		if (blobs.len[SF_BLOB_RESUME])
+			memcpy(op->body.tag, blobs.data[SF_BLOB_RESUME],
+			       blobs.len[SF_BLOB_RESUME]);
+		op->body.tag_len = blobs.len[SF_BLOB_RESUME];
+	}
 	statefile_blobs_free(&blobs);
 	return 0;
 }
@@ -581,6 +656,20 @@ static int write_state(struct mig_op *op)
 	meta.generation = op->generation;
 	blobs.data[SF_BLOB_PERMANENT] = op->body.state;
 	blobs.len[SF_BLOB_PERMANENT] = op->body.state_len;
+	if (op->body.vol_len) {
+		/* A Xen domain's tag stays (its restore on this host resumes
+		 * it); any other becomes this transaction's. */
+		struct resume_tag xt;
+
+		if (resumetag_decode(op->body.tag, op->body.tag_len, &xt)) {
+			migtag_encode(op->txid, op->body.tag);
+			op->body.tag_len = MIGTAG_LEN;
+		}
+		blobs.data[SF_BLOB_VOLATILE] = op->body.vol;
+		blobs.len[SF_BLOB_VOLATILE] = op->body.vol_len;
+		blobs.data[SF_BLOB_RESUME] = op->body.tag;
+		blobs.len[SF_BLOB_RESUME] = op->body.tag_len;
+	}
 	if (state_keys_derive(op->state_key, &keys))
 		return -EIO;
 	rc = statefile_encode(&keys, &meta, &blobs, &file, &len);
@@ -618,7 +707,8 @@ static void export_work(struct mgr_task *t)
 	}
 	op->body.family = op->family;
 	op->body.flags = (op->flags & KS_REC_NOSTATE ? EXPBLOB_F_NOSTATE : 0) |
-			 (op->plaintext ? EXPBLOB_F_PLAINTEXT : 0);
+			 (op->plaintext ? EXPBLOB_F_PLAINTEXT : 0) |
+			 (op->body.vol_len ? EXPBLOB_F_VOLATILE : 0);
 	memcpy(op->hdr.uuid, op->uuid, 16);
 	op->hdr.generation = op->generation;
 	memcpy(op->hdr.dest_name, op->dest.name, MIGKEY_NAME_LEN);
@@ -675,6 +765,12 @@ static void export_done(struct mgr_task *t)
 	struct vtpm_entry *e = mgr_entry_find(m, op->uuid);
 	struct keystore_rec *r = keystore_find(&m->ks, op->uuid);
 
+	if (online(op)) {
+		/* online.c writes the tombstone at its commit point. */
+		online_end(op, t->rc ? t->rc : (!e || !r) ? -ENOENT : 0,
+			   t->rc ? t->err : "it vanished");
+		return;
+	}
 	expblob_body_free(&op->body);
 	if (t->rc || !e || !r) {
 		unfreeze(m, op->uuid);
@@ -772,8 +868,15 @@ static void created_committed(struct manager *m, int rc, void *arg)
 
 	unfreeze(m, op->uuid);
 	if (rc) {
-		ctl_reply_error(op->c, CTL_EFAIL, "cannot commit the key store");
-		op_free(op);
+		op_fail(op, CTL_EFAIL, "cannot commit the key store");
+		return;
+	}
+	if (online(op)) {
+		log_info("vTPM %s imported by online migration, pending its "
+			 "commit (generation %llu%s)", op->uuid_str,
+			 (unsigned long long)op->generation,
+			 op->body.vol_len ? ", volatile state included" : "");
+		online_end(op, 0, NULL);
 		return;
 	}
 	log_info("vTPM %s %s (generation %llu)", op->uuid_str,
@@ -803,8 +906,17 @@ static void new_vtpm_commit(struct manager *m, struct mig_op *op)
 		memcpy(r->state_hash, op->new_hash, 32);
 		r->flags &= ~KS_REC_NOSTATE;
 	}
-	if (op->kind == MIG_IMPORT)
+	if (op->kind == MIG_IMPORT || op->kind == MIG_ONLINE_IN)
 		rc = keystore_import_add(&m->ks, op->hdr.id);
+	if (op->kind == MIG_ONLINE_IN && !rc) {
+		struct keystore_tx tx = { .state = KS_TX_IN_PENDING };
+
+		memcpy(tx.uuid, op->uuid, 16);
+		memcpy(tx.txid, op->txid, 16);
+		memcpy(tx.peer_ak_sha256, op->peer_ak, 32);
+		r->flags |= KS_REC_PENDING;
+		rc = keystore_tx_put(&m->ks, &tx);
+	}
 	if (rc)
 		log_warnx("vTPM %s: cannot record the blob as imported: %s",
 			  op->uuid_str, keystore_strerror(rc));
@@ -825,9 +937,8 @@ static void abandoned(struct manager *m, int rc, void *arg)
 
 	if (!rc)
 		mgr_vtpm_remove_state(m, op->uuid);
-	ctl_reply_error(op->c, CTL_EFAIL, "cannot write the state of vTPM %s: "
-			"%s", op->uuid_str, op->task.err);
-	op_free(op);
+	op_fail(op, CTL_EFAIL, "cannot write the state of vTPM %s: %s",
+		op->uuid_str, op->task.err);
 }
 
 static void write_done(struct mgr_task *t)
@@ -862,11 +973,8 @@ static void new_vtpm(struct manager *m, struct mig_op *op)
 
 	rc = mgr_vtpm_create(m, op->uuid, op->family, 0, "", &e);
 	if (rc) {
-		ctl_reply_error(op->c, rc == KS_ERR_EXISTS ? CTL_EEXIST
-							   : CTL_EFAIL,
-				"vTPM %s: %s", op->uuid_str,
-				keystore_strerror(rc));
-		op_free(op);
+		op_fail(op, rc == KS_ERR_EXISTS ? CTL_EEXIST : CTL_EFAIL,
+			"vTPM %s: %s", op->uuid_str, keystore_strerror(rc));
 		return;
 	}
 	e->migrating = true;
@@ -885,41 +993,45 @@ static void new_vtpm(struct manager *m, struct mig_op *op)
 
 /* ---- import ---- */
 
-/* Refusals that hold before and after the TPM's part: nothing changed. */
-static bool import_allowed(struct ctl_call *c, struct mig_op *op)
+/* Refusals that hold before and after the TPM's part: nothing changed.
+ * CTL_OK, or the code with msg set.  Online, a pending import of an
+ * earlier transaction gives way too (its source aborted it). */
+static enum ctl_code import_refusal(struct manager *m, struct mig_op *op,
+				    char *msg, size_t len)
 {
-	struct manager *m = c->m;
 	struct vtpm_entry *e = mgr_entry_find(m, op->hdr.uuid);
 	const struct keystore_rec *r = keystore_find(&m->ks, op->hdr.uuid);
+	uint32_t replaceable = KS_REC_TOMBSTONE |
+			       (online(op) ? KS_REC_PENDING : 0);
 	char hx[2 * EXPBLOB_ID_LEN + 1];
 
 	if (keystore_import_has(&m->ks, op->hdr.id)) {
 		hex_encode(op->hdr.id, EXPBLOB_ID_LEN, hx);
-		ctl_reply_error(c, CTL_EEXIST, "refusing the blob: it was "
-				"imported here before (blob id %s); a blob is "
-				"imported once, even after its vTPM was deleted",
-				hx);
-		return false;
+		snprintf(msg, len, "refusing the blob: it was imported here "
+			 "before (blob id %s); a blob is imported once, even "
+			 "after its vTPM was deleted", hx);
+		return CTL_EEXIST;
 	}
 	if (e && e->migrating) {
-		ctl_reply_error(c, CTL_EBUSY, "vTPM %s: an export, import or "
-				"clone of it is under way", e->rec.uuid_str);
-		return false;
+		snprintf(msg, len, "vTPM %s: an export, import, clone or "
+			 "migration of it is under way", e->rec.uuid_str);
+		return CTL_EBUSY;
 	}
-	if (r && !(r->flags & KS_REC_TOMBSTONE)) {
-		ctl_reply_error(c, CTL_EEXIST, "refusing the blob: vTPM %s "
-				"already exists here", op->uuid_str);
-		return false;
+	if (r && !(r->flags & replaceable)) {
+		snprintf(msg, len, "refusing the blob: vTPM %s already exists "
+			 "here", op->uuid_str);
+		return CTL_EEXIST;
 	}
-	if (r && op->hdr.generation < r->generation) {
-		ctl_reply_error(c, CTL_EINVAL, "refusing the blob: vTPM %s left "
-				"this host at generation %llu, the blob holds "
-				"the older generation %llu", op->uuid_str,
-				(unsigned long long)r->generation,
-				(unsigned long long)op->hdr.generation);
-		return false;
+	if (r && (r->flags & KS_REC_TOMBSTONE) &&
+	    op->hdr.generation < r->generation) {
+		snprintf(msg, len, "refusing the blob: vTPM %s left this host "
+			 "at generation %llu, the blob holds the older "
+			 "generation %llu", op->uuid_str,
+			 (unsigned long long)r->generation,
+			 (unsigned long long)op->hdr.generation);
+		return CTL_EINVAL;
 	}
-	return true;
+	return CTL_OK;
 }
 
 static void import_decrypted(struct mgr_task *t)
@@ -928,7 +1040,8 @@ static void import_decrypted(struct mgr_task *t)
 	struct manager *m = t->m;
 	struct vtpm_entry *e;
 	char a[2 * MIGKEY_NAME_LEN + 1], b[2 * MIGKEY_NAME_LEN + 1];
-	char err[200];
+	char err[300];
+	enum ctl_code code;
 	int rc;
 
 	if (op->answered) {
@@ -938,46 +1051,49 @@ static void import_decrypted(struct mgr_task *t)
 	if (t->rc == -EXDEV) {
 		hex_encode(op->hdr.dest_name, MIGKEY_NAME_LEN, a);
 		hex_encode(op->key_name, MIGKEY_NAME_LEN, b);
-		ctl_reply_error(op->c, CTL_EINVAL, "refusing the blob: it is "
-				"for another manager (sealed to migration key "
-				"%s; this manager's is %s)", a, b);
-		op_free(op);
+		op_fail(op, CTL_EINVAL, "refusing the blob: it is for another "
+			"manager (sealed to migration key %s; this manager's "
+			"is %s)", a, b);
 		return;
 	}
 	if (t->rc) {
-		ctl_reply_error(op->c, t->rc == -EBADMSG ? CTL_EINVAL : CTL_EFAIL,
-				"refusing the blob: %s%s", t->err,
-				t->rc == -EBADMSG ? " (altered, or not for this "
-						    "manager)" : "");
-		op_free(op);
+		op_fail(op, t->rc == -EBADMSG ? CTL_EINVAL : CTL_EFAIL,
+			"refusing the blob: %s%s", t->err,
+			t->rc == -EBADMSG ? " (altered, or not for this "
+					    "manager)" : "");
 		return;
 	}
 	rc = expblob_open(op->blob, op->blob_len, op->aes, &op->body, err,
 			  sizeof(err));
 	OPENSSL_cleanse(op->aes, sizeof(op->aes));
 	if (rc) {
-		ctl_reply_error(op->c, CTL_EINVAL, "refusing the blob: %s", err);
-		op_free(op);
+		op_fail(op, CTL_EINVAL, "refusing the blob: %s", err);
 		return;
 	}
-	if (!import_allowed(op->c, op)) {
-		op_free(op);
+	if (!online(op) && op->body.vol_len) {
+		op_fail(op, CTL_EINVAL, "refusing the blob: it carries a "
+			"running TPM's volatile state (an online migration's), "
+			"which an import does not take");
+		return;
+	}
+	code = import_refusal(m, op, err, sizeof(err));
+	if (code != CTL_OK) {
+		op_fail(op, code, "%s", err);
 		return;
 	}
 	memcpy(op->uuid, op->hdr.uuid, 16);
 	op->family = op->body.family;
 	op->generation = op->hdr.generation;
 	op->plaintext = op->body.flags & EXPBLOB_F_PLAINTEXT;
-	/* It comes back: the tombstone gives way. */
+	/* It comes back: the tombstone (or an aborted pending import)
+	 * gives way. */
 	e = mgr_entry_find(m, op->uuid);
 	if (e) {
 		rc = mgr_vtpm_delete(m, e);
 		if (rc) {
-			ctl_reply_error(op->c, CTL_EFAIL, "vTPM %s: cannot "
-					"remove its tombstone: %s", op->uuid_str,
-					rc == -EBUSY ? "busy"
-						     : keystore_strerror(rc));
-			op_free(op);
+			op_fail(op, CTL_EFAIL, "vTPM %s: cannot remove its "
+				"tombstone: %s", op->uuid_str,
+				rc == -EBUSY ? "busy" : keystore_strerror(rc));
 			return;
 		}
 	}
@@ -988,7 +1104,7 @@ void mgr_cmd_import(struct ctl_call *c, json_object *req)
 {
 	struct manager *m = c->m;
 	struct mig_op *op = op_new(c, MIG_IMPORT);
-	char err[200];
+	char err[300];
 	int rc;
 
 	rc = hex_field(req, "blob", EXPBLOB_MAX_LEN, &op->blob, &op->blob_len);
@@ -1005,8 +1121,8 @@ void mgr_cmd_import(struct ctl_call *c, json_object *req)
 		return;
 	}
 	uuid_format(op->hdr.uuid, op->uuid_str);
-	if (!import_allowed(c, op)) {
-		op_free(op);
+	if (import_refusal(m, op, err, sizeof(err)) != CTL_OK) {
+		op_fail(op, import_refusal(m, op, err, sizeof(err)), "%s", err);
 		return;
 	}
 	if (!m->hal) {
@@ -1111,4 +1227,109 @@ void mgr_cmd_clone(struct ctl_call *c, json_object *req)
 	op->task.work = clone_read_work;
 	op->task.done = clone_read_done;
 	mgr_task_submit(m, &op->task);
+}
+
+/* ---- for online migration ---- */
+
+static void online_key_done(struct mgr_task *t)
+{
+	struct mig_op *op = (struct mig_op *)t;
+
+	if (op->answered) {
+		op_free(op);
+		return;
+	}
+	online_end(op, t->rc, t->rc ? (t->err[0] ? t->err : strerror(-t->rc))
+				    : NULL);
+}
+
+static struct mig_op *online_op(struct manager *m, enum mig_kind kind,
+				mgr_online_cb cb, void *arg)
+{
+	struct mig_op *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		fatalx("out of memory");
+	op->kind = kind;
+	op->cb = cb;
+	op->cb_arg = arg;
+	op->task.m = m;
+	op->t0_ms = mgr_now(m);
+	return op;
+}
+
+void mgr_online_certify(struct manager *m, mgr_online_cb cb, void *arg)
+{
+	struct mig_op *op = online_op(m, MIG_ONLINE_KEY, cb, arg);
+
+	if (!m->hal || !m->ak_spki) {
+		online_end(op, -EIO, "this manager has no physical TPM "
+			   "attestation key");
+		return;
+	}
+	submit_tpm(m, op, online_key_done, "TPM2_Certify (migration key)");
+}
+
+void mgr_online_export(struct manager *m, struct vtpm_entry *e,
+		       const struct migkey *dest, mgr_online_cb cb, void *arg)
+{
+	struct mig_op *op = online_op(m, MIG_ONLINE_OUT, cb, arg);
+	const struct keystore_rec *r = keystore_find(&m->ks, e->rec.uuid);
+
+	if (!r) {
+		online_end(op, -ENOENT, "no key store record");
+		return;
+	}
+	memcpy(op->uuid, e->rec.uuid, 16);
+	memcpy(op->uuid_str, e->rec.uuid_str, sizeof(op->uuid_str));
+	op->family = r->tpm_version;
+	op->generation = r->generation;
+	op->flags = r->flags;
+	op->plaintext = e->rec.allow_plaintext_state;
+	memcpy(op->state_key, r->state_key, 32);
+	memcpy(op->state_hash, r->state_hash, 32);
+	memcpy(&op->dest, dest, sizeof(op->dest));
+	SHA256(m->ak_spki, m->ak_spki_len, op->body.src_ak_sha256);
+	op->task.work = export_work;
+	op->task.done = export_done;
+	mgr_task_submit(m, &op->task);
+}
+
+void mgr_online_import(struct manager *m, const uint8_t *blob, size_t len,
+		       const uint8_t uuid[16], const uint8_t txid[16],
+		       const uint8_t peer_ak[32], mgr_online_cb cb, void *arg)
+{
+	struct mig_op *op = online_op(m, MIG_ONLINE_IN, cb, arg);
+	char err[300];
+	enum ctl_code code;
+
+	memcpy(op->txid, txid, 16);
+	memcpy(op->peer_ak, peer_ak, 32);
+	op->blob = malloc(len ? len : 1);
+	if (!op->blob)
+		fatalx("out of memory");
+	memcpy(op->blob, blob, len);
+	op->blob_len = len;
+	if (expblob_parse(op->blob, op->blob_len, &op->hdr, err,
+			  sizeof(err))) {
+		op_fail(op, CTL_EINVAL, "refusing the blob: %s", err);
+		return;
+	}
+	uuid_format(op->hdr.uuid, op->uuid_str);
+	if (memcmp(op->hdr.uuid, uuid, 16) != 0) {
+		op_fail(op, CTL_EINVAL, "refusing the blob: it holds vTPM %s, "
+			"not the one the transaction names", op->uuid_str);
+		return;
+	}
+	code = import_refusal(m, op, err, sizeof(err));
+	if (code != CTL_OK) {
+		op_fail(op, code, "%s", err);
+		return;
+	}
+	if (!m->hal) {
+		op_fail(op, CTL_EFAIL, "this manager has no physical TPM");
+		return;
+	}
+	submit_tpm(m, op, import_decrypted,
+		   "TPM2_RSA_Decrypt (online migration)");
 }

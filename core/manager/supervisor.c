@@ -570,6 +570,11 @@ int sup_start(struct vtpm_entry *e)
 
 void sup_stop(struct vtpm_entry *e)
 {
+	sup_stop_sig(e, SIGTERM);
+}
+
+void sup_stop_sig(struct vtpm_entry *e, int sig)
+{
 	struct sup_child *c = &e->child;
 
 	if (c->state == CHILD_BACKOFF) {
@@ -579,7 +584,7 @@ void sup_stop(struct vtpm_entry *e)
 			report_stopped(e);
 	} else if (c->state == CHILD_RUNNING) {
 		c->state = CHILD_STOPPING;
-		uv_process_kill(&c->proc, SIGTERM);
+		uv_process_kill(&c->proc, sig);
 		ensure_timer(e);
 		uv_timer_start(&c->timer, kill_timer_cb, SUP_KILL_AFTER_MS, 0);
 	}

@@ -63,6 +63,9 @@ unsigned int sup_backoff_next(unsigned int last_ms, uint64_t up_ms);
 void sup_child_init(struct sup_child *c);
 int sup_start(struct vtpm_entry *e);
 void sup_stop(struct vtpm_entry *e);
+/* sup_stop with another signal than SIGTERM (online migration: SIGUSR2,
+ * the instance saves its volatile state). */
+void sup_stop_sig(struct vtpm_entry *e, int sig);
 /* cb(arg) once e's instance is stopped and reaped (now, if it is). */
 void sup_wait_stopped(struct vtpm_entry *e, void (*cb)(void *arg), void *arg);
 bool sup_has_waiters(const struct vtpm_entry *e);

@@ -163,6 +163,54 @@ static int copy_str(char *dst, size_t dstlen, const char *v)
 	return 0;
 }
 
+int config_parse_hostport(const char *s, char *host, size_t hostlen,
+			  uint16_t *port)
+{
+	const char *colon, *h = s;
+	size_t n;
+	long p;
+
+	if (!s || !*s)
+		return -EINVAL;
+	if (*s == '[') {
+		colon = strstr(s, "]:");
+		if (!colon)
+			return -EINVAL;
+		h = s + 1;
+		n = (size_t)(colon - h);
+		colon++;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || memchr(s, ':', (size_t)(colon - s)))
+			return -EINVAL;
+		n = (size_t)(colon - s);
+	}
+	if (n == 0 || n >= hostlen)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("0123456789abcdefABCDEF.:", h[i]))
+			return -EINVAL;
+	if (config_parse_long(colon + 1, 1, 65535, &p))
+		return -EINVAL;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* migrate-peer: hex of an AK's DER SPKI or of its SHA-256. */
+static int peer_add(struct config *cfg, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n < 64 || n % 2 || n >= CONFIG_PEER_HEX_MAX ||
+	    strspn(v, "0123456789abcdefABCDEF") != n ||
+	    cfg->n_migrate_peers >= CONFIG_MAX_PEERS)
+		return -EINVAL;
+	strcpy(cfg->migrate_peer[cfg->n_migrate_peers++], v);
+	return 0;
+}
+
 /*
  * swtpm's spelling, file=PATH[,mode=...], or a bare PATH.  Only an
  * authenticated mode is offered: swtpm's aes-cbc modes are refused, not
@@ -322,6 +370,12 @@ int config_set(struct config *cfg, const char *key, const char *v, char *err,
 			cfg->xen = XEN_ON;
 		else
 			rc = -EINVAL;
+	} else if (strcmp(key, "migrate-listen") == 0) {
+		rc = config_parse_hostport(v, cfg->migrate_host,
+					   sizeof(cfg->migrate_host),
+					   &cfg->migrate_port);
+	} else if (strcmp(key, "migrate-peer") == 0) {
+		rc = peer_add(cfg, v);
 	} else if (strcmp(key, "xen-unknown") == 0) {
 		if (strcmp(v, "refuse") == 0)
 			cfg->xen_create_unknown = false;

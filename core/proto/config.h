@@ -29,6 +29,9 @@ enum tpm_version {
 	TPM_VERSION_1_2 = 1,
 };
 
+#define CONFIG_MAX_PEERS 8
+#define CONFIG_PEER_HEX_MAX 1200
+
 struct transport_spec {
 	enum transport_kind kind;
 	char path[108];    /* unix: data socket path (sun_path limit) */
@@ -81,6 +84,14 @@ struct config {
 	char instance_exe[256];    /* vtpm-service binary for instances */
 	int xen;                   /* XEN_OFF / XEN_AUTO / XEN_ON */
 	bool xen_create_unknown;   /* a device naming an unknown UUID creates it */
+	/* online migration (docs/migration.md): where this manager takes
+	 * incoming vTPMs (empty: nowhere), and the AKs of the managers it
+	 * trusts, each the hex of a DER SubjectPublicKeyInfo or of its
+	 * SHA-256 (migrate-peer, repeatable) */
+	char migrate_host[64];
+	uint16_t migrate_port;
+	unsigned int n_migrate_peers;
+	char migrate_peer[CONFIG_MAX_PEERS][CONFIG_PEER_HEX_MAX];
 };
 
 enum { XEN_OFF = 0, XEN_AUTO, XEN_ON };
@@ -122,6 +133,10 @@ int config_parse_transport(const char *s, struct transport_spec *out);
 int config_parse_long(const char *s, long min, long max, long *out);
 /* "LOW-HIGH", decimal digits only, 1 <= LOW <= HIGH <= 4294967294. */
 int config_parse_uid_range(const char *s, uint32_t *lo, uint32_t *hi);
+/* "HOST:PORT" (a numeric address; [ADDR]:PORT for IPv6), port 1..65535;
+ * 0 or -EINVAL. */
+int config_parse_hostport(const char *s, char *host, size_t hostlen,
+			  uint16_t *port);
 /* "UID:GID", decimal digits only, each 1..4294967294; 0 or -EINVAL. */
 int config_parse_ids(const char *s, uint32_t *uid, uint32_t *gid);
 

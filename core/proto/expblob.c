@@ -27,6 +27,42 @@ _Static_assert(OFF_CLEN + 4 == EXPBLOB_HDR_LEN, "header layout");
 _Static_assert(AEAD_TAG_LEN == EXPBLOB_TAG_LEN, "one GCM tag");
 _Static_assert(AEAD_KEY_LEN == EXPBLOB_KEY_LEN, "AES-256");
 
+/* The volatile part: with the flag, a permanent state, a volatile one
+ * and a tag within their limits; without it, none. */
+static int vol_ok(const struct expblob_body *b)
+{
+	if (!(b->flags & EXPBLOB_F_VOLATILE))
+		return b->vol_len == 0 && b->tag_len == 0;
+	return b->state_len && b->vol && b->vol_len &&
+	       b->vol_len <= EXPBLOB_MAX_STATE &&
+	       b->tag_len <= EXPBLOB_MAX_TAG;
+}
+
+/* The volatile part of an opened body at p (rest bytes after the
+ * permanent state). */
+static int vol_split(struct expblob_body *b, const uint8_t *p, size_t rest)
+{
+	uint32_t v, r;
+
+	if (!(b->flags & EXPBLOB_F_VOLATILE))
+		return rest == 0 ? 0 : -EINVAL;
+	if (rest < 8)
+		return -EINVAL;
+	v = be32_get(p);
+	if (v == 0 || v > EXPBLOB_MAX_STATE || v > rest - 8)
+		return -EINVAL;
+	r = be32_get(p + 4 + v);
+	if (r > EXPBLOB_MAX_TAG || (size_t)r != rest - 8 - v)
+		return -EINVAL;
+	b->vol = malloc(v);
+	if (!b->vol)
+		return -ENOMEM;
+	memcpy(b->vol, p + 4, v);
+	b->vol_len = v;
+	memcpy(b->tag, p + 8 + v, r);
+	b->tag_len = r;
+	return 0;
+}
 
 int expblob_seal(const struct expblob_hdr *h,
 		 const uint8_t key[EXPBLOB_KEY_LEN],
@@ -41,9 +77,11 @@ int expblob_seal(const struct expblob_hdr *h,
 	if (b->state_len > EXPBLOB_MAX_STATE || (b->flags & ~EXPBLOB_F_KNOWN) ||
 	    (b->family != 1 && b->family != 2) ||
 	    !(b->flags & EXPBLOB_F_NOSTATE) != (b->state_len != 0) ||
-	    (b->state_len && !b->state))
+	    (b->state_len && !b->state) || !vol_ok(b))
 		return -EINVAL;
 	n = EXPBLOB_BODY_FIXED + b->state_len;
+	if (b->flags & EXPBLOB_F_VOLATILE)
+		n += 8 + (size_t)b->vol_len + b->tag_len;
 	total = EXPBLOB_HDR_LEN + n + EXPBLOB_TAG_LEN;
 	buf = malloc(total);
 	body = malloc(n);
@@ -67,6 +105,15 @@ int expblob_seal(const struct expblob_hdr *h,
 	be32_put(body + 36, b->state_len);
 	if (b->state_len)
 		memcpy(body + EXPBLOB_BODY_FIXED, b->state, b->state_len);
+	if (b->flags & EXPBLOB_F_VOLATILE) {
+		uint8_t *p = body + EXPBLOB_BODY_FIXED + b->state_len;
+
+		be32_put(p, b->vol_len);
+		memcpy(p + 4, b->vol, b->vol_len);
+		be32_put(p + 4 + b->vol_len, b->tag_len);
+		if (b->tag_len)
+			memcpy(p + 8 + b->vol_len, b->tag, b->tag_len);
+	}
 	rc = RAND_bytes(buf + OFF_NONCE, AEAD_NONCE_LEN) == 1 ? 0 : -EIO;
 	if (!rc)
 		rc = aead_gcm(1, key, buf + OFF_NONCE, buf, EXPBLOB_HDR_LEN,
@@ -124,6 +171,11 @@ void expblob_body_free(struct expblob_body *b)
 		OPENSSL_cleanse(b->state, b->state_len);
 		free(b->state);
 	}
+	if (b->vol) {
+		OPENSSL_cleanse(b->vol, b->vol_len);
+		free(b->vol);
+	}
+	OPENSSL_cleanse(b->tag, sizeof(b->tag));
 	memset(b, 0, sizeof(*b));
 }
 
@@ -161,8 +213,14 @@ int expblob_open(const uint8_t *buf, size_t len,
 	rc = 0;
 	if ((b->family != 1 && b->family != 2) ||
 	    (b->flags & ~EXPBLOB_F_KNOWN) || body[2] || body[3] ||
-	    (size_t)b->state_len != n - EXPBLOB_BODY_FIXED ||
-	    !(b->flags & EXPBLOB_F_NOSTATE) != (b->state_len != 0))
+	    (size_t)b->state_len > n - EXPBLOB_BODY_FIXED ||
+	    !(b->flags & EXPBLOB_F_NOSTATE) != (b->state_len != 0) ||
+	    ((b->flags & EXPBLOB_F_VOLATILE) && !b->state_len))
+		rc = -EINVAL;
+	if (!rc)
+		rc = vol_split(b, body + EXPBLOB_BODY_FIXED + b->state_len,
+			       n - EXPBLOB_BODY_FIXED - b->state_len);
+	if (rc == -EINVAL)
 		rc = seterrc(err, errlen, -EINVAL, "export blob: authentic but "
 			  "malformed body");
 	if (!rc && b->state_len) {
@@ -177,6 +235,7 @@ int expblob_open(const uint8_t *buf, size_t len,
 	free(body);
 	if (rc) {
 		b->state_len = b->state ? b->state_len : 0;
+		b->vol_len = b->vol ? b->vol_len : 0;
 		expblob_body_free(b);
 	}
 	return rc;

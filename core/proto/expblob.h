@@ -45,14 +45,21 @@
 #define EXPBLOB_TAG_LEN 16
 #define EXPBLOB_BODY_FIXED 40
 #define EXPBLOB_MAX_STATE (4u << 20) /* the state file's body limit */
-#define EXPBLOB_MAX_BODY (EXPBLOB_BODY_FIXED + EXPBLOB_MAX_STATE)
+/* A body with EXPBLOB_F_VOLATILE: the permanent state, then u32 V, the
+ * volatile state (V bytes, at most EXPBLOB_MAX_STATE), u32 R and the
+ * resume tag (R bytes, at most EXPBLOB_MAX_TAG): online migration. */
+#define EXPBLOB_MAX_TAG 64
+#define EXPBLOB_MAX_BODY                                                       \
+	(EXPBLOB_BODY_FIXED + 2 * EXPBLOB_MAX_STATE + 8 + EXPBLOB_MAX_TAG)
 #define EXPBLOB_MAX_LEN (EXPBLOB_HDR_LEN + EXPBLOB_MAX_BODY + EXPBLOB_TAG_LEN)
 #define EXPBLOB_KEY_LEN 32
 #define EXPBLOB_ID_LEN 32
 
 #define EXPBLOB_F_NOSTATE 0x01u
 #define EXPBLOB_F_PLAINTEXT 0x02u
-#define EXPBLOB_F_KNOWN (EXPBLOB_F_NOSTATE | EXPBLOB_F_PLAINTEXT)
+#define EXPBLOB_F_VOLATILE 0x04u /* the running TPM's volatile state */
+#define EXPBLOB_F_KNOWN                                                        \
+	(EXPBLOB_F_NOSTATE | EXPBLOB_F_PLAINTEXT | EXPBLOB_F_VOLATILE)
 
 /* What the plaintext header says (authenticated only once opened). */
 struct expblob_hdr {
@@ -69,6 +76,11 @@ struct expblob_body {
 	uint8_t src_ak_sha256[32];
 	uint8_t *state;        /* malloc'd by open; the caller's on seal */
 	uint32_t state_len;
+	/* EXPBLOB_F_VOLATILE: never without a permanent state */
+	uint8_t *vol;          /* malloc'd by open; the caller's on seal */
+	uint32_t vol_len;      /* > 0 with the flag, 0 without */
+	uint8_t tag[EXPBLOB_MAX_TAG];
+	uint32_t tag_len;
 };
 
 /* Seals: h's uuid, generation, dest_name and wrapped (the key wrapped by

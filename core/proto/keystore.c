@@ -130,6 +130,7 @@ void keystore_free(struct keystore *ks)
 	}
 	free(ks->groups);
 	free(ks->imports);
+	free(ks->txs);
 	memset(ks, 0, sizeof(*ks));
 }
 
@@ -232,6 +233,131 @@ static int uuid_is_zero(const uint8_t uuid[16])
 	static const uint8_t zero[16];
 
 	return memcmp(uuid, zero, 16) == 0;
+}
+
+/* ---- online migrations ---- */
+
+static size_t tx_lower_bound(const struct keystore *ks, const uint8_t uuid[16])
+{
+	size_t lo = 0, hi = ks->ntxs;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (memcmp(ks->txs[mid].uuid, uuid, 16) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int tx_valid(const struct keystore_tx *tx)
+{
+	size_t n = strnlen(tx->addr, KEYSTORE_TX_ADDR_LEN);
+
+	if (uuid_is_zero(tx->uuid) || (tx->flags & ~KS_TX_F_START) ||
+	    tx->state < KS_TX_OUT_PREPARING ||
+	    tx->state > KS_TX_IN_DONE || n == KEYSTORE_TX_ADDR_LEN)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (tx->addr[i] < 0x21 || tx->addr[i] > 0x7e)
+			return 0;
+	for (size_t i = n; i < KEYSTORE_TX_ADDR_LEN; i++)
+		if (tx->addr[i])
+			return 0;
+	return 1;
+}
+
+struct keystore_tx *keystore_tx_find(const struct keystore *ks,
+				     const uint8_t uuid[16])
+{
+	size_t i = tx_lower_bound(ks, uuid);
+
+	if (i < ks->ntxs && memcmp(ks->txs[i].uuid, uuid, 16) == 0)
+		return &ks->txs[i];
+	return NULL;
+}
+
+enum keystore_err keystore_tx_put(struct keystore *ks,
+				  const struct keystore_tx *tx)
+{
+	struct keystore_tx t = *tx;
+	size_t i, n = strnlen(t.addr, KEYSTORE_TX_ADDR_LEN);
+
+	if (n < KEYSTORE_TX_ADDR_LEN)
+		memset(t.addr + n, 0, KEYSTORE_TX_ADDR_LEN - n);
+	if (!tx_valid(&t))
+		return KS_ERR_INVALID;
+	i = tx_lower_bound(ks, t.uuid);
+	if (i < ks->ntxs && memcmp(ks->txs[i].uuid, t.uuid, 16) == 0) {
+		ks->txs[i] = t;
+		return 0;
+	}
+	if (ks->ntxs >= KEYSTORE_MAX_TX)
+		return KS_ERR_FULL;
+	if (grow((void **)&ks->txs, &ks->captxs, ks->ntxs + 1, sizeof(t)))
+		return KS_ERR_NOMEM;
+	memmove(&ks->txs[i + 1], &ks->txs[i], (ks->ntxs - i) * sizeof(t));
+	ks->txs[i] = t;
+	ks->ntxs++;
+	return 0;
+}
+
+enum keystore_err keystore_tx_del(struct keystore *ks, const uint8_t uuid[16])
+{
+	struct keystore_tx *t = keystore_tx_find(ks, uuid);
+	size_t i;
+
+	if (!t)
+		return KS_ERR_NOT_FOUND;
+	i = (size_t)(t - ks->txs);
+	memmove(&ks->txs[i], &ks->txs[i + 1], (ks->ntxs - i - 1) * sizeof(*t));
+	ks->ntxs--;
+	return 0;
+}
+
+static void put_tx(uint8_t *p, const struct keystore_tx *t)
+{
+	memcpy(p, t->uuid, 16);
+	memcpy(p + 16, t->txid, 16);
+	p[32] = t->state;
+	p[33] = t->flags;
+	p[34] = p[35] = 0;
+	memcpy(p + 36, t->peer_ak_sha256, 32);
+	memset(p + 68, 0, KEYSTORE_TX_ADDR_LEN);
+	memcpy(p + 68, t->addr, strnlen(t->addr, KEYSTORE_TX_ADDR_LEN));
+}
+
+/* Layout 3's list: exactly len bytes, valid entries, ascending UUIDs. */
+static int parse_txs(const uint8_t *p, size_t len, struct keystore *ks)
+{
+	uint32_t count;
+
+	if (len < 4)
+		return KS_ERR_FORMAT;
+	count = be32_get(p);
+	if (count == 0 || count > KEYSTORE_MAX_TX ||
+	    (size_t)count * KEYSTORE_TX_LEN != len - 4)
+		return KS_ERR_FORMAT;
+	if (grow((void **)&ks->txs, &ks->captxs, count, sizeof(*ks->txs)))
+		return KS_ERR_NOMEM;
+	p += 4;
+	for (uint32_t i = 0; i < count; i++, p += KEYSTORE_TX_LEN) {
+		struct keystore_tx *t = &ks->txs[i];
+
+		memcpy(t->uuid, p, 16);
+		memcpy(t->txid, p + 16, 16);
+		t->state = p[32];
+		t->flags = p[33];
+		memcpy(t->peer_ak_sha256, p + 36, 32);
+		memcpy(t->addr, p + 68, KEYSTORE_TX_ADDR_LEN);
+		if (p[34] || p[35] || !tx_valid(t) ||
+		    (i && memcmp(ks->txs[i - 1].uuid, t->uuid, 16) >= 0))
+			return KS_ERR_FORMAT;
+	}
+	ks->ntxs = count;
+	return 0;
 }
 
 static int rec_valid(const struct keystore_rec *r)
@@ -417,17 +543,20 @@ enum keystore_err keystore_encode(const struct keystore *ks,
 				  uint8_t **out, size_t *outlen)
 {
 	size_t bodylen = 12 + 4 * ks->ngroups + KEYSTORE_REC_IDS_LEN * ks->nrecs;
-	uint16_t layout = ks->nimports ? KEYSTORE_LAYOUT_IMPORTS
-				       : KEYSTORE_LAYOUT_IDS;
+	uint16_t layout = ks->ntxs	   ? KEYSTORE_LAYOUT_ONLINE
+			  : ks->nimports ? KEYSTORE_LAYOUT_IMPORTS
+					 : KEYSTORE_LAYOUT_IDS;
 	uint8_t *body, *p;
 	int rc;
 
 	if (ks->ngroups > KEYSTORE_MAX_GROUPS ||
 	    ks->nrecs > KEYSTORE_MAX_RECORDS ||
-	    ks->nimports > KEYSTORE_MAX_IMPORTS)
+	    ks->nimports > KEYSTORE_MAX_IMPORTS || ks->ntxs > KEYSTORE_MAX_TX)
 		return KS_ERR_FULL;
-	if (ks->nimports)
+	if (ks->nimports || ks->ntxs)
 		bodylen += 4 + KEYSTORE_IMPORT_ID_LEN * ks->nimports;
+	if (ks->ntxs)
+		bodylen += 4 + KEYSTORE_TX_LEN * ks->ntxs;
 	body = malloc(bodylen);
 	if (!body)
 		return KS_ERR_NOMEM;
@@ -441,10 +570,18 @@ enum keystore_err keystore_encode(const struct keystore *ks,
 	p += 4;
 	for (size_t i = 0; i < ks->nrecs; i++, p += KEYSTORE_REC_IDS_LEN)
 		put_rec(p, &ks->recs[i]);
-	if (ks->nimports) {
+	if (ks->nimports || ks->ntxs) {
 		be32_put(p, (uint32_t)ks->nimports);
-		memcpy(p + 4, ks->imports,
-		       KEYSTORE_IMPORT_ID_LEN * ks->nimports);
+		if (ks->nimports)
+			memcpy(p + 4, ks->imports,
+			       KEYSTORE_IMPORT_ID_LEN * ks->nimports);
+		p += 4 + KEYSTORE_IMPORT_ID_LEN * ks->nimports;
+	}
+	if (ks->ntxs) {
+		be32_put(p, (uint32_t)ks->ntxs);
+		p += 4;
+		for (size_t i = 0; i < ks->ntxs; i++, p += KEYSTORE_TX_LEN)
+			put_tx(p, &ks->txs[i]);
 	}
 	rc = keystore_seal_layout(root_key, generation, nv_counter, layout,
 				  body, bodylen, out, outlen);
@@ -518,6 +655,28 @@ static int parse_imports(const uint8_t *p, size_t len, struct keystore *ks)
 	return 0;
 }
 
+/* Layout 3: the import list (maybe empty), then the transactions. */
+static int parse_online(const uint8_t *p, size_t len, struct keystore *ks)
+{
+	uint32_t count;
+	size_t n;
+	int rc;
+
+	if (len < 4)
+		return KS_ERR_FORMAT;
+	count = be32_get(p);
+	if (count > KEYSTORE_MAX_IMPORTS ||
+	    (size_t)count * KEYSTORE_IMPORT_ID_LEN > len - 4)
+		return KS_ERR_FORMAT;
+	n = 4 + (size_t)count * KEYSTORE_IMPORT_ID_LEN;
+	if (count) {
+		rc = parse_imports(p, n, ks);
+		if (rc)
+			return rc;
+	}
+	return parse_txs(p + n, len - n, ks);
+}
+
 static int parse_body(const uint8_t *body, size_t len, uint16_t layout,
 		      struct keystore *ks)
 {
@@ -541,6 +700,8 @@ static int parse_body(const uint8_t *body, size_t len, uint16_t layout,
 	 * (or, in layout 2, the import list). */
 	if (layout == KEYSTORE_LAYOUT_IMPORTS)
 		rc = parse_imports(body + reclimit, len - reclimit, ks);
+	else if (layout == KEYSTORE_LAYOUT_ONLINE)
+		rc = parse_online(body + reclimit, len - reclimit, ks);
 	else if (reclimit != len)
 		rc = KS_ERR_FORMAT;
 	if (rc)
@@ -586,7 +747,7 @@ enum keystore_err keystore_decode(const uint8_t *buf, size_t len,
 	 * newer writer, not a damaged file. */
 	layout = be16_get(buf + LAYOUT_OFF);
 	if (layout != KEYSTORE_LAYOUT_V0 && layout != KEYSTORE_LAYOUT_IDS &&
-	    layout != KEYSTORE_LAYOUT_IMPORTS)
+	    layout != KEYSTORE_LAYOUT_IMPORTS && layout != KEYSTORE_LAYOUT_ONLINE)
 		rc = KS_ERR_VERSION;
 	else
 		rc = parse_body(body, bodylen, layout, ks);

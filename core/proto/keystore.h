@@ -28,7 +28,13 @@
  * store imported (docs/migration.md), so that none is imported twice.
  * Layout 0 stores load with no ids; a write uses layout 1, or layout 2
  * when the list is not empty (so a store that never imported stays
- * readable by releases before migration).  The AES key is
+ * readable by releases before migration).  Layout 3 (online migration)
+ * is layout 2 whose import list may be empty (u32 0), then u32 tx_count
+ * and tx_count entries of 132 bytes, strictly ascending UUIDs: uuid[16],
+ * txid[16], u8 state (KS_TX_*), u8 flags (KS_TX_F_*), 2 zero bytes,
+ * peer_ak_sha256[32],
+ * peer address[64] (printable, NUL-padded, at least one NUL); a write
+ * uses it only when the list is not empty.  The AES key is
  * HKDF-SHA256(root key, info "vtpm-service keystore v1").  Magic, version,
  * nonce, length, ciphertext and tag are the sealed-file envelope of
  * lib/envelope.h, shared with the state file.
@@ -49,6 +55,10 @@
 #define KEYSTORE_LAYOUT_V0 0
 #define KEYSTORE_LAYOUT_IDS 1
 #define KEYSTORE_LAYOUT_IMPORTS 2
+#define KEYSTORE_LAYOUT_ONLINE 3
+#define KEYSTORE_TX_LEN 132
+#define KEYSTORE_TX_ADDR_LEN 64
+#define KEYSTORE_MAX_TX 65536
 #define KEYSTORE_IMPORT_ID_LEN 32
 #define KEYSTORE_MAX_IMPORTS 65536
 /* The manager protocol lists groups in one frame (MGR_GROUP_LIST_MAX). */
@@ -56,7 +66,8 @@
 #define KEYSTORE_MAX_RECORDS 100000
 #define KEYSTORE_MAX_BODY                                                      \
 	(12 + 4 * KEYSTORE_MAX_GROUPS + KEYSTORE_REC_IDS_LEN * KEYSTORE_MAX_RECORDS + \
-	 4 + KEYSTORE_IMPORT_ID_LEN * KEYSTORE_MAX_IMPORTS)
+	 4 + KEYSTORE_IMPORT_ID_LEN * KEYSTORE_MAX_IMPORTS + 4 +                \
+	 KEYSTORE_TX_LEN * KEYSTORE_MAX_TX)
 #define KEYSTORE_DEFAULT_GROUP 0
 
 #define KS_REC_NOSTATE 0x1u /* created, no state committed yet */
@@ -65,7 +76,35 @@
  * being the SHA-256 of the destination's AK; its state_hash holds the
  * digest of the destination key's TPM name (neither is secret). */
 #define KS_REC_TOMBSTONE 0x2u
-#define KS_REC_FLAGS_KNOWN (KS_REC_NOSTATE | KS_REC_TOMBSTONE)
+/* Online migration (docs/migration.md): on the destination, imported by
+ * a transaction not yet committed (never started); on the source, being
+ * moved out (not started until the transaction ends). */
+#define KS_REC_PENDING 0x4u
+#define KS_REC_LEAVING 0x8u
+#define KS_REC_FLAGS_KNOWN                                                     \
+	(KS_REC_NOSTATE | KS_REC_TOMBSTONE | KS_REC_PENDING | KS_REC_LEAVING)
+
+/* An online migration's state, one per UUID (the latest transaction). */
+enum keystore_tx_state {
+	KS_TX_OUT_PREPARING = 1, /* source: not committed; aborts at a restart */
+	KS_TX_OUT_COMMITTED = 2, /* source: tombstone written, COMMIT not yet
+				  * acknowledged by the destination */
+	KS_TX_OUT_DONE = 3,      /* source: the destination has it */
+	KS_TX_IN_PENDING = 4,    /* destination: imported, awaiting COMMIT */
+	KS_TX_IN_DONE = 5,       /* destination: committed, startable */
+};
+
+#define KS_TX_F_START 0x1u /* it ran on the source: start it on arrival */
+
+struct keystore_tx {
+	uint8_t uuid[16];
+	uint8_t txid[16];
+	uint8_t state;                       /* KS_TX_* */
+	uint8_t flags;                       /* KS_TX_F_* */
+	uint8_t peer_ak_sha256[32];          /* the other manager's AK */
+	char addr[KEYSTORE_TX_ADDR_LEN];     /* source: the destination's
+					      * HOST:PORT; else empty */
+};
 
 /*
  * Results of this file's functions: their own domain, never a negative
@@ -131,6 +170,8 @@ struct keystore {
 	uint32_t next_group_id; /* group ids are never reused */
 	uint8_t (*imports)[KEYSTORE_IMPORT_ID_LEN]; /* ascending */
 	size_t nimports, capimports;
+	struct keystore_tx *txs; /* ascending UUIDs */
+	size_t ntxs, captxs;
 };
 
 struct keystore_meta {
@@ -167,6 +208,14 @@ int keystore_import_has(const struct keystore *ks,
 			const uint8_t id[KEYSTORE_IMPORT_ID_LEN]);
 enum keystore_err keystore_import_add(struct keystore *ks,
 				      const uint8_t id[KEYSTORE_IMPORT_ID_LEN]);
+/* The online migration of uuid, or NULL; put inserts or replaces (by
+ * UUID; KS_ERR_INVALID for a bad state or address, KS_ERR_FULL); del
+ * removes (KS_ERR_NOT_FOUND). */
+struct keystore_tx *keystore_tx_find(const struct keystore *ks,
+				     const uint8_t uuid[16]);
+enum keystore_err keystore_tx_put(struct keystore *ks,
+				  const struct keystore_tx *tx);
+enum keystore_err keystore_tx_del(struct keystore *ks, const uint8_t uuid[16]);
 enum keystore_err keystore_group_new(struct keystore *ks, uint32_t *id);
 enum keystore_err keystore_group_del(struct keystore *ks, uint32_t id);
 

@@ -41,3 +41,20 @@ bool resumetag_matches(const struct resume_tag *t, const uint8_t vm[16],
 {
 	return t->devid == devid && memcmp(t->vm, vm, 16) == 0;
 }
+
+void migtag_encode(const uint8_t txid[16], uint8_t out[MIGTAG_LEN])
+{
+	memcpy(out, MIGTAG_MAGIC, 4);
+	be16_put(out + 4, MIGTAG_VERSION);
+	be16_put(out + 6, 0);
+	memcpy(out + 8, txid, 16);
+}
+
+int migtag_decode(const uint8_t *buf, size_t len, uint8_t txid[16])
+{
+	if (!buf || len != MIGTAG_LEN || memcmp(buf, MIGTAG_MAGIC, 4) ||
+	    be16_get(buf + 4) != MIGTAG_VERSION || be16_get(buf + 6) != 0)
+		return -EBADMSG;
+	memcpy(txid, buf + 8, 16);
+	return 0;
+}

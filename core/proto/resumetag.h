@@ -50,4 +50,23 @@ int resumetag_parse_vm_path(const char *val, size_t len, uint8_t vm[16]);
 bool resumetag_matches(const struct resume_tag *t, const uint8_t vm[16],
 		       uint32_t devid);
 
+/*
+ * The online-migration tag (docs/migration.md, "Between hosts, online"):
+ * the volatile state was saved by a vTPM stopped for an online move, on
+ * any transport but a Xen ring, and resumes once on the destination.
+ *
+ *   0  4  magic "OMIG"
+ *   4  2  version (1)
+ *   6  2  reserved, 0
+ *   8 16  the transaction id (zero on the source, where the instance
+ *         does not know it; the destination's manager writes its own)
+ */
+#define MIGTAG_MAGIC "OMIG"
+#define MIGTAG_VERSION 1
+#define MIGTAG_LEN 24
+
+void migtag_encode(const uint8_t txid[16], uint8_t out[MIGTAG_LEN]);
+/* 0, or -EBADMSG for anything but a well-formed version-1 tag. */
+int migtag_decode(const uint8_t *buf, size_t len, uint8_t txid[16]);
+
 #endif

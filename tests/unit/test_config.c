@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,6 +149,67 @@ static void set_rejects_bad_values_with_a_message(void **state)
 	assert_int_not_equal(config_set(&c, "log-level", "loud", err, sizeof(err)), 0);
 	assert_int_equal(config_set(&c, "log-level", "debug", err, sizeof(err)), 0);
 	assert_int_equal(c.log_level, LOG_LVL_DEBUG);
+}
+
+/* migrate-listen and migrate-peer (online migration). */
+static void migrate_listen_and_peers_parse_strictly(void **state)
+{
+	struct config c;
+	char err[CONFIG_ERR_MAX], host[64], peer[CONFIG_PEER_HEX_MAX + 2];
+	uint16_t port;
+	const char *bad[] = { "", ":1", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0",
+			      "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:1x",
+			      "host.example:80", "::1:80", "[::1]80", "[::1:80",
+			      "[]:80", "1.2.3.4:80 ", " 1.2.3.4:80",
+			      "1111111111111111111111111111111111111111111111111"
+			      "1111111111111111:1" };
+
+	(void)state;
+	config_defaults(&c);
+	assert_string_equal(c.migrate_host, "");
+	assert_int_equal(config_parse_hostport("10.0.0.2:7611", host,
+					       sizeof(host), &port), 0);
+	assert_string_equal(host, "10.0.0.2");
+	assert_int_equal(port, 7611);
+	assert_int_equal(config_parse_hostport("[fe80::1]:65535", host,
+					       sizeof(host), &port), 0);
+	assert_string_equal(host, "fe80::1");
+	assert_int_equal(port, 65535);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(config_parse_hostport(bad[i], host,
+						       sizeof(host), &port),
+				 -EINVAL);
+	assert_int_equal(config_set(&c, "migrate-listen", "127.0.0.1:7611", err,
+				    sizeof(err)), 0);
+	assert_string_equal(c.migrate_host, "127.0.0.1");
+	assert_int_equal(c.migrate_port, 7611);
+	assert_int_not_equal(config_set(&c, "migrate-listen", "localhost:1",
+					err, sizeof(err)), 0);
+	/* peers: hex of 32 bytes or more, even, at most 8 */
+	memset(peer, 'a', 64);
+	peer[64] = '\0';
+	for (int i = 0; i < CONFIG_MAX_PEERS; i++)
+		assert_int_equal(config_set(&c, "migrate-peer", peer, err,
+					    sizeof(err)), 0);
+	assert_int_equal(c.n_migrate_peers, CONFIG_MAX_PEERS);
+	assert_int_not_equal(config_set(&c, "migrate-peer", peer, err,
+					sizeof(err)), 0);
+	config_defaults(&c);
+	peer[63] = '\0';
+	assert_int_not_equal(config_set(&c, "migrate-peer", peer, err,
+					sizeof(err)), 0);
+	peer[62] = '\0';
+	assert_int_not_equal(config_set(&c, "migrate-peer", peer, err,
+					sizeof(err)), 0);
+	memset(peer, 'a', 64);
+	peer[10] = 'g';
+	assert_int_not_equal(config_set(&c, "migrate-peer", peer, err,
+					sizeof(err)), 0);
+	memset(peer, '0', sizeof(peer) - 1);
+	peer[CONFIG_PEER_HEX_MAX] = '\0';
+	assert_int_not_equal(config_set(&c, "migrate-peer", peer, err,
+					sizeof(err)), 0);
+	assert_int_equal(c.n_migrate_peers, 0);
 }
 
 static char *write_tmp(const char *text)
@@ -336,6 +398,7 @@ int main(void)
 		cmocka_unit_test(uuid_parses_canonical_form_only),
 		cmocka_unit_test(transports_parse_and_bad_ones_do_not),
 		cmocka_unit_test(set_rejects_bad_values_with_a_message),
+		cmocka_unit_test(migrate_listen_and_peers_parse_strictly),
 		cmocka_unit_test(uid_ranges_and_ids_parse_strictly),
 		cmocka_unit_test(file_then_command_line_wins),
 		cmocka_unit_test(bad_files_name_the_problem),

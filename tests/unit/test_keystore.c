@@ -383,8 +383,9 @@ static void authentic_unknown_version_or_reserved_is_refused(void **state)
 	seal_by_recipe(root_a, hdr, body, sizeof(body), file);
 	assert_int_equal(keystore_decode(file, sizeof(file), root_a, &ks, &m), 0);
 	keystore_free(&ks);
-	/* Layout 2 (the imported-blob list) is known too: 3 is not. */
-	header_by_recipe(hdr, 1, 3);
+	/* Layouts 2 (the imported-blob list) and 3 (online migrations) are
+	 * known too: 4 is not. */
+	header_by_recipe(hdr, 1, 4);
 	seal_by_recipe(root_a, hdr, body, sizeof(body), file);
 	assert_int_equal(keystore_decode(file, sizeof(file), root_a, &ks, &m),
 			 KS_ERR_VERSION);
@@ -651,7 +652,7 @@ static void authentic_malformed_bodies_are_refused(void **state)
 	REFUSED("TPM version 3");
 	BRECS(&b, 1, { 1, 0, 0, 0 });
 	REFUSED("TPM version 0");
-	BRECS(&b, 1, { 1, 0, 4, 2 });
+	BRECS(&b, 1, { 1, 0, 0x10, 2 });
 	REFUSED("unknown record flag");
 #undef REFUSED
 }
@@ -792,9 +793,11 @@ static void record_limit_fits_the_body_limit(void **state)
 	be32_put(r.uuid + 12, KEYSTORE_MAX_RECORDS);
 	assert_int_equal(keystore_add(&ks, &r), KS_ERR_FULL);
 	assert_int_equal(keystore_encode(&ks, root_a, 1, 1, &file, &len), 0);
-	/* The body limit also holds a full imported-blob list. */
+	/* The body limit also holds a full imported-blob list and a full
+	 * list of online migrations. */
 	assert_int_equal(len, KEYSTORE_HDR_LEN + KEYSTORE_MAX_BODY - 4 -
-				      KEYSTORE_IMPORT_ID_LEN * KEYSTORE_MAX_IMPORTS +
+				      KEYSTORE_IMPORT_ID_LEN * KEYSTORE_MAX_IMPORTS -
+				      4 - KEYSTORE_TX_LEN * KEYSTORE_MAX_TX +
 				      KEYSTORE_TAG_LEN);
 	assert_int_equal(keystore_decode(file, len, root_a, &out, &m), 0);
 	assert_int_equal(out.nrecs, KEYSTORE_MAX_RECORDS);

@@ -633,13 +633,13 @@ static void malformed_import_lists_are_refused(void **state)
 					      body, base, &file, &len), 0);
 	assert_int_equal(keystore_decode(file, len, root, &ks, &m), KS_ERR_FORMAT);
 	free(file);
-	/* Layout 3 is a newer writer's. */
-	assert_int_equal(keystore_seal_layout(root, 1, 1, 3, body, base, &file,
+	/* Layout 4 is a newer writer's. */
+	assert_int_equal(keystore_seal_layout(root, 1, 1, 4, body, base, &file,
 					      &len), 0);
 	assert_int_equal(keystore_decode(file, len, root, &ks, &m), KS_ERR_VERSION);
 	free(file);
 	/* An unknown record flag is refused. */
-	body[16 + 23] = 0x04;
+	body[16 + 23] = 0x10;
 	be32_put(body + base, 1);
 	body[base + 4] = 1;
 	assert_int_equal(keystore_seal_layout(root, 1, 1, KEYSTORE_LAYOUT_IMPORTS,
