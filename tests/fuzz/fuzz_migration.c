@@ -94,11 +94,25 @@ static void body(const uint8_t *d, size_t n)
 		     d, n, blob + EXPBLOB_HDR_LEN, blob + EXPBLOB_HDR_LEN + n))
 		abort();
 	if (expblob_open(blob, len, key, &b, NULL, 0) == 0) {
-		if (n < EXPBLOB_BODY_FIXED ||
-		    b.state_len != n - EXPBLOB_BODY_FIXED ||
+		/* Opened: the body is exactly the permanent state, then
+		 * (EXPBLOB_F_VOLATILE) u32 V, the volatile state, u32 R and
+		 * the tag; every part as the input holds it. */
+		size_t want = EXPBLOB_BODY_FIXED + (size_t)b.state_len;
+		const uint8_t *v = d + want + 4;
+
+		if (b.flags & EXPBLOB_F_VOLATILE)
+			want += 8 + (size_t)b.vol_len + b.tag_len;
+		if (n < EXPBLOB_BODY_FIXED || n != want ||
 		    (b.state_len && memcmp(b.state, d + EXPBLOB_BODY_FIXED,
 					   b.state_len)) ||
 		    (b.family != 1 && b.family != 2))
+			abort();
+		if ((b.flags & EXPBLOB_F_VOLATILE) &&
+		    (!b.state_len || !b.vol_len ||
+		     memcmp(b.vol, v, b.vol_len) ||
+		     memcmp(b.tag, v + b.vol_len + 4, b.tag_len)))
+			abort();
+		if (!(b.flags & EXPBLOB_F_VOLATILE) && (b.vol_len || b.tag_len))
 			abort();
 		expblob_body_free(&b);
 	}
