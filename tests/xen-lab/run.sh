@@ -1611,7 +1611,7 @@ fi
 [ -n "$GUEST_KMOD" ] && FULL_CHECKS="$FULL_CHECKS kmod-loaded kmod-tpm2 kmod-extra-pages
   tools-getrandom tools-createprimary tools-create-load tools-seal-unseal tools-pcr sysfs-pcr
   tools-nv hwrng big-command kmod-rmmod kmod-reload xl-save xl-restore restore-tpm0
-  restore-getrandom restore-nv-read"
+  restore-getrandom restore-nv-read restore-pcr16"
 [ "$SAVERESTORE" = 1 ] && FULL_CHECKS="$FULL_CHECKS sr-pcr-extend sr-seal sr-deep-quote
   sr-quote-verifies sr-quote-pcr16 sr-xl-save sr-xl-restore
   sr-restore-pcr16 sr-restore-unseal sr-restore-loaded-objects sr-restore-session sr-migrate-step
