@@ -11,9 +11,33 @@
  *
  * Input: byte 0 is the write size (1 + byte 0, 1..256 bytes per write,
  * so lines arrive split and joined every way), the rest the bytes
- * written.  The client reads every answer and ends by shutting down its
- * side; the run ends when the manager closes the connection (or after a
- * bound).
+ * written by one client, on one connection, as vtpmctl does.  The client
+ * reads every answer and ends by shutting down its side; the input ends
+ * when the manager has closed the connection and is idle (no connection,
+ * nothing on its task queues, no commit queued or waiting).  The loop is
+ * run while anything moves and otherwise waits only for what the manager
+ * waits for (a task on a thread, a timer), never a fixed time; a session
+ * that has not ended after SESSION_MS is given up (the client closes,
+ * the manager serves what it holds) and the fixture is rebuilt.
+ *
+ * Persistent: one fixture (manager, loop, key store, TPM thread, control
+ * listener) serves successive inputs, as the real manager serves
+ * successive clients.  After each input the harness, as a client on a
+ * connection of its own, stops (if need be) and deletes every vTPM the
+ * input left, so every input finds the same empty manager: an input that
+ * crashes reproduces alone, and what an input allocates and does not
+ * free is a leak libFuzzer reports with that input.  What carries over is
+ * only counters (the store's generation, the fake TPM's NV counter); the
+ * fake clock moves on one counter interval per input, so an input's first
+ * commit binds to the counter as on a new manager.  The fixture is torn
+ * down and rebuilt every INPUTS_PER_FIXTURE inputs (what its teardown
+ * does not free is found by the next input's leak check, which a new
+ * fixture's allocations trigger), and at once when a vTPM cannot be
+ * deleted (frozen by a migration, or more than 16 left), a session
+ * hangs, or the manager is stopping.
+ *
+ * Leak reports need a malloc stack: with ASAN_OPTIONS malloc_context_size=0
+ * LeakSanitizer reports nothing (tried with a planted leak).
  *
  * No process is started: this file defines fork(), which libuv's
  * uv_spawn calls, and it fails as the kernel does when no process may be
