@@ -751,6 +751,17 @@ static int pinned_ak(const char *arg, json_object *req)
 	return 0;
 }
 
+/* Adds --ak-spki PIN to req; on a bad PIN says so and frees req (1). */
+static int pin_or_drop(const char *pin, json_object *req)
+{
+	if (!pinned_ak(pin, req))
+		return 0;
+	json_object_put(req);
+	fprintf(stderr, "vtpmctl: --ak-spki %s: neither hex nor a file "
+		"holding a SubjectPublicKeyInfo\n", pin);
+	return 1;
+}
+
 static int cmd_export(const struct args *a)
 {
 	const char *to = opt_val(a, O_TO), *out = opt_val(a, O_OUT);
@@ -777,12 +788,8 @@ static int cmd_export(const struct args *a)
 	json_object_object_add(req, "cmd", json_object_new_string("export"));
 	json_object_object_add(req, "uuid", json_object_new_string(a->pos[0]));
 	json_object_object_add(req, "dest", dest);
-	if (pin && pinned_ak(pin, req)) {
-		json_object_put(req);
-		fprintf(stderr, "vtpmctl: --ak-spki %s: neither hex nor a file "
-			"holding a SubjectPublicKeyInfo\n", pin);
+	if (pin && pin_or_drop(pin, req))
 		return 2;
-	}
 	rc = request(req, &rsp);
 	json_object_put(req);
 	if (rc)
@@ -829,12 +836,8 @@ static int cmd_migrate(const struct args *a)
 	json_object_object_add(req, "cmd", json_object_new_string("migrate"));
 	json_object_object_add(req, "uuid", json_object_new_string(a->pos[0]));
 	json_object_object_add(req, "to", json_object_new_string(to));
-	if (pin && pinned_ak(pin, req)) {
-		json_object_put(req);
-		fprintf(stderr, "vtpmctl: --ak-spki %s: neither hex nor a file "
-			"holding a SubjectPublicKeyInfo\n", pin);
+	if (pin && pin_or_drop(pin, req))
 		return 2;
-	}
 	rc = request(req, &rsp);
 	json_object_put(req);
 	if (rc)

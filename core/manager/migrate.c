@@ -790,6 +790,21 @@ static void export_done(struct mgr_task *t)
 	mgr_commit(m, true, exported, op);
 }
 
+/* What an export, a clone or an online move takes from the vTPM's entry
+ * and its key store record. */
+static void op_fill(struct mig_op *op, const struct vtpm_entry *e,
+		    const struct keystore_rec *r)
+{
+	memcpy(op->uuid, e->rec.uuid, 16);
+	memcpy(op->uuid_str, e->rec.uuid_str, sizeof(op->uuid_str));
+	op->family = r->tpm_version;
+	op->generation = r->generation;
+	op->flags = r->flags;
+	op->plaintext = e->rec.allow_plaintext_state;
+	memcpy(op->state_key, r->state_key, 32);
+	memcpy(op->state_hash, r->state_hash, 32);
+}
+
 void mgr_cmd_export(struct ctl_call *c, json_object *req)
 {
 	struct manager *m = c->m;
@@ -835,14 +850,7 @@ void mgr_cmd_export(struct ctl_call *c, json_object *req)
 		goto out;
 	}
 	r = keystore_find(&m->ks, e->rec.uuid);
-	memcpy(op->uuid, e->rec.uuid, 16);
-	memcpy(op->uuid_str, e->rec.uuid_str, sizeof(op->uuid_str));
-	op->family = r->tpm_version;
-	op->generation = r->generation;
-	op->flags = r->flags;
-	op->plaintext = e->rec.allow_plaintext_state;
-	memcpy(op->state_key, r->state_key, 32);
-	memcpy(op->state_hash, r->state_hash, 32);
+	op_fill(op, e, r);
 	SHA256(m->ak_spki, m->ak_spki_len, op->body.src_ak_sha256);
 	e->migrating = true;
 	op->task.work = export_work;
@@ -1208,14 +1216,7 @@ void mgr_cmd_clone(struct ctl_call *c, json_object *req)
 		return;
 	r = keystore_find(&m->ks, e->rec.uuid);
 	op = op_new(c, MIG_CLONE);
-	memcpy(op->uuid, e->rec.uuid, 16);
-	memcpy(op->uuid_str, e->rec.uuid_str, sizeof(op->uuid_str));
-	op->family = r->tpm_version;
-	op->generation = r->generation;
-	op->flags = r->flags;
-	op->plaintext = e->rec.allow_plaintext_state;
-	memcpy(op->state_key, r->state_key, 32);
-	memcpy(op->state_hash, r->state_hash, 32);
+	op_fill(op, e, r);
 	op->body.family = op->family;
 	op->task.m = m;
 	if (r->flags & KS_REC_NOSTATE) {
@@ -1280,14 +1281,7 @@ void mgr_online_export(struct manager *m, struct vtpm_entry *e,
 		online_end(op, -ENOENT, "no key store record");
 		return;
 	}
-	memcpy(op->uuid, e->rec.uuid, 16);
-	memcpy(op->uuid_str, e->rec.uuid_str, sizeof(op->uuid_str));
-	op->family = r->tpm_version;
-	op->generation = r->generation;
-	op->flags = r->flags;
-	op->plaintext = e->rec.allow_plaintext_state;
-	memcpy(op->state_key, r->state_key, 32);
-	memcpy(op->state_hash, r->state_hash, 32);
+	op_fill(op, e, r);
 	memcpy(&op->dest, dest, sizeof(op->dest));
 	SHA256(m->ak_spki, m->ak_spki_len, op->body.src_ak_sha256);
 	op->task.work = export_work;
