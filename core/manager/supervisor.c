@@ -318,7 +318,15 @@ static void restart_timer_cb(uv_timer_t *t)
 	    !e->m->stopping) {
 		e->child.state = CHILD_STOPPED;
 		if (sup_start(e) < 0) {
+			/* It could not even start (binary gone, state dir
+			 * unusable): the same doubling backoff as for a
+			 * crash, never a fixed 50 ms spin. */
+			e->child.backoff_ms =
+			    sup_backoff_next(e->child.backoff_ms, 0);
 			e->child.state = CHILD_BACKOFF;
+			log_warnx("vTPM %s: its instance did not start; next "
+				  "try in %u ms", e->rec.uuid_str,
+				  e->child.backoff_ms);
 			uv_timer_start(&e->child.timer, restart_timer_cb,
 				       e->child.backoff_ms, 0);
 		}

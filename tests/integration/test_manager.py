@@ -9,6 +9,8 @@ identity."""
 import json
 import os
 import shutil
+import re
+import signal
 import struct
 import subprocess
 import time
@@ -106,6 +108,33 @@ with open("/proc/%d/status" % pid) as f:
     uid_line = [l for l in f if l.startswith("Uid:")][0]
 check(os.geteuid() != 0 or uid_line.split()[1] != "0",
       "instances run as an unprivileged user", uid_line)
+
+# An instance that cannot be restarted (its state directory taken over
+# by another uid after a crash) is retried with a doubling backoff, not
+# at a fixed interval, and comes back once the directory is fixed.
+u_bo = m.ctl("create", "--domid", "11", "--no-ek-cert").stdout.decode().strip()
+m.ctl("start", u_bo)
+check(m.wait_vtpm(u_bo), "backoff: the vTPM serves")
+bo_pid = [v["pid"] for v in m.ctl_json("list")["vtpms"] if v["uuid"] == u_bo][0]
+bo_dir = m.vtpm_dir(u_bo)
+bo_st = os.stat(bo_dir)
+os.chown(bo_dir, 4242, 4242)
+os.kill(bo_pid, signal.SIGKILL)
+time.sleep(4.5)
+tries = [int(x) for x in re.findall(
+    r"vTPM %s: its instance did not start; next try in (\d+) ms" % u_bo,
+    m.log_text())]
+refused = len(re.findall(r"vTPM %s: .* is owned by uid 4242" % u_bo,
+                         m.log_text()))
+check(len(tries) >= 2 and all(b == 2 * a for a, b in zip(tries, tries[1:]))
+      and 2 <= refused <= 4,
+      "backoff: a restart that fails waits twice as long each time",
+      (tries, refused))
+os.chown(bo_dir, bo_st.st_uid, bo_st.st_gid)
+check(m.wait_vtpm(u_bo, timeout=20),
+      "backoff: the vTPM comes back once its directory is usable again")
+m.ctl("stop", u_bo)
+m.ctl("delete", u_bo)
 
 # NV through the vTPM, then restart manager and instances.
 IDX = 0x01500040

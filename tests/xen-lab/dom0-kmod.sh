@@ -21,6 +21,8 @@ kmod_dom0() {
 		check xl-save ok "xl save guest1 rc=0 after ${XDT}s, $(($(stat -c %s /run/save/guest1.save) / 1024)) KiB, domain $d1 gone"
 	else
 		check xl-save FAIL "rc=$XRC after ${XDT}s"
+		tail -n 15 /tmp/xl-save.log | prefix "XENLAB: diag: [xl save] "
+		backend_diag "$d1" "xl save failed"
 		return 1
 	fi
 	xl_run restore 180 restore /run/save/guest1.save
@@ -29,6 +31,9 @@ kmod_dom0() {
 		check xl-restore ok "xl restore rc=0 after ${XDT}s; domid $d1 -> $d2"
 	else
 		check xl-restore FAIL "rc=$XRC after ${XDT}s"
+		tail -n 15 /tmp/xl-restore.log | prefix "XENLAB: diag: [xl restore] "
+		backend_diag "$d1" "xl restore failed; the saved domain"
+		backend_diag "$((d1 + 1))" "xl restore failed; the restored domain"
 		guest_diag
 		return 1
 	fi

@@ -755,9 +755,20 @@ fi
 # (its id in /run/be/DOMID.pid), output prefixed "[backend dDOMID] ".
 start_backend() {
   M "dom0: backend/vtpm/$1 appeared; starting the backend for domain $1"
+  # The outer shell stays (a trap, not an ignore, so the backend still
+  # gets TERM) to say how the backend ended; its log is kept per domain.
   ( export DOMID=$1
-    setsid sh -c 'echo $$ >/run/be/$DOMID.pid; exec sh -c "$(cat /etc/xenlab/backend-cmd)"' \
-      </dev/null 2>&1 | prefix "[backend d$1] " ) &
+    setsid sh -c 'echo $$ >/run/be/$DOMID.pid; trap : TERM
+      sh -c "$(cat /etc/xenlab/backend-cmd)"; rc=$?
+      echo "XENLAB: dom0: the backend for domain $DOMID exited with status $rc"' \
+      </dev/null 2>&1 | tee -a "/run/be/$1.log" | prefix "[backend d$1] " ) &
+}
+# backend_diag DOMID WHY: the backend's last lines, its processes, as
+# XENLAB lines (what a CI log keeps).
+backend_diag() {
+  M "dom0: diagnostics ($2): the last lines of domain $1's backend"
+  tail -n 25 "/run/be/$1.log" 2>/dev/null | prefix "XENLAB: diag: [backend d$1] "
+  ps -o pid,stat,time,args 2>/dev/null | grep -v grep | grep vtpm-service | prefix "XENLAB: diag: ps: "
 }
 # The lab's stand-in for a supervisor: one backend per guest domain with a
 # vtpm device, stopped once the domain is gone (not when the device is:
@@ -892,10 +903,11 @@ full_dom0() {
     check vtpm-attach ok "xl vtpm-attach guest1 backend=0 uuid=$VTPM_UUID rc=0 after ${XDT}s"
   else
     check vtpm-attach FAIL "rc=$XRC after ${XDT}s"
+    backend_diag "$d2" "vtpm-attach failed"
     M "dom0: diagnostics: xl -vvv vtpm-attach (a second attempt)"
     timeout 40 xl -vvv vtpm-attach guest1 backend=0 "uuid=$VTPM_UUID" >/tmp/xl-attach-v.log 2>&1
     M "dom0: second attempt rc=$?"
-    tail -n 60 /tmp/xl-attach-v.log | prefix "[xl -vvv] "
+    tail -n 30 /tmp/xl-attach-v.log | prefix "XENLAB: diag: [xl -vvv] "
   fi
   xl_run list 20 vtpm-list guest1
   [ -s /etc/xenlab/dom0-kmod.sh ] && . /etc/xenlab/dom0-kmod.sh && kmod_dom0
