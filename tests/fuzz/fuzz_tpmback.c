@@ -593,6 +593,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	W->cfg.max_extra_pages = (c & 0x0f) % (TPMBACK_MAX_EXTRA_PAGES + 1);
 	W->cfg.max_cmd = c >> 5 ? 12u << (c >> 5) : 0;
 	W->cfg.storm_events = storm;
+	/* Inputs step the loop without time passing: no InitWait hold
+	 * (unit_tpmback covers it). */
+	W->cfg.initwait_hold_ms = 0;
 	CHECK(uv_loop_init(&W->loop) == 0);
 	W->w = xensim_new();
 	CHECK(W->w);

@@ -297,7 +297,10 @@ static void turns(struct world *W, int n)
 		turn(W);
 }
 
-static void be_start(struct world *W, int i, uint32_t fdom, const char *uuid)
+/* hold_ms: the InitWait hold for a new device (0 in most tests, which
+ * step the loop without letting time pass). */
+static void be_start_hold(struct world *W, int i, uint32_t fdom,
+			  const char *uuid, unsigned int hold_ms)
 {
 	struct tpmback_config cfg;
 	struct be *b = &W->be[i];
@@ -306,6 +309,8 @@ static void be_start(struct world *W, int i, uint32_t fdom, const char *uuid)
 	if (uuid)
 		assert_int_equal(uuid_parse(uuid, strlen(uuid), u), 0);
 	tpmback_config_init(&cfg, BDOM, fdom, 0, uuid ? u : NULL);
+	assert_int_equal(cfg.initwait_hold_ms, TPMBACK_INITWAIT_HOLD_MS);
+	cfg.initwait_hold_ms = hold_ms;
 	cfg.max_extra_pages = 2;
 	b->x = xensim_open(W->w, BDOM);
 	assert_non_null(b->x);
@@ -313,6 +318,11 @@ static void be_start(struct world *W, int i, uint32_t fdom, const char *uuid)
 	    tpmback_serve(&b->tb, &W->loop, b->x, &cfg, be_ops, b), 0);
 	W->fe[i].dom = fdom;
 	W->fe[i].devid = 0;
+}
+
+static void be_start(struct world *W, int i, uint32_t fdom, const char *uuid)
+{
+	be_start_hold(W, i, fdom, uuid, 0);
 }
 
 static void be_stopped(struct tpmback *tb)
@@ -484,6 +494,62 @@ static void probe_command_answered_in_the_connecting_turn(void **state)
 	assert_int_equal(shr(f)->length, sizeof(RSP));
 	assert_memory_equal(f->page + OFF, RSP, sizeof(RSP));
 	assert_true(xensim_evtchn_received(W->w, f->dom, f->port) >= 1);
+}
+
+/* libxl's device add waits for the backend's state 2 and reads the node
+ * when its watch fires: a frontend that answers InitWait at once must not
+ * take the backend to 4 before the toolstack could read the 2 (xl
+ * vtpm-attach then timed out after 10 s in the Xen lab). */
+static void initwait_held_for_the_toolstack_on_a_new_device(void **state)
+{
+	struct world *W = *state;
+	struct fe *f = &W->fe[0];
+	uint64_t t0, dt;
+
+	be_start_hold(W, 0, 5, UUID_A, 80);
+	toolstack_add(W, f, UUID_A);
+	turn(W);
+	assert_be_state(W, f, "2");
+	t0 = uv_hrtime();
+	fe_alloc(W, f);
+	fe_publish(W, f);
+	fe_write(W, f, "state", "3");
+	fe_put(f, CMD, sizeof(CMD), 0, 0);
+	fe_notify(W, f);
+	turns(W, 3);
+	assert_be_state(W, f, "2"); /* held, not refused */
+	assert_int_equal(W->be[0].submits, 0);
+	while (W->be[0].tb.state != TPMBACK_CONNECTED &&
+	       uv_hrtime() - t0 < 5000000000ull)
+		uv_run(&W->loop, UV_RUN_ONCE);
+	dt = (uv_hrtime() - t0) / 1000000;
+	assert_be_state(W, f, "4");
+	assert_true(dt >= 60 && dt < 2000);
+	/* The probe's command, sent before we connected, is answered. */
+	turn(W);
+	assert_int_equal(W->be[0].submits, 1);
+	assert_int_equal(shr(f)->state, TPMIF_STATE_FINISH);
+}
+
+/* A device the toolstack is not waiting for (our state node already past
+ * 1: a restarted backend finds its guest connected) connects at once. */
+static void no_hold_for_a_device_already_past_initialising(void **state)
+{
+	struct world *W = *state;
+	struct fe *f = &W->fe[0];
+	char p[160];
+
+	f->dom = 5;
+	toolstack_add(W, f, UUID_A);
+	path_of(p, sizeof(p), "be", f, "state");
+	xensim_write(W->w, p, "4");
+	fe_alloc(W, f);
+	fe_publish(W, f);
+	fe_write(W, f, "state", "4");
+	be_start_hold(W, 0, 5, UUID_A, 60000);
+	turn(W);
+	assert_be_state(W, f, "4");
+	assert_int_equal(W->be[0].tb.state, TPMBACK_CONNECTED);
 }
 
 static void mini_os_frontend_jumping_to_4_connects(void **state)
@@ -1327,6 +1393,8 @@ int main(void)
 	    T(initwait_at_once_with_protocol_v2),
 	    T(device_present_at_start_gets_initwait_without_an_event),
 	    T(probe_command_answered_in_the_connecting_turn),
+	    T(initwait_held_for_the_toolstack_on_a_new_device),
+	    T(no_hold_for_a_device_already_past_initialising),
 	    T(mini_os_frontend_jumping_to_4_connects),
 	    T(commands_answered_with_length_barrier_and_notify),
 	    T(largest_single_page_command_fits),

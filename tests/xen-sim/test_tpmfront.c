@@ -194,6 +194,7 @@ static void be_start(struct world *W, unsigned int max_extra)
 	struct be *b = &W->be;
 
 	tpmback_config_init(&cfg, BDOM, FDOM, 0, NULL);
+	cfg.initwait_hold_ms = 0; /* tests step the loop; no hold */
 	cfg.max_extra_pages = max_extra;
 	b->stopped = false;
 	b->x = xensim_open(W->w, BDOM);
@@ -639,6 +640,7 @@ static void stale_connection_is_closed_first(void **state)
 	uv_close((uv_handle_t *)&W->tf.xb.io.ev_poll, NULL);
 	uv_close((uv_handle_t *)&W->tf.xb.io.storm_timer, NULL);
 	uv_close((uv_handle_t *)&W->tf.xb.io.xs_more_timer, NULL);
+	uv_close((uv_handle_t *)&W->tf.xb.io.recheck_timer, NULL);
 	uv_close((uv_handle_t *)&W->tf.req_timer, NULL);
 	free(W->tf.rsp);
 	xenif_close(W->fx);
@@ -1092,6 +1094,7 @@ static void mgr_thread(void *arg)
 	struct tpmback_config cfg;
 
 	tpmback_config_init(&cfg, BDOM, FDOM, 0, NULL);
+	cfg.initwait_hold_ms = 0;
 	cfg.max_extra_pages = 1;
 	W->be.x = xensim_open(W->w, BDOM);
 	if (tpmback_serve(&W->be.tb, &W->loop, W->be.x, &cfg, &mgr_ops, m))

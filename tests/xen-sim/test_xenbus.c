@@ -639,6 +639,7 @@ static void tpmback_config_init_is_the_one_default(void **state)
 	assert_int_equal(c.max_extra_pages, TPMBACK_MAX_EXTRA_PAGES);
 	assert_int_equal(c.max_cmd, 0);
 	assert_int_equal(c.storm_events, 0);
+	assert_int_equal(c.initwait_hold_ms, TPMBACK_INITWAIT_HOLD_MS);
 	tpmback_config_init(&c, 0, 5, 0, NULL);
 	assert_false(c.have_uuid);
 }

@@ -488,6 +488,13 @@ static bool tb_step(struct xenbus_dev *xb)
 			return false;
 		}
 		xenbus_watch_peer(xb, true);
+		/* A device the toolstack just wrote (state 1, or none yet):
+		 * it is waiting to read InitWait; hold it long enough. */
+		tb->hold_until = 0;
+		if (!xenbus_exists(xb, xb->self, "state") ||
+		    xenbus_read_is(xb, xb->self, "state", "1"))
+			tb->hold_until = uv_now(tb->loop) +
+					 tb->cfg.initwait_hold_ms;
 		/* Before InitWait: Linux reads it as soon as it sees 2. */
 		xenbus_write(xb, "feature-protocol-v2", "1");
 		/* How many extra grant pages we map: a frontend that knows
@@ -528,9 +535,19 @@ static bool tb_step(struct xenbus_dev *xb)
 	}
 	switch (tb->state) {
 	case TPMBACK_INIT_WAIT:
-		if (fst == XenbusStateInitialised ||
-		    fst == XenbusStateConnected)
-			tb_connect(tb);
+		if (fst != XenbusStateInitialised &&
+		    fst != XenbusStateConnected)
+			break;
+		if (tb->hold_until && uv_now(tb->loop) < tb->hold_until) {
+			/* The frontend answered InitWait before the
+			 * toolstack may have read it: a 2 -> 4 it never
+			 * sees fails its device add.  Connect later. */
+			xenloop_recheck(&xb->io,
+					tb->hold_until - uv_now(tb->loop));
+			break;
+		}
+		tb->hold_until = 0;
+		tb_connect(tb);
 		break;
 	case TPMBACK_CONNECTED:
 		if (fst == XenbusStateInitialised ||
@@ -605,6 +622,7 @@ void tpmback_config_init(struct tpmback_config *cfg, uint32_t backend_domid,
 	if (uuid)
 		memcpy(cfg->uuid, uuid, 16);
 	cfg->max_extra_pages = TPMBACK_MAX_EXTRA_PAGES;
+	cfg->initwait_hold_ms = TPMBACK_INITWAIT_HOLD_MS;
 }
 
 int tpmback_init(struct tpmback *tb, uv_loop_t *loop, struct xenif *xif,

@@ -41,7 +41,17 @@ struct tpmback_config {
 	unsigned int storm_events;    /* 0: 256 */
 	unsigned int storm_window_ms; /* 0: 100 */
 	unsigned int storm_pause_ms;  /* 0: 20 */
+	/* A device the toolstack just created (our state node still 1):
+	 * InitWait is held at least this long before Connected, so that
+	 * the toolstack, which waits to read 2, sees it (see tb_step).
+	 * tpmback_config_init sets TPMBACK_INITWAIT_HOLD_MS. */
+	unsigned int initwait_hold_ms;
 };
+
+/* libxl reads the state node when its watch fires; a guest that answers
+ * InitWait at once let a backend go 2 -> 4 before that read, and
+ * `xl vtpm-attach` then waited its 10 s for a 2 it never saw. */
+#define TPMBACK_INITWAIT_HOLD_MS 1000
 
 /*
  * What the owner connects (core: vtpm_submit / vtpm_cancel / an INIT job).
@@ -110,6 +120,7 @@ struct tpmback {
 
 	/* the connection */
 	uint32_t conn_gen; /* bumped on every disconnect */
+	uint64_t hold_until; /* loop time; no Connected before it */
 	void *page;	   /* the shared page, mapped */
 	uint32_t ring_ref;
 	uint32_t local_port;

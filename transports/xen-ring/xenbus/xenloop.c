@@ -188,7 +188,9 @@ int xenloop_start(struct xenloop *xl)
 	}
 	uv_timer_init(xl->loop, &xl->xs_more_timer);
 	xl->open_handles++;
-	xl->xs_poll.data = xl->xs_more_timer.data = xl;
+	uv_timer_init(xl->loop, &xl->recheck_timer);
+	xl->open_handles++;
+	xl->xs_poll.data = xl->xs_more_timer.data = xl->recheck_timer.data = xl;
 	uv_poll_start(&xl->xs_poll, UV_READABLE, on_xs);
 	if (xl->evtchn) {
 		uv_poll_start(&xl->ev_poll, UV_READABLE, on_evtchn);
@@ -217,8 +219,24 @@ void xenloop_close(struct xenloop *xl)
 	}
 	uv_close((uv_handle_t *)&xl->xs_poll, on_closed);
 	uv_close((uv_handle_t *)&xl->xs_more_timer, on_closed);
+	uv_close((uv_handle_t *)&xl->recheck_timer, on_closed);
 	if (xl->evtchn) {
 		uv_close((uv_handle_t *)&xl->ev_poll, on_closed);
 		uv_close((uv_handle_t *)&xl->storm_timer, on_closed);
 	}
+}
+
+static void on_recheck(uv_timer_t *t)
+{
+	struct xenloop *xl = t->data;
+
+	if (!xl->closing)
+		xl->ops->watch(xl);
+}
+
+void xenloop_recheck(struct xenloop *xl, uint64_t ms)
+{
+	if (xl->closing || xl->open_handles == 0)
+		return;
+	uv_timer_start(&xl->recheck_timer, on_recheck, ms, 0);
 }

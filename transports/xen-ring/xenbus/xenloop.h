@@ -50,7 +50,7 @@ struct xenloop {
 
 	/* private */
 	uv_poll_t xs_poll, ev_poll;
-	uv_timer_t storm_timer, xs_more_timer;
+	uv_timer_t storm_timer, xs_more_timer, recheck_timer;
 	bool evtchn; /* the event channel side is polled */
 	bool ev_polling;
 	bool closing;
@@ -73,5 +73,10 @@ int xenloop_start(struct xenloop *xl);
 /* Closes them; ops->closed runs once they are (at once if none was
  * open).  Calling it again does nothing. */
 void xenloop_close(struct xenloop *xl);
+
+/* ops->watch once more, ms from now, as though a watch fired then (an
+ * owner that must wait before its next step).  A later call replaces an
+ * earlier one; nothing after xenloop_close or before xenloop_start. */
+void xenloop_recheck(struct xenloop *xl, uint64_t ms);
 
 #endif
