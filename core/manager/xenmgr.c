@@ -178,21 +178,15 @@ static void ring_close(void *conn)
 static int peer_run_state(struct xenif *xif, uint32_t dom, uint8_t *st)
 {
 	enum xenif_domain_state ds;
-	char path[64], *v = NULL;
-	size_t n = 0;
 	int rc;
 
 	if (!xif->ops->domain_state)
 		return -ENOSYS;
 	rc = xif->ops->domain_state(xif, dom, &ds);
-	if (rc == -EIO) {
-		/* libxenctrl finds no domain at or above dom: gone, if
-		 * xenstore agrees. */
-		snprintf(path, sizeof(path), "/local/domain/%u/domid", dom);
-		if (xif->ops->xs_read(xif, path, &v, &n) == -ENOENT)
-			rc = -ENOENT;
-		free(v);
-	}
+	/* -EIO without an errno: Xen listed no domain at or above dom
+	 * (the newest domain, destroyed): gone as well. */
+	if (rc == -EIO)
+		rc = -ENOENT;
 	if (rc)
 		return rc;
 	*st = ds == XENIF_DOM_SUSPENDED ? MGR_XEN_SUSPENDED
