@@ -210,7 +210,7 @@ static void peer_note(struct mgr_ring *r)
  * domain, name the ring's vTPM?  The instance domain is the link device's
  * frontend, as the toolstack made it, never what the instance says.
  */
-static bool peer_names_us(struct mgr_ring *r, uint32_t F, uint32_t D)
+static int peer_names_us(struct mgr_ring *r, uint32_t F, uint32_t D)
 {
 	char path[96], *v = NULL;
 	uint8_t u[16];
@@ -220,10 +220,12 @@ static bool peer_names_us(struct mgr_ring *r, uint32_t F, uint32_t D)
 	snprintf(path, sizeof(path), "/local/domain/%u/backend/vtpm/%u/%u/uuid",
 		 r->tb.cfg.frontend_domid, F, D);
 	rc = r->xif->ops->xs_read(r->xif, path, &v, &n);
-	if (rc == 0)
-		rc = uuid_parse(v, n, u);
+	if (rc == 0 && uuid_parse(v, n, u) != 0)
+		rc = -EINVAL;
 	free(v);
-	return rc == 0 && memcmp(u, r->e->rec.uuid, 16) == 0;
+	if (rc == 0 && memcmp(u, r->e->rec.uuid, 16) != 0)
+		rc = -EPERM;
+	return rc;
 }
 
 static int peer_vm(struct mgr_ring *r, uint32_t F, uint8_t vm[16])
@@ -261,9 +263,17 @@ static void ring_xen_peer(void *conn, const struct mgr_req *req,
 	int rc;
 
 	if (req->type == MGR_MSG_XEN_PEER) {
-		if (F == r->tb.cfg.frontend_domid || !peer_names_us(r, F, D)) {
+		rc = F == r->tb.cfg.frontend_domid ? -EPERM
+						   : peer_names_us(r, F, D);
+		if (rc == -EPERM) {
 			peer_refuse(r, req, rsp, "whose device there does not "
 				    "name this vTPM");
+			return;
+		}
+		if (rc) {
+			peer_refuse(r, req, rsp, rc == -ENOENT
+				    ? "which has no such device there"
+				    : "whose device there is unreadable here");
 			return;
 		}
 		rc = peer_vm(r, F, rsp->u.xen_peer.uuid);
