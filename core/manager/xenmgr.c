@@ -108,11 +108,8 @@ struct mgr_ring {
 	struct xenif *xif;
 	struct vtpm_entry *e;
 	/* The guest the instance serves, verified at XEN_PEER: XEN_PEER_STATE
-	 * is answered for it only.  peer_seen: its run state when last seen
-	 * (MGR_XEN_*), kept once it is gone. */
-	bool have_peer;
-	uint32_t peer_dom, peer_dev;
-	uint8_t peer_seen;
+	 * is answered for it only. */
+	struct mgr_xen_peer peer;
 	struct log_ratelimit rl;
 };
 
@@ -196,21 +193,21 @@ static int peer_run_state(struct xenif *xif, uint32_t dom, uint8_t *st)
 	return 0;
 }
 
-/* The remembered peer's state now; a domain gone keeps its last one. */
-static void peer_note(struct mgr_ring *r)
+void mgr_xen_peer_note(struct xenif *xif, struct mgr_xen_peer *p)
 {
 	uint8_t st;
 
-	if (r->have_peer && peer_run_state(r->xif, r->peer_dom, &st) == 0)
-		r->peer_seen = st;
+	if (p->have && peer_run_state(xif, p->dom, &st) == 0)
+		p->seen = st;
 }
 
 /*
- * Does domain F's vtpm device D, whose backend is the ring's instance
- * domain, name the ring's vTPM?  The instance domain is the link device's
- * frontend, as the toolstack made it, never what the instance says.
+ * Does domain F's vtpm device D, whose backend is the instance domain I,
+ * name the vTPM?  0; -EPERM: another vTPM; -ENOENT: no such device; or
+ * another -errno (unreadable, malformed).
  */
-static int peer_names_us(struct mgr_ring *r, uint32_t F, uint32_t D)
+static int peer_names(struct xenif *xif, uint32_t I, uint32_t F, uint32_t D,
+		      const uint8_t uuid[16])
 {
 	char path[96], *v = NULL;
 	uint8_t u[16];
@@ -218,112 +215,115 @@ static int peer_names_us(struct mgr_ring *r, uint32_t F, uint32_t D)
 	int rc;
 
 	snprintf(path, sizeof(path), "/local/domain/%u/backend/vtpm/%u/%u/uuid",
-		 r->tb.cfg.frontend_domid, F, D);
-	rc = r->xif->ops->xs_read(r->xif, path, &v, &n);
+		 I, F, D);
+	rc = xif->ops->xs_read(xif, path, &v, &n);
 	if (rc == 0 && uuid_parse(v, n, u) != 0)
 		rc = -EINVAL;
 	free(v);
-	if (rc == 0 && memcmp(u, r->e->rec.uuid, 16) != 0)
+	if (rc == 0 && memcmp(u, uuid, 16) != 0)
 		rc = -EPERM;
 	return rc;
 }
 
-static int peer_vm(struct mgr_ring *r, uint32_t F, uint8_t vm[16])
+static int peer_vm(struct xenif *xif, uint32_t F, uint8_t vm[16])
 {
 	char path[64], *v = NULL;
 	size_t n = 0;
 	int rc;
 
 	snprintf(path, sizeof(path), "/local/domain/%u/vm", F);
-	rc = r->xif->ops->xs_read(r->xif, path, &v, &n);
+	rc = xif->ops->xs_read(xif, path, &v, &n);
 	if (rc == 0)
 		rc = resumetag_parse_vm_path(v, n, vm);
 	free(v);
 	return rc;
 }
 
-static void peer_refuse(struct mgr_ring *r, const struct mgr_req *req,
-			struct mgr_rsp *rsp, const char *why)
+void mgr_xen_peer_answer(struct xenif *xif, uint32_t I, const uint8_t uuid[16],
+			 const char *uuid_str, struct mgr_xen_peer *p,
+			 struct log_ratelimit *rl, const struct mgr_req *req,
+			 struct mgr_rsp *rsp)
 {
-	log_warnx_rl(&r->rl, "xen: vTPM %s: its instance in domain %u asked "
-		     "%s about domain %u vtpm %u, %s: refused",
-		     r->e->rec.uuid_str, r->tb.cfg.frontend_domid,
-		     mgrproto_msg_name(req->type), req->u.xen_peer.domid,
-		     req->u.xen_peer.devid, why);
+	uint32_t F = req->u.xen_peer.domid, D = req->u.xen_peer.devid;
+	const char *why = NULL;
+	char us[37];
+	uint8_t st;
+	int rc;
+
+	rsp->type = req->type;
 	rsp->status = MGR_FORBIDDEN;
+	if (req->type == MGR_MSG_XEN_PEER) {
+		rc = F == I ? -EPERM : peer_names(xif, I, F, D, uuid);
+		if (rc == -EPERM)
+			why = "whose device there does not name this vTPM";
+		else if (rc == -ENOENT)
+			why = "which has no such device there";
+		else if (rc)
+			why = "whose device there is unreadable or malformed";
+	} else if (req->type != MGR_MSG_XEN_PEER_STATE) {
+		why = "(not a Xen peer request)";
+	} else if (!p->have || F != p->dom || D != p->dev) {
+		why = "not the domain it was told about at its connection";
+	}
+	if (why) {
+		log_warnx_rl(rl, "xen: vTPM %s: its instance in domain %u asked "
+			     "%s about domain %u vtpm %u, %s: refused", uuid_str,
+			     I, mgrproto_msg_name(req->type), F, D, why);
+		return;
+	}
+	if (req->type == MGR_MSG_XEN_PEER) {
+		rc = peer_vm(xif, F, rsp->u.xen_peer.uuid);
+		if (rc) {
+			log_warnx_rl(rl, "xen: vTPM %s: /local/domain/%u/vm "
+				     "unreadable (%s): its instance is not told "
+				     "domain %u's Xen UUID", uuid_str, F,
+				     strerror(-rc), F);
+			memset(rsp->u.xen_peer.uuid, 0, 16);
+			rsp->status = MGR_FAIL;
+			return;
+		}
+		/* The last one asked wins: one guest at a time per vTPM. */
+		p->have = true;
+		p->dom = F;
+		p->dev = D;
+		p->seen = MGR_XEN_RUNNING;
+		mgr_xen_peer_note(xif, p);
+		uuid_format(rsp->u.xen_peer.uuid, us);
+		log_info("xen: vTPM %s: its instance in domain %u serves domain "
+			 "%u vtpm %u, Xen domain %s", uuid_str, I, F, D, us);
+		rsp->status = MGR_SUCCESS;
+		return;
+	}
+	rc = peer_run_state(xif, F, &st);
+	if (rc == -ENOENT) {
+		/* Gone: its last state; one never seen shut down was
+		 * destroyed while running (or paused). */
+		st = p->seen == MGR_XEN_SUSPENDED || p->seen == MGR_XEN_SHUTDOWN
+			     ? p->seen
+			     : MGR_XEN_GONE;
+	} else if (rc) {
+		log_warnx_rl(rl, "xen: vTPM %s: domain %u's run state is "
+			     "unknown (%s): its instance is not told", uuid_str,
+			     F, strerror(-rc));
+		rsp->status = MGR_FAIL;
+		return;
+	} else {
+		p->seen = st;
+	}
+	log_info("xen: vTPM %s: domain %u (served by its instance in domain "
+		 "%u) is %s%s", uuid_str, F, I, mgrproto_xen_run_str(st),
+		 rc ? ", and gone since" : "");
+	rsp->u.xen_state.state = st;
+	rsp->status = MGR_SUCCESS;
 }
 
 static void ring_xen_peer(void *conn, const struct mgr_req *req,
 			  struct mgr_rsp *rsp)
 {
 	struct mgr_ring *r = conn;
-	uint32_t F = req->u.xen_peer.domid, D = req->u.xen_peer.devid;
-	char us[37];
-	uint8_t st;
-	int rc;
 
-	if (req->type == MGR_MSG_XEN_PEER) {
-		rc = F == r->tb.cfg.frontend_domid ? -EPERM
-						   : peer_names_us(r, F, D);
-		if (rc == -EPERM) {
-			peer_refuse(r, req, rsp, "whose device there does not "
-				    "name this vTPM");
-			return;
-		}
-		if (rc) {
-			peer_refuse(r, req, rsp, rc == -ENOENT
-				    ? "which has no such device there"
-				    : "whose device there is unreadable here");
-			return;
-		}
-		rc = peer_vm(r, F, rsp->u.xen_peer.uuid);
-		if (rc) {
-			log_warnx_rl(&r->rl, "xen: vTPM %s: /local/domain/%u/vm "
-				     "unreadable (%s): its instance is not told "
-				     "domain %u's Xen UUID", r->e->rec.uuid_str,
-				     F, strerror(-rc), F);
-			rsp->status = MGR_FAIL;
-			return;
-		}
-		r->have_peer = true;
-		r->peer_dom = F;
-		r->peer_dev = D;
-		r->peer_seen = MGR_XEN_RUNNING;
-		peer_note(r);
-		uuid_format(rsp->u.xen_peer.uuid, us);
-		log_info("xen: vTPM %s: its instance in domain %u serves domain "
-			 "%u vtpm %u, Xen domain %s", r->e->rec.uuid_str,
-			 r->tb.cfg.frontend_domid, F, D, us);
-		rsp->status = MGR_SUCCESS;
-		return;
-	}
-	if (!r->have_peer || F != r->peer_dom || D != r->peer_dev) {
-		peer_refuse(r, req, rsp, "not the domain it was told about at "
-			    "its connection");
-		return;
-	}
-	rc = peer_run_state(r->xif, F, &st);
-	if (rc == -ENOENT) {
-		/* Gone: its last state; a domain never seen shut down was
-		 * destroyed while running. */
-		st = r->peer_seen == MGR_XEN_SUSPENDED ||
-				     r->peer_seen == MGR_XEN_SHUTDOWN
-			     ? r->peer_seen
-			     : MGR_XEN_GONE;
-	} else if (rc) {
-		log_warnx_rl(&r->rl, "xen: vTPM %s: domain %u's run state is "
-			     "unknown (%s): its instance is not told",
-			     r->e->rec.uuid_str, F, strerror(-rc));
-		rsp->status = MGR_FAIL;
-		return;
-	} else {
-		r->peer_seen = st;
-	}
-	log_info("xen: vTPM %s: domain %u (served by its instance in domain "
-		 "%u) is %s%s", r->e->rec.uuid_str, F, r->tb.cfg.frontend_domid,
-		 mgrproto_xen_run_str(st), rc ? ", and gone since" : "");
-	rsp->u.xen_state.state = st;
-	rsp->status = MGR_SUCCESS;
+	mgr_xen_peer_answer(r->xif, r->tb.cfg.frontend_domid, r->e->rec.uuid,
+			    r->e->rec.uuid_str, &r->peer, &r->rl, req, rsp);
 }
 
 static const struct mgr_conn_ops ring_conn_ops = {
@@ -560,8 +560,11 @@ static void release_watch(struct xenloop *xl)
 	if (!x->running)
 		return;
 	mgr_foreach_entry(e, x->m)
-		if (has_ring(e))
-			peer_note(e->link.conn);
+		if (has_ring(e)) {
+			struct mgr_ring *r = e->link.conn;
+
+			mgr_xen_peer_note(r->xif, &r->peer);
+		}
 }
 
 static void one_closed(struct mgr_xen *x);
