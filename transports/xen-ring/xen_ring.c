@@ -72,6 +72,11 @@ struct xring {
 	bool ask;
 	struct vtpm_job ask_save_job;
 	bool ask_save_pending;
+	/* The connection as its job saw it (and completed it with the
+	 * manager's answer): the thread pool's own copy of peer/have_vm,
+	 * for that job and the removal's job queued behind it. */
+	struct resume_tag jpeer;
+	bool jhave_vm;
 };
 
 /*
@@ -226,23 +231,23 @@ static void ask_peer_vm(struct xring *x)
 	char err[200], us[37];
 	int rc;
 
-	q.u.xen_peer.domid = x->peer.domid;
-	q.u.xen_peer.devid = x->peer.devid;
+	q.u.xen_peer.domid = x->jpeer.domid;
+	q.u.xen_peer.devid = x->jpeer.devid;
 	rc = l ? mgrlink_call_within(l, &q, &r, ASK_MS, err, sizeof(err))
 	       : -ENOTCONN;
 	if (rc == 0 && r.status == MGR_SUCCESS) {
-		memcpy(x->peer.vm, r.u.xen_peer.uuid, 16);
-		x->have_vm = true;
-		uuid_format(x->peer.vm, us);
+		memcpy(x->jpeer.vm, r.u.xen_peer.uuid, 16);
+		x->jhave_vm = true;
+		uuid_format(x->jpeer.vm, us);
 		log_info("xen-ring: the manager says domain %u is Xen domain %s",
-			 x->peer.domid, us);
+			 x->jpeer.domid, us);
 		return;
 	}
 	if (rc == -ENOTCONN)
 		snprintf(err, sizeof(err), "no manager link");
 	log_warnx("xen-ring: the manager did not tell domain %u's Xen UUID "
 		  "(%s): this connection will be power-cycled, never resumed",
-		  x->peer.domid, rc ? err : mgrproto_status_str(r.status));
+		  x->jpeer.domid, rc ? err : mgrproto_status_str(r.status));
 }
 
 static void connect_call(struct vtpm *v, struct vtpm_job *job)
@@ -254,43 +259,45 @@ static void connect_call(struct vtpm *v, struct vtpm_job *job)
 	uint32_t n, rc;
 	char want[37], have[37];
 
-	if (x->ask && !x->have_vm)
+	x->jpeer = x->peer;
+	x->jhave_vm = x->have_vm;
+	if (x->ask && !x->jhave_vm)
 		ask_peer_vm(x);
 	b = engine_resume_tag(e, &n);
 	if (!b && !engine_has_volatile(e))
 		return; /* a fresh TPM already: Startup(CLEAR) at power-on */
-	if (b && resumetag_decode(b, n, &t) == 0 && x->have_vm &&
-	    resumetag_matches(&t, x->peer.vm, x->peer.devid) &&
+	if (b && resumetag_decode(b, n, &t) == 0 && x->jhave_vm &&
+	    resumetag_matches(&t, x->jpeer.vm, x->jpeer.devid) &&
 	    engine_is_running(e)) {
 		uuid_format(t.vm, want);
 		engine_resume_forget(e);
 		log_info("xen-ring: domain %u vtpm %u resumes the TPM saved "
 			 "when domain %u (%s) went away: PCRs, sessions and "
 			 "loaded objects as they were, no Startup",
-			 x->peer.domid, x->peer.devid, t.domid, want);
+			 x->jpeer.domid, x->jpeer.devid, t.domid, want);
 		return;
 	}
 	if (!b)
 		log_info("xen-ring: a volatile state without a resume tag is "
-			 "not for domain %u: discarded", x->peer.domid);
+			 "not for domain %u: discarded", x->jpeer.domid);
 	else if (resumetag_decode(b, n, &t) != 0)
 		log_warnx("xen-ring: the saved resume tag is malformed (%u "
 			  "bytes): its volatile state is discarded", n);
 	else {
 		uuid_format(t.vm, want);
-		if (x->have_vm)
-			uuid_format(x->peer.vm, have);
+		if (x->jhave_vm)
+			uuid_format(x->jpeer.vm, have);
 		else
 			snprintf(have, sizeof(have), "unknown");
 		log_info("xen-ring: the volatile state saved for domain %u "
 			 "(%s) vtpm %u is not for domain %u (%s) vtpm %u, a "
 			 "new boot: discarded", t.domid, want, t.devid,
-			 x->peer.domid, have, x->peer.devid);
+			 x->jpeer.domid, have, x->jpeer.devid);
 	}
 	rc = power_cycle_now(v);
 	if (rc != UINT32_MAX)
 		log_info("xen-ring: TPM power-cycled for domain %u (Startup "
-			 "rc 0x%x)", x->peer.domid, rc);
+			 "rc 0x%x)", x->jpeer.domid, rc);
 }
 
 static void conn_done(struct vtpm_job *job)
@@ -322,13 +329,15 @@ static void ring_connected(struct tpmback *tb)
 			 "connection will be power-cycled, never resumed",
 			 x->peer.domid);
 	}
+	/* A job that asks the manager runs off the loop; one still queued
+	 * takes the new connection's need (the queue reads the flag when
+	 * it starts the job). */
+	x->conn_job.call_offloop = x->ask;
 	if (x->conn_pending)
 		return; /* the queued one reads peer when it runs */
 	x->conn_pending = true;
 	x->conn_job.kind = VTPM_JOB_CALL;
 	x->conn_job.call = connect_call;
-	/* With a manager link the job may have to ask it: off the loop. */
-	x->conn_job.call_offloop = manager_link(x) != NULL;
 	x->conn_job.done = conn_done;
 	x->conn_job.data = x;
 	vtpm_submit(x->t->vtpm, &x->conn_job);
@@ -422,14 +431,14 @@ static void ask_save_call(struct vtpm *v, struct vtpm_job *job)
 	uint32_t trc;
 	int rc;
 
-	if (!x->have_vm) {
+	if (!x->jhave_vm) {
 		log_info("xen-ring: domain %u went away without closing; its "
 			 "Xen UUID is unknown: no state is kept for a restore",
-			 x->peer.domid);
+			 x->jpeer.domid);
 		goto cycle;
 	}
-	q.u.xen_peer.domid = x->peer.domid;
-	q.u.xen_peer.devid = x->peer.devid;
+	q.u.xen_peer.domid = x->jpeer.domid;
+	q.u.xen_peer.devid = x->jpeer.devid;
 	rc = l ? mgrlink_call_within(l, &q, &r, ASK_MS, err, sizeof(err))
 	       : -ENOTCONN;
 	if (rc || r.status != MGR_SUCCESS) {
@@ -437,27 +446,27 @@ static void ask_save_call(struct vtpm *v, struct vtpm_job *job)
 			snprintf(err, sizeof(err), "no manager link");
 		log_warnx("xen-ring: domain %u went away without closing and "
 			  "the manager did not tell its run state (%s): no "
-			  "state is kept for a restore", x->peer.domid,
+			  "state is kept for a restore", x->jpeer.domid,
 			  rc ? err : mgrproto_status_str(r.status));
 		goto cycle;
 	}
 	if (r.u.xen_state.state != MGR_XEN_SUSPENDED) {
 		log_info("xen-ring: the manager says domain %u is %s: no state "
-			 "is kept for a restore", x->peer.domid,
+			 "is kept for a restore", x->jpeer.domid,
 			 mgrproto_xen_run_str(r.u.xen_state.state));
 		goto cycle;
 	}
-	resumetag_encode(&x->peer, tag);
+	resumetag_encode(&x->jpeer, tag);
 	rc = engine_suspend_save(vtpm_engine(v), tag, sizeof(tag));
 	if (rc) {
 		log_warnx("xen-ring: cannot keep the volatile state for a "
 			  "restore: %s", strerror(-rc));
 		goto cycle;
 	}
-	uuid_format(x->peer.vm, us);
+	uuid_format(x->jpeer.vm, us);
 	log_info("xen-ring: the manager says domain %u shut down for a "
 		 "suspend: vtpm %u's volatile state is saved for a restore of "
-		 "Xen domain %s", x->peer.domid, x->peer.devid, us);
+		 "Xen domain %s", x->jpeer.domid, x->jpeer.devid, us);
 	return;
 cycle:
 	trc = power_cycle_now(v);
