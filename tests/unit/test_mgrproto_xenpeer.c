@@ -26,9 +26,9 @@
 #include "proto/mgrproto.h"
 #include "xenbus/xenif.h"
 
-#define IDOM 1 /* the instance domain: the link device's frontend */
-#define GUEST 7
-#define OTHER 8
+#define IDOM 1u /* the instance domain: the link device's frontend */
+#define GUEST 7u
+#define OTHER 8u
 
 static const char *US = "3e0c5a7b-9d1f-4c2e-8b6a-5f4e3d2c1b0a";
 static const char *THEM = "0badc0de-0000-4000-8000-00000000c0de";
