@@ -53,9 +53,8 @@
 #                    as --backend-cmd): an instance domain (vtpmdom, with a
 #                    disk) takes its key from the manager over a Xen ring
 #                    and serves guest1's vTPM over another; guest1 runs raw
-#                    TPM 2.0 and tpm2-tools checks; xl save + xl restore
-#                    of guest1 keep its TPM (chain-sr-*); vtpmdom is destroyed
-#                    and created again; guest1 finds its NV data (chain-*).
+#                    TPM 2.0, tpm2-tools and xl save/restore checks; vtpmdom
+#                    is destroyed and created again; guest1 finds its NV (chain-*).
 # --mgrdom          the whole seed chain, each part in a domain of its own
 #                    (needs --full and --host-tpm, no --backend-cmd): a
 #                    manager domain (mgrdom: iomem fed40-fed44, e820_host,
