@@ -66,9 +66,9 @@ struct xring {
 	uint8_t save_tag[RESUMETAG_LEN];
 
 	/* This connection's Xen UUID and run state come from the manager
-	 * (the three-domain chain).  Set on the loop thread at the
-	 * connection; from then on only the jobs that ask (on the thread
-	 * pool, one at a time, in queue order) touch peer.vm and have_vm. */
+	 * (the three-domain chain); set on the loop thread at the
+	 * connection.  The jobs that ask run on the thread pool, one at a
+	 * time, in queue order. */
 	bool ask;
 	struct vtpm_job ask_save_job;
 	bool ask_save_pending;
@@ -211,15 +211,6 @@ static int read_vm_uuid(struct xring *x, uint32_t fe, uint8_t vm[16])
 }
 
 /*
- * The first job of a connection, ahead of the guest's commands: the TPM
- * this guest finds.  A volatile state saved when a domain with this
- * guest's Xen UUID was suspended (its tag matches) is the restored
- * domain's own TPM: it resumed at power-on (or still runs), and is used
- * once.  Anything else (no tag, another domain's, a malformed one, or a
- * volatile state without a tag) is never booted for this guest: the TPM
- * is power-cycled.
- */
-/*
  * Thread pool: the manager says which Xen domain the frontend's domain
  * is, having checked that its vtpm device here names our vTPM.
  */
@@ -250,6 +241,15 @@ static void ask_peer_vm(struct xring *x)
 		  x->jpeer.domid, rc ? err : mgrproto_status_str(r.status));
 }
 
+/*
+ * The first job of a connection, ahead of the guest's commands: the TPM
+ * this guest finds.  A volatile state saved when a domain with this
+ * guest's Xen UUID was suspended (its tag matches) is the restored
+ * domain's own TPM: it resumed at power-on (or still runs), and is used
+ * once.  Anything else (no tag, another domain's, a malformed one, or a
+ * volatile state without a tag) is never booted for this guest: the TPM
+ * is power-cycled.
+ */
 static void connect_call(struct vtpm *v, struct vtpm_job *job)
 {
 	struct xring *x = job->data;
