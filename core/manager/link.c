@@ -263,6 +263,19 @@ void mgr_link_request(struct vtpm_entry *e, const uint8_t *frame, size_t len)
 		rsp.status = mgr_ekca_manufactured(e, &req.u.made);
 		link_reply(e, &rsp);
 		return;
+	case MGR_MSG_XEN_PEER:
+	case MGR_MSG_XEN_PEER_STATE:
+		/* Only a ring link knows the instance's domain. */
+		if (e->link.ops && e->link.ops->xen_peer) {
+			e->link.ops->xen_peer(e->link.conn, &req, &rsp);
+		} else {
+			log_warnx_rl(&link_rl, "vTPM %s: %s on a link without a "
+				     "Xen domain: refused", e->rec.uuid_str,
+				     mgrproto_msg_name(req.type));
+			rsp.status = MGR_FORBIDDEN;
+		}
+		link_reply(e, &rsp);
+		return;
 	default:
 		/* Management goes through the control socket, not a vTPM. */
 		rsp.status = MGR_FORBIDDEN;

@@ -18,6 +18,8 @@
 
 struct vtpm_entry;
 struct mgr_pcr_values;
+struct mgr_req;
+struct mgr_rsp;
 
 typedef void (*mgr_pcr_done)(void *arg, int rc, const struct mgr_pcr_values *v,
 			     const char *err);
@@ -31,6 +33,12 @@ struct mgr_conn_ops {
 	/* A request of the manager's to the instance (an MREQ frame); 0 or
 	 * a negative errno.  NULL: this connection cannot carry one. */
 	int (*request)(void *conn, const uint8_t *frame, size_t len);
+	/* XEN_PEER and XEN_PEER_STATE (the instance in its own domain asks
+	 * about the frontend domain its ring serves): sets rsp->status and
+	 * the answer.  NULL: the connection has no Xen domain behind it,
+	 * and the request is refused. */
+	void (*xen_peer)(void *conn, const struct mgr_req *req,
+			 struct mgr_rsp *rsp);
 };
 
 struct mgr_link {

@@ -6,6 +6,16 @@
  * device's `uuid` node names (the toolstack wrote it from the guest's
  * xl.cfg); nothing the guest writes chooses it.  A UUID the manager does
  * not know is refused, or created with --xen-unknown=create.
+ *
+ * An instance in its own domain (an instance domain, the three-domain
+ * chain) reaches us on the ring of its own vtpm device, and cannot read
+ * what Xen save/restore needs about the guest it serves: that guest's Xen
+ * UUID and run state.  It asks (XEN_PEER, XEN_PEER_STATE); we answer only
+ * about a domain whose vtpm device in that instance domain names the
+ * ring's vTPM, and remember it for the run state asked after its device
+ * is gone.  An @releaseDomain watch records the shutdown of such a domain
+ * as it happens: xl save destroys the domain right after its devices are
+ * removed, often before the instance's question arrives.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +34,9 @@
 #include "proto/mgrproto.h"
 #include "proto/resumetag.h"
 #include "tpmif/tpmback.h"
+#include "xenbus/xenloop.h"
+
+#define RELEASE_TOKEN "vtpm-mgr-release"
 
 struct mgr_xen {
 	struct manager *m;
@@ -31,6 +44,12 @@ struct mgr_xen {
 	struct devwatch dw;
 	uint32_t self;
 	bool running;
+	/* @releaseDomain (fires when a domain shuts down or dies), on a
+	 * connection of its own; the run states of ring peers. */
+	struct xenif *rxif;
+	struct xenloop rloop;
+	struct log_ratelimit rl;
+	int closing; /* the devwatch and the release watch, while stopping */
 };
 
 static void serve(struct manager *m, struct vtpm_entry *e,
@@ -88,6 +107,10 @@ struct mgr_ring {
 	struct tpmback tb;
 	struct xenif *xif;
 	struct vtpm_entry *e;
+	/* The guest the instance serves, verified at XEN_PEER: XEN_PEER_STATE
+	 * is answered for it only. */
+	struct mgr_xen_peer peer;
+	struct log_ratelimit rl;
 };
 
 static void ring_submit(struct tpmback *tb, const uint8_t *cmd, uint32_t len,
@@ -146,9 +169,167 @@ static void ring_close(void *conn)
 	tpmback_stop(&r->tb, ring_stopped);
 }
 
+/* ---- what an instance domain may learn about the guest it serves ---- */
+
+/* The run state of domain dom as Xen says, or -errno (-ENOENT: gone). */
+static int peer_run_state(struct xenif *xif, uint32_t dom, uint8_t *st)
+{
+	enum xenif_domain_state ds;
+	int rc;
+
+	if (!xif->ops->domain_state)
+		return -ENOSYS;
+	rc = xif->ops->domain_state(xif, dom, &ds);
+	/* -EIO without an errno: Xen listed no domain at or above dom
+	 * (the newest domain, destroyed): gone as well. */
+	if (rc == -EIO)
+		rc = -ENOENT;
+	if (rc)
+		return rc;
+	*st = ds == XENIF_DOM_SUSPENDED ? MGR_XEN_SUSPENDED
+	      : ds == XENIF_DOM_SHUTDOWN ? MGR_XEN_SHUTDOWN
+	      : ds == XENIF_DOM_PAUSED	 ? MGR_XEN_PAUSED
+					 : MGR_XEN_RUNNING;
+	return 0;
+}
+
+void mgr_xen_peer_note(struct xenif *xif, struct mgr_xen_peer *p)
+{
+	uint8_t st;
+
+	if (p->have && peer_run_state(xif, p->dom, &st) == 0)
+		p->seen = st;
+}
+
+/*
+ * Does domain F's vtpm device D, whose backend is the instance domain I,
+ * name the vTPM?  0; -EPERM: another vTPM; -ENOENT: no such device; or
+ * another -errno (unreadable, malformed).
+ */
+static int peer_names(struct xenif *xif, uint32_t I, uint32_t F, uint32_t D,
+		      const uint8_t uuid[16])
+{
+	char path[96], *v = NULL;
+	uint8_t u[16];
+	size_t n = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "/local/domain/%u/backend/vtpm/%u/%u/uuid",
+		 I, F, D);
+	rc = xif->ops->xs_read(xif, path, &v, &n);
+	if (rc == 0 && uuid_parse(v, n, u) != 0)
+		rc = -EINVAL;
+	free(v);
+	if (rc == 0 && memcmp(u, uuid, 16) != 0)
+		rc = -EPERM;
+	return rc;
+}
+
+static int peer_vm(struct xenif *xif, uint32_t F, uint8_t vm[16])
+{
+	char path[64], *v = NULL;
+	size_t n = 0;
+	int rc;
+
+	snprintf(path, sizeof(path), "/local/domain/%u/vm", F);
+	rc = xif->ops->xs_read(xif, path, &v, &n);
+	if (rc == 0)
+		rc = resumetag_parse_vm_path(v, n, vm);
+	free(v);
+	return rc;
+}
+
+void mgr_xen_peer_answer(struct xenif *xif, uint32_t I, const uint8_t uuid[16],
+			 const char *uuid_str, struct mgr_xen_peer *p,
+			 struct log_ratelimit *rl, const struct mgr_req *req,
+			 struct mgr_rsp *rsp)
+{
+	uint32_t F = req->u.xen_peer.domid, D = req->u.xen_peer.devid;
+	const char *why = NULL;
+	char us[37];
+	uint8_t st;
+	int rc;
+
+	rsp->type = req->type;
+	rsp->status = MGR_FORBIDDEN;
+	if (req->type == MGR_MSG_XEN_PEER) {
+		rc = F == I ? -EPERM : peer_names(xif, I, F, D, uuid);
+		if (rc == -EPERM)
+			why = "whose device there does not name this vTPM";
+		else if (rc == -ENOENT)
+			why = "which has no such device there";
+		else if (rc)
+			why = "whose device there is unreadable or malformed";
+	} else if (req->type != MGR_MSG_XEN_PEER_STATE) {
+		why = "(not a Xen peer request)";
+	} else if (!p->have || F != p->dom || D != p->dev) {
+		why = "not the domain it was told about at its connection";
+	}
+	if (why) {
+		log_warnx_rl(rl, "xen: vTPM %s: its instance in domain %u asked "
+			     "%s about domain %u vtpm %u, %s: refused", uuid_str,
+			     I, mgrproto_msg_name(req->type), F, D, why);
+		return;
+	}
+	if (req->type == MGR_MSG_XEN_PEER) {
+		rc = peer_vm(xif, F, rsp->u.xen_peer.uuid);
+		if (rc) {
+			log_warnx_rl(rl, "xen: vTPM %s: /local/domain/%u/vm "
+				     "unreadable (%s): its instance is not told "
+				     "domain %u's Xen UUID", uuid_str, F,
+				     strerror(-rc), F);
+			memset(rsp->u.xen_peer.uuid, 0, 16);
+			rsp->status = MGR_FAIL;
+			return;
+		}
+		/* The last one asked wins: one guest at a time per vTPM. */
+		p->have = true;
+		p->dom = F;
+		p->dev = D;
+		p->seen = MGR_XEN_RUNNING;
+		mgr_xen_peer_note(xif, p);
+		uuid_format(rsp->u.xen_peer.uuid, us);
+		log_info("xen: vTPM %s: its instance in domain %u serves domain "
+			 "%u vtpm %u, Xen domain %s", uuid_str, I, F, D, us);
+		rsp->status = MGR_SUCCESS;
+		return;
+	}
+	rc = peer_run_state(xif, F, &st);
+	if (rc == -ENOENT) {
+		/* Gone: its last state; one never seen shut down was
+		 * destroyed while running (or paused). */
+		st = p->seen == MGR_XEN_SUSPENDED || p->seen == MGR_XEN_SHUTDOWN
+			     ? p->seen
+			     : MGR_XEN_GONE;
+	} else if (rc) {
+		log_warnx_rl(rl, "xen: vTPM %s: domain %u's run state is "
+			     "unknown (%s): its instance is not told", uuid_str,
+			     F, strerror(-rc));
+		rsp->status = MGR_FAIL;
+		return;
+	} else {
+		p->seen = st;
+	}
+	log_info("xen: vTPM %s: domain %u (served by its instance in domain "
+		 "%u) is %s%s", uuid_str, F, I, mgrproto_xen_run_str(st),
+		 rc ? ", and gone since" : "");
+	rsp->u.xen_state.state = st;
+	rsp->status = MGR_SUCCESS;
+}
+
+static void ring_xen_peer(void *conn, const struct mgr_req *req,
+			  struct mgr_rsp *rsp)
+{
+	struct mgr_ring *r = conn;
+
+	mgr_xen_peer_answer(r->xif, r->tb.cfg.frontend_domid, r->e->rec.uuid,
+			    r->e->rec.uuid_str, &r->peer, &r->rl, req, rsp);
+}
+
 static const struct mgr_conn_ops ring_conn_ops = {
 	.send = ring_send,
 	.close = ring_close,
+	.xen_peer = ring_xen_peer,
 };
 
 static bool has_ring(const struct vtpm_entry *e)
@@ -369,6 +550,63 @@ static bool xen_present(void)
 	       access("/var/run/xenstored/socket", F_OK) == 0;
 }
 
+/* ---- @releaseDomain: a domain shut down or died ---- */
+
+static void release_watch(struct xenloop *xl)
+{
+	struct mgr_xen *x = xl->owner;
+	struct vtpm_entry *e;
+
+	if (!x->running)
+		return;
+	mgr_foreach_entry(e, x->m)
+		if (has_ring(e)) {
+			struct mgr_ring *r = e->link.conn;
+
+			mgr_xen_peer_note(r->xif, &r->peer);
+		}
+}
+
+static void one_closed(struct mgr_xen *x);
+
+static void release_closed(struct xenloop *xl)
+{
+	one_closed(xl->owner);
+}
+
+static const struct xenloop_ops release_ops = {
+	.watch = release_watch,
+	.closed = release_closed,
+};
+
+/* Without it, a peer's run state is read only when its instance asks. */
+static void release_start(struct mgr_xen *x)
+{
+	int rc;
+
+	rc = xen_real_open(&x->rxif);
+	if (rc)
+		goto fail;
+	xenloop_init(&x->rloop, x->m->loop, x->rxif, &release_ops, x, "xen",
+		     &x->rl, 0, 0, 0, NULL);
+	x->rloop.token = RELEASE_TOKEN;
+	rc = x->rxif->ops->xs_watch(x->rxif, "@releaseDomain", RELEASE_TOKEN);
+	if (rc == 0) {
+		rc = xenloop_start(&x->rloop);
+		if (rc)
+			x->rxif->ops->xs_unwatch(x->rxif, "@releaseDomain",
+						 RELEASE_TOKEN);
+	}
+	if (rc == 0)
+		return;
+	xenif_close(x->rxif);
+	x->rxif = NULL;
+fail:
+	log_warnx("xen: cannot watch @releaseDomain: %s; the run state of a "
+		  "guest served from an instance domain is read only when "
+		  "asked", strerror(-rc));
+}
+
 int mgr_xen_start(struct manager *m)
 {
 	struct mgr_xen *x;
@@ -401,19 +639,26 @@ int mgr_xen_start(struct manager *m)
 		return m->cfg->xen == XEN_ON ? rc : 0;
 	}
 	x->running = true;
+	release_start(x);
 	log_info("xen: serving the vtpm devices of domain %u "
 		 "(/local/domain/%u/backend/vtpm; unknown UUIDs %s)", x->self,
 		 x->self, m->cfg->xen_create_unknown ? "are created" : "refused");
 	return 0;
 }
 
-static void dw_stopped(struct devwatch *w)
+static void one_closed(struct mgr_xen *x)
 {
-	struct mgr_xen *x = w->data;
-
+	if (--x->closing > 0)
+		return;
 	xenif_close(x->xif);
+	xenif_close(x->rxif);
 	x->m->xen = NULL;
 	free(x);
+}
+
+static void dw_stopped(struct devwatch *w)
+{
+	one_closed(w->data);
 }
 
 void mgr_xen_stop(struct manager *m)
@@ -426,5 +671,11 @@ void mgr_xen_stop(struct manager *m)
 	x->running = false;
 	mgr_foreach_entry(e, m)
 		ring_stop(e);
+	x->closing = x->rxif ? 2 : 1;
+	if (x->rxif) {
+		x->rxif->ops->xs_unwatch(x->rxif, "@releaseDomain",
+					 RELEASE_TOKEN);
+		xenloop_close(&x->rloop);
+	}
 	devwatch_stop(&x->dw, dw_stopped);
 }

@@ -68,6 +68,10 @@ static const struct mgr_msg_info {
 				 PCR_READ_SEL_LEN + 4 +
 					 MGR_PCRS * PCR_READ_DIGEST_LEN,
 				 0, 0 },
+	[MGR_MSG_XEN_PEER] = { "XEN_PEER", MGR_ORD_XEN_PEER, MGR_TAG_REQ, 8, 8,
+			       MGR_UUID_LEN, MGR_UUID_LEN },
+	[MGR_MSG_XEN_PEER_STATE] = { "XEN_PEER_STATE", MGR_ORD_XEN_PEER_STATE,
+				     MGR_TAG_REQ, 8, 8, 1, 1 },
 };
 
 const char *mgrproto_strerror(int err)
@@ -128,6 +132,23 @@ const char *mgrproto_status_str(uint32_t status)
 		return "generation not above the recorded one (rollback)";
 	}
 	return "unknown status";
+}
+
+const char *mgrproto_xen_run_str(uint32_t state)
+{
+	switch (state) {
+	case MGR_XEN_RUNNING:
+		return "running";
+	case MGR_XEN_PAUSED:
+		return "paused";
+	case MGR_XEN_SUSPENDED:
+		return "shut down for a suspend";
+	case MGR_XEN_SHUTDOWN:
+		return "shut down (not for a suspend)";
+	case MGR_XEN_GONE:
+		return "gone";
+	}
+	return "?";
 }
 
 static int msg_valid(enum mgr_msg type)
@@ -394,6 +415,15 @@ static int req_fields(struct cur *c, struct mgr_req *q)
 			    (q->u.pcr_read.pcr_mask & ~MGR_PCR_MASK_VALID)))
 			rc = MGR_ERR_RANGE;
 		return rc;
+	case MGR_MSG_XEN_PEER:
+	case MGR_MSG_XEN_PEER_STATE:
+		cur_u32(c, &q->u.xen_peer.domid);
+		cur_u32(c, &q->u.xen_peer.devid);
+		rc = cur_end(c);
+		if (!rc && (q->u.xen_peer.domid > MGR_XEN_DOMID_MAX ||
+			    q->u.xen_peer.devid > MGR_XEN_DEVID_MAX))
+			rc = MGR_ERR_RANGE;
+		return rc;
 	case MGR_MSG_LOADHASHKEY:
 	case MGR_MSG_GROUP_LIST:
 	case MGR_MSG_GROUP_NEW:
@@ -516,6 +546,15 @@ static int rsp_fields(struct cur *c, struct mgr_rsp *s)
 		cur_u32(c, &s->u.pcr_fetch.pcr_mask);
 		rc = cur_end(c);
 		if (!rc && (s->u.pcr_fetch.pcr_mask & ~MGR_PCR_MASK_VALID))
+			rc = MGR_ERR_RANGE;
+		return rc;
+	case MGR_MSG_XEN_PEER:
+		cur_bytes(c, s->u.xen_peer.uuid, MGR_UUID_LEN);
+		break;
+	case MGR_MSG_XEN_PEER_STATE:
+		cur_u8(c, &s->u.xen_state.state);
+		rc = cur_end(c);
+		if (!rc && s->u.xen_state.state >= MGR_XEN_RUN_COUNT)
 			rc = MGR_ERR_RANGE;
 		return rc;
 	case MGR_MSG_SAVEHASHKEY:

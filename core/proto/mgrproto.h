@@ -52,6 +52,13 @@
  * ring): the instance fetches the manager's PCR_READ and reports. */
 #define MGR_ORD_PCR_FETCH 0x00000101u
 #define MGR_ORD_PCR_REPORT 0x00000102u
+/* An instance in its own domain asks the manager what only dom0 can read
+ * about the frontend domain its ring serves (docs/migration.md): the
+ * domain's Xen UUID when it connects, its run state when its device goes
+ * away.  The manager answers only about a domain whose vtpm device in the
+ * link's domain names the link's vTPM. */
+#define MGR_ORD_XEN_PEER 0x00000200u
+#define MGR_ORD_XEN_PEER_STATE 0x00000201u
 #define MGR_ORD_GROUP_LIST (MGR_PRIV_BASE + 0x101)
 #define MGR_ORD_GROUP_NEW (MGR_PRIV_BASE + 0x102)
 #define MGR_ORD_GROUP_DEL (MGR_PRIV_BASE + 0x103)
@@ -89,6 +96,8 @@
 #define MGR_GROUP_LIST_MAX ((MGR_MAX_PAYLOAD - 4) / 4)        /* 1020 */
 #define MGR_VTPM_LIST_MAX ((MGR_MAX_PAYLOAD - 8) / MGR_UUID_LEN) /* 254 */
 #define MGR_PCRS 24        /* PCRs a vTPM's sha256 bank has */
+#define MGR_XEN_DOMID_MAX 0x7fefu  /* below DOMID_FIRST_RESERVED */
+#define MGR_XEN_DEVID_MAX 0x7fffffffu
 #define MGR_PCR_SELECT 3   /* sizeofSelect of that bank */
 
 /* Status codes of responses; 6 and 7 are ours, not vtpmmgr's. */
@@ -120,6 +129,8 @@ enum mgr_msg {
 	MGR_MSG_PCR_READ, /* the manager asks, the instance answers */
 	MGR_MSG_PCR_FETCH,  /* the instance asks what the manager wants */
 	MGR_MSG_PCR_REPORT, /* and reports it */
+	MGR_MSG_XEN_PEER,       /* the Xen UUID of the ring's frontend domain */
+	MGR_MSG_XEN_PEER_STATE, /* that domain's run state */
 	MGR_MSG_COUNT, /* one past the last */
 };
 
@@ -241,6 +252,30 @@ struct mgr_pcr_read_rsp {
 	uint8_t digest[MGR_PCRS][MGR_HASH_LEN];
 };
 
+/* XEN_PEER and XEN_PEER_STATE: the frontend domain of a vtpm device the
+ * instance serves (backend: the instance's own domain), and its number. */
+struct mgr_xen_peer_req {
+	uint32_t domid; /* <= MGR_XEN_DOMID_MAX */
+	uint32_t devid; /* <= MGR_XEN_DEVID_MAX */
+};
+
+/* XEN_PEER_STATE's answer: the domain's run state as Xen's domain info
+ * says.  A domain gone since the manager saw it shut down is reported
+ * as that shutdown (the toolstack destroys a saved domain right after
+ * its devices are removed); GONE: gone without a shutdown seen. */
+enum mgr_xen_run {
+	MGR_XEN_RUNNING = 0,
+	MGR_XEN_PAUSED = 1,    /* paused, not shut down */
+	MGR_XEN_SUSPENDED = 2, /* shut down for a suspend (xl save, migrate) */
+	MGR_XEN_SHUTDOWN = 3,  /* shut down for another reason */
+	MGR_XEN_GONE = 4,
+	MGR_XEN_RUN_COUNT = 5, /* one past the last */
+};
+
+struct mgr_xen_state_rsp {
+	uint8_t state; /* enum mgr_xen_run */
+};
+
 /* A decoded request.  Types without a payload use no union member. */
 struct mgr_req {
 	enum mgr_msg type;
@@ -255,6 +290,7 @@ struct mgr_req {
 		struct mgr_manufactured_req made; /* MANUFACTURED */
 		struct mgr_pcr_read_req pcr_read; /* PCR_READ */
 		struct mgr_pcr_read_rsp pcr_report; /* PCR_REPORT */
+		struct mgr_xen_peer_req xen_peer; /* XEN_PEER, XEN_PEER_STATE */
 	} u;
 };
 
@@ -273,12 +309,17 @@ struct mgr_rsp {
 		struct mgr_pcr_read_rsp pcr_read;       /* PCR_READ */
 		struct mgr_pcr_read_req pcr_fetch;      /* PCR_FETCH; mask 0:
 							 * nothing wanted */
+		struct mgr_uuid xen_peer;               /* XEN_PEER: the Xen
+							 * UUID (/vm/UUID) */
+		struct mgr_xen_state_rsp xen_state;     /* XEN_PEER_STATE */
 	} u;
 };
 
 const char *mgrproto_strerror(int err);
 const char *mgrproto_status_str(uint32_t status);
 const char *mgrproto_msg_name(enum mgr_msg type);
+/* "running", "paused", ...; "?" for a value outside enum mgr_xen_run. */
+const char *mgrproto_xen_run_str(uint32_t state);
 
 /* The request tag and ordinal of a type (0 for an invalid type). */
 uint16_t mgrproto_msg_tag(enum mgr_msg type);

@@ -72,6 +72,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rc == 0) {
 			if (rsp.type != t || rsp.status >= MGR_STATUS_COUNT)
 				abort();
+			/* A run state the instance acts on is a known one. */
+			if (t == MGR_MSG_XEN_PEER_STATE &&
+			    rsp.status == MGR_SUCCESS &&
+			    rsp.u.xen_state.state >= MGR_XEN_RUN_COUNT)
+				abort();
 			if (mgrproto_encode_rsp(&rsp, out, &outlen) != 0 ||
 			    outlen != size || memcmp(out, data, size) != 0)
 				abort();
@@ -82,6 +87,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rc == 0) {
 			if (mgrproto_encode_req(&req, out, &outlen) != 0 ||
 			    outlen != size || memcmp(out, data, size) != 0)
+				abort();
+			/* The manager builds xenstore paths from these. */
+			if ((req.type == MGR_MSG_XEN_PEER ||
+			     req.type == MGR_MSG_XEN_PEER_STATE) &&
+			    (req.u.xen_peer.domid > MGR_XEN_DOMID_MAX ||
+			     req.u.xen_peer.devid > MGR_XEN_DEVID_MAX))
 				abort();
 			if (req.type == MGR_MSG_GET_QUOTE) {
 				static const uint8_t uuid[MGR_UUID_LEN];

@@ -9,3 +9,9 @@ foreach(t mgr_commit mgr_supervisor mgr_control mgr_link mgr_swtpm)
   add_test(NAME unit_${t} COMMAND test_${t})
   set_tests_properties(unit_${t} PROPERTIES LABELS unit TIMEOUT 120)
 endforeach()
+# The manager's side of XEN_PEER/XEN_PEER_STATE (xenmgr.c) against a Xen
+# that is a table: who may learn a guest's Xen UUID and run state.
+add_executable(test_mgrproto_xenpeer unit/test_mgrproto_xenpeer.c)
+target_link_libraries(test_mgrproto_xenpeer PRIVATE vtpm_manager PkgConfig::CMOCKA)
+add_test(NAME unit_mgrproto_xenpeer COMMAND test_mgrproto_xenpeer)
+set_tests_properties(unit_mgrproto_xenpeer PROPERTIES LABELS unit TIMEOUT 60)

@@ -74,6 +74,11 @@ static void sample_req(enum mgr_msg t, struct mgr_req *q)
 		for (int i = 0; i < 5; i++)
 			fill(q->u.pcr_report.digest[i], 32, (uint8_t)(0x22 * i));
 		break;
+	case MGR_MSG_XEN_PEER:
+	case MGR_MSG_XEN_PEER_STATE:
+		q->u.xen_peer.domid = 0x1234;
+		q->u.xen_peer.devid = 3;
+		break;
 	default:
 		break;
 	}
@@ -129,6 +134,12 @@ static void sample_rsp(enum mgr_msg t, struct mgr_rsp *s)
 		break;
 	case MGR_MSG_PCR_FETCH:
 		s->u.pcr_fetch.pcr_mask = 0x810481;
+		break;
+	case MGR_MSG_XEN_PEER:
+		fill(s->u.xen_peer.uuid, 16, 0x70);
+		break;
+	case MGR_MSG_XEN_PEER_STATE:
+		s->u.xen_state.state = MGR_XEN_SUSPENDED;
 		break;
 	default:
 		break;
@@ -1260,6 +1271,133 @@ static void pcr_read_codec_refuses_hostile_tpm_answers(void **state)
 	assert_int_equal(acc.pcr_mask, 0x180);
 }
 
+/* ---- XEN_PEER, XEN_PEER_STATE: an instance in its own domain asks ---- */
+
+/* The documented bytes (docs/manager-protocol.md). */
+static void xen_peer_frames_match_the_documented_bytes(void **state)
+{
+	static const uint8_t req[] = {
+		0x01, 0xc1, 0, 0, 0, 18, 0, 0, 0x02, 0x00,
+		0, 0, 0x12, 0x34, 0, 0, 0, 3,
+	};
+	static const uint8_t sreq[] = {
+		0x01, 0xc1, 0, 0, 0, 18, 0, 0, 0x02, 0x01,
+		0, 0, 0x12, 0x34, 0, 0, 0, 3,
+	};
+	static const uint8_t rsp[] = {
+		0x01, 0xc4, 0, 0, 0, 26, 0, 0, 0, 0,
+		0x70, 0x71, 0x72, 0x73, 0x74, 0x75, 0x76, 0x77,
+		0x78, 0x79, 0x7a, 0x7b, 0x7c, 0x7d, 0x7e, 0x7f,
+	};
+	static const uint8_t srsp[] = {
+		0x01, 0xc4, 0, 0, 0, 11, 0, 0, 0, 0, 2,
+	};
+	static const uint8_t refused[] = { 0x01, 0xc4, 0, 0, 0, 10, 0, 0, 0, 3 };
+	uint8_t buf[MGR_MAX_FRAME];
+	struct mgr_req q;
+	size_t len;
+
+	(void)state;
+	encode_req_ok(MGR_MSG_XEN_PEER, buf, &len);
+	assert_int_equal(len, sizeof(req));
+	assert_memory_equal(buf, req, sizeof(req));
+	encode_req_ok(MGR_MSG_XEN_PEER_STATE, buf, &len);
+	assert_int_equal(len, sizeof(sreq));
+	assert_memory_equal(buf, sreq, sizeof(sreq));
+	assert_int_equal(mgrproto_decode_req(sreq, sizeof(sreq), &q), 0);
+	assert_int_equal(q.type, MGR_MSG_XEN_PEER_STATE);
+	assert_int_equal(q.u.xen_peer.domid, 0x1234);
+	assert_int_equal(q.u.xen_peer.devid, 3);
+	encode_rsp_ok(MGR_MSG_XEN_PEER, buf, &len);
+	assert_int_equal(len, sizeof(rsp));
+	assert_memory_equal(buf, rsp, sizeof(rsp));
+	encode_rsp_ok(MGR_MSG_XEN_PEER_STATE, buf, &len);
+	assert_int_equal(len, sizeof(srsp));
+	assert_memory_equal(buf, srsp, sizeof(srsp));
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_XEN_PEER_STATE, srsp,
+					     sizeof(srsp), &rsp_b), 0);
+	assert_int_equal(rsp_b.u.xen_state.state, MGR_XEN_SUSPENDED);
+	/* A refusal carries no payload and no UUID. */
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_XEN_PEER, refused,
+					     sizeof(refused), &rsp_b), 0);
+	assert_int_equal(rsp_b.status, MGR_FORBIDDEN);
+}
+
+static void xen_peer_hostile_frames_are_refused(void **state)
+{
+	uint8_t buf[MGR_MAX_FRAME];
+	struct mgr_req q;
+	size_t len;
+
+	(void)state;
+	for (int t = MGR_MSG_XEN_PEER; t <= MGR_MSG_XEN_PEER_STATE; t++) {
+		/* domid: the first reserved one and above are no domain. */
+		encode_req_ok((enum mgr_msg)t, buf, &len);
+		be32_put(buf + MGR_HDR_LEN, MGR_XEN_DOMID_MAX);
+		assert_int_equal(mgrproto_decode_req(buf, len, &q), 0);
+		be32_put(buf + MGR_HDR_LEN, MGR_XEN_DOMID_MAX + 1);
+		assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
+		be32_put(buf + MGR_HDR_LEN, 0xffffffffu);
+		assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
+		/* devid: a non-negative int, as xenstore names it. */
+		encode_req_ok((enum mgr_msg)t, buf, &len);
+		be32_put(buf + MGR_HDR_LEN + 4, MGR_XEN_DEVID_MAX + 1);
+		assert_int_equal(mgrproto_decode_req(buf, len, &q), MGR_ERR_RANGE);
+		/* One byte short, one byte long. */
+		encode_req_ok((enum mgr_msg)t, buf, &len);
+		be32_put(buf + 2, (uint32_t)len - 1);
+		assert_int_equal(mgrproto_decode_req(buf, len - 1, &q),
+				 MGR_ERR_PAYLOAD_SHORT);
+		buf[len] = 0;
+		be32_put(buf + 2, (uint32_t)len + 1);
+		assert_int_equal(mgrproto_decode_req(buf, len + 1, &q),
+				 MGR_ERR_PAYLOAD_LONG);
+		/* Under the management tag it is not a vTPM's request. */
+		encode_req_ok((enum mgr_msg)t, buf, &len);
+		be16_put(buf, MGR_TAG_REQ2);
+		assert_int_equal(mgrproto_decode_req(buf, len, &q),
+				 MGR_ERR_WRONG_TAG);
+		/* The encoder refuses what the decoder refuses. */
+		sample_req((enum mgr_msg)t, &q);
+		q.u.xen_peer.domid = MGR_XEN_DOMID_MAX + 1;
+		assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_RANGE);
+		sample_req((enum mgr_msg)t, &q);
+		q.u.xen_peer.devid = 0x80000000u;
+		assert_int_equal(mgrproto_encode_req(&q, buf, &len), MGR_ERR_RANGE);
+	}
+	/* The run state: every value past GONE is refused both ways. */
+	for (unsigned v = 0; v < 256; v++) {
+		encode_rsp_ok(MGR_MSG_XEN_PEER_STATE, buf, &len);
+		buf[MGR_HDR_LEN] = (uint8_t)v;
+		assert_int_equal(mgrproto_decode_rsp(MGR_MSG_XEN_PEER_STATE, buf,
+						     len, &rsp_b),
+				 v < MGR_XEN_RUN_COUNT ? 0 : MGR_ERR_RANGE);
+		sample_rsp(MGR_MSG_XEN_PEER_STATE, &rsp_a);
+		rsp_a.u.xen_state.state = (uint8_t)v;
+		assert_int_equal(mgrproto_encode_rsp(&rsp_a, buf, &len),
+				 v < MGR_XEN_RUN_COUNT ? 0 : MGR_ERR_RANGE);
+		if (v < MGR_XEN_RUN_COUNT)
+			assert_string_not_equal(mgrproto_xen_run_str(v), "?");
+	}
+	assert_string_equal(mgrproto_xen_run_str(MGR_XEN_RUN_COUNT), "?");
+	/* The UUID answer: exactly 16 bytes, and a run state is no UUID. */
+	encode_rsp_ok(MGR_MSG_XEN_PEER, buf, &len);
+	be32_put(buf + 2, (uint32_t)len - 1);
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_XEN_PEER, buf, len - 1,
+					     &rsp_b), MGR_ERR_PAYLOAD_SHORT);
+	encode_rsp_ok(MGR_MSG_XEN_PEER_STATE, buf, &len);
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_XEN_PEER, buf, len, &rsp_b),
+			 MGR_ERR_PAYLOAD_SHORT);
+	encode_rsp_ok(MGR_MSG_XEN_PEER, buf, &len);
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_XEN_PEER_STATE, buf, len,
+					     &rsp_b), MGR_ERR_PAYLOAD_LONG);
+	/* An answer under the management tag is not for a vTPM request. */
+	encode_rsp_ok(MGR_MSG_XEN_PEER, buf, &len);
+	be16_put(buf, MGR_TAG_RSP2);
+	assert_int_equal(mgrproto_decode_rsp(MGR_MSG_XEN_PEER, buf, len, &rsp_b),
+			 MGR_ERR_WRONG_TAG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1294,6 +1432,8 @@ int main(void)
 		cmocka_unit_test(pcr_fetch_and_report_are_checked),
 		cmocka_unit_test(pcr_read_codec_reads_in_steps_of_eight),
 		cmocka_unit_test(pcr_read_codec_refuses_hostile_tpm_answers),
+		cmocka_unit_test(xen_peer_frames_match_the_documented_bytes),
+		cmocka_unit_test(xen_peer_hostile_frames_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -161,6 +161,44 @@ full_chain1() {
   # and connected meanwhile (a closed connection resets the PCRs).
   echo "XENLAB: guest chain1-quote-now"
   sleep 12
+  [ -e /etc/xenlab/chain-sr ] && chain_sr
+}
+# --chain (not --mgrdom): dom0 runs xl save + xl restore of this domain
+# while vtpmdom serves it. The instance there asks the manager for this
+# domain's Xen UUID and run state; the restored domain must find the same
+# TPM: PCR 16 as extended above (no Startup since) and a policy session
+# started before the save.
+chain_sr() {
+  local n p q d r
+  tools startauthsession --policy-session -S /tmp/chsess.ctx >/tmp/chsess.out 2>&1 ||
+    echo "guest: startauthsession: $(tr '\n' ' ' </tmp/chsess.out | cut -c1-200)"
+  p=$(pcr16)
+  n=$(dmesg | grep -c 'Restarting tasks')
+  M "guest: before the save: PCR 16 $p"
+  echo "XENLAB: guest chain-sr-ready"
+  d=$(awk -v a="$(up)" 'BEGIN { print a + 240 }')
+  while [ "$(dmesg | grep -c 'Restarting tasks')" -le "$n" ] && ! past "$d"; do sleep 0.2; done
+  r=""
+  while ! past "$d"; do
+    if [ -n "$(tpmdev)" ]; then r=$(tpm "$CMD_GETRANDOM" 2>/dev/null); ok_rc "$r" && break; fi
+    sleep 0.2
+  done
+  if ! ok_rc "$r"; then
+    check chain-sr-restore-pcr16 FAIL "no resume with a working /dev/tpm0 within 240 s"
+    return
+  fi
+  M "guest: resumed after xl save + xl restore (uptime $(up)s)"
+  q=$(pcr16)
+  if [ -n "$q" ] && [ "$q" = "$p" ] && [ "$q" = "$PCREXPECT" ]; then
+    check chain-sr-restore-pcr16 ok "PCR 16 = $q, as before the save"
+  else
+    check chain-sr-restore-pcr16 FAIL "PCR 16 = ${q:-none}, before the save: ${p:-none}"
+  fi
+  if tools policypcr -S /tmp/chsess.ctx -l sha256:16 >/tmp/chsess2.out 2>&1; then
+    check chain-sr-restore-session ok "the policy session started before the save is satisfied now"
+  else
+    check chain-sr-restore-session FAIL "$(tr '\n' ' ' </tmp/chsess2.out | cut -c1-200)"
+  fi
 }
 # guest1 again, as a new domain: served by the same instance (chainb), or
 # after the instance domain was destroyed and created again (chain2).

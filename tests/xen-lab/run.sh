@@ -53,8 +53,8 @@
 #                    as --backend-cmd): an instance domain (vtpmdom, with a
 #                    disk) takes its key from the manager over a Xen ring
 #                    and serves guest1's vTPM over another; guest1 runs raw
-#                    TPM 2.0 and tpm2-tools checks; vtpmdom is destroyed
-#                    and created again; guest1 finds its NV data (chain-*).
+#                    TPM 2.0, tpm2-tools and xl save/restore checks; vtpmdom
+#                    is destroyed and created again; guest1 finds its NV (chain-*).
 # --mgrdom          the whole seed chain, each part in a domain of its own
 #                    (needs --full and --host-tpm, no --backend-cmd): a
 #                    manager domain (mgrdom: iomem fed40-fed44, e820_host,
@@ -177,6 +177,7 @@ fi
 if [ "$CHAIN" = 1 ] && [ "$MGRDOM" = 0 ]; then
   [ "$FULL" = 1 ] && [ "$HOST_TPM" = 1 ] && [ "$STATE_DISK" = 1 ] && [ "$HOST_RESTART" = 0 ] ||
     { echo "run.sh: --chain needs --full, --host-tpm and --state-disk (not --host-restart)" >&2; exit 2; }
+  GUEST_MEM=192   # xl save of guest1 (chain-sr-*) writes it all to dom0's tmpfs
 fi
 if [ "$HOST_RESTART" = 1 ]; then
   [ "$FULL" = 1 ] && [ "$HOST_TPM" = 1 ] && [ "$STATE_DISK" = 1 ] ||
@@ -979,6 +980,51 @@ deep_quote() {
 chain_quote() {
   deep_quote chain1 "$CHAIN_UUID" "guest1's vTPM (instance in vtpmdom)"
 }
+# chain_sr: xl save + xl restore of guest1 while vtpmdom serves it (issue
+# 13): the instance there cannot read guest1's Xen UUID nor its run state
+# and asks the manager over its ring link (XEN_PEER, XEN_PEER_STATE). The
+# guest checks its TPM after the restore (chain-sr-restore-*); dom0 checks
+# vtpmdom's log: the manager told it of the suspend, and the restored
+# domain resumed the saved TPM without a Startup.
+chain_sr() {
+  local d1 d2 t
+  if ! wait_log "XENLAB: guest chain-sr-ready" "$GUEST_WAIT"; then
+    check chain-sr-xl-save FAIL "guest1 never got ready for the save"
+    return 1
+  fi
+  t=$(up)
+  d1=$(xl domid guest1 2>/dev/null)
+  mkdir -p /run/save
+  mount -t tmpfs -o size=280m tmpfs /run/save
+  xl_run chsave 180 save guest1 /run/save/guest1.save
+  if [ "$XRC" = 0 ] && ! xl domid guest1 >/dev/null 2>&1; then
+    check chain-sr-xl-save ok "xl save guest1 rc=0 after ${XDT}s, $(($(stat -c %s /run/save/guest1.save) / 1024)) KiB, domain $d1 gone"
+  else
+    check chain-sr-xl-save FAIL "rc=$XRC after ${XDT}s"
+    umount /run/save
+    return 1
+  fi
+  xl_run chrestore 180 restore /run/save/guest1.save
+  d2=$(xl domid guest1 2>/dev/null)
+  rm -f /run/save/guest1.save
+  umount /run/save
+  if [ "$XRC" = 0 ] && [ -n "$d2" ]; then
+    check chain-sr-xl-restore ok "xl restore rc=0 after ${XDT}s; domid $d1 -> $d2"
+  else
+    check chain-sr-xl-restore FAIL "rc=$XRC after ${XDT}s"
+    guest_diag
+    return 1
+  fi
+  wait_log "XENLAB: check chain-sr-restore-session" 120 ||
+    M "chain: guest1 did not report its TPM within 120 s of the restore"
+  if grep -aq "the manager says domain $d1 shut down for a suspend" "$IDLOG" &&
+     grep -aq "domain $d2 vtpm 0 resumes the TPM saved when domain $d1 " "$IDLOG"; then
+    check chain-sr-resumed ok "vtpmdom's instance: the manager said domain $d1 shut down for a suspend; domain $d2 resumed its TPM, no Startup"
+  else
+    check chain-sr-resumed FAIL "vtpmdom's instance: $(grep -a 'xen-ring: .*\(manager\|resumes\|saved\|discarded\|power-cycled\)' "$IDLOG" | tail -n 4 | tr -d '\r' | tr '\n' ';')"
+  fi
+  M "chain: xl save + xl restore of guest1 and its checks took $(since "$t")s"
+}
 # chain_guest N: guest1 (phase vtpm-chainN) served by vtpmdom.
 chain_guest() {
   local t rc
@@ -994,6 +1040,7 @@ chain_guest() {
     if wait_log "XENLAB: guest chain1-quote-now" "$GUEST_WAIT"; then
       if [ "$MGRDOM" = 1 ]; then mgrdom_quote; else chain_quote; fi
     else check chain1-deep-quote FAIL "guest1 never said chain1-quote-now"; fi
+    [ "$MGRDOM" = 1 ] || chain_sr
   fi
   if [ "$rc" = 0 ] && wait_log "XENLAB: guest chain$1-result:" "$GUEST_WAIT"; then
     M "chain: $(grep -a "XENLAB: guest chain$1-result:" "$GLOG" | tail -n 1 | tr -d '\r' | sed 's/.*XENLAB: guest //')"
@@ -1309,6 +1356,8 @@ if [ "$CHAIN" = 1 ]; then
     ln -sf xenstore "$GROOT/usr/bin/$l"
   done
   cp "$XL_DIR/idom.sh" "$GROOT/etc/xenlab/idom.sh" || die "cannot copy idom.sh"
+  # guest1's xl save + xl restore while vtpmdom serves it (chain-sr-*).
+  [ "$MGRDOM" = 1 ] || : >"$GROOT/etc/xenlab/chain-sr" || die "cannot write chain-sr"
   cp "$XL_DIR/mgrdom.sh" "$GROOT/etc/xenlab/mgrdom.sh" || die "cannot copy mgrdom.sh"
   IORDER=$(module_order $IDOM_MODULES) || die "instance domain modules: see above"
   for ko in $IORDER; do cp "$KMODS/$ko" "$GROOT/lib/modules/xenlab/"; done
@@ -1405,6 +1454,10 @@ if [ "$CHAIN" = 1 ]; then
     fi
     echo "disk = [ 'vdev=xvda, access=rw, format=raw, script=/etc/xen/scripts/lab-block, target=/dev/vdb' ]"
   } >"$DROOT/etc/xen/vtpmdom.cfg"
+  # xl save + xl restore of guest1 (chain-sr-*) run libxl-save-helper.
+  if [ "$MGRDOM" = 0 ] && [ ! -e "$DROOT$XEN_LIBEXEC/libxl-save-helper" ]; then
+    copy_bin "$DROOT" "$XEN_LIBEXEC/libxl-save-helper" || die "cannot copy libxl-save-helper"
+  fi
   if [ "$MGRDOM" = 1 ]; then
     # The manager domain (conf/xen/mgrdom.cfg is the documented form): the
     # TPM's five locality pages, mapped 1:1 (e820_host), its own disk.
@@ -1612,7 +1665,8 @@ if [ "$CHAIN" = 1 ]; then
     nv-define nv-write nv-read chain1-tools-pcrread chain1-deep-quote
     chain1-quote-verifies chain1-quote-pcr16 chainb-tpm0 chainb-getrandom
     chainb-nv-read chainb-pcr-reset chain-idom-destroyed chain-idom-restarted chain2-tpm0
-    chain2-getrandom chain2-nv-read chain2-pcr-reset chain-unknown-created chain-unknown-stopped"
+    chain2-getrandom chain2-nv-read chain2-pcr-reset chain-unknown-created chain-unknown-stopped
+    chain-sr-xl-save chain-sr-xl-restore chain-sr-restore-pcr16 chain-sr-restore-session chain-sr-resumed"
   [ "$MGRDOM" = 1 ] && FULL_CHECKS="mgrdom-dom0-no-tpm mgrdom-dom0-no-devmem mgrdom-tis-pages
     mgrdom-manager mgrdom-started chain1-tpm0 chain1-getrandom chain1-tools-getrandom pcr-extend
     pcr-read nv-define nv-write nv-read chain1-tools-pcrread mgrdom-quote mgrdom-quote-pcr16 chain-idom-destroyed mgrdom-destroyed

@@ -4,6 +4,12 @@
  * machine) on the real Xen libraries, connected to the instance's job
  * queue.  The vTPM's identity is the uuid node the toolstack wrote, which
  * must equal --uuid.
+ *
+ * Xen save/restore (docs/migration.md) needs the guest's Xen UUID and run
+ * state.  In dom0 (or a domain with the privileged interface) this
+ * instance reads them; in an instance domain of its own (the three-domain
+ * chain) it cannot, and asks its manager (XEN_PEER, XEN_PEER_STATE) from
+ * jobs on the thread pool, so that the loop never waits for the answer.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -17,7 +23,12 @@
 #include "proto/resumetag.h"
 #include "tpmif/tpmback.h"
 #include "instance/vtpm.h"
+#include "proto/mgrproto.h"
 #include "xen-ring/xen_ring.h"
+
+/* How long a connection or a device's removal waits for the manager's
+ * answer about the guest's domain before it goes on without it. */
+#define ASK_MS 5000
 
 struct xring {
 	struct transport *t;
@@ -53,7 +64,32 @@ struct xring {
 	 * not on disk yet: the stop saves it if the job could not. */
 	bool save_owed;
 	uint8_t save_tag[RESUMETAG_LEN];
+
+	/* This connection's Xen UUID and run state come from the manager
+	 * (the three-domain chain); set on the loop thread at the
+	 * connection.  The jobs that ask run on the thread pool, one at a
+	 * time, in queue order. */
+	bool ask;
+	struct vtpm_job ask_save_job;
+	bool ask_save_pending;
+	/* The connection as its job saw it (and completed it with the
+	 * manager's answer): the thread pool's own copy of peer/have_vm,
+	 * for that job and the removal's job queued behind it. */
+	struct resume_tag jpeer;
+	bool jhave_vm;
 };
+
+/*
+ * The manager link, if this instance has one.  The transport reaches it
+ * through the instance's fields (vtpm.h has no accessor); a call on it
+ * blocks, so only jobs on the thread pool use it.
+ */
+static struct mgrlink *manager_link(struct xring *x)
+{
+	struct vtpm *v = x->t->vtpm;
+
+	return v->managed && mgrlink_is_open(&v->link) ? &v->link : NULL;
+}
 
 static void cmd_done(struct vtpm_job *job)
 {
@@ -175,6 +211,37 @@ static int read_vm_uuid(struct xring *x, uint32_t fe, uint8_t vm[16])
 }
 
 /*
+ * Thread pool: the manager says which Xen domain the frontend's domain
+ * is, having checked that its vtpm device here names our vTPM.
+ */
+static void ask_peer_vm(struct xring *x)
+{
+	struct mgrlink *l = manager_link(x);
+	struct mgr_req q = { .type = MGR_MSG_XEN_PEER };
+	struct mgr_rsp r;
+	char err[200], us[37];
+	int rc;
+
+	q.u.xen_peer.domid = x->jpeer.domid;
+	q.u.xen_peer.devid = x->jpeer.devid;
+	rc = l ? mgrlink_call_within(l, &q, &r, ASK_MS, err, sizeof(err))
+	       : -ENOTCONN;
+	if (rc == 0 && r.status == MGR_SUCCESS) {
+		memcpy(x->jpeer.vm, r.u.xen_peer.uuid, 16);
+		x->jhave_vm = true;
+		uuid_format(x->jpeer.vm, us);
+		log_info("xen-ring: the manager says domain %u is Xen domain %s",
+			 x->jpeer.domid, us);
+		return;
+	}
+	if (rc == -ENOTCONN)
+		snprintf(err, sizeof(err), "no manager link");
+	log_warnx("xen-ring: the manager did not tell domain %u's Xen UUID "
+		  "(%s): this connection will be power-cycled, never resumed",
+		  x->jpeer.domid, rc ? err : mgrproto_status_str(r.status));
+}
+
+/*
  * The first job of a connection, ahead of the guest's commands: the TPM
  * this guest finds.  A volatile state saved when a domain with this
  * guest's Xen UUID was suspended (its tag matches) is the restored
@@ -192,41 +259,45 @@ static void connect_call(struct vtpm *v, struct vtpm_job *job)
 	uint32_t n, rc;
 	char want[37], have[37];
 
+	x->jpeer = x->peer;
+	x->jhave_vm = x->have_vm;
+	if (x->ask && !x->jhave_vm)
+		ask_peer_vm(x);
 	b = engine_resume_tag(e, &n);
 	if (!b && !engine_has_volatile(e))
 		return; /* a fresh TPM already: Startup(CLEAR) at power-on */
-	if (b && resumetag_decode(b, n, &t) == 0 && x->have_vm &&
-	    resumetag_matches(&t, x->peer.vm, x->peer.devid) &&
+	if (b && resumetag_decode(b, n, &t) == 0 && x->jhave_vm &&
+	    resumetag_matches(&t, x->jpeer.vm, x->jpeer.devid) &&
 	    engine_is_running(e)) {
 		uuid_format(t.vm, want);
 		engine_resume_forget(e);
 		log_info("xen-ring: domain %u vtpm %u resumes the TPM saved "
 			 "when domain %u (%s) went away: PCRs, sessions and "
 			 "loaded objects as they were, no Startup",
-			 x->peer.domid, x->peer.devid, t.domid, want);
+			 x->jpeer.domid, x->jpeer.devid, t.domid, want);
 		return;
 	}
 	if (!b)
 		log_info("xen-ring: a volatile state without a resume tag is "
-			 "not for domain %u: discarded", x->peer.domid);
+			 "not for domain %u: discarded", x->jpeer.domid);
 	else if (resumetag_decode(b, n, &t) != 0)
 		log_warnx("xen-ring: the saved resume tag is malformed (%u "
 			  "bytes): its volatile state is discarded", n);
 	else {
 		uuid_format(t.vm, want);
-		if (x->have_vm)
-			uuid_format(x->peer.vm, have);
+		if (x->jhave_vm)
+			uuid_format(x->jpeer.vm, have);
 		else
 			snprintf(have, sizeof(have), "unknown");
 		log_info("xen-ring: the volatile state saved for domain %u "
 			 "(%s) vtpm %u is not for domain %u (%s) vtpm %u, a "
 			 "new boot: discarded", t.domid, want, t.devid,
-			 x->peer.domid, have, x->peer.devid);
+			 x->jpeer.domid, have, x->jpeer.devid);
 	}
 	rc = power_cycle_now(v);
 	if (rc != UINT32_MAX)
 		log_info("xen-ring: TPM power-cycled for domain %u (Startup "
-			 "rc 0x%x)", x->peer.domid, rc);
+			 "rc 0x%x)", x->jpeer.domid, rc);
 }
 
 static void conn_done(struct vtpm_job *job)
@@ -244,15 +315,24 @@ static void ring_connected(struct tpmback *tb)
 	x->peer.domid = tb->cfg.frontend_domid;
 	x->peer.devid = tb->cfg.devid;
 	x->have_vm = read_vm_uuid(x, x->peer.domid, x->peer.vm) == 0;
+	/* Our own reads first; the manager only where they fail. */
+	x->ask = !x->have_vm && manager_link(x);
 	if (x->have_vm) {
 		uuid_format(x->peer.vm, us);
 		log_info("xen-ring: domain %u is Xen domain %s", x->peer.domid,
 			 us);
+	} else if (x->ask) {
+		log_info("xen-ring: /local/domain/%u/vm is unreadable here: "
+			 "asking the manager", x->peer.domid);
 	} else {
 		log_info("xen-ring: /local/domain/%u/vm is unreadable: this "
 			 "connection will be power-cycled, never resumed",
 			 x->peer.domid);
 	}
+	/* A job that asks the manager runs off the loop; one still queued
+	 * takes the new connection's need (the queue reads the flag when
+	 * it starts the job). */
+	x->conn_job.call_offloop = x->ask;
 	if (x->conn_pending)
 		return; /* the queued one reads peer when it runs */
 	x->conn_pending = true;
@@ -334,10 +414,94 @@ static void save_done(struct vtpm_job *job)
 		x->save_owed = false;
 }
 
+/*
+ * Thread pool: the device of a guest that never closed is gone, and only
+ * the manager can say whether its domain shut down for a suspend.  No
+ * answer within ASK_MS, a refusal, or any other state: the TPM is
+ * power-cycled, as it was before instances asked.
+ */
+static void ask_save_call(struct vtpm *v, struct vtpm_job *job)
+{
+	struct xring *x = job->data;
+	struct mgrlink *l = manager_link(x);
+	struct mgr_req q = { .type = MGR_MSG_XEN_PEER_STATE };
+	struct mgr_rsp r;
+	uint8_t tag[RESUMETAG_LEN];
+	char err[200], us[37];
+	uint32_t trc;
+	int rc;
+
+	if (!x->jhave_vm) {
+		log_info("xen-ring: domain %u went away without closing; its "
+			 "Xen UUID is unknown: no state is kept for a restore",
+			 x->jpeer.domid);
+		goto cycle;
+	}
+	q.u.xen_peer.domid = x->jpeer.domid;
+	q.u.xen_peer.devid = x->jpeer.devid;
+	rc = l ? mgrlink_call_within(l, &q, &r, ASK_MS, err, sizeof(err))
+	       : -ENOTCONN;
+	if (rc || r.status != MGR_SUCCESS) {
+		if (rc == -ENOTCONN)
+			snprintf(err, sizeof(err), "no manager link");
+		log_warnx("xen-ring: domain %u went away without closing and "
+			  "the manager did not tell its run state (%s): no "
+			  "state is kept for a restore", x->jpeer.domid,
+			  rc ? err : mgrproto_status_str(r.status));
+		goto cycle;
+	}
+	if (r.u.xen_state.state != MGR_XEN_SUSPENDED) {
+		log_info("xen-ring: the manager says domain %u is %s: no state "
+			 "is kept for a restore", x->jpeer.domid,
+			 mgrproto_xen_run_str(r.u.xen_state.state));
+		goto cycle;
+	}
+	resumetag_encode(&x->jpeer, tag);
+	rc = engine_suspend_save(vtpm_engine(v), tag, sizeof(tag));
+	if (rc) {
+		log_warnx("xen-ring: cannot keep the volatile state for a "
+			  "restore: %s", strerror(-rc));
+		goto cycle;
+	}
+	uuid_format(x->jpeer.vm, us);
+	log_info("xen-ring: the manager says domain %u shut down for a "
+		 "suspend: vtpm %u's volatile state is saved for a restore of "
+		 "Xen domain %s", x->jpeer.domid, x->jpeer.devid, us);
+	return;
+cycle:
+	trc = power_cycle_now(v);
+	if (trc != UINT32_MAX)
+		log_info("xen-ring: guest gone: TPM power-cycled for the next "
+			 "one (Startup rc 0x%x)", trc);
+}
+
+static void ask_save_done(struct vtpm_job *job)
+{
+	struct xring *x = job->data;
+
+	x->ask_save_pending = false;
+}
+
 static void ring_suspended(struct tpmback *tb)
 {
 	struct xring *x = tb->data;
 
+	if (x->ask) {
+		/* Queued behind the connection's job, which asked for the
+		 * Xen UUID; the guest's next connection waits for it. */
+		if (x->ask_save_pending)
+			return;
+		x->ask_save_pending = true;
+		x->ask_save_job = (struct vtpm_job){
+			.kind = VTPM_JOB_CALL,
+			.call = ask_save_call,
+			.call_offloop = true,
+			.done = ask_save_done,
+			.data = x,
+		};
+		vtpm_submit(x->t->vtpm, &x->ask_save_job);
+		return;
+	}
 	if (!x->have_vm || peer_may_resume(x, false) == 0) {
 		ring_power_cycle(tb);
 		return;
@@ -378,8 +542,13 @@ static bool device_present(struct xring *x)
 
 static void save_at_stop(struct xring *x)
 {
-	if (x->tb.state == TPMBACK_CONNECTED && x->have_vm &&
-	    peer_may_resume(x, device_present(x)) != 0) {
+	if (x->tb.state == TPMBACK_CONNECTED && x->ask) {
+		/* The run state is the manager's to tell, and a stop cannot
+		 * wait for it. */
+		log_info("xen-ring: stopping while domain %u is connected: no "
+			 "state is kept for a restore", x->peer.domid);
+	} else if (x->tb.state == TPMBACK_CONNECTED && x->have_vm &&
+		   peer_may_resume(x, device_present(x)) != 0) {
 		resumetag_encode(&x->peer, x->save_tag);
 		x->save_owed = true;
 	}
