@@ -31,7 +31,9 @@
 #include "tpmif/tpmback.h"
 #include "xensim.h"
 
-#define BDOM 0u
+/* The backend's domain: dom0, or a driver domain in one test. */
+static uint32_t bdom;
+#define BDOM bdom
 #define PG 4096u
 #define OFF 8u /* sizeof(struct tpmif_shared_page) */
 
@@ -335,6 +337,7 @@ static int setup(void **state)
 	struct world *W = calloc(1, sizeof(*W));
 
 	assert_non_null(W);
+	bdom = 0;
 	assert_int_equal(uv_loop_init(&W->loop), 0);
 	W->w = xensim_new();
 	assert_non_null(W->w);
@@ -777,6 +780,34 @@ static void detach_closes_for_libxl_and_reattach_serves_again(void **state)
 	fe_submit(W, f, CMD, sizeof(CMD));
 	turn(W);
 	assert_int_equal(shr(f)->state, TPMIF_STATE_FINISH);
+}
+
+/* In a driver domain the backend removes its directory once Closed
+ * (dom0's libxl waits 10 s for that); dom0's backend leaves it to libxl
+ * (the test above: the directory stays until toolstack_remove). */
+static void driver_domain_removes_its_directory_when_closed(void **state)
+{
+	struct world *W = *state;
+	struct fe *f = &W->fe[0];
+	char p[160];
+
+	bdom = 7;
+	be_start(W, 0, 5, UUID_A);
+	connect_guest(W, 0);
+	path_of(p, sizeof(p), "be", f, "online");
+	xensim_write(W->w, p, "0");
+	path_of(p, sizeof(p), "be", f, "state");
+	xensim_write(W->w, p, "5");
+	turn(W);
+	/* The frontend has not let go yet: still connected. */
+	assert_int_equal(W->be[0].tb.state, TPMBACK_CONNECTED);
+	fe_write(W, f, "state", "6");
+	turns(W, 2);
+	assert_null(be_read(W, f, "state"));
+	assert_null(be_read(W, f, "frontend"));
+	assert_int_equal(W->be[0].tb.state, TPMBACK_NO_DEVICE);
+	assert_int_equal(W->be[0].power_cycles, 1);
+	assert_int_equal(xensim_maps_live(W->w), 0);
 }
 
 /* A toolstack that removes the directories at once (xl destroy, or a
@@ -1404,6 +1435,7 @@ int main(void)
 	    T(engine_abort_leaves_the_page_idle),
 	    T(guest_reboot_closes_reports_power_cycle_and_reconnects),
 	    T(detach_closes_for_libxl_and_reattach_serves_again),
+	    T(driver_domain_removes_its_directory_when_closed),
 	    T(device_removed_under_a_connected_guest),
 	    T(unknown_or_malformed_uuid_is_refused),
 	    T(length_beyond_the_mapped_area_is_refused),

@@ -450,6 +450,29 @@ static bool tb_detaching(struct tpmback *tb)
 	return xenbus_read_is(&tb->xb, tb->xb.self, "online", "0");
 }
 
+/*
+ * A backend in a driver domain (not dom0) removes its own directory once
+ * it is Closed for a removal: dom0's libxl leaves that to the backend's
+ * domain (xl devd's job there) and waits 10 s for it, on every xl save,
+ * shutdown and detach, before it gives up and removes it itself.
+ */
+static void tb_remove_if_driver_domain(struct tpmback *tb)
+{
+	int rc;
+
+	if (tb->cfg.backend_domid == 0)
+		return;
+	rc = tb->xif->ops->xs_rm(tb->xif, tb->xb.self);
+	if (rc && rc != -ENOENT)
+		log_warnx_rl(&tb->rl, "dom%u vtpm %u: cannot remove %s: %s",
+			     tb->cfg.frontend_domid, tb->cfg.devid,
+			     tb->xb.self, strerror(-rc));
+	else
+		log_info("dom%u vtpm %u: closed for its removal; %s removed "
+			 "(the backend domain's part)",
+			 tb->cfg.frontend_domid, tb->cfg.devid, tb->xb.self);
+}
+
 /* One pass; returns true when another pass is needed at once. */
 static bool tb_step(struct xenbus_dev *xb)
 {
@@ -531,6 +554,7 @@ static bool tb_step(struct xenbus_dev *xb)
 				      fst == XenbusStateClosed);
 		xenbus_switch_state(xb, XenbusStateClosed);
 		tb->state = TPMBACK_CLOSED;
+		tb_remove_if_driver_domain(tb);
 		return false;
 	}
 	switch (tb->state) {
