@@ -6,8 +6,9 @@
  * A store that decodes must survive a commit: re-encoded it has the same
  * size and decodes to the same records.  Every refusal is a key store
  * error, never an errno.  The sealed inputs take their record layout
- * (0: before instance-uids, 1: with uid and gid, 2 and 3: unknown) from
- * the first byte; a layout 0 store grows by the ids when rewritten.
+ * from bits 1-3 of the first byte (0: before instance-uids, 1: with uid
+ * and gid, 2: with imports, 3: with online migrations, 4-7: unknown); a
+ * layout 0 store grows by the ids when rewritten.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -23,8 +24,18 @@ static void same_store(const struct keystore *a, const struct keystore *b)
 	    memcmp(a->groups, b->groups, a->ngroups * sizeof(*a->groups)) ||
 	    a->nimports != b->nimports ||
 	    (a->nimports && memcmp(a->imports, b->imports,
-				   a->nimports * KEYSTORE_IMPORT_ID_LEN)))
+				   a->nimports * KEYSTORE_IMPORT_ID_LEN)) ||
+	    a->ntxs != b->ntxs)
 		abort();
+	for (size_t i = 0; i < a->ntxs; i++) {
+		const struct keystore_tx *x = &a->txs[i], *y = &b->txs[i];
+
+		if (memcmp(x->uuid, y->uuid, 16) || memcmp(x->txid, y->txid, 16) ||
+		    x->state != y->state || x->flags != y->flags ||
+		    memcmp(x->peer_ak_sha256, y->peer_ak_sha256, 32) ||
+		    memcmp(x->addr, y->addr, sizeof(x->addr)))
+			abort();
+	}
 	for (size_t i = 0; i < a->nimports; i++)
 		if (!keystore_import_has(b, a->imports[i]))
 			abort();
@@ -52,7 +63,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 
 	if (size && (data[0] & 1)) {
-		layout = (uint16_t)((data[0] >> 1) & 3);
+		layout = (uint16_t)((data[0] >> 1) & 7);
 		if (keystore_seal_layout(root, 7, 9, layout, data + 1, size - 1,
 					 &file, &len))
 			return 0;
@@ -62,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rc = keystore_decode(data, size, root, &ks, &meta);
 	if (rc && !keystore_is_err(rc))
 		abort();
-	if (rc == 0 && layout > KEYSTORE_LAYOUT_IMPORTS)
+	if (rc == 0 && layout > KEYSTORE_LAYOUT_ONLINE)
 		abort();
 	if (rc == 0) {
 		uint32_t uid;
