@@ -14,7 +14,7 @@ int store_read(int dirfd, const char *name, size_t maxlen, uint8_t **bufp,
 	       size_t *lenp)
 {
 	uint8_t *buf;
-	uint64_t size;
+	uint64_t size = 0;
 	size_t len = 0;
 	int fd, rc;
 

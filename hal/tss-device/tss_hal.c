@@ -1379,10 +1379,10 @@ int tss_hal_counter_check(struct tss_hal *h, uint32_t nv_index,
 			  size_t errlen)
 {
 	ESYS_TR tr = ESYS_TR_NONE, sess = ESYS_TR_NONE;
-	TPMA_NV attrs;
+	TPMA_NV attrs = 0;
 	TPM2B_AUTH a;
 	uint64_t v;
-	bool ours;
+	bool ours = false;
 	int ret;
 
 	ret = counter_args(h, nv_index, auth, auth_len, &a, err, errlen);
