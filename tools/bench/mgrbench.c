@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: BSD-2-Clause
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * mgrbench: the timing client of tools/bench/run-manager-bench.sh, for what
  * tpmbench cannot time: a vTPM that the manager starts (not a child of

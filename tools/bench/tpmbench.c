@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: BSD-2-Clause
+// SPDX-License-Identifier: BSD-3-Clause
 /*
  * tpmbench: a minimal TPM 2.0 client for benchmarking swtpm-compatible
  * UNIX data sockets (swtpm 0.7.1 "socket" mode, vtpm-service
