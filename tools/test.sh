@@ -5,6 +5,8 @@
 #                swtpm_ioctl) and end to end (QEMU guest on a vTPM)
 #   build-asan/  the unit and integration suites under ASan + UBSan
 #   build-fuzz/  clang libFuzzer targets, VTPM_FUZZ_SECONDS each (20)
+#   build-release/  built only: -O3 (Release) with -Werror, whose warnings
+#                the default RelWithDebInfo build does not show
 # Ends with one line: "total: N passed, M failed[, K skipped]".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,6 +49,17 @@ suite "main" build "" -DVTPM_WERROR=ON -DVTPM_TESTS=ON -DVTPM_SANITIZE=OFF
 suite "asan+ubsan" build-asan "-L unit|integration -E ^integ_hostile$" -DVTPM_SANITIZE=ON -DVTPM_TESTS=ON
 suite "fuzz" build-fuzz "" -DCMAKE_C_COMPILER=clang -DVTPM_FUZZ=ON \
 	-DVTPM_TESTS=OFF -DVTPM_FUZZ_SECONDS="${VTPM_FUZZ_SECONDS:-20}"
+
+# Built, not run: an operator's Release build must compile cleanly too.
+echo "== release: configure and build (build-release)"
+if cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DVTPM_WERROR=ON \
+	-DVTPM_TESTS=OFF >build-release.cmake.log 2>&1 &&
+	cmake --build build-release -j"$JOBS" >build-release.build.log 2>&1; then
+	echo "== release: built"
+else
+	tail -50 build-release.cmake.log build-release.build.log
+	BROKEN=$((BROKEN + 1))
+fi
 
 FAILED=$((FAILED + BROKEN))
 if [ "$SKIPPED" -gt 0 ]; then
