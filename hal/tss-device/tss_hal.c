@@ -1639,37 +1639,46 @@ int tss_hal_quote(struct tss_hal *h, const uint8_t *qd, size_t qdlen,
 	return ret;
 }
 
-/* ---- a signing key under the storage primary (the EK CA) ------------- */
+/* ---- keys of ours under the storage primary, kept as blobs ------------ */
 
-#define SIGNKEY_MAGIC "VTPMSKEY"
-#define SIGNKEY_VERSION 1
-#define SIGNKEY_HDR_LEN (8 + 2 + TSS_HAL_NAME_LEN)
-/* Signs any digest (certificates are not TPM-made structures, so not a
- * restricted key); never leaves this TPM or this parent; used only with
- * its auth value, in a salted HMAC session. */
-#define SIGNKEY_ATTRS (TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM | \
-		       TPMA_OBJECT_FIXEDPARENT |                         \
-		       TPMA_OBJECT_SENSITIVEDATAORIGIN |                 \
-		       TPMA_OBJECT_USERWITHAUTH)
+/*
+ * A blob: an 8-byte magic, a 2-byte big-endian version, the name of the
+ * storage primary it was made under, then the key's TPM2B_PUBLIC and
+ * TPM2B_PRIVATE as the TPM made them.  The private part is the TPM's own
+ * wrapping: the blob loads only under that primary.  Each kind of key
+ * checks its public area against its own template at every parse.
+ */
+#define KEYBLOB_HDR_LEN (8 + 2 + TSS_HAL_NAME_LEN)
 
-struct signkey_blob {
+struct keyblob {
 	uint8_t parent[TSS_HAL_NAME_LEN];
 	TPM2B_PUBLIC pub;
 	TPM2B_PRIVATE priv;
 };
 
-static int signkey_parse(const uint8_t *buf, size_t len,
-			 struct signkey_blob *b, char *err, size_t errlen)
+struct keykind {
+	const char *magic;          /* 8 bytes */
+	uint16_t version;
+	const char *what;           /* "signing key", for messages */
+	const TPM2B_PUBLIC *tmpl;   /* made from this... */
+	TPMA_OBJECT attrs;          /* ...with these attributes */
+	bool (*fits)(const TPMT_PUBLIC *p);
+	const char *shape;          /* what fits() wants, for messages */
+};
+
+static int keyblob_parse(const struct keykind *k, const uint8_t *buf,
+			 size_t len, struct keyblob *b, char *err,
+			 size_t errlen)
 {
-	size_t off = SIGNKEY_HDR_LEN;
+	size_t off = KEYBLOB_HDR_LEN;
 	const TPMT_PUBLIC *p;
 
 	memset(b, 0, sizeof(*b));
-	if (len < SIGNKEY_HDR_LEN || len > TSS_HAL_BLOB_MAX ||
-	    memcmp(buf, SIGNKEY_MAGIC, 8) != 0 ||
-	    ((uint16_t)buf[8] << 8 | buf[9]) != SIGNKEY_VERSION) {
-		seterr(err, errlen, "signing key blob: not a version %d "
-		       "blob of %s", SIGNKEY_VERSION, SIGNKEY_MAGIC);
+	if (!buf || len < KEYBLOB_HDR_LEN || len > TSS_HAL_BLOB_MAX ||
+	    memcmp(buf, k->magic, 8) != 0 ||
+	    ((uint16_t)buf[8] << 8 | buf[9]) != k->version) {
+		seterr(err, errlen, "%s blob: not a version %d blob of %s",
+		       k->what, k->version, k->magic);
 		return -EINVAL;
 	}
 	memcpy(b->parent, buf + 10, TSS_HAL_NAME_LEN);
@@ -1678,32 +1687,182 @@ static int signkey_parse(const uint8_t *buf, size_t len,
 	    Tss2_MU_TPM2B_PRIVATE_Unmarshal(buf, len, &off, &b->priv) !=
 		    TSS2_RC_SUCCESS ||
 	    off != len) {
-		seterr(err, errlen, "signing key blob: truncated or trailing "
-		       "bytes");
+		seterr(err, errlen, "%s blob: truncated or trailing bytes",
+		       k->what);
 		return -EINVAL;
 	}
 	p = &b->pub.publicArea;
-	if (p->type != TPM2_ALG_ECC || p->nameAlg != TPM2_ALG_SHA256 ||
-	    p->objectAttributes != SIGNKEY_ATTRS ||
-	    p->parameters.eccDetail.curveID != TPM2_ECC_NIST_P256 ||
-	    p->parameters.eccDetail.scheme.scheme != TPM2_ALG_ECDSA) {
-		seterr(err, errlen, "signing key blob: not an ECC P-256 ECDSA "
-		       "signing key with our attributes");
+	if (p->nameAlg != TPM2_ALG_SHA256 || p->objectAttributes != k->attrs ||
+	    !k->fits(p)) {
+		seterr(err, errlen, "%s blob: not %s with our attributes",
+		       k->what, k->shape);
 		return -EINVAL;
 	}
 	return 0;
 }
 
+/* An auth value as the TPM takes it: 1..64 bytes, no trailing zero (the
+ * TPM strips those, so such a value would not be the one checked). */
+static int key_auth(const struct keykind *k, const uint8_t *auth,
+		    size_t len, TPM2B_AUTH *a, char *err, size_t errlen)
+{
+	if (!auth || !len || len > sizeof(a->buffer) || auth[len - 1] == 0) {
+		seterr(err, errlen, "%s: auth value of %zu bytes (1..%zu, not "
+		       "ending in a zero byte)", k->what, len,
+		       sizeof(a->buffer));
+		return -EINVAL;
+	}
+	a->size = (UINT16)len;
+	memcpy(a->buffer, auth, len);
+	return 0;
+}
+
+/* A new key of kind k under the storage primary, with auth as its auth
+ * value (sent in a salted session): its blob in *blob (malloc'd). */
+static int keyblob_create(struct tss_hal *h, const struct keykind *k,
+			  const uint8_t *auth, size_t auth_len,
+			  uint8_t **blob, size_t *bloblen, char *err,
+			  size_t errlen)
+{
+	TPM2B_PUBLIC tmpl = *k->tmpl;
+	TPM2B_SENSITIVE_CREATE sens;
+	TPM2B_PRIVATE *priv = NULL;
+	TPM2B_PUBLIC *pub = NULL;
+	uint8_t *buf;
+	size_t off = KEYBLOB_HDR_LEN;
+	ESYS_TR sess;
+	TSS2_RC rc;
+	int ret;
+
+	if (!h || !blob || !bloblen)
+		return -EINVAL;
+	memset(&sens, 0, sizeof(sens));
+	ret = key_auth(k, auth, auth_len, &sens.sensitive.userAuth, err,
+		       errlen);
+	if (!ret)
+		ret = tss_hal_primary(h, err, errlen);
+	if (!ret)
+		ret = session_start(h, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT,
+				    &sess, err, errlen);
+	if (ret) {
+		OPENSSL_cleanse(&sens, sizeof(sens));
+		return ret;
+	}
+	tmpl.publicArea.objectAttributes = k->attrs;
+	rc = Esys_Create(h->esys, h->primary, sess, ESYS_TR_NONE, ESYS_TR_NONE,
+			 &sens, &tmpl, &no_outside_info, &no_creation_pcrs,
+			 &priv, &pub, NULL, NULL, NULL);
+	OPENSSL_cleanse(&sens, sizeof(sens));
+	flush(h, &sess);
+	if (rc != TSS2_RC_SUCCESS)
+		return tpm_fail(err, errlen, rc, "TPM2_Create of the %s",
+				k->what);
+	buf = malloc(TSS_HAL_BLOB_MAX);
+	ret = buf ? 0 : -ENOMEM;
+	if (buf) {
+		memcpy(buf, k->magic, 8);
+		buf[8] = (uint8_t)(k->version >> 8);
+		buf[9] = (uint8_t)k->version;
+		memcpy(buf + 10, h->primary_name, TSS_HAL_NAME_LEN);
+		if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, TSS_HAL_BLOB_MAX,
+						 &off) != TSS2_RC_SUCCESS ||
+		    Tss2_MU_TPM2B_PRIVATE_Marshal(priv, buf, TSS_HAL_BLOB_MAX,
+						  &off) != TSS2_RC_SUCCESS) {
+			free(buf);
+			seterr(err, errlen, "%s: cannot marshal it", k->what);
+			ret = -EIO;
+		} else {
+			*blob = buf;
+			*bloblen = off;
+		}
+	}
+	Esys_Free(pub);
+	Esys_Free(priv);
+	return ret;
+}
+
+/* Loads the key of a blob with its auth set: *key, flush it after. */
+static int keyblob_load(struct tss_hal *h, const struct keykind *k,
+			const uint8_t *blob, size_t bloblen,
+			const uint8_t *auth, size_t auth_len,
+			struct keyblob *b, ESYS_TR *key, char *err,
+			size_t errlen)
+{
+	TPM2B_AUTH a;
+	TSS2_RC rc;
+	int ret;
+
+	*key = ESYS_TR_NONE;
+	ret = keyblob_parse(k, blob, bloblen, b, err, errlen);
+	if (!ret)
+		ret = key_auth(k, auth, auth_len, &a, err, errlen);
+	if (!ret)
+		ret = tss_hal_primary(h, err, errlen);
+	if (ret)
+		goto out;
+	if (memcmp(b->parent, h->primary_name, TSS_HAL_NAME_LEN)) {
+		seterr(err, errlen, "%s blob: made under another storage key "
+		       "(the TPM's owner hierarchy was cleared, or the blob is "
+		       "another host's)", k->what);
+		ret = -EINVAL;
+		goto out;
+	}
+	rc = Esys_Load(h->esys, h->primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+		       ESYS_TR_NONE, &b->priv, &b->pub, key);
+	if (rc != TSS2_RC_SUCCESS) {
+		*key = ESYS_TR_NONE;
+		ret = tpm_fail(err, errlen, rc, "TPM2_Load of the %s", k->what);
+		goto out;
+	}
+	rc = Esys_TR_SetAuth(h->esys, *key, &a);
+	if (rc != TSS2_RC_SUCCESS) {
+		flush(h, key);
+		ret = tpm_fail(err, errlen, rc, "%s: set auth", k->what);
+	}
+out:
+	OPENSSL_cleanse(&a, sizeof(a));
+	return ret;
+}
+
+/* ---- a signing key under the storage primary (the EK CA) ------------- */
+
+#define SIGNKEY_MAGIC "VTPMSKEY"
+#define SIGNKEY_VERSION 1
+/* Signs any digest (certificates are not TPM-made structures, so not a
+ * restricted key); never leaves this TPM or this parent; used only with
+ * its auth value, in a salted HMAC session. */
+#define SIGNKEY_ATTRS (TPMA_OBJECT_SIGN_ENCRYPT | TPMA_OBJECT_FIXEDTPM | \
+		       TPMA_OBJECT_FIXEDPARENT |                         \
+		       TPMA_OBJECT_SENSITIVEDATAORIGIN |                 \
+		       TPMA_OBJECT_USERWITHAUTH)
+
+static bool signkey_fits(const TPMT_PUBLIC *p)
+{
+	return p->type == TPM2_ALG_ECC &&
+	       p->parameters.eccDetail.curveID == TPM2_ECC_NIST_P256 &&
+	       p->parameters.eccDetail.scheme.scheme == TPM2_ALG_ECDSA;
+}
+
+static const struct keykind signkey_kind = {
+	.magic = SIGNKEY_MAGIC,
+	.version = SIGNKEY_VERSION,
+	.what = "signing key",
+	.tmpl = &ak_template,
+	.attrs = SIGNKEY_ATTRS,
+	.fits = signkey_fits,
+	.shape = "an ECC P-256 ECDSA signing key",
+};
+
 int tss_hal_signkey_public(const uint8_t *blob, size_t bloblen,
 			   uint8_t **spki_der, size_t *spki_len, char *err,
 			   size_t errlen)
 {
-	struct signkey_blob b;
+	struct keyblob b;
 	int ret;
 
 	if (!blob || !spki_der || !spki_len)
 		return -EINVAL;
-	ret = signkey_parse(blob, bloblen, &b, err, errlen);
+	ret = keyblob_parse(&signkey_kind, blob, bloblen, &b, err, errlen);
 	if (ret)
 		return ret;
 	ret = spki_from_point(&b.pub.publicArea.unique.ecc, spki_der,
@@ -1714,79 +1873,12 @@ int tss_hal_signkey_public(const uint8_t *blob, size_t bloblen,
 	return ret;
 }
 
-static int signkey_auth(const uint8_t *auth, size_t len, TPM2B_AUTH *a,
-			char *err, size_t errlen)
-{
-	if (!auth || !len || len > sizeof(a->buffer) || auth[len - 1] == 0) {
-		seterr(err, errlen, "signing key: auth value of %zu bytes "
-		       "(1..%zu, not ending in a zero byte)", len,
-		       sizeof(a->buffer));
-		return -EINVAL;
-	}
-	a->size = (UINT16)len;
-	memcpy(a->buffer, auth, len);
-	return 0;
-}
-
 int tss_hal_signkey_create(struct tss_hal *h, const uint8_t *auth,
 			   size_t auth_len, uint8_t **blob, size_t *bloblen,
 			   char *err, size_t errlen)
 {
-	TPM2B_PUBLIC tmpl = ak_template;
-	TPM2B_SENSITIVE_CREATE sens;
-	TPM2B_PRIVATE *priv = NULL;
-	TPM2B_PUBLIC *pub = NULL;
-	uint8_t *buf;
-	size_t off;
-	ESYS_TR sess;
-	TSS2_RC rc;
-	int ret;
-
-	if (!h || !blob || !bloblen)
-		return -EINVAL;
-	memset(&sens, 0, sizeof(sens));
-	ret = signkey_auth(auth, auth_len, &sens.sensitive.userAuth, err,
-			   errlen);
-	if (!ret)
-		ret = tss_hal_primary(h, err, errlen);
-	if (!ret)
-		ret = session_start(h, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT,
-				    &sess, err, errlen);
-	if (ret) {
-		OPENSSL_cleanse(&sens, sizeof(sens));
-		return ret;
-	}
-	tmpl.publicArea.objectAttributes = SIGNKEY_ATTRS;
-	rc = Esys_Create(h->esys, h->primary, sess, ESYS_TR_NONE, ESYS_TR_NONE,
-			 &sens, &tmpl, &no_outside_info, &no_creation_pcrs,
-			 &priv, &pub, NULL, NULL, NULL);
-	OPENSSL_cleanse(&sens, sizeof(sens));
-	flush(h, &sess);
-	if (rc != TSS2_RC_SUCCESS)
-		return tpm_fail(err, errlen, rc, "TPM2_Create of the signing key");
-	buf = malloc(TSS_HAL_BLOB_MAX);
-	ret = buf ? 0 : -ENOMEM;
-	if (buf) {
-		memcpy(buf, SIGNKEY_MAGIC, 8);
-		buf[8] = 0;
-		buf[9] = SIGNKEY_VERSION;
-		memcpy(buf + 10, h->primary_name, TSS_HAL_NAME_LEN);
-		off = SIGNKEY_HDR_LEN;
-		if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, TSS_HAL_BLOB_MAX,
-						 &off) != TSS2_RC_SUCCESS ||
-		    Tss2_MU_TPM2B_PRIVATE_Marshal(priv, buf, TSS_HAL_BLOB_MAX,
-						  &off) != TSS2_RC_SUCCESS) {
-			free(buf);
-			seterr(err, errlen, "signing key: cannot marshal it");
-			ret = -EIO;
-		} else {
-			*blob = buf;
-			*bloblen = off;
-		}
-	}
-	Esys_Free(pub);
-	Esys_Free(priv);
-	return ret;
+	return keyblob_create(h, &signkey_kind, auth, auth_len, blob, bloblen,
+			      err, errlen);
 }
 
 int tss_hal_signkey_sign(struct tss_hal *h, const uint8_t *blob,
@@ -1803,41 +1895,18 @@ int tss_hal_signkey_sign(struct tss_hal *h, const uint8_t *blob,
 		.hierarchy = TPM2_RH_NULL,
 	};
 	TPM2B_DIGEST d = { .size = 32 };
-	struct signkey_blob b;
+	struct keyblob b;
 	TPMT_SIGNATURE *s = NULL;
-	TPM2B_AUTH a;
 	ESYS_TR key = ESYS_TR_NONE, sess = ESYS_TR_NONE;
 	TSS2_RC rc;
 	int ret;
 
 	if (!h || !blob || !digest || !sig || !sig_len)
 		return -EINVAL;
-	ret = signkey_parse(blob, bloblen, &b, err, errlen);
+	ret = keyblob_load(h, &signkey_kind, blob, bloblen, auth, auth_len, &b,
+			   &key, err, errlen);
 	if (!ret)
-		ret = signkey_auth(auth, auth_len, &a, err, errlen);
-	if (!ret)
-		ret = tss_hal_primary(h, err, errlen);
-	if (ret)
-		goto out;
-	if (memcmp(b.parent, h->primary_name, TSS_HAL_NAME_LEN)) {
-		seterr(err, errlen, "signing key blob: made under another "
-		       "storage key (the TPM's owner hierarchy was cleared, or "
-		       "the blob is another host's)");
-		ret = -EINVAL;
-		goto out;
-	}
-	rc = Esys_Load(h->esys, h->primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-		       ESYS_TR_NONE, &b.priv, &b.pub, &key);
-	if (rc != TSS2_RC_SUCCESS) {
-		key = ESYS_TR_NONE;
-		ret = tpm_fail(err, errlen, rc, "TPM2_Load of the signing key");
-		goto out;
-	}
-	rc = Esys_TR_SetAuth(h->esys, key, &a);
-	if (rc == TSS2_RC_SUCCESS)
 		ret = session_start(h, TPM2_SE_HMAC, 0, &sess, err, errlen);
-	else
-		ret = tpm_fail(err, errlen, rc, "signing key: set auth");
 	if (ret)
 		goto out;
 	memcpy(d.buffer, digest, 32);
@@ -1855,10 +1924,8 @@ out:
 	Esys_Free(s);
 	flush(h, &sess);
 	flush(h, &key);
-	OPENSSL_cleanse(&a, sizeof(a));
 	return ret;
 }
-
 /* ---- the migration key: an RSA decryption key under the storage primary */
 
 #define MIGKEY_MAGIC "VTPMMKEY"
@@ -1886,141 +1953,28 @@ static const TPM2B_PUBLIC migkey_template = {
 	},
 };
 
-static int migkey_parse(const uint8_t *buf, size_t len,
-			struct signkey_blob *b, char *err, size_t errlen)
+static bool migkey_fits(const TPMT_PUBLIC *p)
 {
-	size_t off = SIGNKEY_HDR_LEN;
-	const TPMT_PUBLIC *p;
-
-	memset(b, 0, sizeof(*b));
-	if (!buf || len < SIGNKEY_HDR_LEN || len > TSS_HAL_BLOB_MAX ||
-	    memcmp(buf, MIGKEY_MAGIC, 8) != 0 ||
-	    ((uint16_t)buf[8] << 8 | buf[9]) != MIGKEY_VERSION) {
-		seterr(err, errlen, "migration key blob: not a version %d "
-		       "blob of %s", MIGKEY_VERSION, MIGKEY_MAGIC);
-		return -EINVAL;
-	}
-	memcpy(b->parent, buf + 10, TSS_HAL_NAME_LEN);
-	if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(buf, len, &off, &b->pub) !=
-		    TSS2_RC_SUCCESS ||
-	    Tss2_MU_TPM2B_PRIVATE_Unmarshal(buf, len, &off, &b->priv) !=
-		    TSS2_RC_SUCCESS ||
-	    off != len) {
-		seterr(err, errlen, "migration key blob: truncated or "
-		       "trailing bytes");
-		return -EINVAL;
-	}
-	p = &b->pub.publicArea;
-	if (p->type != TPM2_ALG_RSA || p->nameAlg != TPM2_ALG_SHA256 ||
-	    p->objectAttributes != MIGKEY_ATTRS ||
-	    p->parameters.rsaDetail.keyBits != 2048) {
-		seterr(err, errlen, "migration key blob: not an RSA-2048 "
-		       "decryption key with our attributes");
-		return -EINVAL;
-	}
-	return 0;
+	return p->type == TPM2_ALG_RSA &&
+	       p->parameters.rsaDetail.keyBits == 2048;
 }
+
+static const struct keykind migkey_kind = {
+	.magic = MIGKEY_MAGIC,
+	.version = MIGKEY_VERSION,
+	.what = "migration key",
+	.tmpl = &migkey_template,
+	.attrs = MIGKEY_ATTRS,
+	.fits = migkey_fits,
+	.shape = "an RSA-2048 decryption key",
+};
 
 int tss_hal_migkey_create(struct tss_hal *h, const uint8_t *auth,
 			  size_t auth_len, uint8_t **blob, size_t *bloblen,
 			  char *err, size_t errlen)
 {
-	TPM2B_SENSITIVE_CREATE sens;
-	TPM2B_PRIVATE *priv = NULL;
-	TPM2B_PUBLIC *pub = NULL;
-	uint8_t *buf;
-	size_t off;
-	ESYS_TR sess;
-	TSS2_RC rc;
-	int ret;
-
-	if (!h || !blob || !bloblen)
-		return -EINVAL;
-	memset(&sens, 0, sizeof(sens));
-	ret = signkey_auth(auth, auth_len, &sens.sensitive.userAuth, err,
-			   errlen);
-	if (!ret)
-		ret = tss_hal_primary(h, err, errlen);
-	if (!ret)
-		ret = session_start(h, TPM2_SE_HMAC, TPMA_SESSION_DECRYPT,
-				    &sess, err, errlen);
-	if (ret) {
-		OPENSSL_cleanse(&sens, sizeof(sens));
-		return ret;
-	}
-	rc = Esys_Create(h->esys, h->primary, sess, ESYS_TR_NONE, ESYS_TR_NONE,
-			 &sens, &migkey_template, &no_outside_info,
-			 &no_creation_pcrs, &priv, &pub, NULL, NULL, NULL);
-	OPENSSL_cleanse(&sens, sizeof(sens));
-	flush(h, &sess);
-	if (rc != TSS2_RC_SUCCESS)
-		return tpm_fail(err, errlen, rc,
-				"TPM2_Create of the migration key");
-	buf = malloc(TSS_HAL_BLOB_MAX);
-	ret = buf ? 0 : -ENOMEM;
-	if (buf) {
-		memcpy(buf, MIGKEY_MAGIC, 8);
-		buf[8] = 0;
-		buf[9] = MIGKEY_VERSION;
-		memcpy(buf + 10, h->primary_name, TSS_HAL_NAME_LEN);
-		off = SIGNKEY_HDR_LEN;
-		if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, TSS_HAL_BLOB_MAX,
-						 &off) != TSS2_RC_SUCCESS ||
-		    Tss2_MU_TPM2B_PRIVATE_Marshal(priv, buf, TSS_HAL_BLOB_MAX,
-						  &off) != TSS2_RC_SUCCESS) {
-			free(buf);
-			seterr(err, errlen, "migration key: cannot marshal it");
-			ret = -EIO;
-		} else {
-			*blob = buf;
-			*bloblen = off;
-		}
-	}
-	Esys_Free(pub);
-	Esys_Free(priv);
-	return ret;
-}
-
-/* Loads the key of a blob with its auth set: *key, flush it after. */
-static int migkey_load(struct tss_hal *h, const uint8_t *blob, size_t bloblen,
-		       const uint8_t *auth, size_t auth_len,
-		       struct signkey_blob *b, ESYS_TR *key, char *err,
-		       size_t errlen)
-{
-	TPM2B_AUTH a;
-	TSS2_RC rc;
-	int ret;
-
-	*key = ESYS_TR_NONE;
-	ret = migkey_parse(blob, bloblen, b, err, errlen);
-	if (!ret)
-		ret = signkey_auth(auth, auth_len, &a, err, errlen);
-	if (!ret)
-		ret = tss_hal_primary(h, err, errlen);
-	if (ret)
-		return ret;
-	if (memcmp(b->parent, h->primary_name, TSS_HAL_NAME_LEN)) {
-		OPENSSL_cleanse(&a, sizeof(a));
-		seterr(err, errlen, "migration key blob: made under another "
-		       "storage key (the TPM's owner hierarchy was cleared, or "
-		       "the blob is another host's)");
-		return -EINVAL;
-	}
-	rc = Esys_Load(h->esys, h->primary, ESYS_TR_PASSWORD, ESYS_TR_NONE,
-		       ESYS_TR_NONE, &b->priv, &b->pub, key);
-	if (rc != TSS2_RC_SUCCESS) {
-		OPENSSL_cleanse(&a, sizeof(a));
-		*key = ESYS_TR_NONE;
-		return tpm_fail(err, errlen, rc,
-				"TPM2_Load of the migration key");
-	}
-	rc = Esys_TR_SetAuth(h->esys, *key, &a);
-	OPENSSL_cleanse(&a, sizeof(a));
-	if (rc != TSS2_RC_SUCCESS) {
-		flush(h, key);
-		return tpm_fail(err, errlen, rc, "migration key: set auth");
-	}
-	return 0;
+	return keyblob_create(h, &migkey_kind, auth, auth_len, blob, bloblen,
+			      err, errlen);
 }
 
 int tss_hal_migkey_certify(struct tss_hal *h, const uint8_t *blob,
@@ -2035,7 +1989,7 @@ int tss_hal_migkey_certify(struct tss_hal *h, const uint8_t *blob,
 		.details.ecdsa.hashAlg = TPM2_ALG_SHA256,
 	};
 	TPM2B_DATA data = { .size = 32 };
-	struct signkey_blob b;
+	struct keyblob b;
 	TPM2B_ATTEST *q = NULL;
 	TPMT_SIGNATURE *s = NULL;
 	ESYS_TR key = ESYS_TR_NONE, sess = ESYS_TR_NONE;
@@ -2050,8 +2004,8 @@ int tss_hal_migkey_certify(struct tss_hal *h, const uint8_t *blob,
 	*pub = *attest = *sig = NULL;
 	ret = ak_ensure(h, err, errlen);
 	if (!ret)
-		ret = migkey_load(h, blob, bloblen, auth, auth_len, &b, &key,
-				  err, errlen);
+		ret = keyblob_load(h, &migkey_kind, blob, bloblen, auth,
+				   auth_len, &b, &key, err, errlen);
 	if (!ret)
 		ret = session_start(h, TPM2_SE_HMAC, 0, &sess, err, errlen);
 	if (ret)
@@ -2110,7 +2064,7 @@ int tss_hal_migkey_decrypt(struct tss_hal *h, const uint8_t *blob,
 	TPM2B_PUBLIC_KEY_RSA c;
 	TPM2B_PUBLIC_KEY_RSA *msg = NULL;
 	TPM2B_DATA l;
-	struct signkey_blob b;
+	struct keyblob b;
 	ESYS_TR key = ESYS_TR_NONE, sess = ESYS_TR_NONE;
 	size_t llen = label ? strlen(label) + 1 : 0;
 	TSS2_RC rc;
@@ -2124,8 +2078,8 @@ int tss_hal_migkey_decrypt(struct tss_hal *h, const uint8_t *blob,
 	l.size = (UINT16)llen;
 	if (llen)
 		memcpy(l.buffer, label, llen);
-	ret = migkey_load(h, blob, bloblen, auth, auth_len, &b, &key, err,
-			  errlen);
+	ret = keyblob_load(h, &migkey_kind, blob, bloblen, auth, auth_len, &b,
+			   &key, err, errlen);
 	if (!ret)
 		ret = session_start(h, TPM2_SE_HMAC, TPMA_SESSION_ENCRYPT,
 				    &sess, err, errlen);
