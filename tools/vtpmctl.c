@@ -4,7 +4,8 @@
  * object per line each way), and verifies deep quotes offline with
  * core/proto/quote.c (OpenSSL only: no TPM, no tpm2-tss, no libtpms).
  *
- * Command line: global options (--control, --json, --help) anywhere, as
+ * Command line: global options (--control, --json, --timeout, --help)
+ * anywhere, as
  * git and kubectl take them; each command's own options after the command
  * name, in any order with its arguments; "--" ends the options.  An
  * option that is neither is an error, never ignored.
@@ -14,12 +15,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <json-c/json.h>
+#include <limits.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "lib/hex.h"
@@ -38,11 +43,16 @@ enum {
 
 static const char *control_path = "/run/vtpm/manager.sock";
 static int json_out;
+/* How long a request may take, connect to answer; 0: no limit.  The
+ * manager bounds its own waits (a physical TPM call, an online
+ * migration's peer); this bounds a manager that hangs. */
+#define DEFAULT_TIMEOUT_S 300
+static unsigned int timeout_s = DEFAULT_TIMEOUT_S;
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: vtpmctl [--control PATH] [--json] COMMAND ...\n"
+		"usage: vtpmctl [--control PATH] [--json] [--timeout SEC] COMMAND ...\n"
 		"  create [--uuid U] [--domid N] [--transport unix:PATH|tcp:ADDR:PORT|xen-domain]\n"
 		"         [--tpm-version 2.0|1.2] [--no-ek-cert] [--allow-plaintext-state]\n"
 		"  list | status | show U | start U | stop U | delete U\n"
@@ -62,7 +72,7 @@ static void usage(FILE *f)
 /* ---- the command line ------------------------------------------------ */
 
 enum opt_id {
-	O_HELP = 1, O_JSON, O_CONTROL,
+	O_HELP = 1, O_JSON, O_CONTROL, O_TIMEOUT,
 	O_UUID, O_DOMID, O_TRANSPORT, O_TPM_VERSION, O_PLAINTEXT,
 	O_NONCE, O_PCR_MASK, O_OUT, O_AK_SPKI, O_PCR, O_NO_EK_CERT,
 	O_TO, O_UNIQUE,
@@ -98,6 +108,7 @@ struct cmd {
 static const struct opt global_opts[] = {
 	{ "control", O_CONTROL, true },
 	{ "json", O_JSON, false },
+	{ "timeout", O_TIMEOUT, true },
 	{ "help", O_HELP, false },
 	{ NULL, 0, false },
 };
@@ -117,10 +128,33 @@ static int usage_error(const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+static int timed_out(bool sent)
+{
+	if (sent)
+		fprintf(stderr, "vtpmctl: no answer from the manager at %s "
+			"within %u s (--timeout); it may still carry the "
+			"request out: 'vtpmctl list' or 'show' tells\n",
+			control_path, timeout_s);
+	else
+		fprintf(stderr, "vtpmctl: the manager at %s took no request "
+			"within %u s (--timeout); nothing was sent\n",
+			control_path, timeout_s);
+	return EXIT_UNREACHABLE;
+}
+
 static int request(json_object *req, json_object **rsp)
 {
 	struct sockaddr_un sa;
 	const char *s = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
+	int64_t deadline = now_ms() + (int64_t)timeout_s * 1000;
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
 	int fd;
@@ -130,26 +164,44 @@ static int request(json_object *req, json_object **rsp)
 		return EXIT_USAGE;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && timeout_s) {
+		/* connect() (a full backlog) and write() on a UNIX socket
+		 * wait at most the send timeout. */
+		struct timeval tv = { .tv_sec = (time_t)timeout_s };
+
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	strcpy(sa.sun_path, control_path);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "vtpmctl: cannot reach the manager at %s: %s\n",
-			control_path, strerror(errno));
+		int e = errno;
+
 		if (fd >= 0)
 			close(fd);
+		if (e == EAGAIN || e == EINPROGRESS)
+			return timed_out(false);
+		fprintf(stderr, "vtpmctl: cannot reach the manager at %s: %s\n",
+			control_path, strerror(e));
 		return EXIT_UNREACHABLE;
 	}
 	/* A manager that refuses a request closes the connection: say so,
 	 * do not die of SIGPIPE. */
 	signal(SIGPIPE, SIG_IGN);
 	if (write(fd, s, strlen(s)) < 0 || write(fd, "\n", 1) < 0) {
-		fprintf(stderr, "vtpmctl: write: %s\n", strerror(errno));
+		int e = errno;
+
 		close(fd);
+		if (e == EAGAIN || e == EWOULDBLOCK)
+			return timed_out(false);
+		fprintf(stderr, "vtpmctl: write: %s\n", strerror(e));
 		return EXIT_UNREACHABLE;
 	}
 	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int64_t left = deadline - now_ms();
 		ssize_t n;
+		int pr;
 
 		if (len + 4096 > cap) {
 			cap = cap ? cap * 2 : 8192;
@@ -157,7 +209,21 @@ static int request(json_object *req, json_object **rsp)
 			if (!buf)
 				exit(EXIT_UNREACHABLE);
 		}
+		if (timeout_s && left <= 0) {
+			close(fd);
+			free(buf);
+			return timed_out(true);
+		}
+		if (left > INT_MAX)
+			left = INT_MAX;
+		pr = poll(&pfd, 1, timeout_s ? (int)left : -1);
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr == 0)
+			continue; /* the deadline, checked above */
 		n = read(fd, buf + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;
 		len += (size_t)n;
@@ -1079,6 +1145,19 @@ static int parse(int argc, char **argv, struct args *a)
 				return usage_error("option '--control' needs a path");
 			control_path = val;
 			break;
+		case O_TIMEOUT: {
+			char *end;
+			unsigned long t;
+
+			errno = 0;
+			t = strtoul(val, &end, 10);
+			if (!*val || *end || errno || val[0] == '-' ||
+			    t > 86400)
+				return usage_error("bad --timeout '%s': seconds, "
+						   "0..86400 (0: no limit)", val);
+			timeout_s = (unsigned int)t;
+			break;
+		}
 		default:
 			a->opt[a->nopt].id = o->id;
 			a->opt[a->nopt++].val = val;

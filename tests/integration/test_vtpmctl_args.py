@@ -126,6 +126,8 @@ refused = [
     (["stop", "--control", C], b"'stop' needs UUID"),
     (["stop", uuid, uuid, "--control", C], b"takes one argument"),
     (["stats", "--control", C], b"unknown command 'stats'"),
+    (["status", "--timeout", "x", "--control", C], b"bad --timeout 'x'"),
+    (["status", "--timeout=-1", "--control", C], b"bad --timeout '-1'"),
 ]
 for argv, msg in refused:
     r = ctl(*argv)
@@ -144,6 +146,54 @@ for argv in (["--help"], ["status", "--help"], ["-h", "status"]):
     check(r.returncode == 0 and r.stdout.startswith(b"usage: vtpmctl"),
           "vtpmctl %s prints the usage and exits 0" % " ".join(argv),
           r.stdout + r.stderr)
+
+# ---- --timeout: a manager that hangs ----
+# One that accepts and never answers, and one whose backlog is full (it
+# accepts nothing): vtpmctl gives up after --timeout with exit 7 and says
+# which; the real manager answers well within it.
+import socket
+import time
+
+mute = os.path.join(wd, "mute.sock")
+ls = socket.socket(socket.AF_UNIX)
+ls.bind(mute)
+ls.listen(1)
+t0 = time.monotonic()
+r = ctl("status", "--control", mute, "--timeout", "1")
+took = time.monotonic() - t0
+check(r.returncode == 7 and b"no answer from the manager" in r.stderr and
+      b"within 1 s" in r.stderr and 0.9 <= took < 10,
+      "a manager that never answers: exit 7 after --timeout 1 (%.1f s)" %
+      took, (r.returncode, r.stderr))
+full = os.path.join(wd, "full.sock")
+fs = socket.socket(socket.AF_UNIX)
+fs.bind(full)
+fs.listen(0)
+fillers = []
+for _ in range(4):  # fills the backlog: the next connect() waits
+    c = socket.socket(socket.AF_UNIX)
+    c.setblocking(False)
+    try:
+        c.connect(full)
+    except OSError:
+        pass
+    fillers.append(c)
+t0 = time.monotonic()
+r = ctl("list", "--timeout=1", "--control", full)
+took = time.monotonic() - t0
+check(r.returncode == 7 and b"took no request" in r.stderr and
+      0.9 <= took < 10,
+      "a manager that accepts nothing: exit 7 after --timeout 1 (%.1f s), "
+      "nothing sent" % took, (r.returncode, r.stderr))
+r = ctl("status", "--timeout", "1", "--control", C)
+check(r.returncode == 0 and b"ak_spki: " in r.stdout,
+      "the real manager answers within --timeout 1", r.stdout + r.stderr)
+r = ctl("status", "--timeout", "0", "--control", C)
+check(r.returncode == 0, "--timeout 0 (no limit) is accepted", r.stderr)
+for c in fillers:
+    c.close()
+fs.close()
+ls.close()
 
 m.stop()
 hw.stop()
