@@ -238,6 +238,18 @@ static void toolstack_remove(struct world *W, struct fe *f)
 	xensim_rm(W->w, p);
 }
 
+/* How libxl starts a removal (xl vtpm-detach, shutdown, destroy): online
+ * 0 and state 5 (Closing) in the backend's directory. */
+static void toolstack_begin_remove(struct world *W, struct fe *f)
+{
+	char p[160];
+
+	path_of(p, sizeof(p), "be", f, "online");
+	xensim_write(W->w, p, "0");
+	path_of(p, sizeof(p), "be", f, "state");
+	xensim_write(W->w, p, "5");
+}
+
 /* The probe: page, port, nodes; no state change yet. */
 static void fe_alloc(struct world *W, struct fe *f)
 {
@@ -749,14 +761,11 @@ static void detach_closes_for_libxl_and_reattach_serves_again(void **state)
 {
 	struct world *W = *state;
 	struct fe *f = &W->fe[0];
-	char p[160], *v;
+	char *v;
 
 	be_start(W, 0, 5, UUID_A);
 	connect_guest(W, 0);
-	path_of(p, sizeof(p), "be", f, "online");
-	xensim_write(W->w, p, "0");
-	path_of(p, sizeof(p), "be", f, "state");
-	xensim_write(W->w, p, "5");
+	toolstack_begin_remove(W, f);
 	turn(W);
 	/* The frontend has not let go yet: still mapped. */
 	assert_int_equal(xensim_maps_live(W->w), 1);
@@ -789,15 +798,11 @@ static void driver_domain_removes_its_directory_when_closed(void **state)
 {
 	struct world *W = *state;
 	struct fe *f = &W->fe[0];
-	char p[160];
 
 	bdom = 7;
 	be_start(W, 0, 5, UUID_A);
 	connect_guest(W, 0);
-	path_of(p, sizeof(p), "be", f, "online");
-	xensim_write(W->w, p, "0");
-	path_of(p, sizeof(p), "be", f, "state");
-	xensim_write(W->w, p, "5");
+	toolstack_begin_remove(W, f);
 	turn(W);
 	/* The frontend has not let go yet: still connected. */
 	assert_int_equal(W->be[0].tb.state, TPMBACK_CONNECTED);
@@ -902,10 +907,7 @@ static void a_forced_removal_of_a_suspended_guest_is_suspended(void **state)
 	be_ops = &sr_ops;
 	be_start(W, 0, 5, UUID_A);
 	connect_guest(W, 0);
-	path_of(p, sizeof(p), "be", f, "online");
-	xensim_write(W->w, p, "0");
-	path_of(p, sizeof(p), "be", f, "state");
-	xensim_write(W->w, p, "5");
+	toolstack_begin_remove(W, f);
 	snprintf(p, sizeof(p), "/local/domain/%u/device/vtpm/%u", f->dom,
 		 f->devid);
 	xensim_rm(W->w, p);
