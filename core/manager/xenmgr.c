@@ -180,10 +180,6 @@ static int peer_run_state(struct xenif *xif, uint32_t dom, uint8_t *st)
 	if (!xif->ops->domain_state)
 		return -ENOSYS;
 	rc = xif->ops->domain_state(xif, dom, &ds);
-	/* -EIO without an errno: Xen listed no domain at or above dom
-	 * (the newest domain, destroyed): gone as well. */
-	if (rc == -EIO)
-		rc = -ENOENT;
 	if (rc)
 		return rc;
 	*st = ds == XENIF_DOM_SUSPENDED ? MGR_XEN_SUSPENDED

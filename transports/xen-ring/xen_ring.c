@@ -363,9 +363,16 @@ static int peer_may_resume(struct xring *x, bool device_present)
 		return -1;
 	rc = x->xif->ops->domain_state(x->xif, x->peer.domid, &st);
 	if (rc) {
-		log_info("xen-ring: domain %u: run state unknown (%s): its "
-			 "saved state is bound to its Xen UUID alone",
-			 x->peer.domid, strerror(-rc));
+		/* Gone: libxl destroys a saved domain once its image is
+		 * written, and may do so before its device is seen going. */
+		if (rc == -ENOENT)
+			log_info("xen-ring: domain %u is gone (destroyed): its "
+				 "saved state is bound to its Xen UUID alone",
+				 x->peer.domid);
+		else
+			log_info("xen-ring: domain %u: run state unknown (%s): "
+				 "its saved state is bound to its Xen UUID "
+				 "alone", x->peer.domid, strerror(-rc));
 		return -1;
 	}
 	if (st == XENIF_DOM_SUSPENDED ||

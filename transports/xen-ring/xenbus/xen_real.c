@@ -335,13 +335,17 @@ static int xr_domain_state(struct xenif *x, uint32_t domid,
 	struct xen_real *r = xr(x);
 	xc_domaininfo_t info;
 	unsigned int why;
+	int n;
 
 	if (!r->xc)
 		return -ENOSYS;
 	errno = 0;
-	if (xcl.getinfolist(r->xc, domid, 1, &info) != 1)
+	/* The first domain at or above domid: none at all (domid was the
+	 * newest and is gone) or another one means domid is gone. */
+	n = xcl.getinfolist(r->xc, domid, 1, &info);
+	if (n < 0)
 		return neg_errno();
-	if (info.domain != domid)
+	if (n == 0 || info.domain != domid)
 		return -ENOENT;
 	why = (info.flags >> XEN_DOMINF_shutdownshift) &
 	      XEN_DOMINF_shutdownmask;
