@@ -129,6 +129,16 @@ static inline bool vtpm_plaintext_state_allowed(const struct vtpm *v)
 	return v->cfg->allow_plaintext_state;
 }
 
+/*
+ * The link to the manager, if this instance is managed and the link is
+ * open; NULL otherwise.  A call on it blocks: only jobs on the thread
+ * pool use it (mgrlink.h).
+ */
+static inline struct mgrlink *vtpm_manager_link(struct vtpm *v)
+{
+	return v->managed && mgrlink_is_open(&v->link) ? &v->link : NULL;
+}
+
 /* Removes a job that has not started yet (its done() will then not run);
  * false if it already runs. */
 bool vtpm_withdraw(struct vtpm *v, struct vtpm_job *job);

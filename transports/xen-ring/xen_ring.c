@@ -79,16 +79,10 @@ struct xring {
 	bool jhave_vm;
 };
 
-/*
- * The manager link, if this instance has one.  The transport reaches it
- * through the instance's fields (vtpm.h has no accessor); a call on it
- * blocks, so only jobs on the thread pool use it.
- */
+/* The manager link, if this instance has one (blocking: jobs only). */
 static struct mgrlink *manager_link(struct xring *x)
 {
-	struct vtpm *v = x->t->vtpm;
-
-	return v->managed && mgrlink_is_open(&v->link) ? &v->link : NULL;
+	return vtpm_manager_link(x->t->vtpm);
 }
 
 static void cmd_done(struct vtpm_job *job)
