@@ -16,6 +16,7 @@
 #include "proto/migblob.h"
 #include "unix-socket/swtpm_ctrl.h"
 #include "instance/vtpm.h"
+#include "lib/log.h"
 
 static struct vtpm v;
 static struct config cfg;
@@ -37,6 +38,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int ready;
 
 	if (!ready) {
+		/* Refusals are warnings: one per input would flood the
+		 * log and slow the run; errors still show. */
+		log_init("fuzz_ctrl", LOG_LVL_ERR);
 		if (engine_setup(&v.eng, TPM_VERSION_2, 0) ||
 		    engine_power_on(&v.eng, false))
 			abort();
