@@ -53,6 +53,13 @@ def finish():
                       text[text.index(marker):][:2000])
                 break
     print("%d passed, %d failed" % (_results["passed"], _results["failed"]))
+    # Whatever a test left running (a manager restarted in a loop, say)
+    # ends with it: a test run leaves no process behind.
+    for inst in _instances:
+        try:
+            inst.stop()
+        except (OSError, subprocess.SubprocessError):
+            pass
     stop_hardware()
     sys.exit(1 if _results["failed"] or not _results["passed"] else 0)
 
