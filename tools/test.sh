@@ -16,16 +16,22 @@ deps_install build test || exit 1
 JOBS=$(nproc)
 PASSED=0 FAILED=0 SKIPPED=0 BROKEN=0
 
+build() { # name builddir -- cmake-args; a failure counts as BROKEN
+	local name=$1 dir=$2
+	shift 2
+	echo "== $name: configure and build ($dir)"
+	if ! cmake -S . -B "$dir" "$@" >"$dir.cmake.log" 2>&1; then
+		cat "$dir.cmake.log"; BROKEN=$((BROKEN + 1)); return 1
+	fi
+	if ! cmake --build "$dir" -j"$JOBS" >"$dir.build.log" 2>&1; then
+		tail -50 "$dir.build.log"; BROKEN=$((BROKEN + 1)); return 1
+	fi
+}
+
 suite() { # name builddir ctest-args -- cmake-args
 	local name=$1 dir=$2 ctargs=$3
 	shift 3
-	echo "== $name: configure and build ($dir)"
-	if ! cmake -S . -B "$dir" "$@" >"$dir.cmake.log" 2>&1; then
-		cat "$dir.cmake.log"; BROKEN=$((BROKEN + 1)); return
-	fi
-	if ! cmake --build "$dir" -j"$JOBS" >"$dir.build.log" 2>&1; then
-		tail -50 "$dir.build.log"; BROKEN=$((BROKEN + 1)); return
-	fi
+	build "$name" "$dir" "$@" || return
 	echo "== $name: ctest $ctargs"
 	local out
 	out=$(cd "$dir" && ctest --output-on-failure -j2 $ctargs 2>&1)
@@ -51,15 +57,8 @@ suite "fuzz" build-fuzz "" -DCMAKE_C_COMPILER=clang -DVTPM_FUZZ=ON \
 	-DVTPM_TESTS=OFF -DVTPM_FUZZ_SECONDS="${VTPM_FUZZ_SECONDS:-20}"
 
 # Built, not run: an operator's Release build must compile cleanly too.
-echo "== release: configure and build (build-release)"
-if cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DVTPM_WERROR=ON \
-	-DVTPM_TESTS=OFF >build-release.cmake.log 2>&1 &&
-	cmake --build build-release -j"$JOBS" >build-release.build.log 2>&1; then
-	echo "== release: built"
-else
-	tail -50 build-release.cmake.log build-release.build.log
-	BROKEN=$((BROKEN + 1))
-fi
+build "release" build-release -DCMAKE_BUILD_TYPE=Release -DVTPM_WERROR=ON \
+	-DVTPM_TESTS=OFF && echo "== release: built"
 
 FAILED=$((FAILED + BROKEN))
 if [ "$SKIPPED" -gt 0 ]; then

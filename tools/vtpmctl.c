@@ -5,10 +5,9 @@
  * core/proto/quote.c (OpenSSL only: no TPM, no tpm2-tss, no libtpms).
  *
  * Command line: global options (--control, --json, --timeout, --help)
- * anywhere, as
- * git and kubectl take them; each command's own options after the command
- * name, in any order with its arguments; "--" ends the options.  An
- * option that is neither is an error, never ignored.
+ * anywhere, as git and kubectl take them; each command's own options after
+ * the command name, in any order with its arguments; "--" ends the
+ * options.  An option that is neither is an error, never ignored.
  */
 #include <errno.h>
 #include <signal.h>

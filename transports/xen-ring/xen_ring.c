@@ -79,12 +79,6 @@ struct xring {
 	bool jhave_vm;
 };
 
-/* The manager link, if this instance has one (blocking: jobs only). */
-static struct mgrlink *manager_link(struct xring *x)
-{
-	return vtpm_manager_link(x->t->vtpm);
-}
-
 static void cmd_done(struct vtpm_job *job)
 {
 	struct xring *x = job->data;
@@ -210,7 +204,7 @@ static int read_vm_uuid(struct xring *x, uint32_t fe, uint8_t vm[16])
  */
 static void ask_peer_vm(struct xring *x)
 {
-	struct mgrlink *l = manager_link(x);
+	struct mgrlink *l = vtpm_manager_link(x->t->vtpm);
 	struct mgr_req q = { .type = MGR_MSG_XEN_PEER };
 	struct mgr_rsp r;
 	char err[200], us[37];
@@ -310,7 +304,7 @@ static void ring_connected(struct tpmback *tb)
 	x->peer.devid = tb->cfg.devid;
 	x->have_vm = read_vm_uuid(x, x->peer.domid, x->peer.vm) == 0;
 	/* Our own reads first; the manager only where they fail. */
-	x->ask = !x->have_vm && manager_link(x);
+	x->ask = !x->have_vm && vtpm_manager_link(x->t->vtpm);
 	if (x->have_vm) {
 		uuid_format(x->peer.vm, us);
 		log_info("xen-ring: domain %u is Xen domain %s", x->peer.domid,
@@ -424,7 +418,7 @@ static void save_done(struct vtpm_job *job)
 static void ask_save_call(struct vtpm *v, struct vtpm_job *job)
 {
 	struct xring *x = job->data;
-	struct mgrlink *l = manager_link(x);
+	struct mgrlink *l = vtpm_manager_link(x->t->vtpm);
 	struct mgr_req q = { .type = MGR_MSG_XEN_PEER_STATE };
 	struct mgr_rsp r;
 	uint8_t tag[RESUMETAG_LEN];
