@@ -905,9 +905,11 @@ int instance_main(const struct config *cfg,
 		read_state_key(cfg, &keys);
 	read_migration_key(v, cfg);
 	resolve_locality_policy(v, cfg);
+	log_debug("start: %s after %.2f ms", "options and keys read", ms_since(&t0));
 	dirfd = open_state_dir(cfg, set_ids ? uid : geteuid());
 	vtpm_notify_prepare();
 	isolate(cfg, ops, dirfd, set_ids, uid, gid);
+	log_debug("start: %s after %.2f ms", "sandbox set up", ms_since(&t0));
 	if (cfg->have_uuid) {
 		char us[37];
 		uuid_format(cfg->uuid, us);
@@ -975,10 +977,12 @@ int instance_main(const struct config *cfg,
 	if (rc)
 		fatalx("cannot start transport %s: %s", v->transport.ops->name,
 		       strerror(-rc));
+	log_debug("start: %s after %.2f ms", "transport up", ms_since(&t0));
 	/* Listening, state loaded: from here on, only the allowlist. */
 	if (!cfg->no_sandbox && sandbox_available() && sandbox_lock())
 		fatalx("cannot lock the sandbox (--no-sandbox runs without it, "
 		       "for debugging)");
+	log_debug("start: %s after %.2f ms", "seccomp filter loaded", ms_since(&t0));
 	if (deferred_power) {
 		v->power_job = (struct vtpm_job){
 			.kind = VTPM_JOB_CALL,
