@@ -50,8 +50,8 @@ static const int allowed[] = {
 	SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_pwait2), SCMP_SYS(eventfd2),
 	SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(timerfd_create),
 	SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime),
-	/* memory (Xen grant mappings included) */
-	SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mprotect),
+	/* memory (Xen grant mappings included); mmap and mprotect below */
+	SCMP_SYS(munmap),
 	SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(brk), SCMP_SYS(msync),
 	SCMP_SYS(mlock), SCMP_SYS(mlock2), SCMP_SYS(munlock), /* Xen buffers */
 	/* threads, signals, time */
@@ -70,16 +70,22 @@ static const int allowed[] = {
 	SCMP_SYS(exit), SCMP_SYS(exit_group),
 };
 
-/* One rule on the first argument (all fields named: the SCMP_A0 macro
- * leaves datum_b implicit, which clang warns about). */
-static int allow_arg0(scmp_filter_ctx ctx, int sys, enum scmp_compare op,
-		      scmp_datum_t a, scmp_datum_t b)
+/* One rule on argument n (all fields named: the SCMP_A0 macro leaves
+ * datum_b implicit, which clang warns about). */
+static int allow_arg(scmp_filter_ctx ctx, int sys, unsigned int n,
+		     enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
 {
 	const struct scmp_arg_cmp c = {
-		.arg = 0, .op = op, .datum_a = a, .datum_b = b,
+		.arg = n, .op = op, .datum_a = a, .datum_b = b,
 	};
 
 	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, sys, 1, &c);
+}
+
+static int allow_arg0(scmp_filter_ctx ctx, int sys, enum scmp_compare op,
+		      scmp_datum_t a, scmp_datum_t b)
+{
+	return allow_arg(ctx, sys, 0, op, a, b);
 }
 
 static int build(scmp_filter_ctx ctx)
@@ -102,6 +108,16 @@ static int build(scmp_filter_ctx ctx)
 	/* A redial of the manager: UNIX sockets only. */
 	if (!rc)
 		rc = allow_arg0(ctx, SCMP_SYS(socket), SCMP_CMP_EQ, AF_UNIX, 0);
+	/* No new executable memory once locked: every library is mapped by
+	 * then (xen-ring preloads libgcc_s, libxenctrl is opened with the
+	 * Xen handles), so a mapping or a change of protection that asks
+	 * for PROT_EXEC is only ever an exploit's (the third argument). */
+	if (!rc)
+		rc = allow_arg(ctx, SCMP_SYS(mmap), 2, SCMP_CMP_MASKED_EQ,
+			       PROT_EXEC, 0);
+	if (!rc)
+		rc = allow_arg(ctx, SCMP_SYS(mprotect), 2, SCMP_CMP_MASKED_EQ,
+			       PROT_EXEC, 0);
 	/* Thread names (libuv) and nothing else of prctl. */
 	if (!rc)
 		rc = allow_arg0(ctx, SCMP_SYS(prctl), SCMP_CMP_EQ, PR_SET_NAME, 0);

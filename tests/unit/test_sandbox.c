@@ -2,7 +2,8 @@
 /*
  * The instance's seccomp lock, in forked children: what libuv, libtpms
  * and the state store do still works, a system call outside the
- * allowlist kills the process with SIGSYS after naming the call, and the
+ * allowlist (or an mmap or mprotect asking for PROT_EXEC) kills the
+ * process with SIGSYS after naming the call, and the
  * process cannot gain privileges (no_new_privs; integ_hostile checks
  * that it is not dumpable).
  */
@@ -18,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -98,6 +100,7 @@ static void what_an_instance_does(void)
 	uv_work_t w;
 	pthread_t t;
 	int fds[2], dfd, fd;
+	void *m;
 
 	uv_queue_work(uv_default_loop(), &w, work_cb, after_cb);
 	if (uv_run(uv_default_loop(), UV_RUN_DEFAULT) != 0)
@@ -106,6 +109,12 @@ static void what_an_instance_does(void)
 		_exit(93);
 	if (pipe2(fds, O_CLOEXEC) || socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
 		_exit(94);
+	/* Memory that is never executable: mapped, protected, unprotected. */
+	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED || mprotect(m, 4096, PROT_READ) ||
+	    mprotect(m, 4096, PROT_NONE) || munmap(m, 4096))
+		_exit(96);
 	dfd = open(dir, O_RDONLY | O_DIRECTORY);
 	fd = openat(dfd, "x.tmp", O_RDWR | O_CREAT | O_NOFOLLOW, 0600);
 	if (fd < 0 || write(fd, "x", 1) != 1 || fdatasync(fd) ||
@@ -149,6 +158,26 @@ static void call_ptrace(void)
 	_exit(0);
 }
 
+/* What an exploit does to run code it wrote: map it executable, or make
+ * what it wrote executable. */
+static void map_executable_memory(void)
+{
+	void *m = mmap(NULL, 4096, PROT_READ | PROT_EXEC,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	_exit(m != MAP_FAILED ? 0 : 1);
+}
+
+static void make_memory_executable(void)
+{
+	void *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (m == MAP_FAILED)
+		_exit(97);
+	_exit(mprotect(m, 4096, PROT_READ | PROT_EXEC) == 0 ? 0 : 1);
+}
+
 static void forbidden_calls_kill_with_sigsys_and_are_named(void **state)
 {
 	static const struct {
@@ -158,6 +187,8 @@ static void forbidden_calls_kill_with_sigsys_and_are_named(void **state)
 		{ open_a_tcp_socket, SYS_socket },
 		{ start_a_process, SYS_clone },
 		{ call_ptrace, SYS_ptrace },
+		{ map_executable_memory, SYS_mmap },
+		{ make_memory_executable, SYS_mprotect },
 	};
 	char out[512], want[64];
 
