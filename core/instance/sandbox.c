@@ -381,16 +381,13 @@ static void on_sigsys(int sig, siginfo_t *si, void *uc)
  * start cost about 0.2 ms and some 60 KiB of heap churn, and linked
  * libseccomp into every instance.
  */
-static const struct sock_filter sandbox_bpf[] = {
 #include "instance/sandbox_bpf.h"
-};
 
-static int load_filter(void)
+static int load_one(const struct sock_filter *insns, size_t n)
 {
 	struct sock_fprog prog = {
-		.len = (unsigned short)(sizeof(sandbox_bpf) /
-					sizeof(sandbox_bpf[0])),
-		.filter = (struct sock_filter *)sandbox_bpf,
+		.len = (unsigned short)n,
+		.filter = (struct sock_filter *)insns,
 	};
 	/* Every thread, the worker too if it already runs: a positive
 	 * answer names a thread that could not take the filter. */
@@ -400,6 +397,19 @@ static int load_filter(void)
 	if (rc < 0)
 		return -errno;
 	return rc > 0 ? -EAGAIN : 0;
+}
+
+/* The terminal guard, then the allowlist stacked on it (seccomp_gen.c):
+ * in that order, as the allowlist has no seccomp() in it. */
+static int load_filter(void)
+{
+	int rc = load_one(sandbox_tty_guard, sizeof(sandbox_tty_guard) /
+					     sizeof(sandbox_tty_guard[0]));
+
+	if (!rc)
+		rc = load_one(sandbox_allowlist, sizeof(sandbox_allowlist) /
+						     sizeof(sandbox_allowlist[0]));
+	return rc;
 }
 
 int sandbox_lock(void)

@@ -2,8 +2,8 @@
 /*
  * The instance's seccomp lock, in forked children: what libuv, libtpms
  * and the state store do still works, a system call outside the
- * allowlist (or an mmap or mprotect asking for PROT_EXEC) kills the
- * process with SIGSYS after naming the call, and the
+ * allowlist (or an mmap or mprotect asking for PROT_EXEC, or TIOCSTI)
+ * kills the process with SIGSYS after naming the call, and the
  * process cannot gain privileges (no_new_privs; integ_hostile checks
  * that it is not dumpable).
  */
@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -109,6 +110,13 @@ static void what_an_instance_does(void)
 		_exit(93);
 	if (pipe2(fds, O_CLOEXEC) || socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
 		_exit(94);
+	/* ioctl: what libuv asks (FIONBIO), and requests on either side of
+	 * the two refused ones (the kernel answers, whatever it says). */
+	if (ioctl(fds[0], FIONBIO, &(int){ 1 }) ||
+	    (ioctl(fds[0], TIOCSTI - 1, NULL) < 0 && errno == 0) ||
+	    (ioctl(fds[0], TIOCLINUX + 1, NULL) < 0 && errno == 0) ||
+	    (ioctl(fds[0], 0xffffffffu, NULL) < 0 && errno == 0))
+		_exit(98);
 	/* Memory that is never executable: mapped, protected, unprotected. */
 	m = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -178,6 +186,30 @@ static void make_memory_executable(void)
 	_exit(mprotect(m, 4096, PROT_READ | PROT_EXEC) == 0 ? 0 : 1);
 }
 
+/* Input pushed into a terminal (a pipe here: allowed, the kernel would
+ * answer ENOTTY), plainly and with the upper 32 bits set, which the
+ * kernel ignores. */
+static void push_terminal_input(void)
+{
+	int p[2];
+	char ch = 'x';
+
+	if (pipe(p))
+		_exit(97);
+	_exit(ioctl(p[1], TIOCSTI, &ch) == 0 ? 0 : 1);
+}
+
+static void push_terminal_input_disguised(void)
+{
+	int p[2];
+	char ch = 'x';
+
+	if (pipe(p))
+		_exit(97);
+	_exit(syscall(SYS_ioctl, p[1], (unsigned long)TIOCSTI | 1ul << 32,
+		      &ch) == 0 ? 0 : 1);
+}
+
 static void forbidden_calls_kill_with_sigsys_and_are_named(void **state)
 {
 	static const struct {
@@ -189,6 +221,8 @@ static void forbidden_calls_kill_with_sigsys_and_are_named(void **state)
 		{ call_ptrace, SYS_ptrace },
 		{ map_executable_memory, SYS_mmap },
 		{ make_memory_executable, SYS_mprotect },
+		{ push_terminal_input, SYS_ioctl },
+		{ push_terminal_input_disguised, SYS_ioctl },
 	};
 	char out[512], want[64];
 
