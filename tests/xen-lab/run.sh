@@ -856,6 +856,26 @@ ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }'; }
 check() { # NAME ok|FAIL [DETAIL]
   M "check $1 $2${3:+ ($3)}"
 }
+# The sandbox of every vTPM instance running in dom0 (issue 12: Seccomp 2,
+# NoNewPrivs 1, an empty capability bounding set), from /proc.
+sandbox_check() {
+  local p n=0 bad= st
+  for p in /proc/[0-9]*; do
+    tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- '--role=instance' || continue
+    st=$(grep -E '^(Seccomp|NoNewPrivs|CapBnd):' "$p/status" 2>/dev/null | tr -s '\t ' ' ' | tr '\n' ' ')
+    n=$((n + 1))
+    case "$st" in
+      *"CapBnd: 0000000000000000 "*"NoNewPrivs: 1 "*"Seccomp: 2 "*) ;;
+      *) bad="$bad ${p#/proc/}: $st" ;;
+    esac
+    M "dom0: instance ${p#/proc/}: $st"
+  done
+  if [ "$n" -gt 0 ] && [ -z "$bad" ]; then
+    check instance-sandbox ok "$n instance(s): Seccomp 2, NoNewPrivs 1, CapBnd 0"
+  else
+    check instance-sandbox FAIL "$n instance(s);$bad"
+  fi
+}
 # xl_run LOGNAME SECS ARGS...: runs xl ARGS under timeout, shows its output
 # as "[xl] ...", sets XRC and XDT (seconds it took).
 xl_run() {
@@ -874,6 +894,7 @@ full_dom0() {
   if wait_log "XENLAB: guest up phase=vtpm-reboot" 120; then
     d2=$(xl domid guest1 2>/dev/null)
     check reboot ok "guest1 came back $(since "$t")s after its vtpm-result; domid $d1 -> $d2"
+    sandbox_check
   else
     check reboot FAIL "no 'guest up phase=vtpm-reboot' within 120 s"
     guest_diag
