@@ -1677,9 +1677,9 @@ VTPM_OK=0
 grep -aq 'XENLAB: vtpm-with-backend: ok' "$SERIAL_LOG" && VTPM_OK=1
 # --full: every check below must be reported once as ok (guest checks come
 # through dom0's tail of the guest console, prefixed [guest1]).
-FULL_CHECKS="pcr-extend pcr-read nv-define nv-write nv-read reboot reboot-tpm0
-  reboot-getrandom reboot-nv-read reboot-pcr-reset vtpm-detach detach-tpm0-gone
-  vtpm-attach reattach-tpm0 reattach-getrandom reattach-nv-read"
+FULL_CHECKS="pcr-extend pcr-read nv-define nv-write nv-read reboot instance-sandbox
+  reboot-tpm0 reboot-getrandom reboot-nv-read reboot-pcr-reset vtpm-detach
+  detach-tpm0-gone vtpm-attach reattach-tpm0 reattach-getrandom reattach-nv-read"
 if [ "$CHAIN" = 1 ]; then
   # The chain replaces the phases: its checks are the ones that count.
   FULL_CHECKS="chain1-tpm0 chain1-getrandom chain1-tools-getrandom pcr-extend pcr-read
