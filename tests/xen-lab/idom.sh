@@ -23,6 +23,17 @@ SELF=$(xenstore-read domid) || { M "FAIL no xenstore (domid)"; exit 1; }
 M "domain $SELF, state disk holds: $(ls /var/lib/vtpm | tr '\n' ' ')"
 M "link to the manager: $(xenstore-read device/vtpm/0/backend 2>/dev/null) uuid $U"
 M "ready"
+# The instance's sandbox, from /proc once it has locked itself in (its
+# pid is this shell's: exec keeps it); dom0 turns the line into the
+# chain-idom-sandbox check.
+( i=0
+  while [ $i -lt 1200 ]; do
+    st=$(grep -E '^(CapBnd|NoNewPrivs|Seccomp):' /proc/$$/status 2>/dev/null |
+      tr -s '\t ' ' ' | tr '\n' ' ')
+    case "$st" in *"Seccomp: 2 "*) break ;; esac
+    sleep 0.1; i=$((i + 1))
+  done
+  M "instance sandbox: $st" ) &
 # One instance serves whichever guest's vtpm device names $U (a rebooted
 # guest is a new domain): --domid any.
 exec vtpm-service --role=instance --manager xen-ring --transport xen-ring \

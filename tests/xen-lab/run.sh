@@ -1132,6 +1132,13 @@ if [ "$CHAIN" = 1 ]; then
   fi
   if start_idom 1; then
     chain_guest 1
+    # vtpmdom's instance, sandboxed in its own domain as in dom0.
+    st=$(grep -a 'XENLAB: idom: instance sandbox:' "$IDLOG" | tail -n 1 | tr -d '\r' | sed 's/.*instance sandbox: //')
+    case "$st" in
+      *"CapBnd: 0000000000000000 "*"NoNewPrivs: 1 "*"Seccomp: 2 "*)
+        check chain-idom-sandbox ok "vtpmdom's instance: $st" ;;
+      *) check chain-idom-sandbox FAIL "vtpmdom's instance: ${st:-no report}" ;;
+    esac
     # guest1 again: a new domain (new domid) for the same instance (the
     # chain lab's check; --mgrdom saves the boot).
     [ "$MGRDOM" = 1 ] || chain_guest b
@@ -1687,12 +1694,13 @@ if [ "$CHAIN" = 1 ]; then
     chain1-quote-verifies chain1-quote-pcr16 chainb-tpm0 chainb-getrandom
     chainb-nv-read chainb-pcr-reset chain-idom-destroyed chain-idom-restarted chain2-tpm0
     chain2-getrandom chain2-nv-read chain2-pcr-reset chain-unknown-created chain-unknown-stopped
-    chain-sr-xl-save chain-sr-xl-restore chain-sr-restore-pcr16 chain-sr-restore-session chain-sr-resumed"
+    chain-sr-xl-save chain-sr-xl-restore chain-sr-restore-pcr16 chain-sr-restore-session chain-sr-resumed
+    chain-idom-sandbox"
   [ "$MGRDOM" = 1 ] && FULL_CHECKS="mgrdom-dom0-no-tpm mgrdom-dom0-no-devmem mgrdom-tis-pages
     mgrdom-manager mgrdom-started chain1-tpm0 chain1-getrandom chain1-tools-getrandom pcr-extend
     pcr-read nv-define nv-write nv-read chain1-tools-pcrread mgrdom-quote mgrdom-quote-pcr16 chain-idom-destroyed mgrdom-destroyed
     mgrdom-restarted chain-idom-restarted chain2-tpm0 chain2-getrandom chain2-nv-read
-    chain2-pcr-reset"
+    chain2-pcr-reset chain-idom-sandbox"
   PLAIN_OK=1 VTPM_OK=1
 fi
 [ -n "$GUEST_KMOD" ] && FULL_CHECKS="$FULL_CHECKS kmod-loaded kmod-tpm2 kmod-extra-pages
