@@ -399,17 +399,15 @@ static int load_one(const struct sock_filter *insns, size_t n)
 	return rc > 0 ? -EAGAIN : 0;
 }
 
+#define LOAD(prog) load_one(prog, sizeof(prog) / sizeof(prog[0]))
+
 /* The terminal guard, then the allowlist stacked on it (seccomp_gen.c):
  * in that order, as the allowlist has no seccomp() in it. */
 static int load_filter(void)
 {
-	int rc = load_one(sandbox_tty_guard, sizeof(sandbox_tty_guard) /
-					     sizeof(sandbox_tty_guard[0]));
+	int rc = LOAD(sandbox_tty_guard);
 
-	if (!rc)
-		rc = load_one(sandbox_allowlist, sizeof(sandbox_allowlist) /
-						     sizeof(sandbox_allowlist[0]));
-	return rc;
+	return rc ? rc : LOAD(sandbox_allowlist);
 }
 
 int sandbox_lock(void)

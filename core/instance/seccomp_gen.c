@@ -84,12 +84,6 @@ static int allow_arg(scmp_filter_ctx ctx, int sys, unsigned int n,
 	return seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, sys, 1, &c);
 }
 
-static int allow_arg0(scmp_filter_ctx ctx, int sys, enum scmp_compare op,
-		      scmp_datum_t a, scmp_datum_t b)
-{
-	return allow_arg(ctx, sys, 0, op, a, b);
-}
-
 static int build_allowlist(scmp_filter_ctx ctx)
 {
 	/* Every thread, the worker too if it already runs (sandbox.c loads
@@ -100,8 +94,8 @@ static int build_allowlist(scmp_filter_ctx ctx)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
 	/* Threads (libuv's worker), never a new process. */
 	if (!rc)
-		rc = allow_arg0(ctx, SCMP_SYS(clone), SCMP_CMP_MASKED_EQ,
-				CLONE_THREAD, CLONE_THREAD);
+		rc = allow_arg(ctx, SCMP_SYS(clone), 0, SCMP_CMP_MASKED_EQ,
+			       CLONE_THREAD, CLONE_THREAD);
 	/* clone3's flags sit behind a pointer the filter cannot read:
 	 * ENOSYS makes glibc fall back to clone. */
 	if (!rc)
@@ -109,7 +103,7 @@ static int build_allowlist(scmp_filter_ctx ctx)
 				      SCMP_SYS(clone3), 0);
 	/* A redial of the manager: UNIX sockets only. */
 	if (!rc)
-		rc = allow_arg0(ctx, SCMP_SYS(socket), SCMP_CMP_EQ, AF_UNIX, 0);
+		rc = allow_arg(ctx, SCMP_SYS(socket), 0, SCMP_CMP_EQ, AF_UNIX, 0);
 	/* No new executable memory once locked: every library is mapped by
 	 * then (xen-ring preloads libgcc_s, libxenctrl is opened with the
 	 * Xen handles), so a mapping or a change of protection that asks
@@ -122,13 +116,14 @@ static int build_allowlist(scmp_filter_ctx ctx)
 			       PROT_EXEC, 0);
 	/* Thread names (libuv) and nothing else of prctl. */
 	if (!rc)
-		rc = allow_arg0(ctx, SCMP_SYS(prctl), SCMP_CMP_EQ, PR_SET_NAME, 0);
+		rc = allow_arg(ctx, SCMP_SYS(prctl), 0, SCMP_CMP_EQ,
+			       PR_SET_NAME, 0);
 	return rc;
 }
 
 /*
- * The terminal guard, stacked on the allowlist (the kernel runs both and
- * the stricter answer wins): ioctl is refused for the two requests that
+ * The terminal guard, under the allowlist (sandbox.c loads it first; the
+ * kernel runs both and the stricter answer wins): ioctl is refused for the two requests that
  * act on a terminal beyond the fd itself, TIOCSTI (pushes input into it:
  * a shell's, when an instance runs on the operator's terminal) and
  * TIOCLINUX (the console).  The kernel reads the request as 32 bits, so
