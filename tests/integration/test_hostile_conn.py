@@ -405,9 +405,40 @@ qc.settimeout(10)
 qemu_ok = qemu_ok and len(ctrl_rsp(qc, GET_CAPABILITY, n=8)) == 8
 qx.close()
 qc.close()
+# One sweep serves every connection: a client that keeps working past the
+# first expiry stays, the idle one beside it goes, and the busy one goes
+# 1.5 s after its last command.
+busy = inst.connect()
+lazy = inst.connect()
+t0 = time.monotonic()
+busy.settimeout(10)
+busy_ok = True
+lazy_dt = None
+for i in range(5):
+    busy_ok = busy_ok and rc_of(transact(busy, getrandom(8))) == 0
+    t_last = time.monotonic()
+    time.sleep(0.6)
+    if lazy_dt is None:
+        lazy.setblocking(False)
+        try:
+            if lazy.recv(4096) == b"":
+                lazy_dt = time.monotonic() - t0
+        except BlockingIOError:
+            pass
+        except OSError:
+            lazy_dt = time.monotonic() - t0
+lazy.close()
+busy_dt = closed_within(busy, 6)
+if busy_dt is not None:
+    busy_dt = time.monotonic() - t_last
+busy.close()
+print("sweep: busy client served %s for %.1f s, closed %s s after its "
+      "last command; idle one beside it closed after %s s" %
+      (busy_ok, t_last - t0, busy_dt, lazy_dt))
 attack("idle data and control connections (--idle-timeout-ms 1500)",
        dt_data is not None and dt_data < 4 and dt_ctrl is not None and
-       dt_ctrl < 4 and qemu_ok,
+       dt_ctrl < 4 and qemu_ok and busy_ok and lazy_dt is not None and
+       1.0 < lazy_dt < 2.6 and busy_dt is not None and 1.0 < busy_dt < 2.5,
        "kept forever",
        "data closed after %.1f s, control after %.1f s; a SET_DATAFD "
        "connection and its control channel (QEMU's) kept past 3.5 s idle" %
