@@ -191,6 +191,7 @@ int main(int argc, char **argv)
 			.unix_socket = &unix_socket_transport_ops,
 			.xen_ring = &xen_ring_transport_ops,
 			.dial_manager = mgrlink_xen_dial,
+			.dial_prepare = mgrlink_xen_prepare,
 		};
 
 		return instance_main(&cfg, &transports);

@@ -826,6 +826,8 @@ static void isolate(const struct config *cfg,
 		.uid = uid,
 		.gid = gid,
 		.keep_net = cfg->transport.kind == TRANSPORT_TCP,
+		/* Only a managed instance ever dials (its manager). */
+		.no_sockets = !cfg->manager[0],
 		/* UID:GID comes from the manager's range: the vTPM's own. */
 		.own_ids = set_ids && strchr(cfg->user, ':'),
 		.state_dirfd = dirfd,
@@ -906,6 +908,10 @@ int instance_main(const struct config *cfg,
 	read_migration_key(v, cfg);
 	resolve_locality_policy(v, cfg);
 	log_debug("start: %s after %.2f ms", "options and keys read", ms_since(&t0));
+	if (cfg->manager[0] && transports->dial_prepare &&
+	    transports->dial_prepare(cfg->manager))
+		fatalx("manager link %s: cannot load what it needs",
+		       cfg->manager);
 	dirfd = open_state_dir(cfg, set_ids ? uid : geteuid());
 	vtpm_notify_prepare();
 	isolate(cfg, ops, dirfd, set_ids, uid, gid);
@@ -979,7 +985,8 @@ int instance_main(const struct config *cfg,
 		       strerror(-rc));
 	log_debug("start: %s after %.2f ms", "transport up", ms_since(&t0));
 	/* Listening, state loaded: from here on, only the allowlist. */
-	if (!cfg->no_sandbox && sandbox_available() && sandbox_lock())
+	if (!cfg->no_sandbox && sandbox_available() &&
+	    sandbox_lock(!cfg->manager[0]))
 		fatalx("cannot lock the sandbox (--no-sandbox runs without it, "
 		       "for debugging)");
 	log_debug("start: %s after %.2f ms", "seccomp filter loaded", ms_since(&t0));

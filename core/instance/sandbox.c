@@ -311,7 +311,7 @@ int sandbox_isolate(const struct sandbox_spec *s)
 			  "network namespace, capabilities unchanged");
 		return 0;
 	}
-	if (!s->keep_net)
+	if (!s->keep_net && !s->no_sockets)
 		flags |= CLONE_NEWNET;
 	if (unshare(flags) < 0) {
 		rc = -errno;
@@ -403,14 +403,17 @@ static int load_one(const struct sock_filter *insns, size_t n)
 
 /* The terminal guard, then the allowlist stacked on it (seccomp_gen.c):
  * in that order, as the allowlist has no seccomp() in it. */
-static int load_filter(void)
+static int load_filter(bool no_sockets)
 {
 	int rc = LOAD(sandbox_tty_guard);
 
-	return rc ? rc : LOAD(sandbox_allowlist);
+	if (rc)
+		return rc;
+	return no_sockets ? LOAD(sandbox_allowlist_nosock)
+			  : LOAD(sandbox_allowlist);
 }
 
-int sandbox_lock(void)
+int sandbox_lock(bool no_sockets)
 {
 	struct sigaction sa;
 	int rc;
@@ -425,7 +428,7 @@ int sandbox_lock(void)
 		log_warnx("sandbox: %s", strerror(-rc));
 		return rc;
 	}
-	rc = load_filter();
+	rc = load_filter(no_sockets);
 	if (rc)
 		log_warnx("sandbox: cannot load the seccomp filter: %s",
 			  strerror(-rc));

@@ -40,6 +40,9 @@ struct instance_transports {
 	const struct transport_ops *xen_ring;
 	/* Opens manager-link specs that name a transport ("xen-ring..."). */
 	mgrlink_dialer dial_manager;
+	/* Before the sandbox: loads what dial_manager needs for this spec
+	 * (its libraries); 0, or -errno with the reason logged. */
+	int (*dial_prepare)(const char *spec);
 };
 
 struct transport {

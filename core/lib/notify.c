@@ -58,4 +58,9 @@ void vtpm_notify_ready(void)
 		return;
 	if (send(notify_fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL) < 0)
 		log_warn("sd_notify(READY=1)");
+	/* Nothing else is ever sent.  A datagram socket can still be
+	 * pointed at any address (sendto), in the network namespace it was
+	 * made in, the host's: a sandboxed process keeps none. */
+	close(notify_fd);
+	notify_fd = -1;
 }

@@ -23,6 +23,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -30,9 +31,11 @@
 
 #include "instance/sandbox.h"
 
-/* Runs fn in a child with stderr into a pipe: its wait status, and what
+/* Runs fn in a child, locked with the managed (or, no_sockets, the
+ * standalone) allowlist, stderr into a pipe: its wait status, and what
  * it wrote. */
-static int in_child(void (*fn)(void), char *out, size_t outlen)
+static int in_child_as(void (*fn)(void), bool no_sockets, char *out,
+		       size_t outlen)
 {
 	int p[2], status;
 	ssize_t n, got = 0;
@@ -44,7 +47,7 @@ static int in_child(void (*fn)(void), char *out, size_t outlen)
 	if (pid == 0) {
 		dup2(p[1], 2);
 		close(p[0]);
-		if (sandbox_lock())
+		if (sandbox_lock(no_sockets))
 			_exit(90);
 		fn();
 		_exit(0);
@@ -57,6 +60,11 @@ static int in_child(void (*fn)(void), char *out, size_t outlen)
 	close(p[0]);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	return status;
+}
+
+static int in_child(void (*fn)(void), char *out, size_t outlen)
+{
+	return in_child_as(fn, false, out, outlen);
 }
 
 static void *thread_fn(void *arg)
@@ -76,6 +84,7 @@ static void after_cb(uv_work_t *w, int status)
 }
 
 static char dir[] = "/tmp/vtpm-sbtest-XXXXXX";
+static bool standalone; /* what_an_instance_does: no socketpair */
 
 /* One line of /proc/self/status ("NoNewPrivs:\t1"): 1 if it is there. */
 static int status_has(const char *line)
@@ -108,7 +117,8 @@ static void what_an_instance_does(void)
 		_exit(92);
 	if (pthread_create(&t, NULL, thread_fn, NULL) || pthread_join(t, NULL))
 		_exit(93);
-	if (pipe2(fds, O_CLOEXEC) || socketpair(AF_UNIX, SOCK_STREAM, 0, fds))
+	if (pipe2(fds, O_CLOEXEC) ||
+	    (!standalone && socketpair(AF_UNIX, SOCK_STREAM, 0, fds)))
 		_exit(94);
 	/* ioctl: what libuv asks (FIONBIO), and requests on either side of
 	 * the two refused ones (the kernel answers, whatever it says). */
@@ -141,9 +151,15 @@ static void allowed_calls_work(void **state)
 	(void)state;
 	assert_non_null(mkdtemp(dir));
 	st = in_child(what_an_instance_does, out, sizeof(out));
-	assert_int_equal(rmdir(dir), 0);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 		fail_msg("status 0x%x: %s", st, out);
+	/* The standalone allowlist: the same, without the socket pair. */
+	standalone = true;
+	st = in_child_as(what_an_instance_does, true, out, sizeof(out));
+	standalone = false;
+	assert_int_equal(rmdir(dir), 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		fail_msg("standalone: status 0x%x: %s", st, out);
 }
 
 static void open_a_tcp_socket(void)
@@ -238,6 +254,59 @@ static void forbidden_calls_kill_with_sigsys_and_are_named(void **state)
 	}
 }
 
+/* A standalone instance makes no socket of any kind: not the AF_UNIX one
+ * a managed instance may redial its manager with, not a pair. */
+static void open_a_unix_socket(void)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	_exit(fd >= 0 ? 0 : 1);
+}
+
+static void open_a_socket_pair(void)
+{
+	int fds[2];
+
+	_exit(socketpair(AF_UNIX, SOCK_DGRAM, 0, fds) == 0 ? 0 : 1);
+}
+
+static void connect_a_socket(void)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+	_exit(connect(0, (struct sockaddr *)&sa, sizeof(sa)) == 0 ? 0 : 1);
+}
+
+static void standalone_makes_no_socket(void **state)
+{
+	static const struct {
+		void (*fn)(void);
+		int nr;
+	} cases[] = {
+		{ open_a_unix_socket, SYS_socket },
+		{ open_a_tcp_socket, SYS_socket },
+		{ open_a_socket_pair, SYS_socketpair },
+		{ connect_a_socket, SYS_connect },
+	};
+	char out[512], want[64];
+	int st;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		st = in_child_as(cases[i].fn, true, out, sizeof(out));
+		assert_true(WIFSIGNALED(st));
+		assert_int_equal(WTERMSIG(st), SIGSYS);
+		snprintf(want, sizeof(want), "system call %d is outside",
+			 cases[i].nr);
+		assert_non_null(strstr(out, want));
+	}
+	/* The managed allowlist keeps the AF_UNIX socket and the pair. */
+	st = in_child_as(open_a_unix_socket, false, out, sizeof(out));
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	st = in_child_as(open_a_socket_pair, false, out, sizeof(out));
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
 static void no_new_privs_is_set(void)
 {
 	if (!status_has("NoNewPrivs:\t1"))
@@ -263,6 +332,7 @@ int main(void)
 		cmocka_unit_test(allowed_calls_work),
 		cmocka_unit_test(forbidden_calls_kill_with_sigsys_and_are_named),
 		cmocka_unit_test(privileges_cannot_be_gained),
+		cmocka_unit_test(standalone_makes_no_socket),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

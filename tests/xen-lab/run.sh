@@ -474,6 +474,16 @@ base_root() { # ROOT
   for b in "${EXTRA_BINS[@]}"; do
     copy_bin "$root" "$b" "/usr/local/bin/$(basename "$b")" || return 1
   done
+  # vtpm-service opens the Xen libraries with dlopen (xen_real.c), by the
+  # SONAMEs of the build's development links; ldd cannot see them. Each
+  # goes in at its SONAME's path, with what ldd lists for it.
+  local n so p
+  for n in xenstore xengnttab xenevtchn; do
+    so=$(objdump -p "/usr/lib/x86_64-linux-gnu/lib$n.so" 2>/dev/null | awk '$1 == "SONAME" { print $2 }')
+    p=$(ldconfig -p 2>/dev/null | awk -v l="$so" '$1 == l && /x86-64/ { print $NF; exit }')
+    [ -n "$so" ] && [ -n "$p" ] || { echo "no lib$n.so SONAME or $so on this machine" >&2; return 1; }
+    [ -e "$root$p" ] || copy_bin "$root" "$p" || return 1
+  done
   local g; g=$(libgcc_path)
   # glibc dlopens libgcc_s for pthread_cancel; without it xl aborts on exit.
   [ -n "$g" ] && install -D -m 755 "$g" "$root$g"

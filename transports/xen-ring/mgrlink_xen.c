@@ -486,6 +486,11 @@ int mgrlink_open_xen(struct mgrlink *l, const char *spec, struct xenif *xif,
 	return attach(l, spec, xif, false, err, errlen);
 }
 
+int mgrlink_xen_prepare(const char *spec)
+{
+	return mgrlink_spec_is_xen(spec) ? xen_real_load() : 0;
+}
+
 int mgrlink_xen_dial(const char *spec, struct mgrlink *l, char *err,
 		     size_t errlen)
 {

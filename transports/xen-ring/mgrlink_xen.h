@@ -28,6 +28,11 @@ int mgrlink_parse_xen(const char *spec, struct mgrlink_xen_spec *out,
 /* Does spec name the ring ("xen-ring" alone or with options)? */
 bool mgrlink_spec_is_xen(const char *spec);
 
+/* Before the sandbox: loads the Xen libraries a "xen-ring..." spec will
+ * dial through (0 for any other spec), as instance_transports'
+ * dial_prepare. */
+int mgrlink_xen_prepare(const char *spec);
+
 /* The dialer for mgrlink_open: claims "xen-ring..." specs and opens
  * the real Xen devices. */
 int mgrlink_xen_dial(const char *spec, struct mgrlink *l, char *err,

@@ -4,10 +4,15 @@
  * mapping, and xengntshr for sharing) and libxenevtchn.  Each call is one
  * library call turned into 0/-errno.
  *
- * libxenctrl (why a domain shut down: save/restore) is loaded with dlopen
- * when the first Xen interface opens, before the sandbox: a vTPM on a
- * UNIX socket never maps it and its five dependencies (about 170 KiB of
- * private memory per instance, and their relocations at every start).
+ * None of them is linked: each is loaded with dlopen, by the SONAME the
+ * build saw, when the first Xen interface opens (xen_real_load, before
+ * the sandbox hides the file system).  A vTPM on a UNIX socket maps none
+ * of them.  libxenctrl (why a domain shut down: save/restore) and its five
+ * dependencies cost about 170 KiB of private memory per instance; the
+ * three others and their two dependencies about 0.4 ms of every start
+ * (an empty program linked with the vTPM's ten libraries starts in
+ * 1.74-2.03 ms here, with libtpms, libcrypto and libuv alone in
+ * 1.39-1.45 ms), and their relocations.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -25,6 +30,7 @@
 #include <xen/xen.h>
 
 #include "lib/hex.h"
+#include "lib/log.h"
 #include "xenbus/xenif.h"
 
 struct xen_real {
@@ -35,6 +41,62 @@ struct xen_real {
 	xenevtchn_handle *evt;
 	xc_interface *xc; /* domain info; NULL where this domain has none */
 };
+
+/* The calls on xenstore, grant tables and event channels, each with the
+ * type its header declares, resolved once per process. */
+#define XL_CALLS(X)                                                       \
+	X(XS, xs_open) X(XS, xs_close) X(XS, xs_read) X(XS, xs_write)      \
+	X(XS, xs_rm) X(XS, xs_watch) X(XS, xs_unwatch) X(XS, xs_fileno)    \
+	X(XS, xs_check_watch) X(XS, xs_directory)                          \
+	X(GNT, xengnttab_open) X(GNT, xengnttab_close)                     \
+	X(GNT, xengnttab_map_domain_grant_refs) X(GNT, xengnttab_unmap)    \
+	X(GNT, xengntshr_open) X(GNT, xengntshr_close)                     \
+	X(GNT, xengntshr_share_pages) X(GNT, xengntshr_unshare)            \
+	X(EVT, xenevtchn_open) X(EVT, xenevtchn_close)                     \
+	X(EVT, xenevtchn_fd) X(EVT, xenevtchn_bind_interdomain)            \
+	X(EVT, xenevtchn_bind_unbound_port) X(EVT, xenevtchn_unbind)       \
+	X(EVT, xenevtchn_notify) X(EVT, xenevtchn_pending)                 \
+	X(EVT, xenevtchn_unmask)
+
+enum { XS, GNT, EVT, XL_NLIBS };
+
+static const char *const xl_sonames[XL_NLIBS] = {
+	VTPM_XENSTORE_SONAME, VTPM_XENGNTTAB_SONAME, VTPM_XENEVTCHN_SONAME,
+};
+
+#define XL_SLOT(lib, fn) __typeof__(fn) *fn;
+static struct {
+	bool tried;
+	int err;
+	void *dl[XL_NLIBS];
+	XL_CALLS(XL_SLOT)
+} xl;
+#undef XL_SLOT
+
+int xen_real_load(void)
+{
+	if (xl.tried)
+		return xl.err;
+	xl.tried = true;
+	for (int i = 0; i < XL_NLIBS; i++) {
+		/* Kept for the life of the process: handles live as long. */
+		xl.dl[i] = dlopen(xl_sonames[i], RTLD_NOW | RTLD_LOCAL);
+		if (!xl.dl[i]) {
+			log_warnx("xen: cannot load %s: %s", xl_sonames[i],
+				  dlerror());
+			return xl.err = -ENOENT;
+		}
+	}
+#define XL_SYM(lib, fn)                                                   \
+	*(void **)&xl.fn = dlsym(xl.dl[lib], #fn);                         \
+	if (!xl.fn) {                                                      \
+		log_warnx("xen: %s has no %s", xl_sonames[lib], #fn);      \
+		return xl.err = -ENOENT;                                   \
+	}
+	XL_CALLS(XL_SYM)
+#undef XL_SYM
+	return 0;
+}
 
 /* The four libxenctrl/libxentoollog calls, resolved once per process. */
 static struct {
@@ -89,13 +151,13 @@ static void xr_close(struct xenif *x)
 	struct xen_real *r = xr(x);
 
 	if (r->evt)
-		xenevtchn_close(r->evt);
+		xl.xenevtchn_close(r->evt);
 	if (r->gsh)
-		xengntshr_close(r->gsh);
+		xl.xengntshr_close(r->gsh);
 	if (r->gnt)
-		xengnttab_close(r->gnt);
+		xl.xengnttab_close(r->gnt);
 	if (r->xs)
-		xs_close(r->xs);
+		xl.xs_close(r->xs);
 	if (r->xc)
 		xcl.close(r->xc);
 	free(r);
@@ -108,7 +170,7 @@ static int xr_xs_read(struct xenif *x, const char *path, char **val,
 	char *v, *out;
 
 	errno = 0;
-	v = xs_read(xr(x)->xs, XBT_NULL, path, &n);
+	v = xl.xs_read(xr(x)->xs, XBT_NULL, path, &n);
 	if (!v)
 		return neg_errno();
 	/* libxenstore NUL-terminates, but say so here rather than trust it. */
@@ -129,7 +191,7 @@ static int xr_xs_read(struct xenif *x, const char *path, char **val,
 static int xr_xs_write(struct xenif *x, const char *path, const char *val)
 {
 	errno = 0;
-	if (!xs_write(xr(x)->xs, XBT_NULL, path, val,
+	if (!xl.xs_write(xr(x)->xs, XBT_NULL, path, val,
 		      (unsigned int)strlen(val)))
 		return neg_errno();
 	return 0;
@@ -138,7 +200,7 @@ static int xr_xs_write(struct xenif *x, const char *path, const char *val)
 static int xr_xs_rm(struct xenif *x, const char *path)
 {
 	errno = 0;
-	if (!xs_rm(xr(x)->xs, XBT_NULL, path))
+	if (!xl.xs_rm(xr(x)->xs, XBT_NULL, path))
 		return neg_errno();
 	return 0;
 }
@@ -146,7 +208,7 @@ static int xr_xs_rm(struct xenif *x, const char *path)
 static int xr_xs_watch(struct xenif *x, const char *path, const char *token)
 {
 	errno = 0;
-	if (!xs_watch(xr(x)->xs, path, token))
+	if (!xl.xs_watch(xr(x)->xs, path, token))
 		return neg_errno();
 	return 0;
 }
@@ -154,14 +216,14 @@ static int xr_xs_watch(struct xenif *x, const char *path, const char *token)
 static int xr_xs_unwatch(struct xenif *x, const char *path, const char *token)
 {
 	errno = 0;
-	if (!xs_unwatch(xr(x)->xs, path, token))
+	if (!xl.xs_unwatch(xr(x)->xs, path, token))
 		return neg_errno();
 	return 0;
 }
 
 static int xr_xs_fd(struct xenif *x)
 {
-	int fd = xs_fileno(xr(x)->xs);
+	int fd = xl.xs_fileno(xr(x)->xs);
 
 	return fd < 0 ? neg_errno() : fd;
 }
@@ -171,7 +233,7 @@ static int xr_xs_watch_read(struct xenif *x, char **path, char **token)
 	char **vec;
 
 	errno = 0;
-	vec = xs_check_watch(xr(x)->xs);
+	vec = xl.xs_check_watch(xr(x)->xs);
 	if (!vec)
 		return errno == EAGAIN || errno == 0 ? -EAGAIN : -errno;
 	*path = strdup(vec[XS_WATCH_PATH]);
@@ -193,7 +255,7 @@ static int xr_xs_directory(struct xenif *x, const char *path, char ***names,
 	errno = 0;
 	*n = 0;
 	/* libxenstore returns one block: the array, then the strings. */
-	v = xs_directory(xr(x)->xs, XBT_NULL, path, n);
+	v = xl.xs_directory(xr(x)->xs, XBT_NULL, path, n);
 	if (!v)
 		return neg_errno();
 	*names = v;
@@ -206,7 +268,7 @@ static int xr_gnt_map(struct xenif *x, uint32_t domid, uint32_t count,
 	void *p;
 
 	errno = 0;
-	p = xengnttab_map_domain_grant_refs(
+	p = xl.xengnttab_map_domain_grant_refs(
 	    xr(x)->gnt, count, domid, (uint32_t *)refs, PROT_READ | PROT_WRITE);
 	if (!p)
 		return neg_errno();
@@ -216,7 +278,7 @@ static int xr_gnt_map(struct xenif *x, uint32_t domid, uint32_t count,
 
 static int xr_gnt_unmap(struct xenif *x, void *addr, uint32_t count)
 {
-	int rc = xengnttab_unmap(xr(x)->gnt, addr, count);
+	int rc = xl.xengnttab_unmap(xr(x)->gnt, addr, count);
 
 	return rc < 0 ? neg_errno() : 0;
 }
@@ -227,7 +289,7 @@ static int xr_evtchn_bind(struct xenif *x, uint32_t domid, uint32_t remote_port,
 	xenevtchn_port_or_error_t p;
 
 	errno = 0;
-	p = xenevtchn_bind_interdomain(xr(x)->evt, domid, remote_port);
+	p = xl.xenevtchn_bind_interdomain(xr(x)->evt, domid, remote_port);
 	if (p < 0)
 		return neg_errno();
 	*local_port = (uint32_t)p;
@@ -236,17 +298,17 @@ static int xr_evtchn_bind(struct xenif *x, uint32_t domid, uint32_t remote_port,
 
 static int xr_evtchn_unbind(struct xenif *x, uint32_t port)
 {
-	return xenevtchn_unbind(xr(x)->evt, port) < 0 ? neg_errno() : 0;
+	return xl.xenevtchn_unbind(xr(x)->evt, port) < 0 ? neg_errno() : 0;
 }
 
 static int xr_evtchn_notify(struct xenif *x, uint32_t port)
 {
-	return xenevtchn_notify(xr(x)->evt, port) < 0 ? neg_errno() : 0;
+	return xl.xenevtchn_notify(xr(x)->evt, port) < 0 ? neg_errno() : 0;
 }
 
 static int xr_evtchn_fd(struct xenif *x)
 {
-	int fd = xenevtchn_fd(xr(x)->evt);
+	int fd = xl.xenevtchn_fd(xr(x)->evt);
 
 	return fd < 0 ? neg_errno() : fd;
 }
@@ -256,7 +318,7 @@ static int xr_evtchn_pending(struct xenif *x, uint32_t *port)
 	xenevtchn_port_or_error_t p;
 
 	errno = 0;
-	p = xenevtchn_pending(xr(x)->evt);
+	p = xl.xenevtchn_pending(xr(x)->evt);
 	if (p < 0)
 		return errno == EAGAIN || errno == 0 ? -EAGAIN : -errno;
 	*port = (uint32_t)p;
@@ -265,7 +327,7 @@ static int xr_evtchn_pending(struct xenif *x, uint32_t *port)
 
 static int xr_evtchn_unmask(struct xenif *x, uint32_t port)
 {
-	return xenevtchn_unmask(xr(x)->evt, port) < 0 ? neg_errno() : 0;
+	return xl.xenevtchn_unmask(xr(x)->evt, port) < 0 ? neg_errno() : 0;
 }
 
 static int xr_gnt_share(struct xenif *x, uint32_t domid, uint32_t count,
@@ -279,12 +341,12 @@ static int xr_gnt_share(struct xenif *x, uint32_t domid, uint32_t count,
 	if (!r->gsh) {
 		/* /dev/xen/gntalloc: the frontend side of grants. */
 		errno = 0;
-		r->gsh = xengntshr_open(NULL, 0);
+		r->gsh = xl.xengntshr_open(NULL, 0);
 		if (!r->gsh)
 			return neg_errno();
 	}
 	errno = 0;
-	p = xengntshr_share_pages(r->gsh, domid, (int)count, refs, 1);
+	p = xl.xengntshr_share_pages(r->gsh, domid, (int)count, refs, 1);
 	if (!p)
 		return neg_errno();
 	*addr = p;
@@ -298,7 +360,7 @@ static int xr_gnt_unshare(struct xenif *x, void *addr, uint32_t count)
 	if (!r->gsh)
 		return -EINVAL;
 	errno = 0;
-	return xengntshr_unshare(r->gsh, addr, count) < 0 ? neg_errno() : 0;
+	return xl.xengntshr_unshare(r->gsh, addr, count) < 0 ? neg_errno() : 0;
 }
 
 static int xr_evtchn_alloc_unbound(struct xenif *x, uint32_t domid,
@@ -307,7 +369,7 @@ static int xr_evtchn_alloc_unbound(struct xenif *x, uint32_t domid,
 	xenevtchn_port_or_error_t p;
 
 	errno = 0;
-	p = xenevtchn_bind_unbound_port(xr(x)->evt, domid);
+	p = xl.xenevtchn_bind_unbound_port(xr(x)->evt, domid);
 	if (p < 0)
 		return neg_errno();
 	*local_port = (uint32_t)p;
@@ -401,18 +463,23 @@ int xen_real_open(struct xenif **out)
 
 	if (!r)
 		return -ENOMEM;
+	rc = xen_real_load();
+	if (rc) {
+		free(r);
+		return rc;
+	}
 	r->xif.ops = &xen_real_ops;
 	/* No stale event for a watch once xs_unwatch has returned. */
 	errno = 0;
-	r->xs = xs_open(XS_UNWATCH_FILTER);
+	r->xs = xl.xs_open(XS_UNWATCH_FILTER);
 	if (!r->xs)
 		goto fail;
 	errno = 0;
-	r->gnt = xengnttab_open(NULL, 0);
+	r->gnt = xl.xengnttab_open(NULL, 0);
 	if (!r->gnt)
 		goto fail;
 	errno = 0;
-	r->evt = xenevtchn_open(NULL, 0);
+	r->evt = xl.xenevtchn_open(NULL, 0);
 	if (!r->evt)
 		goto fail;
 	/* Domain info (why a domain shut down) needs the privileged
@@ -420,7 +487,7 @@ int xen_real_open(struct xenif **out)
 	if (xcl_load())
 		r->xc = xcl.open(quiet_logger(), quiet_logger(), 0);
 	/* The loop drains pending ports until EAGAIN: never block there. */
-	fd = xenevtchn_fd(r->evt);
+	fd = xl.xenevtchn_fd(r->evt);
 	fl = fd < 0 ? -1 : fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
 		goto fail;

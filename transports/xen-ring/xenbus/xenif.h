@@ -93,6 +93,9 @@ struct xenif {
 
 /* The real one (xen_real.c): 0 or -errno, *out freed with xenif_close. */
 int xen_real_open(struct xenif **out);
+/* Loads the Xen libraries (dlopen; xen_real_open does it too): 0, or
+ * -ENOENT with the reason logged.  Before a sandbox hides them. */
+int xen_real_load(void);
 
 /* The domain we run in; 0 (dom0) when xenstore has no "domid" for us. */
 static inline uint32_t xenif_self_domid(struct xenif *x)
