@@ -226,6 +226,19 @@ static void push_terminal_input_disguised(void)
 		      &ch) == 0 ? 0 : 1);
 }
 
+/* fn, locked with the managed or (no_sockets) the standalone program,
+ * dies of SIGSYS and the log names system call nr. */
+static void dies_of_sigsys_named(void (*fn)(void), bool no_sockets, int nr)
+{
+	char out[512], want[64];
+	int st = in_child_as(fn, no_sockets, out, sizeof(out));
+
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGSYS);
+	snprintf(want, sizeof(want), "system call %d is outside", nr);
+	assert_non_null(strstr(out, want));
+}
+
 static void forbidden_calls_kill_with_sigsys_and_are_named(void **state)
 {
 	static const struct {
@@ -240,18 +253,10 @@ static void forbidden_calls_kill_with_sigsys_and_are_named(void **state)
 		{ push_terminal_input, SYS_ioctl },
 		{ push_terminal_input_disguised, SYS_ioctl },
 	};
-	char out[512], want[64];
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		int st = in_child(cases[i].fn, out, sizeof(out));
-
-		assert_true(WIFSIGNALED(st));
-		assert_int_equal(WTERMSIG(st), SIGSYS);
-		snprintf(want, sizeof(want), "system call %d is outside",
-			 cases[i].nr);
-		assert_non_null(strstr(out, want));
-	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		dies_of_sigsys_named(cases[i].fn, false, cases[i].nr);
 }
 
 /* A standalone instance makes no socket of any kind: not the AF_UNIX one
@@ -288,18 +293,12 @@ static void standalone_makes_no_socket(void **state)
 		{ open_a_socket_pair, SYS_socketpair },
 		{ connect_a_socket, SYS_connect },
 	};
-	char out[512], want[64];
+	char out[512];
 	int st;
 
 	(void)state;
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		st = in_child_as(cases[i].fn, true, out, sizeof(out));
-		assert_true(WIFSIGNALED(st));
-		assert_int_equal(WTERMSIG(st), SIGSYS);
-		snprintf(want, sizeof(want), "system call %d is outside",
-			 cases[i].nr);
-		assert_non_null(strstr(out, want));
-	}
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		dies_of_sigsys_named(cases[i].fn, true, cases[i].nr);
 	/* The managed allowlist keeps the AF_UNIX socket and the pair. */
 	st = in_child_as(open_a_unix_socket, false, out, sizeof(out));
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
