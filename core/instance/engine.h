@@ -6,7 +6,7 @@
  * libtpms persists through NVRAM callbacks that fire synchronously inside
  * TPMLIB_Process.  The engine does not write files there: it captures the
  * blobs in memory and marks itself dirty; the caller then persists the
- * state (engine_persist, on the thread pool) before it releases the
+ * state (engine_persist, on the worker thread) before it releases the
  * response.  So no response that followed an NV change leaves the process
  * before that change is on disk.
  *
@@ -116,7 +116,7 @@ int engine_setup(struct engine *e, enum tpm_version v, uint32_t buffer_size);
 
 /*
  * Reads and verifies the state file (blocking; call before the loop
- * serves, or on the thread pool).  Never creates, never overwrites: a file
+ * serves, or on the worker thread).  Never creates, never overwrites: a file
  * that does not verify leaves everything as it was.  min_generation is the
  * highest generation this vTPM is known to have.  0; -EBADMSG when the
  * file (or its absence) is refused, res->verdict says why; another
@@ -166,7 +166,7 @@ void engine_process(struct engine *e, const uint8_t *cmd, uint32_t len,
 bool engine_cmd_is_quick(const struct engine *e, const uint8_t *cmd,
 			 uint32_t len);
 
-/* Writes the state durably (blocking: thread pool): in place into the
+/* Writes the state durably (blocking: the worker thread): in place into the
  * slot file, or (first write, or a state grown past the slot size) a new
  * slot file by atomic replace. */
 int engine_persist(struct engine *e);

@@ -36,6 +36,14 @@
 #include "proto/tpmframe.h"
 #include "instance/vtpm.h"
 
+/*
+ * How long the off-loop worker thread outlives its last piece of work.
+ * Starting one costs tens of microseconds beside a durable write's
+ * hundreds; while it lives, every system call of the loop costs more
+ * (instance/worker.h).  Writes closer together than this keep it.
+ */
+#define WORKER_LINGER_MS 50
+
 
 /* ---- the job queue, over the engine ---- */
 
@@ -171,23 +179,29 @@ static void close_walk_cb(uv_handle_t *h, void *arg)
 		uv_close(h, NULL);
 }
 
-static void watermark_work(uv_work_t *w)
+static void watermark_work(struct worker_req *w)
 {
 	struct vtpm *v = w->data;
 	uint64_t gen = w == &v->start_mark_work ? v->start_mark_gen
 						: v->eng.meta.generation;
 	int rc = engine_write_watermark(&v->eng, gen);
 
+	v->mark_rc = rc;
 	if (rc)
 		log_warnx("cannot write generation watermark %s: %s",
 			  v->eng.mark_name, strerror(-rc));
 }
 
-static void final_after(uv_work_t *w, int status)
+/* Whether the watermark file already holds this generation. */
+static bool mark_holds(const struct vtpm *v, uint64_t gen)
+{
+	return v->mark_known && v->mark_gen == gen;
+}
+
+static void final_after(struct worker_req *w)
 {
 	struct vtpm *v = w->data;
 
-	(void)status;
 	engine_power_off(&v->eng);
 	log_info("stopped at state generation %llu",
 		 (unsigned long long)v->eng.meta.generation);
@@ -203,7 +217,7 @@ void vtpm_save_at_exit(struct vtpm *v, const uint8_t *tag, uint32_t len)
 	v->exit_save = true;
 }
 
-static void exit_save_work(uv_work_t *w)
+static void exit_save_work(struct worker_req *w)
 {
 	struct vtpm *v = w->data;
 
@@ -213,11 +227,10 @@ static void exit_save_work(uv_work_t *w)
 		v->exit_save_rc = engine_persist(&v->eng);
 }
 
-static void exit_save_after(uv_work_t *w, int status)
+static void exit_save_after(struct worker_req *w)
 {
 	struct vtpm *v = w->data;
 
-	(void)status;
 	if (v->exit_save_rc) {
 		log_warnx("cannot save the volatile state for a restore in "
 			  "%s/%s: %s; the guest's next connection gets a "
@@ -240,18 +253,25 @@ static void finish_shutdown(struct vtpm *v)
 		return;
 	v->finishing = true;
 	if (v->exit_save && engine_is_running(&v->eng)) {
-		v->exit_save_work.data = v;
-		uv_queue_work(v->loop, &v->exit_save_work, exit_save_work,
-			      exit_save_after);
+		v->exit_save_work = (struct worker_req){
+			.work = exit_save_work,
+			.after = exit_save_after,
+			.data = v,
+		};
+		worker_queue(&v->worker, &v->exit_save_work);
 		return;
 	}
 	/* Record how far this vTPM got, so an older file is refused. */
-	v->final_work.data = v;
-	if (v->exit_code == 0 && !v->managed)
-		uv_queue_work(v->loop, &v->final_work, watermark_work,
-			      final_after);
+	v->final_work = (struct worker_req){
+		.work = watermark_work,
+		.after = final_after,
+		.data = v,
+	};
+	if (v->exit_code == 0 && !v->managed &&
+	    !mark_holds(v, v->eng.meta.generation))
+		worker_queue(&v->worker, &v->final_work);
 	else
-		final_after(&v->final_work, 0);
+		final_after(&v->final_work);
 }
 
 static void transport_stopped(struct transport *t)
@@ -440,12 +460,15 @@ static void set_log_subject(const struct config *cfg, const uint8_t *uuid)
 	log_set_subject(subj);
 }
 
-static void watermark_start_after(uv_work_t *w, int status)
+static void watermark_start_after(struct worker_req *w)
 {
 	struct vtpm *v = w->data;
 
-	(void)status;
 	v->start_mark_busy = false;
+	if (v->mark_rc == 0) {
+		v->mark_known = true;
+		v->mark_gen = v->start_mark_gen;
+	}
 	if (v->stopping && !jobq_busy(&v->q))
 		finish_shutdown(v);
 }
@@ -466,7 +489,7 @@ static void startup_persist_done(struct vtpm_job *job)
 }
 
 /*
- * Power-on as the first job, on the thread pool: a xen-ring backend must
+ * Power-on as the first job, on the worker thread: a xen-ring backend must
  * answer the toolstack (InitWait) within libxl's 10 s, and libtpms takes
  * seconds to start a TPM 1.2 (and to manufacture a new one: an RSA-2048
  * endorsement key) on a slow machine.  Guest commands queue behind it.
@@ -593,6 +616,8 @@ static void load_standalone(struct vtpm *v, const struct config *cfg,
 		memcpy(exp.uuid, wuuid, 16);
 	}
 	exp.min_generation = have_mark ? wgen : 0;
+	v->mark_known = have_mark;
+	v->mark_gen = wgen;
 
 	rc = engine_setup(&v->eng, cfg->tpm_version, cfg->buffer_size);
 	if (rc)
@@ -627,7 +652,7 @@ static void load_standalone(struct vtpm *v, const struct config *cfg,
 
 /* ---- loading: with the manager ---- */
 
-/* Runs on the thread pool, right after a state slot is durable. */
+/* Runs on the worker thread, right after a state slot is durable. */
 static int save_hash_to_manager(struct engine *e, uint64_t generation,
 				const uint8_t hash[32], void *ctx)
 {
@@ -887,9 +912,9 @@ int instance_main(const struct config *cfg,
 	 */
 	if (strncmp(cfg->manager, "fd:3", 5) == 0)
 		close_range(4, ~0U, 0);
-	/* Engine jobs run one at a time: one worker is all the pool needs,
-	 * and fewer threads mean fewer stacks and malloc arenas per vTPM. */
-	setenv("UV_THREADPOOL_SIZE", "1", 1);
+	/* Off-loop work has one thread, and only while there is some
+	 * (instance/worker.h): fewer threads mean fewer stacks and malloc
+	 * arenas per vTPM. */
 	mallopt(M_ARENA_MAX, 1);
 	/* A fixed threshold: a client's large buffer (a 1 MiB state blob)
 	 * is mapped on its own and goes back to the system when freed. */
@@ -962,7 +987,9 @@ int instance_main(const struct config *cfg,
 	}
 	v->loop = uv_default_loop();
 	v->cfg = cfg;
-	jobq_init(&v->q, v->loop, &instance_jobq_ops, v);
+	if (worker_init(&v->worker, v->loop, WORKER_LINGER_MS))
+		fatalx("cannot set up the off-loop worker");
+	jobq_init(&v->q, &v->worker, &instance_jobq_ops, v);
 	signal(SIGPIPE, SIG_IGN);
 	uv_signal_init(v->loop, &v->sigterm);
 	uv_signal_init(v->loop, &v->sigint);
@@ -1002,7 +1029,7 @@ int instance_main(const struct config *cfg,
 	}
 	/*
 	 * What manufacturing or Startup changed goes to disk as the first
-	 * job, on the thread pool: commands that arrive meanwhile queue
+	 * job, on the worker thread: commands that arrive meanwhile queue
 	 * behind it, so none is answered before that state is durable.
 	 */
 	if (engine_is_dirty(&v->eng)) {
@@ -1030,14 +1057,18 @@ int instance_main(const struct config *cfg,
 	log_debug("start: listening after %.2f ms", ms_since(&t0));
 	log_info("ready: TPM %s serving", cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
 
-	/* Raise the floor to what was just loaded, off the loop.  With a
+	/* Raise the floor to what was just loaded, off the loop, unless it
+	 * is there already (the last clean stop put it there).  With a
 	 * manager, its record is the floor. */
-	if (!v->managed) {
-		v->start_mark_work.data = v;
+	if (!v->managed && !mark_holds(v, v->eng.meta.generation)) {
+		v->start_mark_work = (struct worker_req){
+			.work = watermark_work,
+			.after = watermark_start_after,
+			.data = v,
+		};
 		v->start_mark_gen = v->eng.meta.generation;
 		v->start_mark_busy = true;
-		uv_queue_work(v->loop, &v->start_mark_work, watermark_work,
-			      watermark_start_after);
+		worker_queue(&v->worker, &v->start_mark_work);
 	}
 
 	uv_run(v->loop, UV_RUN_DEFAULT);
@@ -1052,6 +1083,8 @@ int instance_main(const struct config *cfg,
 		}
 	}
 	pcrserve_stop(v, v->pcrserve);
+	worker_stop(&v->worker);
+	uv_run(v->loop, UV_RUN_DEFAULT); /* the worker's handle, if open */
 	uv_loop_close(v->loop);
 	engine_free(&v->eng);
 	OPENSSL_cleanse(v->migration_key, sizeof(v->migration_key));

@@ -4,10 +4,10 @@
 #include <errno.h>
 #include <stddef.h>
 
-void jobq_init(struct jobq *q, uv_loop_t *loop, const struct jobq_ops *ops,
-	       void *ctx)
+void jobq_init(struct jobq *q, struct worker *worker,
+	       const struct jobq_ops *ops, void *ctx)
 {
-	q->loop = loop;
+	q->worker = worker;
 	q->ops = ops;
 	q->ctx = ctx;
 	list_init(&q->queue);
@@ -17,7 +17,7 @@ void jobq_init(struct jobq *q, uv_loop_t *loop, const struct jobq_ops *ops,
 
 static void run_next(struct jobq *q);
 
-static void job_work(uv_work_t *w)
+static void job_work(struct worker_req *w)
 {
 	struct vtpm_job *job = w->data;
 	struct jobq *q = job->q;
@@ -27,13 +27,12 @@ static void job_work(uv_work_t *w)
 	job->persist_rc = q->ops->persist(q->ctx);
 }
 
-static void job_after_work(uv_work_t *w, int status)
+static void job_after_work(struct worker_req *w)
 {
 	struct vtpm_job *job = w->data;
 	struct jobq *q = job->q;
 	int rc = job->persist_rc;
 
-	(void)status;
 	q->cur = NULL;
 	if (rc) {
 		job->status = -EIO;
@@ -62,8 +61,9 @@ static void run_next(struct jobq *q)
 			q->ops->run(q->ctx, job);
 		if (job->offloop || q->ops->dirty(q->ctx)) {
 			job->work.data = job;
-			uv_queue_work(q->loop, &job->work, job_work,
-				      job_after_work);
+			job->work.work = job_work;
+			job->work.after = job_after_work;
+			worker_queue(q->worker, &job->work);
 			return;
 		}
 		q->cur = NULL;

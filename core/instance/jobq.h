@@ -6,9 +6,9 @@
  *
  * The rules it keeps:
  *  - jobs run in submission order, one at a time; a job runs on the loop
- *    thread, or on the thread pool when ops->offloop says so;
+ *    thread, or on the worker when ops->offloop says so;
  *  - durable before done: if the engine is dirty after a job, its state
- *    is persisted on the thread pool before the job's done() runs, so no
+ *    is persisted on the worker before the job's done() runs, so no
  *    answer leaves whose effect a crash could still lose;
  *  - a failed persist fails that job (-EIO), cancels everything queued
  *    behind it, and reports to ops->fatal: nothing runs on state that a
@@ -16,7 +16,7 @@
  *  - once drained (shutdown), every queued job and every job submitted
  *    later is done with -ECANCELED at once; the running one finishes.
  *
- * Loop thread only, but for the ops the thread pool calls (see below).
+ * Loop thread only, but for the ops the worker calls (see below).
  */
 #ifndef VTPM_JOBQ_H
 #define VTPM_JOBQ_H
@@ -25,6 +25,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "instance/worker.h"
 #include "lib/list.h"
 
 struct jobq;
@@ -46,7 +47,7 @@ struct vtpm_job {
 	uint32_t cmd_len;
 	int locality;          /* CMD: -1 keeps the current locality */
 	vtpm_call_fn call;     /* CALL: runs on the loop thread, or on the
-				  thread pool when call_offloop is set */
+				  worker when call_offloop is set */
 	bool call_offloop;
 	vtpm_job_cb done;      /* runs on the loop thread */
 	void *data;            /* the submitter's */
@@ -61,13 +62,13 @@ struct vtpm_job {
 	/* private to the queue */
 	struct list_node node;
 	struct jobq *q;
-	uv_work_t work;
+	struct worker_req work;
 	int persist_rc;
 	bool offloop;
 };
 
 struct jobq_ops {
-	/* Whether the job runs on the thread pool (loop thread). */
+	/* Whether the job runs on the worker (loop thread). */
 	bool (*offloop)(void *ctx, const struct vtpm_job *job);
 	/* Runs the job: fills rsp for a command (the thread offloop says). */
 	void (*run)(void *ctx, struct vtpm_job *job);
@@ -75,10 +76,10 @@ struct jobq_ops {
 	 * thread, right after an on-loop run). */
 	bool (*dirty)(void *ctx);
 	/* Makes changed state durable, 0 when nothing changed; 0 or a
-	 * negative errno (thread pool). */
+	 * negative errno (worker). */
 	int (*persist)(void *ctx);
 	/* Asks the running off-loop command to stop early (loop thread,
-	 * while run() runs on the pool). */
+	 * while run() runs on the worker). */
 	void (*cancel)(void *ctx);
 	/* persist failed after this job: its status is -EIO; give it its
 	 * answer (before done). */
@@ -91,7 +92,7 @@ struct jobq_ops {
 };
 
 struct jobq {
-	uv_loop_t *loop;
+	struct worker *worker;   /* runs what is off the loop */
 	const struct jobq_ops *ops;
 	void *ctx;
 	struct list_node queue;  /* of vtpm_job.node, oldest first */
@@ -99,8 +100,8 @@ struct jobq {
 	bool stopping;
 };
 
-void jobq_init(struct jobq *q, uv_loop_t *loop, const struct jobq_ops *ops,
-	       void *ctx);
+void jobq_init(struct jobq *q, struct worker *worker,
+	       const struct jobq_ops *ops, void *ctx);
 
 /* Queues a job; it may run, and be done, before this returns. */
 void jobq_submit(struct jobq *q, struct vtpm_job *job);
@@ -110,7 +111,7 @@ void jobq_submit(struct jobq *q, struct vtpm_job *job);
  * queued at all (already done). */
 bool jobq_withdraw(struct jobq *q, struct vtpm_job *job);
 
-/* Asks the running job to stop early, if it is a command on the pool. */
+/* Asks the running job to stop early, if it is a command on the worker. */
 void jobq_cancel(struct jobq *q);
 
 /* Shutdown: every queued job is done with -ECANCELED, in order, and so

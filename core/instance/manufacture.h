@@ -5,8 +5,8 @@
  * what tpm2_createek makes), their certificates and the platform
  * certificate from the manager's CA (EK_CERTIFY over the manager link),
  * written to NV at the TCG indices, platform-created and write-locked;
- * then the platform hierarchy closed.  Two engine jobs on the thread
- * pool: the work (its NV changes made durable after it, like any
+ * then the platform hierarchy closed.  Two engine jobs on the worker
+ * thread: the work (its NV changes made durable after it, like any
  * command's), then the report to the manager (MANUFACTURED).
  *
  * The parsers of the engine's answers are pure and exported for tests.

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The instance's end of the manager protocol: a blocking request/response
- * link, used only from engine jobs on the thread pool and before the loop
+ * link, used only from engine jobs on the worker thread and before the loop
  * starts, never from the loop thread.
  *
  * The manager asks too: PCR_READ (an MREQ frame) may arrive on the link

@@ -4,7 +4,7 @@
  * deep quote.  The link's reader thread hands a request over (one at a
  * time: the manager has at most one in flight per link); the loop queues
  * it as a job, so the PCRs are read between two guest commands, with the
- * engine to itself, on the thread pool; the answer goes back from there.
+ * engine to itself, on the worker thread; the answer goes back from there.
  *
  * A link that carries this instance's requests only (the Xen ring: the
  * manager's domain is the backend and can only answer) is polled
@@ -67,7 +67,7 @@ static int read_pcrs(struct vtpm *v, uint32_t mask,
 	return rc ? -EIO : 0;
 }
 
-/* Thread pool, the engine to itself. */
+/* Worker thread, the engine to itself. */
 static void pcr_read_call(struct vtpm *v, struct vtpm_job *job)
 {
 	struct pcrserve *s = job->data;
@@ -150,7 +150,7 @@ static void on_async(uv_async_t *h)
 
 /* ---- polled: PCR_FETCH, then PCR_REPORT ---- */
 
-/* Thread pool, the engine to itself. */
+/* Worker thread, the engine to itself. */
 static void fetch_call(struct vtpm *v, struct vtpm_job *job)
 {
 	struct pcrserve *s = job->data;

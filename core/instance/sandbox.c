@@ -27,7 +27,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "lib/log.h"
@@ -107,7 +106,7 @@ static int mkpath(const char *base, const char *path)
 	if (n >= sizeof(p))
 		return -ENAMETOOLONG;
 	for (char *c = p + strlen(base) + 1; *c; c++) {
-		if (*c != '/')
+		if (*c != '/' || c[-1] == '/')
 			continue;
 		*c = '\0';
 		if (mkdir(p, 0755) < 0 && errno != EEXIST)
@@ -261,11 +260,16 @@ static int private_root(const struct sandbox_spec *s)
 	return 0;
 }
 
+/* Every capability the kernel knows is dropped (dropping one that is
+ * gone already succeeds); EINVAL names the first past the last. */
 static int drop_bounding_set(void)
 {
-	for (int c = 0; prctl(PR_CAPBSET_READ, c, 0, 0, 0) >= 0; c++)
-		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
-			return -errno;
+	int c;
+
+	for (c = 0; prctl(PR_CAPBSET_DROP, c, 0, 0, 0) == 0; c++)
+		;
+	if (errno != EINVAL || c == 0)
+		return -errno;
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 &&
 	    errno != EINVAL)
 		return -errno;
@@ -297,8 +301,6 @@ int sandbox_isolate(const struct sandbox_spec *s)
 {
 	int rc, flags = CLONE_NEWNS;
 
-	/* localtime() reads /etc/localtime once; it is gone afterwards. */
-	tzset();
 	rc = set_limits(s);
 	if (rc)
 		return rc;

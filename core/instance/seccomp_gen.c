@@ -89,6 +89,13 @@ static int build_common(scmp_filter_ctx ctx, int dials)
 	 * with SECCOMP_FILTER_FLAG_TSYNC; the attribute only says so). */
 	int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
 
+	/* A binary tree of the system call numbers, not a list: the kernel
+	 * runs the program for every one of them when the instance loads it
+	 * (to cache the calls it always allows), and then for every call
+	 * the cache cannot answer (mmap, mprotect, clone, prctl).  Loading
+	 * went from 157 to 81 us (tools/bench/RESULTS.md). */
+	if (!rc)
+		rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2);
 	for (size_t i = 0; !rc && i < sizeof(allowed) / sizeof(allowed[0]); i++)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed[i], 0);
 	/* Threads (libuv's worker), never a new process. */

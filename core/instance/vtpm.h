@@ -4,7 +4,7 @@
  * time against the engine.  A job is a TPM command or a call (a function
  * run with exclusive use of the engine, for control-channel operations).
  * If a job changed persistent state, the state file is made durable on
- * the thread pool before the job's done callback runs, so a transport
+ * the worker thread before the job's done callback runs, so a transport
  * never releases a response whose effect could still be lost.
  */
 #ifndef VTPM_VTPM_H
@@ -62,14 +62,20 @@ struct vtpm {
 	struct transport transport;
 
 	struct jobq q;
+	struct worker worker;  /* the queue's and the instance's off-loop work */
 	mgrlink_dialer dial_manager; /* from instance_transports */
 	/* Jobs of the instance itself, run first. */
 	struct vtpm_job power_job, first_persist;
 	bool power_failed;     /* power_job's verdict */
 	uint8_t failrsp[TPM_HEADER_LEN]; /* a command whose state was lost */
-	uv_work_t start_mark_work, final_work;
+	struct worker_req start_mark_work, final_work;
 	uint64_t start_mark_gen;
 	bool start_mark_busy;
+	/* What the watermark file holds, when known (read at start, or
+	 * written since): a write that would not raise it is skipped. */
+	bool mark_known;
+	uint64_t mark_gen;
+	int mark_rc;           /* the last watermark write's */
 
 	uv_signal_t sigterm, sigint, sigusr2;
 	struct mgrlink link;   /* to the manager, when managed */
@@ -94,7 +100,7 @@ struct vtpm {
 	uint8_t exit_tag[64];
 	uint32_t exit_tag_len;
 	int exit_save_rc;
-	uv_work_t exit_save_work;
+	struct worker_req exit_save_work;
 };
 
 /* The instance's engine, for the functions of instance/engine.h (from a

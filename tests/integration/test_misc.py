@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
-"""The TCP transport with tpm2-tools, sd_notify readiness, the config file
+"""The TCP transport with tpm2-tools, sd_notify readiness, one thread
+unless something is written, the config file
 with the command line winning, a second instance on the same state, and
 stale socket files."""
 
@@ -98,6 +99,61 @@ check(rc not in (0, None) and "not a socket" in e.log_text(),
       e.log_text())
 check(open(os.path.join(wd, "notasocket")).read() == "x",
       "and its contents are intact")
+
+# ---- one thread unless something is written ----
+def threads(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+    return -1
+
+
+def threads_settle(pid, want, secs=2.0):
+    n = threads(pid)
+    end = time.time() + secs
+    while n != want and time.time() < end:
+        time.sleep(0.02)
+        n = threads(pid)
+    return n
+
+
+w = Instance(a.vtpm, os.path.join(wd, "threads"))
+os.makedirs(w.wd, exist_ok=True)
+w.start()
+pid = w.proc.pid
+# The new TPM's first state and watermark are written by the worker,
+# which ends 50 ms after its last work.
+check(threads_settle(pid, 1) == 1,
+      "an idle instance runs one thread (the worker is gone)",
+      threads(pid))
+s = w.connect()
+rcs = set(rc_of(transact(s, getrandom(16))) for _ in range(50))
+check(rcs == {0} and threads(pid) == 1,
+      "50 GetRandom start no thread", (rcs, threads(pid)))
+def worker_tids(pid):
+    return set(int(t) for t in os.listdir("/proc/%d/task" % pid)) - {pid}
+
+
+rc = rc_of(transact(s, nv_define(0x01500020, 8)))
+check(rc == 0, "NV_DefineSpace", hex(rc))
+# Each answer leaves the worker behind for 50 ms: look right after each.
+tids = set(worker_tids(pid))
+for i in range(20):
+    transact(s, nv_write(0x01500020, bytes([i]) * 8))
+    tids |= worker_tids(pid)
+check(len(tids) >= 1, "state changes bring the worker", tids)
+# One worker serves writes closer together than 50 ms; a few are allowed
+# for a loaded machine that stalls this test between two writes.
+check(len(tids) <= 4, "writes closer than 50 ms keep one worker "
+      "(%d worker threads for 21 writes)" % len(tids), tids)
+check(threads_settle(pid, 1) == 1, "the worker ends once writes stop",
+      threads(pid))
+r = transact(s, nv_read(0x01500020, 8))
+check(rc_of(r) == 0 and nv_read_data(r) == bytes([19]) * 8,
+      "and the last write is there", r.hex())
+s.close()
+check(w.stop() == 0, "the instance stops cleanly")
 
 # ---- config file ----
 cd = os.path.join(wd, "conf")

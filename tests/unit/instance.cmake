@@ -3,12 +3,19 @@
 # tests/CMakeLists.txt.
 find_package(Threads REQUIRED)
 
-# The job queue against a fake engine (a real libuv loop and pool).
+# The job queue against a fake engine (a real libuv loop and worker).
 add_executable(test_jobq unit/test_jobq.c)
 target_link_libraries(test_jobq PRIVATE vtpm_instance PkgConfig::CMOCKA
   Threads::Threads)
 add_test(NAME unit_jobq COMMAND test_jobq)
 set_tests_properties(unit_jobq PROPERTIES LABELS unit TIMEOUT 120)
+
+# The off-loop worker: a thread only while there is work.
+add_executable(test_worker unit/test_worker.c)
+target_link_libraries(test_worker PRIVATE vtpm_instance PkgConfig::CMOCKA
+  Threads::Threads)
+add_test(NAME unit_worker COMMAND test_worker)
+set_tests_properties(unit_worker PROPERTIES LABELS unit TIMEOUT 120)
 
 # engine_load/engine_load_slots: errno and state-file verdict kept apart.
 add_executable(test_engine_load unit/test_engine_load.c)

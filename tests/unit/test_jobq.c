@@ -24,6 +24,7 @@
 
 struct fake {
 	uv_loop_t loop;
+	struct worker worker;
 	struct jobq q;
 
 	pthread_mutex_t mu; /* the log and the flags: two threads use them */
@@ -42,7 +43,7 @@ struct tjob {
 	struct vtpm_job job;
 	struct fake *f;
 	int id;
-	bool offloop;        /* runs on the thread pool */
+	bool offloop;        /* runs on the worker */
 	bool dirties;        /* changes persistent state */
 	bool blocks;         /* runs until cancelled or released */
 	bool was_dirty_at_done;
@@ -248,7 +249,9 @@ static int setup(void **state)
 	f->jobs = calloc(5, sizeof(*f->jobs));
 	if (!f->jobs)
 		return -1;
-	jobq_init(&f->q, &f->loop, &fake_ops, f);
+	if (worker_init(&f->worker, &f->loop, 20))
+		return -1;
+	jobq_init(&f->q, &f->worker, &fake_ops, f);
 	*state = f;
 	return 0;
 }
@@ -261,6 +264,8 @@ static int teardown(void **state)
 	release(f);
 	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_false(jobq_busy(&f->q));
+	worker_stop(&f->worker);
+	uv_run(&f->loop, UV_RUN_DEFAULT);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	pthread_cond_destroy(&f->cond);
 	pthread_mutex_destroy(&f->mu);
