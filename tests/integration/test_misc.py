@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: BSD-3-Clause
 """The TCP transport with tpm2-tools, sd_notify readiness, one thread
-unless something is written, the config file
+unless something is written, the watermark written only when it would
+rise, the config file
 with the command line winning, a second instance on the same state, and
 stale socket files."""
 
@@ -154,6 +155,41 @@ check(rc_of(r) == 0 and nv_read_data(r) == bytes([19]) * 8,
       "and the last write is there", r.hex())
 s.close()
 check(w.stop() == 0, "the instance stops cleanly")
+
+# ---- the watermark is written only when it would rise ----
+g = Instance(a.vtpm, os.path.join(wd, "mark"))
+g.start()
+mark = g.state_path() + ".gen"
+
+
+def mark_id():
+    st = os.stat(mark)    # each write is an atomic replace: a new inode
+    return (st.st_ino, st.st_mtime_ns)
+
+
+check(g.stop() == 0, "new TPM: clean stop")
+m1 = mark_id()
+# Startup and Shutdown change the state, so a clean stop writes the
+# watermark; the start after it loads what the watermark holds already.
+g.start()
+s = g.connect()
+transact(s, getrandom(8))
+time.sleep(0.3)
+check(mark_id() == m1,
+      "a start after a clean stop leaves the watermark alone")
+check(rc_of(transact(s, nv_define(0x01500021, 8))) == 0, "NV_DefineSpace")
+s.close()
+g.kill()
+check(mark_id() == m1, "a crash leaves the watermark behind the state")
+g.start()
+for _ in range(200):
+    if mark_id() != m1:
+        break
+    time.sleep(0.01)
+m2 = mark_id()
+check(m2 != m1, "the next start raises it to the loaded generation")
+check(g.stop() == 0 and mark_id() != m2,
+      "a clean stop raises it to the last generation")
 
 # ---- config file ----
 cd = os.path.join(wd, "conf")
