@@ -884,6 +884,39 @@ static void isolate(const struct config *cfg,
 		close(sb.run_dirfd);
 }
 
+/* Which TPM serves, and where. */
+static void log_ready(const struct config *cfg)
+{
+	const struct transport_spec *ts = &cfg->transport;
+	const char *ver = cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2";
+
+	if (ts->kind == TRANSPORT_UNIX)
+		log_info("ready: TPM %s serving on unix:%s", ver, ts->path);
+	else if (ts->kind == TRANSPORT_TCP)
+		log_info("ready: TPM %s serving on tcp:%s:%u", ver, ts->host,
+			 ts->port);
+	else
+		log_info("ready: TPM %s serving on the Xen ring (devid %u)", ver,
+			 cfg->devid);
+}
+
+static void start_transport(struct vtpm *v, const struct config *cfg,
+			    const struct transport_ops *ops,
+			    const struct timespec *t0)
+{
+	int rc;
+
+	v->transport.ops = ops;
+	v->transport.vtpm = v;
+	v->transport.loop = v->loop;
+	v->transport.cfg = cfg;
+	rc = ops->start(&v->transport);
+	if (rc)
+		fatalx("cannot start transport %s: %s", ops->name,
+		       strerror(-rc));
+	log_debug("start: %s after %.2f ms", "transport up", ms_since(t0));
+}
+
 int instance_main(const struct config *cfg,
 		  const struct instance_transports *transports)
 {
@@ -891,7 +924,7 @@ int instance_main(const struct config *cfg,
 	struct vtpm *v = &vtpm;
 	struct state_keys keys;
 	char name[128];
-	int dirfd, lockfd, rc;
+	int dirfd, lockfd;
 	uint32_t src;
 	bool deferred_power, moved;
 	struct timespec t0;
@@ -954,6 +987,18 @@ int instance_main(const struct config *cfg,
 		       lockfd == -EWOULDBLOCK
 			       ? "in use by another vtpm-service process"
 			       : strerror(-lockfd));
+	v->loop = uv_default_loop();
+	v->cfg = cfg;
+	/*
+	 * A socket listens before the state loads, as swtpm's does: a client
+	 * that connects meanwhile has its first command queued by the
+	 * kernel, read once the loop runs (when the TPM is up), instead of
+	 * finding no socket and retrying.  After the lock, so that a second
+	 * process on the same vTPM never touches the first one's socket.
+	 * The Xen ring comes up after the engine, as before.
+	 */
+	if (cfg->transport.kind != TRANSPORT_XEN_RING)
+		start_transport(v, cfg, ops, &t0);
 	if (cfg->manager[0])
 		load_managed(v, cfg, dirfd, name);
 	else
@@ -985,8 +1030,6 @@ int instance_main(const struct config *cfg,
 		log_debug("start: %s after %.2f ms", "TPM started",
 			  ms_since(&t0));
 	}
-	v->loop = uv_default_loop();
-	v->cfg = cfg;
 	if (worker_init(&v->worker, v->loop, WORKER_LINGER_MS))
 		fatalx("cannot set up the off-loop worker");
 	jobq_init(&v->q, &v->worker, &instance_jobq_ops, v);
@@ -1000,17 +1043,8 @@ int instance_main(const struct config *cfg,
 	v->sigusr2.data = v;
 	uv_signal_start(&v->sigusr2, on_migrate_signal, SIGUSR2);
 
-	v->transport.ops = cfg->transport.kind == TRANSPORT_XEN_RING
-				   ? transports->xen_ring
-				   : transports->unix_socket;
-	v->transport.vtpm = v;
-	v->transport.loop = v->loop;
-	v->transport.cfg = cfg;
-	rc = v->transport.ops->start(&v->transport);
-	if (rc)
-		fatalx("cannot start transport %s: %s", v->transport.ops->name,
-		       strerror(-rc));
-	log_debug("start: %s after %.2f ms", "transport up", ms_since(&t0));
+	if (cfg->transport.kind == TRANSPORT_XEN_RING)
+		start_transport(v, cfg, ops, &t0);
 	/* Listening, state loaded: from here on, only the allowlist. */
 	if (!cfg->no_sandbox && sandbox_available() &&
 	    sandbox_lock(!cfg->manager[0]))
@@ -1055,7 +1089,7 @@ int instance_main(const struct config *cfg,
 		start_pcrserve(v);
 	vtpm_notify_ready();
 	log_debug("start: listening after %.2f ms", ms_since(&t0));
-	log_info("ready: TPM %s serving", cfg->tpm_version == TPM_VERSION_2 ? "2.0" : "1.2");
+	log_ready(cfg);
 
 	/* Raise the floor to what was just loaded, off the loop, unless it
 	 * is there already (the last clean stop put it there).  With a

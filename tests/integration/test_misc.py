@@ -101,6 +101,28 @@ check(rc not in (0, None) and "not a socket" in e.log_text(),
 check(open(os.path.join(wd, "notasocket")).read() == "x",
       "and its contents are intact")
 
+# ---- a client may connect before the TPM is up ----
+e = Instance(a.vtpm, os.path.join(wd, "early"))
+e.start(wait=False)
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(30)
+connected = False
+for _ in range(2000):
+    try:
+        s.connect(e.sock)
+        connected = True
+        break
+    except OSError:
+        time.sleep(0.001)
+ready_at_connect = "ready:" in e.log_text()
+r = transact(s, getrandom(8)) if connected else b""
+check(connected and rc_of(r) == 0,
+      "a command sent as soon as the socket exists is answered once the "
+      "TPM is up (ready already logged at connect: %s)" % ready_at_connect,
+      r.hex())
+s.close()
+check(e.stop() == 0, "and the instance stops cleanly")
+
 # ---- one thread unless something is written ----
 def threads(pid):
     with open("/proc/%d/status" % pid) as f:

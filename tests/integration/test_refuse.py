@@ -30,6 +30,10 @@ def expect_refusal(name, inst, *needles):
     check(ok, "%s: refused (rc=%s)" % (name, rc), "log: %s" % log)
     check(snapshot(inst.state_dir) == before,
           "%s: state directory byte-for-byte unchanged" % name)
+    # Sockets listen before the state loads: the refusal removes them.
+    check(not os.path.lexists(inst.sock) and
+          not os.path.lexists(inst.sock + ".ctrl"),
+          "%s: no socket file left behind" % name)
     os.truncate(inst.log_path, 0)
 
 

@@ -1045,6 +1045,41 @@ static void on_connection(uv_stream_t *server, int status)
 }
 
 /* Removes a stale socket file, but never a live socket or another file. */
+/*
+ * The socket files this process has bound and not yet closed.  Sockets
+ * listen before the state loads (instance.c), so a start refused after
+ * that exits with them bound: the exit removes them, and a client is
+ * not left a path that nothing serves.
+ */
+static struct listener *bound[2];
+
+static void unlink_bound(void)
+{
+	for (size_t i = 0; i < 2; i++)
+		if (bound[i] && bound[i]->path[0])
+			unlink(bound[i]->path);
+}
+
+static void bound_add(struct listener *l)
+{
+	static bool registered;
+
+	if (!registered && atexit(unlink_bound) == 0)
+		registered = true;
+	for (size_t i = 0; i < 2; i++)
+		if (!bound[i]) {
+			bound[i] = l;
+			return;
+		}
+}
+
+static void bound_drop(struct listener *l)
+{
+	for (size_t i = 0; i < 2; i++)
+		if (bound[i] == l)
+			bound[i] = NULL;
+}
+
 static int prepare_socket_path(const char *path)
 {
 	struct sockaddr_un sa;
@@ -1093,6 +1128,7 @@ static int listen_unix(struct usock *us, struct listener *l, const char *path)
 	umask(old);
 	if (rc)
 		return rc;
+	bound_add(l);
 	if (cfg->socket_group[0]) {
 		struct group *g = getgrnam(cfg->socket_group);
 		if (!g) {
@@ -1191,16 +1227,19 @@ static int usock_start(struct transport *t)
 		rc = listen_unix(us, &us->ctrl, ctrlpath);
 		if (!rc)
 			rc = listen_unix(us, &us->data, ts->path);
+		/* Before the state is loaded, so before the log lines name
+		 * the vTPM's UUID: the instance's "ready" line says where it
+		 * serves. */
 		if (!rc)
-			log_info("listening on %s (data) and %s (control)",
-				 ts->path, ctrlpath);
+			log_debug("listening on %s (data) and %s (control)",
+				  ts->path, ctrlpath);
 	} else if (ts->kind == TRANSPORT_TCP) {
 		rc = listen_tcp(us, &us->data, ts->host, ts->port);
 		if (!rc)
 			rc = listen_tcp(us, &us->ctrl, ts->host, ts->port + 1);
 		if (!rc)
-			log_info("listening on %s port %u (data) and %u (control)",
-				 ts->host, ts->port, ts->port + 1);
+			log_debug("listening on %s port %u (data) and %u (control)",
+				  ts->host, ts->port, ts->port + 1);
 	} else {
 		rc = -EINVAL;
 	}
@@ -1212,6 +1251,7 @@ static void listener_closed(uv_handle_t *h)
 	struct listener *l = h->data;
 	struct usock *us = l->us;
 
+	bound_drop(l);
 	if (l->path[0])
 		unlink(l->path);
 	us->open_handles--;
