@@ -884,6 +884,21 @@ static void isolate(const struct config *cfg,
 		close(sb.run_dirfd);
 }
 
+/* SIGTERM and SIGINT stop the instance, SIGUSR2 migrates it: each taken
+ * by the loop, so one that comes during start-up acts once it runs. */
+static void install_signals(struct vtpm *v)
+{
+	signal(SIGPIPE, SIG_IGN);
+	uv_signal_init(v->loop, &v->sigterm);
+	uv_signal_init(v->loop, &v->sigint);
+	v->sigterm.data = v->sigint.data = v;
+	uv_signal_start(&v->sigterm, on_signal, SIGTERM);
+	uv_signal_start(&v->sigint, on_signal, SIGINT);
+	uv_signal_init(v->loop, &v->sigusr2);
+	v->sigusr2.data = v;
+	uv_signal_start(&v->sigusr2, on_migrate_signal, SIGUSR2);
+}
+
 /* Which TPM serves, and where. */
 static void log_ready(const struct config *cfg)
 {
@@ -997,8 +1012,12 @@ int instance_main(const struct config *cfg,
 	 * process on the same vTPM never touches the first one's socket.
 	 * The Xen ring comes up after the engine, as before.
 	 */
-	if (cfg->transport.kind != TRANSPORT_XEN_RING)
+	if (cfg->transport.kind != TRANSPORT_XEN_RING) {
+		/* A client may stop what it saw listen: the signal is taken
+		 * once the loop runs, and the stop is a clean one. */
+		install_signals(v);
 		start_transport(v, cfg, ops, &t0);
+	}
 	if (cfg->manager[0])
 		load_managed(v, cfg, dirfd, name);
 	else
@@ -1033,18 +1052,10 @@ int instance_main(const struct config *cfg,
 	if (worker_init(&v->worker, v->loop, WORKER_LINGER_MS))
 		fatalx("cannot set up the off-loop worker");
 	jobq_init(&v->q, &v->worker, &instance_jobq_ops, v);
-	signal(SIGPIPE, SIG_IGN);
-	uv_signal_init(v->loop, &v->sigterm);
-	uv_signal_init(v->loop, &v->sigint);
-	v->sigterm.data = v->sigint.data = v;
-	uv_signal_start(&v->sigterm, on_signal, SIGTERM);
-	uv_signal_start(&v->sigint, on_signal, SIGINT);
-	uv_signal_init(v->loop, &v->sigusr2);
-	v->sigusr2.data = v;
-	uv_signal_start(&v->sigusr2, on_migrate_signal, SIGUSR2);
-
-	if (cfg->transport.kind == TRANSPORT_XEN_RING)
+	if (cfg->transport.kind == TRANSPORT_XEN_RING) {
+		install_signals(v);
 		start_transport(v, cfg, ops, &t0);
+	}
 	/* Listening, state loaded: from here on, only the allowlist. */
 	if (!cfg->no_sandbox && sandbox_available() &&
 	    sandbox_lock(!cfg->manager[0]))

@@ -7,6 +7,7 @@ with the command line winning, a second instance on the same state, and
 stale socket files."""
 
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -122,6 +123,21 @@ check(connected and rc_of(r) == 0,
       r.hex())
 s.close()
 check(e.stop() == 0, "and the instance stops cleanly")
+# SIGTERM as soon as the socket exists: taken once the TPM is up, a
+# clean stop (before, the default action would kill it mid-start).
+rcs, early = [], 0
+for _ in range(10):
+    os.truncate(e.log_path, 0)
+    e.start(wait=False)
+    for _ in range(4000):
+        if os.path.lexists(e.sock):
+            break
+        time.sleep(0.0002)
+    e.proc.send_signal(signal.SIGTERM)
+    early += "ready:" not in e.log_text()
+    rcs.append(e.proc.wait(20))
+check(rcs == [0] * 10, "SIGTERM right after the socket appears is a clean "
+      "stop, 10 times (%d of them before ready was logged)" % early, rcs)
 
 # ---- one thread unless something is written ----
 def threads(pid):
@@ -145,12 +161,14 @@ w = Instance(a.vtpm, os.path.join(wd, "threads"))
 os.makedirs(w.wd, exist_ok=True)
 w.start()
 pid = w.proc.pid
-# The new TPM's first state and watermark are written by the worker,
-# which ends 50 ms after its last work.
+# The socket listens before the TPM is up: the first answer comes once
+# the new TPM's first state is durable.  That state and the watermark
+# are written by the worker, which ends 50 ms after its last work.
+s = w.connect()
+check(rc_of(transact(s, getrandom(8))) == 0, "the first GetRandom")
 check(threads_settle(pid, 1) == 1,
       "an idle instance runs one thread (the worker is gone)",
       threads(pid))
-s = w.connect()
 rcs = set(rc_of(transact(s, getrandom(16))) for _ in range(50))
 check(rcs == {0} and threads(pid) == 1,
       "50 GetRandom start no thread", (rcs, threads(pid)))
