@@ -915,11 +915,17 @@ static void log_ready(const struct config *cfg)
 			 cfg->devid);
 }
 
-static void start_transport(struct vtpm *v, const struct config *cfg,
-			    const struct transport_ops *ops,
-			    const struct timespec *t0)
+/*
+ * Signals, then the transport: a client may stop what it saw listen, and
+ * the signal, taken by the loop once it runs, makes that a clean stop.
+ */
+static void start_serving(struct vtpm *v, const struct config *cfg,
+			  const struct transport_ops *ops,
+			  const struct timespec *t0)
 {
 	int rc;
+
+	install_signals(v);
 
 	v->transport.ops = ops;
 	v->transport.vtpm = v;
@@ -1012,12 +1018,8 @@ int instance_main(const struct config *cfg,
 	 * process on the same vTPM never touches the first one's socket.
 	 * The Xen ring comes up after the engine, as before.
 	 */
-	if (cfg->transport.kind != TRANSPORT_XEN_RING) {
-		/* A client may stop what it saw listen: the signal is taken
-		 * once the loop runs, and the stop is a clean one. */
-		install_signals(v);
-		start_transport(v, cfg, ops, &t0);
-	}
+	if (cfg->transport.kind != TRANSPORT_XEN_RING)
+		start_serving(v, cfg, ops, &t0);
 	if (cfg->manager[0])
 		load_managed(v, cfg, dirfd, name);
 	else
@@ -1052,10 +1054,8 @@ int instance_main(const struct config *cfg,
 	if (worker_init(&v->worker, v->loop, WORKER_LINGER_MS))
 		fatalx("cannot set up the off-loop worker");
 	jobq_init(&v->q, &v->worker, &instance_jobq_ops, v);
-	if (cfg->transport.kind == TRANSPORT_XEN_RING) {
-		install_signals(v);
-		start_transport(v, cfg, ops, &t0);
-	}
+	if (cfg->transport.kind == TRANSPORT_XEN_RING)
+		start_serving(v, cfg, ops, &t0);
 	/* Listening, state loaded: from here on, only the allowlist. */
 	if (!cfg->no_sandbox && sandbox_available() &&
 	    sandbox_lock(!cfg->manager[0]))

@@ -74,11 +74,7 @@ def nfds(pid):
 
 
 def vmrss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return -1
+    return proc_status(pid, "VmRSS")
 
 
 def mssim(c, locality):

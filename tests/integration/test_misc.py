@@ -141,11 +141,7 @@ check(rcs == [0] * 10, "SIGTERM right after the socket appears is a clean "
 
 # ---- one thread unless something is written ----
 def threads(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Threads:"):
-                return int(line.split()[1])
-    return -1
+    return proc_status(pid, "Threads")
 
 
 def threads_settle(pid, want, secs=2.0):

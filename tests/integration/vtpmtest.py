@@ -84,6 +84,16 @@ def workdir(a, name):
     return base
 
 
+def proc_status(pid, field):
+    """An integer field of /proc/PID/status ("Threads", "VmRSS"), -1 if
+    absent."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return -1
+
+
 def make_key(path, raw=False):
     data = secrets.token_bytes(32)
     with open(path, "wb") as f:
