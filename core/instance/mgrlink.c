@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@ void mgrlink_init(struct mgrlink *l)
 
 	memset(l, 0, sizeof(*l));
 	l->fd = -1;
+	l->stopfd = -1;
 	l->timeout_ms = 60000;
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_mutex_init(&l->wmu, NULL);
@@ -328,18 +330,21 @@ static void *reader_main(void *arg)
 	size_t off = 0;
 
 	for (;;) {
+		/* Asleep until the manager writes or mgrlink_serve_stop
+		 * says stop: an idle vTPM's reader never wakes. */
+		struct pollfd p[2] = {
+			{ .fd = l->fd, .events = POLLIN },
+			{ .fd = l->stopfd, .events = POLLIN },
+		};
 		ssize_t n;
 		int flen, rc;
 
-		pthread_mutex_lock(&l->mu);
-		rc = l->stop;
-		pthread_mutex_unlock(&l->mu);
-		if (rc)
-			break;
-		rc = io_wait(l->fd, POLLIN, 200);
-		if (rc == -ETIMEDOUT)
+		rc = poll(p, 2, -1);
+		if (rc < 0 && errno == EINTR)
 			continue;
-		n = rc ? -1 : recv(l->fd, buf + off, sizeof(buf) - off, 0);
+		if (rc < 0 || p[1].revents)
+			break;
+		n = recv(l->fd, buf + off, sizeof(buf) - off, 0);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (n <= 0)
@@ -383,10 +388,20 @@ int mgrlink_serve(struct mgrlink *l, mgrlink_request_fn on_request,
 	}
 	l->on_request = on_request;
 	l->ctx = ctx;
-	l->stop = l->hung_up = false;
+	l->hung_up = false;
+	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->stopfd < 0) {
+		rc = errno;
+		pthread_mutex_unlock(&l->xmu);
+		return -rc;
+	}
 	rc = pthread_create(&l->reader, NULL, reader_main, l);
-	if (!rc)
+	if (!rc) {
 		l->serving = true;
+	} else {
+		close(l->stopfd);
+		l->stopfd = -1;
+	}
 	pthread_mutex_unlock(&l->xmu);
 	return -rc;
 }
@@ -527,12 +542,17 @@ int mgrlink_call_within(struct mgrlink *l, const struct mgr_req *req,
 
 void mgrlink_serve_stop(struct mgrlink *l)
 {
+	uint64_t one = 1;
+
 	if (!l->serving)
 		return;
-	pthread_mutex_lock(&l->mu);
-	l->stop = true;
-	pthread_mutex_unlock(&l->mu);
+	/* An eventfd's counter takes it (it is nowhere near its limit). */
+	if (write(l->stopfd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+		log_warnx("cannot wake the manager link's reader: %s",
+			  strerror(errno));
 	pthread_join(l->reader, NULL);
+	close(l->stopfd);
+	l->stopfd = -1;
 	l->serving = false;
 }
 

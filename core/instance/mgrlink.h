@@ -56,10 +56,11 @@ struct mgrlink {
 	/* Serving (socket variant): the reader thread owns the input. */
 	bool serving;
 	pthread_t reader;
+	int stopfd;              /* eventfd: the reader's "stop", or -1 */
 	pthread_mutex_t mu;      /* the fields below */
 	pthread_cond_t cv;
 	pthread_mutex_t wmu;     /* one writer at a time */
-	bool stop, hung_up, waiting, rsp_ready;
+	bool hung_up, waiting, rsp_ready;
 	uint8_t rsp[MGR_MAX_FRAME];
 	size_t rsp_len;
 	/* A posted request whose answer is still due (under xmu), and the

@@ -109,6 +109,32 @@ with open("/proc/%d/status" % pid) as f:
 check(os.geteuid() != 0 or uid_line.split()[1] != "0",
       "instances run as an unprivileged user", uid_line)
 
+
+def switches(p):
+    """Context switches of every thread of process p so far."""
+    n = 0
+    for t in os.listdir("/proc/%d/task" % p):
+        try:
+            with open("/proc/%d/task/%s/status" % (p, t)) as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:",
+                                        "nonvoluntary_ctxt_switches:")):
+                        n += int(line.split()[1])
+        except FileNotFoundError:
+            pass  # a thread that just ended
+    return n
+
+
+# An idle managed instance sleeps: none of its threads wakes on a timer
+# (the manager link's reader thread used to poll every 200 ms: 10
+# wake-ups in 2 s).
+time.sleep(0.5)
+sw0 = switches(pid)
+time.sleep(2.0)
+sw1 = switches(pid)
+check(sw1 - sw0 <= 1, "an idle managed instance does not wake up: %d "
+      "context switches in 2 s" % (sw1 - sw0), (sw0, sw1))
+
 # An instance that cannot be restarted (its state directory taken over
 # by another uid after a crash) is retried with a doubling backoff, not
 # at a fixed interval, and comes back once the directory is fixed.
