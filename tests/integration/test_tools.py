@@ -49,7 +49,8 @@ gen_before = os.path.getsize(inst.state_path())
 
 rc = inst.stop()
 check(rc == 0, "SIGTERM stops the instance with exit 0", "rc=%s" % rc)
-check(not os.path.exists(inst.sock), "socket files are removed at exit")
+check(not os.path.exists(inst.sock) and not os.path.exists(inst.ctrl),
+      "socket files are removed at exit (data and control)")
 
 inst = Instance(a.vtpm, wd, key=inst.key,
                extra=["--allow-plaintext-state"]).start()

@@ -1121,13 +1121,16 @@ static int listen_unix(struct usock *us, struct listener *l, const char *path)
 	l->h.handle.data = l;
 	us->open_handles++;
 	l->active = true;
-	snprintf(l->path, sizeof(l->path), "%s", path);
 	/* Created 0600 from the start; no window with a wider mode. */
 	old = umask(0177);
 	rc = uv_pipe_bind(&l->h.pipe, path);
 	umask(old);
 	if (rc)
 		return rc;
+	/* Ours from here on: removed at exit if the handle never closes
+	 * (a refused start); a close removes it itself (libuv unlinks a
+	 * bound path before it closes the descriptor). */
+	snprintf(l->path, sizeof(l->path), "%s", path);
 	bound_add(l);
 	if (cfg->socket_group[0]) {
 		struct group *g = getgrnam(cfg->socket_group);
@@ -1251,9 +1254,6 @@ static void listener_closed(uv_handle_t *h)
 	struct listener *l = h->data;
 	struct usock *us = l->us;
 
-	bound_drop(l);
-	if (l->path[0])
-		unlink(l->path);
 	us->open_handles--;
 	usock_maybe_stopped(us);
 }
@@ -1266,10 +1266,17 @@ static void usock_stop(struct transport *t, void (*done)(struct transport *t))
 	us->stopped = done;
 	if (us->idle_fd >= 0 && !uv_is_closing((uv_handle_t *)&us->idle_poll))
 		uv_close((uv_handle_t *)&us->idle_poll, idle_closed);
-	if (us->data.active && !uv_is_closing(&us->data.h.handle))
+	/* uv_close unlinks a bound path before it closes the descriptor;
+	 * nothing here unlinks it again (another server may have bound it
+	 * since), not even at exit. */
+	if (us->data.active && !uv_is_closing(&us->data.h.handle)) {
+		bound_drop(&us->data);
 		uv_close(&us->data.h.handle, listener_closed);
-	if (us->ctrl.active && !uv_is_closing(&us->ctrl.h.handle))
+	}
+	if (us->ctrl.active && !uv_is_closing(&us->ctrl.h.handle)) {
+		bound_drop(&us->ctrl);
 		uv_close(&us->ctrl.h.handle, listener_closed);
+	}
 	list_for_each_safe(n, next, &us->conns) {
 		struct conn *c = list_item(n, struct conn, node);
 
