@@ -690,6 +690,29 @@ static int save_hash_to_manager(struct engine *e, uint64_t generation,
 }
 
 /* LOADHASHKEY, retried with backoff while the manager is unreachable. */
+/*
+ * Waits ms between two tries to reach the manager; true if SIGTERM or
+ * SIGINT came meanwhile (or during the try before: they are blocked, so
+ * they wait here).
+ */
+static bool stop_while_waiting(const sigset_t *stops, unsigned int ms)
+{
+	struct timespec ts = {
+		.tv_sec = ms / 1000,
+		.tv_nsec = (long)(ms % 1000) * 1000000,
+	};
+	int sig;
+
+	do
+		sig = sigtimedwait(stops, NULL, &ts);
+	while (sig < 0 && errno == EINTR);
+	if (sig <= 0)
+		return false;
+	log_info("signal %d while the manager is unreachable: stopping "
+		 "before any state was loaded", sig);
+	return true;
+}
+
 static void manager_load_key(struct vtpm *v, const struct config *cfg,
 			     struct mgr_rsp *rsp)
 {
@@ -697,8 +720,22 @@ static void manager_load_key(struct vtpm *v, const struct config *cfg,
 	struct mgr_req req = { .type = MGR_MSG_LOADHASHKEY };
 	bool inherited = strncmp(cfg->manager, "fd:", 3) == 0;
 	unsigned int delay_ms = 100;
+	sigset_t stops, old;
 	char err[200];
 
+	/*
+	 * With the signals taken by the loop (a socket that listens before
+	 * the load), a stop would wait for the load, and this one waits for
+	 * the manager without end: SIGTERM and SIGINT are held here and
+	 * looked at between two tries, and end the instance there.  One
+	 * that comes during the last, successful try is the loop's, once
+	 * it runs (a clean stop of a started TPM).
+	 */
+	sigemptyset(&stops);
+	sigaddset(&stops, SIGTERM);
+	sigaddset(&stops, SIGINT);
+	if (v->signals_on)
+		pthread_sigmask(SIG_BLOCK, &stops, &old);
 	for (;;) {
 		int rc = mgrlink_is_open(link)
 				 ? 0
@@ -717,10 +754,15 @@ static void manager_load_key(struct vtpm *v, const struct config *cfg,
 		log_warnx("manager %s unreachable (%s); retrying in %u ms, "
 			  "serving nothing until the state is loaded",
 			  cfg->manager, err, delay_ms);
-		usleep(delay_ms * 1000);
+		if (!v->signals_on)
+			usleep(delay_ms * 1000);
+		else if (stop_while_waiting(&stops, delay_ms))
+			exit(0);
 		if (delay_ms < 10000)
 			delay_ms *= 2;
 	}
+	if (v->signals_on)
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (rsp->status != MGR_SUCCESS)
 		fatalx("the manager gives no key for this vTPM: %s",
 		       mgrproto_status_str(rsp->status));
@@ -897,6 +939,7 @@ static void install_signals(struct vtpm *v)
 	uv_signal_init(v->loop, &v->sigusr2);
 	v->sigusr2.data = v;
 	uv_signal_start(&v->sigusr2, on_migrate_signal, SIGUSR2);
+	v->signals_on = true;
 }
 
 /* Which TPM serves, and where. */

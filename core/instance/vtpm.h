@@ -78,6 +78,7 @@ struct vtpm {
 	int mark_rc;           /* the last watermark write's */
 
 	uv_signal_t sigterm, sigint, sigusr2;
+	bool signals_on;       /* install_signals ran (before the load) */
 	struct mgrlink link;   /* to the manager, when managed */
 	uv_poll_t link_poll;   /* the manager link, watched for hang-up */
 	struct pcrserve *pcrserve; /* the manager's requests on the link */

@@ -3,8 +3,8 @@
 """The TCP transport with tpm2-tools, sd_notify readiness, one thread
 unless something is written, the watermark written only when it would
 rise, the config file
-with the command line winning, a second instance on the same state, and
-stale socket files."""
+with the command line winning, a second instance on the same state,
+stale socket files, and a stop while the manager is unreachable."""
 
 import os
 import signal
@@ -266,4 +266,45 @@ r = subprocess.run([a.vtpm, "--role=manager", "--state-dir", wd + "/m",
                    capture_output=True, timeout=20)
 check(r.returncode == 1 and b"cannot open" in r.stderr and b"nomem" in r.stderr,
       "--hal tis-mmio on a missing register window names it", r.stderr)
+
+# ---- a stop while the manager cannot be reached ----
+# The socket listens and the signals are the loop's before the state
+# loads; an instance whose manager is not there retries without end, and
+# a SIGTERM must still end it at once (it used to wait for the manager).
+ud = os.path.join(wd, "nomgr")
+os.makedirs(ud, mode=0o700, exist_ok=True)
+usock = os.path.join(ud, "tpm.sock")
+ulog = os.path.join(ud, "log")
+with open(ulog, "wb") as lf:
+    p = subprocess.Popen([a.vtpm, "--role=instance", "--domid", "3",
+                          "--uuid", "6b3c7a2e-1f4d-4e8a-9c21-0d5e6f7a8b9c",
+                          "--manager", os.path.join(ud, "no-manager.sock"),
+                          "--transport", "unix:" + usock, "--state-dir", ud],
+                         stdout=lf, stderr=subprocess.STDOUT)
+
+
+def ulog_text():
+    with open(ulog, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+for _ in range(400):
+    if ulog_text().count("unreachable") >= 2:
+        break
+    time.sleep(0.05)
+waited = ulog_text().count("unreachable") >= 2 and os.path.exists(usock)
+t_sig = time.time()
+p.send_signal(signal.SIGTERM)
+try:
+    rc = p.wait(15)
+except subprocess.TimeoutExpired:
+    p.kill()
+    p.wait(20)
+    rc = None
+took = time.time() - t_sig
+check(waited and rc == 0 and took < 2.0 and not os.path.exists(usock) and
+      "stopping before any state was loaded" in ulog_text(),
+      "SIGTERM while the manager is unreachable ends the instance at once "
+      "(exit 0 after %.2f s, its socket removed)" % took,
+      (waited, rc, ulog_text()[-400:]))
 finish()
