@@ -689,7 +689,6 @@ static int save_hash_to_manager(struct engine *e, uint64_t generation,
 	return 0;
 }
 
-/* LOADHASHKEY, retried with backoff while the manager is unreachable. */
 /*
  * Waits ms between two tries to reach the manager; true if SIGTERM or
  * SIGINT came meanwhile (or during the try before: they are blocked, so
@@ -713,6 +712,7 @@ static bool stop_while_waiting(const sigset_t *stops, unsigned int ms)
 	return true;
 }
 
+/* LOADHASHKEY, retried with backoff while the manager is unreachable. */
 static void manager_load_key(struct vtpm *v, const struct config *cfg,
 			     struct mgr_rsp *rsp)
 {
